@@ -1,0 +1,254 @@
+"""Command line: parse arguments, run, render. Nothing else lives here.
+
+Heavy modules (rich, pyroute2, dnspython, psutil) are imported only by the command that
+needs them, so ``netcheck --version`` and ``netcheck checks`` start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import IO, NoReturn, Optional, Sequence
+
+from netcheck import __version__
+
+EXIT_UNKNOWN = 3
+COMMANDS = ("diagnose", "checks", "server")
+FORMATS = ("text", "json", "ndjson", "nagios", "junit", "prometheus")
+AVAILABLE_FORMATS = ("text", "json", "ndjson", "nagios")
+
+
+class UsageError(Exception):
+    """Bad command-line input: one line for the user, exit code 3."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 3600 seconds")
+    return value
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"port {text[:20]!r} is not a number from 1 to 65535")
+    return int(text)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=FORMATS, default="text", help="output format")
+    p.add_argument("--json", dest="format", action="store_const", const="json",
+                   help="same as --format json")
+    p.add_argument("--timeout", type=_positive, default=2.0, help="per-probe timeout (s)")
+    p.add_argument("--deadline", type=_positive, default=15.0, help="bound on the whole run (s)")
+    fam = p.add_mutually_exclusive_group()
+    fam.add_argument("-4", dest="family", action="store_const", const=4, help="IPv4 only")
+    fam.add_argument("-6", dest="family", action="store_const", const=6, help="IPv6 only")
+    p.add_argument("--interface", metavar="IF", help="diagnose this egress interface")
+    p.add_argument("--cafile", metavar="PATH", help="extra CA bundle for TLS")
+    p.add_argument("--cert", metavar="PATH", help="client certificate for mutual TLS")
+    p.add_argument("--key", metavar="PATH", help="client key for mutual TLS")
+    p.add_argument("--lang", choices=("en", "es", "ca"), help="language of texts")
+    p.add_argument("--no-color", action="store_true", help="no colours")
+    p.add_argument("-q", "--quiet", action="store_true", help="only the diagnosis")
+    p.add_argument("-v", "--verbose", action="store_true", help="show the evidence")
+    p.add_argument("--sysroot", default=os.environ.get("NETCHECK_SYSROOT", "/"),
+                   help=argparse.SUPPRESS)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (``netcheck TARGET`` is rewritten to ``netcheck diagnose TARGET``)."""
+    parser = _Parser(prog="netcheck", description="Why can't this host reach that server? "
+                     "OSI layer by layer, bottom up, on the path the packets really take.")
+    parser.add_argument("--version", action="version", version=f"netcheck {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    diag = sub.add_parser("diagnose", help="walk L1 -> L7 towards TARGET")
+    diag.add_argument("target", help="host, host:port, address, [v6]:port or scheme://host[:port]")
+    diag.add_argument("--port", type=_port, help="override the port")
+    _common(diag)
+    lst = sub.add_parser("checks", help="list the registered checks, by layer")
+    _common(lst)
+    srv = sub.add_parser("server", help="server side: is the service on this host reachable?")
+    srv.add_argument("--port", type=_port, required=True)
+    _common(srv)
+    return parser
+
+
+def _normalise(argv: list[str]) -> list[str]:
+    """Put the command first; no command means ``diagnose`` (``netcheck TARGET``)."""
+    if any(a in ("-h", "--help", "--version") for a in argv[:1]):
+        return argv
+    for i, arg in enumerate(argv):
+        if arg in COMMANDS:
+            return [arg, *argv[:i], *argv[i + 1:]]
+    if not argv or all(a in ("-h", "--help", "--version") for a in argv):
+        return argv
+    return ["diagnose", *argv]
+
+
+def _wants_json(argv: Sequence[str]) -> bool:
+    if "--json" in argv:
+        return True
+    for i, arg in enumerate(argv):
+        if arg == "--format" and i + 1 < len(argv):
+            return argv[i + 1] in ("json", "ndjson")
+        if arg in ("--format=json", "--format=ndjson"):
+            return True
+    return False
+
+
+def _target_text(argv: Sequence[str]) -> str:
+    for arg in argv:
+        if not arg.startswith("-") and arg not in COMMANDS:
+            return _mask(arg)
+    return ""
+
+
+def _mask(text: str) -> str:
+    """Hide a password in a URL-looking argument, even one the parser rejected."""
+    scheme, sep, rest = text.partition("://")
+    if sep and "@" in rest.split("/")[0]:
+        cred, _, host = rest.partition("@")
+        if ":" in cred:
+            return f"{scheme}://{cred.split(':')[0]}:***@{host}"
+    return text
+
+
+def _fail(argv: Sequence[str], message: str, out: IO[str], err: IO[str]) -> int:
+    message = " ".join(message.split())[:300]
+    if _wants_json(argv):
+        from netcheck.render.json import error_document
+        import json
+
+        out.write(json.dumps(error_document(_target_text(argv), message), indent=2) + "\n")
+    else:
+        err.write(f"netcheck: error: {message}\n")
+    return EXIT_UNKNOWN
+
+
+def run(argv: Optional[Sequence[str]] = None, out: IO[str] = sys.stdout,
+        err: IO[str] = sys.stderr) -> int:
+    """Run netcheck with these arguments; return the exit code."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(_normalise(args_list))
+        if args.command is None:
+            raise UsageError("give a TARGET (e.g. netcheck www.example.org) or a command; "
+                             "see netcheck --help")
+        if args.command == "checks":
+            return _list_checks(out)
+        if args.format not in AVAILABLE_FORMATS:
+            raise UsageError(f"--format {args.format} is not available for this command yet")
+        if args.command == "server":
+            raise UsageError("netcheck server is not available in this version yet")
+        return _diagnose(args, out, err)
+    except UsageError as exc:
+        return _fail(args_list, str(exc), out, err)
+    except KeyboardInterrupt:
+        return _fail(args_list, "interrupted", out, err)
+    except Exception as exc:  # the contract: one clear line (or one JSON), never a traceback
+        return _fail(args_list, f"internal error: {type(exc).__name__}: {exc}", out, err)
+
+
+def _diagnose(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    import asyncio
+
+    from netcheck import registry
+    from netcheck.runner import Options, diagnose
+    from netcheck.target import TargetError, parse_target
+
+    try:
+        target = parse_target(args.target, args.port)
+    except TargetError as exc:
+        raise UsageError(str(exc)) from None
+    if args.interface is not None and not _valid_ifname(args.interface):
+        raise UsageError(f"--interface {args.interface[:20]!r} is not a valid interface name")
+    options = Options(timeout=args.timeout, deadline=args.deadline, family=args.family,
+                      interface=args.interface, lang=args.lang or "en", verbose=args.verbose,
+                      sysroot=args.sysroot)
+    reg = registry.load()
+    for warning in reg.warnings:
+        registry.warn(warning)
+    report = asyncio.run(_bounded(diagnose(target, options, reg.for_mode("diagnose")),
+                                  options.deadline))
+    _render(report, args, out)
+    return report.verdict.exit_code
+
+
+async def _bounded(coro, deadline: float):  # type: ignore[no-untyped-def]
+    """The runner keeps its own deadline; this is the backstop if the snapshot hangs."""
+    import asyncio
+
+    try:
+        return await asyncio.wait_for(coro, deadline)
+    except asyncio.TimeoutError:
+        raise UsageError(f"no result within the deadline ({deadline:g} s)") from None
+
+
+def _valid_ifname(name: str) -> bool:
+    return 0 < len(name) < 16 and all(c.isalnum() or c in "-_.@:" for c in name)
+
+
+def _render(report, args: argparse.Namespace, out: IO[str]) -> None:  # type: ignore[no-untyped-def]
+    if args.format in ("json", "ndjson"):
+        import json
+
+        indent = 2 if args.format == "json" else None
+        out.write(json.dumps(report.to_json(), indent=indent, ensure_ascii=False) + "\n")
+    elif args.format == "nagios":
+        from netcheck.render.nagios import render_nagios
+
+        out.write(render_nagios(report) + "\n")
+    elif args.quiet:
+        rc = report.root_cause
+        line = report.verdict.value.upper()
+        if rc is not None:
+            line += f": {rc.result.code} (L{int(rc.layer)}) {rc.result.summary}"
+        out.write(line + "\n")
+    else:
+        from rich.console import Console
+
+        from netcheck.render.text import render_text
+
+        color = not args.no_color and "NO_COLOR" not in os.environ
+        console = Console(file=out, no_color=not color, highlight=False)
+        render_text(report, verbose=args.verbose, color=color, console=console)
+
+
+def _list_checks(out: IO[str]) -> int:
+    from netcheck import registry
+    from netcheck.model import Layer
+
+    reg = registry.load()
+    for warning in reg.warnings:
+        registry.warn(warning)
+    for layer in Layer:
+        mine = [c for c in reg.checks if c.layer == layer]
+        if not mine:
+            continue
+        out.write(f"L{int(layer)} {layer.label}\n")
+        for c in mine:
+            codes = f"  [{', '.join(c.codes)}]" if c.codes else ""
+            out.write(f"  {c.id:<22} {c.title}{codes}\n")
+    return 0
+
+
+def main() -> NoReturn:
+    """Console entry point."""
+    code = run()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:
+        pass
+    # A probe thread stuck in a system call must not hold the process past the deadline.
+    os._exit(code)

@@ -1,0 +1,316 @@
+"""One snapshot of the host's network state, taken once per run and shared by all checks.
+
+Links, addresses, routes and neighbours come from a single netlink dump through pyroute2;
+hardware, drivers, rfkill and counters come from sysfs under a configurable root, so that
+recorded fixtures of real machines can stand in for hardware a namespace cannot have.
+The snapshot is plain data (``to_json`` / ``from_json``) so it can be recorded and replayed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+# rtnetlink constants (linux/if.h, linux/if_addr.h, linux/rtnetlink.h, linux/neighbour.h)
+IFF_UP = 0x1
+IFF_LOOPBACK = 0x8
+IFF_LOWER_UP = 0x10000
+IFA_F_DADFAILED = 0x08
+IFA_F_TENTATIVE = 0x40
+ROUTE_TYPES = {1: "unicast", 2: "local", 3: "broadcast", 6: "blackhole", 7: "unreachable",
+               8: "prohibit", 9: "throw"}
+NUD_STATES = {0x01: "INCOMPLETE", 0x02: "REACHABLE", 0x04: "STALE", 0x08: "DELAY",
+              0x10: "PROBE", 0x20: "FAILED", 0x40: "NOARP", 0x80: "PERMANENT"}
+_FLAG_NAMES = [(0x1, "UP"), (0x2, "BROADCAST"), (0x8, "LOOPBACK"), (0x10, "POINTOPOINT"),
+               (0x80, "NOARP"), (0x1000, "MULTICAST"), (0x10000, "LOWER_UP"), (0x20000, "DORMANT")]
+STAT_NAMES = ("rx_bytes", "rx_packets", "rx_errors", "rx_dropped",
+              "tx_bytes", "tx_packets", "tx_errors", "tx_dropped")
+
+
+@dataclass
+class Link:
+    index: int
+    name: str
+    flags: int
+    operstate: str
+    mtu: int
+    kind: Optional[str] = None
+    mac: Optional[str] = None
+    stats: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def admin_up(self) -> bool:
+        return bool(self.flags & IFF_UP)
+
+    @property
+    def carrier(self) -> bool:
+        return bool(self.flags & IFF_LOWER_UP)
+
+    @property
+    def is_loopback(self) -> bool:
+        return bool(self.flags & IFF_LOOPBACK)
+
+    @property
+    def flag_names(self) -> list[str]:
+        names = [n for bit, n in _FLAG_NAMES if self.flags & bit]
+        if self.admin_up and not self.carrier:
+            names.insert(0, "NO-CARRIER")
+        return names
+
+
+@dataclass
+class Addr:
+    ifindex: int
+    family: int
+    address: str
+    prefixlen: int
+    scope: int
+    flags: int
+
+    @property
+    def ip(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+        return ipaddress.ip_address(self.address)
+
+    @property
+    def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+        return ipaddress.ip_interface(f"{self.address}/{self.prefixlen}").network
+
+    @property
+    def link_local(self) -> bool:
+        return self.ip.is_link_local
+
+    @property
+    def dad_failed(self) -> bool:
+        return bool(self.flags & IFA_F_DADFAILED)
+
+    @property
+    def tentative(self) -> bool:
+        return bool(self.flags & IFA_F_TENTATIVE) and not self.dad_failed
+
+
+@dataclass
+class Route:
+    family: int
+    dst: Optional[str]  # None for a default route
+    dst_len: int
+    type: str
+    oif: Optional[int] = None
+    gateway: Optional[str] = None
+    prefsrc: Optional[str] = None
+    priority: int = 0
+    onlink: bool = False
+
+    @property
+    def is_default(self) -> bool:
+        return self.dst_len == 0
+
+
+@dataclass
+class Neighbour:
+    ifindex: int
+    address: str
+    state: str
+    lladdr: Optional[str] = None
+
+
+@dataclass
+class RouteLookup:
+    """The kernel's answer to ``ip route get DST``: the path one packet would take."""
+
+    destination: str
+    type: str  # unicast, local, blackhole, unreachable, prohibit, none (no route), error
+    oif: Optional[int] = None
+    ifname: Optional[str] = None
+    gateway: Optional[str] = None
+    prefsrc: Optional[str] = None
+    error: Optional[str] = None
+
+
+@dataclass
+class Facts:
+    """The snapshot. Build it with :func:`snapshot`, or :meth:`from_json` for a recording."""
+
+    links: list[Link] = field(default_factory=list)
+    addresses: list[Addr] = field(default_factory=list)
+    routes: list[Route] = field(default_factory=list)
+    neighbours: list[Neighbour] = field(default_factory=list)
+    hostname: str = ""
+    privileged: bool = False
+    sysroot: str = "/"
+    netlink_error: Optional[str] = None
+
+    # -- lookups -------------------------------------------------------------------
+    def link(self, name: Optional[str] = None, index: Optional[int] = None) -> Optional[Link]:
+        """The link with this name or index, if any."""
+        for lk in self.links:
+            if (name is not None and lk.name == name) or (index is not None and lk.index == index):
+                return lk
+        return None
+
+    def addrs_of(self, ifindex: int, family: Optional[int] = None) -> list[Addr]:
+        """Addresses on one interface, optionally of one family."""
+        return [a for a in self.addresses
+                if a.ifindex == ifindex and (family is None or a.family == family)]
+
+    def defaults(self, family: int) -> list[Route]:
+        """Default routes of a family, best (lowest metric) first."""
+        found = [r for r in self.routes if r.family == family and r.is_default]
+        return sorted(found, key=lambda r: r.priority)
+
+    def neighbour(self, ifindex: int, address: str) -> Optional[Neighbour]:
+        for n in self.neighbours:
+            if n.ifindex == ifindex and n.address == address:
+                return n
+        return None
+
+    def sys(self, *parts: str) -> Path:
+        """A path under the sysfs/procfs root (``/`` on a live host, a fixture in tests)."""
+        return Path(self.sysroot, *parts)
+
+    def read_sys(self, *parts: str) -> Optional[str]:
+        """Contents of a sysfs/procfs file, stripped, or None when absent or unreadable."""
+        try:
+            return self.sys(*parts).read_text(errors="replace").strip()
+        except OSError:
+            return None
+
+    def link_stats(self, name: str) -> dict[str, int]:
+        """Fresh counters of one interface from sysfs (used to see what grew during a run)."""
+        stats: dict[str, int] = {}
+        for stat in STAT_NAMES:
+            value = self.read_sys("sys/class/net", name, "statistics", stat)
+            if value is not None and value.isdigit():
+                stats[stat] = int(value)
+        return stats
+
+    # -- recording -----------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any], sysroot: Optional[str] = None) -> Facts:
+        return cls(
+            links=[Link(**x) for x in doc.get("links", [])],
+            addresses=[Addr(**x) for x in doc.get("addresses", [])],
+            routes=[Route(**x) for x in doc.get("routes", [])],
+            neighbours=[Neighbour(**x) for x in doc.get("neighbours", [])],
+            hostname=doc.get("hostname", ""),
+            privileged=doc.get("privileged", False),
+            sysroot=sysroot or doc.get("sysroot", "/"),
+        )
+
+
+def has_net_raw() -> bool:
+    """True when this process may open raw sockets (root or CAP_NET_RAW effective)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) & (1 << 13))
+    except OSError:
+        pass
+    return os.geteuid() == 0
+
+
+def _attr(msg: Any, name: str, default: Any = None) -> Any:
+    value = msg.get_attr(name)
+    return default if value is None else value
+
+
+def snapshot(sysroot: str = "/") -> Facts:
+    """Take the one netlink snapshot of this run (links, addresses, routes, neighbours)."""
+    facts = Facts(hostname=socket.gethostname(), privileged=has_net_raw(), sysroot=sysroot)
+    try:
+        from pyroute2 import IPRoute  # heavy import (~150 ms): only when a run needs it
+
+        with IPRoute() as ipr:
+            for msg in ipr.get_links():
+                stats = _attr(msg, "IFLA_STATS64") or {}
+                linkinfo = msg.get_attr("IFLA_LINKINFO")
+                facts.links.append(Link(
+                    index=msg["index"],
+                    name=_attr(msg, "IFLA_IFNAME", "?"),
+                    flags=msg["flags"],
+                    operstate=_attr(msg, "IFLA_OPERSTATE", "UNKNOWN"),
+                    mtu=_attr(msg, "IFLA_MTU", 0),
+                    kind=linkinfo.get_attr("IFLA_INFO_KIND") if linkinfo else None,
+                    mac=msg.get_attr("IFLA_ADDRESS"),
+                    stats={k: int(stats.get(k, 0)) for k in STAT_NAMES} if stats else {},
+                ))
+            for msg in ipr.get_addr():
+                address = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
+                if address is None:
+                    continue
+                facts.addresses.append(Addr(
+                    ifindex=msg["index"], family=msg["family"], address=address,
+                    prefixlen=msg["prefixlen"], scope=msg["scope"],
+                    flags=_attr(msg, "IFA_FLAGS", msg["flags"]),
+                ))
+            for family in (socket.AF_INET, socket.AF_INET6):
+                for msg in ipr.get_routes(family=family, table=254):
+                    facts.routes.append(Route(
+                        family=family,
+                        dst=msg.get_attr("RTA_DST"),
+                        dst_len=msg["dst_len"],
+                        type=ROUTE_TYPES.get(msg["type"], str(msg["type"])),
+                        oif=msg.get_attr("RTA_OIF"),
+                        gateway=msg.get_attr("RTA_GATEWAY"),
+                        prefsrc=msg.get_attr("RTA_PREFSRC"),
+                        priority=_attr(msg, "RTA_PRIORITY", 0),
+                        onlink=bool(msg["flags"] & 4),
+                    ))
+            for msg in ipr.get_neighbours():
+                dst = msg.get_attr("NDA_DST")
+                if dst is None:
+                    continue
+                facts.neighbours.append(Neighbour(
+                    ifindex=msg["ifindex"], address=dst,
+                    state=NUD_STATES.get(msg["state"], str(msg["state"])),
+                    lladdr=msg.get_attr("NDA_LLADDR"),
+                ))
+    except Exception as exc:  # no netlink (seccomp, exotic kernel): checks skip, never crash
+        facts.netlink_error = f"{type(exc).__name__}: {exc}"
+    return facts
+
+
+def route_get(destination: str, oif: Optional[int] = None) -> RouteLookup:
+    """Ask the kernel which way a packet to ``destination`` would go (``ip route get``)."""
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    lookup = RouteLookup(destination=destination, type="none")
+    try:
+        with IPRoute() as ipr:
+            kwargs: dict[str, Any] = {"dst": destination.split("%")[0]}
+            if oif is not None:
+                kwargs["oif"] = oif
+            msgs = ipr.route("get", **kwargs)
+            if not msgs:
+                return lookup
+            msg = msgs[0]
+            lookup.type = ROUTE_TYPES.get(msg["type"], str(msg["type"]))
+            lookup.oif = msg.get_attr("RTA_OIF")
+            lookup.gateway = msg.get_attr("RTA_GATEWAY")
+            lookup.prefsrc = msg.get_attr("RTA_PREFSRC")
+            if lookup.oif is not None:
+                links = ipr.get_links(lookup.oif)
+                if links:
+                    lookup.ifname = links[0].get_attr("IFLA_IFNAME")
+    except NetlinkError as exc:
+        import errno
+
+        lookup.type = {
+            errno.ENETUNREACH: "none",
+            errno.EHOSTUNREACH: "unreachable",
+            errno.EACCES: "prohibit",
+            errno.EINVAL: "blackhole",
+        }.get(exc.code, "error")
+        lookup.error = os.strerror(exc.code) if exc.code else str(exc)
+    except Exception as exc:
+        lookup.type = "error"
+        lookup.error = f"{type(exc).__name__}: {exc}"
+    return lookup

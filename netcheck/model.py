@@ -1,0 +1,169 @@
+"""The data netcheck passes around: layers, statuses, results, hints and the report.
+
+Everything here is plain dataclasses with a ``to_json`` that yields JSON-native values,
+so renderers never compute anything and the JSON document follows CONTRACT.md exactly.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+SCHEMA = "netcheck/1"
+
+
+class Layer(enum.IntEnum):
+    """OSI layer numbers, as the slides' ladder counts them."""
+
+    PHYSICAL = 1
+    LINK = 2
+    NETWORK = 3
+    TRANSPORT = 4
+    SESSION = 5
+    PRESENTATION = 6
+    APPLICATION = 7
+
+    @property
+    def label(self) -> str:
+        return self.name.capitalize()
+
+
+class Status(str, enum.Enum):
+    """Outcome of one check."""
+
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "fail"
+    SKIP = "skip"
+    ERROR = "error"
+
+
+class Verdict(str, enum.Enum):
+    """Outcome of a whole run; the exit code follows the monitoring-plugins convention."""
+
+    OK = "ok"
+    DEGRADED = "degraded"
+    BROKEN = "broken"
+    UNKNOWN = "unknown"
+
+    @property
+    def exit_code(self) -> int:
+        return {"ok": 0, "degraded": 1, "broken": 2, "unknown": 3}[self.value]
+
+
+@dataclass
+class Hint:
+    """What a person should do, with the exact commands for this host."""
+
+    text: str
+    commands: list[str] = field(default_factory=list)
+    docs: Optional[str] = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"text": self.text, "commands": list(self.commands), "docs": self.docs}
+
+
+@dataclass
+class Result:
+    """What a check returns: a judgement plus the evidence behind it."""
+
+    status: Status
+    summary: str
+    code: Optional[str] = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+    hint: Optional[Hint] = None
+    blocked_by: Optional[str] = None
+
+
+def passed(summary: str, **evidence: Any) -> Result:
+    """A passing result."""
+    return Result(Status.PASS, summary, evidence=evidence)
+
+
+def failed(code: str, summary: str, hint: Optional[Hint] = None, **evidence: Any) -> Result:
+    """A failing result carrying a problem code."""
+    return Result(Status.FAIL, summary, code=code, evidence=evidence, hint=hint)
+
+
+def warned(code: str, summary: str, hint: Optional[Hint] = None, **evidence: Any) -> Result:
+    """A warning carrying a problem code."""
+    return Result(Status.WARN, summary, code=code, evidence=evidence, hint=hint)
+
+
+def skipped(summary: str, **evidence: Any) -> Result:
+    """A check that could not or need not run; the summary says why."""
+    return Result(Status.SKIP, summary, evidence=evidence)
+
+
+@dataclass
+class CheckOutcome:
+    """A check's result as the report carries it: the declaration plus the result."""
+
+    id: str
+    layer: Layer
+    title: str
+    result: Result
+    duration_ms: float = 0.0
+
+    @property
+    def status(self) -> Status:
+        return self.result.status
+
+    def to_json(self) -> dict[str, Any]:
+        r = self.result
+        return {
+            "id": self.id,
+            "layer": int(self.layer),
+            "title": self.title,
+            "status": r.status.value,
+            "code": r.code,
+            "summary": r.summary,
+            "evidence": r.evidence,
+            "hint": r.hint.to_json() if r.hint else None,
+            "blocked_by": r.blocked_by,
+            "duration_ms": round(self.duration_ms, 1),
+        }
+
+
+@dataclass
+class Report:
+    """One run of netcheck, ready for any renderer."""
+
+    mode: str
+    target: dict[str, Any]
+    host: dict[str, Any]
+    verdict: Verdict
+    root_cause: Optional[CheckOutcome]
+    checks: list[CheckOutcome]
+    started_at: str
+    duration_ms: float
+    version: str
+    error: Optional[str] = None
+
+    def to_json(self) -> dict[str, Any]:
+        root = None
+        if self.root_cause is not None:
+            rc = self.root_cause
+            root = {
+                "check": rc.id,
+                "layer": int(rc.layer),
+                "code": rc.result.code,
+                "summary": rc.result.summary,
+                "hint": rc.result.hint.to_json() if rc.result.hint else None,
+            }
+        doc: dict[str, Any] = {
+            "schema": SCHEMA,
+            "tool": {"name": "netcheck", "version": self.version},
+            "mode": self.mode,
+            "target": self.target,
+            "host": self.host,
+            "verdict": self.verdict.value,
+            "root_cause": root,
+            "checks": [c.to_json() for c in self.checks],
+            "started_at": self.started_at,
+            "duration_ms": round(self.duration_ms, 1),
+        }
+        if self.error is not None:
+            doc["error"] = self.error
+        return doc

@@ -1,0 +1,1 @@
+"""Measuring primitives: they return what they saw and never judge or print."""

@@ -1,0 +1,352 @@
+"""ICMP echo ("ping"), with or without Don't-Fragment, the unprivileged way when possible.
+
+Three ways, tried in this order once per run:
+1. an unprivileged ICMP datagram socket, where ``net.ipv4.ping_group_range`` admits our group;
+2. a raw socket, with root or CAP_NET_RAW;
+3. the system ``ping`` (iputils), which may carry its own capability.
+If none works the probe says so (``state="unavailable"``) and the checks skip; it never
+pretends a silence it could not measure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import re
+import shutil
+import socket
+import struct
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+IP_RECVERR = 11
+IPV6_RECVERR = 25
+IP_MTU_DISCOVER = 10
+IP_PMTUDISC_PROBE = 3
+IPV6_MTU_DISCOVER = 23
+IPV6_PMTUDISC_PROBE = 3
+IPV6_DONTFRAG = 62
+MSG_ERRQUEUE = 0x2000
+SO_EE_ORIGIN_ICMP = 2
+SO_EE_ORIGIN_ICMP6 = 3
+
+ICMP_NAMES = {
+    (3, 0): "net unreachable", (3, 1): "host unreachable", (3, 2): "protocol unreachable",
+    (3, 3): "port unreachable", (3, 4): "fragmentation needed", (3, 9): "net prohibited",
+    (3, 10): "host prohibited", (3, 13): "administratively prohibited",
+    (11, 0): "TTL exceeded in transit",
+}
+ICMP6_NAMES = {
+    (1, 0): "no route to destination", (1, 1): "administratively prohibited",
+    (1, 3): "address unreachable", (1, 4): "port unreachable", (1, 5): "source address failed policy",
+    (1, 6): "reject route", (2, 0): "packet too big", (3, 0): "hop limit exceeded",
+}
+
+
+@dataclass
+class PingResult:
+    """What one echo request met."""
+
+    address: str
+    state: str  # reply | timeout | icmp_error | send_error | unavailable
+    method: Optional[str] = None  # dgram | raw | ping
+    rtt_ms: Optional[float] = None
+    size: int = 0  # ICMP payload bytes
+    icmp_type: Optional[int] = None
+    icmp_code: Optional[int] = None
+    icmp_from: Optional[str] = None
+    mtu: Optional[int] = None  # from "fragmentation needed" / "packet too big" or EMSGSIZE
+    error: Optional[str] = None
+
+    @property
+    def icmp_name(self) -> Optional[str]:
+        if self.icmp_type is None:
+            return None
+        table = ICMP6_NAMES if ":" in self.address else ICMP_NAMES
+        return table.get((self.icmp_type, self.icmp_code or 0),
+                         f"type {self.icmp_type} code {self.icmp_code}")
+
+    def to_json(self) -> dict[str, object]:
+        out = {k: v for k, v in vars(self).items() if v is not None}
+        if self.rtt_ms is not None:
+            out["rtt_ms"] = round(self.rtt_ms, 3)
+        if self.icmp_type is not None:
+            out["icmp"] = self.icmp_name
+        return out
+
+
+_method_cache: dict[int, Optional[str]] = {}
+
+
+def available_method(family: int) -> Optional[str]:
+    """The way this process can send echo requests for a family, or None."""
+    if family in _method_cache:
+        return _method_cache[family]
+    proto = socket.IPPROTO_ICMP if family == socket.AF_INET else socket.IPPROTO_ICMPV6
+    method: Optional[str] = None
+    for kind, name in ((socket.SOCK_DGRAM, "dgram"), (socket.SOCK_RAW, "raw")):
+        try:
+            socket.socket(family, kind, proto).close()
+            method = name
+            break
+        except OSError:
+            continue
+    if method is None and shutil.which("ping"):
+        method = "ping"
+    _method_cache[family] = method
+    return method
+
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total = (total >> 16) + (total & 0xFFFF)
+    total += total >> 16
+    return ~total & 0xFFFF
+
+
+def _echo_packet(family: int, ident: int, seq: int, size: int) -> bytes:
+    kind = 8 if family == socket.AF_INET else 128
+    payload = (b"netcheck" * (size // 8 + 1))[:size]
+    header = struct.pack("!BBHHH", kind, 0, 0, ident, seq)
+    if family == socket.AF_INET:  # the kernel computes ICMPv6 checksums itself
+        header = struct.pack("!BBHHH", kind, 0, _checksum(header + payload), ident, seq)
+    return header + payload
+
+
+async def ping(address: str, timeout: float, size: int = 56, df: bool = False) -> PingResult:
+    """Send one echo request of ``size`` payload bytes and wait for what comes back."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    method = available_method(family)
+    if method is None:
+        return PingResult(address, "unavailable", error="no ICMP socket allowed and no ping binary")
+    if method == "ping":
+        return await _ping_binary(address, timeout, size, df)
+    return await _ping_socket(address, family, method, timeout, size, df)
+
+
+async def _ping_socket(address: str, family: int, method: str, timeout: float, size: int,
+                       df: bool) -> PingResult:
+    proto = socket.IPPROTO_ICMP if family == socket.AF_INET else socket.IPPROTO_ICMPV6
+    kind = socket.SOCK_DGRAM if method == "dgram" else socket.SOCK_RAW
+    result = PingResult(address, "timeout", method=method, size=size)
+    ident = int.from_bytes(os.urandom(2), "big")
+    seq = int.from_bytes(os.urandom(2), "big")
+    loop = asyncio.get_running_loop()
+    try:
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        return PingResult(address, "unavailable", method=method, error=str(exc))
+    try:
+        sock.setblocking(False)
+        if family == socket.AF_INET:
+            sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
+            if df:
+                sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_PROBE)
+        else:
+            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVERR, 1)
+            if df:
+                sock.setsockopt(socket.IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_PROBE)
+                sock.setsockopt(socket.IPPROTO_IPV6, IPV6_DONTFRAG, 1)
+        if method == "dgram":
+            sock.bind(("", 0) if family == socket.AF_INET else ("::", 0))
+            ident = sock.getsockname()[1]  # the kernel rewrites the id to the socket's "port"
+        packet = _echo_packet(family, ident, seq, size)
+        start = time.monotonic()
+        try:
+            sock.sendto(packet, (address.split("%")[0], 0))
+        except OSError as exc:
+            result.state = "send_error"
+            result.error = errno.errorcode.get(exc.errno or 0, str(exc))
+            if exc.errno == errno.EMSGSIZE:
+                result.mtu = _local_mtu_hint(sock, family)
+            return result
+        deadline = start + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return result
+            got = await _wait_readable(loop, sock, left)
+            if not got:
+                return result
+            err = _read_errqueue(sock)
+            if err is not None:
+                result.state = "icmp_error"
+                result.icmp_type, result.icmp_code, result.icmp_from, info = err
+                if _is_too_big(family, result.icmp_type, result.icmp_code):
+                    result.mtu = info
+                result.rtt_ms = (time.monotonic() - start) * 1000
+                return result
+            try:
+                data, peer = sock.recvfrom(65535)
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                result.state = "send_error"
+                result.error = errno.errorcode.get(exc.errno or 0, str(exc))
+                return result
+            matched = _match(family, method, data, ident, seq)
+            if matched is None:
+                continue
+            result.rtt_ms = (time.monotonic() - start) * 1000
+            kind_seen, code, mtu = matched
+            if kind_seen in (0, 129):
+                result.state = "reply"
+            else:
+                result.state = "icmp_error"
+                result.icmp_type, result.icmp_code, result.icmp_from = kind_seen, code, peer[0]
+                result.mtu = mtu
+            return result
+    finally:
+        sock.close()
+
+
+def _is_too_big(family: int, kind: Optional[int], code: Optional[int]) -> bool:
+    return (family == socket.AF_INET and kind == 3 and code == 4) or (
+        family == socket.AF_INET6 and kind == 2)
+
+
+def _local_mtu_hint(sock: socket.socket, family: int) -> Optional[int]:
+    try:
+        if family == socket.AF_INET:
+            return sock.getsockopt(socket.IPPROTO_IP, 14)  # IP_MTU
+        return sock.getsockopt(socket.IPPROTO_IPV6, 24)  # IPV6_MTU
+    except OSError:
+        return None
+
+
+async def _wait_readable(loop: asyncio.AbstractEventLoop, sock: socket.socket,
+                         timeout: float) -> bool:
+    fut: asyncio.Future[bool] = loop.create_future()
+
+    def ready() -> None:
+        if not fut.done():
+            fut.set_result(True)
+
+    loop.add_reader(sock.fileno(), ready)
+    try:
+        return await asyncio.wait_for(fut, timeout)
+    except asyncio.TimeoutError:
+        return False
+    finally:
+        loop.remove_reader(sock.fileno())
+
+
+def read_errqueue(sock: socket.socket) -> Optional[tuple[int, int, Optional[str], int]]:
+    """One ICMP error from the socket's error queue: (type, code, offender, info)."""
+    return _read_errqueue(sock)
+
+
+def _read_errqueue(sock: socket.socket) -> Optional[tuple[int, int, Optional[str], int]]:
+    try:
+        _, ancdata, _, _ = sock.recvmsg(512, 512, MSG_ERRQUEUE | socket.MSG_DONTWAIT)
+    except (BlockingIOError, InterruptedError):
+        return None
+    except OSError:
+        return None
+    for level, ctype, cdata in ancdata:
+        if (level, ctype) not in ((socket.IPPROTO_IP, IP_RECVERR),
+                                  (socket.IPPROTO_IPV6, IPV6_RECVERR)):
+            continue
+        if len(cdata) < 16:
+            continue
+        _errno, origin, kind, code, _pad, info, _data = struct.unpack("=IBBBBII", cdata[:16])
+        if origin not in (SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6):
+            continue
+        offender = _sockaddr_address(cdata[16:])
+        return kind, code, offender, info
+    return None
+
+
+def _sockaddr_address(raw: bytes) -> Optional[str]:
+    if len(raw) < 2:
+        return None
+    family = struct.unpack("=H", raw[:2])[0]
+    if family == socket.AF_INET and len(raw) >= 8:
+        return socket.inet_ntop(socket.AF_INET, raw[4:8])
+    if family == socket.AF_INET6 and len(raw) >= 24:
+        return socket.inet_ntop(socket.AF_INET6, raw[8:24])
+    return None
+
+
+def _match(family: int, method: str, data: bytes, ident: int,
+           seq: int) -> Optional[tuple[int, int, Optional[int]]]:
+    """Is this datagram the answer to our echo? -> (type, code, mtu) or None."""
+    if family == socket.AF_INET and method == "raw":
+        if len(data) < 20:
+            return None
+        data = data[(data[0] & 0x0F) * 4:]  # raw IPv4 sockets see the IP header
+    if len(data) < 8:
+        return None
+    kind, code = data[0], data[1]
+    if kind in (0, 129):
+        got_id, got_seq = struct.unpack("!HH", data[4:8])
+        # A datagram ICMP socket only ever sees its own replies; the id is rewritten.
+        ok = got_seq == seq and (method == "dgram" or got_id == ident)
+        return (kind, code, None) if ok else None
+    if family == socket.AF_INET and kind in (3, 11, 12):
+        inner = data[8:]
+        if len(inner) < 28 or inner[9] != 1:
+            return None
+        inner_icmp = inner[(inner[0] & 0x0F) * 4:]
+        if len(inner_icmp) < 8 or struct.unpack("!HH", inner_icmp[4:8]) != (ident, seq):
+            return None
+        mtu = struct.unpack("!H", data[6:8])[0] if kind == 3 and code == 4 else None
+        return kind, code, mtu
+    if family == socket.AF_INET6 and kind in (1, 2, 3, 4):
+        inner = data[8:]
+        if len(inner) < 48 or inner[6] != 58:
+            return None
+        if struct.unpack("!HH", inner[44:48]) != (ident, seq):
+            return None
+        mtu = struct.unpack("!I", data[4:8])[0] if kind == 2 else None
+        return kind, code, mtu
+    return None
+
+
+_PING_RTT = re.compile(r"time[=<]([\d.]+) ?ms")
+_PING_MTU = re.compile(r"mtu ?= ?(\d+)", re.I)
+
+
+async def _ping_binary(address: str, timeout: float, size: int, df: bool) -> PingResult:
+    argv = ["ping", "-n", "-c", "1", "-W", str(max(1, round(timeout + 0.49))), "-s", str(size)]
+    if ":" in address:
+        argv.insert(1, "-6")
+    if df:
+        argv += ["-M", "do"]
+    argv.append(address)
+    result = PingResult(address, "timeout", method="ping", size=size)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            env={"LC_ALL": "C", "PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+    except OSError as exc:
+        return PingResult(address, "unavailable", method="ping", error=str(exc))
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout + 1)
+    except asyncio.TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return result
+    text = out.decode(errors="replace")[:4000]
+    rtt = _PING_RTT.search(text)
+    if proc.returncode == 0 and rtt:
+        result.state, result.rtt_ms = "reply", float(rtt.group(1))
+    elif "Operation not permitted" in text or "permission denied" in text.lower():
+        return PingResult(address, "unavailable", method="ping", error="ping not permitted")
+    elif "too long" in text or "Frag needed" in text or "Packet too big" in text:
+        mtu = _PING_MTU.search(text)
+        result.state = "icmp_error" if "Frag needed" in text or "too big" in text else "send_error"
+        result.mtu = int(mtu.group(1)) if mtu else None
+        if result.state == "icmp_error":
+            result.icmp_type, result.icmp_code = ((2, 0) if ":" in address else (3, 4))
+    elif "Unreachable" in text or "Prohibited" in text:
+        result.state = "icmp_error"
+        result.icmp_type, result.icmp_code = (1, 0) if ":" in address else (3, 1)
+        m = re.search(r"From ([0-9a-fA-F:.]+)", text)
+        result.icmp_from = m.group(1) if m else None
+        result.error = text.strip().splitlines()[1][:200] if len(text.splitlines()) > 1 else None
+    return result

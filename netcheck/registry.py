@@ -1,0 +1,153 @@
+"""The check registry: built-in checks and third-party ones through one loader.
+
+A check is declared with :func:`check` on an ``async def run(ctx) -> Result``. The first
+line of its docstring is the title ``netcheck checks`` prints. Built-in modules and the
+entry-point group ``netcheck.checks`` go through the same path (as pytest's built-in
+plugins do); a third-party module that fails to load gives a warning, never a crash, and
+``NETCHECK_NO_PLUGINS=1`` turns third-party loading off.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Awaitable, Callable, Iterable, Optional
+
+from netcheck.model import Layer, Result
+
+if TYPE_CHECKING:
+    from netcheck.runner import Context
+
+ENTRY_POINT_GROUP = "netcheck.checks"
+BUILTIN_MODULES = (
+    "netcheck.checks.physical",
+    "netcheck.checks.link",
+    "netcheck.checks.network",
+    "netcheck.checks.transport",
+)
+
+RunFn = Callable[["Context"], Awaitable[Result]]
+AppliesFn = Callable[["Context"], Optional[str]]
+
+
+@dataclass(frozen=True)
+class Check:
+    """A check's declaration: what it is, what it needs, and the function that runs it."""
+
+    id: str
+    layer: Layer
+    run: RunFn
+    requires: tuple[str, ...] = ()
+    codes: tuple[str, ...] = ()
+    modes: tuple[str, ...] = ("diagnose",)
+    applies: Optional[AppliesFn] = None  # returns why it does not apply, or None
+    needs_root: bool = False
+    runs_last: bool = False  # waits for every other check (e.g. counters read at the end)
+    module: str = ""
+    order: int = 0
+
+    @property
+    def title(self) -> str:
+        doc = (self.run.__doc__ or "").strip()
+        return doc.splitlines()[0].rstrip(".") if doc else self.id
+
+    @property
+    def description(self) -> str:
+        doc = (self.run.__doc__ or "").strip()
+        return "\n".join(doc.splitlines()[1:]).strip()
+
+
+_declared: list[Check] = []
+
+
+def check(
+    id: str,
+    layer: Layer,
+    *,
+    requires: Iterable[str] = (),
+    codes: Iterable[str] = (),
+    modes: Iterable[str] = ("diagnose",),
+    applies: Optional[AppliesFn] = None,
+    needs_root: bool = False,
+    runs_last: bool = False,
+) -> Callable[[RunFn], RunFn]:
+    """Declare a check. Use as a decorator on ``async def run(ctx) -> Result``."""
+
+    def register(fn: RunFn) -> RunFn:
+        _declared.append(Check(
+            id=id, layer=layer, run=fn, requires=tuple(requires), codes=tuple(codes),
+            modes=tuple(modes), applies=applies, needs_root=needs_root, runs_last=runs_last,
+            module=fn.__module__, order=len(_declared),
+        ))
+        return fn
+
+    return register
+
+
+@dataclass
+class Registry:
+    """The checks loaded for a run, plus the warnings of plugins that failed to load."""
+
+    checks: list[Check] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def by_id(self) -> dict[str, Check]:
+        return {c.id: c for c in self.checks}
+
+    def for_mode(self, mode: str) -> list[Check]:
+        return [c for c in self.checks if mode in c.modes]
+
+
+def _import_module(name: str) -> list[Check]:
+    before = len(_declared)
+    module = importlib.import_module(name)
+    found = [c for c in _declared if c.module == module.__name__]
+    return found if len(_declared) > before or found else []
+
+
+def _third_party_modules() -> list[tuple[str, str]]:
+    if os.environ.get("NETCHECK_NO_PLUGINS"):
+        return []
+    from importlib.metadata import entry_points
+
+    try:
+        eps = entry_points(group=ENTRY_POINT_GROUP)  # type: ignore[call-arg]
+    except TypeError:  # Python 3.9: entry_points() returns a dict
+        eps = entry_points().get(ENTRY_POINT_GROUP, [])  # type: ignore[attr-defined]
+    return [(ep.name, ep.value) for ep in eps]
+
+
+def load(builtin: Iterable[str] = BUILTIN_MODULES, third_party: bool = True) -> Registry:
+    """Import the check modules and return what they declared.
+
+    A third-party module that raises on import is reported in ``warnings``.
+    """
+    reg = Registry()
+    seen: set[str] = set()
+    names = [(n, n) for n in builtin]
+    if third_party:
+        names += _third_party_modules()
+    for label, module in names:
+        module = module.split(":")[0]
+        try:
+            found = _import_module(module)
+        except Exception as exc:
+            if module in builtin:
+                raise
+            reg.warnings.append(f"plugin {label!r} ({module}) failed to load: {exc}")
+            continue
+        for c in found:
+            if c.id in seen:
+                reg.warnings.append(f"check id {c.id!r} from {module} is declared twice; ignored")
+                continue
+            seen.add(c.id)
+            reg.checks.append(c)
+    reg.checks.sort(key=lambda c: (int(c.layer), c.order))
+    return reg
+
+
+def warn(message: str) -> None:
+    """Print a warning line on stderr (stdout may hold a JSON document)."""
+    print(f"netcheck: warning: {message}", file=sys.stderr)

@@ -1,0 +1,1 @@
+"""Renderers: turn a Report into text, JSON or a Nagios line. They compute nothing."""

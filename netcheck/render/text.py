@@ -1,0 +1,261 @@
+"""The terminal view: the OSI ladder walked bottom-up, hints where they help, a diagnosis.
+
+rich is imported inside the functions: importing rich.console alone costs about 30 ms,
+and the CLI must start in under 150 ms even for ``--format json``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, Optional
+
+from netcheck.model import CheckOutcome, Hint, Layer, Report, Status, Verdict
+
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+    from rich.style import Style
+
+_SYMBOLS = {
+    Status.PASS: "✔",
+    Status.FAIL: "✖",
+    Status.WARN: "!",
+    Status.SKIP: "–",
+    Status.ERROR: "?",
+}
+# For a terminal that cannot encode the symbols above (a C locale, a serial console).
+_ASCII_SYMBOLS = {
+    Status.PASS: "+",
+    Status.FAIL: "x",
+    Status.WARN: "!",
+    Status.SKIP: "-",
+    Status.ERROR: "?",
+}
+_STATUS_STYLE = {
+    Status.PASS: "green",
+    Status.FAIL: "bold red",
+    Status.WARN: "yellow",
+    Status.SKIP: "dim",
+    Status.ERROR: "magenta",
+}
+_VERDICT_STYLE = {
+    Verdict.OK: "bold green",
+    Verdict.DEGRADED: "bold yellow",
+    Verdict.BROKEN: "bold red",
+    Verdict.UNKNOWN: "bold magenta",
+}
+
+
+class _Look:
+    """Symbols and styles for one console: colour on or off, Unicode or plain ASCII."""
+
+    def __init__(self, color: bool, unicode: bool) -> None:
+        self.color = color
+        self.unicode = unicode
+        self.dash = " — " if unicode else " - "
+        self.arrow = "→" if unicode else "->"
+        self.root_marker = "◀ root cause" if unicode else "<- root cause"
+
+    def style(self, spec: str) -> Style:
+        from rich.style import Style
+
+        parsed = Style.parse(spec)
+        # Without colour keep bold/dim, as the NO_COLOR convention does.
+        return parsed if self.color else parsed.without_color
+
+    def symbol(self, status: Status) -> str:
+        return (_SYMBOLS if self.unicode else _ASCII_SYMBOLS)[status]
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    # Lists, dicts, numbers, booleans and null as compact JSON: one line, unambiguous.
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _header(report: Report, look: _Look) -> RenderableType:
+    from rich.text import Text
+
+    target = report.target or {}
+    host = report.host or {}
+    line = Text()
+    line.append(f"netcheck {report.version}", style=look.style("bold"))
+    if report.mode != "diagnose":
+        line.append(f"  {report.mode} mode")
+    line.append("  ")
+    line.append(str(target.get("input") or "-"), style=look.style("bold"))
+    addresses = target.get("addresses") or []
+    if addresses:
+        line.append(f" {look.arrow} {', '.join(str(a) for a in addresses)}")
+    line.append(f"  egress {host.get('egress_interface') or 'unknown'}")
+    line.append(f"  host {host.get('hostname') or 'unknown'}")
+    line.append(f"  privileged: {'yes' if host.get('privileged') else 'no'}")
+    return line
+
+
+def _rung_heading(layer: Layer, checked: bool, is_root: bool, verdict: Verdict,
+                  look: _Look) -> RenderableType:
+    from rich.text import Text
+
+    heading = Text(f"L{int(layer)} {layer.label}",
+                   style=look.style("bold" if checked else "dim"))
+    if not checked:
+        heading.append("  not checked", style=look.style("dim"))
+    if is_root:
+        marker_style = "bold yellow" if verdict is Verdict.DEGRADED else "bold red"
+        heading.append(f"  {look.root_marker}", style=look.style(marker_style))
+    return heading
+
+
+def _check_line(check: CheckOutcome, verbose: bool, look: _Look) -> RenderableType:
+    from rich.padding import Padding
+    from rich.table import Table
+    from rich.text import Text
+
+    result = check.result
+    style = look.style(_STATUS_STYLE[result.status])
+    body = Text()
+    if result.status is Status.SKIP:
+        body.append(check.title, style=look.style("dim"))
+        reason = f"blocked by {result.blocked_by}" if result.blocked_by else result.summary
+        body.append(f"{look.dash}{reason}", style=look.style("dim"))
+    else:
+        body.append(check.title)
+        if result.summary:
+            body.append(look.dash)
+            body.append(result.summary)
+        if result.code:
+            body.append(f" [{result.code}]", style=style)
+    if verbose:
+        body.append(f" ({check.duration_ms:.1f} ms)", style=look.style("dim"))
+    # A grid keeps wrapped summaries aligned under the title rather than under the symbol.
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column()
+    grid.add_row(Text(look.symbol(result.status), style=style), body)
+    return Padding(grid, (0, 0, 0, 2), expand=False)
+
+
+def _evidence(check: CheckOutcome, look: _Look) -> list[RenderableType]:
+    from rich.padding import Padding
+    from rich.text import Text
+
+    # One renderable per line: a multi-line block would be padded to its widest line,
+    # leaving trailing blanks that end up in pasted bug reports.
+    return [
+        Padding(Text(f"{key}: {_value_text(value)}", style=look.style("dim")), (0, 0, 0, 4),
+                expand=False)
+        for key, value in check.result.evidence.items()
+    ]
+
+
+def _hint_body(hint: Hint, look: _Look) -> Any:
+    from rich.text import Text
+
+    body = Text(hint.text)
+    for command in hint.commands:
+        body.append("\n")
+        body.append(f"$ {command}", style=look.style("bold"))
+    if hint.docs:
+        body.append(f"\ndocs: {hint.docs}", style=look.style("dim"))
+    return body
+
+
+def _hint_box(check: CheckOutcome, look: _Look) -> RenderableType:
+    from rich.padding import Padding
+    from rich.panel import Panel
+
+    hint = check.result.hint
+    assert hint is not None
+    border = "yellow" if check.status is Status.WARN else "red"
+    panel = Panel(_hint_body(hint, look), title="hint", title_align="left", expand=False,
+                  border_style=look.style(border))
+    return Padding(panel, (0, 0, 0, 4), expand=False)
+
+
+def _diagnosis(report: Report, look: _Look) -> RenderableType:
+    from rich.panel import Panel
+    from rich.text import Text
+
+    verdict = report.verdict
+    verdict_style = look.style(_VERDICT_STYLE[verdict])
+    body = Text()
+    body.append(verdict.value.upper(), style=verdict_style)
+    root = report.root_cause
+    if verdict is Verdict.OK:
+        body.append(": all checks passed")
+    elif root is not None:
+        layer = Layer(int(root.layer))
+        body.append("\n")
+        body.append(root.result.code or root.status.value.upper(), style=look.style("bold"))
+        body.append(f" at L{int(layer)} {layer.label} ({root.id})")
+        body.append(f"\n{root.result.summary}")
+        if root.result.hint is not None:
+            body.append("\n\n")
+            body.append_text(_hint_body(root.result.hint, look))
+    else:
+        body.append(": no single root cause; see the checks marked "
+                    f"{look.symbol(Status.ERROR)} above")
+    return Panel(body, title="Diagnosis", title_align="left",
+                 border_style=look.style(_VERDICT_STYLE[verdict]))
+
+
+def _error(report: Report, look: _Look) -> RenderableType:
+    from rich.panel import Panel
+    from rich.text import Text
+
+    body = Text()
+    body.append("UNKNOWN", style=look.style(_VERDICT_STYLE[Verdict.UNKNOWN]))
+    body.append(": netcheck could not run\n")
+    body.append(str(report.error), style=look.style("bold"))
+    return Panel(body, title="Diagnosis", title_align="left",
+                 border_style=look.style("red"))
+
+
+def _renderables(report: Report, verbose: bool, look: _Look) -> list[RenderableType]:
+    if report.error is not None:
+        return [_error(report, look)]
+    out: list[RenderableType] = [_header(report, look), ""]
+    root_layer = int(report.root_cause.layer) if report.root_cause is not None else None
+    for layer in Layer:
+        rung = [c for c in report.checks if int(c.layer) == int(layer)]
+        out.append(_rung_heading(layer, bool(rung), root_layer == int(layer),
+                                 report.verdict, look))
+        for check in rung:
+            out.append(_check_line(check, verbose, look))
+            if verbose:
+                out.extend(_evidence(check, look))
+            if check.status in (Status.FAIL, Status.WARN) and check.result.hint is not None:
+                out.append(_hint_box(check, look))
+    out.append("")
+    out.append(_diagnosis(report, look))
+    return out
+
+
+def render_text(report: Report, *, verbose: bool = False, color: bool = True,
+                console: Optional[Console] = None) -> None:
+    """Print the report as the OSI ladder plus a diagnosis to ``console`` (stdout by default).
+
+    ``verbose`` adds each check's evidence and duration; ``color=False`` drops colours
+    (bold and dim stay, as NO_COLOR asks). Tests pass their own ``console``.
+    """
+    if console is None:
+        from rich.console import Console
+
+        console = Console(no_color=not color, highlight=False)
+    unicode = (console.encoding or "utf-8").lower().startswith("utf")
+    look = _Look(color=color, unicode=unicode)
+    for renderable in _renderables(report, verbose, look):
+        console.print(renderable, highlight=False)
+
+
+def text_of(report: Report, verbose: bool = False, width: int = 100) -> str:
+    """Return the text rendering as a plain string (no colour, ``width`` columns)."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    buffer = StringIO()
+    console = Console(file=buffer, width=width, color_system=None, highlight=False)
+    render_text(report, verbose=verbose, color=False, console=console)
+    return buffer.getvalue()

@@ -1,0 +1,397 @@
+"""The runner: orders checks by ``requires``, runs independent ones at once, enforces the
+deadline, marks dependants of a failure as blocked, and picks the root cause.
+
+It knows no specific check. Shared measurements (the target's addresses, the route the
+packets take, one TCP connect per address) are memoised on the :class:`Context`, so two
+checks asking the same question wait on the same probe instead of sending it twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Awaitable, Callable, Optional, TypeVar
+
+from netcheck import __version__
+from netcheck.facts import Facts, RouteLookup
+from netcheck.model import CheckOutcome, Layer, Report, Result, Status, Verdict
+from netcheck.registry import Check
+from netcheck.target import Target
+
+T = TypeVar("T")
+# Time kept back from the deadline for building and printing the report.
+DEADLINE_MARGIN = 0.25
+
+
+@dataclass
+class Options:
+    """Run-wide settings from the command line."""
+
+    timeout: float = 2.0
+    deadline: float = 15.0
+    family: Optional[int] = None  # 4, 6 or None for both
+    interface: Optional[str] = None
+    lang: str = "en"
+    verbose: bool = False
+    sysroot: str = "/"
+    resolv_conf: str = "/etc/resolv.conf"
+    hosts_file: str = "/etc/hosts"
+
+
+@dataclass
+class PathInfo:
+    """The way packets to the target leave this host, as the kernel's route lookup says."""
+
+    lookups: list[RouteLookup] = field(default_factory=list)
+    interface: Optional[str] = None
+    ifindex: Optional[int] = None
+    gateway: Optional[str] = None
+    family: int = socket.AF_INET
+    basis: str = ""  # what the path was looked up for: the target, its resolver, the default
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "interface": self.interface, "gateway": self.gateway, "basis": self.basis,
+            "lookups": [{k: v for k, v in vars(lk).items() if v is not None}
+                        for lk in self.lookups],
+        }
+
+
+def run_blocking(fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+    """Run a blocking call in a daemon thread.
+
+    Daemon threads, not an executor: a probe stuck in a system call must never keep the
+    process alive past the deadline.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def work() -> None:
+        try:
+            value = fn(*args)
+        except BaseException as exc:  # handed to the awaiting coroutine
+            loop.call_soon_threadsafe(_settle, future, None, exc)
+        else:
+            loop.call_soon_threadsafe(_settle, future, value, None)
+
+    threading.Thread(target=work, daemon=True, name=getattr(fn, "__name__", "probe")).start()
+    return future
+
+
+def _settle(future: asyncio.Future[Any], value: Any, exc: Optional[BaseException]) -> None:
+    if future.done():
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(value)
+
+
+class Context:
+    """What a check sees: the target, the options, the facts and the shared probes."""
+
+    def __init__(self, target: Optional[Target], options: Options, facts: Facts,
+                 mode: str = "diagnose") -> None:
+        self.target = target
+        self.options = options
+        self.facts = facts
+        self.mode = mode
+        self.results: dict[str, Result] = {}
+        self._memo: dict[Any, asyncio.Task[Any]] = {}
+        self._values: dict[Any, Any] = {}
+        self._start = time.monotonic()
+        self.others_done: Optional[asyncio.Event] = None
+
+    @property
+    def timeout(self) -> float:
+        """The per-probe timeout, shortened when the deadline is closer."""
+        return max(0.05, min(self.options.timeout, self.time_left() - DEADLINE_MARGIN))
+
+    def time_left(self) -> float:
+        return self.options.deadline - (time.monotonic() - self._start)
+
+    def result(self, check_id: str) -> Optional[Result]:
+        """The result of a check that already ran (declare it in ``requires``)."""
+        return self.results.get(check_id)
+
+    def memo(self, key: Any, factory: Callable[[], Awaitable[T]]) -> asyncio.Task[T]:
+        """Run ``factory()`` once per key for the whole run; later callers share the task."""
+        task = self._memo.get(key)
+        if task is None:
+            task = asyncio.ensure_future(factory())
+            self._memo[key] = task
+        return task
+
+    def memo_value(self, key: Any, factory: Callable[[], T]) -> T:
+        """Compute a plain value once per run (e.g. which network manager is in use)."""
+        if key not in self._values:
+            self._values[key] = factory()
+        return self._values[key]  # type: ignore[no-any-return]
+
+    def blocking(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Run a blocking call without holding up the other checks."""
+        return run_blocking(fn, *args)
+
+    @property
+    def families(self) -> tuple[int, ...]:
+        if self.options.family == 4:
+            return (socket.AF_INET,)
+        if self.options.family == 6:
+            return (socket.AF_INET6,)
+        return (socket.AF_INET, socket.AF_INET6)
+
+    # -- shared measurements ------------------------------------------------------
+    def resolution(self) -> asyncio.Task[Any]:
+        """Resolve the target name the way the system would: hosts file, then DNS."""
+        from netcheck.probes import dns
+
+        assert self.target is not None
+        return self.memo("resolution", lambda: dns.resolve_like_system(
+            self.target.host, self.families, self.options.resolv_conf,
+            self.options.hosts_file, self.timeout))
+
+    async def addresses(self) -> list[str]:
+        """The target's addresses of the families asked for (empty when it does not resolve)."""
+        if self.target is None:
+            return []
+        ip = self.target.ip
+        if ip is not None:
+            fam = socket.AF_INET if ip.version == 4 else socket.AF_INET6
+            return [self.target.host] if fam in self.families else []
+        res = await self.resolution()
+        return list(res.addresses)
+
+    def path(self) -> asyncio.Task[PathInfo]:
+        """Which interface and gateway the packets to the target leave by."""
+        return self.memo("path", self._find_path)
+
+    async def _find_path(self) -> PathInfo:
+        from netcheck.facts import route_get
+
+        want_if = self.options.interface
+        oif = None
+        if want_if:
+            link = self.facts.link(name=want_if)
+            oif = link.index if link else None
+        addresses = await self.addresses()
+        basis = "target"
+        if not addresses:
+            # Name not resolved: follow the packets that would go to the resolver, or
+            # failing that the default route, so the lower layers are still on the real path.
+            basis = "default route"
+            addresses = [self._default_probe_address()]
+            try:
+                res = await self.resolution()
+                if res.servers:
+                    addresses, basis = [res.servers[0]], "name server"
+            except Exception:
+                pass
+        lookups = []
+        for addr in addresses[:8]:
+            lookups.append(await self.blocking(route_get, addr, oif))
+        info = PathInfo(lookups=lookups, basis=basis)
+        best = next((lk for lk in lookups if lk.type == "unicast"), lookups[0] if lookups else None)
+        if want_if:
+            info.interface = want_if
+            info.ifindex = oif
+        elif best is not None and best.oif is not None:
+            info.interface, info.ifindex = best.ifname, best.oif
+        else:
+            info.interface, info.ifindex = self._guess_egress()
+        if best is not None:
+            info.gateway = best.gateway
+            info.family = socket.AF_INET6 if ":" in best.destination else socket.AF_INET
+        return info
+
+    def _default_probe_address(self) -> str:
+        # Documentation-range addresses: only used for a route *lookup*, never sent to.
+        return "2001:db8::1" if self.families == (socket.AF_INET6,) else "198.18.0.1"
+
+    def _guess_egress(self) -> tuple[Optional[str], Optional[int]]:
+        """No usable route: name the interface a person would look at first."""
+        for fam in self.families:
+            for route in self.facts.defaults(fam):
+                link = self.facts.link(index=route.oif)
+                if link:
+                    return link.name, link.index
+        candidates = [lk for lk in self.facts.links if not lk.is_loopback]
+        candidates.sort(key=lambda lk: (not self.facts.addrs_of(lk.index), not lk.admin_up))
+        if candidates:
+            return candidates[0].name, candidates[0].index
+        return None, None
+
+
+def _blocked(outcome_of: dict[str, CheckOutcome], requires: tuple[str, ...]) -> Optional[str]:
+    """The id of the failed check that makes a dependant pointless, if any."""
+    for req in requires:
+        out = outcome_of.get(req)
+        if out is None:
+            continue
+        if out.status is Status.FAIL:
+            return req
+        if out.result.blocked_by:
+            return out.result.blocked_by
+    return None
+
+
+async def _run_one(ctx: Context, chk: Check, tasks: dict[str, asyncio.Task[CheckOutcome]],
+                   outcome_of: dict[str, CheckOutcome]) -> CheckOutcome:
+    deps = [tasks[r] for r in chk.requires if r in tasks]
+    if deps:
+        await asyncio.wait(deps)
+    if chk.runs_last and ctx.others_done is not None:
+        await ctx.others_done.wait()
+    start = time.monotonic()
+    blocker = _blocked(outcome_of, chk.requires)
+    if blocker is not None:
+        result = Result(Status.SKIP, f"not checked: {blocker} failed", blocked_by=blocker)
+    elif chk.needs_root and not ctx.facts.privileged:
+        result = Result(Status.SKIP, "needs root (or CAP_NET_RAW)")
+    else:
+        reason = chk.applies(ctx) if chk.applies else None
+        if reason:
+            result = Result(Status.SKIP, reason)
+        else:
+            try:
+                result = await chk.run(ctx)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a broken check is reported, never fatal
+                result = Result(Status.ERROR, f"check crashed: {type(exc).__name__}: {exc}")
+    outcome = CheckOutcome(chk.id, chk.layer, chk.title, result,
+                           (time.monotonic() - start) * 1000)
+    ctx.results[chk.id] = result
+    outcome_of[chk.id] = outcome
+    return outcome
+
+
+async def run_checks(ctx: Context, checks: list[Check]) -> list[CheckOutcome]:
+    """Run the checks as a DAG within the deadline; return outcomes in ladder order."""
+    ctx.others_done = asyncio.Event()
+    outcome_of: dict[str, CheckOutcome] = {}
+    tasks: dict[str, asyncio.Task[CheckOutcome]] = {}
+    for chk in _topological(checks):
+        tasks[chk.id] = asyncio.ensure_future(_run_one(ctx, chk, tasks, outcome_of))
+    normal = [t for c, t in zip(checks, [tasks[c.id] for c in checks]) if not c.runs_last]
+
+    async def release_last() -> None:
+        if normal:
+            await asyncio.wait(normal)
+        ctx.others_done.set()  # type: ignore[union-attr]
+
+    releaser = asyncio.ensure_future(release_last())
+    budget = max(0.05, ctx.time_left() - DEADLINE_MARGIN)
+    done, pending = await asyncio.wait(list(tasks.values()), timeout=budget)
+    releaser.cancel()
+    for t in pending:
+        t.cancel()
+    for task in ctx._memo.values():
+        task.cancel()
+    outcomes = []
+    for chk in checks:
+        out = outcome_of.get(chk.id)
+        if out is None:
+            out = CheckOutcome(chk.id, chk.layer, chk.title, Result(
+                Status.ERROR, f"not finished within the deadline ({ctx.options.deadline:g} s)"))
+        outcomes.append(out)
+    return outcomes
+
+
+def _topological(checks: list[Check]) -> list[Check]:
+    """Checks in dependency order; unknown requirements are ignored, cycles rejected."""
+    by_id = {c.id: c for c in checks}
+    order: list[Check] = []
+    state: dict[str, int] = {}
+
+    def visit(c: Check, trail: tuple[str, ...]) -> None:
+        if state.get(c.id) == 2:
+            return
+        if state.get(c.id) == 1:
+            raise ValueError(f"dependency cycle: {' -> '.join((*trail, c.id))}")
+        state[c.id] = 1
+        for req in c.requires:
+            if req in by_id:
+                visit(by_id[req], (*trail, c.id))
+        state[c.id] = 2
+        order.append(c)
+
+    for c in checks:
+        visit(c, ())
+    return order
+
+
+def choose_root_cause(outcomes: list[CheckOutcome]) -> Optional[CheckOutcome]:
+    """The one finding that best explains the others.
+
+    The lowest failing layer wins; within a layer, the check declared first (the ladder's
+    order: interface before address before route before gateway). Checks only judge the
+    path to the target, so a broken interface elsewhere never gets here. A warning can be
+    the root cause only when nothing failed.
+    """
+    for status in (Status.FAIL, Status.WARN):
+        found = [o for o in outcomes if o.status is status]
+        if found:
+            return found[0]  # outcomes are in (layer, declaration) order already
+    return None
+
+
+def verdict_of(outcomes: list[CheckOutcome]) -> Verdict:
+    statuses = {o.status for o in outcomes}
+    if Status.FAIL in statuses:
+        return Verdict.BROKEN
+    if Status.WARN in statuses:
+        return Verdict.DEGRADED
+    if Status.ERROR in statuses:
+        return Verdict.UNKNOWN
+    return Verdict.OK
+
+
+async def diagnose(target: Optional[Target], options: Options, checks: list[Check],
+                   mode: str = "diagnose", facts: Optional[Facts] = None) -> Report:
+    """Take the snapshot, run the checks, and build the report."""
+    started = datetime.now(timezone.utc)
+    t0 = time.monotonic()
+    ctx_start = time.monotonic()
+    if facts is None:
+        from netcheck.facts import snapshot
+
+        facts = await run_blocking(snapshot, options.sysroot)
+    ctx = Context(target, options, facts, mode)
+    ctx._start = ctx_start
+    if target is not None and target.is_name:
+        ctx.resolution()  # start resolving while nothing else needs the CPU
+    ordered = sorted(checks, key=lambda c: (int(c.layer), c.order))
+    outcomes = await run_checks(ctx, ordered)
+    addresses: list[str] = []
+    path: Optional[PathInfo] = None
+    if target is not None:
+        if target.ip is not None:
+            addresses = [target.host]
+        else:
+            res = ctx._memo.get("resolution")
+            if res is not None and res.done() and not res.cancelled() and not res.exception():
+                addresses = list(res.result().addresses)
+        p = ctx._memo.get("path")
+        if p is not None and p.done() and not p.cancelled() and not p.exception():
+            path = p.result()
+    root = choose_root_cause(outcomes)
+    return Report(
+        mode=mode,
+        target=target.to_json(addresses) if target else {},
+        host={"hostname": facts.hostname, "privileged": facts.privileged,
+              "egress_interface": path.interface if path else None},
+        verdict=verdict_of(outcomes),
+        root_cause=root,
+        checks=outcomes,
+        started_at=started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        duration_ms=(time.monotonic() - t0) * 1000,
+        version=__version__,
+    )
+
+
+def layer_of(value: int) -> Layer:
+    return Layer(value)
