@@ -1,0 +1,37 @@
+# netcheck: every target sets up what it needs itself (.venv, Debian packages for the lab).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# Debian packages the lab and the probes use (binaries checked, packages installed if missing).
+LAB_DEBS := iproute2 nftables iptables iputils-ping ethtool tcpdump dnsutils util-linux procps
+
+.PHONY: all venv deps test lint demo bench clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+deps:
+	@$(PYTHON) tools/ensure_debs.py $(LAB_DEBS)
+
+lint: venv
+	$(VENV)/bin/ruff check netcheck checks tests bench tools
+
+test: venv deps lint
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+demo: venv deps
+	$(PY) tools/demo.py
+
+bench: venv deps
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

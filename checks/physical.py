@@ -1,0 +1,110 @@
+"""Layer 1: is there a network device, and does it have a driver?
+
+The slides' first rung (``lspci``/``lsusb``, ``lsmod``/``modinfo``). A device without a
+driver only breaks the path when the host has no interface at all: one that is off the
+path is reported in the evidence, never made the root cause.
+"""
+
+from __future__ import annotations
+
+import os
+
+from netcheck.model import Hint, Layer, Result, failed, passed
+from netcheck.probes import hardware
+from netcheck.probes.hardware import NetDevice
+from netcheck.registry import check
+from netcheck.runner import Context
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _interface_names(ctx: Context) -> list[str]:
+    """Non-loopback interfaces, from netlink or, when netlink failed, from sysfs."""
+    facts = ctx.facts
+    if facts.links or not facts.netlink_error:
+        return [lk.name for lk in facts.links if not lk.is_loopback]
+    try:
+        return sorted(n for n in os.listdir(facts.sys("sys/class/net")) if n != "lo")
+    except OSError:
+        return []
+
+
+def _no_driver_hint(dev: NetDevice, release: str) -> Hint:
+    what = f"{dev.address} ({dev.ids}, {dev.kind})"
+    show = (f"lspci -nnk -s {dev.address}" if dev.bus == "pci" else f"lsusb -d {dev.ids}")
+    commands = [show]
+    if dev.candidate_modules and dev.blacklisted_in:
+        module = dev.candidate_modules[0]
+        text = (f"{what} has no driver: module {module} claims it but is blacklisted in "
+                f"{dev.blacklisted_in}; remove the 'blacklist {module}' line and load it.")
+        commands += [f"nano {dev.blacklisted_in}", f"modprobe {module}", "ip -br link"]
+    elif dev.candidate_modules:
+        module = dev.candidate_modules[0]
+        text = (f"{what} has no driver: module {module} claims it but is not bound "
+                "(not loaded, or its firmware is missing); load it and read the kernel log.")
+        commands += [f"modprobe {module}", f"dmesg | grep -i -e {module} -e firmware"]
+        if dev.firmware_package:
+            commands.append(f"apt install {dev.firmware_package}")
+        commands.append("ip -br link")
+    else:
+        text = (f"{what} has no driver, and no module of the running kernel ({release}) "
+                "claims it: install a driver for it.")
+        if dev.firmware_package:
+            commands.append(f"apt install {dev.firmware_package}")
+        commands.append("ip -br link")
+    return Hint(text, commands)
+
+
+@check("physical.nic", Layer.PHYSICAL, codes=("NIC_MISSING", "NIC_NO_DRIVER"))
+async def nic_present(ctx: Context) -> Result:
+    """Network device present with a driver.
+
+    PCI and USB network devices and their bound drivers, as ``lspci -nnk`` and ``lsusb``
+    show them; fails only when the host has no interface but loopback.
+    """
+    facts = ctx.facts
+    devices = await ctx.blocking(hardware.network_devices, facts)
+    modules = [d.module or d.driver for d in devices if d.driver]
+    descriptions = await ctx.blocking(hardware.module_descriptions, modules,
+                                      facts.sysroot, min(ctx.timeout, 2.0))
+    for dev in devices:
+        dev.description = descriptions.get(dev.module or dev.driver or "")
+    interfaces = _interface_names(ctx)
+    physical = hardware.physical_interfaces(facts)
+    unbound = [d for d in devices if d.driver is None]
+    evidence = {
+        "interfaces": interfaces,
+        "physical_interfaces": physical,
+        "devices": [d.to_json() for d in devices],
+        "without_driver": [d.label for d in unbound],
+    }
+    if not interfaces:
+        if unbound:
+            first = unbound[0]
+            release = facts.read_sys("proc/sys/kernel/osrelease") or "?"
+            return failed(
+                "NIC_NO_DRIVER",
+                f"no network interface but loopback: {first.kind} device {first.label} "
+                "has no driver",
+                _no_driver_hint(first, release), **evidence)
+        bound = ", ".join(f"{d.label} ({d.driver})" for d in devices)
+        summary = "no network device other than loopback"
+        if bound:
+            summary += f" (devices bound without an interface: {bound})"
+        return failed("NIC_MISSING", summary, Hint(
+            "This host has no network device: add (or enable) a network adapter, e.g. in the "
+            "virtual machine's settings, then look again.",
+            ["lspci -nnk", "lsusb", "ip -br link"]), **evidence)
+    if not physical:
+        summary = f"{_count(len(interfaces), 'interface')}, no physical NIC (virtual)"
+    else:
+        drivers = sorted({d.driver for d in devices if d.driver})
+        summary = f"{_count(len(physical), 'physical interface')} ({', '.join(physical)})"
+        if drivers:
+            summary += f", drivers {', '.join(drivers)}"
+    if unbound:
+        labels = ", ".join(d.label for d in unbound)
+        summary += f"; also: {_count(len(unbound), 'network device')} without a driver ({labels})"
+    return passed(summary, **evidence)
