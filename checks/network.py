@@ -199,7 +199,8 @@ async def route(ctx: Context) -> Result:
         culprits = _covering_routes(ctx, lk.destination, {"unreachable", "blackhole", "prohibit"})
         shown = culprits[0] if culprits else f"{lk.type} route"
         return failed("ROUTE_UNREACHABLE",
-                      f"the route to {lk.destination} is '{shown}': the kernel discards the packets",
+                      f"the route to {lk.destination} is '{shown}': "
+                      "the kernel discards the packets",
                       Hint("Remove the route that throws the traffic away.",
                            [f"ip route del {shown}", f"ip route get {lk.destination}"]),
                       route=shown, **evidence)

@@ -106,9 +106,20 @@ def _wants_json(argv: Sequence[str]) -> bool:
     return False
 
 
+_VALUED = {"--format", "--timeout", "--deadline", "--interface", "--cafile", "--cert", "--key",
+           "--lang", "--port", "--sysroot"}
+
+
 def _target_text(argv: Sequence[str]) -> str:
+    """The TARGET among the arguments (skipping option values), password masked."""
+    skip = False
     for arg in argv:
-        if not arg.startswith("-") and arg not in COMMANDS:
+        if skip:
+            skip = False
+            continue
+        if arg in _VALUED:
+            skip = True
+        elif not arg.startswith("-") and arg not in COMMANDS:
             return _mask(arg)
     return ""
 
@@ -116,20 +127,23 @@ def _target_text(argv: Sequence[str]) -> str:
 def _mask(text: str) -> str:
     """Hide a password in a URL-looking argument, even one the parser rejected."""
     scheme, sep, rest = text.partition("://")
-    if sep and "@" in rest.split("/")[0]:
-        cred, _, host = rest.partition("@")
+    authority = rest.split("/")[0]
+    if sep and "@" in authority:
+        cred, _, _host = authority.rpartition("@")
         if ":" in cred:
-            return f"{scheme}://{cred.split(':')[0]}:***@{host}"
+            return f"{scheme}://{cred.split(':')[0]}:***@{rest[len(cred) + 1:]}"
     return text
 
 
 def _fail(argv: Sequence[str], message: str, out: IO[str], err: IO[str]) -> int:
     message = " ".join(message.split())[:300]
     if _wants_json(argv):
-        from netcheck.render.json import error_document
         import json
 
-        out.write(json.dumps(error_document(_target_text(argv), message), indent=2) + "\n")
+        from netcheck.render.json import error_document
+
+        indent = None if "ndjson" in argv or "--format=ndjson" in argv else 2
+        out.write(json.dumps(error_document(_target_text(argv), message), indent=indent) + "\n")
     else:
         err.write(f"netcheck: error: {message}\n")
     return EXIT_UNKNOWN
@@ -139,8 +153,17 @@ def run(argv: Optional[Sequence[str]] = None, out: IO[str] = sys.stdout,
         err: IO[str] = sys.stderr) -> int:
     """Run netcheck with these arguments; return the exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["--version"]:
+        out.write(f"netcheck {__version__}\n")
+        return 0
     try:
-        args = build_parser().parse_args(_normalise(args_list))
+        import contextlib
+
+        try:
+            with contextlib.redirect_stdout(out):  # -h prints through argparse
+                args = build_parser().parse_args(_normalise(args_list))
+        except SystemExit as exc:  # only -h/--help gets here: errors raise UsageError
+            return exc.code if isinstance(exc.code, int) else 0
         if args.command is None:
             raise UsageError("give a TARGET (e.g. netcheck www.example.org) or a command; "
                              "see netcheck --help")

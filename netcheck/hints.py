@@ -101,8 +101,8 @@ def default_route(gateway: str, ifname: str, mgr: Manager) -> list[str]:
     cmds = [f"{ip} route replace default via {gateway} dev {ifname}"]
     if mgr.name == NETWORKMANAGER:
         key = "ipv6.gateway" if v6 else "ipv4.gateway"
-        cmds.append(f'nmcli connection modify "$(nmcli -g GENERAL.CONNECTION device show {ifname})" '
-                    f"{key} {gateway}")
+        cmds.append(f"nmcli -g GENERAL.CONNECTION device show {ifname}")
+        cmds.append(f"nmcli connection modify <connection> {key} {gateway}")
     elif mgr.name == NETWORKD:
         cmds.append(f"# make it permanent: Gateway={gateway} in /etc/systemd/network/*.network")
     elif mgr.name == IFUPDOWN:

@@ -72,11 +72,13 @@ def run_blocking(fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
 
     def work() -> None:
         try:
-            value = fn(*args)
-        except BaseException as exc:  # handed to the awaiting coroutine
-            loop.call_soon_threadsafe(_settle, future, None, exc)
-        else:
-            loop.call_soon_threadsafe(_settle, future, value, None)
+            value, exc = fn(*args), None
+        except BaseException as error:  # handed to the awaiting coroutine
+            value, exc = None, error
+        try:
+            loop.call_soon_threadsafe(_settle, future, value, exc)
+        except RuntimeError:  # the loop closed at the deadline: nobody waits any more
+            pass
 
     threading.Thread(target=work, daemon=True, name=getattr(fn, "__name__", "probe")).start()
     return future

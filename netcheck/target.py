@@ -70,7 +70,8 @@ class Target:
         cred = ""
         if self.user is not None:
             cred = f"{self.user}:***@" if self.has_password else f"{self.user}@"
-        return f"{self.scheme}://{cred}{host}:{self.port}{self.path if self.scheme in ('http', 'https') else ''}"
+        path = self.path if self.scheme in ("http", "https") else ""
+        return f"{self.scheme}://{cred}{host}:{self.port}{path}"
 
     def to_json(self, addresses: list[str]) -> dict[str, object]:
         return {
@@ -98,7 +99,7 @@ def _parse_port(text: str) -> int:
         raise TargetError(f"port {_show(text)!s} is not a number from 1 to 65535")
     port = int(text)
     if not 1 <= port <= 65535:
-        raise TargetError(f"port {port} is out of range (1-65535)")
+        raise TargetError(f"port {_show(text)} is out of range (1-65535)")
     return port
 
 
@@ -116,6 +117,8 @@ def normalize_host(host: str) -> str:
     if not host:
         raise TargetError("target has no host")
     bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if bare != host and ":" not in bare:
+        raise TargetError(f"{_show(host)}: brackets are only for IPv6 addresses")
     if "%" in bare:  # scoped IPv6 (fe80::1%eth0): validate the address part
         addr_part, _, zone = bare.partition("%")
         if not zone or not re.fullmatch(r"[A-Za-z0-9_.-]{1,15}", zone):
@@ -180,8 +183,8 @@ def parse_target(text: str, port: Optional[int] = None) -> Target:
             cred, _, authority = authority.rpartition("@")
             user, colon, _password = cred.partition(":")
             has_password = bool(colon)
-            if has_password:
-                masked = f"{m.group('scheme')}://{user}:***@{rest.partition('@')[2]}"
+            if has_password:  # the host starts after the last '@'; a password may hold '@'
+                masked = f"{m.group('scheme')}://{user}:***@{rest[len(cred) + 1:]}"
         host_text, port_text = _split_host_port(authority)
         host = normalize_host(host_text)
         given = _parse_port(port_text) if port_text is not None else None
@@ -194,9 +197,10 @@ def parse_target(text: str, port: Optional[int] = None) -> Target:
     host_text, port_text = _split_host_port(text)
     host = normalize_host(host_text)
     given = _parse_port(port_text) if port_text is not None else None
-    if given is not None or port is not None:
-        return Target(text, "tcp", host, port or given or 0, "/", display_host=host_text.strip("[]"))
-    return Target(text, "https", host, DEFAULT_PORTS["https"], "/", display_host=host_text)
+    if given is not None:
+        return Target(text, "tcp", host, port or given, "/", display_host=host_text.strip("[]"))
+    return Target(text, "https", host, port or DEFAULT_PORTS["https"], "/",
+                  display_host=host_text.strip("[]"))
 
 
 def _split_host_port(authority: str) -> tuple[str, Optional[str]]:

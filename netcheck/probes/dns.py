@@ -225,7 +225,8 @@ async def resolve_like_system(name: str, families: tuple[int, ...], resolv_conf:
     cfg = parse_resolv_conf(resolv_conf)
     res = Resolution(name=name, config=cfg)
     res.hosts_addresses = hosts_lookup(hosts_file, name)
-    rdtypes = [t for fam, t in ((socket.AF_INET, "A"), (socket.AF_INET6, "AAAA")) if fam in families]
+    rdtypes = [t for fam, t in ((socket.AF_INET, "A"), (socket.AF_INET6, "AAAA"))
+               if fam in families]
     servers = cfg.nameservers[:3]  # glibc uses at most three
     for candidate in _candidates(name, cfg):
         batch = await asyncio.gather(*(query(s, candidate, t, timeout)

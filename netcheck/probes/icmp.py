@@ -40,7 +40,8 @@ ICMP_NAMES = {
 }
 ICMP6_NAMES = {
     (1, 0): "no route to destination", (1, 1): "administratively prohibited",
-    (1, 3): "address unreachable", (1, 4): "port unreachable", (1, 5): "source address failed policy",
+    (1, 3): "address unreachable", (1, 4): "port unreachable",
+    (1, 5): "source address failed policy",
     (1, 6): "reject route", (2, 0): "packet too big", (3, 0): "hop limit exceeded",
 }
 

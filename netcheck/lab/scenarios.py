@@ -1,0 +1,259 @@
+"""Fault scenarios: each breaks a healthy lab the way real networks break.
+
+A scenario names the fault, tells a student what they would see, gives the TARGET (and extra
+arguments) netcheck should be run with from the client namespace, and the diagnosis netcheck is
+expected to reach: ``(verdict, root-cause code, layer)``, with code and layer None when the
+verdict is ``ok``.
+
+Every fault is applied with ordinary tools inside lab namespaces (``ip``, ``nft``, ``ethtool``,
+a resolver file, the DNS server's mode) — never in the root namespace.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, NamedTuple, Optional
+
+from netcheck.lab.topology import CLIENT_HOSTS, Lab
+
+TABLE = "netcheck_lab"  # name of the nft table every scenario's rules live in
+
+
+class Expect(NamedTuple):
+    """The diagnosis netcheck should reach for a scenario."""
+
+    verdict: str
+    code: Optional[str]
+    layer: Optional[int]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One way to break the lab, with the target to diagnose and the expected diagnosis."""
+
+    name: str
+    description: str  # one sentence for a student: what is broken
+    symptom: str  # what a user of the client would notice
+    target: str  # TARGET string netcheck is run with, inside the client namespace
+    apply: Callable[[Lab], None]
+    expect: Expect
+    args: tuple[str, ...] = field(default=())  # extra netcheck arguments (e.g. "-4")
+
+    def netcheck_argv(self) -> list[str]:
+        """Arguments for ``netcheck`` (without --format) that diagnose this scenario."""
+        return [self.target, *self.args]
+
+
+# -- fault helpers ---------------------------------------------------------------------------
+
+def _nothing(lab: Lab) -> None:
+    """No fault: the lab as built."""
+
+
+def _firewall(role: str, hook: str, *rules: str) -> Callable[[Lab], None]:
+    """A fault made of nft rules in one chain of one namespace."""
+
+    def apply(lab: Lab) -> None:
+        body = "\n".join(f"    {rule}" for rule in rules)
+        lab.nft(role, (
+            f"table inet {TABLE} {{\n"
+            f"  chain {hook} {{\n"
+            f"    type filter hook {hook} priority 0; policy accept;\n"
+            f"{body}\n"
+            f"  }}\n"
+            f"}}\n"
+        ))
+
+    return apply
+
+
+def _ip(role: str, *commands: tuple[str, ...]) -> Callable[[Lab], None]:
+    """A fault made of ``ip`` commands in one namespace."""
+
+    def apply(lab: Lab) -> None:
+        for command in commands:
+            lab.ip(role, *command)
+
+    return apply
+
+
+def _link_local_only(lab: Lab) -> None:
+    # What DHCP and SLAAC failing leave behind: an IPv4LL address and a link-local IPv6 one.
+    lab.ip("client", "addr", "flush", "dev", "eth0")
+    lab.ip("client", "addr", "add", "169.254.23.5/16", "dev", "eth0")
+    lab.ip("client", "addr", "add", "fe80::23:5/64", "dev", "eth0")
+
+
+def _resolver_config_empty(lab: Lab) -> None:
+    lab.write_client_file("resolv.conf", "# written by a DHCP lease that carried no name server\n"
+                                         "search lab.test\n")
+
+
+def _dns_mode(mode: str, delay_ms: int = 800) -> Callable[[Lab], None]:
+    def apply(lab: Lab) -> None:
+        lab.set_dns_mode(mode, delay_ms=delay_ms)
+
+    return apply
+
+
+def _hosts_override(lab: Lab) -> None:
+    lab.write_client_file("hosts", CLIENT_HOSTS + "# left over from a server move\n"
+                                                  "198.18.2.99 www.lab.test www\n")
+
+
+def _pmtu_blackhole(lab: Lab) -> None:
+    # A narrower link behind the router, and a router that drops its own "too big" errors:
+    # small packets pass, full-size DF packets vanish.
+    lab.ip("router", "link", "set", "r-server", "mtu", "1280")
+    lab.ip("server", "link", "set", "eth0", "mtu", "1280")
+    _firewall("router", "output",
+              "icmp type destination-unreachable icmp code frag-needed drop",
+              "icmpv6 type packet-too-big drop")(lab)
+    # Without this the veth hands the router offloaded super-frames that bypass the MTU check.
+    lab.exec("client", ["ethtool", "-K", "eth0", "tso", "off", "gso", "off"], check=True)
+
+
+LITERAL = "tcp://198.18.2.10:22"
+NAMED = "tcp://www.lab.test:22"
+
+
+def _s(name: str, description: str, symptom: str, target: str, apply: Callable[[Lab], None],
+       verdict: str, code: Optional[str] = None, layer: Optional[int] = None,
+       args: tuple[str, ...] = ()) -> Scenario:
+    return Scenario(name, description, symptom, target, apply, Expect(verdict, code, layer), args)
+
+
+_ALL = [
+    _s("healthy", "Nothing is broken: every layer from the cable to the service works.",
+       "ssh www.lab.test connects and shows the server's banner.",
+       NAMED, _nothing, "ok"),
+    _s("client_interface_down",
+       "The client's network interface eth0 has been switched off (ip link set eth0 down).",
+       "Every connection fails at once with 'Network is unreachable'.",
+       NAMED, _ip("client", ("link", "set", "eth0", "down")), "broken", "LINK_ADMIN_DOWN", 2),
+    _s("carrier_lost",
+       "The cable is unplugged at the other end: the router's port towards the client is down.",
+       "eth0 shows NO-CARRIER and nothing beyond the client answers.",
+       NAMED, _ip("router", ("link", "set", "r-client", "down")),
+       "broken", "LINK_NO_CARRIER", 2),
+    _s("no_address",
+       "The client's eth0 lost all its IPv4 and IPv6 addresses (DHCP never answered).",
+       "Connections fail with 'Network is unreachable' although the link is up.",
+       LITERAL, _ip("client", ("addr", "flush", "dev", "eth0")), "broken", "ADDR_NONE", 3,
+       ("-4",)),
+    _s("link_local_only",
+       "DHCP failed, so eth0 only has the self-assigned address 169.254.23.5 (and an fe80:: one).",
+       "The link is up but nothing outside the local segment is reachable.",
+       LITERAL, _link_local_only, "broken", "ADDR_LINK_LOCAL_ONLY", 3, ("-4",)),
+    _s("no_default_route",
+       "The client has its address but no default route, so it only knows its own subnet.",
+       "The gateway answers ping, but the server gives 'Network is unreachable'.",
+       LITERAL, _ip("client", ("-4", "route", "del", "default"), ("-6", "route", "del", "default")),
+       "broken", "ROUTE_NO_DEFAULT", 3, ("-4",)),
+    _s("wrong_gateway",
+       "The default route points to 198.18.1.99, an address nobody on the subnet has.",
+       "Every connection beyond the subnet hangs and then fails with 'No route to host'.",
+       LITERAL, _ip("client", ("-4", "route", "replace", "default", "via", "198.18.1.99",
+                               "dev", "eth0")),
+       "broken", "GATEWAY_UNREACHABLE", 3, ("-4",)),
+    _s("gateway_off_link",
+       "The default route names gateway 198.18.9.1, which is outside every subnet of the client.",
+       "Connections beyond the subnet hang: the gateway can never be reached on the link.",
+       LITERAL, _ip("client", ("-4", "route", "replace", "default", "via", "198.18.9.1",
+                               "dev", "eth0", "onlink")),
+       "broken", "GATEWAY_NOT_ON_LINK", 3, ("-4",)),
+    _s("blackhole_route",
+       "A blackhole route for the server's network makes the client discard every packet to it.",
+       "Connecting to the server fails at once with 'Invalid argument'.",
+       LITERAL, _ip("client", ("-4", "route", "add", "blackhole", "198.18.2.0/24"),
+                    ("-6", "route", "add", "blackhole", "2001:db8:2::/64")),
+       "broken", "ROUTE_UNREACHABLE", 3, ("-4",)),
+    _s("unreachable_route",
+       "An 'unreachable' route for the server's network makes the client refuse to send to it.",
+       "Connecting to the server fails at once with 'No route to host'.",
+       LITERAL, _ip("client", ("-4", "route", "add", "unreachable", "198.18.2.0/24"),
+                    ("-6", "route", "add", "unreachable", "2001:db8:2::/64")),
+       "broken", "ROUTE_UNREACHABLE", 3, ("-4",)),
+    _s("nothing_beyond_gateway",
+       "The router silently drops everything it should forward to the server's network.",
+       "The gateway answers ping, but the server answers nothing at all: connections time out.",
+       LITERAL, _firewall("router", "forward", "ip daddr 198.18.2.0/24 drop",
+                          "ip6 daddr 2001:db8:2::/64 drop"),
+       "broken", "TARGET_UNREACHABLE", 3, ("-4",)),
+    _s("loopback_down",
+       "The client's loopback interface lo is down, so 127.0.0.1 and ::1 do not work.",
+       "Local services (and anything that talks to localhost) fail in odd ways.",
+       NAMED, _ip("client", ("link", "set", "lo", "down")), "broken", "LOOPBACK_DOWN", 3),
+    _s("resolver_config_empty",
+       "/etc/resolv.conf names no name server at all.",
+       "Names fail to resolve ('Temporary failure in name resolution'); addresses work.",
+       NAMED, _resolver_config_empty, "broken", "DNS_NO_RESOLVER", 3),
+    _s("resolver_dropped",
+       "A firewall on the DNS server silently drops every query to port 53.",
+       "Name lookups hang for seconds and then fail; pinging the DNS server works.",
+       NAMED, _firewall("dns", "input", "udp dport 53 drop", "tcp dport 53 drop"),
+       "broken", "DNS_RESOLVER_UNREACHABLE", 3),
+    _s("resolver_rejected",
+       "A firewall on the DNS server rejects every query to port 53 with ICMP port-unreachable.",
+       "Name lookups fail at once; pinging the DNS server works.",
+       NAMED, _firewall("dns", "input",
+                        "meta l4proto { tcp, udp } th dport 53 "
+                        "reject with icmpx type port-unreachable"),
+       "broken", "DNS_RESOLVER_UNREACHABLE", 3),
+    _s("dns_refused",
+       "The name server refuses to answer this client (REFUSED).",
+       "Name lookups fail at once; dig shows status: REFUSED.",
+       NAMED, _dns_mode("refused"), "broken", "DNS_REFUSED", 3),
+    _s("dns_servfail",
+       "The name server is broken and answers SERVFAIL to every question.",
+       "Name lookups fail; dig shows status: SERVFAIL.",
+       NAMED, _dns_mode("servfail"), "broken", "DNS_SERVFAIL", 3),
+    _s("nxdomain",
+       "The name asked for does not exist in the lab.test zone.",
+       "'Name or service not known'; dig shows status: NXDOMAIN.",
+       "tcp://missing.lab.test:22", _nothing, "broken", "DNS_NXDOMAIN", 3),
+    _s("name_without_address",
+       "The name exists in DNS but has only a TXT record, no IPv4 or IPv6 address.",
+       "'No address associated with hostname'; dig shows NOERROR with an empty answer.",
+       "tcp://noaddr.lab.test:22", _nothing, "broken", "DNS_NO_ADDRESS", 3),
+    _s("slow_resolver",
+       "The name server answers correctly but only after 800 ms.",
+       "Everything works, but every new connection starts with a noticeable pause.",
+       NAMED, _dns_mode("slow", 800), "degraded", "DNS_SLOW", 3),
+    _s("hosts_override",
+       "A stale /etc/hosts line maps www.lab.test to 198.18.2.99, where no server exists.",
+       "dig shows the right address, yet connecting by name hangs and fails.",
+       NAMED, _hosts_override, "broken", "DNS_HOSTS_OVERRIDE", 3, ("-4",)),
+    _s("port_closed",
+       "Nothing listens on port 2222 on the server.",
+       "Connecting fails at once with 'Connection refused'.",
+       "tcp://198.18.2.10:2222", _nothing, "broken", "TCP_REFUSED", 4),
+    _s("port_dropped",
+       "The server's firewall silently drops connections to port 22.",
+       "ssh hangs and times out; ping to the server works.",
+       LITERAL, _firewall("server", "input", "tcp dport 22 drop"), "broken", "TCP_FILTERED", 4),
+    _s("port_admin_prohibited",
+       "The server's firewall rejects port 22 with ICMP 'administratively prohibited'.",
+       "ssh fails at once with 'No route to host' although ping to the server works.",
+       NAMED, _firewall("server", "input",
+                        "meta nfproto ipv4 tcp dport 22 reject with icmp type admin-prohibited",
+                        "meta nfproto ipv6 tcp dport 22 reject with icmpv6 type admin-prohibited"),
+       "broken", "TCP_ADMIN_PROHIBITED", 4),
+    _s("pmtu_blackhole",
+       "A link behind the router has MTU 1280 and the router drops its 'fragmentation needed' "
+       "errors.",
+       "Small packets pass; full-size packets that may not be fragmented vanish.",
+       LITERAL, _pmtu_blackhole, "broken", "PMTU_BLACKHOLE", 3, ("-4",)),
+    _s("ping_dropped_port_open",
+       "The server's firewall drops ping, but the service on port 22 works (a false alarm).",
+       "ping to the server gets no answer, yet ssh connects fine.",
+       NAMED, _firewall("server", "input", "icmp type echo-request drop",
+                        "icmpv6 type echo-request drop"),
+       "degraded", "TARGET_NO_ICMP", 3),
+    _s("second_interface_down",
+       "The client's second interface eth1, not used to reach the server, is down (no fault).",
+       "Nothing: connections to the server work; only `ip link` shows eth1 DOWN.",
+       NAMED, _ip("client", ("link", "set", "eth1", "down")), "ok"),
+]
+
+SCENARIOS: dict[str, Scenario] = {scenario.name: scenario for scenario in _ALL}
