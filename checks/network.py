@@ -250,10 +250,14 @@ async def gateway(ctx: Context) -> Result:
     gw_ip = ipaddress.ip_address(gw)
     prefixes = [a.network for a in ctx.facts.addrs_of(path.ifindex)]
     on_link = gw_ip.is_link_local or any(gw_ip in p for p in prefixes)
-    ping_task = shared.ping(ctx, gw)
-    neigh_task = ctx.blocking(neighbour.resolve, gw, path.ifindex, ctx.timeout)
-    ping_res, neigh = await asyncio.gather(ping_task, neigh_task)
-    beyond = await _target_answered(ctx)
+    # The target's own probes start now too: if the gateway looks silent, whether the
+    # target answered through it is the deciding evidence, and nobody waits twice.
+    target_answered = asyncio.ensure_future(_target_answered(ctx))
+    ping_res, neigh = await asyncio.gather(
+        shared.ping(ctx, gw), ctx.blocking(neighbour.resolve, gw, path.ifindex, ctx.timeout))
+    beyond = False
+    if ping_res.state != "reply" and not neigh.resolved:
+        beyond = await target_answered
     evidence = {"gateway": gw, "interface": ifname, "on_link": on_link,
                 "prefixes": [str(p) for p in prefixes], "neighbour": neigh.to_json(),
                 "ping": ping_res.to_json()}
@@ -292,10 +296,12 @@ async def _target_answered(ctx: Context) -> bool:
         return False
     try:
         addrs = await ctx.addresses()
-        results = await shared.tcp_all(ctx, addrs, ctx.target.port)
+        pings = asyncio.ensure_future(shared.ping_all(ctx, addrs))
+        if any(r.answered for r in await shared.tcp_all(ctx, addrs, ctx.target.port)):
+            return True
+        return any(p.state == "reply" for p in await pings)
     except Exception:
         return False
-    return any(r.answered for r in results)
 
 
 # -- names ---------------------------------------------------------------------------
@@ -350,7 +356,8 @@ def _server_verdicts(res: dns.Resolution) -> dict[str, str]:
     return out
 
 
-@check("dns.servers", Layer.NETWORK, applies=_name_target, requires=("dns.config",),
+@check("dns.servers", Layer.NETWORK, applies=_name_target,
+       requires=("dns.config", "network.address"),
        codes=("DNS_RESOLVER_UNREACHABLE", "DNS_REFUSED", "DNS_SERVFAIL"))
 async def dns_servers(ctx: Context) -> Result:
     """Name servers answer.
@@ -553,7 +560,9 @@ async def path_mtu(ctx: Context) -> Result:
         return skipped("no egress interface MTU to test")
     hdr = _header_bytes(addr)
     mtu = link.mtu
-    t = min(ctx.timeout, 1.0)
+    # The target answered ping already: a probe silent for many of its round trips is lost.
+    rtt_ms = float(target.evidence.get("rtt_ms") or 100.0)
+    t = min(ctx.timeout, max(0.3, rtt_ms * 8 / 1000))
     small, full = await asyncio.gather(icmp.ping(addr, t, 56, df=True),
                                        icmp.ping(addr, t, mtu - hdr, df=True))
     evidence: dict[str, object] = {"interface": link.name, "local_mtu": mtu, "address": addr,

@@ -214,14 +214,31 @@ class Context:
         return "2001:db8::1" if self.families == (socket.AF_INET6,) else "198.18.0.1"
 
     def _guess_egress(self) -> tuple[Optional[str], Optional[int]]:
-        """No usable route: name the interface a person would look at first."""
+        """No usable route: name the interface a person would look at first.
+
+        An interface with a default route wins. Otherwise the kernel dropped the routes
+        because an interface broke, so the most suspicious one is an interface someone
+        meant to use that does not work: up without carrier or address first, then down
+        but configured, then down and bare; a working interface whose routes simply do
+        not lead there comes last.
+        """
         for fam in self.families:
             for route in self.facts.defaults(fam):
                 link = self.facts.link(index=route.oif)
                 if link:
                     return link.name, link.index
-        candidates = [lk for lk in self.facts.links if not lk.is_loopback]
-        candidates.sort(key=lambda lk: (not self.facts.addrs_of(lk.index), not lk.admin_up))
+
+        def suspicion(lk: Any) -> tuple[int, int]:
+            configured = any(not a.link_local for a in self.facts.addrs_of(lk.index))
+            if lk.admin_up and (not lk.carrier or not configured):
+                rank = 0
+            elif not lk.admin_up:
+                rank = 1 if configured else 2
+            else:
+                rank = 3
+            return rank, lk.index
+
+        candidates = sorted((lk for lk in self.facts.links if not lk.is_loopback), key=suspicion)
         if candidates:
             return candidates[0].name, candidates[0].index
         return None, None

@@ -172,13 +172,16 @@ async def query(server: str, qname: str, rdtype: str, timeout: float) -> DnsAnsw
     msg.flags |= dns.flags.RD
     start = time.monotonic()
     try:
-        response, _tcp = await dns.asyncquery.udp_with_fallback(
-            msg, server.split("%")[0], timeout=timeout)
-    except dns.exception.Timeout:
+        wire = await _udp_exchange(server, msg.to_wire(), msg.id, timeout)
+        response = dns.message.from_wire(wire)
+        if response.flags & dns.flags.TC:  # truncated: ask again over TCP, as resolvers do
+            left = max(0.05, timeout - (time.monotonic() - start))
+            response = await dns.asyncquery.tcp(msg, server.split("%")[0], timeout=left)
+    except (dns.exception.Timeout, asyncio.TimeoutError):
         answer.error = "timeout"
         return answer
-    except ConnectionRefusedError:
-        answer.error = "rejected"  # ICMP port unreachable: nothing listens on 53
+    except IcmpError as exc:
+        answer.error = exc.describe()
         answer.rtt_ms = (time.monotonic() - start) * 1000
         return answer
     except OSError as exc:
@@ -202,6 +205,60 @@ async def query(server: str, qname: str, rdtype: str, timeout: float) -> DnsAnsw
         elif rrset.rdtype == want:
             answer.addresses.extend(rr.to_text() for rr in rrset)
     return answer
+
+
+class IcmpError(Exception):
+    """An ICMP error came back instead of an answer."""
+
+    def __init__(self, kind: int, code: int, sender: Optional[str], v6: bool) -> None:
+        super().__init__(kind, code, sender)
+        self.kind, self.code, self.sender, self.v6 = kind, code, sender, v6
+
+    def describe(self) -> str:
+        from netcheck.probes.icmp import ICMP6_NAMES, ICMP_NAMES
+
+        table = ICMP6_NAMES if self.v6 else ICMP_NAMES
+        name = table.get((self.kind, self.code), f"ICMP type {self.kind} code {self.code}")
+        if name == "port unreachable":
+            name = "rejected (port unreachable: nothing listens on 53)"
+        return f"{name} from {self.sender}" if self.sender else name
+
+
+async def _udp_exchange(server: str, wire: bytes, msg_id: int, timeout: float) -> bytes:
+    """One UDP query on a connected socket; an ICMP error is raised as :class:`IcmpError`.
+
+    A connected socket with ``IP_RECVERR`` sees the ICMP error that tells a rejected query
+    (port unreachable) from one lost on the way (host unreachable from a router).
+    """
+    from netcheck.probes.icmp import IP_RECVERR, IPV6_RECVERR, read_errqueue, wait_readable
+
+    host, _, zone = server.partition("%")
+    v6 = ":" in host
+    family = socket.AF_INET6 if v6 else socket.AF_INET
+    loop = asyncio.get_running_loop()
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)
+        if v6:
+            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVERR, 1)
+            sock.connect((host, 53, 0, socket.if_nametoindex(zone) if zone else 0))
+        else:
+            sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
+            sock.connect((host, 53))
+        sock.send(wire)
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not await wait_readable(loop, sock, left):
+                raise asyncio.TimeoutError
+            icmp = read_errqueue(sock)
+            if icmp is not None:
+                raise IcmpError(icmp[0], icmp[1], icmp[2], v6)
+            try:
+                data = sock.recv(65535)
+            except (BlockingIOError, InterruptedError):
+                continue
+            if len(data) >= 2 and int.from_bytes(data[:2], "big") == msg_id:
+                return data
 
 
 def _candidates(name: str, cfg: ResolverConfig) -> list[str]:
@@ -234,6 +291,8 @@ async def resolve_like_system(name: str, families: tuple[int, ...], resolv_conf:
         res.answers.extend(batch)
         settled = _settle(batch, servers)
         if settled is None:
+            if not any(a.answered for a in batch):
+                break  # no server answers at all: other search names would only wait too
             continue
         res.fqdn = candidate
         res.dns_addresses = settled

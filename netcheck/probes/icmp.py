@@ -170,7 +170,7 @@ async def _ping_socket(address: str, family: int, method: str, timeout: float, s
             left = deadline - time.monotonic()
             if left <= 0:
                 return result
-            got = await _wait_readable(loop, sock, left)
+            got = await wait_readable(loop, sock, left)
             if not got:
                 return result
             err = _read_errqueue(sock)
@@ -219,8 +219,9 @@ def _local_mtu_hint(sock: socket.socket, family: int) -> Optional[int]:
         return None
 
 
-async def _wait_readable(loop: asyncio.AbstractEventLoop, sock: socket.socket,
-                         timeout: float) -> bool:
+async def wait_readable(loop: asyncio.AbstractEventLoop, sock: socket.socket,
+                        timeout: float) -> bool:
+    """Wait until the socket has data (or a queued error); False on timeout."""
     fut: asyncio.Future[bool] = loop.create_future()
 
     def ready() -> None:
