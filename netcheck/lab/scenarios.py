@@ -11,10 +11,11 @@ a resolver file, the DNS server's mode) — never in the root namespace.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple, Optional
 
-from netcheck.lab.topology import CLIENT_HOSTS, Lab
+from netcheck.lab.topology import CLIENT_HOSTS, Lab, LabError
 
 TABLE = "netcheck_lab"  # name of the nft table every scenario's rules live in
 
@@ -84,6 +85,19 @@ def _link_local_only(lab: Lab) -> None:
     lab.ip("client", "addr", "add", "fe80::23:5/64", "dev", "eth0")
 
 
+def _duplicate_address(lab: Lab) -> None:
+    # Someone configured the router's address on the client by hand. IPv6 duplicate address
+    # detection (off elsewhere in the lab to save time) is turned on for eth0 to catch it.
+    lab.exec("client", ["sysctl", "-q", "-w", "net.ipv6.conf.eth0.accept_dad=1"], check=True)
+    lab.ip("client", "-6", "addr", "del", "2001:db8:1::2/64", "dev", "eth0")
+    lab.ip("client", "-6", "addr", "add", "2001:db8:1::1/64", "dev", "eth0")
+    deadline = time.monotonic() + 5
+    while "dadfailed" not in lab.ip("client", "-6", "addr", "show", "dev", "eth0").stdout:
+        if time.monotonic() > deadline:
+            raise LabError("duplicate address detection did not fail within 5 s")
+        time.sleep(0.02)  # DAD takes one NS retransmit time (about 0.2 s here)
+
+
 def _resolver_config_empty(lab: Lab) -> None:
     lab.write_client_file("resolv.conf", "# written by a DHCP lease that carried no name server\n"
                                          "search lab.test\n")
@@ -145,6 +159,11 @@ _ALL = [
        "DHCP failed, so eth0 only has the self-assigned address 169.254.23.5 (and an fe80:: one).",
        "The link is up but nothing outside the local segment is reachable.",
        LITERAL, _link_local_only, "broken", "ADDR_LINK_LOCAL_ONLY", 3, ("-4",)),
+    _s("duplicate_address",
+       "The client's IPv6 address was set by hand to 2001:db8:1::1, which the router already has.",
+       "IPv6 connections hang; `ip addr` shows the address as 'dadfailed tentative'.",
+       "tcp://[2001:db8:2::10]:22", _duplicate_address, "broken", "ADDR_DAD_FAILED", 3,
+       ("-6",)),
     _s("no_default_route",
        "The client has its address but no default route, so it only knows its own subnet.",
        "The gateway answers ping, but the server gives 'Network is unreachable'.",

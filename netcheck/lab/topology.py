@@ -37,6 +37,8 @@ import weakref
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from netcheck.lab.servers import DEFAULT_SLOW_MS, DNS_MODES  # noqa: F401 - DNS_MODES re-exported
+
 ROLES = ("client", "router", "server", "dns", "stub")
 STATE_ROOT = Path(os.environ.get("NETCHECK_LAB_DIR", "/run/netcheck-lab"))
 ETC_NETNS = Path("/etc/netns")
@@ -52,7 +54,6 @@ SERVER_V4, SERVER_V6 = "198.18.2.10", "2001:db8:2::10"
 DNS_V4, DNS_V6 = "198.18.3.53", "2001:db8:3::53"
 STUB_V4 = "198.18.4.1"
 SERVER_PORTS = (22, 80, 443)
-DNS_MODES = ("normal", "refused", "servfail", "slow")
 
 # veth pairs: (namespace that creates it, its end, peer namespace, peer end).
 VETHS: tuple[tuple[str, str, str, str], ...] = (
@@ -388,7 +389,12 @@ class Lab:
 
     def _build(self) -> None:
         ip = _tool("ip")
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        for _ in range(3):  # another lab's teardown may remove an empty STATE_ROOT meanwhile
+            try:
+                self.state_dir.mkdir(parents=True, exist_ok=True)
+                break
+            except FileNotFoundError:
+                continue
         self._save_state()  # before anything exists, so a crash mid-build can be cleaned
         _run([ip, "-batch", "-"],
              input="".join(f"netns add {name}\n" for name in self.namespaces.values()))
@@ -498,7 +504,7 @@ class Lab:
         """Load an nft ruleset into the role's namespace (``nft -f -``, fed on stdin)."""
         self.exec(role, [_tool("nft"), "-f", "-"], input=ruleset, check=True)
 
-    def set_dns_mode(self, mode: str, delay_ms: int = 800) -> None:
+    def set_dns_mode(self, mode: str, delay_ms: int = DEFAULT_SLOW_MS) -> None:
         """Switch the DNS server: normal, refused, servfail or slow (answers after delay_ms)."""
         if mode not in DNS_MODES:
             raise LabError(f"unknown DNS mode {mode!r}; modes are {', '.join(DNS_MODES)}")
