@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from typing import Optional
+from typing import Any, Optional
 
 from netcheck import hints
 from netcheck.model import Hint, Layer, Result, Status, failed, passed, skipped, warned
@@ -246,30 +246,52 @@ async def gateway(ctx: Context) -> Result:
                       path=path.to_json())
     if path.ifindex is None:
         return skipped("no egress interface")
-    ifname = path.interface
+    ifname = path.interface or ""
     gw_ip = ipaddress.ip_address(gw)
     prefixes = [a.network for a in ctx.facts.addrs_of(path.ifindex)]
     on_link = gw_ip.is_link_local or any(gw_ip in p for p in prefixes)
+    link = ctx.facts.link(index=path.ifindex)
+    src = next((lk.prefsrc for lk in path.lookups if lk.prefsrc), None)
     # The target's own probes start now too: if the gateway looks silent, whether the
     # target answered through it is the deciding evidence, and nobody waits twice.
     target_answered = asyncio.ensure_future(_target_answered(ctx))
-    ping_res, neigh = await asyncio.gather(
-        shared.ping(ctx, gw), ctx.blocking(neighbour.resolve, gw, path.ifindex, ctx.timeout))
-    beyond = False
-    if ping_res.state != "reply" and not neigh.resolved:
-        beyond = await target_answered
+    ping_t = shared.ping(ctx, gw)
+    wire_t = ctx.blocking(neighbour.probe_on_wire, ifname, path.ifindex,
+                          link.mac if link else None, src, gw, ctx.timeout)
+    neigh_t = ctx.blocking(neighbour.resolve, gw, path.ifindex, ctx.timeout)
+    pending: set[asyncio.Future[Any]] = {ping_t, wire_t, neigh_t}
+    while pending:  # stop at the first proof of life instead of waiting out every timeout
+        _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        if (ping_t.done() and ping_t.result().state == "reply") or (
+                wire_t.done() and wire_t.result()[1]):
+            break
+    ping_res = ping_t.result() if ping_t.done() else icmp.PingResult(gw, "not waited for")
+    probed, mac = wire_t.result() if wire_t.done() else (True, None)
+    neigh = neigh_t.result() if neigh_t.done() else neighbour.NeighbourResult(
+        gw, path.ifindex, "not waited for")
     evidence = {"gateway": gw, "interface": ifname, "on_link": on_link,
                 "prefixes": [str(p) for p in prefixes], "neighbour": neigh.to_json(),
                 "ping": ping_res.to_json()}
-    confirmed = ping_res.state == "reply" or neigh.state in ("REACHABLE", "PERMANENT",
-                                                              "NOARP") or beyond
-    if confirmed or (on_link and neigh.resolved):
-        how = ("answers ping" if ping_res.state == "reply" else
-               f"resolves on the link ({neigh.lladdr})" if neigh.resolved else
-               "forwards to the target")
-        if ping_res.rtt_ms is not None and ping_res.state == "reply":
-            evidence["rtt_ms"] = round(ping_res.rtt_ms, 3)
+    if probed:
+        evidence["arp_probe" if ":" not in gw else "ndp_probe"] = mac or "no answer"
+    # A fresh answer on the wire is proof; the kernel's cache may remember a gateway that
+    # has since gone, so without our own probe only REACHABLE counts, and only as a hint.
+    how = None
+    if ping_res.state == "reply":
+        how = "answers ping"
+        evidence["rtt_ms"] = round(ping_res.rtt_ms or 0, 3)
+    elif mac:
+        how = f"answers {'ARP' if ':' not in gw else 'neighbour solicitation'} ({mac})"
+    elif not probed and neigh.state == "REACHABLE":
+        how = f"is in the neighbour table as REACHABLE ({neigh.lladdr})"
+    elif await target_answered:
+        how = "forwards to the target (which answers)"
+    if how:
         return passed(f"gateway {gw} on {ifname} {how}", **evidence)
+    if not probed and neigh.resolved:
+        return passed(f"gateway {gw} on {ifname} is known on the link ({neigh.state}, "
+                      f"{neigh.lladdr}) but did not confirm it (no ping reply; an ARP probe "
+                      "needs root)", **evidence)
     mgr = _manager(ctx)
     if not on_link:
         return failed("GATEWAY_NOT_ON_LINK",
@@ -280,8 +302,14 @@ async def gateway(ctx: Context) -> Result:
                            [f"ip route del default via {gw}",
                             *hints.default_route("<gateway on the link>", ifname or "", mgr)[:1]]),
                       **evidence)
-    return failed("GATEWAY_UNREACHABLE",
-                  f"gateway {gw} does not answer on {ifname} (neighbour {neigh.state})",
+    if probed:
+        why = f"answers neither ARP nor ping on {ifname}" if ":" not in gw else \
+            f"answers neither neighbour solicitation nor ping on {ifname}"
+        if neigh.resolved:
+            why += f" (the neighbour cache still says {neigh.state}, learnt before it went)"
+    else:
+        why = f"does not answer on {ifname} (neighbour {neigh.state})"
+    return failed("GATEWAY_UNREACHABLE", f"gateway {gw} {why}",
                   Hint(f"Nothing at {gw} answers ARP on {ifname}: the gateway address is "
                        "wrong or the router is down. Check the router, or fix the route.",
                        [f"ip neigh show dev {ifname}", f"ping -c 3 {gw}",
@@ -313,16 +341,17 @@ async def dns_config(ctx: Context) -> Result:
     ``/etc/resolv.conf`` must name at least one server (with systemd-resolved, the stub
     127.0.0.53 and its upstream servers).
     """
-    res = await ctx.resolution()
-    cfg = res.config
+    # Read here, not through the resolution: the config is known long before the answers.
+    cfg = await ctx.blocking(dns.parse_resolv_conf, ctx.options.resolv_conf)
     evidence = {"file": cfg.path, "nameservers": cfg.nameservers, "search": cfg.search,
                 "upstreams": cfg.upstreams}
     if cfg.nameservers:
         extra = f" (systemd-resolved; upstream {', '.join(cfg.upstreams) or 'none'})" \
             if cfg.uses_stub else ""
         return passed(f"{cfg.path}: nameserver {', '.join(cfg.nameservers)}{extra}", **evidence)
-    if res.hosts_addresses:
-        return passed(f"no name server, but {ctx.target.host} is in the hosts file",  # type: ignore[union-attr]
+    assert ctx.target is not None
+    if await ctx.blocking(dns.hosts_lookup, ctx.options.hosts_file, ctx.target.host):
+        return passed(f"no name server, but {ctx.target.host} is in the hosts file",
                       **evidence)
     why = f"cannot read {cfg.path}: {cfg.error}" if cfg.error else f"{cfg.path} names no nameserver"
     mgr = _manager(ctx)
@@ -365,7 +394,13 @@ async def dns_servers(ctx: Context) -> Result:
     Each configured server is asked directly, as ``dig @server`` would: silence or an
     ICMP error, REFUSED, and SERVFAIL are different faults with different fixes.
     """
-    res = await ctx.resolution()
+    resolving = ctx.resolution()
+    done, _ = await asyncio.wait({resolving}, timeout=0.3)
+    if not done:  # slow to answer: find out meanwhile whether the server's host is up
+        servers = (await ctx.blocking(dns.parse_resolv_conf, ctx.options.resolv_conf)).nameservers
+        if servers:
+            shared.ping(ctx, servers[0])
+    res = await resolving
     verdicts = _server_verdicts(res)
     evidence = {"servers": verdicts, "answers": [a.to_json() for a in res.answers[:12]]}
     working = [s for s, v in verdicts.items() if v == "ok"]
@@ -401,12 +436,27 @@ async def dns_servers(ctx: Context) -> Result:
                            [f"dig @{first} {res.name}", f"dig @{first} {res.name} +cd"]),
                       **evidence)
     how = " and ".join(errors) or "no answer"
+    text = ("No configured name server answers: the server is down, a firewall drops port "
+            "53, or the address in resolv.conf is wrong.")
+    cmds = [f"dig @{first} {res.name} +time=2 +tries=1", f"ping -c 3 {first}",
+            "cat /etc/resolv.conf"]
+    if how == "timeout":
+        # Is the server's host there at all? Tells a dead host from a silent service.
+        alive = await shared.ping(ctx, first)
+        evidence["server_ping"] = alive.to_json()
+        if alive.state == "reply":
+            how += f" (but {first} answers ping: its DNS service or a firewall drops port 53)"
+            text = (f"{first} is up but its DNS service does not answer: start the service "
+                    "or open port 53 (UDP and TCP) on its firewall.")
+        elif alive.state != "unavailable":
+            how += f" (and {first} does not answer ping either)"
+            cmds.insert(1, f"traceroute -n {first}")
+    if res.config.uses_stub:
+        text += " With systemd-resolved, the stub must run and have an upstream server."
+        cmds = ["resolvectl status", "systemctl status systemd-resolved", *cmds]
     return failed("DNS_RESOLVER_UNREACHABLE",
                   f"name server{'s' if len(res.config.nameservers) > 1 else ''} {servers}: {how}",
-                  Hint("No configured name server answers: the server is down, a firewall "
-                       "drops port 53, or the address in resolv.conf is wrong.",
-                       [f"dig @{first} {res.name} +time=2 +tries=1",
-                        f"ping -c 3 {first}", "cat /etc/resolv.conf"]), **evidence)
+                  Hint(text, cmds), **evidence)
 
 
 @check("dns.resolution", Layer.NETWORK, applies=_name_target, requires=("dns.servers",),
@@ -440,6 +490,16 @@ async def dns_resolution(ctx: Context) -> Result:
                       **evidence)
     via = " via " + " -> ".join(c[1] for c in chain) if chain else ""
     summary = f"{res.fqdn}{via} -> {', '.join(res.addresses)} in {res.duration_ms:.0f} ms"
+    verdicts = _server_verdicts(res)
+    first = res.config.nameservers[0] if res.config.nameservers else None
+    if first and verdicts.get(first, "ok") != "ok":
+        # The system resolver asks the servers in order: every lookup waits for the first
+        # one to time out (5 s by default) before it asks the next.
+        return warned("DNS_SLOW", f"{summary}, but only after the first name server {first} "
+                      f"fails ({verdicts[first]}): every lookup waits for it first",
+                      Hint(f"Remove or fix {first} in resolv.conf so the working server is "
+                           "asked first.", ["cat /etc/resolv.conf", f"dig @{first} {res.name}"]),
+                      **evidence)
     if res.duration_ms > SLOW_DNS_MS:
         return warned("DNS_SLOW", f"{summary} (slow: over {SLOW_DNS_MS:.0f} ms)",
                       Hint("Resolution works but is slow: the resolver or its upstream is "
@@ -484,54 +544,100 @@ async def _hosts_entry_works(ctx: Context, addresses: list[str]) -> bool:
 
 # -- the target ----------------------------------------------------------------------
 
+# How one address answered, best first: what a family's best address says is its state.
+_ANSWER_RANK = ("ping", "tcp", "local", "unknown", "icmp", "silent")
+
+
+def _answer(p: icmp.PingResult, c: Any, address: str) -> str:
+    if p.state == "reply":
+        return "ping"
+    if c.answered or (c.state == "icmp" and c.icmp_from == address):
+        return "tcp"  # SYN-ACK, RST, or a reject sent by the target itself
+    if c.state == "local" or (p.state == "send_error" and p.error in ("EPERM", "EACCES")):
+        return "local"  # this host's own firewall stopped the probe
+    if p.state == "icmp_error" or c.state == "icmp":
+        return "icmp"
+    if p.state == "unavailable":
+        return "unknown"
+    return "silent"
+
+
 @check("network.target", Layer.NETWORK,
        requires=("network.gateway", "dns.resolution", "dns.hosts_file"),
        codes=("TARGET_UNREACHABLE", "TARGET_NO_ICMP"))
 async def target_reachable(ctx: Context) -> Result:
     """Target answers.
 
-    Ping and a TCP connect to the port, sent together. A target that drops ping but
-    answers TCP is fine (a warning, never the root cause of a failure); one that answers
-    nothing at all, or whose router says "unreachable", is not reachable.
+    Ping and a TCP connect to the port, sent together, to every address. A target that
+    drops ping but answers TCP is fine (a warning, never the root cause of a failure);
+    one that answers nothing at all, or whose router says "unreachable", is not reachable;
+    one address family that fails while the other works is a warning naming it.
     """
     assert ctx.target is not None
-    addrs = await ctx.addresses()
+    addrs = (await ctx.addresses())[:8]
     if not addrs:
         return skipped("the target has no address to try")
     pings, conns = await asyncio.gather(shared.ping_all(ctx, addrs),
                                         shared.tcp_all(ctx, addrs, ctx.target.port))
-    evidence = {"ping": [p.to_json() for p in pings], "tcp": [c.to_json() for c in conns]}
+    answers = {a: _answer(p, c, a) for a, p, c in zip(addrs, pings, conns)}
+    by_family: dict[str, str] = {}
+    for a, how in answers.items():
+        fam = "IPv6" if ":" in a else "IPv4"
+        best = by_family.get(fam, "silent")
+        by_family[fam] = min(best, how, key=_ANSWER_RANK.index)
+    evidence: dict[str, Any] = {"answers": answers, "ping": [p.to_json() for p in pings],
+                                "tcp": [c.to_json() for c in conns]}
     replies = [p for p in pings if p.state == "reply"]
     if replies:
         evidence["rtt_ms"] = round(min(p.rtt_ms or 0 for p in replies), 3)
-        return passed(f"{replies[0].address} answers ping in {replies[0].rtt_ms:.1f} ms",
+        evidence["answering_ping"] = [p.address for p in replies]
+    working = sorted(f for f, how in by_family.items() if how in ("ping", "tcp"))
+    broken = {f: how for f, how in by_family.items() if how in ("icmp", "silent")}
+    port = ctx.target.port
+    if working and broken:
+        fam = sorted(broken)[0]
+        bad = next(a for a in addrs if ("IPv6" if ":" in a else "IPv4") == fam)
+        evidence["unreachable_families"] = sorted(broken)
+        return warned("TARGET_UNREACHABLE",
+                      f"{fam} {bad} {_why_silent(ctx, bad, pings, conns)} while "
+                      f"{' and '.join(working)} works",
+                      Hint(f"Clients that prefer {fam} fail or wait for a timeout: check "
+                           f"{fam} routing beyond the gateway (or remove the {fam} address "
+                           "from DNS).", [f"traceroute -n {bad}", f"ping -c 3 {bad}"]),
                       **evidence)
-    # Answers from the target's side: SYN-ACK, RST, or an ICMP reject from the host itself.
-    answered = [c for c in conns if c.answered or (
-        c.state == "icmp" and c.icmp_from in addrs)]
-    if answered:
-        return warned("TARGET_NO_ICMP",
-                      f"{answered[0].address} drops ping but answers TCP port {ctx.target.port}",
-                      Hint("Nothing to fix for connectivity: the target (or a firewall before "
-                           "it) filters ICMP echo. Use TCP probes (nping --tcp-connect) "
-                           "instead of ping to test it."), **evidence)
-    unreach = [x for x in [*pings, *conns] if x.state == "icmp" or x.state == "icmp_error"]
-    if all(p.state == "unavailable" for p in pings) and not unreach:
-        return skipped("cannot ping (needs root or CAP_NET_RAW) and TCP got no answer: "
-                       "unreachable target and filtered port look the same", **evidence)
-    router = next((x.icmp_from for x in unreach if x.icmp_from), None)
-    if unreach:
-        summary = (f"{addrs[0]} is unreachable: {router or 'a router'} says "
-                   f"{unreach[0].icmp_name}")
-    else:
-        summary = f"{addrs[0]} answers neither ping nor TCP port {ctx.target.port}"
+    if working:
+        if replies:
+            return passed(f"{replies[0].address} answers ping in {replies[0].rtt_ms:.1f} ms",
+                          **evidence)
+        if all(p.state == "unavailable" for p in pings):
+            return passed(f"{addrs[0]} answers TCP port {port} (ping needs root here)",
+                          **evidence)
+        return warned("TARGET_NO_ICMP", f"{addrs[0]} drops ping but answers TCP port {port}",
+                      Hint("Nothing to fix for connectivity: the target (or a firewall "
+                           "before it) filters ICMP echo. Test it with TCP probes "
+                           "(nping --tcp-connect) instead of ping."), **evidence)
+    if "local" in by_family.values():
+        return skipped(f"this host's own firewall stops the probes to {addrs[0]}: "
+                       "see the transport check", **evidence)
+    if not broken:
+        return skipped("cannot ping (needs root or CAP_NET_RAW) and TCP got no answer: an "
+                       "unreachable target and a filtered port look the same", **evidence)
     path = await ctx.path()
-    return failed("TARGET_UNREACHABLE", summary,
-                  Hint("The gateway works but nothing comes back from the target: the "
-                       "host is down, or a router/firewall beyond the gateway drops the "
+    return failed("TARGET_UNREACHABLE", f"{addrs[0]} {_why_silent(ctx, addrs[0], pings, conns)}",
+                  Hint("The gateway works but nothing comes back from the target: the host "
+                       "is down, or a router or firewall beyond the gateway drops the "
                        "traffic. Find the last hop that answers.",
                        [f"traceroute -n {addrs[0]}", f"mtr -n -c 5 {addrs[0]}",
                         f"ping -c 3 {path.gateway or addrs[0]}"]), **evidence)
+
+
+def _why_silent(ctx: Context, address: str, pings: list[icmp.PingResult],
+                conns: list[Any]) -> str:
+    for x in [*pings, *conns]:
+        if x.address == address and x.state in ("icmp", "icmp_error"):
+            return f"is unreachable: {x.icmp_from or 'a router'} says {x.icmp_name}"
+    assert ctx.target is not None
+    return f"answers neither ping nor TCP port {ctx.target.port}"
 
 
 def _header_bytes(address: str) -> int:
@@ -549,12 +655,12 @@ async def path_mtu(ctx: Context) -> Result:
     transfers (handshakes work, downloads stall).
     """
     target = ctx.result("network.target")
-    if target is None or target.status is not Status.PASS:
+    answering = list(target.evidence.get("answering_ping", [])) if target else []
+    if not answering:
         return skipped("the target does not answer ping: the path MTU cannot be probed")
     path = await ctx.path()
-    addrs = await ctx.addresses()
-    fam_addrs = [a for a in addrs if (":" in a) == (path.family == socket.AF_INET6)] or addrs
-    addr = fam_addrs[0]
+    fam_addrs = [a for a in answering if (":" in a) == (path.family == socket.AF_INET6)]
+    addr = (fam_addrs or answering)[0]
     link = ctx.facts.link(index=path.ifindex) if path.ifindex else None
     if link is None or link.mtu <= 0:
         return skipped("no egress interface MTU to test")

@@ -8,26 +8,29 @@ from netcheck.probes.tcp import TcpResult
 from netcheck.registry import check
 from netcheck.runner import Context
 
-# ICMP answers to a SYN that mean "a firewall rejects it" rather than "no route".
-_REJECT_V4 = {(3, 3), (3, 9), (3, 10), (3, 13)}
-_REJECT_V6 = {(1, 1), (1, 4), (1, 5), (1, 6)}
+
+def _fam_of(address: str) -> str:
+    return "IPv6" if ":" in address else "IPv4"
 
 
 def _family(r: TcpResult) -> str:
-    return "IPv6" if ":" in r.address else "IPv4"
+    return _fam_of(r.address)
 
 
-def _code(r: TcpResult) -> str:
-    """The problem code one failed connect amounts to."""
+def _code(r: TcpResult, blocked_locally: bool) -> str:
+    """The problem code one failed connect amounts to.
+
+    The network check already established that the host answers, so any ICMP error to a
+    SYN is a firewall's reject (port unreachable, prohibited, even "host unreachable").
+    A silent SYN to a host whose pings this host's own firewall refused to send is taken
+    as this host's block, not a remote one.
+    """
     if r.state == "refused":
         return "TCP_REFUSED"
-    if r.state == "local":
+    if r.state == "local" or (r.state == "timeout" and blocked_locally):
         return "FW_LOCAL_OUTPUT_BLOCK"
     if r.state == "icmp":
-        table = _REJECT_V6 if ":" in r.address else _REJECT_V4
-        if (r.icmp_type, r.icmp_code) in table:
-            return "TCP_ADMIN_PROHIBITED"
-        return "TARGET_UNREACHABLE"
+        return "TCP_ADMIN_PROHIBITED"
     return "TCP_FILTERED"
 
 
@@ -44,11 +47,9 @@ def _hint(code: str, r: TcpResult) -> Hint:
                     "firewall. On that host:",
                     ["nft list ruleset", "iptables -S", f"nping --tcp -p {r.port} {r.address}"])
     if code == "FW_LOCAL_OUTPUT_BLOCK":
-        return Hint(f"This host's own firewall blocks {where} (connect() got {r.errno}).",
-                    ["nft list ruleset", "iptables -S OUTPUT"])
-    if code == "TARGET_UNREACHABLE":
-        return Hint(f"{r.icmp_from or 'A router'} says {r.address} is unreachable "
-                    f"({r.icmp_name}).", [f"traceroute -n {r.address}"])
+        how = f"connect() got {r.errno}" if r.errno else "even its pings are refused (EPERM)"
+        return Hint(f"This host's own firewall blocks {where} ({how}): find the output rule.",
+                    ["nft list ruleset", "iptables -S OUTPUT", "ip6tables -S OUTPUT"])
     return Hint(f"The host answers ping but its SYNs to {where} get no answer at all: a "
                 "firewall drops them (on the server or a router on the way).",
                 [f"nping --tcp -p {r.port} {r.address}", f"nmap -Pn -sT -p {r.port} {r.address}",
@@ -81,7 +82,14 @@ async def tcp_connect(ctx: Context) -> Result:
     addrs = await ctx.addresses()
     if not addrs:
         return skipped("the target has no address to connect to")
+    network = ctx.result("network.target")
+    skip_fams = set(network.evidence.get("unreachable_families", [])) if network else set()
+    # A family the network check already found unreachable is its finding, not ours.
+    addrs = [a for a in addrs if _fam_of(a) not in skip_fams] or addrs
     results = await shared.tcp_all(ctx, addrs, ctx.target.port)
+    pings = await shared.ping_all(ctx, addrs)
+    local = {p.address for p in pings
+             if p.state == "send_error" and p.error in ("EPERM", "EACCES")}
     evidence: dict[str, object] = {"port": ctx.target.port,
                                    "connects": [r.to_json() for r in results]}
     opened = [r for r in results if r.state == "open"]
@@ -92,7 +100,7 @@ async def tcp_connect(ctx: Context) -> Result:
         bad_fams = {_family(r) for r in failing} - good_fams
         if bad_fams:
             bad = next(r for r in failing if _family(r) in bad_fams)
-            code = _code(bad)
+            code = _code(bad, bad.address in local)
             fam = _family(bad)
             return warned(code, f"{fam} fails ({_describe(bad)}) while "
                           f"{' and '.join(sorted(good_fams))} works",
@@ -100,8 +108,11 @@ async def tcp_connect(ctx: Context) -> Result:
                                + _hint(code, bad).text, _hint(code, bad).commands), **evidence)
         return passed(_describe(opened[0]), **evidence)
     first = sorted(results, key=lambda r: _precedence(r))[0]
-    code = _code(first)
-    return failed(code, _describe(first), _hint(code, first), **evidence)
+    code = _code(first, first.address in local)
+    summary = _describe(first)
+    if code == "FW_LOCAL_OUTPUT_BLOCK" and first.state == "timeout":
+        summary += " (this host's firewall refuses to send to it: ping got EPERM)"
+    return failed(code, summary, _hint(code, first), **evidence)
 
 
 def _precedence(r: TcpResult) -> int:

@@ -8,6 +8,7 @@ datagram to the discard port sets it going, then the neighbour table is watched.
 from __future__ import annotations
 
 import socket
+import struct
 import time
 from dataclasses import dataclass
 from typing import Optional
@@ -70,3 +71,98 @@ def resolve(address: str, ifindex: int, timeout: float) -> NeighbourResult:
         result.error = f"{type(exc).__name__}: {exc}"
     result.waited_ms = (time.monotonic() - start) * 1000
     return result
+
+
+ETH_P_ARP = 0x0806
+ETH_P_IP = 0x0800
+
+
+def _mac_bytes(mac: str) -> bytes:
+    return bytes(int(x, 16) for x in mac.split(":"))
+
+
+def _mac_text(raw: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in raw)
+
+
+def arp_probe(ifname: str, src_mac: str, src_ip: str, target_ip: str,
+              timeout: float) -> Optional[str]:
+    """Blocking: ask "who has target_ip?" on the wire, as ``arping`` does (needs CAP_NET_RAW).
+
+    Returns the MAC address that answered, or None when nobody did. Raises OSError when a
+    packet socket cannot be opened (no privilege). Unlike the kernel's neighbour cache, a
+    fresh request cannot be fooled by an entry learnt before the gateway went away.
+    """
+    with socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ARP)) as sock:
+        sock.bind((ifname, ETH_P_ARP))
+        request = struct.pack("!HHBBH6s4s6s4s", 1, ETH_P_IP, 6, 4, 1, _mac_bytes(src_mac),
+                              socket.inet_aton(src_ip), b"\0" * 6, socket.inet_aton(target_ip))
+        sock.sendto(request, (ifname, ETH_P_ARP, 0, 1, b"\xff" * 6))
+        wanted = socket.inet_aton(target_ip)
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            sock.settimeout(left)
+            try:
+                data = sock.recv(128)
+            except socket.timeout:
+                return None
+            if len(data) >= 28:
+                op = struct.unpack("!H", data[6:8])[0]
+                if op == 2 and data[14:18] == wanted:
+                    return _mac_text(data[8:14])
+
+
+def ndp_probe(ifname: str, ifindex: int, src_mac: str, target_ip: str,
+              timeout: float) -> Optional[str]:
+    """Blocking: IPv6 neighbour solicitation for target_ip (needs CAP_NET_RAW).
+
+    Returns the link-layer address from the neighbour advertisement, or None.
+    """
+    target = socket.inet_pton(socket.AF_INET6, target_ip)
+    group = "ff02::1:ff" + target[13:].hex()[:2] + ":" + target[14:].hex()
+    with socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6) as sock:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, 255)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ifindex)
+        # type 135 NS, target, option 1: our link-layer address (the kernel adds the checksum)
+        ns = struct.pack("!BBHI16s", 135, 0, 0, 0, target) + bytes([1, 1]) + _mac_bytes(src_mac)
+        sock.sendto(ns, (group, 0, 0, ifindex))
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            sock.settimeout(left)
+            try:
+                data = sock.recv(256)
+            except socket.timeout:
+                return None
+            if len(data) >= 24 and data[0] == 136 and data[8:24] == target:
+                opts = data[24:]
+                while len(opts) >= 8 and opts[1]:
+                    if opts[0] == 2:
+                        return _mac_text(opts[2:8])
+                    opts = opts[opts[1] * 8:]
+                return "(no link-layer option)"
+
+
+def probe_on_wire(ifname: str, ifindex: int, src_mac: Optional[str], src_ip: Optional[str],
+                  target_ip: str, timeout: float) -> tuple[bool, Optional[str]]:
+    """Blocking: ARP (IPv4) or neighbour solicitation (IPv6) sent by us, not the kernel.
+
+    Returns (ran, mac): ran is False when it could not be sent (no privilege, no MAC on
+    the interface), so the caller falls back on the kernel's neighbour cache.
+    """
+    if not src_mac or src_mac == "00:00:00:00:00:00":
+        return False, None
+    try:
+        if ":" in target_ip:
+            return True, ndp_probe(ifname, ifindex, src_mac, target_ip, timeout)
+        if not src_ip or ":" in src_ip:
+            return False, None
+        return True, arp_probe(ifname, src_mac, src_ip, target_ip, timeout)
+    except (OSError, ValueError):
+        return False, None
