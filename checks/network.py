@@ -385,8 +385,9 @@ def _server_verdicts(res: dns.Resolution) -> dict[str, str]:
     return out
 
 
-@check("dns.servers", Layer.NETWORK, applies=_name_target,
-       requires=("dns.config", "network.address"),
+# Not blocked by the path checks: for a name, the path is only known once it resolves,
+# and the resolver's answers (or silence) are worth having at once either way.
+@check("dns.servers", Layer.NETWORK, applies=_name_target, requires=("dns.config",),
        codes=("DNS_RESOLVER_UNREACHABLE", "DNS_REFUSED", "DNS_SERVFAIL"))
 async def dns_servers(ctx: Context) -> Result:
     """Name servers answer.
