@@ -657,6 +657,9 @@ async def path_mtu(ctx: Context) -> Result:
     """
     target = ctx.result("network.target")
     answering = list(target.evidence.get("answering_ping", [])) if target else []
+    if not answering and target is not None and all(
+            p.get("state") == "unavailable" for p in target.evidence.get("ping", [{}])):
+        return skipped("needs root (or CAP_NET_RAW, or ping_group_range) to send ICMP probes")
     if not answering:
         return skipped("the target does not answer ping: the path MTU cannot be probed")
     path = await ctx.path()

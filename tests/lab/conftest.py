@@ -103,11 +103,13 @@ def _user_ids(user: str) -> tuple[int, int]:
 
 
 def run_netcheck(lab: Lab, *args: str, user: Optional[str] = None,
-                 timeout: float = 30) -> NetcheckRun:
+                 timeout: float = 30, no_net_raw: bool = False) -> NetcheckRun:
     """Run ``python -m netcheck ARGS --format json`` in the lab's client namespace.
 
     user: run unprivileged as this user (name or uid, e.g. "nobody" or "65534") through
     ``setpriv``, to test what netcheck does without root.
+    no_net_raw: also drop CAP_NET_RAW from the bounding set, so not even the system
+    ``ping`` (a file capability) can send ICMP.
     """
     argv: list[str] = []
     env = dict(os.environ)
@@ -115,6 +117,8 @@ def run_netcheck(lab: Lab, *args: str, user: Optional[str] = None,
         uid, gid = _user_ids(user)
         setpriv = shutil.which("setpriv") or "/usr/bin/setpriv"
         argv += [setpriv, f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]
+        if no_net_raw:
+            argv.append("--bounding-set=-net_raw")
         env["PYTHONDONTWRITEBYTECODE"] = "1"  # the unprivileged user cannot write __pycache__
         env.pop("HOME", None)
     argv += [sys.executable, "-m", "netcheck", *args, "--format", "json"]

@@ -1,0 +1,63 @@
+"""Without root, everything that can run does; the rest skips saying why, never crashes."""
+
+from __future__ import annotations
+
+from netcheck.lab.scenarios import SCENARIOS
+from netcheck.lab.topology import Lab
+from tests.schema import validate_report
+
+from .conftest import run_netcheck
+
+NOBODY = "nobody"
+
+
+def _no_icmp_for_users(lab: Lab) -> None:
+    # A new namespace's default: unprivileged ICMP sockets are not allowed.
+    lab.exec("client", ["sysctl", "-w", "net.ipv4.ping_group_range=1 0"], check=True)
+
+
+def test_healthy_network_is_ok_without_root(lab: Lab) -> None:
+    run = run_netcheck(lab, "tcp://www.lab.test:22", user=NOBODY)
+    assert run.doc is not None, run.explain()
+    validate_report(run.doc)
+    assert "Traceback" not in run.stderr
+    assert run.doc["host"]["privileged"] is False
+    assert run.verdict == "ok", run.explain()
+
+
+def test_wrong_gateway_is_found_without_root(lab: Lab) -> None:
+    SCENARIOS["wrong_gateway"].apply(lab)
+    run = run_netcheck(lab, *SCENARIOS["wrong_gateway"].netcheck_argv(), user=NOBODY)
+    rc = run.root_cause
+    assert rc is not None and rc["code"] == "GATEWAY_UNREACHABLE", run.explain()
+
+
+def test_dropped_port_is_found_without_root(lab: Lab) -> None:
+    SCENARIOS["port_dropped"].apply(lab)
+    run = run_netcheck(lab, *SCENARIOS["port_dropped"].netcheck_argv(), user=NOBODY)
+    rc = run.root_cause
+    assert rc is not None and rc["code"] == "TCP_FILTERED", run.explain()
+
+
+def test_no_icmp_at_all_is_a_skip_not_a_false_alarm(lab: Lab) -> None:
+    _no_icmp_for_users(lab)
+    run = run_netcheck(lab, "tcp://198.18.2.10:22", user=NOBODY, no_net_raw=True)
+    assert run.doc is not None, run.explain()
+    validate_report(run.doc)
+    assert "Traceback" not in run.stderr
+    assert run.verdict == "ok", run.explain()
+    pmtu = run.check("network.pmtu")
+    assert pmtu is not None and pmtu["status"] == "skip" and "root" in pmtu["summary"]
+    target = run.check("network.target")
+    assert target is not None and target["status"] == "pass", run.explain()
+
+
+def test_no_icmp_and_a_silent_port_is_not_blamed_on_the_host(lab: Lab) -> None:
+    _no_icmp_for_users(lab)
+    SCENARIOS["port_dropped"].apply(lab)
+    run = run_netcheck(lab, "tcp://198.18.2.10:22", user=NOBODY, no_net_raw=True)
+    target = run.check("network.target")
+    assert target is not None and target["status"] == "skip", run.explain()
+    assert "root" in target["summary"]
+    rc = run.root_cause
+    assert rc is not None and rc["code"] == "TCP_FILTERED", run.explain()
