@@ -28,7 +28,7 @@ test: venv deps lint
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 demo: venv deps
-	$(PY) tools/demo.py
+	$(PY) tools/demo.py $(SCENARIO)
 
 bench: venv deps
 	$(PY) bench/run.py

@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator, Optional
 import pytest
 
 from netcheck.lab.topology import Lab, cleanup_stale, lab_support_problem
+from tests.schema import validate_report
 
 HERE = Path(__file__).resolve().parent
 
@@ -129,13 +130,14 @@ def run_netcheck(lab: Lab, *args: str, user: Optional[str] = None,
         pytest.fail(f"netcheck {' '.join(args)} did not finish within {timeout}s "
                     f"(stderr: {exc.stderr!r})")
     elapsed = time.monotonic() - start
-    doc: Optional[dict[str, Any]] = None
-    if proc.stdout.strip():
-        try:
-            doc = json.loads(proc.stdout)
-        except ValueError:
-            doc = None
-    return NetcheckRun(proc.returncode, doc, proc.stdout, proc.stderr, elapsed)
+    run = NetcheckRun(proc.returncode, None, proc.stdout, proc.stderr, elapsed)
+    # The contract: with --format json, stdout is exactly one valid document, always.
+    try:
+        run.doc = json.loads(proc.stdout)
+    except ValueError:
+        pytest.fail(f"stdout is not one JSON document\n{run.explain()}")
+    validate_report(run.doc)
+    return run
 
 
 @pytest.fixture
