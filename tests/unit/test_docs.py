@@ -1,4 +1,4 @@
-"""The docs tell the truth: the checks page is what the registry says, the README's commands exist."""
+"""The docs tell the truth: the checks page is the registry, the README commands exist."""
 
 from __future__ import annotations
 
