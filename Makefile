@@ -22,7 +22,7 @@ deps:
 	@$(PYTHON) tools/ensure_debs.py $(LAB_DEBS)
 
 lint: venv
-	$(VENV)/bin/ruff check netcheck checks tests bench tools
+	$(VENV)/bin/ruff check netcheck checks tests tools $(wildcard bench)
 
 test: venv deps lint
 	$(PY) -m pytest -q -p no:cacheprovider tests
