@@ -149,3 +149,22 @@ def test_dropped_port_with_short_timeout_is_quick(lab: Lab) -> None:
     rc = run.root_cause
     assert rc is not None and rc["code"] == "TCP_FILTERED", run.explain()
     assert run.doc is not None and run.doc["duration_ms"] < 1500
+
+
+def test_interface_that_does_not_exist_is_link_missing(lab: Lab) -> None:
+    run = run_netcheck(lab, "tcp://198.18.2.10:22", "--interface", "wlan9")
+    rc = run.root_cause
+    assert rc is not None and (rc["code"], rc["layer"]) == ("LINK_MISSING", 2), run.explain()
+    assert "wlan9" in rc["summary"]
+
+
+def test_frames_dropped_on_a_cut_cable_show_as_link_errors(lab: Lab) -> None:
+    # veth counts what it could not send while its peer is down as tx_dropped: real
+    # counters, growing during the run (the DNS queries go nowhere), next to the carrier
+    # loss that explains them.
+    SCENARIOS["carrier_lost"].apply(lab)
+    run = run_netcheck(lab, "tcp://www.lab.test:22")
+    errors = run.check("link.errors")
+    assert errors is not None and errors["status"] == "warn", run.explain()
+    assert errors["code"] == "LINK_ERRORS"
+    assert run.root_cause is not None and run.root_cause["code"] == "LINK_NO_CARRIER"
