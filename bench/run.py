@@ -1,0 +1,532 @@
+"""netcheck benchmarks: cold start, healthy diagnosis vs. the manual sequence, a dropped port.
+
+Run with ``make bench`` (or ``.venv/bin/python bench/run.py``, as root for the lab sections).
+Every figure is measured in this one run, side by side with its baseline, and printed as one
+table (figure, value, target, PASS/MISS, ratio); the same data, raw samples included, goes to
+``bench/results/latest.json``. A MISS is reported, never raised: this is a benchmark, not a test.
+
+Safety: the cold-start section runs only ``--version`` and ``checks`` (no network at all); every
+diagnosis and every manual command runs inside a lab namespace through ``lab.exec``. No shell.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import traceback
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+
+if TYPE_CHECKING:
+    from netcheck.lab.topology import Lab
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results" / "latest.json"
+PYTHON = sys.executable
+# System tools only: a pyenv/asdf shim earlier on PATH would add its own start-up to every step.
+SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+
+N_COLD = 15
+N_HEALTHY = 10
+N_DROPPED = 5
+TARGET_COLD_MS = 150.0
+TARGET_HEALTHY_MS = 300.0
+TARGET_RATIO = 0.5
+TARGET_DROPPED_MS = 1500.0
+
+SERVER = "198.18.2.10"
+GATEWAY = "198.18.1.1"
+DNS = "198.18.3.53"
+TARGET = f"tcp://{SERVER}:22"
+# Everything a diagnosis imports before it can measure anything (facts imports pyroute2 lazily).
+IMPORT_FLOOR = ("from netcheck import cli, registry, runner; registry.load(); "
+                "from pyroute2 import IPRoute")
+TCP_CONNECT = ("import socket, sys; "
+               "socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1).close()")
+
+
+# -- results -----------------------------------------------------------------------------------
+
+@dataclass
+class Row:
+    """One line of the result table (and of the JSON file)."""
+
+    section: str
+    figure: str
+    value: str
+    target: str = ""
+    status: str = ""  # PASS, MISS, or "" for figures without a target
+    ratio: str = ""
+    data: dict[str, Any] = field(default_factory=dict)  # numbers and raw samples for the JSON
+
+
+@dataclass
+class Results:
+    """Everything one bench run measured."""
+
+    rows: list[Row] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, row: Row) -> None:
+        """Append a row to the table."""
+        self.rows.append(row)
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000.0, 1)
+
+
+def _summary(samples: Sequence[float]) -> dict[str, Any]:
+    """Median, min and max (ms) of wall-time samples given in seconds, plus the samples."""
+    return {
+        "median_ms": _ms(statistics.median(samples)),
+        "min_ms": _ms(min(samples)),
+        "max_ms": _ms(max(samples)),
+        "n": len(samples),
+        "samples_ms": [_ms(s) for s in samples],
+    }
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def _tool(name: str) -> str:
+    """Absolute path of a system tool, ignoring shims earlier on PATH."""
+    return shutil.which(name, path=SYSTEM_PATH) or name
+
+
+# -- timing primitives -------------------------------------------------------------------------
+
+def time_local(argv: Sequence[str], timeout: float = 30.0) -> tuple[float, int]:
+    """Wall time (s) and exit status of one subprocess in this namespace (no shell)."""
+    start = time.perf_counter()
+    proc = subprocess.run(list(argv), stdin=subprocess.DEVNULL, capture_output=True,
+                          timeout=timeout, check=False)
+    return time.perf_counter() - start, proc.returncode
+
+
+def time_exec(lab: Lab, argv: Sequence[str], timeout: float = 30.0
+              ) -> tuple[float, Optional[subprocess.CompletedProcess[str]]]:
+    """Wall time (s) of ``lab.exec("client", argv)``; the process is None if it timed out."""
+    start = time.perf_counter()
+    try:
+        proc: Optional[subprocess.CompletedProcess[str]] = lab.exec(
+            "client", list(argv), timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc = None
+    return time.perf_counter() - start, proc
+
+
+# -- 1. cold start -----------------------------------------------------------------------------
+
+IMPORT_LINE = re.compile(r"^import time:\s+(\d+)\s+\|\s+(\d+)\s+\|( *)(\S+)")
+
+
+def parse_importtime(stderr: str) -> dict[str, tuple[int, Optional[str], int]]:
+    """Top-level imports of one ``-X importtime`` log: name -> (cumulative us, biggest child, us).
+
+    The log is post-order (children are printed before their parent, one level deeper), so the
+    depth-1 lines seen since the previous top-level line are that top-level import's children.
+    """
+    top: dict[str, tuple[int, Optional[str], int]] = {}
+    children: list[tuple[int, str]] = []
+    for text in stderr.splitlines():
+        match = IMPORT_LINE.match(text)
+        if not match:
+            continue
+        depth = (len(match[3]) - 1) // 2
+        if depth == 1:
+            children.append((int(match[2]), match[4]))
+        elif depth == 0:
+            child_us, child = max(children, default=(0, None))
+            top[match[4]] = (int(match[2]), child, child_us)
+            children = []
+    return top
+
+
+def importtime_top(logs: Sequence[str], top: int = 5) -> list[dict[str, Any]]:
+    """The ``top`` top-level imports by cumulative time, median over several logs."""
+    cumulative: dict[str, list[int]] = {}
+    child_of: dict[str, dict[str, list[int]]] = {}
+    for log in logs:
+        for name, (total, child, child_us) in parse_importtime(log).items():
+            cumulative.setdefault(name, []).append(total)
+            if child is not None:
+                child_of.setdefault(name, {}).setdefault(child, []).append(child_us)
+    ranked = sorted(cumulative, key=lambda n: statistics.median(cumulative[n]), reverse=True)
+    rows = []
+    for name in ranked[:top]:
+        kids = child_of.get(name, {})
+        child = max(kids, key=lambda c: statistics.median(kids[c]) * len(kids[c]), default=None)
+        rows.append({
+            "module": name,
+            "cumulative_ms": round(statistics.median(cumulative[name]) / 1000.0, 1),
+            "biggest_child": child,
+            "biggest_child_ms": (round(statistics.median(kids[child]) / 1000.0, 1)
+                                 if child is not None else None),
+        })
+    return rows
+
+
+def importtime_logs(run: Callable[[], str], runs: int = 3) -> list[str]:
+    """``runs`` stderr logs of a command started with ``-X importtime``."""
+    return [run() for _ in range(runs)]
+
+
+def bench_cold_start(results: Results) -> None:
+    """Section 1: start-up of --version and checks against a bare interpreter."""
+    section = "1 cold start"
+    commands: dict[str, list[str]] = {
+        "python -c pass (baseline)": [PYTHON, "-c", "pass"],
+        "python -m netcheck --version": [PYTHON, "-m", "netcheck", "--version"],
+        "python -m netcheck checks": [PYTHON, "-m", "netcheck", "checks"],
+    }
+    script = Path(sys.prefix) / "bin" / "netcheck"
+    if not script.exists():
+        script = REPO / ".venv" / "bin" / "netcheck"
+    if script.exists():
+        commands["netcheck --version (console script)"] = [str(script), "--version"]
+        commands["netcheck checks (console script)"] = [str(script), "checks"]
+    samples: dict[str, list[float]] = {name: [] for name in commands}
+    failures: Counter[str] = Counter()
+    for argv in commands.values():  # warm-up: bytecode caches, page cache
+        time_local(argv)
+    for _ in range(N_COLD):  # interleaved rounds: drift hits every command alike
+        for name, argv in commands.items():
+            seconds, rc = time_local(argv)
+            samples[name].append(seconds)
+            if rc != 0:
+                failures[name] += 1
+    base = statistics.median(samples["python -c pass (baseline)"])
+    for name, values in samples.items():
+        stats = _summary(values)
+        stats["overhead_vs_baseline_ms"] = _ms(statistics.median(values) - base)
+        stats["nonzero_exits"] = failures[name]
+        value = f"med {stats['median_ms']:.1f} ms, min {stats['min_ms']:.1f} ms"
+        if name.endswith("(baseline)"):
+            results.add(Row(section, name, value, data=stats))
+            continue
+        results.add(Row(section, name, value, f"< {TARGET_COLD_MS:.0f} ms",
+                        _verdict(stats["median_ms"] < TARGET_COLD_MS),
+                        f"{statistics.median(values) / base:.2f}x base", stats))
+        if failures[name]:
+            results.errors.append(f"{name}: {failures[name]} non-zero exit(s)")
+    def checks_log() -> str:
+        return subprocess.run([PYTHON, "-X", "importtime", "-m", "netcheck", "checks"],
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=30, check=False).stderr
+
+    results.details["importtime_checks_top5"] = importtime_top(importtime_logs(checks_log))
+
+
+# -- 2. healthy lab: netcheck vs. the manual sequence ------------------------------------------
+
+def manual_sequence() -> list[tuple[str, list[str]]]:
+    """The commands a student types from the slides, in order, each its own process."""
+    ip, ping, dig = _tool("ip"), _tool("ping"), _tool("dig")
+    python3 = _tool("python3")
+    return [
+        ("ip -br link", [ip, "-br", "link"]),
+        ("ip -br addr", [ip, "-br", "addr"]),
+        ("ping 127.0.0.1", [ping, "-c1", "-W1", "127.0.0.1"]),
+        ("ping gateway", [ping, "-c1", "-W1", GATEWAY]),
+        ("ping server", [ping, "-c1", "-W1", SERVER]),
+        ("ip route get", [ip, "route", "get", SERVER]),
+        ("dig www.lab.test", [dig, "+time=1", "+tries=1", f"@{DNS}", "www.lab.test"]),
+        ("ping -M do -s 1472", [ping, "-M", "do", "-s", "1472", "-c1", "-W1", SERVER]),
+        ("tcp connect :22", [python3, "-c", TCP_CONNECT, SERVER, "22"]),
+    ]
+
+
+def netcheck_argv(*extra: str) -> list[str]:
+    """``python -m netcheck TARGET ... --format json`` with this interpreter."""
+    return [PYTHON, "-m", "netcheck", TARGET, *extra, "--format", "json"]
+
+
+def _parse(proc: Optional[subprocess.CompletedProcess[str]]) -> Optional[dict[str, Any]]:
+    if proc is None:
+        return None
+    try:
+        doc = json.loads(proc.stdout)
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _slowest_checks(docs: Sequence[dict[str, Any]], top: int = 5) -> list[dict[str, Any]]:
+    """Median duration per check id over several reports, slowest first."""
+    per_check: dict[str, list[float]] = {}
+    for doc in docs:
+        for check in doc.get("checks", []):
+            per_check.setdefault(check["id"], []).append(float(check.get("duration_ms", 0.0)))
+    ranked = sorted(per_check, key=lambda c: statistics.median(per_check[c]), reverse=True)
+    return [{"check": c, "median_ms": round(statistics.median(per_check[c]), 1)}
+            for c in ranked[:top]]
+
+
+def bench_healthy(results: Results, lab: Lab) -> None:
+    """Section 2: healthy diagnosis against the manual sequence, both through lab.exec."""
+    section = "2 healthy lab"
+    steps = manual_sequence()
+    argv = netcheck_argv()
+    nc_wall: list[float] = []
+    nc_inproc: list[float] = []
+    nc_docs: list[dict[str, Any]] = []
+    verdicts: Counter[str] = Counter()
+    manual_total: list[float] = []
+    per_step: dict[str, list[float]] = {label: [] for label, _ in steps}
+    step_failures: Counter[str] = Counter()
+
+    def run_netcheck() -> None:
+        seconds, proc = time_exec(lab, argv)
+        nc_wall.append(seconds)
+        doc = _parse(proc)
+        if doc is None:
+            verdicts["no JSON" if proc is not None else "timeout"] += 1
+            return
+        nc_docs.append(doc)
+        verdicts[str(doc.get("verdict"))] += 1
+        nc_inproc.append(float(doc.get("duration_ms", 0.0)) / 1000.0)
+
+    def run_manual() -> None:
+        total = 0.0
+        for label, step in steps:
+            seconds, proc = time_exec(lab, step, timeout=10)
+            per_step[label].append(seconds)
+            total += seconds
+            if proc is None or proc.returncode != 0:
+                step_failures[label] += 1
+        manual_total.append(total)
+
+    # Reference floors, same path (lab.exec): the bare exec, a bare interpreter, and the
+    # imports every diagnosis pays before and during its run (pyroute2 is imported lazily).
+    floors: dict[str, list[str]] = {
+        "ip netns exec true (lab.exec floor)": [_tool("true")],
+        "python -c pass in client ns": [PYTHON, "-c", "pass"],
+        "netcheck import floor (cli+runner+checks+pyroute2)": [PYTHON, "-c", IMPORT_FLOOR],
+    }
+    floor_samples: dict[str, list[float]] = {name: [] for name in floors}
+    # Warm-up (not counted): bytecode, page cache, neighbour entries for both contenders.
+    for floor in floors.values():
+        time_exec(lab, floor)
+    time_exec(lab, argv)
+    for _label, step in steps:
+        time_exec(lab, step, timeout=10)
+    for i in range(N_HEALTHY):
+        for name, floor in floors.items():
+            floor_samples[name].append(time_exec(lab, floor)[0])
+        first, second = (run_netcheck, run_manual) if i % 2 == 0 else (run_manual, run_netcheck)
+        first()
+        second()
+
+    nc = _summary(nc_wall)
+    manual = _summary(manual_total)
+    ratio = statistics.median(nc_wall) / statistics.median(manual_total)
+    for name, values in floor_samples.items():
+        floor_stats = _summary(values)
+        results.add(Row(section, name, f"med {floor_stats['median_ms']:.1f} ms, "
+                        f"min {floor_stats['min_ms']:.1f} ms",
+                        ratio=f"{statistics.median(values) / statistics.median(manual_total):.2f}"
+                              "x manual", data=floor_stats))
+    results.add(Row(section, f"manual sequence, {len(steps)} commands (baseline)",
+                    f"med {manual['median_ms']:.1f} ms, min {manual['min_ms']:.1f} ms",
+                    data={**manual, "steps_failed": dict(step_failures)}))
+    nc["verdicts"] = dict(verdicts)
+    results.add(Row(section, f"netcheck {TARGET} wall",
+                    f"med {nc['median_ms']:.1f} ms, min {nc['min_ms']:.1f} ms",
+                    f"< {TARGET_HEALTHY_MS:.0f} ms",
+                    _verdict(nc["median_ms"] < TARGET_HEALTHY_MS),
+                    f"{ratio:.2f}x manual", nc))
+    if nc_inproc:
+        inproc = _summary(nc_inproc)
+        startup = statistics.median(nc_wall) - statistics.median(nc_inproc)
+        inproc["wall_minus_inprocess_ms"] = _ms(startup)
+        inproc_ratio = statistics.median(nc_inproc) / statistics.median(manual_total)
+        results.add(Row(section, "netcheck duration_ms (in-process)",
+                        f"med {inproc['median_ms']:.1f} ms, min {inproc['min_ms']:.1f} ms",
+                        ratio=f"{inproc_ratio:.2f}x manual", data=inproc))
+        results.add(Row(section, "netcheck wall - duration_ms (start/exit)",
+                        f"med {_ms(startup):.1f} ms", data={"median_ms": _ms(startup)}))
+    results.add(Row(section, "ratio netcheck / manual (wall medians)", f"{ratio:.2f}",
+                    f"<= {TARGET_RATIO}", _verdict(ratio <= TARGET_RATIO), f"{ratio:.2f}",
+                    {"ratio": round(ratio, 3)}))
+    results.details["manual_steps_median_ms"] = {
+        label: _ms(statistics.median(values)) for label, values in per_step.items()}
+    results.details["healthy_verdicts"] = dict(verdicts)
+    results.details["healthy_slowest_checks"] = _slowest_checks(nc_docs)
+
+    def diagnose_log() -> str:
+        proc = lab.exec("client", [PYTHON, "-X", "importtime", *argv[1:]], timeout=30)
+        return proc.stderr
+
+    results.details["importtime_diagnose_top5"] = importtime_top(importtime_logs(diagnose_log))
+    if set(verdicts) != {"ok"}:
+        results.errors.append(f"healthy diagnosis verdicts: {dict(verdicts)} (expected all ok)")
+    if step_failures:
+        results.errors.append(f"manual steps that failed: {dict(step_failures)}")
+
+
+# -- 3. port dropped: timeouts must overlap ----------------------------------------------------
+
+def bench_dropped(results: Results, lab: Lab) -> None:
+    """Section 3: a silently dropped port, --timeout 1: probes overlap, timeouts never add up."""
+    from netcheck.lab.scenarios import SCENARIOS
+
+    section = "3 port_dropped"
+    scenario = SCENARIOS["port_dropped"]
+    scenario.apply(lab)
+    argv = netcheck_argv("--timeout", "1")
+    wall: list[float] = []
+    inproc: list[float] = []
+    codes: Counter[str] = Counter()
+    docs: list[dict[str, Any]] = []
+    for _ in range(N_DROPPED):
+        seconds, proc = time_exec(lab, argv, timeout=20)
+        wall.append(seconds)
+        doc = _parse(proc)
+        if doc is None:
+            codes["timeout" if proc is None else "no JSON"] += 1
+            continue
+        docs.append(doc)
+        inproc.append(float(doc.get("duration_ms", 0.0)) / 1000.0)
+        root = doc.get("root_cause") or {}
+        codes[str(root.get("code"))] += 1
+    stats = _summary(wall)
+    results.add(Row(section, f"netcheck {TARGET} --timeout 1 wall",
+                    f"med {stats['median_ms']:.1f} ms, min {stats['min_ms']:.1f} ms",
+                    f"< {TARGET_DROPPED_MS:.0f} ms",
+                    _verdict(stats["median_ms"] < TARGET_DROPPED_MS),
+                    f"{statistics.median(wall):.2f}x timeout", stats))
+    if inproc:
+        inp = _summary(inproc)
+        results.add(Row(section, "netcheck duration_ms (in-process)",
+                        f"med {inp['median_ms']:.1f} ms, min {inp['min_ms']:.1f} ms", data=inp))
+    expected = scenario.expect.code or "none"
+    seen = ", ".join(f"{code} x{count}" for code, count in codes.most_common())
+    results.add(Row(section, "root cause code", seen, expected,
+                    _verdict(set(codes) == {expected}), data={"codes": dict(codes)}))
+    results.details["dropped_slowest_checks"] = _slowest_checks(docs)
+
+
+# -- driver ------------------------------------------------------------------------------------
+
+def with_lab(results: Results, name: str, body: Callable[[Results, Lab], None]) -> None:
+    """Build one lab, run ``body`` in it, always tear it down; record (never raise) problems."""
+    try:
+        from netcheck.lab.topology import Lab, lab_support_problem
+    except ImportError as exc:
+        results.errors.append(f"{name}: netcheck.lab not importable: {exc}")
+        return
+    problem = lab_support_problem()
+    if problem:
+        results.add(Row(name, "lab section skipped", problem, status="SKIP"))
+        results.errors.append(f"{name}: skipped: {problem}")
+        return
+    try:
+        with Lab() as lab:
+            results.details.setdefault("lab_build_s", {})[name] = round(lab.build_seconds or 0, 2)
+            body(results, lab)
+    except Exception as exc:  # a benchmark reports, it does not crash half-way
+        results.add(Row(name, "section failed", f"{type(exc).__name__}: {exc}", status="ERROR"))
+        results.errors.append(f"{name}: {traceback.format_exc(limit=3)}")
+
+
+def render_table(rows: Sequence[Row]) -> str:
+    """The result table as fixed-width text."""
+    header = ("section", "figure", "value", "target", "result", "ratio")
+    lines = [header] + [(r.section, r.figure, r.value, r.target, r.status, r.ratio)
+                        for r in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    out = []
+    for n, line in enumerate(lines):
+        out.append("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip())
+        if n == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def render_details(details: dict[str, Any]) -> str:
+    """Where the time goes: import profile, manual steps, slowest checks."""
+    out: list[str] = []
+    for key, title in (("importtime_checks_top5", "`python -m netcheck checks`"),
+                       ("importtime_diagnose_top5", f"healthy diagnosis of {TARGET} in the lab")):
+        if details.get(key):
+            out.append(f"-X importtime, {title}: top 5 top-level imports by cumulative time "
+                       "(median of 3 runs; importtime inflates absolute figures):")
+            for item in details[key]:
+                child = (f"  (biggest child: {item['biggest_child']} "
+                         f"{item['biggest_child_ms']:.1f} ms)" if item["biggest_child"] else "")
+                out.append(f"  {item['cumulative_ms']:7.1f} ms  {item['module']}{child}")
+    if details.get("manual_steps_median_ms"):
+        out.append("manual sequence, median per step (each through lab.exec):")
+        for label, value in details["manual_steps_median_ms"].items():
+            out.append(f"  {value:7.1f} ms  {label}")
+    for key, title in (("healthy_slowest_checks", "healthy"),
+                       ("dropped_slowest_checks", "port_dropped")):
+        if details.get(key):
+            out.append(f"netcheck checks, slowest by median duration_ms ({title}):")
+            for item in details[key]:
+                out.append(f"  {item['median_ms']:7.1f} ms  {item['check']}")
+    if details.get("lab_build_s"):
+        builds = ", ".join(f"{k}: {v:.2f} s" for k, v in details["lab_build_s"].items())
+        out.append(f"lab build time: {builds}")
+    return "\n".join(out)
+
+
+def main() -> int:
+    """Run every section, print the table, write bench/results/latest.json."""
+    started = time.perf_counter()
+    load_before = os.getloadavg()
+    results = Results()
+    try:
+        bench_cold_start(results)
+    except Exception as exc:
+        results.add(Row("1 cold start", "section failed", f"{type(exc).__name__}: {exc}",
+                        status="ERROR"))
+        results.errors.append(traceback.format_exc(limit=3))
+    with_lab(results, "2 healthy lab", bench_healthy)
+    with_lab(results, "3 port_dropped", bench_dropped)
+    total = time.perf_counter() - started
+
+    print(render_table(results.rows))
+    print()
+    print(render_details(results.details))
+    for error in results.errors:
+        print(f"note: {error.rstrip()}")
+    load_after = os.getloadavg()
+    print(f"bench took {total:.1f} s on {os.cpu_count()} CPUs; 1-min load average "
+          f"{load_before[0]:.2f} before, {load_after[0]:.2f} after")
+
+    document = {
+        "started_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "bench_seconds": round(total, 2),
+        "python": sys.version.split()[0],
+        "executable": PYTHON,
+        "kernel": platform.release(),
+        "cpu_count": os.cpu_count(),
+        "loadavg_before": [round(x, 2) for x in load_before],
+        "loadavg_after": [round(x, 2) for x in load_after],
+        "rows": [asdict(row) for row in results.rows],
+        "details": results.details,
+        "errors": results.errors,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(document, indent=2) + "\n")
+    print(f"results: {RESULTS.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
