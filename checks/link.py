@@ -9,14 +9,16 @@ also keeps the interface down, and the rfkill finding is the one that explains b
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from netcheck.facts import Link
 from netcheck.hints import IFUPDOWN, NETWORKMANAGER, Manager, detect_manager, link_up
 from netcheck.model import Hint, Layer, Result, failed, passed, skipped, warned
 from netcheck.probes import wireless
 from netcheck.registry import check
-from netcheck.runner import Context
+
+if TYPE_CHECKING:
+    from netcheck.runner import Context
 
 WEAK_SIGNAL_DBM = -70
 GROWING_COUNTERS = ("rx_errors", "tx_errors", "rx_dropped", "tx_dropped")

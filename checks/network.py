@@ -7,16 +7,18 @@ silent gateway explains a resolver that does not answer.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import socket
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from netcheck import hints
+from netcheck.lazy import asyncio
 from netcheck.model import Hint, Layer, Result, Status, failed, passed, skipped, warned
 from netcheck.probes import dns, icmp, neighbour, shared
 from netcheck.registry import check
-from netcheck.runner import Context, PathInfo
+
+if TYPE_CHECKING:
+    from netcheck.runner import Context, PathInfo
 
 SLOW_DNS_MS = 500.0
 

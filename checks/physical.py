@@ -8,12 +8,15 @@ path is reported in the evidence, never made the root cause.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from netcheck.model import Hint, Layer, Result, failed, passed
 from netcheck.probes import hardware
 from netcheck.probes.hardware import NetDevice
 from netcheck.registry import check
-from netcheck.runner import Context
+
+if TYPE_CHECKING:
+    from netcheck.runner import Context
 
 
 def _count(n: int, noun: str) -> str:

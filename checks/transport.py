@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from netcheck.model import Hint, Layer, Result, failed, passed, skipped, warned
 from netcheck.probes import shared
 from netcheck.probes.tcp import TcpResult
 from netcheck.registry import check
-from netcheck.runner import Context
+
+if TYPE_CHECKING:
+    from netcheck.runner import Context
 
 
 def _fam_of(address: str) -> str:

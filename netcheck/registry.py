@@ -108,15 +108,46 @@ def _import_module(name: str) -> list[Check]:
 
 
 def _third_party_modules() -> list[tuple[str, str]]:
+    """(name, "module[:attr]") of every ``netcheck.checks`` entry point installed.
+
+    Read straight from the ``entry_points.txt`` of each distribution on ``sys.path``:
+    the same files importlib.metadata reads, without its ~25 ms of imports at every start.
+    """
     if os.environ.get("NETCHECK_NO_PLUGINS"):
         return []
-    from importlib.metadata import entry_points
+    found: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for folder in sys.path:
+        try:
+            entries = os.listdir(folder or ".")
+        except OSError:
+            continue
+        for entry in sorted(entries):
+            if not entry.endswith((".dist-info", ".egg-info")):
+                continue
+            dist = entry.split("-")[0].lower()
+            if dist in seen:  # the first on sys.path wins, as importlib.metadata does
+                continue
+            seen.add(dist)
+            try:
+                with open(os.path.join(folder, entry, "entry_points.txt"), encoding="utf-8") as fh:
+                    found += _entry_points_in(fh.read())
+            except OSError:
+                continue
+    return found
 
-    try:
-        eps = entry_points(group=ENTRY_POINT_GROUP)  # type: ignore[call-arg]
-    except TypeError:  # Python 3.9: entry_points() returns a dict
-        eps = entry_points().get(ENTRY_POINT_GROUP, [])  # type: ignore[attr-defined]
-    return [(ep.name, ep.value) for ep in eps]
+
+def _entry_points_in(text: str) -> list[tuple[str, str]]:
+    """The ``netcheck.checks`` section of an entry_points.txt (an INI file)."""
+    found, inside = [], False
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("["):
+            inside = line == f"[{ENTRY_POINT_GROUP}]"
+        elif inside and "=" in line and not line.startswith(("#", ";")):
+            name, _, value = line.partition("=")
+            found.append((name.strip(), value.strip().split()[0] if value.strip() else ""))
+    return found
 
 
 def load(builtin: Iterable[str] = BUILTIN_MODULES, third_party: bool = True) -> Registry:

@@ -7,13 +7,14 @@ systemd-resolved's stub (127.0.0.53) is looked through to its real upstream serv
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import ipaddress
 import socket
 import time
 from dataclasses import dataclass, field
 from typing import Optional
+
+from netcheck.lazy import asyncio
 
 STUB_ADDRESSES = ("127.0.0.53", "127.0.0.54")
 RESOLVED_UPSTREAMS = "/run/systemd/resolve/resolv.conf"

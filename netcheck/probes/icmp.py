@@ -10,7 +10,6 @@ pretends a silence it could not measure.
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import os
 import re
@@ -20,6 +19,8 @@ import struct
 import time
 from dataclasses import dataclass
 from typing import Optional
+
+from netcheck.lazy import asyncio
 
 IP_RECVERR = 11
 IPV6_RECVERR = 25

@@ -7,9 +7,9 @@ the same pings. Asking here makes them share one packet instead of sending two.
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
+from netcheck.lazy import asyncio
 from netcheck.probes import icmp, tcp
 
 if TYPE_CHECKING:

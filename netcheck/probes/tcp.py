@@ -7,13 +7,13 @@ prohibited" from a firewall and a silent drop are told apart without root.
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import socket
 import time
 from dataclasses import dataclass
 from typing import Optional
 
+from netcheck.lazy import asyncio
 from netcheck.probes.icmp import ICMP6_NAMES, ICMP_NAMES, IP_RECVERR, IPV6_RECVERR, read_errqueue
 
 
