@@ -39,7 +39,7 @@ class NeighbourResult:
 
 def resolve(address: str, ifindex: int, timeout: float) -> NeighbourResult:
     """Blocking: make the kernel resolve ``address`` on ``ifindex`` and report the outcome."""
-    from pyroute2 import IPRoute
+    from netcheck.facts import iproute_class
 
     start = time.monotonic()
     result = NeighbourResult(address, ifindex, "NONE")
@@ -54,7 +54,7 @@ def resolve(address: str, ifindex: int, timeout: float) -> NeighbourResult:
     except OSError as exc:
         result.error = exc.strerror or str(exc)
     try:
-        with IPRoute() as ipr:
+        with iproute_class()() as ipr:
             while True:
                 entries = ipr.get_neighbours(family=family, ifindex=ifindex, dst=address)
                 entries = [e for e in entries if e.get_attr("NDA_DST") == address]

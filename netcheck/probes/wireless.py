@@ -222,7 +222,7 @@ def apply_nl80211(state: WirelessState, doc: dict[str, Any]) -> None:
 
 def live_nl80211(ifindex: int) -> dict[str, Any]:
     """Ask the kernel over nl80211 (what ``iw dev IF link`` asks). Raises on failure."""
-    from pyroute2 import IW  # heavy import: only on a live host with a wireless interface
+    from pyroute2.iwutil import IW  # heavy import: only on a live host with a wireless interface
 
     doc: dict[str, Any] = {}
     with IW() as iw:
