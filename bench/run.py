@@ -49,8 +49,9 @@ GATEWAY = "198.18.1.1"
 DNS = "198.18.3.53"
 TARGET = f"tcp://{SERVER}:22"
 # Everything a diagnosis imports before it can measure anything (facts imports pyroute2 lazily).
-IMPORT_FLOOR = ("from netcheck import cli, registry, runner; registry.load(); "
-                "from pyroute2 import IPRoute")
+# The imports a diagnosis cannot avoid, made the way netcheck makes them.
+IMPORT_FLOOR = ("import asyncio; from netcheck import cli, registry, runner, facts; "
+                "registry.load(); facts.iproute_class()")
 TCP_CONNECT = ("import socket, sys; "
                "socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1).close()")
 
