@@ -57,6 +57,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cafile", metavar="PATH", help="extra CA bundle for TLS")
     p.add_argument("--cert", metavar="PATH", help="client certificate for mutual TLS")
     p.add_argument("--key", metavar="PATH", help="client key for mutual TLS")
+    p.add_argument("--scan", action="store_true",
+                   help="identify the service with nmap (-sV) when nmap is installed")
     p.add_argument("--lang", choices=("en", "es", "ca"), help="language of texts")
     p.add_argument("--no-color", action="store_true", help="no colours")
     p.add_argument("-q", "--quiet", action="store_true", help="only the diagnosis")
@@ -195,9 +197,14 @@ def _diagnose(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         raise UsageError(str(exc)) from None
     if args.interface is not None and not _valid_ifname(args.interface):
         raise UsageError(f"--interface {args.interface[:20]!r} is not a valid interface name")
+    for flag in ("cafile", "cert", "key"):
+        _readable_file(flag, getattr(args, flag))
+    if bool(args.cert) != bool(args.key) and args.cert is None:
+        raise UsageError("--key needs --cert")
     options = Options(timeout=args.timeout, deadline=args.deadline, family=args.family,
                       interface=args.interface, lang=args.lang or "en", verbose=args.verbose,
-                      sysroot=args.sysroot)
+                      sysroot=args.sysroot, cafile=args.cafile, cert=args.cert, key=args.key,
+                      scan=args.scan)
     reg = registry.load()
     for warning in reg.warnings:
         registry.warn(warning)
@@ -215,6 +222,17 @@ async def _bounded(coro, deadline: float):  # type: ignore[no-untyped-def]
         return await asyncio.wait_for(coro, deadline)
     except asyncio.TimeoutError:
         raise UsageError(f"no result within the deadline ({deadline:g} s)") from None
+
+
+def _readable_file(flag: str, path: Optional[str]) -> None:
+    """A path option must name a readable regular file; its contents are never shown."""
+    if path is None:
+        return
+    shown = path if len(path) <= 80 else path[:77] + "..."
+    if not os.path.isfile(path):
+        raise UsageError(f"--{flag} {shown!r}: no such file")
+    if not os.access(path, os.R_OK):
+        raise UsageError(f"--{flag} {shown!r}: not readable")
 
 
 def _valid_ifname(name: str) -> bool:

@@ -9,6 +9,7 @@ checks asking the same question wait on the same probe instead of sending it twi
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import threading
 import time
@@ -40,6 +41,12 @@ class Options:
     sysroot: str = "/"
     resolv_conf: str = "/etc/resolv.conf"
     hosts_file: str = "/etc/hosts"
+    cafile: Optional[str] = None  # extra CA bundle for TLS verification
+    cert: Optional[str] = None  # client certificate (mutual TLS)
+    key: Optional[str] = None  # its private key: the path only, never its contents
+    scan: bool = False  # nmap service/version detection
+    # Sent in the User-Agent and printed, so the server side can find this run's request.
+    request_id: str = field(default_factory=lambda: os.urandom(6).hex())
 
 
 @dataclass

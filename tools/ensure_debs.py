@@ -17,7 +17,7 @@ import sys
 PROVIDES = {
     "iproute2": "ip", "nftables": "nft", "iptables": "iptables", "iputils-ping": "ping",
     "ethtool": "ethtool", "tcpdump": "tcpdump", "dnsutils": "dig", "util-linux": "setpriv",
-    "procps": "sysctl",
+    "procps": "sysctl", "nmap": "nmap",
 }
 POLICY = "/usr/sbin/policy-rc.d"
 

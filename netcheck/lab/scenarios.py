@@ -275,4 +275,30 @@ _ALL = [
        NAMED, _ip("client", ("link", "set", "eth1", "down")), "ok"),
 ]
 
-SCENARIOS: dict[str, Scenario] = {scenario.name: scenario for scenario in _ALL}
+# Scenarios of the upper layers live in their own modules (scenarios_<area>.py), each with
+# a list SCENARIOS_LIST; they are gathered here so every tool sees one library.
+_EXTRA_MODULES = ("netcheck.lab.scenarios_tls", "netcheck.lab.scenarios_app",
+                  "netcheck.lab.scenarios_fw")
+
+
+def _gather() -> dict[str, Scenario]:
+    import importlib
+
+    found = list(_ALL)
+    for name in _EXTRA_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        found += list(getattr(module, "SCENARIOS_LIST", []))
+    table: dict[str, Scenario] = {}
+    for scenario in found:
+        if scenario.name in table:
+            raise ValueError(f"scenario {scenario.name!r} is defined twice")
+        table[scenario.name] = scenario
+    return table
+
+
+SCENARIOS: dict[str, Scenario] = _gather()

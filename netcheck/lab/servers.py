@@ -71,10 +71,12 @@ def _write_ready(path: Optional[str]) -> None:
     os.replace(tmp, path)
 
 
-def _listeners(port: int, kind: int) -> list[socket.socket]:
-    """Bind one IPv4 and one IPv6-only socket on the wildcard addresses for ``port``."""
+def _listeners(port: int, kind: int,
+               hosts: tuple[str, ...] = ("0.0.0.0", "::")) -> list[socket.socket]:
+    """Bind a socket per address (one IPv4, one IPv6-only by default: the wildcards)."""
     socks = []
-    for family, host in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+    for host in hosts:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, kind)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if family == socket.AF_INET6:
@@ -141,11 +143,12 @@ def _handle_tcp(conn: socket.socket, peer: tuple, port: int) -> None:
         _close_gracefully(conn)
 
 
-def serve_tcp(ports: list[int], ready: Optional[str]) -> None:
+def serve_tcp(ports: list[int], ready: Optional[str],
+              hosts: tuple[str, ...] = ("0.0.0.0", "::")) -> None:
     """Accept connections on every port (IPv4 and IPv6) forever, one thread per connection."""
     selector = selectors.DefaultSelector()
     for port in ports:
-        for sock in _listeners(port, socket.SOCK_STREAM):
+        for sock in _listeners(port, socket.SOCK_STREAM, hosts):
             selector.register(sock, selectors.EVENT_READ, port)
     _write_ready(ready)
     _log(f"tcp server listening on {ports}")
@@ -173,16 +176,34 @@ class DnsResponder:
             self.nodes.setdefault(rrset.name, {})[rrset.rdtype] = rrset
 
     def mode(self) -> tuple[str, int]:
-        """Current mode and delay, re-read from the control file so the lab can switch it live."""
+        """Current mode and delay, re-read from the control file so the lab can switch it live.
+
+        The control file may also carry extra ``records`` ([name, type, [rdata, ...]] rows),
+        which scenarios add for their own servers (tls-expired.lab.test, ...).
+        """
         if not self.control:
             return "normal", DEFAULT_SLOW_MS
         try:
             data = json.loads(Path(self.control).read_text(encoding="utf-8"))
             mode = str(data.get("mode", "normal"))
             delay = int(data.get("delay_ms", DEFAULT_SLOW_MS))
-        except (OSError, ValueError, AttributeError):
+            self._extra(data.get("records", []))
+        except (OSError, ValueError, AttributeError, TypeError):
             return "normal", DEFAULT_SLOW_MS
         return (mode if mode in DNS_MODES else "normal"), delay
+
+    def _extra(self, rows: list) -> None:
+        import dns.rrset
+
+        key = json.dumps(rows, sort_keys=True)
+        if key == getattr(self, "_extra_key", None):
+            return
+        self._extra_key = key
+        nodes: dict = {}
+        for name, rtype, rdatas in [*ZONE_ROWS, *rows]:
+            rrset = dns.rrset.from_text(name, TTL, "IN", rtype, *rdatas)
+            nodes.setdefault(rrset.name, {})[rrset.rdtype] = rrset
+        self.nodes = nodes
 
     def answer(self, wire: bytes) -> Optional[bytes]:
         """The response to one query, or None for something that is not a DNS query at all."""
@@ -331,6 +352,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     tcp = sub.add_parser("tcp", help="TCP service greeter")
     tcp.add_argument("--ports", default="22,80,443", help="comma-separated ports")
     tcp.add_argument("--ready", help="file to create once listening")
+    tcp.add_argument("--bind", default="0.0.0.0,::", help="comma-separated addresses")
     dns_p = sub.add_parser("dns", help="authoritative DNS server for lab.test")
     dns_p.add_argument("--port", type=int, default=53)
     dns_p.add_argument("--control", help="JSON file with the mode, re-read for every query")
@@ -338,7 +360,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.server == "tcp":
-            serve_tcp([int(p) for p in args.ports.split(",") if p], args.ready)
+            serve_tcp([int(p) for p in args.ports.split(",") if p], args.ready,
+                      tuple(a for a in args.bind.split(",") if a))
         else:
             serve_dns(args.port, args.control, args.ready)
     except KeyboardInterrupt:

@@ -508,8 +508,30 @@ class Lab:
         """Switch the DNS server: normal, refused, servfail or slow (answers after delay_ms)."""
         if mode not in DNS_MODES:
             raise LabError(f"unknown DNS mode {mode!r}; modes are {', '.join(DNS_MODES)}")
+        self._write_dns_control(mode=mode, delay_ms=int(delay_ms))
+
+    def add_dns_records(self, *rows: tuple[str, str, list[str]]) -> None:
+        """Add records to the lab.test zone, e.g. ``("tls.lab.test.", "A", ["198.18.2.20"])``."""
+        current = self._dns_control_data()
+        self._write_dns_control(records=[*current.get("records", []),
+                                         *[[n, t, list(v)] for n, t, v in rows]])
+
+    def add_server_address(self, address: str) -> None:
+        """Give the server namespace one more address on its eth0 (for another service)."""
+        prefix = 64 if ":" in address else 24
+        self.ip("server", "addr", "add", f"{address}/{prefix}", "dev", "eth0", "nodad")
+
+    def _dns_control_data(self) -> dict[str, Any]:
+        try:
+            return dict(json.loads(self.dns_control.read_text()))
+        except (OSError, ValueError):
+            return {}
+
+    def _write_dns_control(self, **changes: Any) -> None:
+        data = {"mode": "normal", "delay_ms": DEFAULT_SLOW_MS, **self._dns_control_data(),
+                **changes}
         tmp = self.dns_control.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"mode": mode, "delay_ms": int(delay_ms)}))
+        tmp.write_text(json.dumps(data))
         os.replace(tmp, self.dns_control)  # atomic: the server never reads half a file
 
     def write_client_file(self, name: str, text: str) -> None:
@@ -566,8 +588,11 @@ class Lab:
         python = sys.executable
         for name in ("tcp", "dns"):
             (self.state_dir / f"{name}.ready").unlink(missing_ok=True)
+        # Bound to www's own addresses, not the wildcards: scenarios add more addresses to
+        # the server for their own services (TLS, HTTP, mail) on the same well-known ports.
         self.popen("server", [python, "-m", "netcheck.lab.servers", "tcp",
                               "--ports", ",".join(map(str, SERVER_PORTS)),
+                              "--bind", f"{SERVER_V4},{SERVER_V6}",
                               "--ready", str(self.state_dir / "tcp.ready")],
                    name="tcp", env={**os.environ, "PYTHONUNBUFFERED": "1"})
         self.popen("dns", [python, "-m", "netcheck.lab.servers", "dns",
