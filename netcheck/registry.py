@@ -26,6 +26,8 @@ BUILTIN_MODULES = (
     "netcheck.checks.link",
     "netcheck.checks.network",
     "netcheck.checks.transport",
+    "netcheck.checks.presentation",
+    "netcheck.checks.application",
 )
 
 RunFn = Callable[["Context"], Awaitable[Result]]

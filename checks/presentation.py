@@ -1,0 +1,1 @@
+"""Layers 5-6: TLS, the handshake and the certificate."""
