@@ -140,6 +140,9 @@ class Report:
     duration_ms: float
     version: str
     error: Optional[str] = None
+    # Sent in requests' User-Agent; shown in the text report, and in the JSON evidence of
+    # the checks that sent it (not a top-level key: the netcheck/1 document is fixed).
+    request_id: Optional[str] = None
 
     def to_json(self) -> dict[str, Any]:
         root = None

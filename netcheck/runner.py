@@ -416,6 +416,8 @@ async def diagnose(target: Optional[Target], options: Options, checks: list[Chec
         started_at=started.strftime("%Y-%m-%dT%H:%M:%SZ"),
         duration_ms=(time.monotonic() - t0) * 1000,
         version=__version__,
+        request_id=options.request_id if target is not None and target.scheme in (
+            "http", "https") else None,
     )
 
 

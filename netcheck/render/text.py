@@ -90,6 +90,8 @@ def _header(report: Report, look: _Look) -> RenderableType:
     line.append(f"  egress {host.get('egress_interface') or 'unknown'}")
     line.append(f"  host {host.get('hostname') or 'unknown'}")
     line.append(f"  privileged: {'yes' if host.get('privileged') else 'no'}")
+    if report.request_id:
+        line.append(f"  request id {report.request_id}")
     return line
 
 
