@@ -45,6 +45,7 @@ class Options:
     cert: Optional[str] = None  # client certificate (mutual TLS)
     key: Optional[str] = None  # its private key: the path only, never its contents
     scan: bool = False  # nmap service/version detection
+    started: Optional[float] = None  # time.monotonic() at process start, when known
     # Sent in the User-Agent and printed, so the server side can find this run's request.
     request_id: str = field(default_factory=lambda: os.urandom(6).hex())
 
@@ -381,7 +382,7 @@ async def diagnose(target: Optional[Target], options: Options, checks: list[Chec
     """Take the snapshot, run the checks, and build the report."""
     started = datetime.now(timezone.utc)
     t0 = time.monotonic()
-    ctx_start = time.monotonic()
+    ctx_start = options.started if options.started is not None else t0
     if facts is None:
         from netcheck.facts import snapshot
 

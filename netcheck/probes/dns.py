@@ -143,20 +143,48 @@ def parse_resolv_conf(path: str) -> ResolverConfig:
     return cfg
 
 
+MAX_HOSTS_BYTES = 256 << 20  # block lists reach tens of megabytes; stop well after
+
+
 def hosts_lookup(path: str, name: str) -> list[str]:
-    """Addresses /etc/hosts gives for a name (case-insensitive), in file order."""
-    try:
-        text = _read_small(path)
-    except OSError:
-        return []
+    """Addresses /etc/hosts gives for a name (case-insensitive), in file order.
+
+    Read in chunks and searched with ``str.find``, so a block-list hosts file of many
+    megabytes costs milliseconds, not a Python loop over every line.
+    """
     wanted = name.lower().rstrip(".")
     found: list[str] = []
-    for line in text.splitlines():
-        words = line.split("#")[0].split()
-        if len(words) >= 2 and wanted in (w.lower().rstrip(".") for w in words[1:]):
-            if _valid_ip(words[0]) and words[0] not in found:
-                found.append(words[0])
+    carry = ""
+    read = 0
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            while read < MAX_HOSTS_BYTES:
+                chunk = fh.read(1 << 20)
+                read += len(chunk)
+                text = carry + chunk
+                cut = text.rfind("\n") if chunk else len(text)
+                block, carry = text[:cut + 1], text[cut + 1:]
+                low = block.lower()
+                pos = low.find(wanted)
+                while pos >= 0:
+                    start = low.rfind("\n", 0, pos) + 1
+                    end = low.find("\n", pos)
+                    end = len(low) if end < 0 else end
+                    found += _hosts_line(block[start:end], wanted, found)
+                    pos = low.find(wanted, end)
+                if not chunk:
+                    break
+    except OSError:
+        return []
     return found
+
+
+def _hosts_line(line: str, wanted: str, found: list[str]) -> list[str]:
+    words = line.split("#")[0].split()
+    if len(words) >= 2 and wanted in (w.lower().rstrip(".") for w in words[1:]):
+        if _valid_ip(words[0]) and words[0] not in found:
+            return [words[0]]
+    return []
 
 
 async def query(server: str, qname: str, rdtype: str, timeout: float) -> DnsAnswer:
