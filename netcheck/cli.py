@@ -213,8 +213,15 @@ def _diagnose(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     for warning in reg.warnings:
         registry.warn(warning)
     budget = options.deadline - (time.monotonic() - STARTED)
-    report = asyncio.run(_bounded(diagnose(target, options, reg.for_mode("diagnose")),
-                                  max(0.1, budget - 0.05)))
+    live = _live_status(args, out)
+    try:
+        report = asyncio.run(_bounded(
+            diagnose(target, options, reg.for_mode("diagnose"),
+                     on_progress=live.update if live else None),
+            max(0.1, budget - 0.05)))
+    finally:
+        if live:
+            live.stop()
     _render(report, args, out)
     return report.verdict.exit_code
 
@@ -238,6 +245,36 @@ def _readable_file(flag: str, path: Optional[str]) -> None:
         raise UsageError(f"--{flag} {shown!r}: no such file")
     if not os.access(path, os.R_OK):
         raise UsageError(f"--{flag} {shown!r}: not readable")
+
+
+class _LiveLadder:
+    """While checks run on a terminal, one status line names the rung being checked."""
+
+    def __init__(self, out: IO[str]) -> None:
+        from rich.console import Console
+
+        self.running: dict[str, str] = {}
+        self.status = Console(file=out, stderr=False).status("netcheck: starting")
+        self.status.start()
+
+    def update(self, chk, outcome) -> None:  # type: ignore[no-untyped-def]
+        if outcome is None:
+            self.running[chk.id] = f"L{int(chk.layer)} {chk.layer.label}: {chk.title}"
+        else:
+            self.running.pop(chk.id, None)
+        if self.running:
+            lowest = min(self.running.values())
+            self.status.update(f"checking {lowest}" + (
+                f" (+{len(self.running) - 1} more)" if len(self.running) > 1 else ""))
+
+    def stop(self) -> None:
+        self.status.stop()
+
+
+def _live_status(args: argparse.Namespace, out: IO[str]) -> Optional[_LiveLadder]:
+    if args.format != "text" or args.quiet or not hasattr(out, "isatty") or not out.isatty():
+        return None
+    return _LiveLadder(out)
 
 
 def _valid_ifname(name: str) -> bool:

@@ -115,6 +115,8 @@ class Context:
         self._values: dict[Any, Any] = {}
         self._start = time.monotonic()
         self.others_done: Optional[asyncio.Event] = None
+        # Called when a check starts (outcome None) and ends: a live display, never logic.
+        self.on_progress: Optional[Callable[[Check, Optional[CheckOutcome]], None]] = None
 
     @property
     def timeout(self) -> float:
@@ -284,6 +286,8 @@ async def _run_one(ctx: Context, chk: Check, tasks: dict[str, asyncio.Task[Check
             result = Result(Status.SKIP, reason)
         else:
             try:
+                if ctx.on_progress is not None:
+                    ctx.on_progress(chk, None)
                 result = await chk.run(ctx)
             except asyncio.CancelledError:
                 raise
@@ -293,6 +297,8 @@ async def _run_one(ctx: Context, chk: Check, tasks: dict[str, asyncio.Task[Check
                            (time.monotonic() - start) * 1000)
     ctx.results[chk.id] = result
     outcome_of[chk.id] = outcome
+    if ctx.on_progress is not None:
+        ctx.on_progress(chk, outcome)
     return outcome
 
 
@@ -378,7 +384,9 @@ def verdict_of(outcomes: list[CheckOutcome]) -> Verdict:
 
 
 async def diagnose(target: Optional[Target], options: Options, checks: list[Check],
-                   mode: str = "diagnose", facts: Optional[Facts] = None) -> Report:
+                   mode: str = "diagnose", facts: Optional[Facts] = None,
+                   on_progress: Optional[Callable[[Check, Optional[CheckOutcome]], None]] = None,
+                   ) -> Report:
     """Take the snapshot, run the checks, and build the report."""
     started = datetime.now(timezone.utc)
     t0 = time.monotonic()
@@ -389,6 +397,7 @@ async def diagnose(target: Optional[Target], options: Options, checks: list[Chec
         facts = await run_blocking(snapshot, options.sysroot)
     ctx = Context(target, options, facts, mode)
     ctx._start = ctx_start
+    ctx.on_progress = on_progress
     if target is not None and target.is_name:
         ctx.resolution()  # start resolving while nothing else needs the CPU
     ordered = sorted(checks, key=lambda c: (int(c.layer), c.order))
