@@ -127,6 +127,14 @@ def _pmtu_blackhole(lab: Lab) -> None:
     lab.exec("client", ["ethtool", "-K", "eth0", "tso", "off", "gso", "off"], check=True)
 
 
+def _narrow_link(lab: Lab) -> None:
+    # The same narrower link, but the router's "fragmentation needed" gets through:
+    # path MTU discovery works, the path MTU is simply smaller than the interface's.
+    lab.ip("router", "link", "set", "r-server", "mtu", "1280")
+    lab.ip("server", "link", "set", "eth0", "mtu", "1280")
+    lab.exec("client", ["ethtool", "-K", "eth0", "tso", "off", "gso", "off"], check=True)
+
+
 LITERAL = "tcp://198.18.2.10:22"
 NAMED = "tcp://www.lab.test:22"
 
@@ -263,6 +271,11 @@ _ALL = [
        "errors.",
        "Small packets pass; full-size packets that may not be fragmented vanish.",
        LITERAL, _pmtu_blackhole, "broken", "PMTU_BLACKHOLE", 3, ("-4",)),
+    _s("narrow_link_pmtud_works",
+       "A link behind the router has MTU 1280 and the router says so with ICMP "
+       "'fragmentation needed'.",
+       "Everything works; full-size packets are answered by 'Frag needed and DF set (mtu = 1280)'.",
+       LITERAL, _narrow_link, "degraded", "MTU_MISMATCH", 3, ("-4",)),
     _s("ping_dropped_port_open",
        "The server's firewall drops ping, but the service on port 22 works (a false alarm).",
        "ping to the server gets no answer, yet ssh connects fine.",
@@ -302,3 +315,5 @@ def _gather() -> dict[str, Scenario]:
 
 
 SCENARIOS: dict[str, Scenario] = _gather()
+# Layers 1-4 scenarios (tcp:// targets), defined in this module.
+BASE_SCENARIOS: dict[str, Scenario] = {s.name: s for s in _ALL}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from netcheck.lab.scenarios import SCENARIOS
+from netcheck.lab.scenarios import BASE_SCENARIOS as SCENARIOS
 from netcheck.lab.topology import Lab
 from tests.schema import validate_report
 
@@ -43,6 +43,7 @@ MUST_NAME = {
     "port_admin_prohibited": ["198.18.2.10", "administratively prohibited"],
     "pmtu_blackhole": ["eth0", "mtu 1280"],
     "ping_dropped_port_open": ["198.18.2.10"],
+    "narrow_link_pmtud_works": ["eth0", "mtu 1280"],
 }
 
 

@@ -18,7 +18,7 @@ from typing import Callable
 
 import pytest
 
-from netcheck.lab.scenarios import SCENARIOS
+from netcheck.lab.scenarios import BASE_SCENARIOS as SCENARIOS
 from netcheck.lab.topology import (
     DNS_V4,
     DNS_V6,
@@ -303,6 +303,13 @@ def check_pmtu_blackhole(lab: Lab) -> None:
     assert ping(lab, SERVER_V4, "-M", "do", "-s", "1000")
     assert not ping(lab, SERVER_V4, "-M", "do", "-s", "1400")
     assert connect(lab, SERVER_V4, 22).result == "ok"
+
+
+def check_narrow_link_pmtud_works(lab: Lab) -> None:
+    assert ping(lab, SERVER_V4, "-M", "do", "-s", "1000")
+    probe = lab.exec("client", ["ping", "-n", "-c", "1", "-W", "1", "-M", "do", "-s", "1400",
+                                SERVER_V4])
+    assert probe.returncode != 0 and "mtu = 1280" in probe.stdout + probe.stderr
 
 
 def check_ping_dropped_port_open(lab: Lab) -> None:
