@@ -18,7 +18,14 @@ from netcheck import __version__
 STARTED = time.monotonic()
 
 EXIT_UNKNOWN = 3
-COMMANDS = ("diagnose", "checks", "server")
+# Commands that live in their own modules, imported only when chosen (pip's pattern):
+# each module has add_arguments(parser, command) and run(args, out, err) -> exit code.
+EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
+    "pcap": ("netcheck.pcap.command", "explain the TCP/TLS/DNS sessions in a capture file"),
+    "trace": ("netcheck.pcap.command", "capture one connection to TARGET and explain it"),
+    "lab": ("netcheck.lab.command", "break-and-fix lab networks for teaching (needs root)"),
+}
+COMMANDS = ("diagnose", "checks", "server", *EXTERNAL_COMMANDS)
 FORMATS = ("text", "json", "ndjson", "nagios", "junit", "prometheus")
 AVAILABLE_FORMATS = ("text", "json", "ndjson", "nagios")
 
@@ -71,8 +78,11 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help=argparse.SUPPRESS)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (``netcheck TARGET`` is rewritten to ``netcheck diagnose TARGET``)."""
+def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
+    """The argument parser (``netcheck TARGET`` is rewritten to ``netcheck diagnose TARGET``).
+
+    An external command's own arguments are added only when it is the one chosen.
+    """
     parser = _Parser(prog="netcheck", description="Why can't this host reach that server? "
                      "OSI layer by layer, bottom up, on the path the packets really take.")
     parser.add_argument("--version", action="version", version=f"netcheck {__version__}")
@@ -86,7 +96,23 @@ def build_parser() -> argparse.ArgumentParser:
     srv = sub.add_parser("server", help="server side: is the service on this host reachable?")
     srv.add_argument("--port", type=_port, required=True)
     _common(srv)
+    for name, (_module, text) in EXTERNAL_COMMANDS.items():
+        ext = sub.add_parser(name, help=text)
+        if name == command:
+            _external(name).add_arguments(ext, name)
     return parser
+
+
+def _external(name: str):  # type: ignore[no-untyped-def]
+    import importlib
+
+    module, _ = EXTERNAL_COMMANDS[name]
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and module.startswith(exc.name):
+            raise UsageError(f"netcheck {name} is not available in this version yet") from None
+        raise
 
 
 def _normalise(argv: list[str]) -> list[str]:
@@ -167,7 +193,9 @@ def run(argv: Optional[Sequence[str]] = None, out: IO[str] = sys.stdout,
 
         try:
             with contextlib.redirect_stdout(out):  # -h prints through argparse
-                args = build_parser().parse_args(_normalise(args_list))
+                argv_n = _normalise(args_list)
+                chosen = argv_n[0] if argv_n and argv_n[0] in EXTERNAL_COMMANDS else None
+                args = build_parser(chosen).parse_args(argv_n)
         except SystemExit as exc:  # only -h/--help gets here: errors raise UsageError
             return exc.code if isinstance(exc.code, int) else 0
         if args.command is None:
@@ -175,6 +203,8 @@ def run(argv: Optional[Sequence[str]] = None, out: IO[str] = sys.stdout,
                              "see netcheck --help")
         if args.command == "checks":
             return _list_checks(out)
+        if args.command in EXTERNAL_COMMANDS:
+            return int(_external(args.command).run(args, out, err))
         if args.format not in AVAILABLE_FORMATS:
             raise UsageError(f"--format {args.format} is not available for this command yet")
         if args.command == "server":
