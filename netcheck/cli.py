@@ -115,13 +115,23 @@ def _external(name: str):  # type: ignore[no-untyped-def]
         raise
 
 
+_VALUED = {"--format", "--timeout", "--deadline", "--interface", "--cafile", "--cert", "--key",
+           "--lang", "--port", "--sysroot"}
+
 def _normalise(argv: list[str]) -> list[str]:
     """Put the command first; no command means ``diagnose`` (``netcheck TARGET``)."""
     if any(a in ("-h", "--help", "--version") for a in argv[:1]):
         return argv
-    for i, arg in enumerate(argv):
-        if arg in COMMANDS:
-            return [arg, *argv[:i], *argv[i + 1:]]
+    skip = False
+    for i, arg in enumerate(argv):  # the first positional word (not an option's value)
+        if skip:
+            skip = False
+        elif arg in _VALUED:
+            skip = True
+        elif not arg.startswith("-") or arg == "-":
+            if arg in COMMANDS:
+                return [arg, *argv[:i], *argv[i + 1:]]
+            break
     if not argv or all(a in ("-h", "--help", "--version") for a in argv):
         return argv
     return ["diagnose", *argv]
@@ -137,9 +147,6 @@ def _wants_json(argv: Sequence[str]) -> bool:
             return True
     return False
 
-
-_VALUED = {"--format", "--timeout", "--deadline", "--interface", "--cafile", "--cert", "--key",
-           "--lang", "--port", "--sysroot"}
 
 
 def _target_text(argv: Sequence[str]) -> str:
