@@ -221,6 +221,12 @@ def run(argv: Optional[Sequence[str]] = None, out: IO[str] = sys.stdout,
         return _fail(args_list, str(exc), out, err)
     except KeyboardInterrupt:
         return _fail(args_list, "interrupted", out, err)
+    except BrokenPipeError:  # `netcheck ... | head`: the reader left, nothing to say
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+        except OSError:
+            pass
+        return 0
     except Exception as exc:  # the contract: one clear line (or one JSON), never a traceback
         return _fail(args_list, f"internal error: {type(exc).__name__}: {exc}", out, err)
 

@@ -327,7 +327,7 @@ class Lab:
                  servers: bool = True) -> None:
         """Prepare names only; nothing touches the system before build().
 
-        keep: the lab outlives this process (for the manual CLI); ``python -m netcheck.lab down``
+        keep: the lab outlives this process (for the manual CLI); ``netcheck lab down``
         or ``cleanup_stale(include_kept=True)`` removes it.
         keep_logs: leave the state directory (server logs, batch files) after teardown.
         servers: start the TCP and DNS servers.
