@@ -24,6 +24,8 @@ EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
     "pcap": ("netcheck.pcap.command", "explain the TCP/TLS/DNS sessions in a capture file"),
     "trace": ("netcheck.pcap.command", "capture one connection to TARGET and explain it"),
     "lab": ("netcheck.lab.command", "break-and-fix lab networks for teaching (needs root)"),
+    "batch": ("netcheck.batch.command", "diagnose many targets from a TOML profile or stdin"),
+    "serve": ("netcheck.exporter.command", "Prometheus exporter: /probe?target=... and /metrics"),
 }
 COMMANDS = ("diagnose", "checks", "server", *EXTERNAL_COMMANDS)
 FORMATS = ("text", "json", "ndjson", "nagios", "junit", "prometheus")
