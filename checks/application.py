@@ -1,1 +1,611 @@
-"""Layer 7: the application protocol answers as it should (HTTP, SMTP, POP3, IMAP, SSH, DNS)."""
+"""Layer 7: the application protocol answers as it should (HTTP, SMTP, POP3, IMAP, SSH, DNS).
+
+The slides' last rungs: ``wget`` shows the redirect chain and the status, ``nc`` and ``swaks``
+show a greeting, and the server's log finds the request (netcheck's User-Agent carries the
+run's request id for that). Every check here starts where transport (and, for TLS schemes,
+the presentation layer) said the port works, so what is left is the application itself:
+a status, a greeting, a rejection, silence, or another protocol on the port.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from netcheck.model import Hint, Layer, Result, Status, failed, passed, skipped
+from netcheck.registry import check
+
+if TYPE_CHECKING:
+    from netcheck.probes.banner import BannerResult, DnsTargetAnswer
+    from netcheck.probes.http import HttpResult, UrlParts
+    from netcheck.runner import Context
+
+HTTP_SCHEMES = ("http", "https")
+GREETING_SCHEMES = ("smtp", "submission", "pop3", "pop3s", "imap", "imaps", "ssh")
+PROTOCOL_SCHEMES = (*GREETING_SCHEMES, "dns")
+TLS_SCHEMES = ("https", "pop3s", "imaps")
+PROTOCOL_OF = {"smtp": "smtp", "submission": "smtp", "pop3": "pop3", "pop3s": "pop3",
+               "imap": "imap", "imaps": "imap", "ssh": "ssh"}
+NAMES = {"smtp": "SMTP", "pop3": "POP3", "imap": "IMAP", "ssh": "SSH", "dns": "DNS"}
+REJECTED = {"smtp": "SMTP_REJECTED", "pop3": "POP3_REJECTED", "imap": "IMAP_REJECTED"}
+# Time kept back from the run's deadline for the report itself.
+RESERVE = 0.4
+
+
+def _for(schemes: tuple[str, ...], what: str) -> Callable[[Context], Optional[str]]:
+    def applies(ctx: Context) -> Optional[str]:
+        if ctx.target is None:
+            return "no target"
+        if ctx.target.scheme not in schemes:
+            return f"not {what} target ({ctx.target.scheme}://)"
+        return None
+
+    return applies
+
+
+async def _open_address(ctx: Context) -> Optional[str]:
+    """The first address the transport check connected to (no new connect for it)."""
+    assert ctx.target is not None
+    transport = ctx.result("transport.tcp")
+    if transport is not None:
+        for connect in transport.evidence.get("connects", []):
+            if connect.get("state") == "open":
+                return str(connect["address"])
+    addrs = await ctx.addresses()
+    if not addrs:
+        return None
+    from netcheck.probes import shared
+
+    results = await shared.tcp_all(ctx, addrs, ctx.target.port)
+    return next((r.address for r in results if r.state == "open"), None)
+
+
+def _budget(ctx: Context) -> float:
+    return max(0.2, ctx.time_left() - RESERVE)
+
+
+def _tls_failure(ctx: Context, what: str, detail: str, commands: list[str],
+                 **evidence: Any) -> Result:
+    """TLS failed under us: the presentation layer's finding, not ours to code."""
+    tls_check = ctx.result("tls.handshake")
+    if tls_check is None:
+        note = "(no TLS check is loaded to diagnose it)"
+    elif tls_check.status is Status.PASS:
+        note = "although tls.handshake passed"
+    else:
+        note = f"(tls.handshake: {tls_check.summary})"
+    return Result(Status.ERROR, f"{what}: TLS failed {note}: {detail}", evidence=evidence,
+                  hint=Hint("The application could not be reached over TLS; look at the "
+                            "certificate and the handshake first.", commands))
+
+
+# -- HTTP ----------------------------------------------------------------------------------
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    if n < 1 << 20:
+        return f"{n / 1024:.1f} KiB"
+    return f"{n / (1 << 20):.1f} MiB"
+
+
+PHASES = ("dns_ms", "connect_ms", "tunnel_ms", "tls_ms", "ttfb_ms", "transfer_ms", "total_ms")
+
+
+def _timings_sum(r: HttpResult) -> dict[str, float]:
+    """Each phase summed over the hops, as blackbox_exporter's probe_http_duration_seconds."""
+    total: dict[str, float] = {}
+    for phase in PHASES:
+        values = [hop.timings[phase] for hop in r.hops if phase in hop.timings]
+        if values:
+            total[phase] = round(sum(values), 3)
+    return total
+
+
+def _q(text: str) -> str:
+    """A URL or path as a shell word: ``?`` and ``&`` in a pasted command must not bite."""
+    import shlex
+
+    return shlex.quote(text)
+
+
+def _http_commands(ctx: Context, url: str, proxy: Optional[str]) -> list[str]:
+    cafile = ctx.options.cafile
+    curl = (f"curl -v --cacert {_q(cafile)} {_q(url)}" if cafile and url.startswith("https")
+            else f"curl -v {_q(url)}")
+    commands = [f"wget -S --max-redirect=20 {_q(url)}", curl]
+    if proxy:
+        commands.append(f"curl -v --noproxy '*' {_q(url)}   # the same without the proxy")
+    return commands
+
+
+def _server_side(ctx: Context) -> list[str]:
+    rid = ctx.options.request_id
+    return [f"grep {rid} /var/log/nginx/access.log   # on the server: this run's request",
+            "tail -n 50 /var/log/nginx/error.log   # on the server",
+            "journalctl -u nginx --since -10min   # on the server (or apache2, the app's unit)"]
+
+
+def _http_evidence(ctx: Context, r: HttpResult) -> dict[str, Any]:
+    evidence = r.to_json()
+    evidence["request_id"] = ctx.options.request_id
+    evidence["chain"] = [hop.wget_line() for hop in r.hops]
+    evidence["timings"] = _timings_sum(r)
+    if r.proxy is None:
+        evidence.pop("proxy", None)
+    return evidence
+
+
+def _chain_text(r: HttpResult) -> str:
+    if r.redirects == 0:
+        return ""
+    changes = sorted({h.scheme_change for h in r.hops if h.scheme_change})
+    reused = sum(1 for h in r.hops if h.connection == "reused")
+    extra = [*changes, *([f"{reused} connection(s) reused"] if reused else [])]
+    text = f" after {r.redirects} redirect{'s' if r.redirects > 1 else ''}"
+    return text + (f" ({', '.join(extra)})" if extra else "")
+
+
+def _status_text(r: HttpResult) -> str:
+    return f"{r.status} {r.reason}".strip() if r.status is not None else "no status"
+
+
+def _title(r: HttpResult) -> str:
+    """The error page's title, when it says more than the status line already does."""
+    title = r.hops[-1].title if r.hops else None
+    if not title or (r.reason and r.reason.lower() in title.lower()):
+        return ""
+    return f" (page title: {title!r})"
+
+
+# TLS schemes: after the handshake and the certificate (a certificate a browser would refuse
+# blocks the request, as it would block the browser). Both skip for plain schemes.
+TLS_REQUIRES = ("transport.tcp", "tls.handshake", "tls.certificate")
+
+
+@check("http.response", Layer.APPLICATION, requires=TLS_REQUIRES,
+       codes=("HTTP_CLIENT_ERROR", "HTTP_SERVER_ERROR", "HTTP_REDIRECT_LOOP", "APP_TIMEOUT",
+              "APP_PROTOCOL_MISMATCH"),
+       applies=_for(HTTP_SCHEMES, "an http(s)"))
+async def http_response(ctx: Context) -> Result:
+    """HTTP request gets a good answer.
+
+    A GET with netcheck's User-Agent (which carries the run's request id, so the server's
+    log finds it) following redirects hop by hop as wget prints them: status, Location,
+    connection new or reused, http->https; DNS, connect, TLS, first-byte and transfer times
+    per hop; the final status, size and Server header. Proxy variables are honoured and
+    named. A 4xx or 5xx, a redirect loop, silence, a stall, or an answer that is not HTTP
+    are the findings.
+    """
+    from netcheck.probes import http
+
+    assert ctx.target is not None
+    parts = http.parts_of(ctx.target)
+    proxy_env: Any = os.environ
+    address = await _open_address(ctx)
+    if address is None:
+        try:
+            direct = http.proxy_for(parts.scheme, parts.host, parts.port, proxy_env) is None
+        except http.UrlError:
+            direct = True
+        if direct:
+            return skipped("no address of the target accepted the TCP connection")
+    dns_ms = None
+    if ctx.target.is_name:
+        res = await ctx.resolution()
+        dns_ms = res.duration_ms
+
+    async def resolve(name: str) -> list[str]:
+        from netcheck.probes import dns
+
+        found = await dns.resolve_like_system(name, ctx.families, ctx.options.resolv_conf,
+                                              ctx.options.hosts_file, ctx.timeout)
+        return list(found.addresses)
+
+    r = await http.fetch(parts, address=address, timeout=ctx.timeout, deadline=_budget(ctx),
+                         cafile=ctx.options.cafile, cert=ctx.options.cert, key=ctx.options.key,
+                         request_id=ctx.options.request_id, env=proxy_env, resolve=resolve,
+                         dns_ms=dns_ms)
+    return _judge_http(ctx, parts, r)
+
+
+def _judge_http(ctx: Context, parts: UrlParts, r: HttpResult) -> Result:
+    url = parts.url
+    final = r.final_url or url
+    evidence = _http_evidence(ctx, r)
+    rid = ctx.options.request_id
+    via = f" via proxy {r.proxy}" if r.proxy else ""
+    where = (f"{r.hops[-1].address}:{r.hops[-1].port}"
+             if r.hops and r.hops[-1].address else f"{parts.authority}")
+    commands = _http_commands(ctx, url, r.proxy)
+    find_it = f"Search the server's log for request id {rid} (netcheck's User-Agent)."
+    total = sum(h.total_ms or 0 for h in r.hops)
+
+    if r.outcome in ("ok", "body_stall") and r.status is not None:
+        status = r.status
+        from_proxy = bool(r.hops and r.hops[-1].from_proxy)
+        who = f"the proxy {r.proxy} (CONNECT to {parts.authority})" if from_proxy else final
+        if r.outcome == "body_stall":
+            return failed("APP_TIMEOUT",
+                          f"{final} answers {_status_text(r)}{via}, but the body stalled after "
+                          f"{_size(r.size)}", Hint(
+                              f"The headers arrived, then the body stopped. A transfer that "
+                              f"stalls once full-size packets flow is the signature of a "
+                              f"path-MTU black hole (an ICMP 'too big' dropped on the way); "
+                              f"otherwise the application stalls while writing. {find_it}",
+                              [*commands, f"ping -M do -s 1472 -c 3 {parts.host}",
+                               *_server_side(ctx)]), **evidence)
+        if 400 <= status < 500:
+            return failed("HTTP_CLIENT_ERROR",
+                          f"{who} answers {_status_text(r)}{_chain_text(r)}{_title(r)}",
+                          Hint(_client_error_text(status, final, from_proxy) + " " + find_it,
+                               [*commands, *_server_side(ctx)]), **evidence)
+        if status >= 500:
+            return failed("HTTP_SERVER_ERROR",
+                          f"{who} answers {_status_text(r)}{_chain_text(r)}{_title(r)}",
+                          Hint(_server_error_text(status, from_proxy) + " " + find_it,
+                               [*commands, *_server_side(ctx)]), **evidence)
+        summary = (f"{final} answers {_status_text(r)}{_chain_text(r)}{via}: "
+                   f"{_size(r.size)} in {total:.0f} ms")
+        if r.truncated_reason == "size":
+            summary += f" (read the first {_size(r.size)}, then stopped)"
+        elif r.truncated_reason:
+            summary += f" (body not read to its end: {r.truncated_reason})"
+        if r.server:
+            summary += f", Server: {r.server}"
+        if 300 <= status < 400:
+            summary += " (a redirect without a Location to follow)"
+        return passed(summary, **evidence)
+
+    if r.outcome in ("redirect_loop", "too_many_redirects", "redirect_refused"):
+        hops = " -> ".join(h.url for h in r.hops[:6]) + (" -> ..." if len(r.hops) > 6 else "")
+        if r.outcome == "redirect_refused":
+            text = (f"{url}: the redirect chain ends in a Location netcheck will not follow "
+                    f"({r.detail}); browsers refuse it too")
+        elif r.outcome == "redirect_loop":
+            text = f"{url} redirects in a loop: {hops} -> {r.hops[-1].next_url}"
+        else:
+            text = f"{url} redirects more than {r.redirects} times: {hops}"
+        return failed("HTTP_REDIRECT_LOOP", text, Hint(
+            "The server (or the application behind it) sends the client round in circles: "
+            "usually a rewrite rule that matches its own target, an http->https redirect "
+            "behind a TLS-terminating proxy that never sees https, or a login page that "
+            "redirects to itself. Follow the chain and read each Location; " + find_it,
+            [f"wget -S --max-redirect=20 {_q(url)}", f"curl -sIL --max-redirs 20 {_q(url)}",
+             "grep -rn 'return 30\\|rewrite' /etc/nginx/   # on the server",
+             *_server_side(ctx)[:1]]), **evidence)
+
+    if r.outcome in ("timeout", "stall"):
+        first_hop = len(r.hops) <= 1
+        if r.outcome == "timeout":
+            text = (f"connected to {where}{via} but {final if not first_hop else url} sends no "
+                    f"answer: {r.detail}")
+        else:
+            text = f"{final}{via}: the answer stalls: {r.detail}"
+        return failed("APP_TIMEOUT", text, Hint(
+            "The port accepts connections (the kernel, a proxy or a load balancer completes "
+            "the handshake) but the application never answers: a hung or overloaded worker, "
+            "an upstream it waits for, or — when only large answers stall — a path-MTU black "
+            f"hole. {find_it}",
+            [f"curl -v --max-time 10 {_q(url)}", *commands[:1],
+             f"ss -tnp state established '( sport = :{parts.port} )'   # on the server",
+             *_server_side(ctx)[1:]]), **evidence)
+
+    if r.outcome in ("protocol_mismatch", "header_too_large", "closed"):
+        if r.outcome == "header_too_large":
+            text = (f"{where} answers {url} with headers larger than "
+                    f"{_max_header_kib()} KiB: not a usable HTTP answer (curl and browsers "
+                    "give up too)")
+        elif r.outcome == "closed":
+            text = f"{where}: {r.detail} (curl: 'Empty reply from server')"
+        else:
+            from netcheck.probes.banner import DESCRIPTIONS
+
+            heard = DESCRIPTIONS.get(r.heard or "", "something else")
+            text = f"{where} does not speak HTTP: it answers '{r.first_line}' — {heard}"
+        return failed("APP_PROTOCOL_MISMATCH", text, Hint(
+            f"Port {parts.port} on {parts.host} is not an HTTP server (or not a sane one). "
+            "Is it the right port for this URL? Which program listens there?",
+            [f"nc -v {parts.host} {parts.port}", f"curl -v {_q(url)}",
+             f"ss -tlnp 'sport = :{parts.port}'   # on the server: which program listens",
+             *_server_side(ctx)[1:2]]), **evidence)
+
+    if r.outcome == "tls_failed":
+        failing = r.hops[-1].url if r.hops else url
+        fail_parts = _safe_parts(failing) or parts
+        return _tls_failure(ctx, f"{failing}", r.detail or "", [
+            f"openssl s_client -connect {fail_parts.host_for_url}:{fail_parts.port} "
+            f"-servername {fail_parts.host}", f"netcheck {_q(failing)}"], **evidence)
+
+    # connect_failed, dns_failed, proxy_failed, error: mostly a redirect to somewhere else
+    # that fails lower down, or a proxy that does not work; not a layer-7 code.
+    failing = r.hops[-1].url if r.hops else url
+    hint_cmds = [f"netcheck {_q(failing)}", *commands]
+    if r.outcome == "proxy_failed":
+        hint_cmds = [*commands, "env | grep -i _proxy"]
+    return Result(Status.ERROR, f"{failing}{via}: {r.detail}", evidence=evidence,
+                  hint=Hint("The request could not be completed below the application: "
+                            + ("check the proxy settings." if r.outcome == "proxy_failed"
+                               else "diagnose the URL that failed on its own."), hint_cmds))
+
+
+def _max_header_kib() -> int:
+    from netcheck.probes.http import MAX_HEADER_BYTES
+
+    return MAX_HEADER_BYTES // 1024
+
+
+def _safe_parts(url: str) -> Optional[UrlParts]:
+    from netcheck.probes.http import UrlError, split_url
+
+    try:
+        return split_url(url)
+    except UrlError:
+        return None
+
+
+def _client_error_text(status: int, url: str, from_proxy: bool) -> str:
+    if from_proxy:
+        return (f"The proxy refuses the tunnel ({status}): it wants credentials (407) or "
+                "forbids this destination; check the proxy variables and its policy.")
+    return {
+        401: "The server wants credentials (401): the URL works, the client must log in.",
+        403: "The server forbids this resource (403): file permissions, an allow/deny rule "
+             "or a web application firewall on the server.",
+        404: f"The server has nothing at {url} (404): a wrong path, a missing file or a "
+             "virtual host that is not the one meant (check the Host name).",
+        405: "The server does not allow GET here (405).",
+        407: "A proxy wants credentials (407).",
+        421: "The request reached a server that is not configured for this name (421).",
+        429: "The server rate-limits this client (429): wait, or ask for a higher limit.",
+    }.get(status, f"The server rejects the request ({status}).")
+
+
+def _server_error_text(status: int, from_proxy: bool) -> str:
+    if from_proxy:
+        return f"The proxy cannot reach the destination ({status}): the fault is beyond it."
+    return {
+        500: "The application failed while answering (500): its error log says why.",
+        502: "A proxy or load balancer got no valid answer from the application behind it "
+             "(502): the backend is down or crashing.",
+        503: "The service is unavailable (503): the application behind the server is down, "
+             "overloaded or in maintenance.",
+        504: "A proxy or load balancer waited too long for the application behind it (504).",
+    }.get(status, f"The server failed to answer ({status}).")
+
+
+# -- greetings: SMTP, POP3, IMAP, SSH; and DNS --------------------------------------------
+
+@check("app.protocol", Layer.APPLICATION, requires=TLS_REQUIRES,
+       codes=("SMTP_REJECTED", "POP3_REJECTED", "IMAP_REJECTED", "APP_PROTOCOL_MISMATCH",
+              "APP_TIMEOUT"),
+       applies=_for(PROTOCOL_SCHEMES, "a mail, SSH or DNS"))
+async def app_protocol(ctx: Context) -> Result:
+    """Service greets as its protocol should.
+
+    SMTP and submission: the 220 greeting, then EHLO (capabilities, STARTTLS offered?) and
+    QUIT; POP3: +OK; IMAP: * OK; SSH: its SSH-2.0 version line — over TLS first for pop3s
+    and imaps. A DNS target is asked a question itself (its own zone's SOA, the root's NS).
+    A rejecting greeting, silence, or another protocol on the port are the findings.
+    """
+    assert ctx.target is not None
+    if ctx.target.scheme == "dns":
+        return await _dns_target(ctx)
+    from netcheck.probes import banner
+
+    address = await _open_address(ctx)
+    if address is None:
+        return skipped("no address of the target accepted the TCP connection")
+    scheme, port, host = ctx.target.scheme, ctx.target.port, ctx.target.host
+    proto = PROTOCOL_OF[scheme]
+    tls_context = None
+    if scheme in TLS_SCHEMES:
+        from netcheck.probes.tls import client_context
+
+        tls_context = client_context(ctx.options.cafile, ctx.options.cert, ctx.options.key)
+    r = await banner.probe(proto, address, port, timeout=ctx.timeout, tls_context=tls_context,
+                           server_hostname=host)
+    return _judge_greeting(ctx, scheme, proto, r)
+
+
+def _greeting_commands(scheme: str, host: str, port: int) -> list[str]:
+    hp = f"{host}:{port}"
+    if scheme in ("smtp", "submission"):
+        return [f"swaks --server {hp} --quit-after EHLO", f"nc -C {host} {port}",
+                f"openssl s_client -starttls smtp -connect {hp}",
+                "journalctl -u postfix -u exim4 --since -10min   # on the server",
+                "tail -n 50 /var/log/mail.log   # on the server"]
+    if scheme in ("pop3s", "imaps"):
+        return [f"openssl s_client -connect {hp} -servername {host}",
+                "journalctl -u dovecot --since -10min   # on the server",
+                "tail -n 50 /var/log/mail.log   # on the server"]
+    if scheme in ("pop3", "imap"):
+        return [f"nc -C {host} {port}",
+                "journalctl -u dovecot --since -10min   # on the server",
+                "tail -n 50 /var/log/mail.log   # on the server"]
+    return [f"ssh -v -p {port} {host}", f"nc {host} {port}",
+            "journalctl -u ssh --since -10min   # on the server"]
+
+
+def _judge_greeting(ctx: Context, scheme: str, proto: str, r: BannerResult) -> Result:
+    from netcheck.probes.banner import DESCRIPTIONS
+
+    assert ctx.target is not None
+    host, port = ctx.target.host, ctx.target.port
+    name = NAMES[proto]
+    evidence = r.to_json()
+    where = f"{host} port {port}" + (f" ({r.address})" if r.address != host else "")
+    commands = _greeting_commands(scheme, host, port)
+    if r.state == "tls_failed":
+        return _tls_failure(ctx, f"{scheme}://{host}:{port}", r.error or "", [
+            f"openssl s_client -connect {host}:{port} -servername {host}"], **evidence)
+    if r.state in ("connect_failed", "error"):
+        return Result(Status.ERROR, f"could not connect to {where} again: {r.error}",
+                      evidence=evidence)
+    if r.state == "silent" and r.heard not in ("empty", PROTOCOL_OF.get(proto, proto)):
+        said = r.exchange[-1] if r.exchange else {"sent": "?", "received": "?"}
+        return failed("APP_PROTOCOL_MISMATCH",
+                      f"{where} does not speak {name}: no greeting, and to "
+                      f"{said['sent'].split(' (')[0]!r} it answers {said['received']!r} — "
+                      f"{DESCRIPTIONS.get(r.heard, 'something else')}", Hint(
+                          f"An {name} server speaks first; this port waits for the client and "
+                          "then answers in another protocol: a wrong port, or another program "
+                          "listening there.",
+                          [f"nc -v {host} {port}",
+                           f"ss -tlnp 'sport = :{port}'   # on the server: which program"]),
+                      **evidence)
+    if r.state == "silent":
+        return failed("APP_TIMEOUT", f"{where} accepts the connection but sends no {name} "
+                      f"greeting within {ctx.timeout:g} s", Hint(
+                          f"An {name} server speaks first; this one is silent: the daemon hangs, "
+                          "is overloaded (a reverse DNS lookup of the client that times out "
+                          "is a classic for mail servers), or something else holds the port.",
+                          commands), **evidence)
+    if r.state == "closed":
+        text = f"{where} closes the connection without a word (no {name} greeting)"
+        if proto in REJECTED:
+            return failed(REJECTED[proto], text, Hint(
+                f"The {name} server refuses this client before greeting it: an access rule "
+                "(tcp wrappers, a firewall that resets, fail2ban) or a connection limit.",
+                commands), **evidence)
+        return failed("APP_PROTOCOL_MISMATCH", text, Hint(
+            "sshd closes at once when it refuses a client (MaxStartups, hosts.deny, fail2ban) "
+            "and any non-SSH service may do so too: look at the server's log.", commands),
+            **evidence)
+    expected = {"smtp": "smtp", "pop3": "pop3", "imap": "imap", "ssh": "ssh"}[proto]
+    if r.heard != expected:
+        return failed("APP_PROTOCOL_MISMATCH",
+                      f"{where} does not speak {name}: it says {r.greeting!r} — "
+                      f"{DESCRIPTIONS.get(r.heard, 'something else')}", Hint(
+                          f"Port {port} answers with another protocol than {name}: a wrong "
+                          "port, or another program listening there.",
+                          [f"nc -v {host} {port}",
+                           f"ss -tlnp 'sport = :{port}'   # on the server: which program"]),
+                      **evidence)
+    code = r.reply_code or ""
+    if proto == "smtp":
+        if not code.startswith("2"):
+            return failed("SMTP_REJECTED", f"{where} rejects the session: {r.greeting}", Hint(
+                f"The mail server greets with {code} instead of 220: it refuses this client "
+                "(a block list, a relay/access rule for this address) or is out of service "
+                "(421). Its log names the rule.", commands), **evidence)
+        caps = ", ".join(r.capabilities[:8])
+        tls_note = ("STARTTLS offered" if r.starttls else "no STARTTLS offered")
+        if scheme == "submission" and not r.starttls and not r.tls:
+            tls_note += " (credentials would travel in clear)"
+        greeting = (r.greeting or "").split("\\r\\n")[0]
+        return passed(f"{greeting}; EHLO: {tls_note}" + (f" [{caps}]" if caps else ""),
+                      **evidence)
+    if proto == "pop3":
+        if code != "+OK":
+            return failed("POP3_REJECTED", f"{where} rejects the session: {r.greeting}", Hint(
+                "The POP3 server answers -ERR at once: it refuses this client or the service "
+                "is disabled. Its log says why.", commands), **evidence)
+        return passed(f"{r.greeting}" + (" (over TLS)" if r.tls else ""), **evidence)
+    if proto == "imap":
+        if code not in ("OK", "PREAUTH"):
+            return failed("IMAP_REJECTED", f"{where} rejects the session: {r.greeting}", Hint(
+                f"The IMAP server greets with '* {code}': it refuses this client, is shutting "
+                "down or has too many connections. Its log says why.", commands), **evidence)
+        return passed(f"{r.greeting}" + (" (over TLS)" if r.tls else ""), **evidence)
+    version = r.greeting or ""
+    if code.startswith("SSH-1.") and code != "SSH-1.99":
+        return passed(f"{version} (protocol 1 only: modern clients refuse it)", **evidence)
+    return passed(version, **evidence)
+
+
+async def _dns_target(ctx: Context) -> Result:
+    """The target asked as a name server: its own zone's SOA, the root's NS."""
+    from netcheck.probes import banner, dns
+
+    assert ctx.target is not None
+    address = await _open_address(ctx)
+    if address is None:
+        addrs = await ctx.addresses()
+        if not addrs:
+            return skipped("the target has no address to ask")
+        address = addrs[0]
+    port = ctx.target.port
+    questions: list[tuple[str, str]] = []
+    if ctx.target.is_name and ctx.target.host.count(".") >= 1:
+        questions.append((ctx.target.host.split(".", 1)[1], "SOA"))
+    for domain in dns.parse_resolv_conf(ctx.options.resolv_conf).search[:2]:
+        if (domain, "SOA") not in questions:
+            questions.append((domain, "SOA"))
+    questions.append((".", "NS"))
+    timeout = min(ctx.timeout, _budget(ctx) / 2)
+    from netcheck.lazy import asyncio
+
+    answers: list[DnsTargetAnswer] = list(await asyncio.gather(
+        *(banner.ask_dns(address, port, q, t, timeout) for q, t in questions)))
+    over_tcp = False
+    if all(a.error == "timeout" for a in answers):
+        # UDP silent: is it the protocol or the transport? TCP answered the connect.
+        retry = await banner.ask_dns(address, port, questions[0][0], questions[0][1],
+                                     min(ctx.timeout, _budget(ctx)), tcp=True)
+        answers.append(retry)
+        over_tcp = retry.rcode is not None
+    evidence = {"server": address, "port": port, "answers": [a.to_json() for a in answers]}
+    target = f"{address} port {port}" if address == ctx.target.host else (
+        f"{ctx.target.host} ({address}) port {port}")
+    commands = [f"dig @{address} -p {port} {questions[0][0]} {questions[0][1]}",
+                f"dig @{address} -p {port} +tcp {questions[0][0]} {questions[0][1]}",
+                "journalctl -u named -u bind9 -u unbound --since -10min   # on the server"]
+    answered = [a for a in answers if a.rcode is not None]
+    if not answered:
+        if any((a.error or "").startswith("malformed") for a in answers):
+            return failed("APP_PROTOCOL_MISMATCH", f"{target} answers, but not in DNS",
+                          Hint(f"Port {port} does not speak DNS: another program listens "
+                               "there.", [f"ss -ulnp 'sport = :{port}'   # on the server",
+                                          *commands[:1]]), **evidence)
+        return failed("APP_TIMEOUT", f"{target} accepts TCP but answers no DNS question "
+                      f"within {timeout:g} s (UDP and TCP)", Hint(
+                          "The name server process hangs or drops queries (rate limiting, an "
+                          "access list that drops instead of refusing).", commands), **evidence)
+    best = next((a for a in answered if a.rcode == "NOERROR" and a.answers),
+                next((a for a in answered if a.rcode == "NOERROR"), answered[0]))
+    flags = ", ".join(f for f, on in (("authoritative", best.authoritative),
+                                      ("recursion available", best.recursion_available)) if on)
+    shown = best.answers[0] if best.answers else "no records"
+    summary = (f"{target} answers {best.question}: {best.rcode}, {shown}"
+               + (f" ({flags})" if flags else "")
+               + (f" in {best.rtt_ms:.1f} ms" if best.rtt_ms is not None else ""))
+    if best.rcode != "NOERROR":
+        summary += " — it refuses every question netcheck asked (an access list?)"
+    if over_tcp:
+        summary += "; over TCP only: UDP queries time out (a firewall dropping UDP 53?)"
+    return passed(summary, **evidence)
+
+
+# -- tcp:// : service identification --------------------------------------------------------
+
+@check("app.banner", Layer.APPLICATION, requires=("transport.tcp",),
+       applies=_for(("tcp",), "a tcp://"))
+async def app_banner(ctx: Context) -> Result:
+    """Service identifies itself.
+
+    Many services speak first (SSH, SMTP, FTP, POP3, IMAP, some databases): what the port
+    says within half a second is shown and recognised. Silence is not a fault: HTTP, TLS
+    and many others wait for the client.
+    """
+    from netcheck.probes import banner
+
+    assert ctx.target is not None
+    address = await _open_address(ctx)
+    if address is None:
+        return skipped("no address of the target accepted the TCP connection")
+    port = ctx.target.port
+    r = await banner.probe("generic", address, port, timeout=ctx.timeout)
+    evidence = r.to_json()
+    if r.state == "answered":
+        what = banner.DESCRIPTIONS.get(r.heard, "something")
+        return passed(f"{address} port {port} says {r.greeting[:100]!r}: {what}"
+                      if r.greeting else f"{address} port {port}: {what}", **evidence)
+    if r.state == "silent":
+        return passed(f"{address} port {port} says nothing within "
+                      f"{min(ctx.timeout, banner.GENERIC_WAIT):g} s: it waits for the client "
+                      "(HTTP, TLS and many others do)", **evidence)
+    if r.state == "closed":
+        return passed(f"{address} port {port} closes the connection without a word",
+                      **evidence)
+    return skipped(f"could not connect to {address} port {port} again: {r.error}", **evidence)
