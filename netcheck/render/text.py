@@ -143,12 +143,18 @@ def _evidence(check: CheckOutcome, look: _Look) -> list[RenderableType]:
     from rich.text import Text
 
     # One renderable per line: a multi-line block would be padded to its widest line,
-    # leaving trailing blanks that end up in pasted bug reports.
-    return [
-        Padding(Text(f"{key}: {_value_text(value)}", style=look.style("dim")), (0, 0, 0, 4),
-                expand=False)
-        for key, value in check.result.evidence.items()
-    ]
+    # leaving trailing blanks that end up in pasted bug reports. A list of plain lines
+    # (a redirect chain, a CNAME chain) reads best one item a line, as wget prints it.
+    lines: list[tuple[int, str]] = []
+    for key, value in check.result.evidence.items():
+        if isinstance(value, list) and value and all(isinstance(v, str) for v in value) \
+                and len(value) > 1:
+            lines.append((4, f"{key}:"))
+            lines += [(6, item) for item in value]
+        else:
+            lines.append((4, f"{key}: {_value_text(value)}"))
+    return [Padding(Text(text, style=look.style("dim")), (0, 0, 0, indent), expand=False)
+            for indent, text in lines]
 
 
 def _hint_body(hint: Hint, look: _Look) -> Any:

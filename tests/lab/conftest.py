@@ -113,7 +113,8 @@ def run_netcheck(lab: Lab, *args: str, user: Optional[str] = None,
     ``ping`` (a file capability) can send ICMP.
     """
     argv: list[str] = []
-    env = dict(os.environ)
+    # The machine's proxy settings must never steer lab traffic.
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     if user is not None:
         uid, gid = _user_ids(user)
         setpriv = shutil.which("setpriv") or "/usr/bin/setpriv"
