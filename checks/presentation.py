@@ -1,1 +1,498 @@
-"""Layers 5-6: TLS, the handshake and the certificate."""
+"""Layers 5-6: TLS, the handshake and the certificate.
+
+Two rungs, in this order (the order is the root-cause tie-break): does the port speak TLS
+and complete a handshake with us, then is the certificate it presents one we can trust for
+this name. Both judge the same handshakes (``netcheck.probes.tls.shared_handshake``, one per
+address that accepted the TCP connection), so the HTTP check can reuse them too.
+
+``netcheck.probes.tls`` (and with it ssl, ~30 ms) is imported inside the checks: listing the
+checks must stay fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional
+
+from netcheck.lazy import asyncio
+from netcheck.model import Hint, Layer, Result, Status, failed, passed, skipped, warned
+from netcheck.registry import check
+
+if TYPE_CHECKING:
+    from netcheck.probes.tls import CertSummary, TlsResult
+    from netcheck.runner import Context
+
+EXPIRING_DAYS = 14
+TLS_SCHEMES = ("https", "pop3s", "imaps")
+STARTTLS_SCHEMES = ("smtp", "submission", "imap", "pop3")
+MAX_ADDRESSES = 4  # a name with more addresses is a pool: a few tell the story
+
+# OpenSSL X509_V_ERR_* codes, grouped by what a person must do about them.
+VERIFY_NOT_YET_VALID = {9}
+VERIFY_EXPIRED = {10}
+VERIFY_HOSTNAME = {62, 64}  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
+VERIFY_SELF_SIGNED = {18}  # depth-zero self-signed
+# Alerts a server sends about the client's certificate (or its absence).
+CLIENT_CERT_ALERTS = {116, 40, 42, 43, 44, 45, 46, 48, 49}
+ABOUT_OUR_CERT_ALERTS = {116, 42, 43, 44, 45, 46, 48, 49}
+PROTOCOL_VERSION_REASONS = {"UNSUPPORTED_PROTOCOL", "WRONG_SSL_VERSION", "NO_PROTOCOLS_AVAILABLE",
+                            "TLSV1_ALERT_PROTOCOL_VERSION", "VERSION_TOO_LOW"}
+CIPHER_REASONS = {"NO_SHARED_CIPHER", "NO_CIPHERS_AVAILABLE", "NO_SUITABLE_SIGNATURE_ALGORITHM",
+                  "NO_SHARED_SIGNATURE_ALGORITHMS", "SSLV3_ALERT_INSUFFICIENT_SECURITY",
+                  "TLSV1_ALERT_INSUFFICIENT_SECURITY"}
+
+
+def _speaks_tls(ctx: Context) -> Optional[str]:
+    if ctx.target is None:
+        return "no target"
+    scheme = ctx.target.scheme
+    if scheme in TLS_SCHEMES or scheme in STARTTLS_SCHEMES:
+        return None
+    return f"{scheme}:// does not use TLS"
+
+
+def _open_addresses(ctx: Context) -> list[str]:
+    """The addresses the transport check connected to (no new TCP probes for the others)."""
+    transport = ctx.result("transport.tcp")
+    connects = (transport.evidence.get("connects") if transport else None) or []
+    return [c["address"] for c in connects
+            if isinstance(c, dict) and c.get("state") == "open" and c.get("address")]
+
+
+async def _handshakes(ctx: Context) -> list[TlsResult]:
+    from netcheck.probes import shared, tls
+
+    assert ctx.target is not None
+    addresses = _open_addresses(ctx)
+    if not addresses:  # the transport check said nothing usable: connect ourselves
+        results = await shared.tcp_all(ctx, await ctx.addresses(), ctx.target.port)
+        addresses = [r.address for r in results if r.state == "open"]
+    addresses = addresses[:MAX_ADDRESSES]
+    return list(await asyncio.gather(*(tls.shared_handshake(ctx, a) for a in addresses)))
+
+
+def _endpoint(r: TlsResult) -> str:
+    host = f"[{r.address}]" if ":" in r.address else r.address
+    return f"{host}:{r.port}"
+
+
+def _s_client(r: TlsResult, *extra: str) -> str:
+    """The openssl command that shows what this server presents."""
+    parts = ["openssl s_client", "-connect", _endpoint(r)]
+    if r.server_name:
+        parts += ["-servername", r.server_name]
+    if r.starttls:
+        parts += ["-starttls", r.starttls]
+    return " ".join([*parts, *extra])
+
+
+def _host_of(ctx: Context) -> str:
+    assert ctx.target is not None
+    return ctx.target.host
+
+
+def short_name(dn: str) -> str:
+    """The common name of an RFC 4514 name (``CN=www,O=x`` -> ``www``), else the whole name."""
+    import re
+
+    found = re.search(r"(?:^|,)CN=((?:\\.|[^,\\])*)", dn)
+    return found.group(1).replace("\\", "") if found and found.group(1) else dn
+
+
+def _secs(value: Optional[float]) -> str:
+    return f"{value:g} s" if value is not None else "the timeout"
+
+
+# -- the handshake -----------------------------------------------------------------------------
+
+def handshake_problem(r: TlsResult) -> Optional[tuple[str, str]]:
+    """(code, summary) of what went wrong with one handshake, or None when it completed."""
+    where = _endpoint(r)
+    if r.state == "ok":
+        return None
+    if r.state == "plaintext":
+        proto = f" ({r.banner_protocol})" if r.banner_protocol else ""
+        return ("TLS_PROTOCOL_MISMATCH",
+                f"{where} answers in plain text, not TLS{proto}: {r.plaintext!r}")
+    if r.state == "binary":
+        return ("TLS_PROTOCOL_MISMATCH",
+                f"{where} answers with binary data that is not TLS (first bytes {r.first_bytes})")
+    if r.state == "no_answer":
+        return ("TLS_HANDSHAKE_FAILED",
+                f"{where} accepted the connection but sent no answer to the ClientHello "
+                f"within {_secs(r.waited_s)}")
+    if r.state == "stalled":
+        return ("TLS_HANDSHAKE_FAILED",
+                f"the handshake with {where} stalled: {r.bytes_received} bytes, then silence "
+                f"for {_secs(r.waited_s)}")
+    if r.state == "oversized":
+        return ("TLS_HANDSHAKE_FAILED",
+                f"{where} sent {r.bytes_received} bytes without completing a handshake")
+    if r.state == "closed":
+        how = "reset" if r.error_reason == "ConnectionResetError" else "closed"
+        return ("TLS_HANDSHAKE_FAILED",
+                f"{where} {how} the connection without answering the ClientHello")
+    if r.state == "connect_failed":
+        return ("TLS_HANDSHAKE_FAILED",
+                f"could not connect to {where} again for the handshake ({r.error_reason})")
+    if r.state == "tls_error":
+        return _tls_error(r, where)
+    return ("TLS_HANDSHAKE_FAILED", f"TLS with {where} failed ({r.state})")
+
+
+def _client_cert_refused(r: TlsResult) -> bool:
+    alert = r.alert_code
+    if alert == 116:  # certificate_required: says it in so many words (TLS 1.3)
+        return True
+    if r.cert_requested and alert in CLIENT_CERT_ALERTS:
+        return True
+    if r.cert_sent and alert in ABOUT_OUR_CERT_ALERTS:
+        return True
+    # Asked, nothing sent, and the server hung up right after our Finished (TLS 1.3).
+    return bool(r.cert_requested and r.post_handshake and not r.cert_sent and alert is None)
+
+
+def _tls_error(r: TlsResult, where: str) -> tuple[str, str]:
+    alert = f" (alert '{r.alert}')" if r.alert else ""
+    reason = r.error_reason or ""
+    if _client_cert_refused(r):
+        if r.cert_sent:
+            return ("TLS_CLIENT_CERT_REQUIRED",
+                    f"{where} rejected the client certificate given with --cert{alert}")
+        return ("TLS_CLIENT_CERT_REQUIRED",
+                f"{where} requires a client certificate and none was given{alert}")
+    if r.alert_code == 70 or reason in PROTOCOL_VERSION_REASONS:
+        spoken = f": the server speaks only {r.legacy_version}" if r.legacy_version else ""
+        return ("TLS_HANDSHAKE_FAILED",
+                f"no TLS version in common with {where}{spoken} (this client offers "
+                f"TLS 1.2 and 1.3){alert}")
+    if r.alert_code == 71 or reason in CIPHER_REASONS:
+        return ("TLS_HANDSHAKE_FAILED", f"no cipher suite in common with {where}{alert}")
+    if r.alert_code == 40:
+        return ("TLS_HANDSHAKE_FAILED",
+                f"{where} refused the handshake{alert}: usually no cipher suite, group or "
+                "signature algorithm in common")
+    if r.alert_code == 112:
+        return ("TLS_HANDSHAKE_FAILED",
+                f"{where} does not know the name {r.server_name} (SNI){alert}")
+    if r.alert_code == 120:
+        return ("TLS_HANDSHAKE_FAILED",
+                f"no application protocol in common with {where} (ALPN offered: "
+                f"{', '.join(r.alpn_offered) or 'none'}){alert}")
+    if reason in ("UNEXPECTED_EOF_WHILE_READING", "SSLEOFError", "EOF"):
+        return ("TLS_HANDSHAKE_FAILED", f"{where} closed the connection in mid-handshake")
+    detail = r.error_text or reason or "unknown error"
+    return ("TLS_HANDSHAKE_FAILED", f"TLS handshake with {where} failed: {detail}{alert}")
+
+
+def _handshake_hint(code: str, r: TlsResult, ctx: Context) -> Hint:
+    where = _endpoint(r)
+    name = _host_of(ctx)
+    s_client = _s_client(r, "-showcerts")
+    if code == "TLS_PROTOCOL_MISMATCH":
+        proto = r.banner_protocol or "something other than TLS"
+        text = (f"Port {r.port} of {r.address} speaks {proto}, not TLS. Either the wrong "
+                f"service listens there, or the service is plain text: then use its plain "
+                f"URL, or enable TLS on it. On the server, see which program listens on "
+                f"port {r.port}:")
+        commands = [f"ss -tlnp 'sport = :{r.port}'   # on the server", s_client]
+        if r.banner_protocol == "HTTP":
+            commands.insert(0, f"curl -v http://{name}:{r.port}/")
+        elif r.banner_protocol == "SSH":
+            commands.insert(0, f"ssh -p {r.port} {name}   # it is an SSH server")
+        return Hint(text, commands)
+    if code == "TLS_CLIENT_CERT_REQUIRED":
+        if r.cert_sent:
+            text = (f"{name} ({where}) wants a client certificate issued by a CA it trusts; "
+                    f"the one given ({ctx.options.cert}) was refused ({r.alert or 'no reason'}). "
+                    "Use a certificate from the CA the server names in its CertificateRequest:")
+        else:
+            text = (f"{name} ({where}) uses mutual TLS: it demands a client certificate. "
+                    "Give one issued by a CA the server trusts with --cert and --key:")
+        return Hint(text, [f"netcheck {ctx.target.url if ctx.target else name} "
+                           "--cert client.crt --key client.key",
+                           _s_client(r, "-cert client.crt -key client.key")])
+    if r.state == "no_answer":
+        return Hint(f"{where} accepts TCP but never answers a TLS ClientHello: the service is "
+                    "hung, waits for something else first (a plain-text protocol, STARTTLS), "
+                    "or a middlebox swallows TLS. Look at it from here and on the server:",
+                    [s_client, f"tcpdump -ni any host {r.address} and port {r.port}",
+                     "journalctl -u <service> -n 50   # on the server"])
+    if r.alert_code == 70 or (r.error_reason or "") in PROTOCOL_VERSION_REASONS:
+        spoken = r.legacy_version or "an old TLS version"
+        return Hint(f"{name} ({where}) speaks only {spoken}; current clients (OpenSSL 3) need "
+                    "TLS 1.2 or 1.3 (RFC 8996 retired 1.0 and 1.1). Enable TLS 1.2/1.3 on "
+                    "the server (nginx: ssl_protocols TLSv1.2 TLSv1.3; apache: SSLProtocol "
+                    "-all +TLSv1.2 +TLSv1.3):",
+                    [_s_client(r, "-tls1_2"),
+                     f"nmap --script ssl-enum-ciphers -p {r.port} {r.address}"])
+    return Hint(f"The TLS handshake with {name} ({where}) fails. See what the server says, "
+                "and its log:",
+                [s_client, f"nmap --script ssl-enum-ciphers -p {r.port} {r.address}",
+                 "journalctl -u <service> -n 50   # on the server"])
+
+
+def _handshake_evidence(r: TlsResult, ctx: Context, all_results: list[TlsResult]) -> dict[str, Any]:
+    ev: dict[str, Any] = {"address": r.address, "port": r.port, "sni": r.server_name}
+    for key in ("version", "cipher", "alpn", "alpn_offered", "handshake_ms", "connect_ms",
+                "plaintext", "banner_protocol", "first_bytes", "alert", "alert_code",
+                "error_reason", "error_text", "waited_s", "cert_requested",
+                "legacy_version", "bytes_received", "starttls", "post_handshake"):
+        value = getattr(r, key)
+        if value is None or value == [] or (key == "post_handshake" and not value):
+            continue
+        ev[key] = round(value, 1) if key in ("handshake_ms", "connect_ms") else value
+    if ctx.options.cert:
+        ev["client_cert"] = ctx.options.cert  # the path only; the key is never shown
+    if r.certificate is not None:
+        ev["certificate"] = r.certificate.brief()
+    if len(all_results) > 1:
+        ev["handshakes"] = [{"address": x.address, "state": x.state,
+                             **({"version": x.version} if x.version else {})}
+                            for x in all_results]
+    return ev
+
+
+@check("tls.handshake", Layer.PRESENTATION, requires=("transport.tcp",), applies=_speaks_tls,
+       codes=("TLS_HANDSHAKE_FAILED", "TLS_PROTOCOL_MISMATCH", "TLS_CLIENT_CERT_REQUIRED"))
+async def tls_handshake(ctx: Context) -> Result:
+    """TLS handshake completes.
+
+    A ClientHello with SNI (the target's name) and ALPN to every address that accepted the
+    TCP connection. Plain text or binary instead of a TLS record means the port speaks
+    another protocol (its first line is the evidence); silence, an alert (no common version
+    or cipher, a client certificate demanded) or a close mean the handshake fails — with
+    the version, cipher, ALPN and time when it works.
+    """
+    results = await _handshakes(ctx)
+    if not results:
+        return skipped("no address accepted the TCP connection")
+    usable = [r for r in results if r.state != "no_starttls"]
+    if not usable:
+        return skipped(f"no STARTTLS here: {results[0].starttls_detail} "
+                       "(the application check judges the plain-text session)",
+                       starttls=results[0].starttls)
+    setup = next((r for r in usable if r.state == "setup_error"), None)
+    if setup is not None:
+        return Result(Status.ERROR, f"cannot set up TLS here: {setup.error_text}")
+    problems = [(r, handshake_problem(r)) for r in usable]
+    bad = [(r, p) for r, p in problems if p is not None]
+    if bad:
+        r, (code, summary) = bad[0]
+        good = [x.address for x in usable if x.ok]
+        if good:
+            summary += f" (while {', '.join(good)} works)"
+        return failed(code, summary, _handshake_hint(code, r, ctx),
+                      **_handshake_evidence(r, ctx, results))
+    r = usable[0]
+    alpn = f", ALPN {r.alpn}" if r.alpn else (", no ALPN" if r.alpn_offered else "")
+    via = f" after STARTTLS ({r.starttls})" if r.starttls else ""
+    return passed(f"{r.version} {r.cipher}{alpn} with {_endpoint(r)}{via} "
+                  f"in {r.handshake_ms or 0:.1f} ms", **_handshake_evidence(r, ctx, results))
+
+
+# -- the certificate -------------------------------------------------------------------------
+
+def verify_kind(code: Optional[int]) -> Optional[str]:
+    """What an OpenSSL verify error code amounts to: expired, not_yet_valid, hostname,
+    self_signed or untrusted (None for no error)."""
+    if code is None or code == 0:
+        return None
+    if code in VERIFY_EXPIRED:
+        return "expired"
+    if code in VERIFY_NOT_YET_VALID:
+        return "not_yet_valid"
+    if code in VERIFY_HOSTNAME:
+        return "hostname"
+    if code in VERIFY_SELF_SIGNED:
+        return "self_signed"
+    return "untrusted"
+
+
+def _day(stamp: str) -> str:
+    """2026-11-20T10:00:00Z -> 2026-11-20 10:00 UTC."""
+    return stamp.replace("T", " ")[:16] + " UTC"
+
+
+def _ago(days_left: int) -> str:
+    """How long ago a certificate expired; days_left is floored (-1 = within the last day)."""
+    n = -(days_left + 1)
+    return "less than a day ago" if n <= 0 else f"{n} day{'s' if n != 1 else ''} ago"
+
+
+def certificate_problems(r: TlsResult, host: str) -> list[tuple[str, str]]:
+    """Every (code, summary) that applies to the certificate one handshake met, worst first.
+
+    Expiry and a wrong name are facts about the certificate itself, true for every client,
+    so they come before "untrusted", which depends on this host's CA store. OpenSSL stops at
+    its first error (an unknown issuer before the name), so dates and names are also read
+    from the certificate itself.
+    """
+    from netcheck.probes.tls import hostname_matches
+
+    cert, kind = r.certificate, verify_kind(r.verify_code)
+    found: list[tuple[str, str]] = []
+    subject = short_name(cert.subject) if cert else "the certificate"
+    if cert is not None and cert.days_left < 0:
+        found.append(("TLS_CERT_EXPIRED",
+                      f"certificate {subject} expired on {_day(cert.not_after)} "
+                      f"({_ago(cert.days_left)})"))
+    elif cert is not None and cert.not_yet_valid:
+        found.append(("TLS_CERT_EXPIRED",
+                      f"certificate {subject} is not valid yet: valid from "
+                      f"{_day(cert.not_before)} (check the clocks)"))
+    elif kind in ("expired", "not_yet_valid"):
+        culprit = _chain_culprit(r.chain, kind)
+        found.append(("TLS_CERT_EXPIRED",
+                      f"a certificate in the chain ({culprit}) "
+                      f"{'has expired' if kind == 'expired' else 'is not valid yet'}"))
+    names = ", ".join(cert.san) if cert and cert.san else "no DNS names"
+    if kind == "hostname" or (r.verified is False and cert is not None
+                              and not hostname_matches(cert, host)):
+        found.append(("TLS_CERT_HOSTNAME_MISMATCH",
+                      f"the certificate does not name {host}: it is for {names}"))
+    if r.verified is False and kind in ("self_signed", "untrusted"):
+        if kind == "self_signed" or (cert is not None and cert.self_signed):
+            why = f"self-signed ({subject})"
+        else:
+            issuer = f"'{short_name(cert.issuer)}'" if cert else "an unknown issuer"
+            why = f"issued by {issuer}, which this host does not trust"
+        found.append(("TLS_CERT_UNTRUSTED",
+                      f"the certificate does not verify: {why} "
+                      f"(verify error {r.verify_code}: {r.verify_message})"))
+    if r.verified is False and not found:
+        found.append(("TLS_CERT_UNTRUSTED",
+                      f"the certificate does not verify (verify error {r.verify_code}: "
+                      f"{r.verify_message})"))
+    if r.verified and cert is not None:
+        soonest = min([cert, *[c for c in r.chain[1:] if not c.self_signed]],
+                      key=lambda c: c.days_left)
+        if soonest.days_left < EXPIRING_DAYS:
+            which = (f"certificate {subject}" if soonest is cert
+                     else f"chain certificate {short_name(soonest.subject)}")
+            found.append(("TLS_CERT_EXPIRING",
+                          f"{which} expires on {_day(soonest.not_after)}, in "
+                          f"{soonest.days_left} day{'s' if soonest.days_left != 1 else ''}"))
+    return found
+
+
+def _chain_culprit(chain: list[CertSummary], kind: str) -> str:
+    for c in chain:
+        if (kind == "expired" and c.days_left < 0) or (kind == "not_yet_valid"
+                                                       and c.not_yet_valid):
+            return c.subject
+    return "not shown by the server"
+
+
+def _certificate_hint(code: str, r: TlsResult, ctx: Context) -> Hint:
+    name, where = _host_of(ctx), _endpoint(r)
+    cert = r.certificate
+    show = [_s_client(r, "-showcerts"),
+            "openssl x509 -noout -dates -subject -issuer -ext subjectAltName -in CERT.pem"]
+    if code == "TLS_CERT_EXPIRED":
+        if cert is not None and cert.not_yet_valid:
+            return Hint(f"The certificate of {name} ({where}) is valid only from "
+                        f"{_day(cert.not_before)}: the server's (or this host's) clock is "
+                        "wrong, or it was issued with a future start. Check both clocks, "
+                        "then reissue it if the date is wrong:",
+                        ["timedatectl   # here and on the server", *show])
+        when = f" on {_day(cert.not_after)}" if cert is not None else ""
+        return Hint(f"The certificate of {name} ({where}) expired{when}. Renew it on the "
+                    "server and reload the service (Let's Encrypt: certbot; otherwise ask "
+                    "your CA for a new one):",
+                    [*show, "certbot renew   # on the server, Let's Encrypt",
+                     "systemctl reload nginx   # or the service that serves it"])
+    if code == "TLS_CERT_EXPIRING":
+        when = f"{_day(cert.not_after)} ({cert.days_left} days)" if cert else "soon"
+        return Hint(f"The certificate of {name} ({where}) expires on {when}: renew it "
+                    "now, and check that automatic renewal runs:",
+                    [*show, "certbot renew --dry-run   # on the server, Let's Encrypt",
+                     "systemctl list-timers 'certbot*'"])
+    if code == "TLS_CERT_HOSTNAME_MISMATCH":
+        names = ", ".join(cert.san) if cert and cert.san else "no names"
+        return Hint(f"The certificate served at {where} names {names}, not {name}. "
+                    f"Install a certificate whose subjectAltName includes {name} (or use a "
+                    "name it covers); on a shared address check the server's SNI/virtual "
+                    "host for this name:",
+                    [*show, f"certbot certonly -d {name}   # on the server, Let's Encrypt"])
+    issuer = f"'{short_name(cert.issuer)}'" if cert else "its issuer"
+    cafile = ctx.options.cafile
+    if cafile:
+        text = (f"The certificate of {name} ({where}) is issued by {issuer}, which is not in "
+                f"--cafile {cafile} nor in this host's CA store. Use the CA that issued it, "
+                "or have the server send its full chain (fullchain.pem):")
+    elif cert is not None and cert.self_signed:
+        text = (f"{name} ({where}) presents a self-signed certificate "
+                f"({short_name(cert.subject)}): no client trusts it. Replace it with one "
+                "from a CA (Let's Encrypt: certbot), or, if you control the clients, trust "
+                "it explicitly with --cafile:")
+    else:
+        text = (f"The certificate of {name} ({where}) is issued by {issuer}, which this host "
+                "does not trust. For a lab or campus CA pass it with --cafile, or install "
+                "it system-wide; if the issuer is an intermediate, the server must send it "
+                "(fullchain.pem):")
+    target = ctx.target.url if ctx.target else name
+    return Hint(text, [*show, f"netcheck {target} --cafile /path/to/ca.crt",
+                       "cp ca.crt /usr/local/share/ca-certificates/lab-ca.crt",
+                       "update-ca-certificates"])
+
+
+def _certificate_evidence(r: TlsResult, ctx: Context,
+                          problems: list[tuple[str, str]]) -> dict[str, Any]:
+    ev: dict[str, Any] = {"address": r.address, "port": r.port, "sni": r.server_name}
+    if r.certificate is not None:
+        ev.update(r.certificate.to_json())
+    ev["chain"] = [c.brief() for c in r.chain]
+    ev["verified"] = r.verified
+    if r.verify_code is not None:
+        ev["verify_code"], ev["verify_message"] = r.verify_code, r.verify_message
+    if ctx.options.cafile:
+        ev["cafile"] = ctx.options.cafile
+    if r.cert_parse_error:
+        ev["parse_error"] = r.cert_parse_error
+    if len(problems) > 1:
+        ev["problems"] = [code for code, _ in problems]
+    return ev
+
+
+@check("tls.certificate", Layer.PRESENTATION, requires=("tls.handshake",), applies=_speaks_tls,
+       codes=("TLS_CERT_EXPIRED", "TLS_CERT_EXPIRING", "TLS_CERT_UNTRUSTED",
+              "TLS_CERT_HOSTNAME_MISMATCH"))
+async def tls_certificate(ctx: Context) -> Result:
+    """Certificate is valid, trusted and names the host.
+
+    Verified against the system CAs plus --cafile, with the target's name checked. When it
+    fails, what the server presented is read anyway (a second handshake without
+    verification), so subject, SAN, issuer, dates and days left are always the evidence;
+    expiring within 14 days is a warning.
+    """
+    every = await _handshakes(ctx)
+    results = [r for r in every if r.ok]
+    if not results:
+        if every and all(r.state == "no_starttls" for r in every):
+            return skipped("no STARTTLS here, so no certificate (see tls.handshake)")
+        return skipped("no completed handshake to take a certificate from")
+    host = _host_of(ctx)
+    judged = [(r, certificate_problems(r, host)) for r in results]
+    for severity in ("fail", "warn"):
+        for r, problems in judged:
+            hard = [p for p in problems if p[0] != "TLS_CERT_EXPIRING"]
+            chosen = hard if severity == "fail" else problems
+            if not chosen:
+                continue
+            code, summary = chosen[0]
+            if len(chosen) > 1:
+                summary += "; also: " + "; ".join(s for _, s in chosen[1:])
+            fine = [x.address for x, found in judged if not found]
+            if fine:
+                summary += f" (at {r.address}; {', '.join(fine)} is fine)"
+            make = failed if severity == "fail" else warned
+            return make(code, summary, _certificate_hint(code, r, ctx),
+                        **_certificate_evidence(r, ctx, problems))
+    r = results[0]
+    cert = r.certificate
+    if cert is None:
+        return passed("the certificate verifies (it could not be parsed for details)",
+                      **_certificate_evidence(r, ctx, []))
+    return passed(f"{short_name(cert.subject)} (issued by '{short_name(cert.issuer)}') valid "
+                  f"until {_day(cert.not_after)}, {cert.days_left} days left",
+                  **_certificate_evidence(r, ctx, []))

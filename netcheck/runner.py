@@ -105,11 +105,14 @@ class Context:
     """What a check sees: the target, the options, the facts and the shared probes."""
 
     def __init__(self, target: Optional[Target], options: Options, facts: Facts,
-                 mode: str = "diagnose") -> None:
+                 mode: str = "diagnose", shared: Optional[dict[Any, Any]] = None) -> None:
         self.target = target
         self.options = options
         self.facts = facts
         self.mode = mode
+        # Probes shared by the runs of one batch (same event loop), today only the name
+        # resolution: a thousand targets on one host name ask the resolver once.
+        self.shared = shared
         self.results: dict[str, Result] = {}
         self._memo: dict[Any, asyncio.Task[Any]] = {}
         self._values: dict[Any, Any] = {}
@@ -162,9 +165,21 @@ class Context:
         from netcheck.probes import dns
 
         assert self.target is not None
-        return self.memo("resolution", lambda: dns.resolve_like_system(
-            self.target.host, self.families, self.options.resolv_conf,
-            self.options.hosts_file, self.timeout))
+        target = self.target
+
+        def resolve() -> Awaitable[Any]:
+            return dns.resolve_like_system(target.host, self.families, self.options.resolv_conf,
+                                           self.options.hosts_file, self.timeout)
+
+        if self.shared is None:
+            return self.memo("resolution", resolve)
+        key = ("resolution", target.host, self.families, self.options.resolv_conf,
+               self.options.hosts_file)
+        task = self.shared.get(key)
+        if task is None:
+            task = self.shared[key] = asyncio.ensure_future(resolve())
+        # Shielded: the end of this run cancels its own memo, never the other runs' lookup.
+        return self.memo("resolution", lambda: asyncio.shield(task))
 
     async def addresses(self) -> list[str]:
         """The target's addresses of the families asked for (empty when it does not resolve)."""
@@ -386,8 +401,13 @@ def verdict_of(outcomes: list[CheckOutcome]) -> Verdict:
 async def diagnose(target: Optional[Target], options: Options, checks: list[Check],
                    mode: str = "diagnose", facts: Optional[Facts] = None,
                    on_progress: Optional[Callable[[Check, Optional[CheckOutcome]], None]] = None,
-                   ) -> Report:
-    """Take the snapshot, run the checks, and build the report."""
+                   shared: Optional[dict[Any, Any]] = None) -> Report:
+    """Take the snapshot, run the checks, and build the report.
+
+    ``shared``: one dict handed to every run of a batch (in one event loop) so that they
+    share probes that do not depend on the run, today the name resolution (see
+    :meth:`Context.resolution`). None (the default) shares nothing.
+    """
     started = datetime.now(timezone.utc)
     t0 = time.monotonic()
     ctx_start = options.started if options.started is not None else t0
@@ -395,7 +415,7 @@ async def diagnose(target: Optional[Target], options: Options, checks: list[Chec
         from netcheck.facts import snapshot
 
         facts = await run_blocking(snapshot, options.sysroot)
-    ctx = Context(target, options, facts, mode)
+    ctx = Context(target, options, facts, mode, shared)
     ctx._start = ctx_start
     ctx.on_progress = on_progress
     if target is not None and target.is_name:

@@ -147,8 +147,8 @@ def _evidence(check: CheckOutcome, look: _Look) -> list[RenderableType]:
     # (a redirect chain, a CNAME chain) reads best one item a line, as wget prints it.
     lines: list[tuple[int, str]] = []
     for key, value in check.result.evidence.items():
-        if isinstance(value, list) and value and all(isinstance(v, str) for v in value) \
-                and len(value) > 1:
+        if isinstance(value, list) and len(value) > 1 and all(
+                isinstance(v, str) for v in value) and any(" " in v for v in value):
             lines.append((4, f"{key}:"))
             lines += [(6, item) for item in value]
         else:
