@@ -190,22 +190,10 @@ async def http_response(ctx: Context) -> Result:
             direct = True
         if direct:
             return skipped("no address of the target accepted the TCP connection")
-    dns_ms = None
-    if ctx.target.is_name:
-        res = await ctx.resolution()
-        dns_ms = res.duration_ms
+    from netcheck.probes import shared
 
-    async def resolve(name: str) -> list[str]:
-        from netcheck.probes import dns
-
-        found = await dns.resolve_like_system(name, ctx.families, ctx.options.resolv_conf,
-                                              ctx.options.hosts_file, ctx.timeout)
-        return list(found.addresses)
-
-    r = await http.fetch(parts, address=address, timeout=ctx.timeout, deadline=_budget(ctx),
-                         cafile=ctx.options.cafile, cert=ctx.options.cert, key=ctx.options.key,
-                         request_id=ctx.options.request_id, env=proxy_env, resolve=resolve,
-                         dns_ms=dns_ms)
+    # The same GET the path-MTU check may already have sent (one request, one log line).
+    r = await shared.http_get(ctx, address)
     return _judge_http(ctx, parts, r)
 
 

@@ -580,8 +580,14 @@ async def target_reachable(ctx: Context) -> Result:
     addrs = (await ctx.addresses())[:8]
     if not addrs:
         return skipped("the target has no address to try")
-    pings, conns = await asyncio.gather(shared.ping_all(ctx, addrs),
-                                        shared.tcp_all(ctx, addrs, ctx.target.port))
+    ping_task = asyncio.ensure_future(shared.ping_all(ctx, addrs))
+    conns = await shared.tcp_all(ctx, addrs, ctx.target.port)
+    opened = [c.address for c in conns if c.state == "open"]
+    if opened and ctx.target.scheme in ("http", "https"):
+        # The GET the application check will send anyway starts now, while a ping that
+        # gets no answer runs out its timeout: waits overlap instead of adding up.
+        shared.http_get(ctx, opened[0])
+    pings = await ping_task
     answers = {a: _answer(p, c, a) for a, p, c in zip(addrs, pings, conns)}
     by_family: dict[str, str] = {}
     for a, how in answers.items():
@@ -659,6 +665,10 @@ async def path_mtu(ctx: Context) -> Result:
     """
     target = ctx.result("network.target")
     answering = list(target.evidence.get("answering_ping", [])) if target else []
+    if not answering and target is not None:
+        by_tcp = await _pmtu_by_http(ctx, target)
+        if by_tcp is not None:
+            return by_tcp
     if not answering and target is not None and all(
             p.get("state") == "unavailable" for p in target.evidence.get("ping", [{}])):
         return skipped("needs root (or CAP_NET_RAW, or ping_group_range) to send ICMP probes")
@@ -707,6 +717,51 @@ async def path_mtu(ctx: Context) -> Result:
                        "this host's MTU (or clamp the TCP MSS on the router) and let ICMP "
                        "type 3 code 4 / ICMPv6 type 2 through.",
                        [f"ip link set dev {link.name} mtu {found}",
+                        "iptables -t mangle -A FORWARD -p tcp --tcp-flags SYN,RST SYN "
+                        "-j TCPMSS --clamp-mss-to-pmtu   # on the router",
+                        f"tracepath -n {addr}"]), **evidence)
+
+
+SMALL_MSS = 536  # the minimum every IPv4 path must carry (RFC 879)
+STALLS = ("timeout", "stall", "body_stall")
+
+
+async def _pmtu_by_http(ctx: Context, target: Result) -> Optional[Result]:
+    """Without ping, a web target still shows a black hole: a GET that stalls with
+    full-size segments but completes when our SYN asks for small ones (TCP_MAXSEG)."""
+    assert ctx.target is not None
+    if ctx.target.scheme not in ("http", "https"):
+        return None
+    opened = [c["address"] for c in target.evidence.get("tcp", []) if c.get("state") == "open"]
+    if not opened:
+        return None
+    addr = opened[0]
+    normal = await shared.http_get(ctx, addr)
+    evidence: dict[str, Any] = {"address": addr, "method": "HTTP GET, normal and small MSS",
+                                "normal": {"outcome": normal.outcome,
+                                           "bytes": normal.bytes_received}}
+    if normal.outcome not in STALLS:
+        return passed(f"{addr} does not answer ping, but its HTTP answer came back "
+                      f"({normal.outcome}, {normal.bytes_received} bytes): no sign of a "
+                      "path-MTU black hole", **evidence)
+    small = await shared.http_get(ctx, addr, mss=SMALL_MSS)
+    evidence["small_mss"] = {"mss": SMALL_MSS, "outcome": small.outcome,
+                             "bytes": small.bytes_received}
+    if small.outcome in STALLS or small.bytes_received <= normal.bytes_received:
+        return None  # the application itself stalls: not the path's fault
+    path = await ctx.path()
+    link = ctx.facts.link(index=path.ifindex) if path.ifindex else None
+    ifname = link.name if link else (path.interface or "<interface>")
+    mtu = link.mtu if link else 1500
+    return failed("PMTU_BLACKHOLE",
+                  f"the HTTP answer from {addr} stalls after {normal.bytes_received} bytes with "
+                  f"full-size segments but arrives whole with {SMALL_MSS}-byte segments: "
+                  f"packets near {ifname}'s MTU {mtu} vanish on the way",
+                  Hint("A router between here and the server has a smaller MTU and its ICMP "
+                       "'fragmentation needed' is dropped: big segments vanish, the download "
+                       "stalls. Lower this host's MTU (or clamp the MSS on the router) and let "
+                       "ICMP type 3 code 4 / ICMPv6 type 2 through.",
+                       [f"ip link set dev {ifname} mtu 1400",
                         "iptables -t mangle -A FORWARD -p tcp --tcp-flags SYN,RST SYN "
                         "-j TCPMSS --clamp-mss-to-pmtu   # on the router",
                         f"tracepath -n {addr}"]), **evidence)

@@ -7,7 +7,7 @@ the same pings. Asking here makes them share one packet instead of sending two.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Optional
 
 from netcheck.lazy import asyncio
 from netcheck.probes import icmp, tcp
@@ -33,3 +33,38 @@ async def tcp_all(ctx: Context, addresses: list[str], port: int) -> list[tcp.Tcp
 
 async def ping_all(ctx: Context, addresses: list[str]) -> list[icmp.PingResult]:
     return list(await asyncio.gather(*(ping(ctx, a) for a in addresses[:8])))
+
+
+def http_get(ctx: Context, address: Optional[str], mss: Optional[int] = None) -> asyncio.Task[Any]:
+    """The run's GET of the target URL from ``address`` (proxies honoured), once per MSS.
+
+    The application check judges the answer; the path-MTU check compares it with the same
+    GET sent with small segments (``mss``), so a download that stalls for big packets only
+    is told apart from an application that does not answer.
+    """
+    async def get() -> Any:
+        import os
+
+        from netcheck.probes import dns, http
+
+        assert ctx.target is not None
+        dns_ms = None
+        if ctx.target.is_name:
+            dns_ms = (await ctx.resolution()).duration_ms
+
+        async def resolve(name: str) -> list[str]:
+            found = await dns.resolve_like_system(name, ctx.families, ctx.options.resolv_conf,
+                                                  ctx.options.hosts_file, ctx.timeout)
+            return list(found.addresses)
+
+        return await http.fetch(
+            http.parts_of(ctx.target), address=address, timeout=ctx.timeout,
+            deadline=max(0.2, ctx.time_left() - HTTP_RESERVE), cafile=ctx.options.cafile,
+            cert=ctx.options.cert, key=ctx.options.key, request_id=ctx.options.request_id,
+            env=os.environ, resolve=resolve, dns_ms=dns_ms, mss=mss)
+
+    return ctx.memo(("http", address, mss), get)
+
+
+# Seconds kept back from the deadline so a slow GET still leaves time to report it.
+HTTP_RESERVE = 0.4
