@@ -250,6 +250,7 @@ def _diagnose(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         _readable_file(flag, getattr(args, flag))
     if bool(args.cert) != bool(args.key) and args.cert is None:
         raise UsageError("--key needs --cert")
+    _usable_tls_files(args.cafile, args.cert, args.key)
     options = Options(timeout=args.timeout, deadline=args.deadline, family=args.family,
                       interface=args.interface, lang=args.lang or "en", verbose=args.verbose,
                       sysroot=args.sysroot, cafile=args.cafile, cert=args.cert, key=args.key,
@@ -322,6 +323,27 @@ def _live_status(args: argparse.Namespace, out: IO[str]) -> Optional[_LiveLadder
     if args.format != "text" or args.quiet or not hasattr(out, "isatty") or not out.isatty():
         return None
     return _LiveLadder(out)
+
+
+def _usable_tls_files(cafile: Optional[str], cert: Optional[str], key: Optional[str]) -> None:
+    """Load the CA bundle and the client pair once, so a bad file is a clear usage error
+    rather than a TLS check that cannot start. Nothing of their contents is shown."""
+    if not (cafile or cert):
+        return
+    import ssl
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if cafile:
+        try:
+            ctx.load_verify_locations(cafile=cafile)
+        except (ssl.SSLError, OSError, ValueError):
+            raise UsageError(f"--cafile {cafile[:80]!r}: not a PEM certificate bundle") from None
+    if cert:
+        try:
+            ctx.load_cert_chain(cert, key)
+        except (ssl.SSLError, OSError, ValueError):
+            raise UsageError(f"--cert {cert[:80]!r}: not a PEM certificate with its key "
+                             "(or --key does not match it)") from None
 
 
 def _valid_ifname(name: str) -> bool:

@@ -84,7 +84,7 @@ def _up(name: str, out: IO[str]) -> int:
     out.write(f"Symptom: {scenario.symptom}\n\n")
     out.write("Enter the client and find the fault (ip, ping, dig, ss, nft, netcheck...):\n")
     out.write(f"  sudo ip netns exec {client} bash\n")
-    out.write(f"  netcheck {' '.join(scenario.netcheck_argv())}\n\n")
+    out.write(f"  netcheck {' '.join(scenario.netcheck_argv(lab))}\n\n")
     out.write("Fixed it?  netcheck lab check        Done?  netcheck lab down\n")
     return 0
 
@@ -117,8 +117,11 @@ def _check(out: IO[str]) -> int:
     if scenario is None or client is None:
         _usage(f"the running lab in {folder} is not one netcheck lab up made")
         return 3
+    from types import SimpleNamespace
+
+    argv = scenario.netcheck_argv(SimpleNamespace(state_dir=folder))
     proc = subprocess.run(["ip", "netns", "exec", client, sys.executable, "-m", "netcheck",
-                           *scenario.netcheck_argv(), "--format", "json"],
+                           *argv, "--format", "json"],
                           capture_output=True, text=True, timeout=60, check=False)
     try:
         doc = json.loads(proc.stdout)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 from netcheck.lab.topology import CLIENT_HOSTS, Lab, LabError
 
@@ -40,8 +40,12 @@ class Scenario:
     expect: Expect
     args: tuple[str, ...] = field(default=())  # extra netcheck arguments (e.g. "-4")
 
-    def netcheck_argv(self) -> list[str]:
-        """Arguments for ``netcheck`` (without --format) that diagnose this scenario."""
+    def netcheck_argv(self, lab: Any = None) -> list[str]:
+        """Arguments for ``netcheck`` (without --format) that diagnose this scenario.
+
+        ``lab`` (a Lab or anything with its ``state_dir``) lets scenarios whose arguments
+        name files of the lab (a CA, a client certificate) resolve them; plain ones ignore it.
+        """
         return [self.target, *self.args]
 
 

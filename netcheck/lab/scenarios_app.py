@@ -30,7 +30,7 @@ import time
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from netcheck.lab.pki import Issued, LabCA
 from netcheck.lab.scenarios import Expect, Scenario
@@ -172,7 +172,7 @@ class AppScenario(Scenario):
     applied: dict[str, str] = field(default_factory=dict, compare=False, hash=False,
                                     repr=False)
 
-    def netcheck_argv(self, lab: Optional[Lab] = None) -> list[str]:  # type: ignore[override]
+    def netcheck_argv(self, lab: Any = None) -> list[str]:
         """Arguments for netcheck with ``{app_ca}`` resolved for ``lab`` (by default the lab
         this scenario was last applied to)."""
         state_dir = str(lab.state_dir) if lab is not None else self.applied.get("state_dir")

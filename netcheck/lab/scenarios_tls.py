@@ -84,7 +84,7 @@ class TlsScenario(Scenario):
         if lab is None:
             state_dir = self.applied.get("state_dir")
         else:
-            state_dir = str(lab if isinstance(lab, (str, Path)) else lab.state_dir)
+            state_dir = str(lab if isinstance(lab, (str, Path)) else lab.state_dir)  # Lab-like
         return [self.target, *resolve_args(self.args, state_dir)]
 
 
