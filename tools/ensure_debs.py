@@ -18,6 +18,7 @@ PROVIDES = {
     "iproute2": "ip", "nftables": "nft", "iptables": "iptables", "iputils-ping": "ping",
     "ethtool": "ethtool", "tcpdump": "tcpdump", "dnsutils": "dig", "util-linux": "setpriv",
     "procps": "sysctl", "nmap": "nmap",
+    "prometheus": "prometheus", "fping": "fping",
 }
 POLICY = "/usr/sbin/policy-rc.d"
 

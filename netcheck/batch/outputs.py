@@ -1,0 +1,328 @@
+"""What a batch prints: text (progress bar, summary table), json, ndjson, junit, nagios,
+prometheus.
+
+Each output gets every result as the target finishes (``done``) and closes the run with the
+summary (``finish``). They keep only what they need: ndjson writes at once, json streams
+in profile order (the runner's window bounds what waits), the others keep a few compact
+values per target rather than whole reports, so a huge profile does not hold every
+diagnosis in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import IO, TYPE_CHECKING, Any, Optional
+
+from netcheck.batch.profile import Entry, Profile
+from netcheck.batch.run import Done, Summary, root_text
+from netcheck.model import Report, Verdict
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+BATCH_SCHEMA = "netcheck-batch/1"
+# Plain columns instead of a rich table past this many rows: rich measures every cell.
+RICH_TABLE_ROWS = 2000
+NAGIOS_PERF_TARGETS = 50
+NAGIOS_NAMED = 5
+
+
+class Output:
+    """The interface every format implements."""
+
+    ordered = False  # True: results must come out in profile order (the runner windows)
+
+    def __init__(self, out: IO[str], err: IO[str], **flags: Any) -> None:
+        self.out = out
+        self.err = err
+        self.flags = flags
+
+    def begin(self, profile: Profile, settings: Any) -> None:
+        """Before the first target starts."""
+
+    def started(self, entry: Entry) -> None:
+        """A target starts (progress displays only)."""
+
+    def done(self, done: Done) -> None:
+        """A target finished."""
+
+    def finish(self, summary: Summary) -> None:
+        """After the last one (or an interruption)."""
+
+
+# -- ndjson / json -------------------------------------------------------------------------
+
+class NdjsonOutput(Output):
+    """One netcheck/1 document a line, as each target finishes."""
+
+    def done(self, done: Done) -> None:
+        self.out.write(json.dumps(done.report.to_json(), ensure_ascii=False) + "\n")
+        self.out.flush()
+
+
+def _indented(doc: dict[str, Any], prefix: str) -> str:
+    return json.dumps(doc, indent=2, ensure_ascii=False).replace("\n", "\n" + prefix)
+
+
+class JsonOutput(Output):
+    """One netcheck-batch/1 document, written as results come (in profile order)."""
+
+    ordered = True
+
+    def begin(self, profile: Profile, settings: Any) -> None:
+        self.out.write(f'{{\n  "schema": "{BATCH_SCHEMA}",\n  "results": [')
+        self.pending: dict[int, str] = {}
+        self.next = 0
+        self.first = True
+        self.skipped: set[int] = set()
+
+    def done(self, done: Done) -> None:
+        self.pending[done.index] = _indented(done.report.to_json(), "    ")
+        while self.next in self.pending:
+            self._write(self.pending.pop(self.next))
+            self.next += 1
+
+    def _write(self, text: str) -> None:
+        self.out.write(("\n    " if self.first else ",\n    ") + text)
+        self.first = False
+
+    def finish(self, summary: Summary) -> None:
+        for index in sorted(self.pending):  # after an interruption: whatever finished
+            self._write(self.pending.pop(index))
+        self.out.write(("\n  " if not self.first else "") + "],\n  \"summary\": "
+                       + _indented(summary.to_json(), "  ") + "\n}\n")
+        self.out.flush()
+
+
+# -- text -----------------------------------------------------------------------------------
+
+class _Row:
+    __slots__ = ("index", "name", "verdict", "cause", "seconds", "hint")
+
+    def __init__(self, index: int, name: str, report: Report, keep_hint: bool) -> None:
+        self.index = index
+        self.name = name
+        self.verdict = report.verdict
+        self.cause = root_text(report)
+        self.seconds = report.duration_ms / 1000
+        self.hint: Optional[str] = None
+        rc = report.root_cause
+        if keep_hint and rc is not None and rc.result.hint is not None:
+            commands = "".join(f"\n    $ {c}" for c in rc.result.hint.commands)
+            self.hint = f"{rc.result.hint.text}{commands}"
+
+
+_VERDICT_STYLE = {Verdict.OK: "green", Verdict.DEGRADED: "yellow", Verdict.BROKEN: "bold red",
+                  Verdict.UNKNOWN: "magenta"}
+
+
+class TextOutput(Output):
+    """A progress bar on a terminal (none when piped), then the summary table."""
+
+    def begin(self, profile: Profile, settings: Any) -> None:
+        self.rows: list[_Row] = []
+        self.source = profile.source
+        self.progress: Optional[Progress] = None
+        self.task: Optional[TaskID] = None
+        if self.flags.get("progress") and _isatty(self.out):
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self.progress = Progress(
+                TextColumn("[bold]netcheck batch[/] {task.description}"), BarColumn(),
+                MofNCompleteColumn(), TextColumn("{task.fields[bad]}"), TimeElapsedColumn(),
+                TimeRemainingColumn(), console=Console(file=self.out), transient=True)
+            self.progress.start()
+            self.task = self.progress.add_task(profile.source, total=len(profile.entries),
+                                               bad="")
+        self.not_ok = 0
+
+    def done(self, done: Done) -> None:
+        report = done.report
+        self.rows.append(_Row(done.index, done.entry.name, report,
+                              bool(self.flags.get("verbose"))))
+        if report.verdict is not Verdict.OK:
+            self.not_ok += 1
+        if self.progress is not None and self.task is not None:
+            self.progress.update(self.task, advance=1,
+                                 bad=f"{self.not_ok} not ok" if self.not_ok else "")
+
+    def finish(self, summary: Summary) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+        self.rows.sort(key=lambda r: r.index)
+        rows = self.rows
+        if self.flags.get("quiet"):
+            rows = [r for r in rows if r.verdict is not Verdict.OK]
+        from rich.console import Console
+
+        color = not self.flags.get("no_color") and "NO_COLOR" not in os.environ and \
+            _isatty(self.out)
+        console = Console(file=self.out, no_color=not color, highlight=False,
+                          width=None if _isatty(self.out) else 160,
+                          color_system="auto" if color else None)
+        if len(rows) <= RICH_TABLE_ROWS:
+            self._table(console, rows)
+        else:
+            self._plain(rows)
+        if self.flags.get("verbose"):
+            for r in rows:
+                if r.hint:
+                    console.print(f"{r.name}: {r.hint}", markup=False, highlight=False)
+        counts = summary.counts
+        line = (f"{summary.total} target{'s' if summary.total != 1 else ''}: "
+                f"{counts['ok']} ok, {counts['degraded']} degraded, {counts['broken']} broken, "
+                f"{counts['unknown']} unknown in {summary.duration_ms / 1000:.1f} s")
+        if summary.interrupted:
+            line += " (interrupted)"
+        console.print(line, style=_VERDICT_STYLE[summary.worst] if color else None,
+                      markup=False, highlight=False)
+
+    def _table(self, console: Any, rows: list[_Row]) -> None:
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+        table.add_column("target", overflow="fold")
+        table.add_column("verdict")
+        table.add_column("root cause", overflow="fold", ratio=1)
+        table.add_column("time", justify="right", no_wrap=True)
+        for r in rows:
+            table.add_row(Text(r.name), Text(r.verdict.value, style=_VERDICT_STYLE[r.verdict]),
+                          Text(r.cause or "-"), f"{r.seconds:.2f} s")
+        console.print(table)
+
+    def _plain(self, rows: list[_Row]) -> None:
+        width = min(48, max(len(r.name) for r in rows))
+        self.out.write(f"{'target':<{width}}  {'verdict':<8}  {'time':>8}  root cause\n")
+        for r in rows:
+            self.out.write(f"{r.name:<{width}}  {r.verdict.value:<8}  {r.seconds:>6.2f} s  "
+                           f"{r.cause or '-'}\n")
+
+
+def _isatty(stream: IO[str]) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+# -- junit ----------------------------------------------------------------------------------
+
+class JunitOutput(Output):
+    """One testcase per target, one testsuite per group (the testcase XML kept, not reports)."""
+
+    def begin(self, profile: Profile, settings: Any) -> None:
+        from netcheck.render.junit import Suite
+
+        self.suite_class = Suite
+        self.suites: dict[str, Any] = {}
+        self.order: dict[str, list[tuple[int, str]]] = {}
+        self.name = f"netcheck batch {profile.source}"
+
+    def done(self, done: Done) -> None:
+        from netcheck.render.junit import testcase
+
+        group = done.entry.group or "netcheck"
+        suite = self.suites.get(group)
+        if suite is None:
+            suite = self.suites[group] = self.suite_class(group)
+            self.order[group] = []
+        suite.count(done.report)
+        self.order[group].append((done.index, testcase(done.report, done.entry.short_name,
+                                                       suite.classname)))
+
+    def finish(self, summary: Summary) -> None:
+        from netcheck.render.junit import document
+
+        suites = []
+        for group in sorted(self.suites, key=lambda g: min(i for i, _ in self.order[g])):
+            suite = self.suites[group]
+            suite.cases = [xml for _, xml in sorted(self.order[group])]
+            suites.append(suite)
+        self.out.write(document(suites, self.name, summary.duration_ms))
+        self.out.flush()
+
+
+# -- nagios ---------------------------------------------------------------------------------
+
+_NAGIOS_STATE = {Verdict.OK: "OK", Verdict.DEGRADED: "WARNING", Verdict.BROKEN: "CRITICAL",
+                 Verdict.UNKNOWN: "UNKNOWN"}
+
+
+class NagiosOutput(Output):
+    """``NETCHECK STATE - text | perfdata``: counts, the batch time, then per-target times."""
+
+    def begin(self, profile: Profile, settings: Any) -> None:
+        self.times: list[tuple[int, str, float]] = []
+        self.bad: list[tuple[int, int, str, str]] = []  # severity, index, name, code
+
+    def done(self, done: Done) -> None:
+        from netcheck.batch.run import SEVERITY
+
+        report = done.report
+        self.times.append((done.index, done.entry.name, report.duration_ms / 1000))
+        if report.verdict is not Verdict.OK:
+            rc = report.root_cause
+            code = rc.result.code if rc is not None and rc.result.code else \
+                report.verdict.value.upper()
+            self.bad.append((-SEVERITY[report.verdict], done.index, done.entry.name, code))
+
+    def finish(self, summary: Summary) -> None:
+        from netcheck.render.nagios import _number, _plain, perf_label
+
+        counts = summary.counts
+        if summary.worst is Verdict.OK:
+            text = f"{summary.total} target{'s' if summary.total != 1 else ''} ok"
+        else:
+            parts = [f"{counts[v]} {v}" for v in ("broken", "degraded", "unknown") if counts[v]]
+            named = sorted(self.bad)[:NAGIOS_NAMED]
+            more = len(self.bad) - len(named)
+            text = (f"{', '.join(parts)} of {summary.total}: "
+                    + ", ".join(f"{name} {code}" for _, _, name, code in named)
+                    + (f" and {more} more" if more > 0 else ""))
+        if summary.interrupted:
+            text += " (interrupted)"
+        perf = [f"{v}={counts[v]};;;0" for v in ("ok", "degraded", "broken", "unknown")]
+        perf.append(f"time={_number(summary.duration_ms / 1000)}s;;;0")
+        for _, name, seconds in sorted(self.times)[:NAGIOS_PERF_TARGETS]:
+            perf.append(f"{perf_label(name + '_time')}={_number(seconds)}s;;;0")
+        self.out.write(f"NETCHECK {_NAGIOS_STATE[summary.worst]} - {_plain(text)} | "
+                       f"{' '.join(perf)}\n")
+        self.out.flush()
+
+
+# -- prometheus -----------------------------------------------------------------------------
+
+class PrometheusOutput(Output):
+    """The text exposition (for node_exporter's textfile collector, or a pushgateway)."""
+
+    def begin(self, profile: Profile, settings: Any) -> None:
+        self.items: list[tuple[int, dict[str, str], Any]] = []
+
+    def done(self, done: Done) -> None:
+        from netcheck.render.prometheus import probe_values
+
+        self.items.append((done.index, {"name": done.entry.name, "target": done.entry.text},
+                           probe_values(done.report)))
+
+    def finish(self, summary: Summary) -> None:
+        from netcheck.render.prometheus import batch_metrics, exposition
+
+        items = [(labels, values) for _, labels, values in sorted(self.items, key=lambda x: x[0])]
+        self.out.write(exposition(batch_metrics(items, summary.to_json())))
+        self.out.flush()
+
+
+OUTPUTS: dict[str, type[Output]] = {
+    "text": TextOutput, "json": JsonOutput, "ndjson": NdjsonOutput, "junit": JunitOutput,
+    "nagios": NagiosOutput, "prometheus": PrometheusOutput,
+}

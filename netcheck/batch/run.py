@@ -1,0 +1,318 @@
+"""Diagnose the entries of a profile concurrently, sharing what a batch can share.
+
+Every target gets the full diagnosis (or the checks ``--only`` selects), but all of them
+read ONE facts snapshot (links, addresses, routes: the host does not change between two
+targets of one run) and share ONE resolver cache (a hundred URLs on one name ask the
+resolver once). Concurrency is a fixed pool of workers pulling from the entry list, so a
+100 000-target profile holds ``concurrency`` diagnoses in memory, never 100 000 tasks.
+
+Nothing here prints: results go to ``on_done`` as each target finishes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence
+
+from netcheck.batch.profile import Entry, Profile
+from netcheck.model import CheckOutcome, Hint, Layer, Report, Result, Status, Verdict
+
+if TYPE_CHECKING:
+    from netcheck.registry import Check
+
+DEFAULT_CONCURRENCY = 32
+MAX_CONCURRENCY = 4096
+# Codes that mean "this port does not take connections from here": what expect = "closed" wants.
+CLOSED_CODES = ("TCP_REFUSED", "TCP_FILTERED", "TCP_ADMIN_PROHIBITED", "FW_LOCAL_OUTPUT_BLOCK")
+OPEN_UNEXPECTED = "TCP_OPEN_UNEXPECTED"
+# The monitoring-plugins order for combining states (max_state_alt in their utils.c):
+# ok < unknown < warning < critical. A broken target is never hidden by an unknown one.
+SEVERITY = {Verdict.OK: 0, Verdict.UNKNOWN: 1, Verdict.DEGRADED: 2, Verdict.BROKEN: 3}
+
+
+@dataclass
+class Settings:
+    """Batch-wide settings; an entry's own options (timeout, deadline, ...) take precedence."""
+
+    concurrency: int = DEFAULT_CONCURRENCY
+    timeout: float = 2.0
+    deadline: float = 15.0
+    family: Optional[int] = None
+    lang: str = "en"
+    sysroot: str = "/"
+    only: tuple[str, ...] = ()
+    scan: bool = False
+
+
+@dataclass
+class Done:
+    """One finished entry: its position in the profile and its (expectation-applied) report."""
+
+    index: int
+    entry: Entry
+    report: Report
+
+
+@dataclass
+class Summary:
+    """Counts by verdict, the wall time and the exit status of the whole batch."""
+
+    counts: dict[str, int] = field(default_factory=lambda: {v.value: 0 for v in Verdict})
+    duration_ms: float = 0.0
+    worst: Verdict = Verdict.OK
+    total: int = 0
+    interrupted: bool = False
+
+    def add(self, verdict: Verdict) -> None:
+        self.counts[verdict.value] += 1
+        self.total += 1
+        if SEVERITY[verdict] > SEVERITY[self.worst]:
+            self.worst = verdict
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted and self.worst is Verdict.OK:
+            return Verdict.UNKNOWN.exit_code
+        return self.worst.exit_code
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.counts, "duration_ms": round(self.duration_ms, 1)}
+
+
+# -- which checks ---------------------------------------------------------------------------
+
+def select_checks(checks: Sequence[Check], only: Iterable[str]) -> list[Check]:
+    """The checks ``--only`` names: a layer (``4``, ``transport``), an id, an id prefix.
+
+    Requirements are not pulled in: ``--only transport.tcp`` runs the connect alone, the
+    light mode for sweeping many addresses. Raises ValueError naming an item that matches
+    nothing.
+    """
+    wanted = [w.strip().lower() for item in only for w in item.split(",") if w.strip()]
+    if not wanted:
+        return list(checks)
+    layer_names = {layer.name.lower(): int(layer) for layer in Layer}
+    chosen: list[Check] = []
+    for item in wanted:
+        if item.isdigit() or item in layer_names:
+            number = int(item) if item.isdigit() else layer_names[item]
+            found = [c for c in checks if int(c.layer) == number]
+        else:
+            found = [c for c in checks if c.id == item or c.id.startswith(item + ".")]
+        if not found:
+            raise ValueError(f"--only {item!r} matches no check (see netcheck checks)")
+        chosen += [c for c in found if c not in chosen]
+    return [c for c in checks if c in chosen]  # keep the ladder's order
+
+
+# -- expectations ---------------------------------------------------------------------------
+
+def apply_expectation(report: Report, expect: str) -> Report:
+    """Turn a report around for ``expect = "closed"``: a shut port is ok, an open one broken.
+
+    Only the transport check's finding is turned: a failure below layer 4 (no route, no
+    name, a silent host) means nothing can be said about the port, and stays as it is.
+    """
+    if expect != "closed":
+        return report
+    index = next((i for i, c in enumerate(report.checks) if c.id == "transport.tcp"), None)
+    if index is None:
+        return report
+    tcp = report.checks[index]
+    result = tcp.result
+    evidence = {**result.evidence, "expected": "closed"}
+    port = report.target.get("port")
+    host = report.target.get("host")
+    checks = list(report.checks)
+    if result.status in (Status.PASS, Status.WARN):
+        checks[index] = dataclasses.replace(tcp, result=Result(
+            Status.FAIL, f"{result.summary}, but port {port} should be closed",
+            code=OPEN_UNEXPECTED, evidence=evidence,
+            hint=Hint(f"Something listens on {host} port {port}, which the profile expects "
+                      "closed: stop the service or block the port on that host.",
+                      [f"ss -tlnp 'sport = :{port}'   # on {host}", "nft list ruleset",
+                       f"nmap -sT -p {port} {host}   # from here"])))
+    elif result.status is Status.FAIL and result.code in CLOSED_CODES:
+        evidence["observed"] = result.code
+        checks[index] = dataclasses.replace(tcp, result=Result(
+            Status.PASS, f"closed, as expected: {result.summary}", evidence=evidence))
+        for i, c in enumerate(checks):  # their blocker is no failure any more
+            if c.result.blocked_by == "transport.tcp":
+                checks[i] = dataclasses.replace(c, result=Result(
+                    Status.SKIP, "not checked: the port is closed, as expected"))
+    else:
+        return report
+    from netcheck.runner import choose_root_cause, verdict_of
+
+    verdict = verdict_of(checks)
+    root = choose_root_cause(checks) if verdict is not Verdict.OK else None
+    return dataclasses.replace(report, checks=checks, verdict=verdict, root_cause=root)
+
+
+# -- running --------------------------------------------------------------------------------
+
+def problem_report(entry: Entry, source: str) -> Report:
+    """The ``unknown`` report of a profile line that cannot run (its line number in the error)."""
+    from netcheck.render.json import error_report
+
+    return error_report(entry.text or entry.name, f"{source}:{entry.line}: {entry.problem}")
+
+
+def _options(entry: Entry, settings: Settings) -> Any:
+    from netcheck.runner import Options
+
+    opts = entry.options
+    return Options(timeout=opts.get("timeout", settings.timeout),
+                   deadline=opts.get("deadline", settings.deadline),
+                   family=opts.get("family", settings.family), lang=settings.lang,
+                   sysroot=settings.sysroot, cafile=opts.get("cafile"), cert=opts.get("cert"),
+                   key=opts.get("key"), scan=settings.scan)
+
+
+async def diagnose_entry(entry: Entry, settings: Settings, checks: list[Check], facts: Any,
+                         shared: dict[Any, Any], source: str) -> Report:
+    """One entry's report: the diagnosis with its expectation applied, never an exception."""
+    from netcheck.render.json import error_report
+    from netcheck.runner import diagnose
+
+    if not entry.runnable:
+        return problem_report(entry, source)
+    options = _options(entry, settings)
+    try:
+        # The runner keeps its own deadline; this is the backstop should anything hang.
+        report = await asyncio.wait_for(
+            diagnose(entry.target, options, checks, facts=facts, shared=shared),
+            options.deadline + 1.0)
+    except asyncio.TimeoutError:
+        return error_report(entry.text, f"no result within the deadline ({options.deadline:g} s)")
+    except Exception as exc:  # one target's crash must not take the batch down
+        return error_report(entry.text, f"internal error: {type(exc).__name__}: {exc}")
+    return apply_expectation(report, entry.expect)
+
+
+async def run_profile(profile: Profile, settings: Settings, checks: list[Check],
+                      on_done: Callable[[Done], None],
+                      on_start: Optional[Callable[[Entry], None]] = None,
+                      window: Optional[int] = None, facts: Any = None,
+                      summary: Optional[Summary] = None) -> Summary:
+    """Diagnose every entry with at most ``settings.concurrency`` at once; return the summary.
+
+    ``window``: an entry starts only while it is fewer than ``window`` places after the
+    first unfinished one, so an output that prints in profile order buffers at most
+    ``window`` results (one slow target cannot make it hold the whole batch).
+    ``summary``: filled in as targets finish, so a caller interrupted half-way still has it.
+    """
+    from netcheck.runner import run_blocking
+
+    t0 = time.monotonic()
+    summary = summary if summary is not None else Summary()
+    if facts is None and profile.runnable:
+        from netcheck.facts import snapshot
+
+        facts = await run_blocking(snapshot, settings.sysroot)
+    shared: dict[Any, Any] = {}
+    queue = iter(enumerate(profile.entries))
+    finished: set[int] = set()
+    low = 0  # the first index not finished yet
+    moved = asyncio.Condition()
+
+    def admitted(index: int) -> bool:
+        return window is None or index < low + window
+
+    async def worker() -> None:
+        nonlocal low
+        for index, entry in queue:  # one shared iterator: each entry goes to one worker
+            if not admitted(index):
+                async with moved:
+                    await moved.wait_for(functools.partial(admitted, index))
+            if on_start is not None and entry.runnable:
+                on_start(entry)
+            report = await diagnose_entry(entry, settings, checks, facts, shared, profile.source)
+            summary.add(report.verdict)
+            on_done(Done(index, entry, report))
+            if window is not None:
+                finished.add(index)
+                if index == low:
+                    while low in finished:
+                        finished.discard(low)
+                        low += 1
+                    async with moved:
+                        moved.notify_all()
+
+    n = max(1, min(settings.concurrency, MAX_CONCURRENCY, len(profile.entries) or 1))
+    workers = [asyncio.ensure_future(worker()) for _ in range(n)]
+    try:
+        await asyncio.gather(*workers)
+    except asyncio.CancelledError:
+        summary.interrupted = True
+        for w in workers:
+            w.cancel()
+        raise
+    finally:
+        summary.duration_ms = (time.monotonic() - t0) * 1000
+        # Lookups still running for nobody (a target hit its deadline first).
+        for task in shared.values():
+            if isinstance(task, asyncio.Future) and not task.done():
+                task.cancel()
+    return summary
+
+
+# Which built-in module declares the checks an --only item names, so that a narrow run
+# imports only those (tls, http and their libraries stay unloaded for a connect sweep). A
+# guess that matches nothing falls back to every module.
+_MODULE_OF = {"physical": "physical", "link": "link", "network": "network", "dns": "network",
+              "transport": "transport", "presentation": "presentation", "tls": "presentation",
+              "application": "application", "http": "application", "app": "application"}
+
+
+def _modules_for(only: Iterable[str]) -> Optional[tuple[str, ...]]:
+    items = [w.strip().lower() for item in only for w in item.split(",") if w.strip()]
+    modules: list[str] = []
+    for item in items:
+        if item.isdigit():
+            item = Layer(int(item)).name.lower() if 1 <= int(item) <= 7 else item
+        module = _MODULE_OF.get(item.split(".")[0])
+        if module is None:
+            return None
+        if f"netcheck.checks.{module}" not in modules:
+            modules.append(f"netcheck.checks.{module}")
+    return tuple(modules) or None
+
+
+def checks_for(settings: Settings) -> list[Check]:
+    """The registered diagnose checks, narrowed by ``settings.only`` (ValueError if none)."""
+    from netcheck import registry
+
+    modules = _modules_for(settings.only)
+    reg = registry.load(builtin=modules) if modules else registry.load()
+    for warning in reg.warnings:
+        registry.warn(warning)
+    try:
+        return select_checks(reg.for_mode("diagnose"), settings.only)
+    except ValueError:
+        if modules is None:
+            raise
+        return select_checks(registry.load().for_mode("diagnose"), settings.only)
+
+
+def verdict_rank(report: Report) -> int:
+    """For sorting: the worse, the higher."""
+    return SEVERITY[report.verdict]
+
+
+def root_text(report: Report) -> str:
+    """``CODE (L4) summary`` of the root cause, the error of an unknown run, or ''."""
+    if report.error is not None:
+        return report.error
+    rc: Optional[CheckOutcome] = report.root_cause
+    if rc is not None:
+        return f"{rc.result.code or rc.status.value.upper()} (L{int(rc.layer)}) {rc.result.summary}"
+    if report.verdict is Verdict.UNKNOWN:
+        errored = next((c for c in report.checks if c.status is Status.ERROR), None)
+        if errored is not None:
+            return f"{errored.id}: {errored.result.summary}"
+    return ""
