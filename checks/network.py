@@ -551,13 +551,17 @@ async def _hosts_entry_works(ctx: Context, addresses: list[str]) -> bool:
 _ANSWER_RANK = ("ping", "tcp", "local", "unknown", "icmp", "silent")
 
 
-def _answer(p: icmp.PingResult, c: Any, address: str) -> str:
+def _answer(p: icmp.PingResult, c: Any, address: str,
+            own: frozenset[str] = frozenset()) -> str:
     if p.state == "reply":
         return "ping"
     if c.answered or (c.state == "icmp" and c.icmp_from == address):
         return "tcp"  # SYN-ACK, RST, or a reject sent by the target itself
     if c.state == "local" or (p.state == "send_error" and p.error in ("EPERM", "EACCES")):
         return "local"  # this host's own firewall stopped the probe
+    if any(x.state in ("icmp", "icmp_error") and (x.icmp_from or "").split("%")[0] in own
+           for x in (p, c)):
+        return "local"  # an ICMP error made by this host itself: its output chain rejects
     if p.state == "icmp_error" or c.state == "icmp":
         return "icmp"
     if p.state == "unavailable":
@@ -588,7 +592,19 @@ async def target_reachable(ctx: Context) -> Result:
         # gets no answer runs out its timeout: waits overlap instead of adding up.
         shared.http_get(ctx, opened[0])
     pings = await ping_task
-    answers = {a: _answer(p, c, a) for a, p, c in zip(addrs, pings, conns)}
+    own = frozenset(x.address for x in ctx.facts.addresses) - set(addrs)
+    answers = {a: _answer(p, c, a, own) for a, p, c in zip(addrs, pings, conns)}
+    # Silence (or an error) may be this host's own output rules: ask the firewall finding
+    # (read once per run by the transport checks; {} without CAP_NET_ADMIN).
+    silent = [a for a, how in answers.items() if how in ("icmp", "silent", "unknown")]
+    blocked: dict[str, str] = {}
+    if silent:
+        from netcheck.probes import firewall
+
+        blocked = await firewall.blocked_addresses(ctx)
+        for a in silent:
+            if a in blocked:
+                answers[a] = "local"
     by_family: dict[str, str] = {}
     for a, how in answers.items():
         fam = "IPv6" if ":" in a else "IPv4"
@@ -596,6 +612,8 @@ async def target_reachable(ctx: Context) -> Result:
         by_family[fam] = min(best, how, key=_ANSWER_RANK.index)
     evidence: dict[str, Any] = {"answers": answers, "ping": [p.to_json() for p in pings],
                                 "tcp": [c.to_json() for c in conns]}
+    if blocked:
+        evidence["local_firewall"] = {a: why for a, why in blocked.items() if a in silent}
     replies = [p for p in pings if p.state == "reply"]
     if replies:
         evidence["rtt_ms"] = round(min(p.rtt_ms or 0 for p in replies), 3)

@@ -318,6 +318,15 @@ def _gather() -> dict[str, Scenario]:
     return table
 
 
-SCENARIOS: dict[str, Scenario] = _gather()
+def __getattr__(name: str) -> Any:
+    # SCENARIOS is gathered on first use, not at import: a scenario module imported first
+    # imports this one, and must be complete before it is gathered.
+    if name == "SCENARIOS":
+        table = _gather()
+        globals()["SCENARIOS"] = table
+        return table
+    raise AttributeError(name)
+
+
 # Layers 1-4 scenarios (tcp:// targets), defined in this module.
 BASE_SCENARIOS: dict[str, Scenario] = {s.name: s for s in _ALL}

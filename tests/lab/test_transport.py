@@ -139,15 +139,6 @@ def test_firewall_check_runs_beside_the_connect(lab: Lab) -> None:
     assert run.doc is not None and run.doc["duration_ms"] < 2500, run.explain()
 
 
-# network.target (checks/network.py, not this module's) still calls these unreachable; the
-# engine change that fixes them is described in docs/architecture.md ("Transport"). Strict:
-# once it is made these pass, and the markers must go.
-NEEDS_NETWORK_TARGET = pytest.mark.xfail(
-    strict=True, reason="network.target does not yet read firewall.blocked_addresses() nor "
-                        "treat an ICMP error from this host's own address as local")
-
-
-@NEEDS_NETWORK_TARGET
 def test_local_drop_behind_a_remote_ping_filter_is_not_unreachable(lab: Lab) -> None:
     # The server drops ping, this host drops the port: silence on both, but the rule is ours.
     lab.nft("server", "table inet s {\n chain i {\n type filter hook input priority 0;\n"
@@ -158,7 +149,6 @@ def test_local_drop_behind_a_remote_ping_filter_is_not_unreachable(lab: Lab) -> 
     assert rc is not None and rc["code"] == "FW_LOCAL_OUTPUT_BLOCK", run.explain()
 
 
-@NEEDS_NETWORK_TARGET
 def test_local_reject_all_without_icmp_is_not_unreachable(lab: Lab) -> None:
     # No ICMP socket for users: the only answer is this host's own "admin prohibited".
     lab.exec("client", ["sysctl", "-w", "net.ipv4.ping_group_range=1 0"], check=True)
