@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Optional
 
 from netcheck.facts import Link
-from netcheck.hints import IFUPDOWN, NETWORKMANAGER, Manager, detect_manager, link_up
+from netcheck.hints import IFUPDOWN, NETWORKMANAGER, Manager, link_up
 from netcheck.model import Hint, Layer, Result, failed, passed, skipped, warned
 from netcheck.probes import wireless
 from netcheck.registry import check
@@ -32,8 +32,9 @@ async def _egress(ctx: Context) -> tuple[Optional[str], Optional[Link]]:
 
 
 async def _manager(ctx: Context) -> Manager:
-    return await ctx.memo("hints.detect_manager",
-                          lambda: ctx.blocking(detect_manager, ctx.facts))
+    from netcheck.probes import shared
+
+    return await shared.manager(ctx)
 
 
 # The order ``ip link`` prints flags in (iproute2's print_link_flags).

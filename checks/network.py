@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 SLOW_DNS_MS = 500.0
 
 
-def _manager(ctx: Context) -> hints.Manager:
-    return ctx.memo_value("manager", lambda: hints.detect_manager(ctx.facts))
+async def _manager(ctx: Context) -> hints.Manager:
+    return await shared.manager(ctx)
 
 
 def _name_target(ctx: Context) -> Optional[str]:
@@ -46,7 +46,7 @@ async def network_service(ctx: Context) -> Result:
     The manager that is enabled at boot (NetworkManager, systemd-networkd, ifupdown) must
     be running, or addresses and routes are not kept up to date.
     """
-    mgr = _manager(ctx)
+    mgr = await _manager(ctx)
     if mgr.name == hints.NO_MANAGER:
         return skipped("no network manager in use (interfaces configured by hand)",
                        manager=mgr.to_json())
@@ -115,7 +115,7 @@ async def address(ctx: Context) -> Result:
     ifname = path.interface
     target_addrs = await ctx.addresses()
     fams = _needed_families(ctx, path, target_addrs)
-    mgr = _manager(ctx)
+    mgr = await _manager(ctx)
     per_family: dict[str, list[str]] = {}
     usable_any = False
     only_ll: list[int] = []
@@ -207,7 +207,7 @@ async def route(ctx: Context) -> Result:
                            [f"ip route del {shown}", f"ip route get {lk.destination}"]),
                       route=shown, **evidence)
     if lk.type == "none":
-        mgr = _manager(ctx)
+        mgr = await _manager(ctx)
         family = socket.AF_INET6 if ":" in lk.destination else socket.AF_INET
         gw = _gateway_guess(ctx, path, family)
         cmds = hints.default_route(gw, ifname, mgr) if gw else [
@@ -294,7 +294,7 @@ async def gateway(ctx: Context) -> Result:
         return passed(f"gateway {gw} on {ifname} is known on the link ({neigh.state}, "
                       f"{neigh.lladdr}) but did not confirm it (no ping reply; an ARP probe "
                       "needs root)", **evidence)
-    mgr = _manager(ctx)
+    mgr = await _manager(ctx)
     if not on_link:
         return failed("GATEWAY_NOT_ON_LINK",
                       f"gateway {gw} is outside every prefix of {ifname} "
@@ -356,7 +356,7 @@ async def dns_config(ctx: Context) -> Result:
         return passed(f"no name server, but {ctx.target.host} is in the hosts file",
                       **evidence)
     why = f"cannot read {cfg.path}: {cfg.error}" if cfg.error else f"{cfg.path} names no nameserver"
-    mgr = _manager(ctx)
+    mgr = await _manager(ctx)
     cmds = ["cat /etc/resolv.conf", f"echo 'nameserver <your DNS server>' >> {cfg.path}"]
     if mgr.name == hints.NETWORKMANAGER:
         cmds.insert(0, "nmcli device show | grep -i dns")

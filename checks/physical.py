@@ -68,10 +68,12 @@ async def nic_present(ctx: Context) -> Result:
     show them; fails only when the host has no interface but loopback.
     """
     facts = ctx.facts
-    devices = await ctx.blocking(hardware.network_devices, facts)
+    # The hardware does not change between the runs of a batch: looked at once.
+    devices = await ctx.memo_shared("hardware", lambda: ctx.blocking(
+        hardware.network_devices, facts))
     modules = [d.module or d.driver for d in devices if d.driver]
-    descriptions = await ctx.blocking(hardware.module_descriptions, modules,
-                                      facts.sysroot, min(ctx.timeout, 2.0))
+    descriptions = await ctx.memo_shared(("modinfo", tuple(modules)), lambda: ctx.blocking(
+        hardware.module_descriptions, modules, facts.sysroot, min(ctx.timeout, 2.0)))
     for dev in devices:
         dev.description = descriptions.get(dev.module or dev.driver or "")
     interfaces = _interface_names(ctx)

@@ -322,7 +322,7 @@ async def current_sockets(ctx: Context) -> Result:
     from netcheck.probes import sockets
 
     # Copied now, before this run's probes open sockets of their own (no parsing yet).
-    raw = sockets.read_tables()
+    raw = ctx.value_shared(("sockets", "tables"), sockets.read_tables)
     assert ctx.target is not None
     addrs = await ctx.addresses()
     if raw is None:

@@ -171,15 +171,34 @@ class Context:
             return dns.resolve_like_system(target.host, self.families, self.options.resolv_conf,
                                            self.options.hosts_file, self.timeout)
 
+        return self.memo_shared(self.resolution_key, resolve)
+
+    @property
+    def resolution_key(self) -> tuple[Any, ...]:
+        assert self.target is not None
+        return ("resolution", self.target.host, self.families, self.options.resolv_conf,
+                self.options.hosts_file)
+
+    def memo_shared(self, key: Any, factory: Callable[[], Awaitable[T]]) -> asyncio.Task[T]:
+        """Like :meth:`memo`, but shared by every run of a batch when there is one.
+
+        For what does not depend on the target's path: a name's resolution, this host's
+        firewall rules. Outside a batch it is the run's own memo.
+        """
         if self.shared is None:
-            return self.memo("resolution", resolve)
-        key = ("resolution", target.host, self.families, self.options.resolv_conf,
-               self.options.hosts_file)
+            return self.memo(key, factory)
         task = self.shared.get(key)
         if task is None:
-            task = self.shared[key] = asyncio.ensure_future(resolve())
-        # Shielded: the end of this run cancels its own memo, never the other runs' lookup.
-        return self.memo("resolution", lambda: asyncio.shield(task))
+            task = self.shared[key] = asyncio.ensure_future(factory())
+        # Shielded: the end of this run cancels its own memo, never the other runs' probe.
+        return self.memo(key, lambda: asyncio.shield(task))
+
+    def value_shared(self, key: Any, factory: Callable[[], T]) -> T:
+        """A plain value computed once per batch (or once per run outside a batch)."""
+        store = self.shared if self.shared is not None else self._values
+        if key not in store:
+            store[key] = factory()
+        return store[key]  # type: ignore[no-any-return]
 
     async def addresses(self) -> list[str]:
         """The target's addresses of the families asked for (empty when it does not resolve)."""
@@ -428,7 +447,7 @@ async def diagnose(target: Optional[Target], options: Options, checks: list[Chec
         if target.ip is not None:
             addresses = [target.host]
         else:
-            res = ctx._memo.get("resolution")
+            res = ctx._memo.get(ctx.resolution_key)
             if res is not None and res.done() and not res.cancelled() and not res.exception():
                 addresses = list(res.result().addresses)
         p = ctx._memo.get("path")

@@ -1490,8 +1490,8 @@ def _read_timeout(ctx: Context) -> float:
 
 def rules(ctx: Context) -> Any:
     """The run's one reading of this host's rules (memoised; an awaitable :class:`Ruleset`)."""
-    return ctx.memo(("firewall", "rules"),
-                    lambda: ctx.blocking(read_ruleset, _read_timeout(ctx)))
+    return ctx.memo_shared(("firewall", "rules"),
+                           lambda: ctx.blocking(read_ruleset, _read_timeout(ctx)))
 
 
 async def judge_flows(ctx: Context, flows: list[Flow], hook: str = "output") -> LocalFirewall:

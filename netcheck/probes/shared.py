@@ -68,3 +68,10 @@ def http_get(ctx: Context, address: Optional[str], mss: Optional[int] = None) ->
 
 # Seconds kept back from the deadline so a slow GET still leaves time to report it.
 HTTP_RESERVE = 0.4
+
+
+def manager(ctx: Context) -> asyncio.Task[Any]:
+    """Which network manager is in charge (read once per run, or once per batch)."""
+    from netcheck.hints import detect_manager
+
+    return ctx.memo_shared("network-manager", lambda: ctx.blocking(detect_manager, ctx.facts))
