@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # Debian packages the lab and the probes use (binaries checked, packages installed if missing).
-LAB_DEBS := iproute2 nftables iptables iputils-ping ethtool tcpdump dnsutils util-linux procps nmap prometheus fping
+LAB_DEBS := iproute2 nftables iptables iputils-ping ethtool tcpdump dnsutils util-linux procps nmap prometheus fping tshark nginx curl
 
 .PHONY: all venv deps test lint demo bench clean
 
@@ -33,6 +33,7 @@ demo: venv deps
 bench: venv deps
 	$(PY) bench/run.py
 	$(PY) bench/batch_bench.py
+	$(PY) bench/pcap_bench.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -118,7 +118,9 @@ def _external(name: str):  # type: ignore[no-untyped-def]
 
 
 _VALUED = {"--format", "--timeout", "--deadline", "--interface", "--cafile", "--cert", "--key",
-           "--lang", "--port", "--sysroot"}
+           "--lang", "--port", "--sysroot", "--filter", "--session", "--max-sessions",
+           "--capture", "-w", "--write", "--concurrency", "--listen", "--config", "--allow",
+           "--only"}
 
 def _normalise(argv: list[str]) -> list[str]:
     """Put the command first; no command means ``diagnose`` (``netcheck TARGET``)."""

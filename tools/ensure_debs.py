@@ -18,7 +18,10 @@ PROVIDES = {
     "iproute2": "ip", "nftables": "nft", "iptables": "iptables", "iputils-ping": "ping",
     "ethtool": "ethtool", "tcpdump": "tcpdump", "dnsutils": "dig", "util-linux": "setpriv",
     "procps": "sysctl", "nmap": "nmap",
-    "prometheus": "prometheus", "fping": "fping",
+    "prometheus": "prometheus", "fping": "fping", "tshark": "tshark",
+    # Debian 12's `nginx` is the whole server (ssl and realip built in); nginx-light only
+    # adds the echo module on top of it.
+    "nginx": "nginx", "curl": "curl",
 }
 POLICY = "/usr/sbin/policy-rc.d"
 

@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Callable, Optional
 
 DNS_MODES = ("normal", "refused", "servfail", "slow")
+IP_FREEBIND = 15  # linux/in.h
+IPV6_FREEBIND = 78  # linux/in6.h
 DEFAULT_SLOW_MS = 800
 ZONE = "lab.test."
 TTL = 60
@@ -79,6 +81,11 @@ def _listeners(port: int, kind: int,
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, kind)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # The lab starts its servers while it still adds their addresses: bind anyway.
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_FREEBIND, 1)
+        else:
+            sock.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
         if family == socket.AF_INET6:
             # Separate v4 and v6 sockets: each family shows up in `ss` as a real server would.
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)

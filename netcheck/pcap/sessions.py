@@ -1,0 +1,1001 @@
+"""Fold packets into TCP sessions, DNS exchanges and other flows: the analysis itself.
+
+:class:`Analyzer` consumes the packet tuples of :mod:`netcheck.pcap.reader` (or of a live
+capture) and keeps, per TCP session, what Wireshark's TCP analysis would say about it:
+
+- the handshake (SYN, SYN-ACK, ACK with the initial sequence numbers A and B), SYN retries,
+  a SYN answered by RST, the initial round-trip time exactly as Wireshark's ``iRTT`` (from the
+  last SYN to the first segment with ACK and without SYN);
+- sequence and acknowledgement numbers relative to each side's ISN, as Wireshark shows them;
+- data bytes each way (each byte counted once), retransmissions (plain, fast and spurious:
+  the frames Wireshark marks ``tcp.analysis.retransmission``), duplicate ACKs, zero windows,
+  out-of-order segments, keep-alives;
+- the close: four-way or three-way FIN, simultaneous FIN, half close, RST, and who began it;
+- what the payload is (TLS, HTTP, SMTP, POP3, SSH, DNS over TCP) via
+  :mod:`netcheck.pcap.protocols`.
+
+Sessions are numbered from 1 in the order their first packet appears, and a new SYN with
+another ISN on the same addresses and ports starts a new session, as Wireshark's
+``tcp.stream`` does (``id`` = ``tcp.stream`` + 1).
+
+Memory stays bounded on any capture: per-session state is a few hundred bytes; only the
+first :data:`MAX_SESSIONS` sessions are kept for the report (later ones are counted into one
+aggregate once closed or idle); per-packet detail (*events*) is recorded only for the session
+asked for, and at most :data:`MAX_EVENTS` of them. DNS exchanges and other flows have caps too.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, Callable, Iterable, Optional
+
+from netcheck.pcap import protocols as P
+from netcheck.pcap.decode import (
+    ETHERTYPE_NAMES,
+    FRAGMENT,
+    IP_PROTO_NAMES,
+    NOT_IP,
+    address,
+    endpoint,
+    locate,
+    tcp_options,
+)
+from netcheck.pcap.filters import Filter
+
+MASK = 0xFFFFFFFF
+HALF = 0x80000000
+MAX_SESSIONS = 10_000
+MAX_EVENTS = 2_000
+MAX_DNS = 5_000
+MAX_FLOWS = 1_000
+MAX_DIALOGUE = 40
+MAX_HTTP = 20
+LIVE_LIMIT = 30_000  # tracked sessions beyond which idle ones beyond the cap are folded away
+IDLE_SECONDS = 120.0
+APP_PROBE_SEGMENTS = 6  # data segments looked at before giving up on naming the protocol
+
+FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 1, 2, 4, 8, 16, 32, 64, 128
+FLAG_LETTERS = ((FIN, "F"), (SYN, "S"), (RST, "R"), (PSH, "P"), (ACK, "A"), (URG, "U"),
+                (ECE, "E"), (CWR, "C"))
+WELL_KNOWN_APPS = {80: "http", 8080: "http", 443: "tls", 8443: "tls", 25: "smtp", 587: "smtp",
+                   2525: "smtp", 110: "pop3", 22: "ssh", 53: "dns", 465: "tls", 993: "tls",
+                   995: "tls", 853: "tls"}
+
+_seg = struct.Struct(">IIBBH").unpack_from  # seq, ack, data offset, flags, window
+_u16 = struct.Struct(">H").unpack_from
+
+
+def flag_letters(flags: int) -> str:
+    """``SA`` for SYN+ACK, ``FA`` for FIN+ACK, ``R`` for RST (netcheck-pcap/1 ``flags``)."""
+    return "".join(letter for bit, letter in FLAG_LETTERS if flags & bit)
+
+
+class Flow:
+    """One direction of a TCP session."""
+
+    __slots__ = ("base", "nextseq", "nextseq_t", "lastack", "lastack_t", "window", "wscale",
+                 "dupacknum", "maxend", "syns", "isn", "mss", "sack_perm",
+                 "timestamps", "fin_seq", "fin_n", "rst_n", "keepalive_last", "zwp_last",
+                 "follower", "app_segments")
+
+    def __init__(self) -> None:
+        self.base = -1  # relative numbers are (absolute - base) mod 2**32
+        self.nextseq = -1
+        self.nextseq_t = 0.0
+        self.lastack = -1
+        self.lastack_t = 0.0
+        self.window = -1
+        self.wscale = -1  # -1 no SYN seen, -2 SYN without window scale option, else the shift
+        self.dupacknum = 0
+        self.maxend = -1
+        self.syns = 0
+        self.isn = -1
+        self.mss: Optional[int] = None
+        self.sack_perm = False
+        self.timestamps = False
+        self.fin_seq = -1  # sequence number the FIN occupies
+        self.fin_n = 0
+        self.rst_n = 0
+        self.keepalive_last = False
+        self.zwp_last = False
+        self.follower: Optional[P.TlsFollower] = None
+        self.app_segments = 0
+
+    @property
+    def data(self) -> int:
+        """Data bytes sent: from the first byte after the ISN to the highest seen."""
+        if self.maxend < 0 or self.base < 0:
+            return 0
+        return (self.maxend - self.base - 1) & MASK
+
+
+class Session:
+    """One TCP session (a Wireshark ``tcp.stream``)."""
+
+    __slots__ = ("id", "ckey", "caddr", "saddr", "cport", "sport", "c", "s", "first_t",
+                 "last_t", "first_n", "packets", "syn_t", "irtt", "synack_n", "hs_done",
+                 "refused", "retrans", "fast_retrans", "spurious", "dupacks", "zerowin",
+                 "ooo", "keepalives", "lost", "first_closer", "first_rst", "simultaneous",
+                 "three_way", "app", "tls", "http", "dialogue", "smtp_data",
+                 "events", "events_dropped", "icmp", "syn_retries", "synack_retries",
+                 "handshake_seen")
+
+    def __init__(self, sid: int, caddr: bytes, saddr: bytes, cport: int, sport: int,
+                 t: float, n: int) -> None:
+        self.id = sid
+        self.caddr, self.saddr, self.cport, self.sport = caddr, saddr, cport, sport
+        self.c = Flow()
+        self.s = Flow()
+        self.first_t = self.last_t = t
+        self.first_n = n
+        self.packets = 0
+        self.syn_t = -1.0
+        self.irtt = -1.0
+        self.synack_n = 0
+        self.hs_done = False
+        self.handshake_seen = False  # the client's SYN was captured
+        self.refused = False
+        self.retrans = self.fast_retrans = self.spurious = 0
+        self.dupacks = self.zerowin = self.ooo = self.keepalives = self.lost = 0
+        self.syn_retries = self.synack_retries = 0
+        self.first_closer: Optional[str] = None  # "client" / "server": first FIN or RST
+        self.first_rst: Optional[str] = None
+        self.simultaneous = False
+        self.three_way = False
+        self.app: Optional[str] = None
+        self.tls: Optional[P.TlsInfo] = None
+        self.http: Optional[list[dict[str, Any]]] = None
+        self.dialogue: Optional[list[str]] = None
+        self.smtp_data = False
+        self.events: Optional[list[tuple]] = None
+        self.events_dropped = 0
+        self.icmp: Optional[str] = None
+        self.ckey = b""
+
+    # -- conclusions ------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """True once an RST was seen or both sides sent FIN."""
+        return bool(self.first_rst) or (self.c.fin_n > 0 and self.s.fin_n > 0)
+
+    def close_kind(self) -> str:
+        """``fin``, ``rst``, ``half`` or ``none`` (netcheck-pcap/1 ``close``)."""
+        if self.first_rst:
+            return "rst"
+        if self.c.fin_n and self.s.fin_n:
+            return "fin"
+        if self.c.fin_n or self.s.fin_n:
+            return "half"
+        return "none"
+
+    def close_detail(self) -> str:
+        """How exactly it ended, for the explanation."""
+        kind = self.close_kind()
+        if kind == "rst":
+            if self.refused:
+                return "refused"
+            return "rst-after-fin" if (self.c.fin_n or self.s.fin_n) else "rst"
+        if kind == "fin":
+            if self.simultaneous:
+                return "simultaneous"
+            return "three-way" if self.three_way else "four-way"
+        return kind
+
+    def to_json(self, with_events: bool = False, lang: str = "en") -> dict[str, Any]:
+        """The netcheck-pcap/1 session object."""
+        hs_complete = self.hs_done
+        out: dict[str, Any] = {
+            "id": self.id, "proto": "tcp",
+            "client": endpoint(self.caddr, self.cport),
+            "server": endpoint(self.saddr, self.sport),
+            "first_ts": round(self.first_t, 6), "last_ts": round(self.last_t, 6),
+            "packets": self.packets,
+            "bytes": {"client": self.c.data, "server": self.s.data},
+            "handshake": {
+                "complete": hs_complete,
+                "syn_seen": self.handshake_seen,
+                "synack_seen": self.synack_n > 0,
+                "syn_retries": self.syn_retries,
+                "rtt_ms": round(self.irtt * 1000, 3) if hs_complete and self.irtt >= 0
+                else None,
+                "answered_by_rst": self.refused,
+            },
+            "close": self.close_kind(),
+            "closed_by": self.first_closer,
+            "close_detail": self.close_detail(),
+            "retransmissions": self.retrans + self.fast_retrans + self.spurious,
+            "dup_acks": self.dupacks,
+            "zero_windows": self.zerowin,
+            "out_of_order": self.ooo,
+            "app": self.app or None,
+        }
+        out["tls"] = self.tls.to_json() if self.tls else None
+        out["http"] = [dict(h) for h in self.http] if self.http else []
+        if self.dialogue:
+            out["dialogue"] = list(self.dialogue)
+        if self.icmp:
+            out["icmp"] = self.icmp
+        if with_events and self.events is not None:
+            from netcheck.pcap.explain import event_json
+
+            out["events"] = [event_json(e, lang) for e in self.events]
+            if self.events_dropped:
+                out["events_omitted"] = self.events_dropped
+        return out
+
+
+class Aggregate:
+    """Sessions beyond :data:`MAX_SESSIONS`, counted together."""
+
+    def __init__(self) -> None:
+        self.sessions = 0
+        self.packets = 0
+        self.bytes_client = 0
+        self.bytes_server = 0
+        self.retransmissions = 0
+        self.incomplete = 0
+        self.rst = 0
+
+    def add(self, s: Session) -> None:
+        """Fold one finished session in."""
+        self.sessions += 1
+        self.packets += s.packets
+        self.bytes_client += s.c.data
+        self.bytes_server += s.s.data
+        self.retransmissions += s.retrans + s.fast_retrans + s.spurious
+        self.incomplete += not s.hs_done
+        self.rst += bool(s.first_rst)
+
+    def to_json(self) -> dict[str, Any]:
+        """Counts of the sessions not listed one by one."""
+        return {"sessions": self.sessions, "packets": self.packets,
+                "bytes": {"client": self.bytes_client, "server": self.bytes_server},
+                "retransmissions": self.retransmissions,
+                "handshake_incomplete": self.incomplete, "rst": self.rst}
+
+
+class Analyzer:
+    """Consume packets; :meth:`document` gives the netcheck-pcap/1 document."""
+
+    def __init__(self, want_session: Optional[int] = None, max_sessions: int = MAX_SESSIONS,
+                 packet_filter: Optional[Filter] = None, record_first: bool = True) -> None:
+        """want_session: record the events of this session id (1-based).
+
+        record_first: also record session 1's events, so that a capture holding a single
+        session can be shown in detail without a second pass.
+        """
+        self.want = want_session
+        self.record_first = record_first and want_session is None
+        self.max_sessions = max_sessions
+        self.filter = packet_filter.match if packet_filter else None
+        self.table: dict[bytes, tuple[Session, bool]] = {}
+        self.sessions: list[Session] = []
+        self.beyond = Aggregate()
+        self.next_id = 1
+        self.packets = 0
+        self.last_t = 0.0
+        self.dns: list[dict[str, Any]] = []
+        self.dns_pending: dict[tuple, dict[str, Any]] = {}
+        self.dns_dropped = 0
+        self.udp_flows: dict[bytes, list[Any]] = {}
+        self.udp_dropped = [0, 0]  # flows, packets
+        self.ike: dict[str, Any] = {}
+        self.esp: dict[str, list[Any]] = {}
+        self.icmp: dict[str, int] = {}
+        self.non_ip: dict[str, int] = {}
+        self.undecoded = 0
+        self.fragments = 0
+        self._sweep_at = LIVE_LIMIT * 2
+
+    # -- the packet loop --------------------------------------------------------------------
+
+    def feed(self, packets: Iterable[tuple]) -> None:
+        """Analyse every packet of an iterable of reader tuples."""
+        table = self.table
+        flt = self.filter
+        tcp = self._tcp
+        count = self.packets
+        t = 0.0
+        try:
+            for t, link, buf, off, caplen, wirelen, n in packets:
+                count += 1
+                if link == 1 and caplen >= 54 and buf[off + 14] == 0x45 \
+                        and buf[off + 12] == 8 and buf[off + 13] == 0:
+                    # Fast path: Ethernet, IPv4 without options, TCP, not a fragment (nearly
+                    # every packet of a real capture). Addresses and ports are contiguous:
+                    # one 12-byte slice is the session key.
+                    ip = off + 14
+                    if buf[ip + 9] == 6 and not (buf[ip + 6] & 0x1F) | buf[ip + 7] \
+                            and flt is None:
+                        total = buf[ip + 2] << 8 | buf[ip + 3]
+                        key = buf[ip + 12:ip + 24]
+                        entry = table.get(key)
+                        if entry is None:
+                            entry = self._tcp_new(key[:4], key[4:8], t, n, buf, ip + 20)
+                        tcp(entry, t, n, buf, ip + 20, (total or wirelen - 14) - 20,
+                            off + caplen)
+                        continue
+                loc = locate(link, buf, off, caplen, wirelen)
+                if loc is None:
+                    self.undecoded += 1
+                    continue
+                proto, src, dst, l4, l4len, end = loc
+                if proto == NOT_IP:
+                    name = ETHERTYPE_NAMES.get(l4, "other")
+                    self.non_ip[name] = self.non_ip.get(name, 0) + 1
+                    continue
+                self._other(proto, src, dst, t, n, buf, l4, l4len, end, flt)
+        finally:
+            self.packets = count
+            self.last_t = t
+
+    def _other(self, proto: int, src: bytes, dst: bytes, t: float, n: int, buf: bytes,
+               l4: int, l4len: int, end: int, flt: Optional[Callable[..., bool]]) -> None:
+        """Everything but the Ethernet/IPv4/TCP fast path (and any packet under a filter)."""
+        if proto == FRAGMENT:
+            self.fragments += 1
+            return
+        sp = dp = 0
+        if proto in (6, 17) and l4 + 4 <= end:
+            sp, dp = struct.unpack_from(">HH", buf, l4)
+        if flt is not None and not flt(proto, src, dst, sp, dp):
+            return
+        if proto == 6:
+            if l4 + 20 > end:
+                self.undecoded += 1
+                return
+            entry = self.table.get(src + dst + buf[l4:l4 + 4])
+            if entry is None:
+                entry = self._tcp_new(src, dst, t, n, buf, l4)
+            self._tcp(entry, t, n, buf, l4, l4len, end)
+        elif proto == 17:
+            self._udp(src, dst, sp, dp, t, n, buf, l4, l4len, end)
+        elif proto in (1, 58):
+            self._icmp(proto, src, dst, t, n, buf, l4, end)
+        elif proto in (50, 51):
+            self._ipsec(proto, buf, l4, end)
+        else:
+            name = IP_PROTO_NAMES.get(proto, f"ip-proto-{proto}")
+            self.non_ip[name] = self.non_ip.get(name, 0) + 1
+
+    # -- TCP --------------------------------------------------------------------------------
+
+    def _tcp_new(self, src: bytes, dst: bytes, t: float, n: int, buf: bytes,
+                 l4: int) -> tuple[Session, bool]:
+        """First packet of a 5-tuple: decide who is the client, create the session."""
+        sp, dp = _u16(buf, l4)[0], _u16(buf, l4 + 2)[0]
+        flags = buf[l4 + 13]
+        if flags & SYN and flags & ACK:
+            client_is_src = False  # a SYN-ACK comes from the server
+        elif flags & SYN:
+            client_is_src = True
+        else:
+            # Mid-stream: the well-known (smaller, privileged) port is the server's.
+            client_is_src = not (sp < 1024 <= dp or (sp in WELL_KNOWN_APPS
+                                                     and dp not in WELL_KNOWN_APPS))
+        return self._open(src, dst, sp, dp, client_is_src, t, n)
+
+    def _open(self, src: bytes, dst: bytes, sp: int, dp: int, client_is_src: bool,
+              t: float, n: int) -> tuple[Session, bool]:
+        sid = self.next_id
+        self.next_id += 1
+        if client_is_src:
+            s = Session(sid, src, dst, sp, dp, t, n)
+        else:
+            s = Session(sid, dst, src, dp, sp, t, n)
+        if sid == self.want or (self.record_first and sid == 1):
+            s.events = []
+        if sid > self.max_sessions:
+            s.app = ""  # counted only: naming its protocol would cost time for nothing
+        ports_fwd = struct.pack(">HH", sp, dp)
+        ports_rev = struct.pack(">HH", dp, sp)
+        fwd_key, rev_key = src + dst + ports_fwd, dst + src + ports_rev
+        s.ckey = fwd_key if client_is_src else rev_key
+        entry = (s, client_is_src)
+        self.table[fwd_key] = entry
+        self.table[rev_key] = (s, not client_is_src)
+        if sid <= self.max_sessions:
+            self.sessions.append(s)
+        if len(self.table) > self._sweep_at:
+            self._sweep(t)
+        return entry
+
+    def _sweep(self, now: float) -> None:
+        """Fold finished or idle sessions beyond the cap into the aggregate (bounded memory)."""
+        gone: set[int] = set()
+        for key, (s, _) in list(self.table.items()):
+            if s.id > self.max_sessions and (s.closed or now - s.last_t > IDLE_SECONDS):
+                if id(s) not in gone:
+                    gone.add(id(s))
+                    self.beyond.add(s)
+                del self.table[key]
+        # Never sweep more often than the table can grow by half again.
+        self._sweep_at = max(LIVE_LIMIT * 2, len(self.table) * 3 // 2)
+
+    def _tcp(self, entry: tuple[Session, bool], t: float, n: int, buf: bytes, l4: int,
+             l4len: int, end: int) -> None:
+        """One TCP segment of a known 5-tuple: Wireshark's sequence analysis, in short.
+
+        This runs for every TCP packet: locals instead of repeated attribute loads, and the
+        rare cases (SYN, FIN, RST, events to record) in their own methods.
+        """
+        s, c2s = entry
+        seq, ack, doff, flags, win = _seg(buf, l4 + 4)
+        thl = (doff >> 4) << 2
+        seglen = l4len - thl
+        if seglen < 0:
+            seglen = 0
+        if c2s:
+            fwd = s.c
+            rev = s.s
+        else:
+            fwd = s.s
+            rev = s.c
+        if flags & 2 and not flags & 16 and fwd.base >= 0 and seq != fwd.base:
+            # A new connection reusing the addresses and ports (Wireshark: a new tcp.stream).
+            s, c2s = self._reopen(s, c2s, t, n, buf, l4)
+            fwd = s.c
+            rev = s.s
+        s.packets += 1
+        s.last_t = t
+        tags: Optional[list[tuple]] = None if s.events is None else []
+        if fwd.base < 0:
+            fwd.base = seq if flags & 2 else (seq - 1) & MASK
+        if flags & 16:
+            if rev.base < 0:
+                rev.base = (ack - 1) & MASK
+            if s.irtt < 0 and s.syn_t >= 0 and not flags & 2:
+                s.irtt = t - s.syn_t  # Wireshark's iRTT: last SYN to the first ACK w/o SYN
+        if flags & 7:  # SYN, FIN or RST: the handshake and the close
+            self._control(s, fwd, rev, c2s, flags, seq, ack, seglen, t, buf, l4, thl, tags)
+        elif flags & 16 and (not s.hs_done or tags is not None):
+            self._ack_role(s, fwd, rev, c2s, ack, tags)
+
+        # -- Wireshark's analysis flags, in its order --
+        nextseq = fwd.nextseq
+        keepalive = zwp = False
+        if seglen == 1 and seq == nextseq and rev.window == 0:
+            zwp = True
+            if tags is not None:
+                tags.append(("zwp",))
+        elif nextseq >= 0:
+            if win == 0 and not flags & 7:
+                s.zerowin += 1
+                if tags is not None:
+                    tags.append(("zerowin",))
+            if seq != nextseq:
+                if (seq - nextseq) & MASK < HALF:
+                    if not flags & 4:
+                        s.lost += 1
+                        if tags is not None:
+                            tags.append(("lost",))
+                elif seglen <= 1 and seq == (nextseq - 1) & MASK and not flags & 7:
+                    keepalive = True
+                    s.keepalives += 1
+                    if tags is not None:
+                        tags.append(("keepalive",))
+            elif seglen == 0 and win and win == fwd.window and ack == fwd.lastack \
+                    and not flags & 7 and not (rev.keepalive_last or rev.zwp_last):
+                # (the ACK of a keep-alive or of a window probe is not a duplicate)
+                fwd.dupacknum += 1
+                s.dupacks += 1
+                if tags is not None:
+                    tags.append(("dupack", fwd.dupacknum))
+        elif win == 0 and not flags & 7:
+            s.zerowin += 1
+            if tags is not None:
+                tags.append(("zerowin",))
+        if ack != fwd.lastack:
+            fwd.dupacknum = 0
+
+        if seglen or flags & 3:
+            syn_fin = 1 if flags & 3 else 0
+            if nextseq >= 0 and not keepalive:
+                not_adv = (seq - nextseq) & MASK >= HALF
+                if not_adv and seglen > 1 and (nextseq - 1) & MASK == seq:
+                    not_adv = False
+                if seglen and rev.lastack >= 0 and (rev.lastack - seq - seglen) & MASK < HALF:
+                    s.spurious += 1
+                    if tags is not None:
+                        tags.append(("spurious",))
+                elif not_adv:
+                    self._retransmission(s, fwd, rev, t, seq, seglen, syn_fin, tags)
+            nxt = (seq + seglen + syn_fin) & MASK
+            if nextseq < 0 or 0 < (nxt - nextseq) & MASK < HALF and not zwp:
+                fwd.nextseq = nxt
+                fwd.nextseq_t = t
+        fwd.window = win
+        if keepalive or fwd.keepalive_last:
+            fwd.keepalive_last = keepalive
+        if zwp or fwd.zwp_last:
+            fwd.zwp_last = zwp
+        if flags & 16:
+            fwd.lastack = ack
+            fwd.lastack_t = t
+
+        # -- data --
+        if seglen:
+            # Data each way is the sequence space covered (what the application sent): a
+            # segment lost before the capture point still counts once its successor is seen,
+            # a retransmission never counts twice.
+            segend = (seq + seglen) & MASK
+            maxend = fwd.maxend
+            if maxend < 0 or 0 < (segend - maxend) & MASK < HALF:
+                fwd.maxend = segend
+            if s.app != "":
+                self._app(s, fwd, c2s, seq, seglen, buf, l4 + thl, end, tags)
+        elif tags is not None and flags == 16 and not tags:
+            tags.append(("ack",))
+
+        if tags is not None:
+            self._record(s, fwd, rev, c2s, n, t, flags, seq, ack, win, seglen, buf, l4, thl,
+                         tags)
+
+    def _retransmission(self, s: Session, fwd: Flow, rev: Flow, t: float, seq: int,
+                        seglen: int, syn_fin: int, tags: Optional[list[tuple]]) -> None:
+        """A segment that does not advance the sequence: which kind (Wireshark's order)."""
+        if rev.dupacknum >= 2 and rev.lastack == seq and t - rev.lastack_t < 0.02:
+            s.fast_retrans += 1
+            code = "fast_retrans"
+        elif t - fwd.nextseq_t < (s.irtt if s.irtt > 0 else 0.003) \
+                and fwd.nextseq != (seq + seglen + syn_fin) & MASK:
+            s.ooo += 1
+            code = "ooo"
+        else:
+            s.retrans += 1
+            code = "retrans"
+        if tags is not None:
+            tags.append((code,))
+
+    def _ack_role(self, s: Session, fwd: Flow, rev: Flow, c2s: bool, ack: int,
+                  tags: Optional[list[tuple]]) -> None:
+        """An ACK without SYN/FIN/RST: the handshake's third packet, or the ACK of a FIN."""
+        if not s.hs_done:
+            if c2s and s.synack_n:
+                s.hs_done = True
+                if tags is not None:
+                    tags.append(("hs_ack", s.irtt))
+            return
+        if rev.fin_n and (ack - rev.fin_seq - 1) & MASK < HALF \
+                and not (fwd.lastack >= 0 and (fwd.lastack - rev.fin_seq - 1) & MASK < HALF):
+            # The first ACK that covers the peer's FIN.
+            assert tags is not None
+            tags.append(("last_ack",) if fwd.fin_n else
+                        ("fin_ack", "client" if c2s else "server"))
+
+    def _reopen(self, old: Session, c2s: bool, t: float, n: int, buf: bytes,
+                l4: int) -> tuple[Session, bool]:
+        """A SYN with a new ISN on a known 5-tuple: the old session ends, a new one begins."""
+        if old.id > self.max_sessions:
+            self.beyond.add(old)
+        sp, dp = _u16(buf, l4)[0], _u16(buf, l4 + 2)[0]
+        src, dst = (old.caddr, old.saddr) if c2s else (old.saddr, old.caddr)
+        return self._open(src, dst, sp, dp, True, t, n)
+
+    def _control(self, s: Session, fwd: Flow, rev: Flow, c2s: bool, flags: int, seq: int,
+                 ack: int, seglen: int, t: float, buf: bytes, l4: int, thl: int,
+                 tags: Optional[list[tuple]]) -> None:
+        """SYN, SYN-ACK, FIN and RST: the handshake and the close."""
+        side = "client" if c2s else "server"
+        if flags & SYN:
+            opts = tcp_options(buf, l4 + 20, l4 + thl) if thl > 20 else {}
+            fwd.mss = opts.get("mss", fwd.mss)  # type: ignore[assignment]
+            fwd.sack_perm = bool(opts.get("sack_perm")) or fwd.sack_perm
+            fwd.timestamps = "tsval" in opts or fwd.timestamps
+            fwd.wscale = opts["wscale"] if "wscale" in opts else -2  # type: ignore[assignment]
+            if not flags & ACK:
+                s.syn_t = t
+                s.handshake_seen = True
+                retry = fwd.syns > 0 and seq == fwd.isn
+                fwd.syns += 1
+                fwd.isn = seq
+                if retry:
+                    s.syn_retries += 1
+                if tags is not None:
+                    tags.append(("syn_retry", fwd.syns) if retry else ("syn", seq))
+            else:
+                retry = fwd.syns > 0 and seq == fwd.isn
+                fwd.syns += 1
+                fwd.isn = seq
+                s.synack_n += 1
+                if retry:
+                    s.synack_retries += 1
+                if tags is not None:
+                    tags.append(("synack_retry", fwd.syns) if retry else
+                                ("synack", seq, ack))
+        if flags & FIN and fwd.fin_n == 0:
+            fwd.fin_seq = (seq + seglen) & MASK
+            fwd.fin_n = 1
+            if s.first_closer is None:
+                s.first_closer = side
+                if tags is not None:
+                    tags.append(("fin_first", side))
+            else:
+                # The second FIN: does it acknowledge the first one? If not, both sides
+                # closed at once (each sent FIN before it saw the other's).
+                acks_other = bool(flags & ACK) and rev.fin_seq >= 0 and \
+                    (ack - rev.fin_seq - 1) & MASK < HALF
+                s.simultaneous = not acks_other
+                s.three_way = acks_other and not self._fin_acked_before(fwd, rev)
+                if tags is not None:
+                    tags.append(("fin_second", side, s.simultaneous))
+        elif flags & FIN and tags is not None:
+            tags.append(("fin_again", side))
+        if flags & RST:
+            fwd.rst_n += 1
+            if s.first_rst is None:
+                s.first_rst = side
+                if s.first_closer is None:
+                    s.first_closer = side
+                refused = not c2s and not s.synack_n and s.handshake_seen and not s.hs_done
+                if refused:
+                    s.refused = True
+                if tags is not None:
+                    kind = "refused" if refused else ("after_fin" if (s.c.fin_n or s.s.fin_n)
+                                                      else "abort")
+                    tags.append(("rst", side, kind))
+            elif tags is not None:
+                tags.append(("rst", side, "again"))
+
+    @staticmethod
+    def _fin_acked_before(fwd: Flow, rev: Flow) -> bool:
+        """True if this side had already sent a pure ACK for the peer's FIN (four-way)."""
+        return fwd.lastack >= 0 and rev.fin_seq >= 0 and \
+            (fwd.lastack - rev.fin_seq - 1) & MASK < HALF
+
+    def _app(self, s: Session, fwd: Flow, c2s: bool, seq: int, seglen: int, buf: bytes,
+             start: int, end: int, tags: Optional[list[tuple]]) -> None:
+        """Name and follow the application protocol of a data segment.
+
+        The payload is ``buf[start:min(end, start + seglen)]`` (less than ``seglen`` when the
+        snap length cut it); it is copied out only when something will read it.
+        """
+        stop = start + seglen
+        if stop > end:
+            stop = end
+        app = s.app
+        if app is None:
+            if start >= stop:
+                return
+            app = self._guess_app(s, c2s, buf[start:stop])
+            if app is None:
+                fwd.app_segments += 1
+                if fwd.app_segments >= APP_PROBE_SEGMENTS:
+                    s.app = ""  # unknown: stop looking (keeps the hot loop cheap)
+                return
+            s.app = app
+        if app == "tls":
+            if s.tls is None:
+                s.tls = P.TlsInfo()
+            follower = fwd.follower
+            if follower is None:
+                follower = fwd.follower = P.TlsFollower(s.tls, not c2s)
+            names = follower.feed(seq, seglen, buf[start:stop])
+            if names and tags is not None:
+                tags.append(("tls", names, s.tls.sni if "ClientHello" in names else None,
+                             P.tls_version_name(s.tls.version)
+                             if "ServerHello" in names and s.tls.version else None))
+        elif start >= stop:
+            return
+        elif app == "http":
+            if c2s:
+                if 65 <= buf[start] <= 90:  # requests start with an upper-case method
+                    line = P.http_request_line(buf[start:stop])
+                    if line is not None:
+                        self._http_request(s, line, tags)
+            elif buf.startswith(b"HTTP/", start):
+                status = P.http_status(buf[start:stop])
+                if status is not None:
+                    self._http_status(s, status, tags)
+        elif app in ("smtp", "pop3", "ssh"):
+            data = buf[start:stop]
+            if app != "ssh" and data[:1] == b"\x16" and P.looks_like_tls_record(data):
+                # STARTTLS: the rest of the session is TLS.
+                s.app = "tls"
+                self._app(s, fwd, c2s, seq, seglen, buf, start, end, tags)
+                return
+            self._dialogue(s, c2s, app, data, seglen, tags)
+        elif app == "dns":
+            self._dns_tcp(s, c2s, buf[start:stop])
+
+    @staticmethod
+    def _http_request(s: Session, line: str, tags: Optional[list[tuple]]) -> None:
+        if s.http is None:
+            s.http = []
+        if len(s.http) < MAX_HTTP:
+            s.http.append({"request": line, "status": None})
+        if tags is not None:
+            tags.append(("http_req", line))
+
+    @staticmethod
+    def _http_status(s: Session, status: tuple[int, str], tags: Optional[list[tuple]]) -> None:
+        if s.http is None:
+            s.http = []
+        for item in s.http:
+            if item["status"] is None:
+                item["status"] = status[0]
+                break
+        else:
+            if len(s.http) < MAX_HTTP:
+                s.http.append({"request": None, "status": status[0]})
+        if tags is not None:
+            tags.append(("http_resp", status[1]))
+
+    def _guess_app(self, s: Session, c2s: bool, data: bytes) -> Optional[str]:
+        if P.looks_like_tls_record(data) and data[0] == 22:
+            return "tls"
+        if (c2s and P.http_request_line(data)) or (not c2s and data.startswith(b"HTTP/")):
+            return "http"
+        if data.startswith(b"SSH-"):
+            return "ssh"
+        port = s.sport
+        if port in P.SMTP_PORTS or (not c2s and data[:4] == b"220 " and b"SMTP" in data[:200]):
+            return "smtp"
+        if port in P.POP3_PORTS or (not c2s and data.startswith(b"+OK")):
+            return "pop3"
+        if port == 53:
+            return "dns"
+        return None
+
+    def _dialogue(self, s: Session, c2s: bool, app: str, data: bytes, seglen: int,
+                  tags: Optional[list[tuple]]) -> None:
+        if s.dialogue is None:
+            s.dialogue = []
+        if app == "ssh":
+            if not data.startswith(b"SSH-"):
+                return  # the binary protocol after the banners
+            line = f"{'C' if c2s else 'S'}: {P.first_line(data)}"
+        elif app == "smtp" and c2s and s.smtp_data:
+            line = f"C: DATA fragment, {seglen} bytes"
+            if data.endswith(b"\r\n.\r\n"):
+                s.smtp_data = False
+        elif not c2s and not P.is_reply_line(data, app):
+            line = f"S: (continuation, {seglen} bytes)"
+        else:
+            line = P.mail_line(data, not c2s, app)
+            if app == "smtp" and not c2s and data.startswith(b"354"):
+                s.smtp_data = True
+        if len(s.dialogue) < MAX_DIALOGUE:
+            s.dialogue.append(line)
+        if tags is not None:
+            tags.append(("line", line))
+
+    def _dns_tcp(self, s: Session, c2s: bool, data: bytes) -> None:
+        # DNS over TCP: a 2-byte length, then the message (only whole messages in a segment).
+        if len(data) >= 14:
+            size = _u16(data, 0)[0]
+            if size <= len(data) - 2:
+                self._dns_message(data[2:2 + size], s.caddr, s.saddr, s.cport, s.last_t,
+                                  not c2s, "tcp")
+
+    def _record(self, s: Session, fwd: Flow, rev: Flow, c2s: bool, n: int, t: float,
+                flags: int, seq: int, ack: int, win: int, seglen: int, buf: bytes, l4: int,
+                thl: int, tags: list[tuple]) -> None:
+        """Keep one event of the session whose detail was asked for."""
+        events = s.events
+        assert events is not None
+        if len(events) >= MAX_EVENTS:
+            s.events_dropped += 1
+            return
+        opts = tcp_options(buf, l4 + 20, l4 + thl) if thl > 20 else {}
+        if not flags & SYN and fwd.wscale >= 0 and rev.wscale >= 0:
+            win <<= fwd.wscale  # both sides agreed on scaling: Wireshark shows it applied
+        rel_seq = (seq - fwd.base) & MASK
+        rel_ack = (ack - rev.base) & MASK if flags & ACK and rev.base >= 0 else 0
+        if "sack" in opts:
+            opts["sack"] = [((a - rev.base) & MASK, (b - rev.base) & MASK)
+                            for a, b in opts["sack"]]  # type: ignore[attr-defined]
+        events.append((n, t, c2s, flags, rel_seq, rel_ack, win, seglen, opts, tags,
+                       (seq, ack)))
+
+    # -- UDP, DNS, ICMP, IPsec ---------------------------------------------------------------
+
+    def _udp(self, src: bytes, dst: bytes, sp: int, dp: int, t: float, n: int, buf: bytes,
+             l4: int, l4len: int, end: int) -> None:
+        data = buf[l4 + 8:min(end, l4 + l4len)]
+        if sp == 53 or dp == 53:
+            if self._dns_message(data, src if dp == 53 else dst, dst if dp == 53 else src,
+                                 sp if dp == 53 else dp, t, sp == 53, "udp"):
+                return
+        if sp in (500, 4500) or dp in (500, 4500):
+            if (sp == 4500 or dp == 4500) and data[:4] != b"\0\0\0\0":
+                if len(data) >= 8:  # ESP in UDP (NAT traversal): starts with the SPI
+                    self._esp_spi("esp", data[:4])
+                    return
+            ike = P.parse_ike(data[4:] if (sp == 4500 or dp == 4500) else data)
+            if ike:
+                self._ike(ike)
+                return
+        key = src + dst + buf[l4:l4 + 4]
+        flow = self.udp_flows.get(key)
+        if flow is None:
+            flow = self.udp_flows.get(dst + src + buf[l4 + 2:l4 + 4] + buf[l4:l4 + 2])
+        if flow is None:
+            if len(self.udp_flows) >= MAX_FLOWS:
+                self.udp_dropped[1] += 1
+                return
+            flow = [endpoint(src, sp), endpoint(dst, dp), 0, 0, t]
+            self.udp_flows[key] = flow
+        flow[2] += 1
+        flow[3] += max(0, l4len - 8)
+
+    def _dns_message(self, data: bytes, client: bytes, server: bytes, cport: int, t: float,
+                     response: bool, transport: str) -> bool:
+        if len(self.dns) >= MAX_DNS and len(data) >= 12:
+            # Past the cap only answers to listed queries matter: the ID and the QR bit tell,
+            # without parsing the message (a DNS-heavy capture stays fast).
+            key = (client, server, cport, data[0] << 8 | data[1])
+            if not (data[2] & 0x80 and key in self.dns_pending):
+                self.dns_dropped += 1
+                return True
+        msg = P.parse_dns(data)
+        if msg is None or msg["response"] != response:
+            return False
+        key = (client, server, cport, msg["id"])
+        if not response:
+            if key in self.dns_pending:
+                return True  # a retry of the same query: Wireshark lists it, we keep one
+            if len(self.dns) >= MAX_DNS:
+                self.dns_dropped += 1
+                return True
+            entry = {"t": round(t, 6), "id": msg["id"], "query": msg["query"],
+                     "type": msg["type"], "rcode": None, "answers": [],
+                     "server": address(server), "transport": transport, "rtt_ms": None}
+            self.dns.append(entry)
+            if len(self.dns_pending) > MAX_DNS:
+                self.dns_pending.pop(next(iter(self.dns_pending)))
+            self.dns_pending[key] = entry
+            return True
+        entry = self.dns_pending.pop(key, None)
+        if entry is None:
+            if len(self.dns) >= MAX_DNS:
+                self.dns_dropped += 1
+                return True
+            entry = {"t": round(t, 6), "id": msg["id"], "query": msg["query"],
+                     "type": msg["type"], "rcode": None, "answers": [],
+                     "server": address(server), "transport": transport, "rtt_ms": None}
+            self.dns.append(entry)
+        else:
+            entry["rtt_ms"] = round((t - entry["t"]) * 1000, 3)
+        entry["rcode"] = msg["rcode"]
+        entry["answers"] = msg["answers"]
+        return True
+
+    def _icmp(self, proto: int, src: bytes, dst: bytes, t: float, n: int, buf: bytes, l4: int,
+              end: int) -> None:
+        if l4 + 2 > end:
+            return
+        itype, code = buf[l4], buf[l4 + 1]
+        from netcheck.pcap.explain import icmp_name
+
+        name = icmp_name(proto, itype, code)
+        self.icmp[name] = self.icmp.get(name, 0) + 1
+        # An error quoting one of our TCP segments explains that session's silence.
+        error = (proto == 1 and itype in (3, 11)) or (proto == 58 and itype in (1, 3))
+        if error:
+            inner = l4 + 8
+            loc = None
+            if proto == 1 and inner + 20 <= end:
+                from netcheck.pcap.decode import ipv4
+
+                loc = ipv4(buf, inner, end, end)
+            elif proto == 58 and inner + 40 <= end:
+                from netcheck.pcap.decode import ipv6
+
+                loc = ipv6(buf, inner, end, end)
+            if loc and loc[0] == 6 and loc[3] + 4 <= end:
+                ip_proto, isrc, idst, il4 = loc[0], loc[1], loc[2], loc[3]
+                entry = self.table.get(isrc + idst + buf[il4:il4 + 4])
+                if entry is not None and ip_proto == 6:
+                    s = entry[0]
+                    s.icmp = f"{name} from {address(src)}"
+                    if s.events is not None and len(s.events) < MAX_EVENTS:
+                        s.events.append((n, t, None, 0, 0, 0, 0, 0, {}, [("icmp", s.icmp)],
+                                         None))
+
+    def _ipsec(self, proto: int, buf: bytes, l4: int, end: int) -> None:
+        if proto == 50 and l4 + 4 <= end:
+            self._esp_spi("esp", buf[l4:l4 + 4])
+        elif proto == 51 and l4 + 8 <= end:
+            self._esp_spi("ah", buf[l4 + 4:l4 + 8])
+
+    def _esp_spi(self, kind: str, spi: bytes) -> None:
+        entry = self.esp.setdefault(kind, [0, []])
+        entry[0] += 1
+        text = "0x" + spi.hex()
+        if text not in entry[1] and len(entry[1]) < 64:
+            entry[1].append(text)
+
+    def _ike(self, ike: dict[str, Any]) -> None:
+        info = self.ike
+        if not info:
+            info.update({"packets": 0, "versions": [], "exchanges": [], "spis": []})
+        info["packets"] += 1
+        if ike["version"] not in info["versions"]:
+            info["versions"].append(ike["version"])
+        if ike["exchange"] not in info["exchanges"]:
+            info["exchanges"].append(ike["exchange"])
+        pair = f"{ike['initiator_spi']}/{ike['responder_spi']}"
+        if pair not in info["spis"] and len(info["spis"]) < 64:
+            info["spis"].append(pair)
+
+    # -- the report -------------------------------------------------------------------------
+
+    def session(self, sid: int) -> Optional[Session]:
+        """The kept session with this id, or None."""
+        if 1 <= sid <= len(self.sessions):
+            return self.sessions[sid - 1]
+        return None
+
+    def total_sessions(self) -> int:
+        """All TCP sessions seen, listed or not."""
+        return self.next_id - 1
+
+    def finish(self) -> None:
+        """Fold the sessions beyond the cap that are still in the table."""
+        seen: set[int] = set()
+        for s, _ in self.table.values():
+            if s.id > self.max_sessions and id(s) not in seen:
+                seen.add(id(s))
+                self.beyond.add(s)
+        self.table.clear()
+
+    def other(self) -> list[dict[str, Any]]:
+        """The netcheck-pcap/1 ``other`` list: IKE, ESP/AH, UDP flows, ICMP, non-IP."""
+        out: list[dict[str, Any]] = []
+        if self.ike:
+            out.append({"proto": "isakmp", **self.ike})
+        for kind, (count, spis) in self.esp.items():
+            out.append({"proto": kind, "packets": count, "spis": list(spis)})
+        for client, server, packets, size, t in self.udp_flows.values():
+            out.append({"proto": "udp", "client": client, "server": server,
+                        "packets": packets, "bytes": size, "first_ts": round(t, 6)})
+        if self.udp_dropped[1]:
+            out.append({"proto": "udp", "client": None, "server": None,
+                        "packets": self.udp_dropped[1], "bytes": None,
+                        "note": f"flows beyond the first {MAX_FLOWS}"})
+        if self.icmp:
+            out.append({"proto": "icmp", "packets": sum(self.icmp.values()),
+                        "messages": dict(self.icmp)})
+        for name, count in self.non_ip.items():
+            out.append({"proto": name, "packets": count})
+        if self.fragments:
+            out.append({"proto": "ip-fragment", "packets": self.fragments})
+        if self.undecoded:
+            out.append({"proto": "undecoded", "packets": self.undecoded})
+        return out
+
+
+def build_document(analyzer: Analyzer, file: Optional[str], truncated: bool,
+                   warnings: list[str], lang: str = "en",
+                   detail: Optional[int] = None) -> dict[str, Any]:
+    """The netcheck-pcap/1 document of a finished analysis.
+
+    detail: the session whose events to include; then ``sessions`` holds that session only.
+    Without it, a capture with a single TCP session gets that session's events anyway.
+    """
+    from netcheck.pcap import SCHEMA
+
+    analyzer.finish()
+    if detail is not None:
+        chosen = analyzer.session(detail)
+        sessions = [chosen.to_json(True, lang)] if chosen else []
+    else:
+        single = analyzer.total_sessions() == 1 and len(analyzer.sessions) == 1
+        sessions = [s.to_json(single, lang) for s in analyzer.sessions]
+    warnings = list(warnings)
+    if analyzer.dns_dropped:
+        warnings.append(f"only the first {MAX_DNS} DNS exchanges are listed "
+                        f"({analyzer.dns_dropped} more)")
+    doc: dict[str, Any] = {
+        "schema": SCHEMA, "file": file, "packets": analyzer.packets, "truncated": truncated,
+        "sessions": sessions, "dns": analyzer.dns, "other": analyzer.other(),
+    }
+    if analyzer.beyond.sessions or detail is not None:
+        doc["sessions_total"] = analyzer.total_sessions()
+    if analyzer.beyond.sessions:
+        doc["sessions_beyond_cap"] = analyzer.beyond.to_json()
+    if warnings:
+        doc["warnings"] = warnings
+    return doc
