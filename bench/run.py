@@ -1,4 +1,5 @@
-"""netcheck benchmarks: cold start, healthy diagnosis vs. the manual sequence, a dropped port.
+"""netcheck benchmarks: cold start, healthy diagnosis vs. the manual sequence, a dropped port,
+healthy https:// against nginx vs. curl and the manual sequence.
 
 Run with ``make bench`` (or ``.venv/bin/python bench/run.py``, as root for the lab sections).
 Every figure is measured in this one run, side by side with its baseline, and printed as one
@@ -39,10 +40,12 @@ SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 N_COLD = 15
 N_HEALTHY = 10
 N_DROPPED = 5
+N_HTTPS = 10
 TARGET_COLD_MS = 150.0
 TARGET_HEALTHY_MS = 300.0
 TARGET_RATIO = 0.5
 TARGET_DROPPED_MS = 1500.0
+TARGET_HTTPS_MS = 400.0
 
 SERVER = "198.18.2.10"
 GATEWAY = "198.18.1.1"
@@ -52,6 +55,8 @@ TARGET = f"tcp://{SERVER}:22"
 # The imports a diagnosis cannot avoid, made the way netcheck makes them.
 IMPORT_FLOOR = ("import asyncio; from netcheck import cli, registry, runner, facts; "
                 "registry.load(); facts.iproute_class()")
+HTTPS_URL = "https://site.lab.test/"  # the nginx site of netcheck.lab.scenarios_nginx
+CURL_FORMAT = "%{time_total}"
 TCP_CONNECT = ("import socket, sys; "
                "socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1).close()")
 
@@ -118,13 +123,14 @@ def time_local(argv: Sequence[str], timeout: float = 30.0) -> tuple[float, int]:
     return time.perf_counter() - start, proc.returncode
 
 
-def time_exec(lab: Lab, argv: Sequence[str], timeout: float = 30.0
+def time_exec(lab: Lab, argv: Sequence[str], timeout: float = 30.0,
+              env: Optional[dict[str, str]] = None
               ) -> tuple[float, Optional[subprocess.CompletedProcess[str]]]:
     """Wall time (s) of ``lab.exec("client", argv)``; the process is None if it timed out."""
     start = time.perf_counter()
     try:
         proc: Optional[subprocess.CompletedProcess[str]] = lab.exec(
-            "client", list(argv), timeout=timeout)
+            "client", list(argv), timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         proc = None
     return time.perf_counter() - start, proc
@@ -234,7 +240,8 @@ def bench_cold_start(results: Results) -> None:
 
 # -- 2. healthy lab: netcheck vs. the manual sequence ------------------------------------------
 
-def manual_sequence() -> list[tuple[str, list[str]]]:
+def manual_sequence(server: str = SERVER, name: str = "www.lab.test",
+                    port: int = 22) -> list[tuple[str, list[str]]]:
     """The commands a student types from the slides, in order, each its own process."""
     ip, ping, dig = _tool("ip"), _tool("ping"), _tool("dig")
     python3 = _tool("python3")
@@ -243,17 +250,17 @@ def manual_sequence() -> list[tuple[str, list[str]]]:
         ("ip -br addr", [ip, "-br", "addr"]),
         ("ping 127.0.0.1", [ping, "-c1", "-W1", "127.0.0.1"]),
         ("ping gateway", [ping, "-c1", "-W1", GATEWAY]),
-        ("ping server", [ping, "-c1", "-W1", SERVER]),
-        ("ip route get", [ip, "route", "get", SERVER]),
-        ("dig www.lab.test", [dig, "+time=1", "+tries=1", f"@{DNS}", "www.lab.test"]),
-        ("ping -M do -s 1472", [ping, "-M", "do", "-s", "1472", "-c1", "-W1", SERVER]),
-        ("tcp connect :22", [python3, "-c", TCP_CONNECT, SERVER, "22"]),
+        ("ping server", [ping, "-c1", "-W1", server]),
+        ("ip route get", [ip, "route", "get", server]),
+        (f"dig {name}", [dig, "+time=1", "+tries=1", f"@{DNS}", name]),
+        ("ping -M do -s 1472", [ping, "-M", "do", "-s", "1472", "-c1", "-W1", server]),
+        (f"tcp connect :{port}", [python3, "-c", TCP_CONNECT, server, str(port)]),
     ]
 
 
-def netcheck_argv(*extra: str) -> list[str]:
+def netcheck_argv(*extra: str, target: str = TARGET) -> list[str]:
     """``python -m netcheck TARGET ... --format json`` with this interpreter."""
-    return [PYTHON, "-m", "netcheck", TARGET, *extra, "--format", "json"]
+    return [PYTHON, "-m", "netcheck", target, *extra, "--format", "json"]
 
 
 def _parse(proc: Optional[subprocess.CompletedProcess[str]]) -> Optional[dict[str, Any]]:
@@ -421,6 +428,127 @@ def bench_dropped(results: Results, lab: Lab) -> None:
     results.details["dropped_slowest_checks"] = _slowest_checks(docs)
 
 
+# -- 4. healthy https:// in the lab: netcheck vs. curl and the manual sequence ----------------
+
+def _no_proxy_env() -> dict[str, str]:
+    """This environment without proxy variables: the machine's proxy must not steer lab
+    traffic, for netcheck and curl alike."""
+    return {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+
+
+def bench_https(results: Results, lab: Lab) -> None:
+    """Section 4: ``netcheck https://site.lab.test/`` against nginx (valid certificate from the
+    lab's nginx CA) vs. one ``curl -w`` and vs. the slides' sequence ending with that curl."""
+    from netcheck.lab.nginx import nginx_ca_path, nginx_problem, start_nginx
+    from netcheck.lab.scenarios_nginx import SITE
+
+    section = "4 healthy https"
+    problem = nginx_problem()
+    if problem:
+        results.add(Row(section, "section skipped", problem, status="SKIP"))
+        results.errors.append(f"{section}: skipped: {problem}")
+        return
+    curl = shutil.which("curl", path=SYSTEM_PATH)
+    if curl is None:
+        results.add(Row(section, "section skipped", "curl not installed (make deps)",
+                        status="SKIP"))
+        return
+    start_nginx(lab, SITE)
+    ca = str(nginx_ca_path(lab))
+    env = _no_proxy_env()
+    argv = netcheck_argv("--cafile", ca, target=HTTPS_URL)
+    curl_argv = [curl, "-s", "-o", "/dev/null", "-w", CURL_FORMAT, "--cacert", ca, HTTPS_URL]
+    v4 = SITE.addresses[0]
+    steps = [*manual_sequence(v4, SITE.fqdn, 443), ("curl https://", curl_argv)]
+    nc_wall: list[float] = []
+    nc_inproc: list[float] = []
+    nc_docs: list[dict[str, Any]] = []
+    verdicts: Counter[str] = Counter()
+    curl_wall: list[float] = []
+    curl_total: list[float] = []
+    manual_total: list[float] = []
+    per_step: dict[str, list[float]] = {label: [] for label, _ in steps}
+    failures: Counter[str] = Counter()
+
+    def run_netcheck() -> None:
+        seconds, proc = time_exec(lab, argv, env=env)
+        nc_wall.append(seconds)
+        doc = _parse(proc)
+        if doc is None:
+            verdicts["no JSON" if proc is not None else "timeout"] += 1
+            return
+        nc_docs.append(doc)
+        verdicts[str(doc.get("verdict"))] += 1
+        nc_inproc.append(float(doc.get("duration_ms", 0.0)) / 1000.0)
+
+    def run_curl() -> None:
+        seconds, proc = time_exec(lab, curl_argv, timeout=10, env=env)
+        curl_wall.append(seconds)
+        try:
+            curl_total.append(float(proc.stdout) if proc and proc.returncode == 0 else 0.0)
+        except ValueError:
+            failures["curl -w output"] += 1
+        if proc is None or proc.returncode != 0:
+            failures["curl"] += 1
+
+    def run_manual() -> None:
+        total = 0.0
+        for label, step in steps:
+            seconds, proc = time_exec(lab, step, timeout=10, env=env)
+            per_step[label].append(seconds)
+            total += seconds
+            if proc is None or proc.returncode != 0:
+                failures[label] += 1
+        manual_total.append(total)
+
+    # Warm-up (not counted): bytecode, page cache, neighbour entries, nginx's first worker.
+    time_exec(lab, argv, env=env)
+    for _label, step in steps:
+        time_exec(lab, step, timeout=10, env=env)
+    rounds = (run_netcheck, run_curl, run_manual)
+    for i in range(N_HTTPS):  # rotate who goes first: drift hits every contender alike
+        for runner in rounds[i % 3:] + rounds[:i % 3]:
+            runner()
+
+    nc = _summary(nc_wall)
+    nc["verdicts"] = dict(verdicts)
+    cw = _summary(curl_wall)
+    manual = _summary(manual_total)
+    nc_med = statistics.median(nc_wall)
+    ratio_curl = nc_med / statistics.median(curl_wall)
+    ratio_manual = nc_med / statistics.median(manual_total)
+    if curl_total:
+        ct = _summary(curl_total)
+        results.add(Row(section, "curl -w %{time_total} (curl's own figure)",
+                        f"med {ct['median_ms']:.1f} ms, min {ct['min_ms']:.1f} ms", data=ct))
+    results.add(Row(section, "curl --cacert CA https://site.lab.test/ wall (baseline)",
+                    f"med {cw['median_ms']:.1f} ms, min {cw['min_ms']:.1f} ms", data=cw))
+    results.add(Row(section, f"manual sequence + curl, {len(steps)} commands (baseline)",
+                    f"med {manual['median_ms']:.1f} ms, min {manual['min_ms']:.1f} ms",
+                    data={**manual, "steps_failed": dict(failures)}))
+    results.add(Row(section, f"netcheck {HTTPS_URL} --cafile wall",
+                    f"med {nc['median_ms']:.1f} ms, min {nc['min_ms']:.1f} ms",
+                    f"< {TARGET_HTTPS_MS:.0f} ms", _verdict(nc["median_ms"] < TARGET_HTTPS_MS),
+                    f"{ratio_curl:.2f}x curl", nc))
+    if nc_inproc:
+        inproc = _summary(nc_inproc)
+        results.add(Row(section, "netcheck duration_ms (in-process)",
+                        f"med {inproc['median_ms']:.1f} ms, min {inproc['min_ms']:.1f} ms",
+                        ratio=f"{statistics.median(nc_inproc) / statistics.median(curl_wall):.2f}"
+                              "x curl", data=inproc))
+    results.add(Row(section, "ratio netcheck / curl (wall medians)", f"{ratio_curl:.2f}",
+                    ratio=f"{ratio_curl:.2f}", data={"ratio": round(ratio_curl, 3)}))
+    results.add(Row(section, "ratio netcheck / (manual sequence + curl)", f"{ratio_manual:.2f}",
+                    ratio=f"{ratio_manual:.2f}", data={"ratio": round(ratio_manual, 3)}))
+    results.details["https_manual_steps_median_ms"] = {
+        label: _ms(statistics.median(values)) for label, values in per_step.items()}
+    results.details["https_slowest_checks"] = _slowest_checks(nc_docs)
+    if set(verdicts) != {"ok"}:
+        results.errors.append(f"healthy https verdicts: {dict(verdicts)} (expected all ok)")
+    if failures:
+        results.errors.append(f"https: steps that failed: {dict(failures)}")
+
+
 # -- driver ------------------------------------------------------------------------------------
 
 def with_lab(results: Results, name: str, body: Callable[[Results, Lab], None]) -> None:
@@ -470,12 +598,15 @@ def render_details(details: dict[str, Any]) -> str:
                 child = (f"  (biggest child: {item['biggest_child']} "
                          f"{item['biggest_child_ms']:.1f} ms)" if item["biggest_child"] else "")
                 out.append(f"  {item['cumulative_ms']:7.1f} ms  {item['module']}{child}")
-    if details.get("manual_steps_median_ms"):
-        out.append("manual sequence, median per step (each through lab.exec):")
-        for label, value in details["manual_steps_median_ms"].items():
-            out.append(f"  {value:7.1f} ms  {label}")
+    for key, title in (("manual_steps_median_ms", ""),
+                       ("https_manual_steps_median_ms", f" to {HTTPS_URL}")):
+        if details.get(key):
+            out.append(f"manual sequence{title}, median per step (each through lab.exec):")
+            for label, value in details[key].items():
+                out.append(f"  {value:7.1f} ms  {label}")
     for key, title in (("healthy_slowest_checks", "healthy"),
-                       ("dropped_slowest_checks", "port_dropped")):
+                       ("dropped_slowest_checks", "port_dropped"),
+                       ("https_slowest_checks", "healthy https")):
         if details.get(key):
             out.append(f"netcheck checks, slowest by median duration_ms ({title}):")
             for item in details[key]:
@@ -499,6 +630,7 @@ def main() -> int:
         results.errors.append(traceback.format_exc(limit=3))
     with_lab(results, "2 healthy lab", bench_healthy)
     with_lab(results, "3 port_dropped", bench_dropped)
+    with_lab(results, "4 healthy https", bench_https)
     total = time.perf_counter() - started
 
     print(render_table(results.rows))

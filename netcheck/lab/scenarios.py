@@ -295,7 +295,8 @@ _ALL = [
 # Scenarios of the upper layers live in their own modules (scenarios_<area>.py), each with
 # a list SCENARIOS_LIST; they are gathered here so every tool sees one library.
 _EXTRA_MODULES = ("netcheck.lab.scenarios_tls", "netcheck.lab.scenarios_app",
-                  "netcheck.lab.scenarios_fw", "netcheck.lab.scenarios_path")
+                  "netcheck.lab.scenarios_fw", "netcheck.lab.scenarios_path",
+                  "netcheck.lab.scenarios_nginx")
 
 
 def _gather() -> dict[str, Scenario]:
