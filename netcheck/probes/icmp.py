@@ -223,19 +223,27 @@ def _local_mtu_hint(sock: socket.socket, family: int) -> Optional[int]:
 async def wait_readable(loop: asyncio.AbstractEventLoop, sock: socket.socket,
                         timeout: float) -> bool:
     """Wait until the socket has data (or a queued error); False on timeout."""
+    return await wait_ready(loop, sock, timeout, writable=False)
+
+
+async def wait_ready(loop: asyncio.AbstractEventLoop, sock: socket.socket, timeout: float,
+                     writable: bool) -> bool:
+    """Wait until the socket is readable (or writable); False on timeout."""
     fut: asyncio.Future[bool] = loop.create_future()
 
     def ready() -> None:
         if not fut.done():
             fut.set_result(True)
 
-    loop.add_reader(sock.fileno(), ready)
+    add, remove = ((loop.add_writer, loop.remove_writer) if writable
+                   else (loop.add_reader, loop.remove_reader))
+    add(sock.fileno(), ready)
     try:
         return await asyncio.wait_for(fut, timeout)
     except asyncio.TimeoutError:
         return False
     finally:
-        loop.remove_reader(sock.fileno())
+        remove(sock.fileno())
 
 
 def read_errqueue(sock: socket.socket) -> Optional[tuple[int, int, Optional[str], int]]:

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from typing import Optional
 
 from netcheck.lazy import asyncio
-from netcheck.probes.icmp import ICMP6_NAMES, ICMP_NAMES, IP_RECVERR, IPV6_RECVERR, read_errqueue
+from netcheck.probes.icmp import (
+    ICMP6_NAMES,
+    ICMP_NAMES,
+    IP_RECVERR,
+    IPV6_RECVERR,
+    read_errqueue,
+    wait_ready,
+)
 
 
 @dataclass
@@ -77,7 +84,7 @@ async def connect(address: str, port: int, timeout: float) -> TcpResult:
             result.state = "local" if rc in (errno.EPERM, errno.EACCES) else "noroute"
             return result
         if rc == errno.EINPROGRESS:
-            if not await _wait_writable(loop, sock, timeout):
+            if not await wait_ready(loop, sock, timeout, writable=True):
                 return result
             rc = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if rc != 0:
@@ -114,19 +121,3 @@ def _sockaddr(address: str, port: int) -> tuple[object, ...]:
         return (host, port, 0, scope)
     return (address, port)
 
-
-async def _wait_writable(loop: asyncio.AbstractEventLoop, sock: socket.socket,
-                         timeout: float) -> bool:
-    fut: asyncio.Future[bool] = loop.create_future()
-
-    def ready() -> None:
-        if not fut.done():
-            fut.set_result(True)
-
-    loop.add_writer(sock.fileno(), ready)
-    try:
-        return await asyncio.wait_for(fut, timeout)
-    except asyncio.TimeoutError:
-        return False
-    finally:
-        loop.remove_writer(sock.fileno())
