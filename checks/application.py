@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from netcheck.i18n import N_, _, ngettext
 from netcheck.model import Hint, Layer, Result, Status, failed, passed, skipped
 from netcheck.registry import check
 
@@ -30,14 +31,43 @@ NAMES = {"smtp": "SMTP", "pop3": "POP3", "imap": "IMAP", "ssh": "SSH", "dns": "D
 REJECTED = {"smtp": "SMTP_REJECTED", "pop3": "POP3_REJECTED", "imap": "IMAP_REJECTED"}
 # Time kept back from the run's deadline for the report itself.
 RESERVE = 0.4
+# netcheck.probes.banner.DESCRIPTIONS in the reader's language (test_i18n keeps the English
+# texts equal to the probe's): what a port was heard to speak.
+HEARD = {
+    "ssh": N_("an SSH server"),
+    "http": N_("an HTTP server"),
+    "tls": N_("a TLS service (it expects a TLS handshake first)"),
+    "smtp": N_("a mail (SMTP) or FTP server's greeting"),
+    "pop3": N_("a POP3 server"),
+    "imap": N_("an IMAP server"),
+    "binary": N_("binary data (not a text protocol)"),
+    "text": N_("an unknown text protocol"),
+    "empty": N_("nothing"),
+}
 
 
-def _for(schemes: tuple[str, ...], what: str) -> Callable[[Context], Optional[str]]:
+def _heard(kind: Optional[str], otherwise: str) -> str:
+    """What the port speaks, in words (``otherwise``, already translated, when unknown)."""
+    if kind in HEARD:
+        return _(HEARD[kind])
+    from netcheck.probes.banner import DESCRIPTIONS
+
+    return DESCRIPTIONS.get(kind or "", otherwise)
+
+
+def _on_server(command: str, note: str = "") -> str:
+    """A command to run on the server, with its comment in the reader's language."""
+    return f"{command}   # " + (note or _("on the server"))
+
+
+def _for(schemes: tuple[str, ...], why: str) -> Callable[[Context], Optional[str]]:
+    """``applies`` for these schemes; ``why`` (marked with N_, formatted with ``scheme``)
+    says why another target is skipped."""
     def applies(ctx: Context) -> Optional[str]:
         if ctx.target is None:
-            return "no target"
+            return _("no target")
         if ctx.target.scheme not in schemes:
-            return f"not {what} target ({ctx.target.scheme}://)"
+            return _(why).format(scheme=ctx.target.scheme)
         return None
 
     return applies
@@ -69,14 +99,16 @@ def _tls_failure(ctx: Context, what: str, detail: str, commands: list[str],
     """TLS failed under us: the presentation layer's finding, not ours to code."""
     tls_check = ctx.result("tls.handshake")
     if tls_check is None:
-        note = "(no TLS check is loaded to diagnose it)"
+        summary = _("{what}: TLS failed (no TLS check is loaded to diagnose it): {detail}")
     elif tls_check.status is Status.PASS:
-        note = "although tls.handshake passed"
+        summary = _("{what}: TLS failed although tls.handshake passed: {detail}")
     else:
-        note = f"(tls.handshake: {tls_check.summary})"
-    return Result(Status.ERROR, f"{what}: TLS failed {note}: {detail}", evidence=evidence,
-                  hint=Hint("The application could not be reached over TLS; look at the "
-                            "certificate and the handshake first.", commands))
+        summary = _("{what}: TLS failed (tls.handshake: {finding}): {detail}")
+    finding = tls_check.summary if tls_check is not None else ""
+    return Result(Status.ERROR, summary.format(what=what, finding=finding, detail=detail),
+                  evidence=evidence,
+                  hint=Hint(_("The application could not be reached over TLS; look at the "
+                              "certificate and the handshake first."), commands))
 
 
 # -- HTTP ----------------------------------------------------------------------------------
@@ -115,15 +147,18 @@ def _http_commands(ctx: Context, url: str, proxy: Optional[str]) -> list[str]:
             else f"curl -v {_q(url)}")
     commands = [f"wget -S --max-redirect=20 {_q(url)}", curl]
     if proxy:
-        commands.append(f"curl -v --noproxy '*' {_q(url)}   # the same without the proxy")
+        commands.append(f"curl -v --noproxy '*' {_q(url)}   # "
+                        + _("the same without the proxy"))
     return commands
 
 
 def _server_side(ctx: Context) -> list[str]:
     rid = ctx.options.request_id
-    return [f"grep {rid} /var/log/nginx/access.log   # on the server: this run's request",
-            "tail -n 50 /var/log/nginx/error.log   # on the server",
-            "journalctl -u nginx --since -10min   # on the server (or apache2, the app's unit)"]
+    return [_on_server(f"grep {rid} /var/log/nginx/access.log",
+                       _("on the server: this run's request")),
+            _on_server("tail -n 50 /var/log/nginx/error.log"),
+            _on_server("journalctl -u nginx --since -10min",
+                       _("on the server (or apache2, the app's unit)"))]
 
 
 def _http_evidence(ctx: Context, r: HttpResult) -> dict[str, Any]:
@@ -141,13 +176,16 @@ def _chain_text(r: HttpResult) -> str:
         return ""
     changes = sorted({h.scheme_change for h in r.hops if h.scheme_change})
     reused = sum(1 for h in r.hops if h.connection == "reused")
-    extra = [*changes, *([f"{reused} connection(s) reused"] if reused else [])]
-    text = f" after {r.redirects} redirect{'s' if r.redirects > 1 else ''}"
+    # "connection(s)" in English whatever the count (as ever); the catalogs choose the form.
+    extra = [*changes, *([ngettext("{n} connection(s) reused", "{n} connection(s) reused",
+                                   reused).format(n=reused)] if reused else [])]
+    text = " " + ngettext("after {n} redirect", "after {n} redirects", r.redirects).format(
+        n=r.redirects)
     return text + (f" ({', '.join(extra)})" if extra else "")
 
 
 def _status_text(r: HttpResult) -> str:
-    return f"{r.status} {r.reason}".strip() if r.status is not None else "no status"
+    return f"{r.status} {r.reason}".strip() if r.status is not None else _("no status")
 
 
 def _title(r: HttpResult) -> str:
@@ -155,7 +193,7 @@ def _title(r: HttpResult) -> str:
     title = r.hops[-1].title if r.hops else None
     if not title or (r.reason and r.reason.lower() in title.lower()):
         return ""
-    return f" (page title: {title!r})"
+    return " " + _("(page title: {title})").format(title=repr(title))
 
 
 # TLS schemes: after the handshake and the certificate (a certificate a browser would refuse
@@ -166,7 +204,7 @@ TLS_REQUIRES = ("transport.tcp", "tls.handshake", "tls.certificate")
 @check("http.response", Layer.APPLICATION, requires=TLS_REQUIRES,
        codes=("HTTP_CLIENT_ERROR", "HTTP_SERVER_ERROR", "HTTP_REDIRECT_LOOP", "APP_TIMEOUT",
               "APP_PROTOCOL_MISMATCH"),
-       applies=_for(HTTP_SCHEMES, "an http(s)"))
+       applies=_for(HTTP_SCHEMES, N_("not an http(s) target ({scheme}://)")))
 async def http_response(ctx: Context) -> Result:
     """HTTP request gets a good answer.
 
@@ -189,7 +227,7 @@ async def http_response(ctx: Context) -> Result:
         except http.UrlError:
             direct = True
         if direct:
-            return skipped("no address of the target accepted the TCP connection")
+            return skipped(_("no address of the target accepted the TCP connection"))
     from netcheck.probes import shared
 
     # The same GET the path-MTU check may already have sent (one request, one log line).
@@ -202,100 +240,109 @@ def _judge_http(ctx: Context, parts: UrlParts, r: HttpResult) -> Result:
     final = r.final_url or url
     evidence = _http_evidence(ctx, r)
     rid = ctx.options.request_id
-    via = f" via proxy {r.proxy}" if r.proxy else ""
+    via = " " + _("via proxy {proxy}").format(proxy=r.proxy) if r.proxy else ""
     where = (f"{r.hops[-1].address}:{r.hops[-1].port}"
              if r.hops and r.hops[-1].address else f"{parts.authority}")
     commands = _http_commands(ctx, url, r.proxy)
-    find_it = f"Search the server's log for request id {rid} (netcheck's User-Agent)."
+    find_it = _("Search the server's log for request id {request_id} (netcheck's "
+                "User-Agent).").format(request_id=rid)
     total = sum(h.total_ms or 0 for h in r.hops)
 
     if r.outcome in ("ok", "body_stall") and r.status is not None:
         status = r.status
         from_proxy = bool(r.hops and r.hops[-1].from_proxy)
-        who = f"the proxy {r.proxy} (CONNECT to {parts.authority})" if from_proxy else final
+        who = (_("the proxy {proxy} (CONNECT to {authority})").format(
+            proxy=r.proxy, authority=parts.authority) if from_proxy else final)
         if r.outcome == "body_stall":
             return failed("APP_TIMEOUT",
-                          f"{final} answers {_status_text(r)}{via}, but the body stalled after "
-                          f"{_size(r.size)}", Hint(
-                              f"The headers arrived, then the body stopped. A transfer that "
-                              f"stalls once full-size packets flow is the signature of a "
-                              f"path-MTU black hole (an ICMP 'too big' dropped on the way); "
-                              f"otherwise the application stalls while writing. {find_it}",
+                          _("{url} answers {status}{via}, but the body stalled after "
+                            "{size}").format(url=final, status=_status_text(r), via=via,
+                                             size=_size(r.size)), Hint(
+                              _("The headers arrived, then the body stopped. A transfer that "
+                                "stalls once full-size packets flow is the signature of a "
+                                "path-MTU black hole (an ICMP 'too big' dropped on the way); "
+                                "otherwise the application stalls while writing.")
+                              + " " + find_it,
                               [*commands, f"ping -M do -s 1472 -c 3 {parts.host}",
                                *_server_side(ctx)]), **evidence)
+        answers = _("{who} answers {status}").format(who=who, status=_status_text(r))
         if 400 <= status < 500:
-            return failed("HTTP_CLIENT_ERROR",
-                          f"{who} answers {_status_text(r)}{_chain_text(r)}{_title(r)}",
+            return failed("HTTP_CLIENT_ERROR", answers + _chain_text(r) + _title(r),
                           Hint(_client_error_text(status, final, from_proxy) + " " + find_it,
                                [*commands, *_server_side(ctx)]), **evidence)
         if status >= 500:
-            return failed("HTTP_SERVER_ERROR",
-                          f"{who} answers {_status_text(r)}{_chain_text(r)}{_title(r)}",
+            return failed("HTTP_SERVER_ERROR", answers + _chain_text(r) + _title(r),
                           Hint(_server_error_text(status, from_proxy) + " " + find_it,
                                [*commands, *_server_side(ctx)]), **evidence)
-        summary = (f"{final} answers {_status_text(r)}{_chain_text(r)}{via}: "
-                   f"{_size(r.size)} in {total:.0f} ms")
+        summary = _("{url} answers {status}{redirects}{via}: {size} in {ms} ms").format(
+            url=final, status=_status_text(r), redirects=_chain_text(r), via=via,
+            size=_size(r.size), ms=f"{total:.0f}")
         if r.truncated_reason == "size":
-            summary += f" (read the first {_size(r.size)}, then stopped)"
+            summary += " " + _("(read the first {size}, then stopped)").format(size=_size(r.size))
         elif r.truncated_reason:
-            summary += f" (body not read to its end: {r.truncated_reason})"
+            summary += " " + _("(body not read to its end: {reason})").format(
+                reason=r.truncated_reason)
         if r.server:
-            summary += f", Server: {r.server}"
+            summary += f", Server: {r.server}"  # the header's own name
         if 300 <= status < 400:
-            summary += " (a redirect without a Location to follow)"
+            summary += " " + _("(a redirect without a Location to follow)")
         return passed(summary, **evidence)
 
     if r.outcome in ("redirect_loop", "too_many_redirects", "redirect_refused"):
         hops = " -> ".join(h.url for h in r.hops[:6]) + (" -> ..." if len(r.hops) > 6 else "")
         if r.outcome == "redirect_refused":
-            text = (f"{url}: the redirect chain ends in a Location netcheck will not follow "
-                    f"({r.detail}); browsers refuse it too")
+            text = _("{url}: the redirect chain ends in a Location netcheck will not follow "
+                     "({detail}); browsers refuse it too").format(url=url, detail=r.detail)
         elif r.outcome == "redirect_loop":
-            text = f"{url} redirects in a loop: {hops} -> {r.hops[-1].next_url}"
+            text = _("{url} redirects in a loop: {hops} -> {next}").format(
+                url=url, hops=hops, next=r.hops[-1].next_url)
         else:
-            text = f"{url} redirects more than {r.redirects} times: {hops}"
+            text = _("{url} redirects more than {n} times: {hops}").format(
+                url=url, n=r.redirects, hops=hops)
         return failed("HTTP_REDIRECT_LOOP", text, Hint(
-            "The server (or the application behind it) sends the client round in circles: "
-            "usually a rewrite rule that matches its own target, an http->https redirect "
-            "behind a TLS-terminating proxy that never sees https, or a login page that "
-            "redirects to itself. Follow the chain and read each Location; " + find_it,
+            _("The server (or the application behind it) sends the client round in circles: "
+              "usually a rewrite rule that matches its own target, an http->https redirect "
+              "behind a TLS-terminating proxy that never sees https, or a login page that "
+              "redirects to itself. Follow the chain and read each Location;") + " " + find_it,
             [f"wget -S --max-redirect=20 {_q(url)}", f"curl -sIL --max-redirs 20 {_q(url)}",
-             "grep -rn 'return 30\\|rewrite' /etc/nginx/   # on the server",
+             _on_server("grep -rn 'return 30\\|rewrite' /etc/nginx/"),
              *_server_side(ctx)[:1]]), **evidence)
 
     if r.outcome in ("timeout", "stall"):
         first_hop = len(r.hops) <= 1
         if r.outcome == "timeout":
-            text = (f"connected to {where}{via} but {final if not first_hop else url} sends no "
-                    f"answer: {r.detail}")
+            text = _("connected to {endpoint}{via} but {url} sends no answer: {detail}").format(
+                endpoint=where, via=via, url=final if not first_hop else url, detail=r.detail)
         else:
-            text = f"{final}{via}: the answer stalls: {r.detail}"
+            text = _("{url}{via}: the answer stalls: {detail}").format(url=final, via=via,
+                                                                       detail=r.detail)
         return failed("APP_TIMEOUT", text, Hint(
-            "The port accepts connections (the kernel, a proxy or a load balancer completes "
-            "the handshake) but the application never answers: a hung or overloaded worker, "
-            "an upstream it waits for, or — when only large answers stall — a path-MTU black "
-            f"hole. {find_it}",
+            _("The port accepts connections (the kernel, a proxy or a load balancer completes "
+              "the handshake) but the application never answers: a hung or overloaded worker, "
+              "an upstream it waits for, or — when only large answers stall — a path-MTU black "
+              "hole.") + " " + find_it,
             [f"curl -v --max-time 10 {_q(url)}", *commands[:1],
-             f"ss -tnp state established '( sport = :{parts.port} )'   # on the server",
+             _on_server(f"ss -tnp state established '( sport = :{parts.port} )'"),
              *_server_side(ctx)[1:]]), **evidence)
 
     if r.outcome in ("protocol_mismatch", "header_too_large", "closed"):
         if r.outcome == "header_too_large":
-            text = (f"{where} answers {url} with headers larger than "
-                    f"{_max_header_kib()} KiB: not a usable HTTP answer (curl and browsers "
-                    "give up too)")
+            text = _("{endpoint} answers {url} with headers larger than {kib} KiB: not a usable "
+                     "HTTP answer (curl and browsers give up too)").format(
+                         endpoint=where, url=url, kib=_max_header_kib())
         elif r.outcome == "closed":
-            text = f"{where}: {r.detail} (curl: 'Empty reply from server')"
+            text = _("{endpoint}: {detail} (curl: 'Empty reply from server')").format(
+                endpoint=where, detail=r.detail)
         else:
-            from netcheck.probes.banner import DESCRIPTIONS
-
-            heard = DESCRIPTIONS.get(r.heard or "", "something else")
-            text = f"{where} does not speak HTTP: it answers '{r.first_line}' — {heard}"
+            text = _("{endpoint} does not speak HTTP: it answers '{line}' — {heard}").format(
+                endpoint=where, line=r.first_line, heard=_heard(r.heard, _("something else")))
         return failed("APP_PROTOCOL_MISMATCH", text, Hint(
-            f"Port {parts.port} on {parts.host} is not an HTTP server (or not a sane one). "
-            "Is it the right port for this URL? Which program listens there?",
+            _("Port {port} on {host} is not an HTTP server (or not a sane one). Is it the right "
+              "port for this URL? Which program listens there?").format(port=parts.port,
+                                                                        host=parts.host),
             [f"nc -v {parts.host} {parts.port}", f"curl -v {_q(url)}",
-             f"ss -tlnp 'sport = :{parts.port}'   # on the server: which program listens",
+             _on_server(f"ss -tlnp 'sport = :{parts.port}'",
+                        _("on the server: which program listens")),
              *_server_side(ctx)[1:2]]), **evidence)
 
     if r.outcome == "tls_failed":
@@ -312,9 +359,10 @@ def _judge_http(ctx: Context, parts: UrlParts, r: HttpResult) -> Result:
     if r.outcome == "proxy_failed":
         hint_cmds = [*commands, "env | grep -i _proxy"]
     return Result(Status.ERROR, f"{failing}{via}: {r.detail}", evidence=evidence,
-                  hint=Hint("The request could not be completed below the application: "
-                            + ("check the proxy settings." if r.outcome == "proxy_failed"
-                               else "diagnose the URL that failed on its own."), hint_cmds))
+                  hint=Hint(_("The request could not be completed below the application: "
+                              "check the proxy settings.") if r.outcome == "proxy_failed"
+                            else _("The request could not be completed below the application: "
+                                   "diagnose the URL that failed on its own."), hint_cmds))
 
 
 def _max_header_kib() -> int:
@@ -334,32 +382,39 @@ def _safe_parts(url: str) -> Optional[UrlParts]:
 
 def _client_error_text(status: int, url: str, from_proxy: bool) -> str:
     if from_proxy:
-        return (f"The proxy refuses the tunnel ({status}): it wants credentials (407) or "
-                "forbids this destination; check the proxy variables and its policy.")
-    return {
-        401: "The server wants credentials (401): the URL works, the client must log in.",
-        403: "The server forbids this resource (403): file permissions, an allow/deny rule "
-             "or a web application firewall on the server.",
-        404: f"The server has nothing at {url} (404): a wrong path, a missing file or a "
-             "virtual host that is not the one meant (check the Host name).",
-        405: "The server does not allow GET here (405).",
-        407: "A proxy wants credentials (407).",
-        421: "The request reached a server that is not configured for this name (421).",
-        429: "The server rate-limits this client (429): wait, or ask for a higher limit.",
-    }.get(status, f"The server rejects the request ({status}).")
+        return _("The proxy refuses the tunnel ({status}): it wants credentials (407) or "
+                 "forbids this destination; check the proxy variables and its policy.").format(
+                     status=status)
+    known = {
+        401: N_("The server wants credentials (401): the URL works, the client must log in."),
+        403: N_("The server forbids this resource (403): file permissions, an allow/deny rule "
+                "or a web application firewall on the server."),
+        404: N_("The server has nothing at {url} (404): a wrong path, a missing file or a "
+                "virtual host that is not the one meant (check the Host name)."),
+        405: N_("The server does not allow GET here (405)."),
+        407: N_("A proxy wants credentials (407)."),
+        421: N_("The request reached a server that is not configured for this name (421)."),
+        429: N_("The server rate-limits this client (429): wait, or ask for a higher limit."),
+    }
+    text = known.get(status, N_("The server rejects the request ({status})."))
+    return _(text).format(url=url, status=status)
 
 
 def _server_error_text(status: int, from_proxy: bool) -> str:
     if from_proxy:
-        return f"The proxy cannot reach the destination ({status}): the fault is beyond it."
-    return {
-        500: "The application failed while answering (500): its error log says why.",
-        502: "A proxy or load balancer got no valid answer from the application behind it "
-             "(502): the backend is down or crashing.",
-        503: "The service is unavailable (503): the application behind the server is down, "
-             "overloaded or in maintenance.",
-        504: "A proxy or load balancer waited too long for the application behind it (504).",
-    }.get(status, f"The server failed to answer ({status}).")
+        return _("The proxy cannot reach the destination ({status}): the fault is beyond "
+                 "it.").format(status=status)
+    known = {
+        500: N_("The application failed while answering (500): its error log says why."),
+        502: N_("A proxy or load balancer got no valid answer from the application behind it "
+                "(502): the backend is down or crashing."),
+        503: N_("The service is unavailable (503): the application behind the server is down, "
+                "overloaded or in maintenance."),
+        504: N_("A proxy or load balancer waited too long for the application behind it "
+                "(504)."),
+    }
+    return _(known.get(status, N_("The server failed to answer ({status})."))).format(
+        status=status)
 
 
 # -- greetings: SMTP, POP3, IMAP, SSH; and DNS --------------------------------------------
@@ -367,7 +422,7 @@ def _server_error_text(status: int, from_proxy: bool) -> str:
 @check("app.protocol", Layer.APPLICATION, requires=TLS_REQUIRES,
        codes=("SMTP_REJECTED", "POP3_REJECTED", "IMAP_REJECTED", "APP_PROTOCOL_MISMATCH",
               "APP_TIMEOUT"),
-       applies=_for(PROTOCOL_SCHEMES, "a mail, SSH or DNS"))
+       applies=_for(PROTOCOL_SCHEMES, N_("not a mail, SSH or DNS target ({scheme}://)")))
 async def app_protocol(ctx: Context) -> Result:
     """Service greets as its protocol should.
 
@@ -383,7 +438,7 @@ async def app_protocol(ctx: Context) -> Result:
 
     address = await _open_address(ctx)
     if address is None:
-        return skipped("no address of the target accepted the TCP connection")
+        return skipped(_("no address of the target accepted the TCP connection"))
     scheme, port, host = ctx.target.scheme, ctx.target.port, ctx.target.host
     proto = PROTOCOL_OF[scheme]
     tls_context = None
@@ -401,104 +456,117 @@ def _greeting_commands(scheme: str, host: str, port: int) -> list[str]:
     if scheme in ("smtp", "submission"):
         return [f"swaks --server {hp} --quit-after EHLO", f"nc -C {host} {port}",
                 f"openssl s_client -starttls smtp -connect {hp}",
-                "journalctl -u postfix -u exim4 --since -10min   # on the server",
-                "tail -n 50 /var/log/mail.log   # on the server"]
+                _on_server("journalctl -u postfix -u exim4 --since -10min"),
+                _on_server("tail -n 50 /var/log/mail.log")]
     if scheme in ("pop3s", "imaps"):
         return [f"openssl s_client -connect {hp} -servername {host}",
-                "journalctl -u dovecot --since -10min   # on the server",
-                "tail -n 50 /var/log/mail.log   # on the server"]
+                _on_server("journalctl -u dovecot --since -10min"),
+                _on_server("tail -n 50 /var/log/mail.log")]
     if scheme in ("pop3", "imap"):
         return [f"nc -C {host} {port}",
-                "journalctl -u dovecot --since -10min   # on the server",
-                "tail -n 50 /var/log/mail.log   # on the server"]
+                _on_server("journalctl -u dovecot --since -10min"),
+                _on_server("tail -n 50 /var/log/mail.log")]
     return [f"ssh -v -p {port} {host}", f"nc {host} {port}",
-            "journalctl -u ssh --since -10min   # on the server"]
+            _on_server("journalctl -u ssh --since -10min")]
 
 
 def _judge_greeting(ctx: Context, scheme: str, proto: str, r: BannerResult) -> Result:
-    from netcheck.probes.banner import DESCRIPTIONS
-
     assert ctx.target is not None
     host, port = ctx.target.host, ctx.target.port
     name = NAMES[proto]
     evidence = r.to_json()
-    where = f"{host} port {port}" + (f" ({r.address})" if r.address != host else "")
+    where = (_("{host} port {port} ({address})") if r.address != host
+             else _("{host} port {port}")).format(host=host, port=port, address=r.address)
     commands = _greeting_commands(scheme, host, port)
     if r.state == "tls_failed":
         return _tls_failure(ctx, f"{scheme}://{host}:{port}", r.error or "", [
             f"openssl s_client -connect {host}:{port} -servername {host}"], **evidence)
     if r.state in ("connect_failed", "error"):
-        return Result(Status.ERROR, f"could not connect to {where} again: {r.error}",
-                      evidence=evidence)
+        return Result(Status.ERROR, _("could not connect to {endpoint} again: {error}").format(
+            endpoint=where, error=r.error), evidence=evidence)
+    which_program = _("on the server: which program")
     if r.state == "silent" and r.heard not in ("empty", PROTOCOL_OF.get(proto, proto)):
         said = r.exchange[-1] if r.exchange else {"sent": "?", "received": "?"}
         return failed("APP_PROTOCOL_MISMATCH",
-                      f"{where} does not speak {name}: no greeting, and to "
-                      f"{said['sent'].split(' (')[0]!r} it answers {said['received']!r} — "
-                      f"{DESCRIPTIONS.get(r.heard, 'something else')}", Hint(
-                          f"An {name} server speaks first; this port waits for the client and "
-                          "then answers in another protocol: a wrong port, or another program "
-                          "listening there.",
+                      _("{endpoint} does not speak {protocol}: no greeting, and to {sent} it "
+                        "answers {received} — {heard}").format(
+                          endpoint=where, protocol=name, sent=repr(said["sent"].split(" (")[0]),
+                          received=repr(said["received"]),
+                          heard=_heard(r.heard, _("something else"))), Hint(
+                          _("An {protocol} server speaks first; this port waits for the client "
+                            "and then answers in another protocol: a wrong port, or another "
+                            "program listening there.").format(protocol=name),
                           [f"nc -v {host} {port}",
-                           f"ss -tlnp 'sport = :{port}'   # on the server: which program"]),
+                           _on_server(f"ss -tlnp 'sport = :{port}'", which_program)]),
                       **evidence)
     if r.state == "silent":
-        return failed("APP_TIMEOUT", f"{where} accepts the connection but sends no {name} "
-                      f"greeting within {ctx.timeout:g} s", Hint(
-                          f"An {name} server speaks first; this one is silent: the daemon hangs, "
-                          "is overloaded (a reverse DNS lookup of the client that times out "
-                          "is a classic for mail servers), or something else holds the port.",
+        return failed("APP_TIMEOUT", _("{endpoint} accepts the connection but sends no "
+                                       "{protocol} greeting within {seconds} s").format(
+                          endpoint=where, protocol=name, seconds=f"{ctx.timeout:g}"), Hint(
+                          _("An {protocol} server speaks first; this one is silent: the daemon "
+                            "hangs, is overloaded (a reverse DNS lookup of the client that "
+                            "times out is a classic for mail servers), or something else holds "
+                            "the port.").format(protocol=name),
                           commands), **evidence)
     if r.state == "closed":
-        text = f"{where} closes the connection without a word (no {name} greeting)"
+        text = _("{endpoint} closes the connection without a word (no {protocol} "
+                 "greeting)").format(endpoint=where, protocol=name)
         if proto in REJECTED:
             return failed(REJECTED[proto], text, Hint(
-                f"The {name} server refuses this client before greeting it: an access rule "
-                "(tcp wrappers, a firewall that resets, fail2ban) or a connection limit.",
-                commands), **evidence)
+                _("The {protocol} server refuses this client before greeting it: an access "
+                  "rule (tcp wrappers, a firewall that resets, fail2ban) or a connection "
+                  "limit.").format(protocol=name), commands), **evidence)
         return failed("APP_PROTOCOL_MISMATCH", text, Hint(
-            "sshd closes at once when it refuses a client (MaxStartups, hosts.deny, fail2ban) "
-            "and any non-SSH service may do so too: look at the server's log.", commands),
-            **evidence)
+            _("sshd closes at once when it refuses a client (MaxStartups, hosts.deny, "
+              "fail2ban) and any non-SSH service may do so too: look at the server's log."),
+            commands), **evidence)
     expected = {"smtp": "smtp", "pop3": "pop3", "imap": "imap", "ssh": "ssh"}[proto]
     if r.heard != expected:
         return failed("APP_PROTOCOL_MISMATCH",
-                      f"{where} does not speak {name}: it says {r.greeting!r} — "
-                      f"{DESCRIPTIONS.get(r.heard, 'something else')}", Hint(
-                          f"Port {port} answers with another protocol than {name}: a wrong "
-                          "port, or another program listening there.",
+                      _("{endpoint} does not speak {protocol}: it says {greeting} — "
+                        "{heard}").format(endpoint=where, protocol=name,
+                                          greeting=repr(r.greeting),
+                                          heard=_heard(r.heard, _("something else"))), Hint(
+                          _("Port {port} answers with another protocol than {protocol}: a "
+                            "wrong port, or another program listening there.").format(
+                                port=port, protocol=name),
                           [f"nc -v {host} {port}",
-                           f"ss -tlnp 'sport = :{port}'   # on the server: which program"]),
+                           _on_server(f"ss -tlnp 'sport = :{port}'", which_program)]),
                       **evidence)
     code = r.reply_code or ""
+    rejects = _("{endpoint} rejects the session: {greeting}").format(endpoint=where,
+                                                                     greeting=r.greeting)
     if proto == "smtp":
         if not code.startswith("2"):
-            return failed("SMTP_REJECTED", f"{where} rejects the session: {r.greeting}", Hint(
-                f"The mail server greets with {code} instead of 220: it refuses this client "
-                "(a block list, a relay/access rule for this address) or is out of service "
-                "(421). Its log names the rule.", commands), **evidence)
+            return failed("SMTP_REJECTED", rejects, Hint(
+                _("The mail server greets with {code} instead of 220: it refuses this client "
+                  "(a block list, a relay/access rule for this address) or is out of service "
+                  "(421). Its log names the rule.").format(code=code), commands), **evidence)
         caps = ", ".join(r.capabilities[:8])
-        tls_note = ("STARTTLS offered" if r.starttls else "no STARTTLS offered")
+        tls_note = (_("STARTTLS offered") if r.starttls else _("no STARTTLS offered"))
         if scheme == "submission" and not r.starttls and not r.tls:
-            tls_note += " (credentials would travel in clear)"
+            tls_note += " " + _("(credentials would travel in clear)")
         greeting = (r.greeting or "").split("\\r\\n")[0]
         return passed(f"{greeting}; EHLO: {tls_note}" + (f" [{caps}]" if caps else ""),
                       **evidence)
+    over_tls = " " + _("(over TLS)") if r.tls else ""
     if proto == "pop3":
         if code != "+OK":
-            return failed("POP3_REJECTED", f"{where} rejects the session: {r.greeting}", Hint(
-                "The POP3 server answers -ERR at once: it refuses this client or the service "
-                "is disabled. Its log says why.", commands), **evidence)
-        return passed(f"{r.greeting}" + (" (over TLS)" if r.tls else ""), **evidence)
+            return failed("POP3_REJECTED", rejects, Hint(
+                _("The POP3 server answers -ERR at once: it refuses this client or the service "
+                  "is disabled. Its log says why."), commands), **evidence)
+        return passed(f"{r.greeting}{over_tls}", **evidence)
     if proto == "imap":
         if code not in ("OK", "PREAUTH"):
-            return failed("IMAP_REJECTED", f"{where} rejects the session: {r.greeting}", Hint(
-                f"The IMAP server greets with '* {code}': it refuses this client, is shutting "
-                "down or has too many connections. Its log says why.", commands), **evidence)
-        return passed(f"{r.greeting}" + (" (over TLS)" if r.tls else ""), **evidence)
+            return failed("IMAP_REJECTED", rejects, Hint(
+                _("The IMAP server greets with '* {code}': it refuses this client, is shutting "
+                  "down or has too many connections. Its log says why.").format(code=code),
+                commands), **evidence)
+        return passed(f"{r.greeting}{over_tls}", **evidence)
     version = r.greeting or ""
     if code.startswith("SSH-1.") and code != "SSH-1.99":
-        return passed(f"{version} (protocol 1 only: modern clients refuse it)", **evidence)
+        return passed(version + " " + _("(protocol 1 only: modern clients refuse it)"),
+                      **evidence)
     return passed(version, **evidence)
 
 
@@ -511,7 +579,7 @@ async def _dns_target(ctx: Context) -> Result:
     if address is None:
         addrs = await ctx.addresses()
         if not addrs:
-            return skipped("the target has no address to ask")
+            return skipped(_("the target has no address to ask"))
         address = addrs[0]
     port = ctx.target.port
     questions: list[tuple[str, str]] = []
@@ -534,41 +602,50 @@ async def _dns_target(ctx: Context) -> Result:
         answers.append(retry)
         over_tcp = retry.rcode is not None
     evidence = {"server": address, "port": port, "answers": [a.to_json() for a in answers]}
-    target = f"{address} port {port}" if address == ctx.target.host else (
-        f"{ctx.target.host} ({address}) port {port}")
+    target = (_("{address} port {port}") if address == ctx.target.host
+              else _("{host} ({address}) port {port}")).format(
+                  address=address, port=port, host=ctx.target.host)
     commands = [f"dig @{address} -p {port} {questions[0][0]} {questions[0][1]}",
                 f"dig @{address} -p {port} +tcp {questions[0][0]} {questions[0][1]}",
-                "journalctl -u named -u bind9 -u unbound --since -10min   # on the server"]
+                _on_server("journalctl -u named -u bind9 -u unbound --since -10min")]
     answered = [a for a in answers if a.rcode is not None]
     if not answered:
         if any((a.error or "").startswith("malformed") for a in answers):
-            return failed("APP_PROTOCOL_MISMATCH", f"{target} answers, but not in DNS",
-                          Hint(f"Port {port} does not speak DNS: another program listens "
-                               "there.", [f"ss -ulnp 'sport = :{port}'   # on the server",
-                                          *commands[:1]]), **evidence)
-        return failed("APP_TIMEOUT", f"{target} accepts TCP but answers no DNS question "
-                      f"within {timeout:g} s (UDP and TCP)", Hint(
-                          "The name server process hangs or drops queries (rate limiting, an "
-                          "access list that drops instead of refusing).", commands), **evidence)
+            return failed("APP_PROTOCOL_MISMATCH",
+                          _("{server} answers, but not in DNS").format(server=target),
+                          Hint(_("Port {port} does not speak DNS: another program listens "
+                                 "there.").format(port=port),
+                               [_on_server(f"ss -ulnp 'sport = :{port}'"), *commands[:1]]),
+                          **evidence)
+        return failed("APP_TIMEOUT", _("{server} accepts TCP but answers no DNS question "
+                                       "within {seconds} s (UDP and TCP)").format(
+                          server=target, seconds=f"{timeout:g}"), Hint(
+                          _("The name server process hangs or drops queries (rate limiting, an "
+                            "access list that drops instead of refusing)."), commands),
+                      **evidence)
     best = next((a for a in answered if a.rcode == "NOERROR" and a.answers),
                 next((a for a in answered if a.rcode == "NOERROR"), answered[0]))
-    flags = ", ".join(f for f, on in (("authoritative", best.authoritative),
-                                      ("recursion available", best.recursion_available)) if on)
-    shown = best.answers[0] if best.answers else "no records"
-    summary = (f"{target} answers {best.question}: {best.rcode}, {shown}"
-               + (f" ({flags})" if flags else "")
-               + (f" in {best.rtt_ms:.1f} ms" if best.rtt_ms is not None else ""))
+    flags = ", ".join(f for f, on in ((_("authoritative"), best.authoritative),
+                                      (_("recursion available"), best.recursion_available))
+                      if on)
+    shown = best.answers[0] if best.answers else _("no records")
+    summary = _("{server} answers {question}: {rcode}, {answer}").format(
+        server=target, question=best.question, rcode=best.rcode, answer=shown)
+    if flags:
+        summary += f" ({flags})"
+    if best.rtt_ms is not None:
+        summary += " " + _("in {ms} ms").format(ms=f"{best.rtt_ms:.1f}")
     if best.rcode != "NOERROR":
-        summary += " — it refuses every question netcheck asked (an access list?)"
+        summary += " — " + _("it refuses every question netcheck asked (an access list?)")
     if over_tcp:
-        summary += "; over TCP only: UDP queries time out (a firewall dropping UDP 53?)"
+        summary += "; " + _("over TCP only: UDP queries time out (a firewall dropping UDP 53?)")
     return passed(summary, **evidence)
 
 
 # -- tcp:// : service identification --------------------------------------------------------
 
 @check("app.banner", Layer.APPLICATION, requires=("transport.tcp",),
-       applies=_for(("tcp",), "a tcp://"))
+       applies=_for(("tcp",), N_("not a tcp:// target ({scheme}://)")))
 async def app_banner(ctx: Context) -> Result:
     """Service identifies itself.
 
@@ -581,19 +658,23 @@ async def app_banner(ctx: Context) -> Result:
     assert ctx.target is not None
     address = await _open_address(ctx)
     if address is None:
-        return skipped("no address of the target accepted the TCP connection")
+        return skipped(_("no address of the target accepted the TCP connection"))
     port = ctx.target.port
     r = await banner.probe("generic", address, port, timeout=ctx.timeout)
     evidence = r.to_json()
+    where = {"address": address, "port": port}
     if r.state == "answered":
-        what = banner.DESCRIPTIONS.get(r.heard, "something")
-        return passed(f"{address} port {port} says {r.greeting[:100]!r}: {what}"
-                      if r.greeting else f"{address} port {port}: {what}", **evidence)
+        what = _heard(r.heard, _("something"))
+        return passed(_("{address} port {port} says {greeting}: {heard}").format(
+            greeting=repr(r.greeting[:100]), heard=what, **where) if r.greeting
+            else _("{address} port {port}: {heard}").format(heard=what, **where), **evidence)
     if r.state == "silent":
-        return passed(f"{address} port {port} says nothing within "
-                      f"{min(ctx.timeout, banner.GENERIC_WAIT):g} s: it waits for the client "
-                      "(HTTP, TLS and many others do)", **evidence)
-    if r.state == "closed":
-        return passed(f"{address} port {port} closes the connection without a word",
+        return passed(_("{address} port {port} says nothing within {seconds} s: it waits for "
+                        "the client (HTTP, TLS and many others do)").format(
+                            seconds=f"{min(ctx.timeout, banner.GENERIC_WAIT):g}", **where),
                       **evidence)
-    return skipped(f"could not connect to {address} port {port} again: {r.error}", **evidence)
+    if r.state == "closed":
+        return passed(_("{address} port {port} closes the connection without a word").format(
+            **where), **evidence)
+    return skipped(_("could not connect to {address} port {port} again: {error}").format(
+        error=r.error, **where), **evidence)

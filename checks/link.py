@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Optional
 
 from netcheck.facts import Link
 from netcheck.hints import IFUPDOWN, NETWORKMANAGER, Manager, link_up
+from netcheck.i18n import N_, _, ngettext, pgettext
 from netcheck.model import Hint, Layer, Result, failed, passed, skipped, warned
 from netcheck.probes import wireless
 from netcheck.registry import check
@@ -68,44 +69,54 @@ async def interface_exists(ctx: Context) -> Result:
     is among the host's links (``ip -br link``).
     """
     if ctx.facts.netlink_error and not ctx.facts.links:
-        return skipped(f"cannot list interfaces: {ctx.facts.netlink_error}")
+        return skipped(_("cannot list interfaces: {error}").format(
+            error=ctx.facts.netlink_error))
     name, link = await _egress(ctx)
     if name is None:
-        return skipped("no egress interface")
+        return skipped(_("no egress interface"))
     if link is None:
         existing = [lk.name for lk in ctx.facts.links]
-        named = ("named with --interface" if ctx.options.interface == name
-                 else "the route to the target uses")
-        return failed("LINK_MISSING", f"{name} does not exist ({named})", Hint(
-            f"There is no interface {name} on this host; the interfaces are: "
-            f"{', '.join(existing) or 'none'}. Use one of them (or fix the name).",
+        summary = (_("{ifname} does not exist (named with --interface)")
+                   if ctx.options.interface == name
+                   else _("{ifname} does not exist (the route to the target uses)"))
+        return failed("LINK_MISSING", summary.format(ifname=name), Hint(
+            _("There is no interface {ifname} on this host; the interfaces are: "
+              "{interfaces}. Use one of them (or fix the name).").format(
+                  ifname=name, interfaces=", ".join(existing) or pgettext("interfaces", "none")),
             ["ip -br link"]), interface=name, interfaces=existing)
-    return passed(f"{name} exists ({link.kind or 'device'}, index {link.index})",
+    return passed(_("{ifname} exists ({kind}, index {index})").format(
+        ifname=name, kind=link.kind or _("device"), index=link.index),
                   interface=name, index=link.index, kind=link.kind, mac=link.mac, mtu=link.mtu)
 
 
 def _rfkill_hint(name: str, phy: Optional[str], soft: bool, link: Link, mgr: Manager) -> Hint:
     radio = f"{name} ({phy})" if phy else name
     if not soft:
-        return Hint(f"The radio of {radio} is blocked by a hardware switch: turn Wi-Fi on with "
-                    "the laptop's switch or Fn key (or enable it in the BIOS/UEFI setup); "
-                    "software cannot unblock it.", ["rfkill list all"])
+        return Hint(_("The radio of {radio} is blocked by a hardware switch: turn Wi-Fi on "
+                      "with the laptop's switch or Fn key (or enable it in the BIOS/UEFI "
+                      "setup); software cannot unblock it.").format(radio=radio),
+                    ["rfkill list all"])
     commands = ["rfkill unblock wlan"]
     if mgr.name == NETWORKMANAGER:
         commands.append("nmcli radio wifi on")
     if not link.admin_up:
         commands += link_up(name, mgr)
-    return Hint(f"The radio of {radio} is blocked in software (airplane mode or "
-                f"'rfkill block'): unblock it, then bring {name} up.", commands)
+    return Hint(_("The radio of {radio} is blocked in software (airplane mode or "
+                  "'rfkill block'): unblock it, then bring {ifname} up.").format(
+                      radio=radio, ifname=name), commands)
 
 
 def _not_associated_hint(state: wireless.WirelessState, mgr: Manager) -> Hint:
     name = state.interface
     seen = [f"{b.ssid} ({b.signal_dbm:g} dBm)" for b in state.visible
             if b.ssid and b.signal_dbm is not None]
-    text = f"{name} is not connected to any Wi-Fi network"
-    text += f"; in range: {', '.join(seen)}." if seen else "."
-    text += " Scan, then connect to your network."
+    if seen:
+        text = _("{ifname} is not connected to any Wi-Fi network; in range: {networks}. "
+                 "Scan, then connect to your network.").format(ifname=name,
+                                                               networks=", ".join(seen))
+    else:
+        text = _("{ifname} is not connected to any Wi-Fi network. Scan, then connect to "
+                 "your network.").format(ifname=name)
     commands = [f"iw dev {name} scan | grep -e SSID -e signal", f"iw dev {name} link",
                 f"wpa_cli -i {name} status"]
     if mgr.name == NETWORKMANAGER:
@@ -126,39 +137,46 @@ async def wifi_associated(ctx: Context) -> Result:
     """
     name, link = await _egress(ctx)
     if name is None or link is None:
-        return skipped("no egress interface")
+        return skipped(_("no egress interface"))
     if not wireless.is_wireless(ctx.facts, name):
-        return skipped(f"{name} is not wireless")
+        return skipped(_("{ifname} is not wireless").format(ifname=name))
     state = await ctx.blocking(wireless.read_wireless, ctx.facts, name)
     evidence = state.to_json()
     if state.rfkill_hard or state.rfkill_soft:
         code = "WIFI_RFKILL_HARD" if state.rfkill_hard else "WIFI_RFKILL_SOFT"
-        how = "hard" if state.rfkill_hard else "soft"
+        summary = (_("{ifname} radio is hard-blocked by rfkill") if state.rfkill_hard
+                   else _("{ifname} radio is soft-blocked by rfkill"))
         hint = _rfkill_hint(name, state.phy, not state.rfkill_hard, link, await _manager(ctx))
-        return failed(code, f"{name} radio is {how}-blocked by rfkill", hint, **evidence)
+        return failed(code, summary.format(ifname=name), hint, **evidence)
     if not link.admin_up:
-        return skipped(f"{name} is down: association not checked (bring it up first)",
-                       **evidence)
+        return skipped(_("{ifname} is down: association not checked (bring it up "
+                         "first)").format(ifname=name), **evidence)
     if state.associated is None:
-        return skipped(f"association of {name} unknown ({state.error or 'no nl80211 data'})",
-                       **evidence)
+        return skipped(_("association of {ifname} unknown ({reason})").format(
+            ifname=name, reason=state.error or _("no nl80211 data")), **evidence)
     if not state.associated:
-        return failed("WIFI_NOT_ASSOCIATED", f"{name} is not associated to an access point",
+        return failed("WIFI_NOT_ASSOCIATED",
+                      _("{ifname} is not associated to an access point").format(ifname=name),
                       _not_associated_hint(state, await _manager(ctx)), **evidence)
     ap = f"{state.ssid or '?'} ({state.bssid or '?'})"
     if state.signal_dbm is None:
-        return passed(f"{name} associated to {ap}, signal unknown", **evidence)
-    radio = f"signal {state.signal_dbm:g} dBm" + (
+        return passed(_("{ifname} associated to {ap}, signal unknown").format(
+            ifname=name, ap=ap), **evidence)
+    radio = _("signal {dbm} dBm").format(dbm=f"{state.signal_dbm:g}") + (
         f", {state.freq_mhz} MHz" if state.freq_mhz else "")
     if state.signal_dbm < WEAK_SIGNAL_DBM:
         commands = [f"iw dev {name} link", f"iw dev {name} scan | grep -e SSID -e signal"]
         if (await _manager(ctx)).name == NETWORKMANAGER:
             commands.append(f"nmcli device wifi list ifname {name}")
-        return warned("WIFI_WEAK_SIGNAL", f"{name} associated to {ap} with a weak {radio}",
-                      Hint(f"The signal on {name} is below {WEAK_SIGNAL_DBM} dBm: move closer "
-                           "to the access point or pick a stronger one; expect loss and "
-                           "retries until then.", commands), **evidence)
-    return passed(f"{name} associated to {ap}, {radio}", **evidence)
+        return warned("WIFI_WEAK_SIGNAL",
+                      _("{ifname} associated to {ap} with a weak {radio}").format(
+                          ifname=name, ap=ap, radio=radio),
+                      Hint(_("The signal on {ifname} is below {dbm} dBm: move closer to the "
+                             "access point or pick a stronger one; expect loss and retries "
+                             "until then.").format(ifname=name, dbm=WEAK_SIGNAL_DBM),
+                           commands), **evidence)
+    return passed(_("{ifname} associated to {ap}, {radio}").format(ifname=name, ap=ap,
+                                                                   radio=radio), **evidence)
 
 
 @check("link.admin_up", Layer.LINK, requires=("link.exists",), codes=("LINK_ADMIN_DOWN",))
@@ -169,42 +187,47 @@ async def admin_up(ctx: Context) -> Result:
     """
     name, link = await _egress(ctx)
     if name is None or link is None:
-        return skipped("no egress interface")
+        return skipped(_("no egress interface"))
     if link.admin_up:
-        return passed(f"{name} is UP", **_state(link))
+        return passed(_("{ifname} is UP").format(ifname=name), **_state(link))
     mgr = await _manager(ctx)
     commands = link_up(name, mgr)
-    text = f"Bring {name} up."
+    text = _("Bring {ifname} up.").format(ifname=name)
     if _blocked_radio(ctx, name):
-        text = f"The radio of {name} is blocked by rfkill: unblock it first, then bring it up."
+        text = _("The radio of {ifname} is blocked by rfkill: unblock it first, then bring it "
+                 "up.").format(ifname=name)
         commands = ["rfkill unblock wlan", *commands]
-    return failed("LINK_ADMIN_DOWN", f"{name} is administratively down",
+    return failed("LINK_ADMIN_DOWN", _("{ifname} is administratively down").format(ifname=name),
                   Hint(text, commands), manager=mgr.name, **_state(link))
 
 
 def _no_carrier_hint(ctx: Context, name: str, link: Link) -> Hint:
     facts = ctx.facts
     if wireless.is_wireless(facts, name):
-        return Hint(f"{name} is a Wi-Fi interface: no carrier means it is not associated to "
-                    "an access point; see the Wi-Fi check (link.wifi).",
+        return Hint(_("{ifname} is a Wi-Fi interface: no carrier means it is not associated "
+                      "to an access point; see the Wi-Fi check (link.wifi).").format(
+                          ifname=name),
                     [f"iw dev {name} link", f"iw dev {name} scan | grep -e SSID -e signal"])
     if link.kind == "veth":
         peer_index = facts.read_sys("sys/class/net", name, "iflink") or ""
         peer = (facts.link(index=int(peer_index)) if peer_index.isdigit()
                 and int(peer_index) != link.index else None)
         if peer is not None:
-            return Hint(f"{name} is one end of a veth pair: its peer end {peer.name} is down. "
-                        "Bring the peer up.", [f"ip link set dev {peer.name} up"])
-        return Hint(f"{name} is one end of a veth pair: its peer end (in another network "
-                    "namespace) is down. Bring the peer up there.",
+            return Hint(_("{ifname} is one end of a veth pair: its peer end {peer} is down. "
+                          "Bring the peer up.").format(ifname=name, peer=peer.name),
+                        [f"ip link set dev {peer.name} up"])
+        return Hint(_("{ifname} is one end of a veth pair: its peer end (in another network "
+                      "namespace) is down. Bring the peer up there.").format(ifname=name),
                     [f"ip -d link show dev {name}", "ip netns list",
                      "ip -n NAMESPACE link set dev PEER up"])
     if link.kind == "bridge":
-        return Hint(f"Bridge {name} has no port up with carrier: attach a port or bring one up.",
+        return Hint(_("Bridge {ifname} has no port up with carrier: attach a port or bring "
+                      "one up.").format(ifname=name),
                     [f"ip -br link show master {name}", "bridge link"])
-    return Hint(f"No signal on {name}: check the cable, the switch port and that the other "
-                "end is powered and up (in a virtual machine: the adapter's 'cable "
-                "connected' setting).", [f"ethtool {name}", f"ip -br link show dev {name}"])
+    return Hint(_("No signal on {ifname}: check the cable, the switch port and that the other "
+                  "end is powered and up (in a virtual machine: the adapter's 'cable "
+                  "connected' setting).").format(ifname=name),
+                [f"ethtool {name}", f"ip -br link show dev {name}"])
 
 
 @check("link.carrier", Layer.LINK, requires=("link.admin_up",), codes=("LINK_NO_CARRIER",))
@@ -215,11 +238,12 @@ async def carrier(ctx: Context) -> Result:
     """
     name, link = await _egress(ctx)
     if name is None or link is None:
-        return skipped("no egress interface")
+        return skipped(_("no egress interface"))
     if link.carrier:
-        note = " (DORMANT: waiting for authentication)" if link.operstate == "DORMANT" else ""
-        return passed(f"{name} is UP with carrier{note}", **_state(link))
-    return failed("LINK_NO_CARRIER", f"{name} is UP but has no carrier",
+        summary = (_("{ifname} is UP with carrier (DORMANT: waiting for authentication)")
+                   if link.operstate == "DORMANT" else _("{ifname} is UP with carrier"))
+        return passed(summary.format(ifname=name), **_state(link))
+    return failed("LINK_NO_CARRIER", _("{ifname} is UP but has no carrier").format(ifname=name),
                   _no_carrier_hint(ctx, name, link), kind=link.kind, **_state(link))
 
 
@@ -255,11 +279,11 @@ async def counters_clean(ctx: Context) -> Result:
     """
     name, link = await _egress(ctx)
     if name is None or link is None:
-        return skipped("no egress interface")
+        return skipped(_("no egress interface"))
     start = link.stats
     end = await ctx.blocking(ctx.facts.link_stats, name)
     if not start or not end:
-        return skipped(f"counters of {name} not available")
+        return skipped(_("counters of {ifname} not available").format(ifname=name))
     evidence: dict[str, object] = {"interface": name}
     for side in ("rx", "tx"):
         before, after = _counters(start, side), _counters(end, side)
@@ -270,20 +294,21 @@ async def counters_clean(ctx: Context) -> Result:
              if end.get(k, 0) > start.get(k, 0)}
     if grown:
         what = ", ".join(f"{k} +{v}" for k, v in grown.items())
-        return warned("LINK_ERRORS", f"{name}: {what} during the run", Hint(
-            f"Error or drop counters grow on {name}: a bad cable or switch port, a duplex "
-            "mismatch or radio interference for errors; a full queue or unwanted traffic "
-            "for drops. Watch them while the traffic flows.",
+        return warned("LINK_ERRORS", _("{ifname}: {counters} during the run").format(
+            ifname=name, counters=what), Hint(
+            _("Error or drop counters grow on {ifname}: a bad cable or switch port, a duplex "
+              "mismatch or radio interference for errors; a full queue or unwanted traffic "
+              "for drops. Watch them while the traffic flows.").format(ifname=name),
             [f"ip -s -h link show dev {name}", f"ethtool -S {name}"]), **evidence)
     rx, tx = evidence["rx"], evidence["tx"]  # type: ignore[assignment]
-    return passed(f"{name}: no errors or drops during the run "
-                  f"(RX {_human(rx['end']['bytes'])}B, TX {_human(tx['end']['bytes'])}B)",
-                  **evidence)
+    return passed(_("{ifname}: no errors or drops during the run (RX {rx}B, TX {tx}B)").format(
+        ifname=name, rx=_human(rx['end']['bytes']), tx=_human(tx['end']['bytes'])), **evidence)
 
 
 def _problem(ctx: Context, link: Link,
              switches: list[wireless.RfkillSwitch]) -> Optional[tuple[str, str]]:
-    """What is wrong with an interface (code and words), or None when it is up with carrier."""
+    """What is wrong with an interface (code, and words to translate with ``_()`` and format
+    with ``ifname``), or None when it is up with carrier."""
     facts = ctx.facts
     if link.admin_up and link.carrier:
         return None
@@ -291,14 +316,14 @@ def _problem(ctx: Context, link: Link,
     if is_wifi:
         mine = wireless.switches_for(switches, wireless.phy_of(facts, link.name))
         if any(s.hard for s in mine):
-            return "WIFI_RFKILL_HARD", "is blocked by a hardware rfkill switch"
+            return "WIFI_RFKILL_HARD", N_("{ifname} is blocked by a hardware rfkill switch")
         if any(s.soft for s in mine):
-            return "WIFI_RFKILL_SOFT", "is blocked by rfkill"
+            return "WIFI_RFKILL_SOFT", N_("{ifname} is blocked by rfkill")
     if not link.admin_up:
-        return "LINK_ADMIN_DOWN", "is down"
+        return "LINK_ADMIN_DOWN", N_("{ifname} is down")
     if is_wifi:
-        return "WIFI_NOT_ASSOCIATED", "is not associated"
-    return "LINK_NO_CARRIER", "has no carrier"
+        return "WIFI_NOT_ASSOCIATED", N_("{ifname} is not associated")
+    return "LINK_NO_CARRIER", N_("{ifname} has no carrier")
 
 
 @check("link.others", Layer.LINK)
@@ -312,7 +337,7 @@ async def other_interfaces(ctx: Context) -> Result:
     egress = path.interface
     others = [lk for lk in ctx.facts.links if not lk.is_loopback and lk.name != egress]
     if not others:
-        return passed("no other interfaces", interfaces=[])
+        return passed(_("no other interfaces"), interfaces=[])
     switches = wireless.read_rfkill(ctx.facts)
     found = []
     for link in others:
@@ -320,11 +345,13 @@ async def other_interfaces(ctx: Context) -> Result:
         if problem is not None:
             found.append((link, *problem))
     evidence = [{"name": lk.name, "operstate": lk.operstate, "flags": _flags(lk),
-                 "problem": code} for lk, code, _ in found]
+                 "problem": code} for lk, code, _what in found]
     if not found:
         n = len(others)
-        return passed(f"the other {n} interface{'s are' if n > 1 else ' is'} up with carrier",
+        return passed(ngettext("the other {n} interface is up with carrier",
+                               "the other {n} interfaces are up with carrier", n).format(n=n),
                       interfaces=[])
-    words = ", ".join(f"{lk.name} {what}" for lk, _, what in found)
-    where = " (not on the path to the target)" if egress else ""
-    return passed(f"{words}{where}", interfaces=evidence)
+    words = ", ".join(_(what).format(ifname=lk.name) for lk, _code, what in found)
+    if egress:
+        words = _("{problems} (not on the path to the target)").format(problems=words)
+    return passed(words, interfaces=evidence)

@@ -12,6 +12,7 @@ import socket
 from typing import TYPE_CHECKING, Any, Optional
 
 from netcheck import hints
+from netcheck.i18n import _, ngettext
 from netcheck.lazy import asyncio
 from netcheck.model import Hint, Layer, Result, Status, failed, passed, skipped, warned
 from netcheck.probes import dns, icmp, neighbour, shared
@@ -29,8 +30,8 @@ async def _manager(ctx: Context) -> hints.Manager:
 
 def _name_target(ctx: Context) -> Optional[str]:
     if ctx.target is None:
-        return "no target"
-    return None if ctx.target.is_name else "the target is an address: no name to resolve"
+        return _("no target")
+    return None if ctx.target.is_name else _("the target is an address: no name to resolve")
 
 
 def _fam_name(family: int) -> str:
@@ -48,18 +49,21 @@ async def network_service(ctx: Context) -> Result:
     """
     mgr = await _manager(ctx)
     if mgr.name == hints.NO_MANAGER:
-        return skipped("no network manager in use (interfaces configured by hand)",
+        return skipped(_("no network manager in use (interfaces configured by hand)"),
                        manager=mgr.to_json())
     if mgr.name == hints.IFUPDOWN:
-        return passed("ifupdown configures the interfaces (no daemon to run)",
+        return passed(_("ifupdown configures the interfaces (no daemon to run)"),
                       manager=mgr.to_json())
     if mgr.running:
-        return passed(f"{mgr.name} is running", manager=mgr.to_json())
+        return passed(_("{manager} is running").format(manager=mgr.name), manager=mgr.to_json())
     if not mgr.systemd:
-        return skipped(f"{mgr.name} is not running, but systemd is not PID 1 here "
-                       "(a container or a chroot): not judged", manager=mgr.to_json())
-    return failed("NET_SERVICE_INACTIVE", f"{mgr.name} is enabled but not running",
-                  Hint(f"Start {mgr.name} again and look at why it stopped.",
+        return skipped(_("{manager} is not running, but systemd is not PID 1 here "
+                         "(a container or a chroot): not judged").format(manager=mgr.name),
+                       manager=mgr.to_json())
+    return failed("NET_SERVICE_INACTIVE",
+                  _("{manager} is enabled but not running").format(manager=mgr.name),
+                  Hint(_("Start {manager} again and look at why it stopped.").format(
+                      manager=mgr.name),
                        [*hints.restart_manager(mgr), f"journalctl -u {mgr.unit} -n 50"]),
                   manager=mgr.to_json())
 
@@ -74,19 +78,20 @@ async def loopback(ctx: Context) -> Result:
     """
     lo = next((lk for lk in ctx.facts.links if lk.is_loopback), None)
     if lo is None:
-        return failed("LOOPBACK_DOWN", "there is no loopback interface",
-                      Hint("Create and bring up lo.", ["ip link set dev lo up"]))
+        return failed("LOOPBACK_DOWN", _("there is no loopback interface"),
+                      Hint(_("Create and bring up lo."), ["ip link set dev lo up"]))
     probe = await shared.tcp_connect(ctx, "127.0.0.1", 9)
     addrs = [a.address for a in ctx.facts.addrs_of(lo.index)]
     evidence = {"interface": lo.name, "flags": lo.flag_names, "addresses": addrs,
                 "probe": probe.to_json()}
     if not lo.admin_up or probe.state not in ("open", "refused"):
-        why = "is down" if not lo.admin_up else "does not answer on 127.0.0.1"
-        return failed("LOOPBACK_DOWN", f"{lo.name} {why}",
-                      Hint("Bring the loopback interface up (and give it 127.0.0.1/8).",
+        why = (_("{ifname} is down") if not lo.admin_up
+               else _("{ifname} does not answer on 127.0.0.1"))
+        return failed("LOOPBACK_DOWN", why.format(ifname=lo.name),
+                      Hint(_("Bring the loopback interface up (and give it 127.0.0.1/8)."),
                            [f"ip link set dev {lo.name} up",
                             f"ip addr add 127.0.0.1/8 dev {lo.name}"]), **evidence)
-    return passed(f"{lo.name} is up, 127.0.0.1 answers", **evidence)
+    return passed(_("{ifname} is up, 127.0.0.1 answers").format(ifname=lo.name), **evidence)
 
 
 def _needed_families(ctx: Context, path: PathInfo, addresses: list[str]) -> list[int]:
@@ -111,7 +116,7 @@ async def address(ctx: Context) -> Result:
     """
     path = await ctx.path()
     if path.ifindex is None or path.interface is None:
-        return skipped("no egress interface to look at")
+        return skipped(_("no egress interface to look at"))
     ifname = path.interface
     target_addrs = await ctx.addresses()
     fams = _needed_families(ctx, path, target_addrs)
@@ -133,26 +138,31 @@ async def address(ctx: Context) -> Result:
             only_ll.append(fam)
     evidence = {"interface": ifname, "addresses": per_family}
     if usable_any:
-        return passed(f"{ifname} has " + ", ".join(
-            f"{k} {v[0]}" for k, v in per_family.items() if v), **evidence)
+        return passed(_("{ifname} has {addresses}").format(ifname=ifname, addresses=", ".join(
+            f"{k} {v[0]}" for k, v in per_family.items() if v)), **evidence)
     if dad:
         return failed("ADDR_DAD_FAILED",
-                      f"{dad[0]} on {ifname} is a duplicate: another host on the link has it",
-                      Hint("Find the other host with the same address (arping / ip neigh) and "
-                           "give one of them another address.",
+                      _("{address} on {ifname} is a duplicate: another host on the link has "
+                        "it").format(address=dad[0], ifname=ifname),
+                      Hint(_("Find the other host with the same address (arping / ip neigh) "
+                             "and give one of them another address."),
                            [f"arping -D -I {ifname} -c 2 {dad[0]}" if ":" not in dad[0]
                             else f"ip -6 neigh show dev {ifname}",
                             f"ip addr del {dad[0]} dev {ifname}"]), **evidence)
     if only_ll and socket.AF_INET in only_ll or (only_ll and socket.AF_INET not in fams):
         kind = "169.254.0.0/16" if only_ll[0] == socket.AF_INET else "fe80::/10"
         return failed("ADDR_LINK_LOCAL_ONLY",
-                      f"{ifname} has only a link-local address ({kind}): DHCP/SLAAC got no answer",
-                      Hint(f"Ask the DHCP server again for an address on {ifname} "
-                           "and check that a DHCP server answers on this link.",
+                      _("{ifname} has only a link-local address ({prefix}): DHCP/SLAAC got no "
+                        "answer").format(ifname=ifname, prefix=kind),
+                      Hint(_("Ask the DHCP server again for an address on {ifname} and check "
+                             "that a DHCP server answers on this link.").format(ifname=ifname),
                            hints.get_address(ifname, mgr)), **evidence)
-    want = " or ".join(_fam_name(f) for f in fams)
-    return failed("ADDR_NONE", f"{ifname} has no {want} address",
-                  Hint(f"Give {ifname} an address: by DHCP, or by hand.",
+    names = [_fam_name(f) for f in fams]
+    summary = (_("{ifname} has no {family} or {other} address").format(
+        ifname=ifname, family=names[0], other=names[1]) if len(names) > 1
+        else _("{ifname} has no {family} address").format(ifname=ifname, family=names[0]))
+    return failed("ADDR_NONE", summary,
+                  Hint(_("Give {ifname} an address: by DHCP, or by hand.").format(ifname=ifname),
                        hints.get_address(ifname, mgr)
                        + [f"ip addr add <address>/<prefix> dev {ifname}"]), **evidence)
 
@@ -188,11 +198,12 @@ async def route(ctx: Context) -> Result:
     """
     path = await ctx.path()
     if not path.lookups:
-        return skipped("nothing to look a route up for")
+        return skipped(_("nothing to look a route up for"))
     evidence = {"path": path.to_json()}
     good = [lk for lk in path.lookups if lk.type in ("unicast", "local")]
     if good:
         lk = good[0]
+        # The words of `ip route get`: an output line, not prose, so never translated.
         via = f"via {lk.gateway} " if lk.gateway else "on-link "
         return passed(f"{lk.destination} {via}dev {lk.ifname} src {lk.prefsrc}", **evidence)
     lk = path.lookups[0]
@@ -201,9 +212,9 @@ async def route(ctx: Context) -> Result:
         culprits = _covering_routes(ctx, lk.destination, {"unreachable", "blackhole", "prohibit"})
         shown = culprits[0] if culprits else f"{lk.type} route"
         return failed("ROUTE_UNREACHABLE",
-                      f"the route to {lk.destination} is '{shown}': "
-                      "the kernel discards the packets",
-                      Hint("Remove the route that throws the traffic away.",
+                      _("the route to {destination} is '{route}': the kernel discards the "
+                        "packets").format(destination=lk.destination, route=shown),
+                      Hint(_("Remove the route that throws the traffic away."),
                            [f"ip route del {shown}", f"ip route get {lk.destination}"]),
                       route=shown, **evidence)
     if lk.type == "none":
@@ -213,12 +224,15 @@ async def route(ctx: Context) -> Result:
         cmds = hints.default_route(gw, ifname, mgr) if gw else [
             f"ip {'-6 ' if family == socket.AF_INET6 else ''}route add default via "
             f"<gateway> dev {ifname}"]
+        text = (_("Add a default route through the network's gateway (the router seen on "
+                  "{ifname} is {gateway}).").format(ifname=ifname, gateway=gw) if gw
+                else _("Add a default route through the network's gateway."))
         return failed("ROUTE_NO_DEFAULT",
-                      f"no default route and no route to {lk.destination}",
-                      Hint("Add a default route through the network's gateway"
-                           + (f" (the router seen on {ifname} is {gw})." if gw else "."),
-                           [*cmds, "ip route"]), **evidence)
-    return Result(Status.ERROR, f"route lookup failed: {lk.error}", evidence=evidence)
+                      _("no default route and no route to {destination}").format(
+                          destination=lk.destination),
+                      Hint(text, [*cmds, "ip route"]), **evidence)
+    return Result(Status.ERROR, _("route lookup failed: {error}").format(error=lk.error),
+                  evidence=evidence)
 
 
 def _gateway_guess(ctx: Context, path: PathInfo, family: int) -> Optional[str]:
@@ -244,10 +258,10 @@ async def gateway(ctx: Context) -> Result:
     path = await ctx.path()
     gw = path.gateway
     if gw is None:
-        return passed(f"no gateway needed: the target is on the link of {path.interface}",
-                      path=path.to_json())
+        return passed(_("no gateway needed: the target is on the link of {ifname}").format(
+            ifname=path.interface), path=path.to_json())
     if path.ifindex is None:
-        return skipped("no egress interface")
+        return skipped(_("no egress interface"))
     ifname = path.interface or ""
     gw_ip = ipaddress.ip_address(gw)
     prefixes = [a.network for a in ctx.facts.addrs_of(path.ifindex)]
@@ -263,7 +277,7 @@ async def gateway(ctx: Context) -> Result:
     neigh_t = ctx.blocking(neighbour.resolve, gw, path.ifindex, ctx.timeout)
     pending: set[asyncio.Future[Any]] = {ping_t, wire_t, neigh_t}
     while pending:  # stop at the first proof of life instead of waiting out every timeout
-        _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        _done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
         if (ping_t.done() and ping_t.result().state == "reply") or (
                 wire_t.done() and wire_t.result()[1]):
             break
@@ -280,40 +294,51 @@ async def gateway(ctx: Context) -> Result:
     # has since gone, so without our own probe only REACHABLE counts, and only as a hint.
     how = None
     if ping_res.state == "reply":
-        how = "answers ping"
+        how = _("gateway {gateway} on {ifname} answers ping")
         evidence["rtt_ms"] = round(ping_res.rtt_ms or 0, 3)
     elif mac:
-        how = f"answers {'ARP' if ':' not in gw else 'neighbour solicitation'} ({mac})"
+        how = (_("gateway {gateway} on {ifname} answers ARP ({mac})") if ":" not in gw
+               else _("gateway {gateway} on {ifname} answers neighbour solicitation ({mac})"))
     elif not probed and neigh.state == "REACHABLE":
-        how = f"is in the neighbour table as REACHABLE ({neigh.lladdr})"
+        how = _("gateway {gateway} on {ifname} is in the neighbour table as REACHABLE "
+                "({mac})")
+        mac = neigh.lladdr
     elif await target_answered:
-        how = "forwards to the target (which answers)"
+        how = _("gateway {gateway} on {ifname} forwards to the target (which answers)")
     if how:
-        return passed(f"gateway {gw} on {ifname} {how}", **evidence)
+        return passed(how.format(gateway=gw, ifname=ifname, mac=mac), **evidence)
     if not probed and neigh.resolved:
-        return passed(f"gateway {gw} on {ifname} is known on the link ({neigh.state}, "
-                      f"{neigh.lladdr}) but did not confirm it (no ping reply; an ARP probe "
-                      "needs root)", **evidence)
+        return passed(_("gateway {gateway} on {ifname} is known on the link ({state}, {mac}) "
+                        "but did not confirm it (no ping reply; an ARP probe needs "
+                        "root)").format(gateway=gw, ifname=ifname, state=neigh.state,
+                                        mac=neigh.lladdr), **evidence)
     mgr = await _manager(ctx)
     if not on_link:
         return failed("GATEWAY_NOT_ON_LINK",
-                      f"gateway {gw} is outside every prefix of {ifname} "
-                      f"({', '.join(map(str, prefixes)) or 'no address'})",
-                      Hint(f"The gateway must be an address on {ifname}'s network: fix the "
-                           "default route (or the interface's address/prefix).",
+                      _("gateway {gateway} is outside every prefix of {ifname} "
+                        "({prefixes})").format(
+                          gateway=gw, ifname=ifname,
+                          prefixes=", ".join(map(str, prefixes)) or _("no address")),
+                      Hint(_("The gateway must be an address on {ifname}'s network: fix the "
+                             "default route (or the interface's address/prefix).").format(
+                                 ifname=ifname),
                            [f"ip route del default via {gw}",
                             *hints.default_route("<gateway on the link>", ifname or "", mgr)[:1]]),
                       **evidence)
     if probed:
-        why = f"answers neither ARP nor ping on {ifname}" if ":" not in gw else \
-            f"answers neither neighbour solicitation nor ping on {ifname}"
+        why = (_("gateway {gateway} answers neither ARP nor ping on {ifname}") if ":" not in gw
+               else _("gateway {gateway} answers neither neighbour solicitation nor ping on "
+                      "{ifname}")).format(gateway=gw, ifname=ifname)
         if neigh.resolved:
-            why += f" (the neighbour cache still says {neigh.state}, learnt before it went)"
+            why += " " + _("(the neighbour cache still says {state}, learnt before it "
+                           "went)").format(state=neigh.state)
     else:
-        why = f"does not answer on {ifname} (neighbour {neigh.state})"
-    return failed("GATEWAY_UNREACHABLE", f"gateway {gw} {why}",
-                  Hint(f"Nothing at {gw} answers ARP on {ifname}: the gateway address is "
-                       "wrong or the router is down. Check the router, or fix the route.",
+        why = _("gateway {gateway} does not answer on {ifname} (neighbour {state})").format(
+            gateway=gw, ifname=ifname, state=neigh.state)
+    return failed("GATEWAY_UNREACHABLE", why,
+                  Hint(_("Nothing at {gateway} answers ARP on {ifname}: the gateway address is "
+                         "wrong or the router is down. Check the router, or fix the "
+                         "route.").format(gateway=gw, ifname=ifname),
                        [f"ip neigh show dev {ifname}", f"ping -c 3 {gw}",
                         f"ip route del default via {gw}",
                         *hints.default_route("<the right gateway>", ifname or "", mgr)[:1]]),
@@ -348,14 +373,17 @@ async def dns_config(ctx: Context) -> Result:
     evidence = {"file": cfg.path, "nameservers": cfg.nameservers, "search": cfg.search,
                 "upstreams": cfg.upstreams}
     if cfg.nameservers:
-        extra = f" (systemd-resolved; upstream {', '.join(cfg.upstreams) or 'none'})" \
-            if cfg.uses_stub else ""
-        return passed(f"{cfg.path}: nameserver {', '.join(cfg.nameservers)}{extra}", **evidence)
+        summary = f"{cfg.path}: nameserver {', '.join(cfg.nameservers)}"
+        if cfg.uses_stub:
+            summary += " " + _("(systemd-resolved; upstream {servers})").format(
+                servers=", ".join(cfg.upstreams) or _("none"))
+        return passed(summary, **evidence)
     assert ctx.target is not None
     if await ctx.blocking(dns.hosts_lookup, ctx.options.hosts_file, ctx.target.host):
-        return passed(f"no name server, but {ctx.target.host} is in the hosts file",
-                      **evidence)
-    why = f"cannot read {cfg.path}: {cfg.error}" if cfg.error else f"{cfg.path} names no nameserver"
+        return passed(_("no name server, but {host} is in the hosts file").format(
+            host=ctx.target.host), **evidence)
+    why = (_("cannot read {file}: {error}").format(file=cfg.path, error=cfg.error) if cfg.error
+           else _("{file} names no nameserver").format(file=cfg.path))
     mgr = await _manager(ctx)
     cmds = ["cat /etc/resolv.conf", f"echo 'nameserver <your DNS server>' >> {cfg.path}"]
     if mgr.name == hints.NETWORKMANAGER:
@@ -363,7 +391,8 @@ async def dns_config(ctx: Context) -> Result:
     elif mgr.name == hints.NETWORKD:
         cmds.insert(0, "resolvectl status")
     return failed("DNS_NO_RESOLVER", why,
-                  Hint("Configure a name server (DHCP usually provides one).", cmds), **evidence)
+                  Hint(_("Configure a name server (DHCP usually provides one)."), cmds),
+                  **evidence)
 
 
 def _server_verdicts(res: dns.Resolution) -> dict[str, str]:
@@ -398,7 +427,7 @@ async def dns_servers(ctx: Context) -> Result:
     ICMP error, REFUSED, and SERVFAIL are different faults with different fixes.
     """
     resolving = ctx.resolution()
-    done, _ = await asyncio.wait({resolving}, timeout=0.3)
+    done, _pending = await asyncio.wait({resolving}, timeout=0.3)
     if not done:  # slow to answer: find out meanwhile whether the server's host is up
         servers = (await ctx.blocking(dns.parse_resolv_conf, ctx.options.resolv_conf)).nameservers
         if servers:
@@ -409,12 +438,14 @@ async def dns_servers(ctx: Context) -> Result:
     working = [s for s, v in verdicts.items() if v == "ok"]
     if working:
         broken = {s: v for s, v in verdicts.items() if v != "ok"}
-        note = f" ({', '.join(f'{s}: {v}' for s, v in broken.items())})" if broken else ""
-        return passed(f"{', '.join(working)} answer{'s' if len(working) == 1 else ''}{note}",
-                      **evidence)
+        summary = ngettext("{servers} answers", "{servers} answer", len(working)).format(
+            servers=", ".join(working))
+        if broken:
+            summary += f" ({', '.join(f'{s}: {v}' for s, v in broken.items())})"
+        return passed(summary, **evidence)
     if res.source == "hosts":
-        return passed("no name server answers, but the target is in the hosts file "
-                      "(not on the path)", **evidence)
+        return passed(_("no name server answers, but the target is in the hosts file "
+                        "(not on the path)"), **evidence)
     first = res.config.nameservers[0]
     code = verdicts.get(first, "DNS_RESOLVER_UNREACHABLE")
     errors = sorted({a.error for a in res.answers if a.server == first and a.error})
@@ -424,23 +455,25 @@ async def dns_servers(ctx: Context) -> Result:
         evidence["upstreams"] = [a.to_json() for a in upstream]
     servers = ", ".join(res.config.nameservers)
     if code == "DNS_REFUSED":
-        return failed(code, f"{servers} refuse{'s' if len(verdicts) == 1 else ''} to answer "
-                      f"for {res.name}",
-                      Hint("The server answers but will not resolve for this host: it is not "
-                           "your resolver, or its access list excludes you. Use the resolver "
-                           "your network gives (DHCP), or allow this host on the server.",
+        return failed(code, ngettext("{servers} refuses to answer for {name}",
+                                     "{servers} refuse to answer for {name}",
+                                     len(verdicts)).format(servers=servers, name=res.name),
+                      Hint(_("The server answers but will not resolve for this host: it is not "
+                             "your resolver, or its access list excludes you. Use the resolver "
+                             "your network gives (DHCP), or allow this host on the server."),
                            [f"dig @{first} {res.name}", "cat /etc/resolv.conf"]), **evidence)
     if code == "DNS_SERVFAIL":
-        return failed(code, f"{servers} answer{'s' if len(verdicts) == 1 else ''} SERVFAIL "
-                      f"for {res.name}",
-                      Hint("The resolver cannot get an answer (its upstream or the domain's "
-                           "servers fail, or DNSSEC validation fails). Check the resolver's "
-                           "log and its forwarders.",
+        return failed(code, ngettext("{servers} answers SERVFAIL for {name}",
+                                     "{servers} answer SERVFAIL for {name}",
+                                     len(verdicts)).format(servers=servers, name=res.name),
+                      Hint(_("The resolver cannot get an answer (its upstream or the domain's "
+                             "servers fail, or DNSSEC validation fails). Check the resolver's "
+                             "log and its forwarders."),
                            [f"dig @{first} {res.name}", f"dig @{first} {res.name} +cd"]),
                       **evidence)
-    how = " and ".join(errors) or "no answer"
-    text = ("No configured name server answers: the server is down, a firewall drops port "
-            "53, or the address in resolv.conf is wrong.")
+    how = " and ".join(errors) or _("no answer")
+    text = _("No configured name server answers: the server is down, a firewall drops port "
+             "53, or the address in resolv.conf is wrong.")
     cmds = [f"dig @{first} {res.name} +time=2 +tries=1", f"ping -c 3 {first}",
             "cat /etc/resolv.conf"]
     if how == "timeout":
@@ -448,17 +481,19 @@ async def dns_servers(ctx: Context) -> Result:
         alive = await shared.ping(ctx, first)
         evidence["server_ping"] = alive.to_json()
         if alive.state == "reply":
-            how += f" (but {first} answers ping: its DNS service or a firewall drops port 53)"
-            text = (f"{first} is up but its DNS service does not answer: start the service "
-                    "or open port 53 (UDP and TCP) on its firewall.")
+            how += " " + _("(but {server} answers ping: its DNS service or a firewall drops "
+                           "port 53)").format(server=first)
+            text = _("{server} is up but its DNS service does not answer: start the service "
+                     "or open port 53 (UDP and TCP) on its firewall.").format(server=first)
         elif alive.state != "unavailable":
-            how += f" (and {first} does not answer ping either)"
+            how += " " + _("(and {server} does not answer ping either)").format(server=first)
             cmds.insert(1, f"traceroute -n {first}")
     if res.config.uses_stub:
-        text += " With systemd-resolved, the stub must run and have an upstream server."
+        text += " " + _("With systemd-resolved, the stub must run and have an upstream server.")
         cmds = ["resolvectl status", "systemctl status systemd-resolved", *cmds]
     return failed("DNS_RESOLVER_UNREACHABLE",
-                  f"name server{'s' if len(res.config.nameservers) > 1 else ''} {servers}: {how}",
+                  ngettext("name server {servers}: {problem}", "name servers {servers}: {problem}",
+                           len(res.config.nameservers)).format(servers=servers, problem=how),
                   Hint(text, cmds), **evidence)
 
 
@@ -475,38 +510,45 @@ async def dns_resolution(ctx: Context) -> Result:
     evidence = {"resolution": res.to_json(), "cname_chain": chain}
     name = res.name
     if res.source == "hosts" and res.addresses:
-        return passed(f"{name} -> {', '.join(res.addresses)} (from the hosts file)", **evidence)
+        return passed(_("{name} -> {addresses} (from the hosts file)").format(
+            name=name, addresses=", ".join(res.addresses)), **evidence)
     if res.fqdn is None:
         if any(a.rcode == "NXDOMAIN" for a in res.answers):
-            return failed("DNS_NXDOMAIN", f"{name} does not exist (NXDOMAIN)",
-                          Hint("Check the spelling of the name; if it is right, the domain's "
-                               "DNS lacks the record.",
+            return failed("DNS_NXDOMAIN", _("{name} does not exist (NXDOMAIN)").format(name=name),
+                          Hint(_("Check the spelling of the name; if it is right, the domain's "
+                                 "DNS lacks the record."),
                                [f"dig {name}", f"dig {name} SOA"]), **evidence)
-        return skipped("no server gave an answer", **evidence)
+        return skipped(_("no server gave an answer"), **evidence)
     fams = "/".join(t for f, t in ((socket.AF_INET, "A"), (socket.AF_INET6, "AAAA"))
                     if f in ctx.families)
     if not res.addresses:
-        return failed("DNS_NO_ADDRESS", f"{res.fqdn} exists but has no {fams} record",
-                      Hint("The name exists but has no address of the family needed: use "
-                           "another name, the other address family, or add the record.",
+        return failed("DNS_NO_ADDRESS", _("{name} exists but has no {types} record").format(
+            name=res.fqdn, types=fams),
+                      Hint(_("The name exists but has no address of the family needed: use "
+                             "another name, the other address family, or add the record."),
                            [f"dig {res.fqdn} A", f"dig {res.fqdn} AAAA", f"dig {res.fqdn} ANY"]),
                       **evidence)
-    via = " via " + " -> ".join(c[1] for c in chain) if chain else ""
-    summary = f"{res.fqdn}{via} -> {', '.join(res.addresses)} in {res.duration_ms:.0f} ms"
+    values = {"name": res.fqdn, "addresses": ", ".join(res.addresses),
+              "ms": f"{res.duration_ms:.0f}", "chain": " -> ".join(c[1] for c in chain)}
+    summary = (_("{name} via {chain} -> {addresses} in {ms} ms") if chain
+               else _("{name} -> {addresses} in {ms} ms")).format(**values)
     verdicts = _server_verdicts(res)
     first = res.config.nameservers[0] if res.config.nameservers else None
     if first and verdicts.get(first, "ok") != "ok":
         # The system resolver asks the servers in order: every lookup waits for the first
         # one to time out (5 s by default) before it asks the next.
-        return warned("DNS_SLOW", f"{summary}, but only after the first name server {first} "
-                      f"fails ({verdicts[first]}): every lookup waits for it first",
-                      Hint(f"Remove or fix {first} in resolv.conf so the working server is "
-                           "asked first.", ["cat /etc/resolv.conf", f"dig @{first} {res.name}"]),
+        return warned("DNS_SLOW", _("{summary}, but only after the first name server {server} "
+                                    "fails ({code}): every lookup waits for it first").format(
+                                        summary=summary, server=first, code=verdicts[first]),
+                      Hint(_("Remove or fix {server} in resolv.conf so the working server is "
+                             "asked first.").format(server=first),
+                           ["cat /etc/resolv.conf", f"dig @{first} {res.name}"]),
                       **evidence)
     if res.duration_ms > SLOW_DNS_MS:
-        return warned("DNS_SLOW", f"{summary} (slow: over {SLOW_DNS_MS:.0f} ms)",
-                      Hint("Resolution works but is slow: the resolver or its upstream is "
-                           "overloaded or far away; every new connection waits for it.",
+        return warned("DNS_SLOW", _("{summary} (slow: over {limit} ms)").format(
+            summary=summary, limit=f"{SLOW_DNS_MS:.0f}"),
+                      Hint(_("Resolution works but is slow: the resolver or its upstream is "
+                             "overloaded or far away; every new connection waits for it."),
                            [f"dig {res.fqdn}", "cat /etc/resolv.conf"]), **evidence)
     return passed(summary, **evidence)
 
@@ -522,18 +564,19 @@ async def hosts_file(ctx: Context) -> Result:
     res = await ctx.resolution()
     evidence = {"file": ctx.options.hosts_file, "hosts": res.hosts_addresses,
                 "dns": res.dns_addresses}
+    values = {"file": ctx.options.hosts_file, "name": res.name,
+              "addresses": ", ".join(res.hosts_addresses), "dns": ", ".join(res.dns_addresses)}
     if not res.hosts_addresses:
-        return passed(f"{res.name} is not in {ctx.options.hosts_file}", **evidence)
+        return passed(_("{name} is not in {file}").format(**values), **evidence)
     if not res.dns_addresses or set(res.hosts_addresses) & set(res.dns_addresses):
-        return passed(f"{ctx.options.hosts_file} maps {res.name} to "
-                      f"{', '.join(res.hosts_addresses)}", **evidence)
+        return passed(_("{file} maps {name} to {addresses}").format(**values), **evidence)
     status = await _hosts_entry_works(ctx, res.hosts_addresses)
     make = failed if not status else warned
-    return make("DNS_HOSTS_OVERRIDE",
-                f"{ctx.options.hosts_file} maps {res.name} to {', '.join(res.hosts_addresses)}, "
-                f"DNS says {', '.join(res.dns_addresses)}"
-                + ("" if status else " (and the hosts address does not answer)"),
-                Hint("Remove or correct the stale line in the hosts file.",
+    summary = (_("{file} maps {name} to {addresses}, DNS says {dns}") if status
+               else _("{file} maps {name} to {addresses}, DNS says {dns} (and the hosts "
+                      "address does not answer)"))
+    return make("DNS_HOSTS_OVERRIDE", summary.format(**values),
+                Hint(_("Remove or correct the stale line in the hosts file."),
                      [f"grep -n '{res.name}' {ctx.options.hosts_file}",
                       f"sed -i '/\\s{res.name}\\(\\s\\|$\\)/d' {ctx.options.hosts_file}"]),
                 **evidence)
@@ -583,7 +626,7 @@ async def target_reachable(ctx: Context) -> Result:
     assert ctx.target is not None
     addrs = (await ctx.addresses())[:8]
     if not addrs:
-        return skipped("the target has no address to try")
+        return skipped(_("the target has no address to try"))
     ping_task = asyncio.ensure_future(shared.ping_all(ctx, addrs))
     conns = await shared.tcp_all(ctx, addrs, ctx.target.port)
     opened = [c.address for c in conns if c.state == "open"]
@@ -626,45 +669,52 @@ async def target_reachable(ctx: Context) -> Result:
         bad = next(a for a in addrs if ("IPv6" if ":" in a else "IPv4") == fam)
         evidence["unreachable_families"] = sorted(broken)
         return warned("TARGET_UNREACHABLE",
-                      f"{fam} {bad} {_why_silent(ctx, bad, pings, conns)} while "
-                      f"{' and '.join(working)} works",
-                      Hint(f"Clients that prefer {fam} fail or wait for a timeout: check "
-                           f"{fam} routing beyond the gateway (or remove the {fam} address "
-                           "from DNS).", [f"traceroute -n {bad}", f"ping -c 3 {bad}"]),
+                      _("{family} {problem} while {working} works").format(
+                          family=fam, problem=_why_silent(ctx, bad, pings, conns),
+                          working=" and ".join(working)),
+                      Hint(_("Clients that prefer {family} fail or wait for a timeout: check "
+                             "{family} routing beyond the gateway (or remove the {family} "
+                             "address from DNS).").format(family=fam),
+                           [f"traceroute -n {bad}", f"ping -c 3 {bad}"]),
                       **evidence)
     if working:
         if replies:
-            return passed(f"{replies[0].address} answers ping in {replies[0].rtt_ms:.1f} ms",
-                          **evidence)
+            return passed(_("{address} answers ping in {ms} ms").format(
+                address=replies[0].address, ms=f"{replies[0].rtt_ms:.1f}"), **evidence)
         if all(p.state == "unavailable" for p in pings):
-            return passed(f"{addrs[0]} answers TCP port {port} (ping needs root here)",
-                          **evidence)
-        return warned("TARGET_NO_ICMP", f"{addrs[0]} drops ping but answers TCP port {port}",
-                      Hint("Nothing to fix for connectivity: the target (or a firewall "
-                           "before it) filters ICMP echo. Test it with TCP probes "
-                           "(nping --tcp-connect) instead of ping."), **evidence)
+            return passed(_("{address} answers TCP port {port} (ping needs root here)").format(
+                address=addrs[0], port=port), **evidence)
+        return warned("TARGET_NO_ICMP",
+                      _("{address} drops ping but answers TCP port {port}").format(
+                          address=addrs[0], port=port),
+                      Hint(_("Nothing to fix for connectivity: the target (or a firewall "
+                             "before it) filters ICMP echo. Test it with TCP probes "
+                             "(nping --tcp-connect) instead of ping.")), **evidence)
     if "local" in by_family.values():
-        return skipped(f"this host's own firewall stops the probes to {addrs[0]}: "
-                       "see the transport check", **evidence)
+        return skipped(_("this host's own firewall stops the probes to {address}: see the "
+                         "transport check").format(address=addrs[0]), **evidence)
     if not broken:
-        return skipped("cannot ping (needs root or CAP_NET_RAW) and TCP got no answer: an "
-                       "unreachable target and a filtered port look the same", **evidence)
+        return skipped(_("cannot ping (needs root or CAP_NET_RAW) and TCP got no answer: an "
+                         "unreachable target and a filtered port look the same"), **evidence)
     path = await ctx.path()
-    return failed("TARGET_UNREACHABLE", f"{addrs[0]} {_why_silent(ctx, addrs[0], pings, conns)}",
-                  Hint("The gateway works but nothing comes back from the target: the host "
-                       "is down, or a router or firewall beyond the gateway drops the "
-                       "traffic. Find the last hop that answers.",
+    return failed("TARGET_UNREACHABLE", _why_silent(ctx, addrs[0], pings, conns),
+                  Hint(_("The gateway works but nothing comes back from the target: the host "
+                         "is down, or a router or firewall beyond the gateway drops the "
+                         "traffic. Find the last hop that answers."),
                        [f"traceroute -n {addrs[0]}", f"mtr -n -c 5 {addrs[0]}",
                         f"ping -c 3 {path.gateway or addrs[0]}"]), **evidence)
 
 
 def _why_silent(ctx: Context, address: str, pings: list[icmp.PingResult],
                 conns: list[Any]) -> str:
+    """``ADDRESS is unreachable: ROUTER says ...`` or ``ADDRESS answers neither ...``."""
     for x in [*pings, *conns]:
         if x.address == address and x.state in ("icmp", "icmp_error"):
-            return f"is unreachable: {x.icmp_from or 'a router'} says {x.icmp_name}"
+            return _("{address} is unreachable: {router} says {icmp}").format(
+                address=address, router=x.icmp_from or _("a router"), icmp=x.icmp_name)
     assert ctx.target is not None
-    return f"answers neither ping nor TCP port {ctx.target.port}"
+    return _("{address} answers neither ping nor TCP port {port}").format(
+        address=address, port=ctx.target.port)
 
 
 def _header_bytes(address: str) -> int:
@@ -689,15 +739,16 @@ async def path_mtu(ctx: Context) -> Result:
             return by_tcp
     if not answering and target is not None and all(
             p.get("state") == "unavailable" for p in target.evidence.get("ping", [{}])):
-        return skipped("needs root (or CAP_NET_RAW, or ping_group_range) to send ICMP probes")
+        return skipped(_("needs root (or CAP_NET_RAW, or ping_group_range) to send ICMP "
+                         "probes"))
     if not answering:
-        return skipped("the target does not answer ping: the path MTU cannot be probed")
+        return skipped(_("the target does not answer ping: the path MTU cannot be probed"))
     path = await ctx.path()
     fam_addrs = [a for a in answering if (":" in a) == (path.family == socket.AF_INET6)]
     addr = (fam_addrs or answering)[0]
     link = ctx.facts.link(index=path.ifindex) if path.ifindex else None
     if link is None or link.mtu <= 0:
-        return skipped("no egress interface MTU to test")
+        return skipped(_("no egress interface MTU to test"))
     hdr = _header_bytes(addr)
     mtu = link.mtu
     # The target answered ping already: a probe silent for many of its round trips is lost.
@@ -708,35 +759,40 @@ async def path_mtu(ctx: Context) -> Result:
     evidence: dict[str, object] = {"interface": link.name, "local_mtu": mtu, "address": addr,
                                    "small": small.to_json(), "full": full.to_json()}
     if full.state == "reply":
-        return passed(f"{mtu}-byte packets reach {addr} unfragmented", path_mtu=mtu, **evidence)
+        return passed(_("{mtu}-byte packets reach {address} unfragmented").format(
+            mtu=mtu, address=addr), path_mtu=mtu, **evidence)
     if full.mtu and full.mtu < mtu:
         evidence["path_mtu"] = full.mtu
-        who = f"{full.icmp_from} says" if full.icmp_from else "the kernel knows"
+        summary = (_("path MTU to {address} is {path_mtu}, {ifname}'s MTU is {mtu} ({router} "
+                     "says fragmentation needed)") if full.icmp_from
+                   else _("path MTU to {address} is {path_mtu}, {ifname}'s MTU is {mtu} (the "
+                          "kernel knows fragmentation needed)"))
         return warned("MTU_MISMATCH",
-                      f"path MTU to {addr} is {full.mtu}, {link.name}'s MTU is {mtu} "
-                      f"({who} fragmentation needed)",
-                      Hint("Path MTU discovery works here, so traffic flows; matching the "
-                           "interface MTU to the path avoids the extra round trip.",
+                      summary.format(address=addr, path_mtu=full.mtu, ifname=link.name, mtu=mtu,
+                                     router=full.icmp_from),
+                      Hint(_("Path MTU discovery works here, so traffic flows; matching the "
+                             "interface MTU to the path avoids the extra round trip."),
                            [f"ip link set dev {link.name} mtu {full.mtu}",
                             f"tracepath -n {addr}"]), **evidence)
     if small.state != "reply":
-        return passed("small packets were lost too: packet loss, not an MTU problem",
+        return passed(_("small packets were lost too: packet loss, not an MTU problem"),
                       **evidence)
     found = await _search_path_mtu(addr, hdr, mtu, t)
     evidence["path_mtu"] = found
     if found is None:
-        return passed("full-size packets were lost once, then passed: plain packet loss",
+        return passed(_("full-size packets were lost once, then passed: plain packet loss"),
                       **evidence)
     return failed("PMTU_BLACKHOLE",
-                  f"packets over {found} bytes to {addr} vanish with no ICMP "
-                  f"'fragmentation needed' (path MTU {found}, {link.name} MTU {mtu})",
-                  Hint("A router on the path has a smaller MTU and its ICMP 'too big' "
-                       "messages are dropped by a firewall: big transfers stall. Lower "
-                       "this host's MTU (or clamp the TCP MSS on the router) and let ICMP "
-                       "type 3 code 4 / ICMPv6 type 2 through.",
+                  _("packets over {path_mtu} bytes to {address} vanish with no ICMP "
+                    "'fragmentation needed' (path MTU {path_mtu}, {ifname} MTU {mtu})").format(
+                        path_mtu=found, address=addr, ifname=link.name, mtu=mtu),
+                  Hint(_("A router on the path has a smaller MTU and its ICMP 'too big' "
+                         "messages are dropped by a firewall: big transfers stall. Lower "
+                         "this host's MTU (or clamp the TCP MSS on the router) and let ICMP "
+                         "type 3 code 4 / ICMPv6 type 2 through."),
                        [f"ip link set dev {link.name} mtu {found}",
                         "iptables -t mangle -A FORWARD -p tcp --tcp-flags SYN,RST SYN "
-                        "-j TCPMSS --clamp-mss-to-pmtu   # on the router",
+                        "-j TCPMSS --clamp-mss-to-pmtu   # " + _("on the router"),
                         f"tracepath -n {addr}"]), **evidence)
 
 
@@ -759,9 +815,10 @@ async def _pmtu_by_http(ctx: Context, target: Result) -> Optional[Result]:
                                 "normal": {"outcome": normal.outcome,
                                            "bytes": normal.bytes_received}}
     if normal.outcome not in STALLS:
-        return passed(f"{addr} does not answer ping, but its HTTP answer came back "
-                      f"({normal.outcome}, {normal.bytes_received} bytes): no sign of a "
-                      "path-MTU black hole", **evidence)
+        return passed(_("{address} does not answer ping, but its HTTP answer came back "
+                        "({outcome}, {bytes} bytes): no sign of a path-MTU black hole").format(
+                            address=addr, outcome=normal.outcome, bytes=normal.bytes_received),
+                      **evidence)
     small = await shared.http_get(ctx, addr, mss=SMALL_MSS)
     evidence["small_mss"] = {"mss": SMALL_MSS, "outcome": small.outcome,
                              "bytes": small.bytes_received}
@@ -772,16 +829,18 @@ async def _pmtu_by_http(ctx: Context, target: Result) -> Optional[Result]:
     ifname = link.name if link else (path.interface or "<interface>")
     mtu = link.mtu if link else 1500
     return failed("PMTU_BLACKHOLE",
-                  f"the HTTP answer from {addr} stalls after {normal.bytes_received} bytes with "
-                  f"full-size segments but arrives whole with {SMALL_MSS}-byte segments: "
-                  f"packets near {ifname}'s MTU {mtu} vanish on the way",
-                  Hint("A router between here and the server has a smaller MTU and its ICMP "
-                       "'fragmentation needed' is dropped: big segments vanish, the download "
-                       "stalls. Lower this host's MTU (or clamp the MSS on the router) and let "
-                       "ICMP type 3 code 4 / ICMPv6 type 2 through.",
+                  _("the HTTP answer from {address} stalls after {bytes} bytes with full-size "
+                    "segments but arrives whole with {mss}-byte segments: packets near "
+                    "{ifname}'s MTU {mtu} vanish on the way").format(
+                        address=addr, bytes=normal.bytes_received, mss=SMALL_MSS,
+                        ifname=ifname, mtu=mtu),
+                  Hint(_("A router between here and the server has a smaller MTU and its ICMP "
+                         "'fragmentation needed' is dropped: big segments vanish, the download "
+                         "stalls. Lower this host's MTU (or clamp the MSS on the router) and let "
+                         "ICMP type 3 code 4 / ICMPv6 type 2 through."),
                        [f"ip link set dev {ifname} mtu 1400",
                         "iptables -t mangle -A FORWARD -p tcp --tcp-flags SYN,RST SYN "
-                        "-j TCPMSS --clamp-mss-to-pmtu   # on the router",
+                        "-j TCPMSS --clamp-mss-to-pmtu   # " + _("on the router"),
                         f"tracepath -n {addr}"]), **evidence)
 
 
@@ -792,7 +851,7 @@ async def _search_path_mtu(addr: str, hdr: int, mtu: int, timeout: float) -> Opt
     """
     floor = 1280 if ":" in addr else 576
     low, high = floor, mtu  # low: assumed to pass, high: known to vanish
-    for _ in range(3):
+    for _round in range(3):
         if high - low <= 1:
             break
         step = max(1, (high - low) // 8)

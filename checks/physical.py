@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from netcheck.i18n import _, ngettext
 from netcheck.model import Hint, Layer, Result, failed, passed
 from netcheck.probes import hardware
 from netcheck.probes.hardware import NetDevice
@@ -17,10 +18,6 @@ from netcheck.registry import check
 
 if TYPE_CHECKING:
     from netcheck.runner import Context
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _interface_names(ctx: Context) -> list[str]:
@@ -40,20 +37,22 @@ def _no_driver_hint(dev: NetDevice, release: str) -> Hint:
     commands = [show]
     if dev.candidate_modules and dev.blacklisted_in:
         module = dev.candidate_modules[0]
-        text = (f"{what} has no driver: module {module} claims it but is blacklisted in "
-                f"{dev.blacklisted_in}; remove the 'blacklist {module}' line and load it.")
+        text = _("{device} has no driver: module {module} claims it but is blacklisted in "
+                 "{file}; remove the 'blacklist {module}' line and load it.").format(
+                     device=what, module=module, file=dev.blacklisted_in)
         commands += [f"nano {dev.blacklisted_in}", f"modprobe {module}", "ip -br link"]
     elif dev.candidate_modules:
         module = dev.candidate_modules[0]
-        text = (f"{what} has no driver: module {module} claims it but is not bound "
-                "(not loaded, or its firmware is missing); load it and read the kernel log.")
+        text = _("{device} has no driver: module {module} claims it but is not bound "
+                 "(not loaded, or its firmware is missing); load it and read the kernel "
+                 "log.").format(device=what, module=module)
         commands += [f"modprobe {module}", f"dmesg | grep -i -e {module} -e firmware"]
         if dev.firmware_package:
             commands.append(f"apt install {dev.firmware_package}")
         commands.append("ip -br link")
     else:
-        text = (f"{what} has no driver, and no module of the running kernel ({release}) "
-                "claims it: install a driver for it.")
+        text = _("{device} has no driver, and no module of the running kernel ({release}) "
+                 "claims it: install a driver for it.").format(device=what, release=release)
         if dev.firmware_package:
             commands.append(f"apt install {dev.firmware_package}")
         commands.append("ip -br link")
@@ -91,25 +90,33 @@ async def nic_present(ctx: Context) -> Result:
             release = facts.read_sys("proc/sys/kernel/osrelease") or "?"
             return failed(
                 "NIC_NO_DRIVER",
-                f"no network interface but loopback: {first.kind} device {first.label} "
-                "has no driver",
+                _("no network interface but loopback: {kind} device {device} "
+                  "has no driver").format(kind=first.kind, device=first.label),
                 _no_driver_hint(first, release), **evidence)
         bound = ", ".join(f"{d.label} ({d.driver})" for d in devices)
-        summary = "no network device other than loopback"
+        summary = _("no network device other than loopback")
         if bound:
-            summary += f" (devices bound without an interface: {bound})"
+            summary += " " + _("(devices bound without an interface: {devices})").format(
+                devices=bound)
         return failed("NIC_MISSING", summary, Hint(
-            "This host has no network device: add (or enable) a network adapter, e.g. in the "
-            "virtual machine's settings, then look again.",
+            _("This host has no network device: add (or enable) a network adapter, e.g. in "
+              "the virtual machine's settings, then look again."),
             ["lspci -nnk", "lsusb", "ip -br link"]), **evidence)
     if not physical:
-        summary = f"{_count(len(interfaces), 'interface')}, no physical NIC (virtual)"
+        n = len(interfaces)
+        summary = ngettext("{n} interface, no physical NIC (virtual)",
+                           "{n} interfaces, no physical NIC (virtual)", n).format(n=n)
     else:
         drivers = sorted({d.driver for d in devices if d.driver})
-        summary = f"{_count(len(physical), 'physical interface')} ({', '.join(physical)})"
+        n = len(physical)
+        summary = ngettext("{n} physical interface ({names})", "{n} physical interfaces ({names})",
+                           n).format(n=n, names=", ".join(physical))
         if drivers:
-            summary += f", drivers {', '.join(drivers)}"
+            summary += ", " + _("drivers {drivers}").format(drivers=", ".join(drivers))
     if unbound:
         labels = ", ".join(d.label for d in unbound)
-        summary += f"; also: {_count(len(unbound), 'network device')} without a driver ({labels})"
+        n = len(unbound)
+        summary += "; " + ngettext("also: {n} network device without a driver ({devices})",
+                                   "also: {n} network devices without a driver ({devices})",
+                                   n).format(n=n, devices=labels)
     return passed(summary, **evidence)

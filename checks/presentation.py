@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Optional
 
+from netcheck.i18n import _, ngettext
 from netcheck.lazy import asyncio
 from netcheck.model import Hint, Layer, Result, Status, failed, passed, skipped, warned
 from netcheck.registry import check
@@ -43,11 +44,11 @@ CIPHER_REASONS = {"NO_SHARED_CIPHER", "NO_CIPHERS_AVAILABLE", "NO_SUITABLE_SIGNA
 
 def _speaks_tls(ctx: Context) -> Optional[str]:
     if ctx.target is None:
-        return "no target"
+        return _("no target")
     scheme = ctx.target.scheme
     if scheme in TLS_SCHEMES or scheme in STARTTLS_SCHEMES:
         return None
-    return f"{scheme}:// does not use TLS"
+    return _("{scheme}:// does not use TLS").format(scheme=scheme)
 
 
 def _open_addresses(ctx: Context) -> list[str]:
@@ -99,7 +100,7 @@ def short_name(dn: str) -> str:
 
 
 def _secs(value: Optional[float]) -> str:
-    return f"{value:g} s" if value is not None else "the timeout"
+    return f"{value:g} s" if value is not None else _("the timeout")
 
 
 # -- the handshake -----------------------------------------------------------------------------
@@ -110,33 +111,40 @@ def handshake_problem(r: TlsResult) -> Optional[tuple[str, str]]:
     if r.state == "ok":
         return None
     if r.state == "plaintext":
-        proto = f" ({r.banner_protocol})" if r.banner_protocol else ""
-        return ("TLS_PROTOCOL_MISMATCH",
-                f"{where} answers in plain text, not TLS{proto}: {r.plaintext!r}")
+        text = (_("{endpoint} answers in plain text, not TLS ({protocol}): {text}")
+                if r.banner_protocol else _("{endpoint} answers in plain text, not TLS: {text}"))
+        return ("TLS_PROTOCOL_MISMATCH", text.format(endpoint=where, protocol=r.banner_protocol,
+                                                     text=repr(r.plaintext)))
     if r.state == "binary":
         return ("TLS_PROTOCOL_MISMATCH",
-                f"{where} answers with binary data that is not TLS (first bytes {r.first_bytes})")
+                _("{endpoint} answers with binary data that is not TLS (first bytes "
+                  "{bytes})").format(endpoint=where, bytes=r.first_bytes))
     if r.state == "no_answer":
         return ("TLS_HANDSHAKE_FAILED",
-                f"{where} accepted the connection but sent no answer to the ClientHello "
-                f"within {_secs(r.waited_s)}")
+                _("{endpoint} accepted the connection but sent no answer to the ClientHello "
+                  "within {wait}").format(endpoint=where, wait=_secs(r.waited_s)))
     if r.state == "stalled":
         return ("TLS_HANDSHAKE_FAILED",
-                f"the handshake with {where} stalled: {r.bytes_received} bytes, then silence "
-                f"for {_secs(r.waited_s)}")
+                _("the handshake with {endpoint} stalled: {bytes} bytes, then silence for "
+                  "{wait}").format(endpoint=where, bytes=r.bytes_received,
+                                   wait=_secs(r.waited_s)))
     if r.state == "oversized":
         return ("TLS_HANDSHAKE_FAILED",
-                f"{where} sent {r.bytes_received} bytes without completing a handshake")
+                _("{endpoint} sent {bytes} bytes without completing a handshake").format(
+                    endpoint=where, bytes=r.bytes_received))
     if r.state == "closed":
-        how = "reset" if r.error_reason == "ConnectionResetError" else "closed"
-        return ("TLS_HANDSHAKE_FAILED",
-                f"{where} {how} the connection without answering the ClientHello")
+        text = (_("{endpoint} reset the connection without answering the ClientHello")
+                if r.error_reason == "ConnectionResetError"
+                else _("{endpoint} closed the connection without answering the ClientHello"))
+        return ("TLS_HANDSHAKE_FAILED", text.format(endpoint=where))
     if r.state == "connect_failed":
         return ("TLS_HANDSHAKE_FAILED",
-                f"could not connect to {where} again for the handshake ({r.error_reason})")
+                _("could not connect to {endpoint} again for the handshake ({error})").format(
+                    endpoint=where, error=r.error_reason))
     if r.state == "tls_error":
         return _tls_error(r, where)
-    return ("TLS_HANDSHAKE_FAILED", f"TLS with {where} failed ({r.state})")
+    return ("TLS_HANDSHAKE_FAILED", _("TLS with {endpoint} failed ({state})").format(
+        endpoint=where, state=r.state))
 
 
 def _client_cert_refused(r: TlsResult) -> bool:
@@ -152,83 +160,99 @@ def _client_cert_refused(r: TlsResult) -> bool:
 
 
 def _tls_error(r: TlsResult, where: str) -> tuple[str, str]:
-    alert = f" (alert '{r.alert}')" if r.alert else ""
+    # The alert's name is OpenSSL's (and the RFC's): quoted as it is, in every language.
+    alert = " " + _("(alert '{alert}')").format(alert=r.alert) if r.alert else ""
     reason = r.error_reason or ""
     if _client_cert_refused(r):
         if r.cert_sent:
             return ("TLS_CLIENT_CERT_REQUIRED",
-                    f"{where} rejected the client certificate given with --cert{alert}")
+                    _("{endpoint} rejected the client certificate given with --cert").format(
+                        endpoint=where) + alert)
         return ("TLS_CLIENT_CERT_REQUIRED",
-                f"{where} requires a client certificate and none was given{alert}")
+                _("{endpoint} requires a client certificate and none was given").format(
+                    endpoint=where) + alert)
     if r.alert_code == 70 or reason in PROTOCOL_VERSION_REASONS:
-        spoken = f": the server speaks only {r.legacy_version}" if r.legacy_version else ""
+        text = (_("no TLS version in common with {endpoint}: the server speaks only {version} "
+                  "(this client offers TLS 1.2 and 1.3)") if r.legacy_version
+                else _("no TLS version in common with {endpoint} (this client offers TLS 1.2 "
+                       "and 1.3)"))
         return ("TLS_HANDSHAKE_FAILED",
-                f"no TLS version in common with {where}{spoken} (this client offers "
-                f"TLS 1.2 and 1.3){alert}")
+                text.format(endpoint=where, version=r.legacy_version) + alert)
     if r.alert_code == 71 or reason in CIPHER_REASONS:
-        return ("TLS_HANDSHAKE_FAILED", f"no cipher suite in common with {where}{alert}")
+        return ("TLS_HANDSHAKE_FAILED", _("no cipher suite in common with {endpoint}").format(
+            endpoint=where) + alert)
     if r.alert_code == 40:
         return ("TLS_HANDSHAKE_FAILED",
-                f"{where} refused the handshake{alert}: usually no cipher suite, group or "
-                "signature algorithm in common")
+                _("{endpoint} refused the handshake{alert}: usually no cipher suite, group or "
+                  "signature algorithm in common").format(endpoint=where, alert=alert))
     if r.alert_code == 112:
         return ("TLS_HANDSHAKE_FAILED",
-                f"{where} does not know the name {r.server_name} (SNI){alert}")
+                _("{endpoint} does not know the name {name} (SNI)").format(
+                    endpoint=where, name=r.server_name) + alert)
     if r.alert_code == 120:
         return ("TLS_HANDSHAKE_FAILED",
-                f"no application protocol in common with {where} (ALPN offered: "
-                f"{', '.join(r.alpn_offered) or 'none'}){alert}")
+                _("no application protocol in common with {endpoint} (ALPN offered: "
+                  "{offered})").format(endpoint=where,
+                                       offered=", ".join(r.alpn_offered) or _("none")) + alert)
     if reason in ("UNEXPECTED_EOF_WHILE_READING", "SSLEOFError", "EOF"):
-        return ("TLS_HANDSHAKE_FAILED", f"{where} closed the connection in mid-handshake")
-    detail = r.error_text or reason or "unknown error"
-    return ("TLS_HANDSHAKE_FAILED", f"TLS handshake with {where} failed: {detail}{alert}")
+        return ("TLS_HANDSHAKE_FAILED",
+                _("{endpoint} closed the connection in mid-handshake").format(endpoint=where))
+    detail = r.error_text or reason or _("unknown error")
+    return ("TLS_HANDSHAKE_FAILED", _("TLS handshake with {endpoint} failed: {detail}").format(
+        endpoint=where, detail=detail) + alert)
 
 
 def _handshake_hint(code: str, r: TlsResult, ctx: Context) -> Hint:
     where = _endpoint(r)
     name = _host_of(ctx)
     s_client = _s_client(r, "-showcerts")
+    on_server = "   # " + _("on the server")
     if code == "TLS_PROTOCOL_MISMATCH":
-        proto = r.banner_protocol or "something other than TLS"
-        text = (f"Port {r.port} of {r.address} speaks {proto}, not TLS. Either the wrong "
-                f"service listens there, or the service is plain text: then use its plain "
-                f"URL, or enable TLS on it. On the server, see which program listens on "
-                f"port {r.port}:")
-        commands = [f"ss -tlnp 'sport = :{r.port}'   # on the server", s_client]
+        proto = r.banner_protocol or _("something other than TLS")
+        text = _("Port {port} of {address} speaks {protocol}, not TLS. Either the wrong "
+                 "service listens there, or the service is plain text: then use its plain "
+                 "URL, or enable TLS on it. On the server, see which program listens on "
+                 "port {port}:").format(port=r.port, address=r.address, protocol=proto)
+        commands = [f"ss -tlnp 'sport = :{r.port}'{on_server}", s_client]
         if r.banner_protocol == "HTTP":
             commands.insert(0, f"curl -v http://{name}:{r.port}/")
         elif r.banner_protocol == "SSH":
-            commands.insert(0, f"ssh -p {r.port} {name}   # it is an SSH server")
+            commands.insert(0, f"ssh -p {r.port} {name}   # " + _("it is an SSH server"))
         return Hint(text, commands)
     if code == "TLS_CLIENT_CERT_REQUIRED":
         if r.cert_sent:
-            text = (f"{name} ({where}) wants a client certificate issued by a CA it trusts; "
-                    f"the one given ({ctx.options.cert}) was refused ({r.alert or 'no reason'}). "
-                    "Use a certificate from the CA the server names in its CertificateRequest:")
+            text = _("{name} ({endpoint}) wants a client certificate issued by a CA it trusts; "
+                     "the one given ({cert}) was refused ({alert}). Use a certificate from the "
+                     "CA the server names in its CertificateRequest:").format(
+                         name=name, endpoint=where, cert=ctx.options.cert,
+                         alert=r.alert or _("no reason"))
         else:
-            text = (f"{name} ({where}) uses mutual TLS: it demands a client certificate. "
-                    "Give one issued by a CA the server trusts with --cert and --key:")
+            text = _("{name} ({endpoint}) uses mutual TLS: it demands a client certificate. "
+                     "Give one issued by a CA the server trusts with --cert and --key:").format(
+                         name=name, endpoint=where)
         return Hint(text, [f"netcheck {ctx.target.url if ctx.target else name} "
                            "--cert client.crt --key client.key",
                            _s_client(r, "-cert client.crt -key client.key")])
     if r.state == "no_answer":
-        return Hint(f"{where} accepts TCP but never answers a TLS ClientHello: the service is "
-                    "hung, waits for something else first (a plain-text protocol, STARTTLS), "
-                    "or a middlebox swallows TLS. Look at it from here and on the server:",
+        return Hint(_("{endpoint} accepts TCP but never answers a TLS ClientHello: the service "
+                      "is hung, waits for something else first (a plain-text protocol, "
+                      "STARTTLS), or a middlebox swallows TLS. Look at it from here and on the "
+                      "server:").format(endpoint=where),
                     [s_client, f"tcpdump -ni any host {r.address} and port {r.port}",
-                     "journalctl -u <service> -n 50   # on the server"])
+                     f"journalctl -u <service> -n 50{on_server}"])
     if r.alert_code == 70 or (r.error_reason or "") in PROTOCOL_VERSION_REASONS:
-        spoken = r.legacy_version or "an old TLS version"
-        return Hint(f"{name} ({where}) speaks only {spoken}; current clients (OpenSSL 3) need "
-                    "TLS 1.2 or 1.3 (RFC 8996 retired 1.0 and 1.1). Enable TLS 1.2/1.3 on "
-                    "the server (nginx: ssl_protocols TLSv1.2 TLSv1.3; apache: SSLProtocol "
-                    "-all +TLSv1.2 +TLSv1.3):",
+        spoken = r.legacy_version or _("an old TLS version")
+        return Hint(_("{name} ({endpoint}) speaks only {version}; current clients (OpenSSL 3) "
+                      "need TLS 1.2 or 1.3 (RFC 8996 retired 1.0 and 1.1). Enable TLS 1.2/1.3 "
+                      "on the server (nginx: ssl_protocols TLSv1.2 TLSv1.3; apache: "
+                      "SSLProtocol -all +TLSv1.2 +TLSv1.3):").format(
+                          name=name, endpoint=where, version=spoken),
                     [_s_client(r, "-tls1_2"),
                      f"nmap --script ssl-enum-ciphers -p {r.port} {r.address}"])
-    return Hint(f"The TLS handshake with {name} ({where}) fails. See what the server says, "
-                "and its log:",
+    return Hint(_("The TLS handshake with {name} ({endpoint}) fails. See what the server says, "
+                  "and its log:").format(name=name, endpoint=where),
                 [s_client, f"nmap --script ssl-enum-ciphers -p {r.port} {r.address}",
-                 "journalctl -u <service> -n 50   # on the server"])
+                 f"journalctl -u <service> -n 50{on_server}"])
 
 
 def _handshake_evidence(r: TlsResult, ctx: Context, all_results: list[TlsResult]) -> dict[str, Any]:
@@ -265,29 +289,33 @@ async def tls_handshake(ctx: Context) -> Result:
     """
     results = await _handshakes(ctx)
     if not results:
-        return skipped("no address accepted the TCP connection")
+        return skipped(_("no address accepted the TCP connection"))
     usable = [r for r in results if r.state != "no_starttls"]
     if not usable:
-        return skipped(f"no STARTTLS here: {results[0].starttls_detail} "
-                       "(the application check judges the plain-text session)",
+        return skipped(_("no STARTTLS here: {detail} (the application check judges the "
+                         "plain-text session)").format(detail=results[0].starttls_detail),
                        starttls=results[0].starttls)
     setup = next((r for r in usable if r.state == "setup_error"), None)
     if setup is not None:
-        return Result(Status.ERROR, f"cannot set up TLS here: {setup.error_text}")
+        return Result(Status.ERROR, _("cannot set up TLS here: {error}").format(
+            error=setup.error_text))
     problems = [(r, handshake_problem(r)) for r in usable]
     bad = [(r, p) for r, p in problems if p is not None]
     if bad:
         r, (code, summary) = bad[0]
         good = [x.address for x in usable if x.ok]
         if good:
-            summary += f" (while {', '.join(good)} works)"
+            summary += " " + _("(while {addresses} works)").format(addresses=", ".join(good))
         return failed(code, summary, _handshake_hint(code, r, ctx),
                       **_handshake_evidence(r, ctx, results))
     r = usable[0]
-    alpn = f", ALPN {r.alpn}" if r.alpn else (", no ALPN" if r.alpn_offered else "")
-    via = f" after STARTTLS ({r.starttls})" if r.starttls else ""
-    return passed(f"{r.version} {r.cipher}{alpn} with {_endpoint(r)}{via} "
-                  f"in {r.handshake_ms or 0:.1f} ms", **_handshake_evidence(r, ctx, results))
+    alpn = f", ALPN {r.alpn}" if r.alpn else (", " + _("no ALPN") if r.alpn_offered else "")
+    text = (_("{version} {cipher}{alpn} with {endpoint} after STARTTLS ({starttls}) in {ms} ms")
+            if r.starttls else _("{version} {cipher}{alpn} with {endpoint} in {ms} ms"))
+    return passed(text.format(version=r.version, cipher=r.cipher, alpn=alpn,
+                              endpoint=_endpoint(r), starttls=r.starttls,
+                              ms=f"{r.handshake_ms or 0:.1f}"),
+                  **_handshake_evidence(r, ctx, results))
 
 
 # -- the certificate -------------------------------------------------------------------------
@@ -316,7 +344,9 @@ def _day(stamp: str) -> str:
 def _ago(days_left: int) -> str:
     """How long ago a certificate expired; days_left is floored (-1 = within the last day)."""
     n = -(days_left + 1)
-    return "less than a day ago" if n <= 0 else f"{n} day{'s' if n != 1 else ''} ago"
+    if n <= 0:
+        return _("less than a day ago")
+    return ngettext("{n} day ago", "{n} days ago", n).format(n=n)
 
 
 def certificate_problems(r: TlsResult, host: str) -> list[tuple[str, str]]:
@@ -331,47 +361,54 @@ def certificate_problems(r: TlsResult, host: str) -> list[tuple[str, str]]:
 
     cert, kind = r.certificate, verify_kind(r.verify_code)
     found: list[tuple[str, str]] = []
-    subject = short_name(cert.subject) if cert else "the certificate"
+    subject = short_name(cert.subject) if cert else _("the certificate")
     if cert is not None and cert.days_left < 0:
         found.append(("TLS_CERT_EXPIRED",
-                      f"certificate {subject} expired on {_day(cert.not_after)} "
-                      f"({_ago(cert.days_left)})"))
+                      _("certificate {subject} expired on {date} ({ago})").format(
+                          subject=subject, date=_day(cert.not_after), ago=_ago(cert.days_left))))
     elif cert is not None and cert.not_yet_valid:
         found.append(("TLS_CERT_EXPIRED",
-                      f"certificate {subject} is not valid yet: valid from "
-                      f"{_day(cert.not_before)} (check the clocks)"))
+                      _("certificate {subject} is not valid yet: valid from {date} (check the "
+                        "clocks)").format(subject=subject, date=_day(cert.not_before))))
     elif kind in ("expired", "not_yet_valid"):
         culprit = _chain_culprit(r.chain, kind)
         found.append(("TLS_CERT_EXPIRED",
-                      f"a certificate in the chain ({culprit}) "
-                      f"{'has expired' if kind == 'expired' else 'is not valid yet'}"))
-    names = ", ".join(cert.san) if cert and cert.san else "no DNS names"
+                      (_("a certificate in the chain ({subject}) has expired") if kind == "expired"
+                       else _("a certificate in the chain ({subject}) is not valid yet")).format(
+                          subject=culprit)))
+    names = ", ".join(cert.san) if cert and cert.san else _("no DNS names")
     if kind == "hostname" or (r.verified is False and cert is not None
                               and not hostname_matches(cert, host)):
         found.append(("TLS_CERT_HOSTNAME_MISMATCH",
-                      f"the certificate does not name {host}: it is for {names}"))
+                      _("the certificate does not name {host}: it is for {names}").format(
+                          host=host, names=names)))
     if r.verified is False and kind in ("self_signed", "untrusted"):
         if kind == "self_signed" or (cert is not None and cert.self_signed):
-            why = f"self-signed ({subject})"
+            why = _("self-signed ({subject})").format(subject=subject)
         else:
-            issuer = f"'{short_name(cert.issuer)}'" if cert else "an unknown issuer"
-            why = f"issued by {issuer}, which this host does not trust"
+            issuer = f"'{short_name(cert.issuer)}'" if cert else _("an unknown issuer")
+            why = _("issued by {issuer}, which this host does not trust").format(issuer=issuer)
         found.append(("TLS_CERT_UNTRUSTED",
-                      f"the certificate does not verify: {why} "
-                      f"(verify error {r.verify_code}: {r.verify_message})"))
+                      _("the certificate does not verify: {why} (verify error {code}: "
+                        "{message})").format(why=why, code=r.verify_code,
+                                             message=r.verify_message)))
     if r.verified is False and not found:
         found.append(("TLS_CERT_UNTRUSTED",
-                      f"the certificate does not verify (verify error {r.verify_code}: "
-                      f"{r.verify_message})"))
+                      _("the certificate does not verify (verify error {code}: "
+                        "{message})").format(code=r.verify_code, message=r.verify_message)))
     if r.verified and cert is not None:
         soonest = min([cert, *[c for c in r.chain[1:] if not c.self_signed]],
                       key=lambda c: c.days_left)
         if soonest.days_left < EXPIRING_DAYS:
-            which = (f"certificate {subject}" if soonest is cert
-                     else f"chain certificate {short_name(soonest.subject)}")
-            found.append(("TLS_CERT_EXPIRING",
-                          f"{which} expires on {_day(soonest.not_after)}, in "
-                          f"{soonest.days_left} day{'s' if soonest.days_left != 1 else ''}"))
+            days = soonest.days_left
+            text = (ngettext("certificate {subject} expires on {date}, in {n} day",
+                             "certificate {subject} expires on {date}, in {n} days", days)
+                    if soonest is cert else
+                    ngettext("chain certificate {subject} expires on {date}, in {n} day",
+                             "chain certificate {subject} expires on {date}, in {n} days", days))
+            found.append(("TLS_CERT_EXPIRING", text.format(
+                subject=subject if soonest is cert else short_name(soonest.subject),
+                date=_day(soonest.not_after), n=days)))
     return found
 
 
@@ -380,7 +417,7 @@ def _chain_culprit(chain: list[CertSummary], kind: str) -> str:
         if (kind == "expired" and c.days_left < 0) or (kind == "not_yet_valid"
                                                        and c.not_yet_valid):
             return c.subject
-    return "not shown by the server"
+    return _("not shown by the server")
 
 
 def _certificate_hint(code: str, r: TlsResult, ctx: Context) -> Hint:
@@ -388,48 +425,58 @@ def _certificate_hint(code: str, r: TlsResult, ctx: Context) -> Hint:
     cert = r.certificate
     show = [_s_client(r, "-showcerts"),
             "openssl x509 -noout -dates -subject -issuer -ext subjectAltName -in CERT.pem"]
+    le = "   # " + _("on the server, Let's Encrypt")
     if code == "TLS_CERT_EXPIRED":
         if cert is not None and cert.not_yet_valid:
-            return Hint(f"The certificate of {name} ({where}) is valid only from "
-                        f"{_day(cert.not_before)}: the server's (or this host's) clock is "
-                        "wrong, or it was issued with a future start. Check both clocks, "
-                        "then reissue it if the date is wrong:",
-                        ["timedatectl   # here and on the server", *show])
-        when = f" on {_day(cert.not_after)}" if cert is not None else ""
-        return Hint(f"The certificate of {name} ({where}) expired{when}. Renew it on the "
-                    "server and reload the service (Let's Encrypt: certbot; otherwise ask "
-                    "your CA for a new one):",
-                    [*show, "certbot renew   # on the server, Let's Encrypt",
-                     "systemctl reload nginx   # or the service that serves it"])
+            return Hint(_("The certificate of {name} ({endpoint}) is valid only from {date}: "
+                          "the server's (or this host's) clock is wrong, or it was issued with "
+                          "a future start. Check both clocks, then reissue it if the date is "
+                          "wrong:").format(name=name, endpoint=where,
+                                           date=_day(cert.not_before)),
+                        ["timedatectl   # " + _("here and on the server"), *show])
+        text = (_("The certificate of {name} ({endpoint}) expired on {date}. Renew it on the "
+                  "server and reload the service (Let's Encrypt: certbot; otherwise ask your "
+                  "CA for a new one):") if cert is not None else
+                _("The certificate of {name} ({endpoint}) expired. Renew it on the server and "
+                  "reload the service (Let's Encrypt: certbot; otherwise ask your CA for a "
+                  "new one):"))
+        return Hint(text.format(name=name, endpoint=where,
+                                date=_day(cert.not_after) if cert is not None else ""),
+                    [*show, f"certbot renew{le}",
+                     "systemctl reload nginx   # " + _("or the service that serves it")])
     if code == "TLS_CERT_EXPIRING":
-        when = f"{_day(cert.not_after)} ({cert.days_left} days)" if cert else "soon"
-        return Hint(f"The certificate of {name} ({where}) expires on {when}: renew it "
-                    "now, and check that automatic renewal runs:",
-                    [*show, "certbot renew --dry-run   # on the server, Let's Encrypt",
+        # English says "days" even for one (it always has); the catalogs choose the form.
+        when = (ngettext("{date} ({n} days)", "{date} ({n} days)", cert.days_left).format(
+            date=_day(cert.not_after), n=cert.days_left) if cert else _("soon"))
+        return Hint(_("The certificate of {name} ({endpoint}) expires on {when}: renew it "
+                      "now, and check that automatic renewal runs:").format(
+                          name=name, endpoint=where, when=when),
+                    [*show, f"certbot renew --dry-run{le}",
                      "systemctl list-timers 'certbot*'"])
     if code == "TLS_CERT_HOSTNAME_MISMATCH":
-        names = ", ".join(cert.san) if cert and cert.san else "no names"
-        return Hint(f"The certificate served at {where} names {names}, not {name}. "
-                    f"Install a certificate whose subjectAltName includes {name} (or use a "
-                    "name it covers); on a shared address check the server's SNI/virtual "
-                    "host for this name:",
-                    [*show, f"certbot certonly -d {name}   # on the server, Let's Encrypt"])
-    issuer = f"'{short_name(cert.issuer)}'" if cert else "its issuer"
+        names = ", ".join(cert.san) if cert and cert.san else _("no names")
+        return Hint(_("The certificate served at {endpoint} names {names}, not {name}. "
+                      "Install a certificate whose subjectAltName includes {name} (or use a "
+                      "name it covers); on a shared address check the server's SNI/virtual "
+                      "host for this name:").format(endpoint=where, names=names, name=name),
+                    [*show, f"certbot certonly -d {name}{le}"])
+    issuer = f"'{short_name(cert.issuer)}'" if cert else _("its issuer")
     cafile = ctx.options.cafile
     if cafile:
-        text = (f"The certificate of {name} ({where}) is issued by {issuer}, which is not in "
-                f"--cafile {cafile} nor in this host's CA store. Use the CA that issued it, "
-                "or have the server send its full chain (fullchain.pem):")
+        text = _("The certificate of {name} ({endpoint}) is issued by {issuer}, which is not "
+                 "in --cafile {cafile} nor in this host's CA store. Use the CA that issued it, "
+                 "or have the server send its full chain (fullchain.pem):").format(
+                     name=name, endpoint=where, issuer=issuer, cafile=cafile)
     elif cert is not None and cert.self_signed:
-        text = (f"{name} ({where}) presents a self-signed certificate "
-                f"({short_name(cert.subject)}): no client trusts it. Replace it with one "
-                "from a CA (Let's Encrypt: certbot), or, if you control the clients, trust "
-                "it explicitly with --cafile:")
+        text = _("{name} ({endpoint}) presents a self-signed certificate ({subject}): no "
+                 "client trusts it. Replace it with one from a CA (Let's Encrypt: certbot), "
+                 "or, if you control the clients, trust it explicitly with --cafile:").format(
+                     name=name, endpoint=where, subject=short_name(cert.subject))
     else:
-        text = (f"The certificate of {name} ({where}) is issued by {issuer}, which this host "
-                "does not trust. For a lab or campus CA pass it with --cafile, or install "
-                "it system-wide; if the issuer is an intermediate, the server must send it "
-                "(fullchain.pem):")
+        text = _("The certificate of {name} ({endpoint}) is issued by {issuer}, which this "
+                 "host does not trust. For a lab or campus CA pass it with --cafile, or install "
+                 "it system-wide; if the issuer is an intermediate, the server must send it "
+                 "(fullchain.pem):").format(name=name, endpoint=where, issuer=issuer)
     target = ctx.target.url if ctx.target else name
     return Hint(text, [*show, f"netcheck {target} --cafile /path/to/ca.crt",
                        "cp ca.crt /usr/local/share/ca-certificates/lab-ca.crt",
@@ -450,7 +497,7 @@ def _certificate_evidence(r: TlsResult, ctx: Context,
     if r.cert_parse_error:
         ev["parse_error"] = r.cert_parse_error
     if len(problems) > 1:
-        ev["problems"] = [code for code, _ in problems]
+        ev["problems"] = [code for code, _summary in problems]
     return ev
 
 
@@ -469,8 +516,8 @@ async def tls_certificate(ctx: Context) -> Result:
     results = [r for r in every if r.ok]
     if not results:
         if every and all(r.state == "no_starttls" for r in every):
-            return skipped("no STARTTLS here, so no certificate (see tls.handshake)")
-        return skipped("no completed handshake to take a certificate from")
+            return skipped(_("no STARTTLS here, so no certificate (see tls.handshake)"))
+        return skipped(_("no completed handshake to take a certificate from"))
     host = _host_of(ctx)
     judged = [(r, certificate_problems(r, host)) for r in results]
     for severity in ("fail", "warn"):
@@ -481,18 +528,23 @@ async def tls_certificate(ctx: Context) -> Result:
                 continue
             code, summary = chosen[0]
             if len(chosen) > 1:
-                summary += "; also: " + "; ".join(s for _, s in chosen[1:])
+                summary += "; " + _("also: {problems}").format(
+                    problems="; ".join(s for _code, s in chosen[1:]))
             fine = [x.address for x, found in judged if not found]
             if fine:
-                summary += f" (at {r.address}; {', '.join(fine)} is fine)"
+                summary += " " + _("(at {address}; {others} is fine)").format(
+                    address=r.address, others=", ".join(fine))
             make = failed if severity == "fail" else warned
             return make(code, summary, _certificate_hint(code, r, ctx),
                         **_certificate_evidence(r, ctx, problems))
     r = results[0]
     cert = r.certificate
     if cert is None:
-        return passed("the certificate verifies (it could not be parsed for details)",
+        return passed(_("the certificate verifies (it could not be parsed for details)"),
                       **_certificate_evidence(r, ctx, []))
-    return passed(f"{short_name(cert.subject)} (issued by '{short_name(cert.issuer)}') valid "
-                  f"until {_day(cert.not_after)}, {cert.days_left} days left",
+    left = ngettext("{subject} (issued by '{issuer}') valid until {date}, {n} days left",
+                    "{subject} (issued by '{issuer}') valid until {date}, {n} days left",
+                    cert.days_left)  # one English form, as ever; the catalogs choose theirs
+    return passed(left.format(subject=short_name(cert.subject), issuer=short_name(cert.issuer),
+                              date=_day(cert.not_after), n=cert.days_left),
                   **_certificate_evidence(r, ctx, []))

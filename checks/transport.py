@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING, Any, Optional
 
+from netcheck.i18n import _
 from netcheck.model import Hint, Layer, Result, failed, passed, skipped, warned
 from netcheck.probes import shared
 from netcheck.probes.tcp import TcpResult
@@ -38,6 +39,15 @@ def _family(r: TcpResult) -> str:
     return _fam_of(r.address)
 
 
+def _flow(flow: firewall.Flow) -> str:
+    """``Flow.describe()`` in the reader's language (the same words in English)."""
+    if flow.protocol == "icmp":
+        return _("{family} ping to {address}").format(
+            family="IPv6" if flow.family == 6 else "IPv4", address=flow.daddr)
+    return _("{protocol} port {port} to {address}").format(
+        protocol=flow.protocol, port=flow.dport, address=flow.daddr)
+
+
 def _own_addresses(ctx: Context) -> set[str]:
     """This host's addresses: an ICMP error "from" one of them was made by this host."""
     return {a.address.split("%")[0] for a in ctx.facts.addresses if getattr(a, "address", None)}
@@ -57,24 +67,32 @@ def _fw_hint(blocks: list[firewall.Verdict]) -> Hint:
     first = blocks[0]
     if first.rule is not None:
         r = first.rule
-        where = f"chain {r.chain} of table {r.family} {r.table}"
-        tag = f" (handle {r.handle})" if r.handle is not None else ""
-        text = (f"This host's own firewall {first.action}s the traffic before it leaves: the rule "
-                f"`{r.quoted}`{tag} in {where}. Delete the rule if it is not wanted, or insert an "
-                "accept for this port before it:")
+        tag = f" (handle {r.handle})" if r.handle is not None else ""  # nft's own words
+        text = (_("This host's own firewall rejects the traffic before it leaves: the rule "
+                  "`{rule}`{handle} in chain {chain} of table {family} {table}. Delete the rule "
+                  "if it is not wanted, or insert an accept for this port before it:")
+                if first.action == "reject" else
+                _("This host's own firewall drops the traffic before it leaves: the rule "
+                  "`{rule}`{handle} in chain {chain} of table {family} {table}. Delete the rule "
+                  "if it is not wanted, or insert an accept for this port before it:")).format(
+                      rule=r.quoted, handle=tag, chain=r.chain, family=r.family, table=r.table)
         commands.append(f"nft -a list chain {r.family} {r.table} {r.chain}"
                         if r.source == "nft" else f"{r.command} -L {r.chain} -n -v --line-numbers")
     else:
         c = first.chain
-        label = c.label if c else "an output chain"
-        text = (f"The policy of {label} is {first.action} and no rule accepts this traffic "
-                "before it: add an accept rule for it (or change the policy).")
+        label = c.label if c else _("an output chain")
+        text = _("The policy of {chain} is {policy} and no rule accepts this traffic before "
+                 "it: add an accept rule for it (or change the policy).").format(
+                     chain=label, policy=first.action)
     return Hint(text, commands)
 
 
 def _flow_line(v: firewall.Verdict) -> str:
-    certainty = "" if v.certain else " (uncertain: " + "; ".join(v.uncertain[:2]) + ")"
-    return f"{v.flow.describe()}: {v.action} by {v.describe()}{certainty}"
+    line = _("{flow}: {action} by {rule}").format(flow=_flow(v.flow), action=v.action,
+                                                  rule=v.describe())
+    if not v.certain:
+        line += " " + _("(uncertain: {why})").format(why="; ".join(v.uncertain[:2]))
+    return line
 
 
 @check("transport.firewall", Layer.TRANSPORT, requires=("dns.resolution",), codes=(FW_CODE,))
@@ -91,13 +109,17 @@ async def local_firewall(ctx: Context) -> Result:
 
     assert ctx.target is not None
     if not firewall.has_cap_net_admin():
-        return skipped(firewall.NEEDS_ROOT)
+        # firewall.NEEDS_ROOT, in the reader's language (test_i18n keeps the two equal).
+        return skipped(_("needs root (CAP_NET_ADMIN) to read the firewall rules"))
     addrs = (await ctx.addresses())[:8]
     if not addrs:
-        return skipped("the target has no address: no traffic to judge")
+        return skipped(_("the target has no address: no traffic to judge"))
     fw = await firewall.for_target(ctx)
     if not fw.readable:
-        return skipped(f"cannot read the firewall rules: {fw.reason}")
+        reason = fw.reason
+        if reason == firewall.NEEDS_ROOT:
+            reason = _("needs root (CAP_NET_ADMIN) to read the firewall rules")
+        return skipped(_("cannot read the firewall rules: {reason}").format(reason=reason))
     evidence: dict[str, Any] = fw.summary_json()
     evidence["duration_ms"] = round(fw.duration_ms, 1)
     port = ctx.target.port
@@ -120,31 +142,36 @@ async def local_firewall(ctx: Context) -> Result:
     if blocks:
         blocked_addrs = {v.flow.daddr for v in blocks}
         first = blocks[0]
-        maybe = "" if first.certain else "probably "
-        summary = (f"this host's firewall {maybe}{first.action}s {first.flow.describe()}: "
-                   f"{first.describe()}")
+        summary = {
+            ("drop", True): _("this host's firewall drops {flow}: {rule}"),
+            ("drop", False): _("this host's firewall probably drops {flow}: {rule}"),
+            ("reject", True): _("this host's firewall rejects {flow}: {rule}"),
+            ("reject", False): _("this host's firewall probably rejects {flow}: {rule}"),
+        }[(first.action, first.certain)].format(flow=_flow(first.flow), rule=first.describe())
         if len(blocked_addrs) < len({v.flow.daddr for v in main}):
             open_fams = sorted({_fam_of(v.flow.daddr) for v in main
                                 if v.flow.daddr not in blocked_addrs})
             bad_fam = _fam_of(first.flow.daddr)
-            return warned(FW_CODE, f"{bad_fam}: {summary}; {' and '.join(open_fams)} may pass",
+            return warned(FW_CODE, _("{family}: {problem}; {others} may pass").format(
+                family=bad_fam, problem=summary, others=" and ".join(open_fams)),
                           _fw_hint(blocks), **evidence)
         return failed(FW_CODE, summary, _fw_hint(blocks), **evidence)
     unknown = [v for v in main if v.action == "unknown"]
     if unknown:
-        why = "; ".join(unknown[0].uncertain[:2]) or "the evaluation was capped"
+        why = "; ".join(unknown[0].uncertain[:2]) or _("the evaluation was capped")
         if unknown[0].capped:
-            why = (f"the ruleset is too large to walk within the bounds ({unknown[0].steps} "
-                   "rules visited)")
-        return skipped(f"could not judge the rules for {unknown[0].flow.describe()}: {why}",
-                       **evidence)
-    what = f"tcp port {port}" if all(v.flow.protocol == "tcp" for v in main) else f"port {port}"
-    summary = (f"no rule of this host's output chains blocks {what} to "
-               f"{', '.join(addrs)}")
+            why = _("the ruleset is too large to walk within the bounds ({steps} rules "
+                    "visited)").format(steps=unknown[0].steps)
+        return skipped(_("could not judge the rules for {flow}: {why}").format(
+            flow=_flow(unknown[0].flow), why=why), **evidence)
+    summary = (_("no rule of this host's output chains blocks tcp port {port} to {addresses}")
+               if all(v.flow.protocol == "tcp" for v in main) else
+               _("no rule of this host's output chains blocks port {port} to {addresses}")
+               ).format(port=port, addresses=", ".join(addrs))
     if any(not v.certain for v in main):
-        summary += " (uncertain: some rules were not understood, see the evidence)"
+        summary += " " + _("(uncertain: some rules were not understood, see the evidence)")
     if pings:
-        summary += f"; but {_flow_line(pings[0])}"
+        summary += "; " + _("but {flow}").format(flow=_flow_line(pings[0]))
     return passed(summary, **evidence)
 
 
@@ -161,16 +188,17 @@ def _local_block(r: TcpResult, own: set[str], eperm_pings: set[str],
     if r.state == "open":
         return None
     if r.state == "local":
-        return f"connect() got {r.errno}"
+        return _("connect() got {errno}").format(errno=r.errno)
     verdict = fw.blocks(r.address, "tcp") if fw is not None else None
     if verdict is not None and (r.state in ("timeout", "error")
                                 or verdict.action == "reject"):
-        return f"{verdict.action} by {verdict.describe()}"
+        return _("{action} by {rule}").format(action=verdict.action, rule=verdict.describe())
     sender = (r.icmp_from or "").split("%")[0]
     if r.state == "icmp" and sender in own and sender != r.address:
-        return f"this host itself ({sender}) answered '{r.icmp_name}': an output rule rejects it"
+        return _("this host itself ({sender}) answered '{icmp}': an output rule rejects "
+                 "it").format(sender=sender, icmp=r.icmp_name)
     if r.state == "timeout" and r.address in eperm_pings:
-        return "even its pings are refused with EPERM"
+        return _("even its pings are refused with EPERM")
     return None
 
 
@@ -192,49 +220,54 @@ def _code(r: TcpResult, local_reason: Optional[str]) -> str:
 
 def _hint(code: str, r: TcpResult, local_reason: Optional[str],
           fw: Optional[firewall.LocalFirewall]) -> Hint:
-    where = f"{r.address} port {r.port}"
+    where = {"address": r.address, "port": r.port}
     if code == "TCP_REFUSED":
-        return Hint(f"The host answers but nothing listens on {where}: start the service, "
-                    "or use the right port. On the server:",
+        return Hint(_("The host answers but nothing listens on {address} port {port}: start "
+                      "the service, or use the right port. On the server:").format(**where),
                     [f"ss -tlnp 'sport = :{r.port}'", "systemctl status <service>",
-                     f"nmap -sT -p {r.port} {r.address}   # from here"])
+                     f"nmap -sT -p {r.port} {r.address}   # " + _("from here")])
     if code == "TCP_ADMIN_PROHIBITED":
-        return Hint(f"A firewall rejects {where} ({r.icmp_from or 'a router'} sent "
-                    f"'{r.icmp_name}'). Open the port on the server's or the router's "
-                    "firewall. On that host:",
+        return Hint(_("A firewall rejects {address} port {port} ({router} sent '{icmp}'). Open "
+                      "the port on the server's or the router's firewall. On that "
+                      "host:").format(router=r.icmp_from or _("a router"), icmp=r.icmp_name,
+                                      **where),
                     ["nft list ruleset", "iptables -S", f"nping --tcp -p {r.port} {r.address}"])
     if code == FW_CODE:
         blocks = fw.blocking(r.address, "tcp") if fw is not None else []
         if blocks:
             return _fw_hint(blocks)
-        how = local_reason or "blocked locally"
-        more = "" if fw is not None and fw.readable else \
-            " Run netcheck as root to see the exact rule."
-        return Hint(f"This host's own firewall blocks {where} ({how}): find the output "
-                    f"rule.{more}",
-                    ["nft -a list ruleset", "iptables -S OUTPUT", "ip6tables -S OUTPUT"])
-    text = (f"The host answers ping but its SYNs to {where} get no answer at all: a "
-            "firewall drops them (on the server or a router on the way).")
+        text = _("This host's own firewall blocks {address} port {port} ({how}): find the "
+                 "output rule.").format(how=local_reason or _("blocked locally"), **where)
+        if fw is None or not fw.readable:
+            text += " " + _("Run netcheck as root to see the exact rule.")
+        return Hint(text, ["nft -a list ruleset", "iptables -S OUTPUT", "ip6tables -S OUTPUT"])
+    text = _("The host answers ping but its SYNs to {address} port {port} get no answer at "
+             "all: a firewall drops them (on the server or a router on the way).").format(
+                 **where)
     if fw is None or not fw.readable:
-        text += (" This host's own output rules could not be read (needs root): if it filters "
-                 "outgoing traffic, `nft list ruleset` as root shows it.")
+        text += " " + _("This host's own output rules could not be read (needs root): if it "
+                        "filters outgoing traffic, `nft list ruleset` as root shows it.")
     return Hint(text, [f"nping --tcp -p {r.port} {r.address}",
                        f"nmap -Pn -sT -p {r.port} {r.address}",
-                       f"tcpdump -ni any host {r.address} and port {r.port}   # on the server"])
+                       f"tcpdump -ni any host {r.address} and port {r.port}   # "
+                       + _("on the server")])
 
 
 def _describe(r: TcpResult, local_reason: Optional[str] = None) -> str:
+    where = {"address": r.address, "port": r.port}
     if r.state == "open":
-        return f"{r.address} port {r.port} open ({r.rtt_ms:.1f} ms)"
+        return _("{address} port {port} open ({ms} ms)").format(ms=f"{r.rtt_ms:.1f}", **where)
     if local_reason is not None:
-        return f"{r.address} port {r.port}: blocked on this host ({local_reason})"
+        return _("{address} port {port}: blocked on this host ({reason})").format(
+            reason=local_reason, **where)
     if r.state == "refused":
-        return f"{r.address} port {r.port} refused (RST: nothing listens)"
+        return _("{address} port {port} refused (RST: nothing listens)").format(**where)
     if r.state == "icmp":
-        return f"{r.address} port {r.port}: {r.icmp_from or 'router'} sent '{r.icmp_name}'"
+        return _("{address} port {port}: {router} sent '{icmp}'").format(
+            router=r.icmp_from or _("router"), icmp=r.icmp_name, **where)
     if r.state == "noroute":
-        return f"{r.address} port {r.port}: no route ({r.errno})"
-    return f"{r.address} port {r.port}: no answer to SYN"
+        return _("{address} port {port}: no route ({errno})").format(errno=r.errno, **where)
+    return _("{address} port {port}: no answer to SYN").format(**where)
 
 
 @check("transport.tcp", Layer.TRANSPORT, requires=("network.target",),
@@ -253,7 +286,7 @@ async def tcp_connect(ctx: Context) -> Result:
     assert ctx.target is not None
     addrs = await ctx.addresses()
     if not addrs:
-        return skipped("the target has no address to connect to")
+        return skipped(_("the target has no address to connect to"))
     network = ctx.result("network.target")
     skip_fams = set(network.evidence.get("unreachable_families", [])) if network else set()
     # A family the network check already found unreachable is its finding, not ours.
@@ -285,10 +318,11 @@ async def tcp_connect(ctx: Context) -> Result:
             fam = _family(bad)
             hint = _hint(code, bad, local[bad.address], fw)
             evidence["failing_family"] = fam
-            return warned(code, f"{fam} fails ({_describe(bad, local[bad.address])}) while "
-                          f"{' and '.join(sorted(good_fams))} works",
-                          Hint(f"Clients that prefer {fam} will fail or wait. " + hint.text,
-                               hint.commands), **evidence)
+            return warned(code, _("{family} fails ({problem}) while {working} works").format(
+                family=fam, problem=_describe(bad, local[bad.address]),
+                working=" and ".join(sorted(good_fams))),
+                          Hint(_("Clients that prefer {family} will fail or wait.").format(
+                              family=fam) + " " + hint.text, hint.commands), **evidence)
         return passed(_describe(opened[0]), **evidence)
     ranked = sorted(results, key=lambda r: _precedence(r, local[r.address]))
     first = ranked[0]
@@ -326,9 +360,9 @@ async def current_sockets(ctx: Context) -> Result:
     assert ctx.target is not None
     addrs = await ctx.addresses()
     if raw is None:
-        return skipped("the kernel's socket tables (/proc/net/tcp) are not readable here")
+        return skipped(_("the kernel's socket tables (/proc/net/tcp) are not readable here"))
     if not addrs:
-        return skipped("the target has no address: no connection to look for")
+        return skipped(_("the target has no address: no connection to look for"))
     found = sockets.towards(raw, addrs)
     # psutil (slow: every process's descriptors) only when there is something to name.
     snap = await ctx.blocking(sockets.with_owners, found) if found else sockets.Snapshot()
@@ -347,17 +381,20 @@ async def current_sockets(ctx: Context) -> Result:
         evidence["note"] = ("without root, the processes of other users are not visible "
                             "(their sockets are listed without pid)")
     if not found:
-        return passed(f"no connection to {', '.join(addrs[:2])} right now", **evidence)
+        return passed(_("no connection to {addresses} right now").format(
+            addresses=", ".join(addrs[:2])), **evidence)
     head = (live or found)[0]
-    more = f" (+{len(found) - 1} more)" if len(found) > 1 else ""
-    return passed(f"{len(live)} open, {len(found) - len(live)} closing: {head.describe()}{more}",
-                  **evidence)
+    summary = _("{open} open, {closing} closing: {socket}").format(
+        open=len(live), closing=len(found) - len(live), socket=head.describe())
+    if len(found) > 1:
+        summary += " " + _("(+{n} more)").format(n=len(found) - 1)
+    return passed(summary, **evidence)
 
 
 # -- transport.service ----------------------------------------------------------------------
 
 def _scan_asked(ctx: Context) -> Optional[str]:
-    return None if ctx.options.scan else "not asked (use --scan)"
+    return None if ctx.options.scan else _("not asked (use --scan)")
 
 
 @check("transport.service", Layer.TRANSPORT, requires=("transport.tcp",), applies=_scan_asked)
@@ -372,15 +409,15 @@ async def service_scan(ctx: Context) -> Result:
 
     assert ctx.target is not None
     if nmapscan.nmap_path() is None:
-        return skipped("install nmap (Debian: apt install nmap) to identify the service")
+        return skipped(_("install nmap (Debian: apt install nmap) to identify the service"))
     tcp = ctx.result("transport.tcp")
     connects = tcp.evidence.get("connects", []) if tcp is not None else []
     opened = [c["address"] for c in connects if isinstance(c, dict) and c.get("state") == "open"]
     if not opened:
-        return skipped("the port is not open: nothing to identify")
+        return skipped(_("the port is not open: nothing to identify"))
     left = ctx.time_left() - 0.5
     if left < 1.5:
-        return skipped("not enough time left before the deadline for nmap (use --deadline)")
+        return skipped(_("not enough time left before the deadline for nmap (use --deadline)"))
     result = await ctx.blocking(nmapscan.scan, opened[0], ctx.target.port,
                                 ctx.facts.privileged, left)
     evidence = result.to_json()

@@ -12,9 +12,11 @@ import sys
 import time
 from typing import IO, NoReturn, Optional, Sequence
 
-from netcheck import __version__
+from netcheck import __version__, i18n
 
-# The deadline bounds the whole run as the user sees it, interpreter start-up included.
+# The deadline bounds the whole run as the user sees it: for the console command that
+# includes the interpreter's start-up (main() passes this); an in-process run() starts its
+# clock when it is called.
 STARTED = time.monotonic()
 
 EXIT_UNKNOWN = 3
@@ -26,8 +28,9 @@ EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
     "lab": ("netcheck.lab.command", "break-and-fix lab networks for teaching (needs root)"),
     "batch": ("netcheck.batch.command", "diagnose many targets from a TOML profile or stdin"),
     "serve": ("netcheck.exporter.command", "Prometheus exporter: /probe?target=... and /metrics"),
+    "server": ("netcheck.server.command", "server side: is the service on this host reachable?"),
 }
-COMMANDS = ("diagnose", "checks", "server", *EXTERNAL_COMMANDS)
+COMMANDS = ("diagnose", "checks", *EXTERNAL_COMMANDS)
 FORMATS = ("text", "json", "ndjson", "nagios", "junit", "prometheus")
 AVAILABLE_FORMATS = ("text", "json", "ndjson", "nagios")
 
@@ -95,9 +98,6 @@ def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
     _common(diag)
     lst = sub.add_parser("checks", help="list the registered checks, by layer")
     _common(lst)
-    srv = sub.add_parser("server", help="server side: is the service on this host reachable?")
-    srv.add_argument("--port", type=_port, required=True)
-    _common(srv)
     for name, (_module, text) in EXTERNAL_COMMANDS.items():
         ext = sub.add_parser(name, help=text)
         if name == command:
@@ -108,7 +108,7 @@ def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
 def _external(name: str):  # type: ignore[no-untyped-def]
     import importlib
 
-    module, _ = EXTERNAL_COMMANDS[name]
+    module, _help = EXTERNAL_COMMANDS[name]
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as exc:
@@ -120,7 +120,8 @@ def _external(name: str):  # type: ignore[no-untyped-def]
 _VALUED = {"--format", "--timeout", "--deadline", "--interface", "--cafile", "--cert", "--key",
            "--lang", "--port", "--sysroot", "--filter", "--session", "--max-sessions",
            "--capture", "-w", "--write", "--concurrency", "--listen", "--config", "--allow",
-           "--only"}
+           "--only", "--proto", "--service", "--process", "--log", "--client", "--request-id",
+           "--since"}
 
 def _normalise(argv: list[str]) -> list[str]:
     """Put the command first; no command means ``diagnose`` (``netcheck TARGET``)."""
@@ -172,7 +173,7 @@ def _mask(text: str) -> str:
     scheme, sep, rest = text.partition("://")
     authority = rest.split("/")[0]
     if sep and "@" in authority:
-        cred, _, _host = authority.rpartition("@")
+        cred, _at, _host = authority.rpartition("@")
         if ":" in cred:
             return f"{scheme}://{cred.split(':')[0]}:***@{rest[len(cred) + 1:]}"
     return text
@@ -193,12 +194,22 @@ def _fail(argv: Sequence[str], message: str, out: IO[str], err: IO[str]) -> int:
 
 
 def run(argv: Optional[Sequence[str]] = None, out: IO[str] = sys.stdout,
-        err: IO[str] = sys.stderr) -> int:
+        err: IO[str] = sys.stderr, started: Optional[float] = None) -> int:
     """Run netcheck with these arguments; return the exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["--version"]:
         out.write(f"netcheck {__version__}\n")
         return 0
+    # The language is the process's while netcheck runs; a caller that runs netcheck
+    # in-process (the tests, a script) gets its own back afterwards.
+    before = i18n.process_language()
+    try:
+        return _run(args_list, out, err, started if started is not None else time.monotonic())
+    finally:
+        i18n.set_language(before)
+
+
+def _run(args_list: list[str], out: IO[str], err: IO[str], started: float) -> int:
     try:
         import contextlib
 
@@ -212,14 +223,14 @@ def run(argv: Optional[Sequence[str]] = None, out: IO[str] = sys.stdout,
         if args.command is None:
             raise UsageError("give a TARGET (e.g. netcheck www.example.org) or a command; "
                              "see netcheck --help")
+        _choose_language(args, err)
+        args.started = started  # the deadline's clock, for every command
         if args.command == "checks":
             return _list_checks(out)
         if args.command in EXTERNAL_COMMANDS:
             return int(_external(args.command).run(args, out, err))
         if args.format not in AVAILABLE_FORMATS:
             raise UsageError(f"--format {args.format} is not available for this command yet")
-        if args.command == "server":
-            raise UsageError("netcheck server is not available in this version yet")
         return _diagnose(args, out, err)
     except UsageError as exc:
         return _fail(args_list, str(exc), out, err)
@@ -233,6 +244,20 @@ def run(argv: Optional[Sequence[str]] = None, out: IO[str] = sys.stdout,
         return 0
     except Exception as exc:  # the contract: one clear line (or one JSON), never a traceback
         return _fail(args_list, f"internal error: {type(exc).__name__}: {exc}", out, err)
+
+
+def _choose_language(args: argparse.Namespace, err: IO[str]) -> None:
+    """Set the process's language once: ``--lang``, else the locale (LC_ALL, LC_MESSAGES,
+    LANG), else English. A command's own ``--lang`` left unset is filled in the same way,
+    so batch, serve and pcap follow the locale too."""
+    lang = i18n.set_language(i18n.choose(getattr(args, "lang", None)))
+    if hasattr(args, "lang") and args.lang is None:
+        args.lang = lang
+    if lang != i18n.DEFAULT:
+        i18n.translations(lang)  # read now, so a broken catalog is said once, up front
+        if lang in i18n.load_errors:
+            err.write(f"netcheck: warning: cannot use the {lang} texts "
+                      f"({i18n.load_errors[lang]}); they stay in English\n")
 
 
 def _diagnose(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
@@ -254,13 +279,13 @@ def _diagnose(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         raise UsageError("--key needs --cert")
     _usable_tls_files(args.cafile, args.cert, args.key)
     options = Options(timeout=args.timeout, deadline=args.deadline, family=args.family,
-                      interface=args.interface, lang=args.lang or "en", verbose=args.verbose,
+                      interface=args.interface, lang=args.lang, verbose=args.verbose,
                       sysroot=args.sysroot, cafile=args.cafile, cert=args.cert, key=args.key,
-                      scan=args.scan, started=STARTED)
+                      scan=args.scan, started=args.started)
     reg = registry.load()
     for warning in reg.warnings:
         registry.warn(warning)
-    budget = options.deadline - (time.monotonic() - STARTED)
+    budget = options.deadline - (time.monotonic() - args.started)
     live = _live_status(args, out)
     try:
         report = asyncio.run(_bounded(
@@ -302,20 +327,25 @@ class _LiveLadder:
         from rich.console import Console
 
         self.running: dict[str, str] = {}
-        self.status = Console(file=out, stderr=False).status("netcheck: starting")
+        self.status = Console(file=out, stderr=False).status("netcheck: " + i18n._("starting"))
         self.status.start()
 
     def update(self, chk, outcome) -> None:  # type: ignore[no-untyped-def]
+        from netcheck.i18n import _
+        from netcheck.render.text import layer_name
+
         if chk.runs_last:  # it waits for the others: naming it would hide the real work
             return
         if outcome is None:
-            self.running[chk.id] = f"L{int(chk.layer)} {chk.layer.label}: {chk.title}"
+            self.running[chk.id] = f"L{int(chk.layer)} {layer_name(chk.layer)}: {chk.title}"
         else:
             self.running.pop(chk.id, None)
         if self.running:
             lowest = min(self.running.values())
-            self.status.update(f"checking {lowest}" + (
-                f" (+{len(self.running) - 1} more)" if len(self.running) > 1 else ""))
+            line = _("checking {rung}").format(rung=lowest)
+            if len(self.running) > 1:
+                line += " " + _("(+{n} more)").format(n=len(self.running) - 1)
+            self.status.update(line)
 
     def stop(self) -> None:
         self.status.stop()
@@ -363,8 +393,10 @@ def _render(report, args: argparse.Namespace, out: IO[str]) -> None:  # type: ig
 
         out.write(render_nagios(report) + "\n")
     elif args.quiet:
+        from netcheck.render.text import verdict_word
+
         rc = report.root_cause
-        line = report.verdict.value.upper()
+        line = verdict_word(report.verdict)
         if rc is not None:
             line += f": {rc.result.code} (L{int(rc.layer)}) {rc.result.summary}"
         out.write(line + "\n")
@@ -381,6 +413,7 @@ def _render(report, args: argparse.Namespace, out: IO[str]) -> None:  # type: ig
 def _list_checks(out: IO[str]) -> int:
     from netcheck import registry
     from netcheck.model import Layer
+    from netcheck.render.text import layer_name
 
     reg = registry.load()
     for warning in reg.warnings:
@@ -389,7 +422,7 @@ def _list_checks(out: IO[str]) -> int:
         mine = [c for c in reg.checks if c.layer == layer]
         if not mine:
             continue
-        out.write(f"L{int(layer)} {layer.label}\n")
+        out.write(f"L{int(layer)} {layer_name(layer)}\n")  # titles stay as written
         for c in mine:
             codes = f"  [{', '.join(c.codes)}]" if c.codes else ""
             out.write(f"  {c.id:<22} {c.title}{codes}\n")
@@ -398,7 +431,7 @@ def _list_checks(out: IO[str]) -> int:
 
 def main() -> NoReturn:
     """Console entry point."""
-    code = run()
+    code = run(started=STARTED)
     try:
         sys.stdout.flush()
         sys.stderr.flush()

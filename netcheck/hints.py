@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
+from netcheck.i18n import _
+
 if TYPE_CHECKING:
     from netcheck.facts import Facts
 
@@ -104,10 +106,11 @@ def default_route(gateway: str, ifname: str, mgr: Manager) -> list[str]:
         cmds.append(f"nmcli -g GENERAL.CONNECTION device show {ifname}")
         cmds.append(f"nmcli connection modify <connection> {key} {gateway}")
     elif mgr.name == NETWORKD:
-        cmds.append(f"# make it permanent: Gateway={gateway} in /etc/systemd/network/*.network")
+        cmds.append("# " + _("make it permanent: Gateway={gateway} in "
+                             "/etc/systemd/network/*.network").format(gateway=gateway))
     elif mgr.name == IFUPDOWN:
-        cmds.append(f"# make it permanent: 'gateway {gateway}' under 'iface {ifname}' "
-                    "in /etc/network/interfaces")
+        cmds.append("# " + _("make it permanent: 'gateway {gateway}' under 'iface {ifname}' "
+                             "in /etc/network/interfaces").format(gateway=gateway, ifname=ifname))
     return cmds
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Awaitable, Callable, Iterable, Optional
 
 from netcheck.model import Layer, Result
@@ -28,6 +28,7 @@ BUILTIN_MODULES = (
     "netcheck.checks.transport",
     "netcheck.checks.presentation",
     "netcheck.checks.application",
+    "netcheck.checks.server",
 )
 
 RunFn = Callable[["Context"], Awaitable[Result]]
@@ -159,6 +160,7 @@ def load(builtin: Iterable[str] = BUILTIN_MODULES, third_party: bool = True) -> 
     """
     reg = Registry()
     seen: set[str] = set()
+    rank: dict[str, int] = {}
     names = [(n, n) for n in builtin]
     if third_party:
         names += _third_party_modules()
@@ -171,12 +173,16 @@ def load(builtin: Iterable[str] = BUILTIN_MODULES, third_party: bool = True) -> 
                 raise
             reg.warnings.append(f"plugin {label!r} ({module}) failed to load: {exc}")
             continue
+        rank.setdefault(module, len(rank))
         for c in found:
             if c.id in seen:
                 reg.warnings.append(f"check id {c.id!r} from {module} is declared twice; ignored")
                 continue
             seen.add(c.id)
-            reg.checks.append(c)
+            # Within a layer: the modules' order in the list, then declaration order inside
+            # each (the ladder's order and the root-cause tie-break), whatever was imported
+            # first.
+            reg.checks.append(replace(c, order=rank[module] * 100_000 + c.order))
     reg.checks.sort(key=lambda c: (int(c.layer), c.order))
     return reg
 

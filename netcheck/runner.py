@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable, Optional, TypeVar
 
-from netcheck import __version__
+from netcheck import __version__, i18n
 from netcheck.facts import Facts, RouteLookup
+from netcheck.i18n import _
 from netcheck.model import CheckOutcome, Layer, Report, Result, Status, Verdict
 from netcheck.registry import Check
 from netcheck.target import Target
@@ -36,7 +37,8 @@ class Options:
     deadline: float = 15.0
     family: Optional[int] = None  # 4, 6 or None for both
     interface: Optional[str] = None
-    lang: str = "en"
+    # Language of the summaries and hints of this run; None: the process's (i18n.set_language).
+    lang: Optional[str] = None
     verbose: bool = False
     sysroot: str = "/"
     resolv_conf: str = "/etc/resolv.conf"
@@ -311,9 +313,10 @@ async def _run_one(ctx: Context, chk: Check, tasks: dict[str, asyncio.Task[Check
     start = time.monotonic()
     blocker = _blocked(outcome_of, chk.requires)
     if blocker is not None:
-        result = Result(Status.SKIP, f"not checked: {blocker} failed", blocked_by=blocker)
+        result = Result(Status.SKIP, _("not checked: {check} failed").format(check=blocker),
+                        blocked_by=blocker)
     elif chk.needs_root and not ctx.facts.privileged:
-        result = Result(Status.SKIP, "needs root (or CAP_NET_RAW)")
+        result = Result(Status.SKIP, _("needs root (or CAP_NET_RAW)"))
     else:
         reason = chk.applies(ctx) if chk.applies else None
         if reason:
@@ -326,7 +329,8 @@ async def _run_one(ctx: Context, chk: Check, tasks: dict[str, asyncio.Task[Check
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a broken check is reported, never fatal
-                result = Result(Status.ERROR, f"check crashed: {type(exc).__name__}: {exc}")
+                result = Result(Status.ERROR, _("check crashed: {error}").format(
+                    error=f"{type(exc).__name__}: {exc}"))
     outcome = CheckOutcome(chk.id, chk.layer, chk.title, result,
                            (time.monotonic() - start) * 1000)
     ctx.results[chk.id] = result
@@ -363,7 +367,8 @@ async def run_checks(ctx: Context, checks: list[Check]) -> list[CheckOutcome]:
         out = outcome_of.get(chk.id)
         if out is None:
             out = CheckOutcome(chk.id, chk.layer, chk.title, Result(
-                Status.ERROR, f"not finished within the deadline ({ctx.options.deadline:g} s)"))
+                Status.ERROR, _("not finished within the deadline ({seconds} s)").format(
+                    seconds=f"{ctx.options.deadline:g}")))
         outcomes.append(out)
     return outcomes
 
@@ -420,13 +425,28 @@ def verdict_of(outcomes: list[CheckOutcome]) -> Verdict:
 async def diagnose(target: Optional[Target], options: Options, checks: list[Check],
                    mode: str = "diagnose", facts: Optional[Facts] = None,
                    on_progress: Optional[Callable[[Check, Optional[CheckOutcome]], None]] = None,
-                   shared: Optional[dict[Any, Any]] = None) -> Report:
+                   shared: Optional[dict[Any, Any]] = None,
+                   report_target: Optional[dict[str, Any]] = None) -> Report:
     """Take the snapshot, run the checks, and build the report.
 
     ``shared``: one dict handed to every run of a batch (in one event loop) so that they
     share probes that do not depend on the run, today the name resolution (see
     :meth:`Context.resolution`). None (the default) shares nothing.
+    Summaries and hints are in ``options.lang`` (None: the process's language).
+    ``report_target``: the report's ``target`` object as given, for a mode whose checks'
+    target is not what the report is about (server mode: the checks look at the way back to
+    the client, the report describes the service).
     """
+    with i18n.language(options.lang):
+        return await _diagnose(target, options, checks, mode, facts, on_progress, shared,
+                               report_target)
+
+
+async def _diagnose(target: Optional[Target], options: Options, checks: list[Check],
+                    mode: str, facts: Optional[Facts],
+                    on_progress: Optional[Callable[[Check, Optional[CheckOutcome]], None]],
+                    shared: Optional[dict[Any, Any]],
+                    report_target: Optional[dict[str, Any]] = None) -> Report:
     started = datetime.now(timezone.utc)
     t0 = time.monotonic()
     ctx_start = options.started if options.started is not None else t0
@@ -456,7 +476,8 @@ async def diagnose(target: Optional[Target], options: Options, checks: list[Chec
     root = choose_root_cause(outcomes)
     return Report(
         mode=mode,
-        target=target.to_json(addresses) if target else {},
+        target=report_target if report_target is not None else (
+            target.to_json(addresses) if target else {}),
         host={"hostname": facts.hostname, "privileged": facts.privileged,
               "egress_interface": path.interface if path else None},
         verdict=verdict_of(outcomes),

@@ -57,12 +57,14 @@ def main(argv: list[str]) -> int:
         scenario.apply(lab)
         print(f"Scenario {name}: {scenario.description}")
         print(f"Symptom: {scenario.symptom}")
-        print(f"$ ip netns exec {lab.ns('client')} netcheck {' '.join(scenario.netcheck_argv())}"
+        print(f"$ ip netns exec {lab.ns(getattr(scenario, 'role', 'client'))} netcheck "
+              f"{' '.join(scenario.netcheck_argv(lab))}"
               "\n", flush=True)
         env = dict(os.environ)
         if sys.stdout.isatty():
             env.setdefault("FORCE_COLOR", "1")
-        proc = lab.exec("client", [sys.executable, "-m", "netcheck", *scenario.netcheck_argv()],
+        role = getattr(scenario, "role", "client")
+        proc = lab.exec(role, [sys.executable, "-m", "netcheck", *scenario.netcheck_argv(lab)],
                         timeout=60, env=env)
         sys.stdout.write(proc.stdout)
         sys.stderr.write(proc.stderr)

@@ -79,11 +79,12 @@ def _up(name: str, out: IO[str]) -> int:
     except BaseException:
         lab.teardown()
         raise
-    client = lab.ns("client")
+    role = getattr(scenario, "role", "client")
+    host = lab.ns(role)
     out.write(f"Scenario {scenario.name}: {scenario.description}\n")
     out.write(f"Symptom: {scenario.symptom}\n\n")
-    out.write("Enter the client and find the fault (ip, ping, dig, ss, nft, netcheck...):\n")
-    out.write(f"  sudo ip netns exec {client} bash\n")
+    out.write(f"Enter the {role} and find the fault (ip, ping, dig, ss, nft, netcheck...):\n")
+    out.write(f"  sudo ip netns exec {host} bash\n")
     out.write(f"  netcheck {' '.join(scenario.netcheck_argv(lab))}\n\n")
     out.write("Fixed it?  netcheck lab check        Done?  netcheck lab down\n")
     return 0
@@ -113,7 +114,8 @@ def _check(out: IO[str]) -> int:
     folder, state = labs[-1]
     name = (folder / SCENARIO_FILE).read_text().strip()
     scenario = SCENARIOS.get(name)
-    client = _client_namespace(state)
+    role = getattr(scenario, "role", "client")
+    client = _namespace(state, role)
     if scenario is None or client is None:
         _usage(f"the running lab in {folder} is not one netcheck lab up made")
         return 3
@@ -137,12 +139,12 @@ def _check(out: IO[str]) -> int:
     return 1
 
 
-def _client_namespace(state: dict[str, Any]) -> Optional[str]:
+def _namespace(state: dict[str, Any], role: str) -> Optional[str]:
     namespaces = state.get("namespaces")
     if isinstance(namespaces, dict):
-        return namespaces.get("client")
+        return namespaces.get(role)
     if isinstance(namespaces, list):
-        return next((n for n in namespaces if str(n).endswith("-client")), None)
+        return next((n for n in namespaces if str(n).endswith(f"-{role}")), None)
     return None
 
 

@@ -296,7 +296,7 @@ _ALL = [
 # a list SCENARIOS_LIST; they are gathered here so every tool sees one library.
 _EXTRA_MODULES = ("netcheck.lab.scenarios_tls", "netcheck.lab.scenarios_app",
                   "netcheck.lab.scenarios_fw", "netcheck.lab.scenarios_path",
-                  "netcheck.lab.scenarios_nginx")
+                  "netcheck.lab.scenarios_nginx", "netcheck.lab.scenarios_server")
 
 
 def _gather() -> dict[str, Scenario]:

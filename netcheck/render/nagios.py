@@ -1,7 +1,8 @@
 """One Nagios/monitoring-plugins line: ``NETCHECK STATE - text | perfdata``.
 
 The exit status (0 ok, 1 warning, 2 critical, 3 unknown) comes from the verdict; this
-module only writes the line that goes with it.
+module only writes the line that goes with it. Only the text follows the language: the
+service name, the state word and the perfdata labels are what monitoring systems parse.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any, Optional
 
+from netcheck.i18n import _
 from netcheck.model import Report, Status, Verdict
 
 _STATE = {
@@ -52,9 +54,9 @@ def _rtt(evidence: dict[str, Any]) -> Optional[float]:
 def _text(report: Report) -> str:
     if report.error is not None:
         return report.error
-    target = report.target.get("input") or report.target.get("host") or "target"
+    target = report.target.get("input") or report.target.get("host") or _("target")
     if report.verdict is Verdict.OK:
-        return f"{target}: all checks passed"
+        return f"{target}: " + _("all checks passed")
     root = report.root_cause
     if root is not None:
         code = root.result.code or root.status.value.upper()
@@ -62,7 +64,7 @@ def _text(report: Report) -> str:
     errored = [c for c in report.checks if c.status is Status.ERROR]
     if errored:
         return f"{errored[0].id}: {errored[0].result.summary}"
-    return f"{target}: no conclusion"
+    return f"{target}: " + _("no conclusion")
 
 
 def render_nagios(report: Report) -> str:

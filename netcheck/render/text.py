@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Optional
 
+from netcheck.i18n import N_, _, pgettext
 from netcheck.model import CheckOutcome, Hint, Layer, Report, Status, Verdict
 
 if TYPE_CHECKING:
@@ -37,6 +38,34 @@ _STATUS_STYLE = {
     Status.SKIP: "dim",
     Status.ERROR: "magenta",
 }
+# The rungs as the course's slides name them ("Nivel de red", "Nivell de xarxa").
+LAYER_NAMES = {
+    Layer.PHYSICAL: N_("Physical"),
+    Layer.LINK: N_("Link"),
+    Layer.NETWORK: N_("Network"),
+    Layer.TRANSPORT: N_("Transport"),
+    Layer.SESSION: N_("Session"),
+    Layer.PRESENTATION: N_("Presentation"),
+    Layer.APPLICATION: N_("Application"),
+}
+VERDICT_WORDS = {
+    Verdict.OK: N_("OK"),
+    Verdict.DEGRADED: N_("DEGRADED"),
+    Verdict.BROKEN: N_("BROKEN"),
+    Verdict.UNKNOWN: N_("UNKNOWN"),
+}
+
+
+def layer_name(layer: Layer) -> str:
+    """The rung's name in the reader's language (``Layer.label`` in English)."""
+    return _(LAYER_NAMES[Layer(int(layer))])
+
+
+def verdict_word(verdict: Verdict) -> str:
+    """OK, DEGRADED, BROKEN, UNKNOWN in the reader's language (the JSON keeps the value)."""
+    return _(VERDICT_WORDS[verdict])
+
+
 _VERDICT_STYLE = {
     Verdict.OK: "bold green",
     Verdict.DEGRADED: "bold yellow",
@@ -53,7 +82,7 @@ class _Look:
         self.unicode = unicode
         self.dash = " — " if unicode else " - "
         self.arrow = "→" if unicode else "->"
-        self.root_marker = "◀ root cause" if unicode else "<- root cause"
+        self.root_marker = ("◀ " if unicode else "<- ") + _("root cause")
 
     def style(self, spec: str) -> Style:
         from rich.style import Style
@@ -81,17 +110,19 @@ def _header(report: Report, look: _Look) -> RenderableType:
     line = Text()
     line.append(f"netcheck {report.version}", style=look.style("bold"))
     if report.mode != "diagnose":
-        line.append(f"  {report.mode} mode")
+        line.append("  " + _("{mode} mode").format(mode=report.mode))
     line.append("  ")
     line.append(str(target.get("input") or "-"), style=look.style("bold"))
     addresses = target.get("addresses") or []
     if addresses:
         line.append(f" {look.arrow} {', '.join(str(a) for a in addresses)}")
-    line.append(f"  egress {host.get('egress_interface') or 'unknown'}")
-    line.append(f"  host {host.get('hostname') or 'unknown'}")
-    line.append(f"  privileged: {'yes' if host.get('privileged') else 'no'}")
+    line.append("  " + _("egress {interface}").format(
+        interface=host.get("egress_interface") or pgettext("interface", "unknown")))
+    line.append("  " + _("host {hostname}").format(hostname=host.get("hostname") or _("unknown")))
+    line.append("  " + _("privileged: {answer}").format(
+        answer=_("yes") if host.get("privileged") else _("no")))
     if report.request_id:
-        line.append(f"  request id {report.request_id}")
+        line.append("  " + _("request id {id}").format(id=report.request_id))
     return line
 
 
@@ -99,10 +130,10 @@ def _rung_heading(layer: Layer, checked: bool, is_root: bool, verdict: Verdict,
                   look: _Look) -> RenderableType:
     from rich.text import Text
 
-    heading = Text(f"L{int(layer)} {layer.label}",
+    heading = Text(f"L{int(layer)} {layer_name(layer)}",
                    style=look.style("bold" if checked else "dim"))
     if not checked:
-        heading.append("  not checked", style=look.style("dim"))
+        heading.append("  " + _("not checked"), style=look.style("dim"))
     if is_root:
         marker_style = "bold yellow" if verdict is Verdict.DEGRADED else "bold red"
         heading.append(f"  {look.root_marker}", style=look.style(marker_style))
@@ -119,7 +150,8 @@ def _check_line(check: CheckOutcome, verbose: bool, look: _Look) -> RenderableTy
     body = Text()
     if result.status is Status.SKIP:
         body.append(check.title, style=look.style("dim"))
-        reason = f"blocked by {result.blocked_by}" if result.blocked_by else result.summary
+        reason = (_("blocked by {check}").format(check=result.blocked_by) if result.blocked_by
+                  else result.summary)
         body.append(f"{look.dash}{reason}", style=look.style("dim"))
     else:
         body.append(check.title)
@@ -165,7 +197,7 @@ def _hint_body(hint: Hint, look: _Look) -> Any:
         body.append("\n")
         body.append(f"$ {command}", style=look.style("bold"))
     if hint.docs:
-        body.append(f"\ndocs: {hint.docs}", style=look.style("dim"))
+        body.append("\n" + _("docs: {url}").format(url=hint.docs), style=look.style("dim"))
     return body
 
 
@@ -176,7 +208,7 @@ def _hint_box(check: CheckOutcome, look: _Look) -> RenderableType:
     hint = check.result.hint
     assert hint is not None
     border = "yellow" if check.status is Status.WARN else "red"
-    panel = Panel(_hint_body(hint, look), title="hint", title_align="left", expand=False,
+    panel = Panel(_hint_body(hint, look), title=_("hint"), title_align="left", expand=False,
                   border_style=look.style(border))
     return Padding(panel, (0, 0, 0, 4), expand=False)
 
@@ -188,23 +220,24 @@ def _diagnosis(report: Report, look: _Look) -> RenderableType:
     verdict = report.verdict
     verdict_style = look.style(_VERDICT_STYLE[verdict])
     body = Text()
-    body.append(verdict.value.upper(), style=verdict_style)
+    body.append(verdict_word(verdict), style=verdict_style)
     root = report.root_cause
     if verdict is Verdict.OK:
-        body.append(": all checks passed")
+        body.append(": " + _("all checks passed"))
     elif root is not None:
         layer = Layer(int(root.layer))
         body.append("\n")
         body.append(root.result.code or root.status.value.upper(), style=look.style("bold"))
-        body.append(f" at L{int(layer)} {layer.label} ({root.id})")
+        body.append(" " + _("at L{n} {layer} ({check})").format(
+            n=int(layer), layer=layer_name(layer), check=root.id))
         body.append(f"\n{root.result.summary}")
         if root.result.hint is not None:
             body.append("\n\n")
             body.append_text(_hint_body(root.result.hint, look))
     else:
-        body.append(": no single root cause; see the checks marked "
-                    f"{look.symbol(Status.ERROR)} above")
-    return Panel(body, title="Diagnosis", title_align="left",
+        body.append(": " + _("no single root cause; see the checks marked {symbol} "
+                             "above").format(symbol=look.symbol(Status.ERROR)))
+    return Panel(body, title=_("Diagnosis"), title_align="left",
                  border_style=look.style(_VERDICT_STYLE[verdict]))
 
 
@@ -213,10 +246,10 @@ def _error(report: Report, look: _Look) -> RenderableType:
     from rich.text import Text
 
     body = Text()
-    body.append("UNKNOWN", style=look.style(_VERDICT_STYLE[Verdict.UNKNOWN]))
-    body.append(": netcheck could not run\n")
+    body.append(verdict_word(Verdict.UNKNOWN), style=look.style(_VERDICT_STYLE[Verdict.UNKNOWN]))
+    body.append(": " + _("netcheck could not run") + "\n")
     body.append(str(report.error), style=look.style("bold"))
-    return Panel(body, title="Diagnosis", title_align="left",
+    return Panel(body, title=_("Diagnosis"), title_align="left",
                  border_style=look.style("red"))
 
 

@@ -1,0 +1,979 @@
+"""Server mode: the slides' "Equipo Servidor" rungs, checked on the server itself.
+
+``netcheck server --port N`` runs these beside this host's own layer 1-3 checks (the client's,
+pointed at the way back to ``--client``). Declared in root-cause order within each layer:
+
+- layer 4: the port listening (``ss -tlnp``), this host's input firewall, a local handshake
+  (``nping --tcp-connect localhost``) — nothing listening explains a refused handshake, a
+  dropped port explains clients that time out;
+- layer 7: the service's systemd unit (``systemctl status``), its process (``ps aux``), and
+  the client's request in its log — a stopped unit explains a missing process, which
+  explains a request that never got an answer.
+
+Every measurement is shared through ``ctx.memo``: the socket table, the unit's state and the
+processes are read once per run, whichever check asks first.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Optional
+
+from netcheck.lazy import asyncio
+from netcheck.model import Hint, Layer, Result, Status, failed, passed, skipped, warned
+from netcheck.registry import check
+
+if TYPE_CHECKING:
+    from netcheck.probes.systemd import UnitRef, UnitState
+    from netcheck.runner import Context
+    from netcheck.server.listeners import Listener, ListenTable, ProcessInfo
+    from netcheck.server.options import ServerOptions
+
+SERVER = ("server",)
+# Source ports clients connect from: unknown, so rules on them are judged over this range.
+CLIENT_PORTS = (1024, 65535)
+MAX_ADDRESSES = 8
+
+
+def server_options(ctx: Context) -> ServerOptions:
+    """The run's server settings (imported here, not at start-up: it brings the runner)."""
+    from netcheck.server.options import server_options as settings
+
+    return settings(ctx)
+
+
+def _proto_port(ctx: Context) -> str:
+    opts = server_options(ctx)
+    return f"{opts.proto} port {opts.port}"
+
+
+def _ss(ctx: Context) -> str:
+    opts = server_options(ctx)
+    flag = "-tlnp" if opts.proto == "tcp" else "-ulnp"
+    return f"ss {flag} 'sport = :{opts.port}'"
+
+
+# -- shared measurements -----------------------------------------------------------------------
+
+def listen_table(ctx: Context, proto: Optional[str] = None) -> asyncio.Task[ListenTable]:
+    """This host's listening sockets of the protocol, with their owners (once per run)."""
+    from netcheck.server import listeners
+
+    opts = server_options(ctx)
+    proto = proto or opts.proto
+    return ctx.memo(("server", "listeners", proto), lambda: ctx.blocking(
+        listeners.read_table, proto, opts.procfs, min(ctx.timeout, 2.0)))
+
+
+async def bound(ctx: Context) -> list[Listener]:
+    """The sockets bound to the port asked about."""
+    table = await listen_table(ctx)
+    return table.on_port(server_options(ctx).port)
+
+
+def process(ctx: Context, pid: int) -> asyncio.Task[ProcessInfo]:
+    """``ps`` for one process (once per run)."""
+    from netcheck.server import listeners
+
+    return ctx.memo(("server", "process", pid), lambda: ctx.blocking(
+        listeners.process_info, pid))
+
+
+def named_processes(ctx: Context) -> asyncio.Task[list[ProcessInfo]]:
+    """The running processes called as ``--process`` says (once per run)."""
+    from netcheck.server import listeners
+
+    name = server_options(ctx).process or ""
+    return ctx.memo(("server", "named", name), lambda: ctx.blocking(
+        listeners.matching_processes, name))
+
+
+def _owner_pids(socks: list[Listener]) -> list[int]:
+    pids: list[int] = []
+    for s in socks:
+        for o in s.owners:
+            if o.pid not in pids:
+                pids.append(o.pid)
+    return pids
+
+
+async def _containers(ctx: Context, socks: list[Listener]) -> dict[int, dict[str, Any]]:
+    """Owners that forward the port to a container (docker-proxy...), by pid."""
+    from netcheck.server.listeners import CONTAINER_PROXIES, container_proxy
+
+    found: dict[int, dict[str, Any]] = {}
+    for s in socks:
+        for o in s.owners:
+            if o.name in CONTAINER_PROXIES and o.pid not in found:
+                info = await process(ctx, o.pid)
+                proxy = container_proxy(o.name, info.argv)
+                if proxy is not None:
+                    found[o.pid] = proxy
+    return found
+
+
+def _owners_text(s: Listener, containers: dict[int, dict[str, Any]]) -> str:
+    if not s.owners:
+        return ""
+    names: dict[str, list[int]] = {}
+    for o in s.owners:
+        names.setdefault(o.name, []).append(o.pid)
+    parts = []
+    for name, pids in names.items():
+        shown = ", ".join(map(str, pids[:4])) + (" ..." if len(pids) > 4 else "")
+        text = f"{name} (pid {shown})"
+        proxy = next((containers[p] for p in pids if p in containers), None)
+        if proxy and proxy.get("container_ip"):
+            text += f" -> container {proxy['container_ip']}:{proxy.get('container_port', '?')}"
+        parts.append(text)
+    return ", ".join(parts)
+
+
+def _all_owners(socks: list[Listener]) -> str:
+    """Every process holding one of the sockets: ``python (pid 7), nginx (pid 8, 9)``."""
+    names: dict[str, list[int]] = {}
+    for s in socks:
+        for o in s.owners:
+            pids = names.setdefault(o.name, [])
+            if o.pid not in pids:
+                pids.append(o.pid)
+    return ", ".join(f"{name} (pid {', '.join(map(str, pids[:4]))}"
+                     f"{' ...' if len(pids) > 4 else ''})" for name, pids in names.items())
+
+
+def _own_addresses(ctx: Context, families: tuple[int, ...] = (4, 6)) -> list[tuple[str, str]]:
+    """(address, interface) of this host's usable addresses, loopback and link-local left out."""
+    found: list[tuple[str, str]] = []
+    for a in ctx.facts.addresses:
+        try:
+            ip = ipaddress.ip_address(a.address)
+        except ValueError:
+            continue
+        if ip.version not in families or ip.is_loopback or ip.is_link_local:
+            continue
+        if getattr(a, "dad_failed", False):
+            continue
+        link = ctx.facts.link(index=a.ifindex)
+        found.append((a.address, link.name if link else ""))
+    return found[:MAX_ADDRESSES]
+
+
+def _client_family(ctx: Context) -> Optional[int]:
+    client = server_options(ctx).client
+    if not client:
+        return None
+    return ipaddress.ip_address(client).version
+
+
+@dataclass
+class UnitInfo:
+    """The unit behind the service: its name, how it was found, and its state if asked."""
+
+    name: Optional[str] = None
+    how: str = ""
+    ref: Optional[UnitRef] = None
+    state: Optional[UnitState] = None
+    reason: Optional[str] = None  # why systemd was not asked
+    error: Optional[str] = None  # systemctl failed
+    candidates: list[str] = field(default_factory=list)
+
+
+def unit_info(ctx: Context) -> asyncio.Task[UnitInfo]:
+    """Which unit runs the service, and its state (once per run)."""
+    return ctx.memo(("server", "unit"), lambda: _unit_info(ctx))
+
+
+async def _unit_info(ctx: Context) -> UnitInfo:
+    from netcheck.probes import systemd
+
+    opts = server_options(ctx)
+    info = UnitInfo()
+    if opts.service:
+        info.name, info.how = opts.service, "given with --service"
+    else:
+        socks = await bound(ctx)
+        pids = _owner_pids(socks)
+        if opts.process:
+            pids += [p.pid for p in await named_processes(ctx) if p.pid not in pids]
+        for pid in pids[:16]:
+            ref = await ctx.blocking(systemd.unit_of_pid, pid, opts.procfs)
+            if ref is not None:
+                info.ref = ref
+                info.name = ref.unit
+                info.how = f"whose cgroup holds pid {pid} ({ref.cgroup})"
+                if ref.unit.endswith(".service"):
+                    break
+        if info.name is None and not socks:
+            candidates = systemd.installed_units_for_port(opts.port, opts.sysroot)
+            info.candidates = candidates
+            if len(candidates) == 1:
+                info.name, info.how = candidates[0], f"the unit installed for port {opts.port}"
+    if info.name is None:
+        return info
+    info.reason = systemd.not_running_reason(opts.procfs)
+    if info.reason or (info.ref is not None and (info.ref.user is not None
+                                                 or info.name.endswith(".scope"))):
+        return info
+    try:
+        info.state = await ctx.blocking(systemd.show, info.name, min(ctx.timeout, 3.0))
+    except systemd.SystemdError as exc:
+        info.error = str(exc)
+        return info
+    if systemd.journal_reason(opts.procfs) is None:
+        try:
+            info.state.log = await ctx.blocking(systemd.journal, info.name, None, 10,
+                                                min(ctx.timeout, 3.0))
+        except systemd.SystemdError as exc:
+            info.state.log_note = f"journalctl: {exc}"
+    else:
+        info.state.log_note = systemd.journal_reason(opts.procfs)
+    return info
+
+
+def _unit_commands(info: UnitInfo, start: bool = True) -> list[str]:
+    if info.name is None or info.reason:
+        return []
+    st = info.state
+    # The unit's own Id: systemctl resolves an alias (httpd -> apache2.service).
+    name = st.unit if st is not None and st.unit else info.name
+    cmds = []
+    if st is not None and st.masked:
+        cmds.append(f"systemctl unmask {name}")
+    if start:
+        cmds.append(f"systemctl start {name}")
+    if st is not None and st.starts_at_boot is False and not st.masked:
+        cmds.append(f"systemctl enable {name}")
+    cmds += [f"systemctl status {name}", f"journalctl -u {name} -n 50 --no-pager"]
+    return cmds
+
+
+# -- layer 4 -----------------------------------------------------------------------------------
+
+def _loopback_hint(ctx: Context, socks: list[Listener], containers: dict[int, dict[str, Any]],
+                   unit: UnitInfo) -> Hint:
+    opts = server_options(ctx)
+    where = ", ".join(s.endpoint for s in socks)
+    programs = {o.name for s in socks for o in s.owners}
+    cmds: list[str] = []
+    if "docker-proxy" in programs or containers:
+        cmds.append(f"docker ps --filter publish={opts.port}   # published as "
+                    f"127.0.0.1:{opts.port}:...")
+        cmds.append(f"docker run -p {opts.port}:{opts.port} ...   # not "
+                    f"-p 127.0.0.1:{opts.port}:{opts.port}")
+    if "nginx" in programs:
+        cmds.append(f"grep -rn 'listen' /etc/nginx/   # 'listen {opts.port};' (and "
+                    f"'listen [::]:{opts.port};'), not 'listen 127.0.0.1:{opts.port};'")
+        cmds.append("nginx -t")
+    if programs & {"apache2", "httpd"}:
+        cmds.append(f"grep -rn '^Listen' /etc/apache2/ /etc/httpd/ 2>/dev/null   # 'Listen "
+                    f"{opts.port}', not 'Listen 127.0.0.1:{opts.port}'")
+    if "sshd" in programs:
+        cmds.append("grep -n ListenAddress /etc/ssh/sshd_config   # 0.0.0.0 and ::")
+    if unit.name and not unit.reason:
+        cmds.append(f"systemctl restart {unit.name}")
+    cmds.append(_ss(ctx))
+    return Hint(f"The service listens on {where} only: connections from other hosts are "
+                "refused. Make it listen on the address clients use, or on all of them "
+                f"(0.0.0.0:{opts.port} and [::]:{opts.port}), and restart it.", cmds)
+
+
+async def _listening_elsewhere(ctx: Context) -> list[str]:
+    """Where the expected program (--process, or the unit's main process) does listen."""
+    opts = server_options(ctx)
+    pids: list[int] = []
+    if opts.process:
+        pids += [p.pid for p in await named_processes(ctx)]
+    unit = await unit_info(ctx)
+    if unit.state is not None and unit.state.main_pid:
+        pids.append(unit.state.main_pid)
+    if not pids:
+        return []
+    table = await listen_table(ctx)
+    return [f"{s.endpoint} ({s.owners[0].name}, pid {s.owners[0].pid})"
+            for s in table.of_pids(pids)][:6]
+
+
+@check("transport.listen", Layer.TRANSPORT, modes=SERVER,
+       codes=("SRV_NOT_LISTENING", "SRV_LISTEN_LOOPBACK_ONLY"))
+async def port_listening(ctx: Context) -> Result:
+    """Service port is listening.
+
+    Every socket bound to the port, as ``ss -tlnp`` shows it: the address (one address, the
+    IPv4 wildcard, the IPv6 wildcard alone or dual-stack), the accept queue, and the
+    processes holding it; a container proxy such as docker-proxy is named with the container
+    it forwards to. Nothing listening, or listening on loopback only, keeps every client out.
+    """
+    opts = server_options(ctx)
+    table = await listen_table(ctx)
+    if table.error:
+        return Result(Status.ERROR, table.error)
+    socks = table.on_port(opts.port)
+    containers = await _containers(ctx, socks)
+    evidence: dict[str, Any] = {
+        "port": opts.port, "proto": opts.proto, "source": table.source,
+        "ss": [s.ss_line() for s in socks], "listeners": [s.to_json() for s in socks],
+    }
+    if containers:
+        evidence["containers"] = list(containers.values())
+    if not table.owners_visible:
+        evidence["owners_note"] = ("other users' processes cannot be looked into without "
+                                   "root: some owners may be missing")
+    elif not table.owners_complete:
+        evidence["owners_note"] = "the search for owners stopped at its time bound"
+    what = _proto_port(ctx)
+    if not socks:
+        unit = await unit_info(ctx)
+        elsewhere = await _listening_elsewhere(ctx)
+        other_proto = "udp" if opts.proto == "tcp" else "tcp"
+        other = (await listen_table(ctx, other_proto)).on_port(opts.port)
+        summary = f"nothing listens on {what}"
+        notes = []
+        if unit.state is not None and not unit.state.active:
+            notes.append(f"{unit.name} is {unit.state.active_line()}")
+        if opts.process and not await named_processes(ctx):
+            notes.append(f"no process named {opts.process} runs")
+        if elsewhere:
+            notes.append(f"the service listens on {', '.join(elsewhere)} instead")
+        if other:
+            notes.append(f"{other_proto} port {opts.port} is open ({other[0].endpoint})")
+            evidence["other_proto"] = [s.ss_line() for s in other]
+        if notes:
+            summary += ": " + "; ".join(notes)
+        evidence["listening_elsewhere"] = elsewhere
+        cmds = _unit_commands(unit)
+        cmds.append(_ss(ctx))
+        text = (f"Nothing on this host listens on {what}: the service is not running, or it "
+                "listens on another port. Start it (or fix the port in its configuration) "
+                "and check that the port is in LISTEN.")
+        if elsewhere:
+            text = (f"The service runs but listens on {', '.join(elsewhere)}, not on {what}: "
+                    "fix the port in its configuration (or use the port it listens on), "
+                    "then restart it.")
+        return failed("SRV_NOT_LISTENING", summary, Hint(text, cmds), **evidence)
+    described = "; ".join(f"{s.endpoint} ({s.kind()}"
+                          + (f", {_owners_text(s, containers)}" if s.owners else "") + ")"
+                          for s in socks)
+    external = [s for s in socks if not s.loopback]
+    fam = _client_family(ctx)
+    client_local = opts.client is not None and ipaddress.ip_address(opts.client).is_loopback
+    if not external and not client_local:
+        unit = await unit_info(ctx)
+        return failed("SRV_LISTEN_LOOPBACK_ONLY",
+                      f"{what} listens on loopback only: {described}; other hosts are refused",
+                      _loopback_hint(ctx, socks, containers, unit), **evidence)
+    served = {f for s in socks for f in s.families_served}
+    if fam is not None and fam not in served and not client_local:
+        only = "IPv4" if 4 in served else "IPv6"
+        return failed("SRV_NOT_LISTENING",
+                      f"nothing listens on {what} for IPv{fam}, the client {opts.client}'s "
+                      f"family: {described}",
+                      Hint(f"The service listens on {only} only, and the client connects over "
+                           f"IPv{fam}. Make it listen on [::]:{opts.port} (or "
+                           f"0.0.0.0:{opts.port}) too, or have the client use {only}.",
+                           [_ss(ctx)]), **evidence)
+    summary = f"{what}: {described}"
+    if 4 not in served:
+        summary += "; IPv4 clients are refused"
+    elif 6 not in served:
+        summary += "; IPv6 clients are refused"
+    full = [s for s in socks if s.backlog_full]
+    if full:
+        summary += (f"; accept queue full on {full[0].endpoint} ({full[0].recv_q} waiting, "
+                    f"limit {full[0].send_q}): the program is not accepting")
+    return passed(summary, **evidence)
+
+
+async def _inbound_flows(ctx: Context) -> tuple[list[Any], list[Any]]:
+    """(input flows, forward flows) a client's new connection to the port would be."""
+    from netcheck.probes.firewall import Flow
+
+    opts = server_options(ctx)
+    socks = [s for s in await bound(ctx) if not s.loopback]
+    fam = _client_family(ctx)
+    iif_to_client = None
+    if opts.client:
+        try:
+            iif_to_client = (await ctx.path()).interface
+        except Exception:  # no route back: interface rules stay uncertain
+            iif_to_client = None
+    targets: list[tuple[str, str]] = []
+    if socks:
+        for s in socks:
+            if s.wildcard:
+                targets += _own_addresses(ctx, s.families_served)
+            else:
+                link = next((lk for a, lk in _own_addresses(ctx) if a == s.address), "")
+                targets.append((s.address, link))
+    else:  # nothing listens: judge what a client would meet once it does
+        targets = _own_addresses(ctx)
+    seen: set[str] = set()
+    flows_in = []
+    for address, ifname in targets:
+        family = ipaddress.ip_address(address).version
+        if address in seen or (fam is not None and family != fam):
+            continue
+        seen.add(address)
+        flows_in.append(Flow(family, opts.proto, address, opts.port, saddr=opts.client,
+                             sport=CLIENT_PORTS, iifname=iif_to_client or ifname or None,
+                             hook="input"))
+        if len(flows_in) >= MAX_ADDRESSES:
+            break
+    flows_fwd = []
+    for proxy in (await _containers(ctx, socks)).values():
+        ip, port = proxy.get("container_ip"), proxy.get("container_port")
+        if not ip or not isinstance(port, int):
+            continue
+        family = ipaddress.ip_address(ip).version
+        if fam is not None and family != fam:
+            continue
+        flows_fwd.append(Flow(family, proxy.get("proto", opts.proto), ip, port,
+                              saddr=opts.client, sport=CLIENT_PORTS,
+                              iifname=iif_to_client, hook="forward"))
+    return flows_in, flows_fwd
+
+
+def inbound(ctx: Context) -> asyncio.Task[list[Any]]:
+    """This host's rules judged for a client's connection to the port (once per run)."""
+    return ctx.memo(("server", "inbound"), lambda: _inbound(ctx))
+
+
+async def _inbound(ctx: Context) -> list[Any]:
+    from netcheck.probes import firewall
+
+    flows_in, flows_fwd = await _inbound_flows(ctx)
+    found = []
+    for flows, hook in ((flows_in, "input"), (flows_fwd, "forward")):
+        if flows:
+            found.append(await firewall.judge_flows(ctx, flows, hook))
+    return found
+
+
+def _inbound_hint(blocks: list[Any]) -> Hint:
+    from netcheck.probes import firewall
+
+    commands: list[str] = []
+    for v in blocks:
+        for cmd in firewall.remedy_commands(v):
+            if cmd not in commands:
+                commands.append(cmd)
+    first = blocks[0]
+    if first.rule is not None:
+        r = first.rule
+        where = f"chain {r.chain} of table {r.family} {r.table}"
+        tag = f" (handle {r.handle})" if r.handle is not None else ""
+        text = (f"This host's own firewall {first.action}s clients' connections to the port "
+                f"on arrival: the rule `{r.quoted}`{tag} in {where}. Delete it if it is not "
+                "wanted, or insert an accept for the port before it:")
+        commands.append(f"nft -a list chain {r.family} {r.table} {r.chain}"
+                        if r.source == "nft" else f"{r.command} -L {r.chain} -n -v --line-numbers")
+    else:
+        label = first.chain.label if first.chain else f"the {first.flow.hook} chain"
+        text = (f"The policy of {label} is {first.action} and no rule accepts the port before "
+                "it: add an accept rule for it.")
+    return Hint(text, commands)
+
+
+@check("transport.inbound_firewall", Layer.TRANSPORT, modes=SERVER, codes=("SRV_FW_INPUT_BLOCK",))
+async def inbound_firewall(ctx: Context) -> Result:
+    """This host's firewall lets clients in.
+
+    Reads this host's rules (``nft -j list ruleset``, iptables-save for legacy tables) and
+    walks the input chains as netfilter would, for a client's new connection to the port on
+    every address it listens on — from ``--client``, through the interface that leads back to
+    it, when given; for a container's published port the forward chains too (Docker's DNAT
+    sends the traffic there). A drop or reject, or a drop policy, is quoted with its table,
+    chain and handle. Needs CAP_NET_ADMIN.
+    """
+    from netcheck.probes import firewall
+
+    if not firewall.has_cap_net_admin():
+        return skipped(firewall.NEEDS_ROOT)
+    judged = await inbound(ctx)
+    if not judged:
+        return skipped("no address of this host to judge a connection to")
+    unreadable = next((fw for fw in judged if not fw.readable), None)
+    if unreadable is not None:
+        return skipped(f"cannot read the firewall rules: {unreadable.reason}")
+    verdicts = [v for fw in judged for v in fw.verdicts]
+    evidence: dict[str, Any] = {"hooks": [fw.hook for fw in judged],
+                                "ruleset": judged[0].ruleset.summary() if judged[0].ruleset
+                                else None,
+                                "flows": [v.to_json() for v in verdicts],
+                                "duration_ms": round(sum(fw.duration_ms for fw in judged), 1)}
+    opts = server_options(ctx)
+    client = f" from {opts.client}" if opts.client else ""
+    blocks = [v for v in verdicts if v.blocked]
+    if blocks:
+        first = blocks[0]
+        maybe = "" if first.certain else "probably "
+        summary = (f"this host's firewall {maybe}{first.action}s {first.flow.describe()}{client}"
+                   f" ({first.flow.hook}): {first.describe()}")
+        # A container's published port is reached through the forward chain only (Docker's
+        # DNAT): blocked there, it is blocked for every client. On the input side, one
+        # address of several blocked leaves the others.
+        forward = [v for v in verdicts if v.flow.hook == "forward"]
+        into = [v for v in verdicts if v.flow.hook == "input"]
+        if (forward and all(v.blocked for v in forward)) or (
+                into and all(v.blocked for v in into)):
+            return failed("SRV_FW_INPUT_BLOCK", summary, _inbound_hint(blocks), **evidence)
+        open_to = sorted({v.flow.daddr for v in verdicts} - {v.flow.daddr for v in blocks})
+        return warned("SRV_FW_INPUT_BLOCK", f"{summary}; {', '.join(open_to)} may pass",
+                      _inbound_hint(blocks), **evidence)
+    unknown = [v for v in verdicts if v.action == "unknown"]
+    if unknown:
+        why = "; ".join(unknown[0].uncertain[:2]) or "the evaluation was capped"
+        return skipped(f"could not judge the rules for {unknown[0].flow.describe()}: {why}",
+                       **evidence)
+    addrs = sorted({v.flow.daddr for v in verdicts})
+    summary = (f"no rule of the input chains blocks {_proto_port(ctx)}{client} to "
+               f"{', '.join(addrs)}")
+    if any(v.flow.hook == "forward" for v in verdicts):
+        summary += " (nor the forward chains, to the container)"
+    if any(not v.certain for v in verdicts):
+        summary += " (uncertain: some rules were not understood, see the evidence)"
+    return passed(summary, **evidence)
+
+
+async def _local_block(ctx: Context, address: str) -> Optional[Any]:
+    """The input rule that drops a local connection to ``address`` (it comes in on lo)."""
+    from netcheck.probes import firewall
+
+    if not firewall.has_cap_net_admin():
+        return None
+    opts = server_options(ctx)
+    family = ipaddress.ip_address(address).version
+    flow = firewall.Flow(family, opts.proto, address, opts.port, saddr=address,
+                         sport=CLIENT_PORTS, iifname="lo", hook="input")
+    fw = await firewall.judge_flows(ctx, [flow], "input")
+    return next((v for v in fw.verdicts if v.blocked), None) if fw.readable else None
+
+
+@check("transport.local_handshake", Layer.TRANSPORT, modes=SERVER, requires=("transport.listen",),
+       codes=("SRV_FW_INPUT_BLOCK",))
+async def local_handshake(ctx: Context) -> Result:
+    """Port completes a local handshake.
+
+    A TCP connect from this host to every address the port is bound to — for a wildcard, to
+    127.0.0.1 or ::1 and to each of this host's own addresses — with its round-trip time, as
+    ``nping --tcp-connect -p PORT localhost`` does. It proves the program accepts connections,
+    not only that a socket exists, before any network is involved; this host's addresses the
+    port is not bound to are tried too, to show that they refuse.
+    """
+    from netcheck.server.handshake import handshake
+
+    opts = server_options(ctx)
+    if opts.proto != "tcp":
+        return skipped("UDP has no handshake: a datagram is not answered unless the "
+                       "application speaks first (use the log check)")
+    socks = await bound(ctx)
+    expected: dict[str, Listener] = {}
+    for s in socks:
+        if s.wildcard:
+            for fam in s.families_served:
+                expected.setdefault("127.0.0.1" if fam == 4 else "::1", s)
+                for address, _ in _own_addresses(ctx, (fam,)):
+                    expected.setdefault(address, s)
+        else:
+            expected.setdefault(s.address, s)
+    # Addresses it is not bound to are tried as well: their refusal shows who cannot connect.
+    others = [a for a in ("127.0.0.1", "::1") if a not in expected]
+    others += [a for a, _ in _own_addresses(ctx) if a not in expected]
+    targets = [*list(expected)[:MAX_ADDRESSES], *others[:4]]
+    timeout = min(ctx.timeout, 2.0)
+    results = await asyncio.gather(*(ctx.blocking(handshake, a, opts.port, timeout)
+                                     for a in targets))
+    rows = [{**r.to_json(), "expected": r.address in expected} for r in results]
+    evidence: dict[str, Any] = {"port": opts.port, "handshakes": rows,
+                                "rtt": "the kernel's handshake RTT (TCP_INFO)"}
+    opened = [r for r in results if r.state == "open"]
+    if opened:
+        evidence["rtt_ms"] = round(min(r.rtt_ms or 0.0 for r in opened), 3)
+    bad = [r for r in results if r.address in expected and r.state != "open"]
+
+    def endpoint(address: str) -> str:
+        return f"[{address}]:{opts.port}" if ":" in address else f"{address}:{opts.port}"
+
+    shown = ", ".join(f"{endpoint(r.address)} in {r.rtt_ms:.2f} ms" for r in opened[:6])
+    refused = [r.address for r in results if r.address not in expected and r.state == "refused"]
+    if not bad:
+        summary = f"handshake completed with {shown}" if shown else "no handshake expected"
+        if refused:
+            summary += f"; {', '.join(endpoint(a) for a in refused[:4])} refused (not bound there)"
+        return passed(summary, **evidence)
+    first = bad[0]
+    block = await _local_block(ctx, first.address)
+    what = f"a local connect to {endpoint(first.address)} {_outcome(first)}"
+    if block is not None:
+        return failed("SRV_FW_INPUT_BLOCK", f"{what}: this host's input chain "
+                      f"{block.action}s it: {block.describe()}", _inbound_hint([block]),
+                      **evidence)
+    listener = expected[first.address]
+    if listener.backlog_full:
+        why = (f"the listening socket's accept queue is full ({listener.recv_q} waiting, limit "
+               f"{listener.send_q}): the program no longer calls accept() — it hangs or is "
+               "overloaded")
+    else:
+        why = "the socket exists but does not complete handshakes"
+    return Result(Status.ERROR, f"{what}: {why}", evidence=evidence, hint=Hint(
+        "Look at the program holding the port (is it stuck?) and restart it.",
+        [_ss(ctx), "ps -o pid,stat,etime,cmd -p " + ",".join(
+            str(o.pid) for o in listener.owners[:4]) if listener.owners else _ss(ctx)]))
+
+
+def _outcome(r: Any) -> str:
+    if r.state == "timeout":
+        return "timed out"
+    if r.state == "refused":
+        return "was refused"
+    if r.state == "unreachable":
+        return f"was answered 'unreachable' ({r.errno})"
+    return f"failed ({r.errno or r.state})"
+
+
+# -- layer 7 -----------------------------------------------------------------------------------
+
+@check("app.service_unit", Layer.APPLICATION, modes=SERVER, codes=("SRV_SERVICE_INACTIVE",))
+async def service_unit(ctx: Context) -> Result:
+    """Service unit is active.
+
+    The systemd unit given with ``--service``, or the one whose cgroup holds the process that
+    listens (``/proc/PID/cgroup``): loaded, active and running, enabled at boot, and its last
+    log lines, as ``systemctl status`` shows them. Where systemd is not the init system there
+    is no unit to ask, and the check says so.
+    """
+    info = await unit_info(ctx)
+    opts = server_options(ctx)
+    evidence: dict[str, Any] = {"unit": info.name, "found": info.how}
+    if info.name is None:
+        from netcheck.probes.systemd import not_running_reason
+
+        reason = not_running_reason(opts.procfs)
+        if reason:
+            return skipped(reason, **evidence)
+        if info.candidates:
+            return skipped(f"no --service given and nothing listens: {', '.join(info.candidates)}"
+                           " could serve the port (give --service UNIT)", **evidence)
+        return skipped("no --service given, and no unit holds a process on the port "
+                       "(give --service UNIT)", **evidence)
+    if info.reason:
+        return skipped(f"{info.name}: {info.reason}", **evidence)
+    if info.ref is not None and (info.ref.user is not None or info.name.endswith(".scope")):
+        return skipped(f"the listening process belongs to {info.ref.describe()}", **evidence)
+    if info.error or info.state is None:
+        return Result(Status.ERROR, f"systemctl show {info.name}: {info.error}",
+                      evidence=evidence)
+    st = info.state
+    evidence.update(st.to_json())
+    name = st.unit
+    if not st.exists:
+        return failed("SRV_SERVICE_INACTIVE", f"{name} is not installed (not-found)", Hint(
+            f"There is no unit {name} on this host: the service is not installed, or it has "
+            "another name. Find it:",
+            [f"systemctl list-units --type=service --all | grep -i "
+             f"{name.split('.')[0].split('@')[0]}", "systemctl list-unit-files --type=service"]),
+            **evidence)
+    boot = {True: "enabled at boot", False: f"not enabled at boot ({st.boot})",
+            None: f"started by another unit ({st.boot})"}[st.starts_at_boot]
+    if st.masked:
+        return failed("SRV_SERVICE_INACTIVE", f"{name} is masked: it cannot be started",
+                      Hint(f"{name} is masked (linked to /dev/null): unmask it, then start and "
+                           "enable it.", _unit_commands(info)), **evidence)
+    if st.active:
+        summary = f"{name} {st.active_line()}, {boot}"
+        if st.main_pid:
+            summary += f", main pid {st.main_pid}"
+        if st.starts_at_boot is False:
+            summary += f" (it will not start after a reboot: systemctl enable {name})"
+        return passed(summary, **evidence)
+    failure = st.failure()
+    detail = f"{name} is {st.active_line()}"
+    if failure:
+        detail += f" ({failure})"
+    if st.restarts:
+        detail += f", restarted {st.restarts} times"
+    if st.log:
+        detail += f"; last log: {st.log[-1]}"
+    if st.active_state == "activating" and st.sub_state not in ("auto-restart",):
+        return warned("SRV_SERVICE_INACTIVE", f"{detail}: still starting", Hint(
+            f"{name} has not finished starting: wait, or read why it hangs.",
+            [f"systemctl status {name}", f"journalctl -u {name} -n 50 --no-pager"]),
+            **evidence)
+    text = (f"{name} is not running ({st.active_state}): read why it stopped, fix it, and "
+            "start it" + (" (and enable it, so that it starts at boot)."
+                          if st.starts_at_boot is False else "."))
+    if st.sub_state == "auto-restart":
+        text = (f"{name} keeps failing and systemd restarts it ({st.restarts} restarts): read "
+                "its log for the error.")
+    return failed("SRV_SERVICE_INACTIVE", detail, Hint(text, _unit_commands(info)),
+                  port=opts.port, **evidence)
+
+
+@check("app.process", Layer.APPLICATION, modes=SERVER, codes=("SRV_PROCESS_MISSING",))
+async def service_process(ctx: Context) -> Result:
+    """Service process is running.
+
+    The program named with ``--process`` (``ps aux | grep NAME``), or else the processes that
+    hold the listening socket: their user, how long they have run, and the sockets they
+    listen on. A program that is not running cannot answer, whatever its unit says.
+    """
+    opts = server_options(ctx)
+    table = await listen_table(ctx)
+    socks = await bound(ctx)
+    if opts.process:
+        procs = [p for p in await named_processes(ctx) if p.status != "zombie"]
+        evidence: dict[str, Any] = {"process": opts.process,
+                                    "running": [p.to_json() for p in procs]}
+        if not procs:
+            unit = await unit_info(ctx)
+            cmds = [f"pgrep -a {opts.process}"]
+            if unit.name and opts.service:
+                cmds = [*_unit_commands(unit), *cmds]
+            else:
+                cmds.append(f"systemctl list-units --type=service --all | grep -i "
+                            f"{opts.process.rsplit('/', 1)[-1]}")
+            holders = _all_owners(socks)
+            summary = f"no process named {opts.process} is running"
+            if holders:
+                summary += f" (the port is held by {holders})"
+            return failed("SRV_PROCESS_MISSING", summary, Hint(
+                f"{opts.process} is not running: start the service that runs it and read its "
+                "log for why it stopped.", cmds), **evidence)
+        listening = table.of_pids([p.pid for p in procs])
+        evidence["listening"] = [s.ss_line() for s in listening]
+        first = procs[0]
+        summary = (f"{opts.process}: {len(procs)} process{'es' if len(procs) > 1 else ''} "
+                   f"(pid {first.pid}, user {first.user or '?'}, up {first.uptime_text()})")
+        on_port = [s for s in listening if s.port == opts.port]
+        if listening:
+            summary += f", listening on {', '.join(s.endpoint for s in listening[:4])}"
+        if socks and not on_port:
+            summary += f"; {_proto_port(ctx)} is held by {_all_owners(socks) or '?'}"
+        return passed(summary, **evidence)
+    pids = _owner_pids(socks)
+    if not socks:
+        return skipped("nothing listens on the port and no --process given: no process to look "
+                       "at")
+    if not pids:
+        return skipped("the processes holding the port are not visible (other users' "
+                       "processes need root)")
+    infos = [await process(ctx, pid) for pid in pids[:8]]
+    evidence = {"processes": [i.to_json() for i in infos],
+                "listening": [s.ss_line() for s in table.of_pids(pids)][:16]}
+    alive = [i for i in infos if not i.error and i.status != "zombie"]
+    if not alive:
+        return failed("SRV_PROCESS_MISSING", "the processes that held the port have ended",
+                      Hint("The service's processes ended during the check: look at its log.",
+                           [_ss(ctx)]), **evidence)
+    first = alive[0]
+    summary = (f"{first.name} pid {first.pid}, user {first.user or '?'}, up "
+               f"{first.uptime_text()}")
+    if len(alive) > 1:
+        summary += f" (+{len(alive) - 1} more: " + ", ".join(
+            f"{i.name} {i.pid}" for i in alive[1:4]) + ")"
+    return passed(summary, **evidence)
+
+
+@dataclass
+class _Sources:
+    access: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    journal: Optional[str] = None
+    how: str = ""
+    skip: Optional[str] = None
+
+
+async def _log_sources(ctx: Context) -> _Sources:
+    from netcheck.probes import logs, systemd
+
+    opts = server_options(ctx)
+    found = _Sources()
+    unit = await unit_info(ctx)
+    if opts.log == "journal":
+        if unit.name is None:
+            found.skip = "--log journal needs the unit: give --service UNIT"
+        elif systemd.journal_reason(opts.procfs):
+            found.skip = f"{unit.name}'s journal: {systemd.journal_reason(opts.procfs)}"
+        else:
+            found.journal, found.how = unit.name, "--log journal"
+        return found
+    if opts.log:
+        kind = logs.classify(opts.log)
+        (found.errors if kind == "error" else found.access).append(opts.log)
+        found.how = "given with --log"
+    socks = await bound(ctx)
+    pids = _owner_pids(socks)
+    if opts.process:
+        pids += [p.pid for p in await named_processes(ctx) if p.pid not in pids]
+    if unit.state is not None and unit.state.main_pid and unit.state.main_pid not in pids:
+        pids.append(unit.state.main_pid)
+    held = await ctx.blocking(logs.open_log_files, pids, opts.procfs)
+    names = sorted({o.name for s in socks for o in s.owners}
+                   | ({unit.name.split(".")[0]} if unit.name else set())
+                   | ({opts.process.rsplit("/", 1)[-1]} if opts.process else set()))
+    usual = logs.default_logs(names)
+    for path in [*held, *usual]:
+        kind = logs.classify(path)
+        if kind == "error" and path not in found.errors:
+            found.errors.append(path)
+        elif kind == "access" and not opts.log and path not in found.access:
+            found.access.append(path)
+    if not opts.log:
+        found.how = ("held open by the service" if held else
+                     "the usual place for " + ", ".join(names) if usual else "")
+    if not found.access and not found.errors and not opts.log:
+        if unit.name and systemd.journal_reason(opts.procfs) is None:
+            found.journal, found.how = unit.name, "the unit's journal (no log file found)"
+        else:
+            found.skip = ("no log of the service found (none held open, none at the usual "
+                          "places): give it with --log FILE, or --log journal")
+    return found
+
+
+def _who(ctx: Context) -> str:
+    """``request ID``, ``requests from IP`` or ``request ID from IP`` (empty: neither)."""
+    opts = server_options(ctx)
+    if opts.search_id and opts.client:
+        return f"request {opts.search_id} from {opts.client}"
+    if opts.search_id:
+        return f"request {opts.search_id}"
+    if opts.client:
+        return f"requests from {opts.client}"
+    return ""
+
+
+def _log_hint(ctx: Context, access: list[str], errors: list[str], unit: Optional[str]) -> Hint:
+    opts = server_options(ctx)
+    cmds = []
+    if access and opts.search_id:
+        cmds.append(f"grep -F {opts.search_id} {access[0]}")
+    elif access and opts.client:
+        cmds.append(f"grep -F '{opts.client} ' {access[0]} | tail -n 20")
+    elif access:
+        cmds.append(f"awk '$9 ~ /^5/' {access[0]} | tail -n 20")
+    for path in errors[:2]:
+        cmds.append(f"tail -n 50 {path}")
+    if unit:
+        cmds.append(f"journalctl -u {unit} --since '-{opts.since_text}' -p err --no-pager")
+    return Hint("The service answered with server errors (5xx) or logged errors: the fault is "
+                "in the application or what stands behind it (an upstream, a PHP/Python "
+                "worker, a database). Read the error log at those times.", cmds)
+
+
+@check("app.request_log", Layer.APPLICATION, modes=SERVER, codes=("SRV_LOG_ERRORS",))
+async def request_log(ctx: Context) -> Result:
+    """Client's request is in the service's log.
+
+    Finds the client's request in the service's access log (nginx/Apache combined format,
+    given with ``--log``, or found among the files the service holds open or at their usual
+    place, older rotated files included) or in its unit's journal, by the request id
+    ``netcheck diagnose`` sends in its User-Agent and prints (``--request-id``) and/or the
+    client's address (``--client``), within ``--since``; shows the matching lines. 5xx
+    answers or errors in the error log beside them are SRV_LOG_ERRORS (a warning).
+    """
+    from netcheck.probes import logs
+
+    opts = server_options(ctx)
+    sources = await _log_sources(ctx)
+    since = time.time() - opts.since_s
+    window = f"the last {opts.since_text}"
+    evidence: dict[str, Any] = {"since": opts.since_text, "found_by": sources.how,
+                                "request_id": opts.search_id, "client": opts.client}
+    if sources.skip:
+        return skipped(sources.skip, **evidence)
+    budget = max(0.3, min(ctx.time_left() - 0.8, 5.0))
+    deadline = time.monotonic() + budget
+    unit = (await unit_info(ctx)).name
+    who = _who(ctx)
+    if sources.journal:
+        scan = await ctx.blocking(logs.scan_journal, sources.journal, since, opts.search_id,
+                                  opts.client, min(budget, 3.0))
+        evidence["journal"] = scan.to_json()
+        if scan.error:
+            return Result(Status.ERROR, f"journalctl -u {sources.journal}: {scan.error}",
+                          evidence=evidence)
+        hint = _log_hint(ctx, [], [], sources.journal)
+        if who and scan.matched:
+            line = scan.matches[-1]
+            if scan.matched_5xx or scan.errors:
+                return warned("SRV_LOG_ERRORS", f"{who} found in {sources.journal}'s journal "
+                              f"with errors: {(scan.errors or [line])[-1]}", hint, **evidence)
+            return passed(f"{who} found in {sources.journal}'s journal ({scan.matched} "
+                          f"line{'s' if scan.matched > 1 else ''}): {line}", **evidence)
+        if scan.errors:
+            return warned("SRV_LOG_ERRORS", f"{sources.journal}'s journal has "
+                          f"{len(scan.errors)} error line(s) in {window}: {scan.errors[-1]}",
+                          hint, **evidence)
+        if who:
+            return passed(f"NOT found: no {who} in {sources.journal}'s journal "
+                          f"({scan.lines} lines in {window}): it did not reach the service",
+                          **evidence)
+        return passed(f"{sources.journal}'s journal: {scan.lines} lines in {window}, no "
+                      "errors", **evidence)
+    access = None
+    if sources.access:
+        access = await ctx.blocking(logs.scan_access, sources.access, since, opts.search_id,
+                                    opts.client, deadline)
+        evidence["access"] = access.to_json()
+        if access.error:
+            if "ermission" in access.error:
+                return skipped(f"{access.error} (run as root, or as a member of the group that "
+                               "owns the log, e.g. adm)", **evidence)
+            return Result(Status.ERROR, access.error, evidence=evidence)
+    # Errors in the error log: the client's own, or (found by id only) those of the client
+    # whose request matched.
+    error_client = opts.client
+    if access is not None and not error_client and access.matches:
+        error_client = access.matches[-1].client
+    err_scans = []
+    for path in sources.errors[:2]:
+        err_scans.append(await ctx.blocking(logs.scan_errors, path, since, error_client,
+                                            logs.MAX_ERROR_LOG_BYTES, deadline + 1.0))
+    evidence["error_logs"] = [e.to_json() for e in err_scans]
+    err_lines = [ln for e in err_scans for ln in e.lines]
+    hint = _log_hint(ctx, sources.access, sources.errors, unit if unit and not (
+        await unit_info(ctx)).reason else None)
+    if access is None:  # only an error log
+        if err_lines:
+            return warned("SRV_LOG_ERRORS", f"{sum(e.count for e in err_scans)} error(s) "
+                          f"{'for ' + error_client + ' ' if error_client else ''}in "
+                          f"{window}: {err_lines[-1].text}", hint, **evidence)
+        return passed(f"no errors {'for ' + error_client + ' ' if error_client else ''}in "
+                      f"{window} in {', '.join(sources.errors)}", **evidence)
+    shown_file = sources.access[0] if len(sources.access) == 1 else (
+        f"{len(sources.access)} access logs ({', '.join(sources.access[:3])}"
+        f"{' ...' if len(sources.access) > 3 else ''})")
+    if access.matches and len(sources.access) > 1:
+        shown_file = access.matches[-1].file
+    note = f" ({access.stopped})" if access.stopped else ""
+    if not access.parsed_any and access.requests:
+        note += " (no line has an access-log timestamp: is it in the combined format?)"
+    if who:
+        if access.matched:
+            last = access.matches[-1]
+            status = f" -> {last.status}" if last.status is not None else ""
+            found = (f"{who} found in {shown_file}: {access.matched} line"
+                     f"{'s' if access.matched > 1 else ''}, last {last.client or '?'} "
+                     f"\"{last.request or '?'}\"{status}")
+            if access.matched_5xx or err_lines:
+                bad = [m for m in access.matches if m.status and m.status >= 500]
+                why = (f"{access.matched_5xx} answered 5xx" if access.matched_5xx else
+                       f"the error log says: {err_lines[-1].text}")
+                if bad and err_lines:
+                    why += f"; the error log says: {err_lines[-1].text}"
+                return warned("SRV_LOG_ERRORS", f"{found}; {why}{note}", hint, **evidence)
+            return passed(found + note, **evidence)
+        return passed(f"NOT found: no {who} in {shown_file} ({access.requests} requests in "
+                      f"{window}){note}: it did not reach this service (look at the way in: a "
+                      "firewall, a proxy, another server or virtual host)", **evidence)
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(access.statuses.items()))
+    if access.server_error_count or err_lines:
+        what = (f"{access.server_error_count} of {access.requests} requests in {window} were "
+                f"answered 5xx" if access.server_error_count else
+                f"{sum(e.count for e in err_scans)} error(s) in the error log in {window}")
+        last = (access.server_errors[-1].text if access.server_errors
+                else err_lines[-1].text)
+        return warned("SRV_LOG_ERRORS", f"{what}: {last}{note}", hint, **evidence)
+    return passed(f"{access.requests} requests in {window} in {shown_file}"
+                  f"{' (' + counts + ')' if counts else ''}, no server errors{note}", **evidence)

@@ -1,0 +1,197 @@
+"""``netcheck server --port N [...]``: the CLI glue of server mode.
+
+Values are checked here rather than by argparse (as ``netcheck batch`` does), so that bad
+input still gives one clear line — or, with ``--format json``, one netcheck/1 document with
+``mode: "server"`` — and exit status 3.
+
+The run is the ordinary runner's: the server checks (``checks/server.py``, mode ``server``)
+plus this host's own layer 1-3 checks of client mode, the "reciprocal lower layers". Those
+judge the interface and gateway of the way packets take to a target; here the target is the
+client (``--client``), so they judge the way back to it — or, without ``--client``, the
+default route's. The report's ``target`` describes the service instead:
+``{"input": "server --port 443", "scheme": null, "host": null, "port": 443,
+"addresses": [the addresses the port is bound to]}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import IO, Any, Optional
+
+from netcheck.server.inputs import DEFAULT_SINCE, BadInput
+
+FORMATS = ("text", "json", "ndjson", "nagios")
+# This host's own lower layers, from client mode, judged towards the client (see above).
+# dns.* (no name to resolve), network.target and network.pmtu (they probe the client as a
+# server, which it is not) are left out.
+RECIPROCAL_CHECKS = (
+    "physical.nic", "link.exists", "link.wifi", "link.admin_up", "link.carrier",
+    "link.errors", "link.others", "network.service", "network.loopback", "network.address",
+    "network.route", "network.gateway",
+)
+SERVER_OPTIONS = ("port", "proto", "service", "process", "log", "client", "request_id",
+                  "since")
+
+
+def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    """The options of ``netcheck server`` (plus those every command takes)."""
+    from netcheck.cli import _common
+
+    parser.description = (
+        "The server side: is the service on this host reachable, and did the client's "
+        "request arrive? The port listening and answering a local handshake, this host's "
+        "input firewall, the service's unit and process, the client's request in its log, "
+        "and this host's own link, address and route back to the client.")
+    parser.add_argument("--port", metavar="N", help="the service's port (required)")
+    parser.add_argument("--proto", metavar="tcp|udp", default="tcp", help="default tcp")
+    parser.add_argument("--service", metavar="UNIT",
+                        help="its systemd unit (default: the unit of the listening process)")
+    parser.add_argument("--process", metavar="NAME", help="a process that must be running")
+    parser.add_argument("--log", metavar="FILE|journal",
+                        help="its access log (default: the logs it holds open, or the usual "
+                             "place), or 'journal' for the unit's journal")
+    parser.add_argument("--client", metavar="IP",
+                        help="the client's address: its requests, and the way back to it")
+    parser.add_argument("--request-id", metavar="ID", dest="request_id",
+                        help="the request id netcheck diagnose printed on the client")
+    parser.add_argument("--since", metavar="DURATION", default=DEFAULT_SINCE,
+                        help=f"how far back to read the log (default {DEFAULT_SINCE})")
+    _common(parser)
+
+
+def input_text(args: argparse.Namespace) -> str:
+    """The command as typed, for the report's ``target.input`` (values shortened)."""
+    words = ["server"]
+    for name in SERVER_OPTIONS:
+        value = getattr(args, name, None)
+        if value is None or (name == "proto" and value == "tcp") or (
+                name == "since" and value == DEFAULT_SINCE):
+            continue
+        flag = "--" + name.replace("_", "-")
+        text = str(value)
+        words += [flag, text if len(text) <= 60 else text[:57] + "..."]
+    return " ".join(words)
+
+
+def settings(args: argparse.Namespace) -> Any:
+    """Validate every value into :class:`~netcheck.server.options.ServerOptions`
+    (:class:`~netcheck.server.inputs.BadInput` for the first wrong one)."""
+    from netcheck.cli import _readable_file, _valid_ifname
+    from netcheck.server import inputs as o
+
+    if args.port is None:
+        raise BadInput("--port is required: netcheck server --port N")
+    # Checked before the settings are built: bad input never imports the runner.
+    port, proto = o.parse_port(str(args.port)), o.parse_proto(str(args.proto))
+    checked = {
+        "service": o.parse_service(args.service) if args.service is not None else None,
+        "process": o.parse_process(args.process) if args.process is not None else None,
+        "client": o.parse_client(args.client) if args.client is not None else None,
+        "search_id": (o.parse_request_id(args.request_id) if args.request_id is not None
+                      else None),
+        "since_s": o.parse_since(str(args.since)),
+    }
+    from netcheck.server.options import ServerOptions
+
+    opts = ServerOptions(
+        timeout=args.timeout, deadline=args.deadline, family=args.family,
+        interface=args.interface, lang=args.lang, verbose=args.verbose,
+        sysroot=args.sysroot, scan=False, started=args.started,
+        port=port, proto=proto, since_text=str(args.since), **checked)
+    if args.interface is not None and not _valid_ifname(args.interface):
+        raise BadInput(f"--interface {args.interface[:20]!r} is not a valid interface name")
+    if opts.client is not None:
+        version = 4 if ":" not in opts.client else 6
+        if args.family is not None and args.family != version:
+            raise BadInput(f"--client {opts.client} is IPv{version}, but -{args.family} was "
+                           "given")
+    if args.log is not None:
+        opts.log = o.parse_log(args.log)
+    for flag in ("cafile", "cert", "key"):  # taken by every command, unused here
+        try:
+            _readable_file(flag, getattr(args, flag))
+        except Exception as exc:  # the CLI's UsageError: the same one line
+            raise BadInput(str(exc)) from None
+    return opts
+
+
+def client_target(opts: Any) -> Optional[Any]:
+    """The client as a target, for the lower layers' route lookup (None without --client)."""
+    from netcheck.target import Target
+
+    if opts.client is None:
+        return None
+    return Target(input=opts.client, scheme="tcp", host=opts.client, port=opts.port,
+                  display_host=opts.client)
+
+
+def select_checks(reg: Any) -> list[Any]:
+    """Server checks and the reciprocal lower layers, in ladder order."""
+    chosen = [c for c in reg.checks if "server" in c.modes or c.id in RECIPROCAL_CHECKS]
+    return sorted(chosen, key=lambda c: (int(c.layer), c.order))
+
+
+def _fail(args: argparse.Namespace, message: str, out: IO[str], err: IO[str]) -> int:
+    message = " ".join(message.split())[:300]
+    fmt = getattr(args, "format", "text")
+    if fmt in ("json", "ndjson"):
+        import json
+
+        from netcheck.render.json import error_document
+
+        doc = error_document(input_text(args), message, mode="server")
+        out.write(json.dumps(doc, indent=None if fmt == "ndjson" else 2) + "\n")
+    elif fmt == "nagios":
+        out.write(f"NETCHECK UNKNOWN - {message.replace('|', '/')}\n")
+    else:
+        err.write(f"netcheck: error: {message}\n")
+    return 3
+
+
+def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    """Run ``netcheck server``; returns the exit status (0 ok ... 3 unknown)."""
+    if args.format not in FORMATS:
+        return _fail(args, f"--format {args.format} is not available for netcheck server",
+                     out, err)
+    try:
+        opts = settings(args)
+    except BadInput as exc:
+        return _fail(args, str(exc), out, err)
+    import asyncio
+    import time
+
+    from netcheck import registry
+    from netcheck.cli import _bounded, _render
+    from netcheck.runner import diagnose
+    reg = registry.load()
+    for warning in reg.warnings:
+        registry.warn(warning)
+    report_target: dict[str, Any] = {"input": input_text(args), "scheme": None, "host": None,
+                                     "port": opts.port, "addresses": []}
+    budget = opts.deadline - (time.monotonic() - args.started)
+    report = asyncio.run(_bounded(
+        diagnose(client_target(opts), opts, select_checks(reg), mode="server",
+                 report_target=report_target),
+        max(0.1, budget - 0.05)))
+    report.target["addresses"] = bound_addresses(report)
+    if report.host.get("egress_interface") is None:
+        # Without --client the runner has no target path; the lower layers judged the
+        # default route's interface: name it.
+        link = next((o for o in report.checks if o.id == "link.exists"), None)
+        if link is not None and isinstance(link.result.evidence.get("interface"), str):
+            report.host["egress_interface"] = link.result.evidence["interface"]
+    _render(report, args, out)
+    return int(report.verdict.exit_code)
+
+
+def bound_addresses(report: Any) -> list[str]:
+    """The addresses the port is bound to, from the listening check's evidence."""
+    for outcome in report.checks:
+        if outcome.id == "transport.listen":
+            found = []
+            for s in outcome.result.evidence.get("listeners", []):
+                address = s.get("address")
+                if isinstance(address, str) and address not in found:
+                    found.append(address)
+            return found
+    return []
