@@ -309,6 +309,9 @@ async def tls_handshake(ctx: Context) -> Result:
         return failed(code, summary, _handshake_hint(code, r, ctx),
                       **_handshake_evidence(r, ctx, results))
     r = usable[0]
+    refused = await _client_cert_refused_by_app(ctx, r, results)
+    if refused is not None:
+        return refused
     alpn = f", ALPN {r.alpn}" if r.alpn else (", " + _("no ALPN") if r.alpn_offered else "")
     text = (_("{version} {cipher}{alpn} with {endpoint} after STARTTLS ({starttls}) in {ms} ms")
             if r.starttls else _("{version} {cipher}{alpn} with {endpoint} in {ms} ms"))
@@ -316,6 +319,29 @@ async def tls_handshake(ctx: Context) -> Result:
                               endpoint=_endpoint(r), starttls=r.starttls,
                               ms=f"{r.handshake_ms or 0:.1f}"),
                   **_handshake_evidence(r, ctx, results))
+
+
+async def _client_cert_refused_by_app(ctx: Context, r: TlsResult,
+                                      results: list[TlsResult]) -> Optional[Result]:
+    """A server that asks for a client certificate may finish the handshake without one and
+    refuse in HTTP instead of with a TLS alert (nginx's ``ssl_verify_client on`` answers
+    "400 No required SSL certificate was sent"): still a missing client certificate."""
+    assert ctx.target is not None
+    if not (r.cert_requested and not r.cert_sent and ctx.target.scheme == "https"):
+        return None
+    from netcheck.probes import shared
+
+    answer = await shared.http_get(ctx, r.address)
+    title = (answer.hops[-1].title if answer.hops else None) or ""
+    status = answer.status
+    if not (status in (495, 496) or (status in (400, 403) and "certificate" in title.lower())):
+        return None
+    code = "TLS_CLIENT_CERT_REQUIRED"
+    summary = _("{endpoint} asked for a client certificate, and without one the web server "
+                "refuses the request: {status} {title}").format(
+        endpoint=_endpoint(r), status=status, title=repr(title))
+    return failed(code, summary, _handshake_hint(code, r, ctx),
+                  **_handshake_evidence(r, ctx, results), http_status=status, http_title=title)
 
 
 # -- the certificate -------------------------------------------------------------------------

@@ -42,13 +42,6 @@ from .conftest import NetcheckRun, lab_required
 
 SHARED = [s.name for s in SCENARIOS_LIST
           if isinstance(s, NginxScenario) and not s.needs_own_lab]
-# nginx never fails the handshake for a missing client certificate (ssl_verify_client on
-# does not set OpenSSL's FAIL_IF_NO_PEER_CERT): it completes it, sends session tickets and
-# answers the request with "400 No required SSL certificate was sent". tls.handshake passes
-# (cert_requested: true, no certificate sent) and http.response reports HTTP_CLIENT_ERROR.
-CLIENT_CERT_GAP = pytest.mark.xfail(
-    strict=True, reason="engine: nginx's mutual TLS refuses at HTTP (400 page), not with a "
-                        "TLS alert; tls.handshake passes, root cause is HTTP_CLIENT_ERROR/7")
 LOG_LINE = re.compile(r'^(?P<addr>\S+) - (?P<user>\S+) \[[^\]]+\] "(?P<request>[^"]*)" '
                       r'(?P<status>\d{3}) (?P<bytes>\d+) "[^"]*" "(?P<agent>[^"]*)" '
                       r'(?P<request_time>\d+\.\d{3})$')
@@ -203,7 +196,7 @@ def test_every_nginx_scenario_is_in_the_library_with_its_evidence() -> None:
 
 
 @pytest.mark.parametrize("name", [
-    pytest.param(n, marks=CLIENT_CERT_GAP) if n == "nginx_client_cert_required" else n
+    n
     for n in SHARED])
 def test_nginx_scenario_is_diagnosed(nginx_lab: Lab, name: str) -> None:
     r = diagnose(nginx_lab, name)
