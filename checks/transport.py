@@ -292,7 +292,10 @@ async def tcp_connect(ctx: Context) -> Result:
     # A family the network check already found unreachable is its finding, not ours.
     addrs = [a for a in addrs if _fam_of(a) not in skip_fams] or addrs
     results = await shared.tcp_all(ctx, addrs, ctx.target.port)
-    pings = await shared.ping_all(ctx, addrs)
+    # Pings only tell something about a connect that got no answer (this host refusing to
+    # send them is the sign of its own firewall); a sweep of open ports sends none.
+    silent = [r.address for r in results if r.state == "timeout"]
+    pings = await shared.ping_all(ctx, silent) if silent else []
     eperm = {p.address for p in pings
              if p.state == "send_error" and p.error in ("EPERM", "EACCES")}
     fw: Optional[firewall.LocalFirewall] = None
@@ -365,7 +368,10 @@ async def current_sockets(ctx: Context) -> Result:
         return skipped(_("the target has no address: no connection to look for"))
     found = sockets.towards(raw, addrs)
     # psutil (slow: every process's descriptors) only when there is something to name.
-    snap = await ctx.blocking(sockets.with_owners, found) if found else sockets.Snapshot()
+    # Owners come from psutil (slow: every process's descriptors); a socket in TIME_WAIT
+    # belongs to no process any more, so only live ones make it worth asking.
+    live = [s for s in found if s.state != "TIME_WAIT"]
+    snap = await ctx.blocking(sockets.with_owners, found) if live else sockets.Snapshot()
     on_port = [s for s in found if s.peer_port == ctx.target.port]
     live = [s for s in found if s.state not in ("TIME_WAIT", "CLOSE")]
     evidence: dict[str, Any] = {
