@@ -189,7 +189,7 @@ def test_proxy_variables_choose_by_scheme_lower_case_first() -> None:
     ("web.lab.test:8080", "web.lab.test", 80, False),
     ("web.lab.test:8080", "web.lab.test", 8080, True),
     ("198.18.0.0/15", "198.19.4.4", 80, True),
-    ("198.18.0.0/15", "198.20.0.1", 80, False),
+    ("198.18.0.0/16", "198.19.0.1", 80, False),
     ("2001:db8::/32", "2001:db8:2::30", 80, True),
     ("[2001:db8::1]:80", "2001:db8::1", 80, True),
     ("lab.test", "198.18.2.30", 80, False),  # names never match addresses

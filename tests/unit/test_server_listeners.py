@@ -109,9 +109,9 @@ def test_udp_sockets_bound_and_unconnected_are_listeners() -> None:
 
 def test_docker_proxy_arguments_name_the_container() -> None:
     argv = ["/usr/bin/docker-proxy", "-proto", "tcp", "-host-ip", "0.0.0.0", "-host-port",
-            "443", "-container-ip", "172.18.0.3", "-container-port", "443"]
+            "443", "-container-ip", "198.19.0.3", "-container-port", "443"]
     proxy = ls.container_proxy("docker-proxy", argv)
-    assert proxy is not None and proxy["container_ip"] == "172.18.0.3"
+    assert proxy is not None and proxy["container_ip"] == "198.19.0.3"
     assert proxy["container_port"] == 443 and "Docker" in proxy["what"]
     assert ls.container_proxy("nginx", argv) is None
 

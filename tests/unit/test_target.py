@@ -86,15 +86,15 @@ def test_host_and_port_is_tcp_to_that_port() -> None:
 
 
 def test_ipv4_literal() -> None:
-    t = parse_target("192.0.2.7")
-    assert (t.scheme, t.host, t.port) == ("https", "192.0.2.7", 443)
-    assert t.ip == ipaddress.IPv4Address("192.0.2.7")
+    t = parse_target("198.18.0.7")
+    assert (t.scheme, t.host, t.port) == ("https", "198.18.0.7", 443)
+    assert t.ip == ipaddress.IPv4Address("198.18.0.7")
     assert not t.is_name
 
 
 def test_ipv4_literal_with_port() -> None:
-    t = parse_target("192.0.2.7:22")
-    assert (t.host, t.port) == ("192.0.2.7", 22)
+    t = parse_target("198.18.0.7:22")
+    assert (t.host, t.port) == ("198.18.0.7", 22)
 
 
 def test_ipv6_literal_is_normalised() -> None:
