@@ -282,7 +282,7 @@ def test_password_is_masked_everywhere() -> None:
     assert t.user == "user"
     assert t.has_password
     assert t.host == "www.example.com"
-    for shown in (repr(t), str(t), t.input, t.url, json.dumps(t.to_json(["192.0.2.1"]))):
+    for shown in (repr(t), str(t), t.input, t.url, json.dumps(t.to_json(["198.18.0.1"]))):
         assert "secret" not in shown
     assert "***" in t.url
 
