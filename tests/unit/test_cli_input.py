@@ -156,20 +156,20 @@ def test_ndjson_error_is_one_line() -> None:
 
 @pytest.mark.parametrize("options", list(BAD_OPTIONS.values()), ids=list(BAD_OPTIONS))
 def test_bad_option_gives_exit_3_and_one_line(options: list[str]) -> None:
-    code, out, err = cli("www.example.com", *options)
+    code, out, err = cli("tcp://127.0.0.1:9", *options)
     assert_one_error_line(code, out, err)
 
 
 @pytest.mark.parametrize("options", list(BAD_OPTIONS.values()), ids=list(BAD_OPTIONS))
 def test_bad_option_before_the_target(options: list[str]) -> None:
-    code, out, err = cli(*options, "www.example.com")
+    code, out, err = cli(*options, "tcp://127.0.0.1:9")
     assert_one_error_line(code, out, err)
 
 
 @pytest.mark.parametrize("options", [o for k, o in BAD_OPTIONS.items() if "format" not in k],
                          ids=[k for k in BAD_OPTIONS if "format" not in k])
 def test_bad_option_in_json_is_one_valid_document(options: list[str]) -> None:
-    code, out, err = cli("--json", f"http://user:{PASSWORD}@www.example.com/", *options)
+    code, out, err = cli("--json", f"http://user:{PASSWORD}@127.0.0.1:9/", *options)
     assert code == 3
     doc = json_document(out)
     assert doc["verdict"] == "unknown"
@@ -186,11 +186,11 @@ def test_diagnose_without_target_gives_exit_3_and_one_line() -> None:
 
 
 def test_unknown_option_gives_exit_3_and_one_line() -> None:
-    assert_one_error_line(*cli("www.example.com", "--no-such-option"))
+    assert_one_error_line(*cli("tcp://127.0.0.1:9", "--no-such-option"))
 
 
 def test_family_options_are_exclusive() -> None:
-    assert_one_error_line(*cli("www.example.com", "-4", "-6"))
+    assert_one_error_line(*cli("tcp://127.0.0.1:9", "-4", "-6"))
 
 
 # -- netcheck checks --------------------------------------------------------------------------
