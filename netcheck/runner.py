@@ -20,7 +20,7 @@ from typing import Any, Awaitable, Callable, Optional, TypeVar
 from netcheck import __version__, i18n
 from netcheck.facts import Facts, RouteLookup
 from netcheck.i18n import _
-from netcheck.model import CheckOutcome, Layer, Report, Result, Status, Verdict
+from netcheck.model import CheckOutcome, Report, Result, Status, Verdict
 from netcheck.registry import Check
 from netcheck.target import Target
 
@@ -142,12 +142,6 @@ class Context:
             task = asyncio.ensure_future(factory())
             self._memo[key] = task
         return task
-
-    def memo_value(self, key: Any, factory: Callable[[], T]) -> T:
-        """Compute a plain value once per run (e.g. which network manager is in use)."""
-        if key not in self._values:
-            self._values[key] = factory()
-        return self._values[key]  # type: ignore[no-any-return]
 
     def blocking(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Run a blocking call without holding up the other checks."""
@@ -490,6 +484,3 @@ async def _diagnose(target: Optional[Target], options: Options, checks: list[Che
             "http", "https") else None,
     )
 
-
-def layer_of(value: int) -> Layer:
-    return Layer(value)

@@ -174,7 +174,7 @@ async def _ping_socket(address: str, family: int, method: str, timeout: float, s
             got = await wait_readable(loop, sock, left)
             if not got:
                 return result
-            err = _read_errqueue(sock)
+            err = read_errqueue(sock)
             if err is not None:
                 result.state = "icmp_error"
                 result.icmp_type, result.icmp_code, result.icmp_from, info = err
@@ -248,10 +248,6 @@ async def wait_ready(loop: asyncio.AbstractEventLoop, sock: socket.socket, timeo
 
 def read_errqueue(sock: socket.socket) -> Optional[tuple[int, int, Optional[str], int]]:
     """One ICMP error from the socket's error queue: (type, code, offender, info)."""
-    return _read_errqueue(sock)
-
-
-def _read_errqueue(sock: socket.socket) -> Optional[tuple[int, int, Optional[str], int]]:
     try:
         _, ancdata, _, _ = sock.recvmsg(512, 512, MSG_ERRQUEUE | socket.MSG_DONTWAIT)
     except (BlockingIOError, InterruptedError):

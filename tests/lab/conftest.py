@@ -104,8 +104,13 @@ def _user_ids(user: str) -> tuple[int, int]:
 
 
 def run_netcheck(lab: Lab, *args: str, user: Optional[str] = None,
-                 timeout: float = 30, no_net_raw: bool = False) -> NetcheckRun:
-    """Run ``python -m netcheck ARGS --format json`` in the lab's client namespace.
+                 timeout: float = 30, no_net_raw: bool = False, role: str = "client",
+                 fmt: str = "json", env: Optional[dict[str, str]] = None) -> NetcheckRun:
+    """Run ``python -m netcheck ARGS --format FMT`` in the lab's ``role`` namespace.
+
+    With ``fmt="json"`` stdout must be exactly one valid netcheck/1 document; with
+    ``fmt="text"`` the text report is kept as it is (``--no-color``). ``env``: extra
+    environment variables for this run.
 
     user: run unprivileged as this user (name or uid, e.g. "nobody" or "65534") through
     ``setpriv``, to test what netcheck does without root.
@@ -113,8 +118,10 @@ def run_netcheck(lab: Lab, *args: str, user: Optional[str] = None,
     ``ping`` (a file capability) can send ICMP.
     """
     argv: list[str] = []
+    extra = env
     # The machine's proxy settings must never steer lab traffic.
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    env.update(extra or {})
     if user is not None:
         uid, gid = _user_ids(user)
         setpriv = shutil.which("setpriv") or "/usr/bin/setpriv"
@@ -123,15 +130,18 @@ def run_netcheck(lab: Lab, *args: str, user: Optional[str] = None,
             argv.append("--bounding-set=-net_raw")
         env["PYTHONDONTWRITEBYTECODE"] = "1"  # the unprivileged user cannot write __pycache__
         env.pop("HOME", None)
-    argv += [sys.executable, "-m", "netcheck", *args, "--format", "json"]
+    fmt_args = ["--no-color"] if fmt == "text" else ["--format", fmt]
+    argv += [sys.executable, "-m", "netcheck", *args, *fmt_args]
     start = time.monotonic()
     try:
-        proc = lab.exec("client", argv, timeout=timeout, env=env)
+        proc = lab.exec(role, argv, timeout=timeout, env=env)
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"netcheck {' '.join(args)} did not finish within {timeout}s "
                     f"(stderr: {exc.stderr!r})")
     elapsed = time.monotonic() - start
     run = NetcheckRun(proc.returncode, None, proc.stdout, proc.stderr, elapsed)
+    if fmt != "json":
+        return run
     # The contract: with --format json, stdout is exactly one valid document, always.
     try:
         run.doc = json.loads(proc.stdout)

@@ -13,10 +13,7 @@ leak into a lab run); the proxy tests set them explicitly.
 
 from __future__ import annotations
 
-import json
 import os
-import sys
-import time
 from typing import Any, Iterator, Optional
 
 import pytest
@@ -33,9 +30,8 @@ from netcheck.lab.scenarios_app import (
     start_services,
 )
 from netcheck.lab.topology import Lab
-from tests.schema import validate_report
 
-from .conftest import NetcheckRun
+from .conftest import NetcheckRun, run_netcheck
 
 APP_NAMES = [s.name for s in SCENARIOS_LIST]
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "no_proxy", "all_proxy")
@@ -54,28 +50,11 @@ def app_lab(lab_support: None) -> Iterator[Lab]:
         lab.teardown()
 
 
-def _env(extra: Optional[dict[str, str]] = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARIABLES}
-    env.update(extra or {})
-    return env
-
-
 def run(lab: Lab, *args: str, env: Optional[dict[str, str]] = None, text: bool = False,
         timeout: float = 30) -> NetcheckRun:
     """``python -m netcheck ARGS`` in the client namespace, JSON validated (unless ``text``)."""
-    fmt = ["--no-color"] if text else ["--format", "json"]
-    start = time.monotonic()
-    proc = lab.exec("client", [sys.executable, "-m", "netcheck", *args, *fmt],
-                    timeout=timeout, env=_env(env))
-    result = NetcheckRun(proc.returncode, None, proc.stdout, proc.stderr,
-                         time.monotonic() - start)
-    assert "Traceback" not in proc.stderr, result.explain()
-    if not text:
-        try:
-            result.doc = json.loads(proc.stdout)
-        except ValueError:
-            pytest.fail(f"stdout is not one JSON document\n{result.explain()}")
-        validate_report(result.doc)
+    result = run_netcheck(lab, *args, env=env, fmt="text" if text else "json", timeout=timeout)
+    assert "Traceback" not in result.stderr, result.explain()
     return result
 
 

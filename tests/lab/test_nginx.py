@@ -10,13 +10,10 @@ netcheck prints is in nginx's access log with the client's address.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -36,9 +33,8 @@ from netcheck.lab.pki import Issued
 from netcheck.lab.scenarios import SCENARIOS  # first: the library gathers scenarios_nginx
 from netcheck.lab.scenarios_nginx import SCENARIOS_LIST, SITE, NginxScenario
 from netcheck.lab.topology import CLIENT_V4, CLIENT_V6, Lab
-from tests.schema import validate_report
 
-from .conftest import NetcheckRun, lab_required
+from .conftest import NetcheckRun, lab_required, run_netcheck
 
 SHARED = [s.name for s in SCENARIOS_LIST
           if isinstance(s, NginxScenario) and not s.needs_own_lab]
@@ -71,25 +67,10 @@ def nginx_lab(nginx_available: None) -> Iterator[Lab]:
         lab.teardown()
 
 
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-
-
 def run(lab: Lab, *args: str, text: bool = False, timeout: float = 30) -> NetcheckRun:
     """``python -m netcheck ARGS`` in the client namespace; JSON validated unless ``text``."""
-    fmt = ["--no-color"] if text else ["--format", "json"]
-    start = time.monotonic()
-    proc = lab.exec("client", [sys.executable, "-m", "netcheck", *args, *fmt],
-                    timeout=timeout, env=_env())
-    result = NetcheckRun(proc.returncode, None, proc.stdout, proc.stderr,
-                         time.monotonic() - start)
-    assert "Traceback" not in proc.stderr, result.explain()
-    if not text:
-        try:
-            result.doc = json.loads(proc.stdout)
-        except ValueError:
-            pytest.fail(f"stdout is not one JSON document\n{result.explain()}")
-        validate_report(result.doc)
+    result = run_netcheck(lab, *args, fmt="text" if text else "json", timeout=timeout)
+    assert "Traceback" not in result.stderr, result.explain()
     return result
 
 

@@ -9,12 +9,7 @@ access log. systemd does not run in these machines: its logic is tested on recor
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import subprocess
-import sys
-import time
 from typing import Any, Iterator, Optional
 
 import pytest
@@ -31,9 +26,8 @@ from netcheck.lab.scenarios_server import (
     site_folder,
 )
 from netcheck.lab.topology import CLIENT_V4, GATEWAY_V4, SERVER_V4, Lab
-from tests.schema import validate_report
 
-from .conftest import NetcheckRun, _user_ids, lab_required, run_netcheck
+from .conftest import NetcheckRun, lab_required, run_netcheck
 
 NAMES = [s.name for s in SCENARIOS_LIST if isinstance(s, ServerScenario)]
 
@@ -58,11 +52,6 @@ def server_lab(lab_support: None) -> Iterator[Lab]:
         lab.teardown()
 
 
-def _env() -> dict[str, str]:
-    # The machine's proxy settings must never steer lab traffic.
-    return {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-
-
 def run_netcheck_server(lab: Lab, *args: str, user: Optional[str] = None, fmt: str = "json",
                         timeout: float = 30) -> NetcheckRun:
     """``python -m netcheck server ARGS --format FMT`` in the lab's server namespace.
@@ -70,34 +59,13 @@ def run_netcheck_server(lab: Lab, *args: str, user: Optional[str] = None, fmt: s
     With ``fmt="json"`` stdout must be one valid netcheck/1 document (``mode: "server"``).
     ``user``: run unprivileged as this user (through setpriv).
     """
-    argv: list[str] = []
-    env = _env()
-    if user is not None:
-        uid, gid = _user_ids(user)
-        argv += [shutil.which("setpriv") or "/usr/bin/setpriv", f"--reuid={uid}",
-                 f"--regid={gid}", "--clear-groups"]
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
     words = list(args)
     if words[:1] != ["server"]:
         words = ["server", *words]
-    fmt_args = ["--format", fmt] if fmt != "text" else ["--no-color"]
-    start = time.monotonic()
-    try:
-        proc = lab.exec("server", [*argv, sys.executable, "-m", "netcheck", *words, *fmt_args],
-                        timeout=timeout, env=env)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"netcheck {' '.join(words)} did not finish within {timeout}s "
-                    f"(stderr: {exc.stderr!r})")
-    result = NetcheckRun(proc.returncode, None, proc.stdout, proc.stderr,
-                         time.monotonic() - start)
-    assert "Traceback" not in proc.stderr, result.explain()
+    result = run_netcheck(lab, *words, user=user, fmt=fmt, timeout=timeout, role="server")
+    assert "Traceback" not in result.stderr, result.explain()
     if fmt == "json":
-        try:
-            result.doc = json.loads(proc.stdout)
-        except ValueError:
-            pytest.fail(f"stdout is not one JSON document\n{result.explain()}")
-        validate_report(result.doc)
-        assert result.doc["mode"] == "server", result.explain()
+        assert result.doc is not None and result.doc["mode"] == "server", result.explain()
     return result
 
 
