@@ -8,6 +8,7 @@ The snapshot is plain data (``to_json`` / ``from_json``) so it can be recorded a
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import ipaddress
 import os
@@ -299,40 +300,53 @@ def snapshot(sysroot: str = "/") -> Facts:
     return facts
 
 
-def route_get(destination: str, oif: Optional[int] = None) -> RouteLookup:
-    """Ask the kernel which way a packet to ``destination`` would go (``ip route get``)."""
+def route_get(destinations: list[str], oif: Optional[int] = None,
+              names: Optional[dict[int, str]] = None) -> list[RouteLookup]:
+    """Ask the kernel which way packets to each destination would go (``ip route get``).
+
+    One netlink socket for all of them; interface names come from ``names`` (the
+    snapshot's), asking the kernel only for an interface the snapshot does not know.
+    """
     ipr_class = iproute_class()
     from pyroute2.netlink.exceptions import NetlinkError
 
-    lookup = RouteLookup(destination=destination, type="none")
+    lookups = [RouteLookup(destination=d, type="none") for d in destinations]
     try:
         with ipr_class() as ipr:
-            kwargs: dict[str, Any] = {"dst": destination.split("%")[0]}
-            if oif is not None:
-                kwargs["oif"] = oif
-            msgs = ipr.route("get", **kwargs)
-            if not msgs:
-                return lookup
-            msg = msgs[0]
-            lookup.type = ROUTE_TYPES.get(msg["type"], str(msg["type"]))
-            lookup.oif = msg.get_attr("RTA_OIF")
-            lookup.gateway = msg.get_attr("RTA_GATEWAY")
-            lookup.prefsrc = msg.get_attr("RTA_PREFSRC")
-            if lookup.oif is not None:
-                links = ipr.get_links(lookup.oif)
-                if links:
-                    lookup.ifname = links[0].get_attr("IFLA_IFNAME")
-    except NetlinkError as exc:
-        import errno
-
-        lookup.type = {
-            errno.ENETUNREACH: "none",
-            errno.EHOSTUNREACH: "unreachable",
-            errno.EACCES: "prohibit",
-            errno.EINVAL: "blackhole",
-        }.get(exc.code, "error")
-        lookup.error = os.strerror(exc.code) if exc.code else str(exc)
+            for lookup in lookups:
+                try:
+                    _lookup_one(ipr, lookup, oif, names or {})
+                except NetlinkError as exc:
+                    lookup.type = _ROUTE_ERRORS.get(exc.code, "error")
+                    lookup.error = os.strerror(exc.code) if exc.code else str(exc)
     except Exception as exc:
-        lookup.type = "error"
-        lookup.error = f"{type(exc).__name__}: {exc}"
-    return lookup
+        for lookup in lookups:
+            if lookup.type == "none" and lookup.error is None:
+                lookup.type, lookup.error = "error", f"{type(exc).__name__}: {exc}"
+    return lookups
+
+
+# What ``ip route get`` errors mean: no route, or a route that throws the packet away.
+_ROUTE_ERRORS = {errno.ENETUNREACH: "none", errno.EHOSTUNREACH: "unreachable",
+                 errno.EACCES: "prohibit", errno.EINVAL: "blackhole"}
+
+
+def _lookup_one(ipr: Any, lookup: RouteLookup, oif: Optional[int],
+                names: dict[int, str]) -> None:
+    kwargs: dict[str, Any] = {"dst": lookup.destination.split("%")[0]}
+    if oif is not None:
+        kwargs["oif"] = oif
+    msgs = ipr.route("get", **kwargs)
+    if not msgs:
+        return
+    msg = msgs[0]
+    lookup.type = ROUTE_TYPES.get(msg["type"], str(msg["type"]))
+    lookup.oif = msg.get_attr("RTA_OIF")
+    lookup.gateway = msg.get_attr("RTA_GATEWAY")
+    lookup.prefsrc = msg.get_attr("RTA_PREFSRC")
+    if lookup.oif is not None:
+        lookup.ifname = names.get(lookup.oif)
+        if lookup.ifname is None:
+            links = ipr.get_links(lookup.oif)
+            if links:
+                lookup.ifname = links[0].get_attr("IFLA_IFNAME")

@@ -232,9 +232,8 @@ class Context:
                     addresses, basis = [res.servers[0]], "name server"
             except Exception:
                 pass
-        lookups = []
-        for addr in addresses[:8]:
-            lookups.append(await self.blocking(route_get, addr, oif))
+        names = {lk.index: lk.name for lk in self.facts.links}
+        lookups = await self.blocking(route_get, addresses[:8], oif, names)
         info = PathInfo(lookups=lookups, basis=basis)
         best = next((lk for lk in lookups if lk.type == "unicast"), lookups[0] if lookups else None)
         if want_if:
