@@ -250,6 +250,10 @@ def client(lab: Lab, code: str, *args: str, timeout: float = 15) -> str:
 
 def add_loss(lab: Lab) -> None:
     """The router drops every 8th bulk-download packet (retransmissions, dup ACKs), always."""
+    # Real segments, not offloaded or merged super-frames: numgen counts what the router
+    # forwards, and a whole burst merged into a few frames could dodge every 8th slot.
+    lab.exec("server", ["ethtool", "-K", "eth0", "tso", "off", "gso", "off"], check=True)
+    lab.exec("router", ["ethtool", "-K", "r-server", "gro", "off"], check=True)
     lab.nft("router", f"""table inet pcaploss {{
   chain forward {{
     type filter hook forward priority 0; policy accept;
