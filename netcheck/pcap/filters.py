@@ -5,11 +5,43 @@ The words of tcpdump's filters that students already know, and no more: ``host A
 ``udp`` and ``icmp``, joined with ``and``, ``or``, ``not`` and parentheses. The expression is
 compiled once into nested closures called with ``(proto, src, dst, sport, dport)`` (packed
 addresses), so a filtered run costs one call per packet.
+
+The text comes from the command line, maybe from a script fed by someone else: it is bounded
+before parsing (:data:`MAX_LENGTH` characters, :data:`MAX_DEPTH` levels of parentheses and
+``not``), and a chain of ``and``/``or`` compiles to one flat loop, not one nested call per
+word, so no filter can exhaust the stack at parse time or per packet.
 """
 
 from __future__ import annotations
 
 from typing import Callable, Optional
+
+MAX_LENGTH = 2000  # characters: far more than any hand-written capture filter
+MAX_DEPTH = 32  # nested parentheses and "not"s
+
+Match = Callable[..., bool]
+
+
+def _any(parts: list[Match]) -> Match:
+    def match(*packet: object) -> bool:
+        for part in parts:
+            if part(*packet):
+                return True
+        return False
+    return match
+
+
+def _all(parts: list[Match]) -> Match:
+    def match(*packet: object) -> bool:
+        for part in parts:
+            if not part(*packet):
+                return False
+        return True
+    return match
+
+
+def _shown(token: str) -> str:
+    return repr(token if len(token) <= 40 else token[:37] + "...")
 
 
 class Filter:
@@ -22,13 +54,17 @@ class Filter:
 
         self._ip = ipaddress
         self.text = text
+        if len(text) > MAX_LENGTH:
+            raise ValueError(f"the filter is too long ({len(text)} characters, at most "
+                             f"{MAX_LENGTH})")
         self.tokens = text.replace("(", " ( ").replace(")", " ) ").split()
         self.pos = 0
+        self.depth = 0
         if not self.tokens:
             raise ValueError("the filter is empty")
         self.match = self._or()
         if self.pos != len(self.tokens):
-            raise ValueError(f"unexpected {self.tokens[self.pos]!r} in the filter")
+            raise ValueError(f"unexpected {_shown(self.tokens[self.pos])} in the filter")
 
     def _peek(self) -> Optional[str]:
         return self.tokens[self.pos].lower() if self.pos < len(self.tokens) else None
@@ -40,35 +76,38 @@ class Filter:
         self.pos += 1
         return token
 
-    def _or(self) -> Callable[..., bool]:
-        left = self._and()
+    def _or(self) -> Match:
+        parts = [self._and()]
         while self._peek() in ("or", "||"):
             self._take()
-            right = self._and()
-            left = (lambda a, b: lambda *p: a(*p) or b(*p))(left, right)
-        return left
+            parts.append(self._and())
+        return parts[0] if len(parts) == 1 else _any(parts)
 
-    def _and(self) -> Callable[..., bool]:
-        left = self._not()
+    def _and(self) -> Match:
+        parts = [self._not()]
         while self._peek() in ("and", "&&"):
             self._take()
-            right = self._not()
-            left = (lambda a, b: lambda *p: a(*p) and b(*p))(left, right)
-        return left
+            parts.append(self._not())
+        return parts[0] if len(parts) == 1 else _all(parts)
 
-    def _not(self) -> Callable[..., bool]:
-        if self._peek() in ("not", "!"):
-            self._take()
-            inner = self._not()
-            return lambda *p: not inner(*p)
-        if self._peek() == "(":
-            self._take()
+    def _not(self) -> Match:
+        if self._peek() not in ("not", "!", "("):
+            return self._term()
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise ValueError(f"the filter nests too deeply (more than {MAX_DEPTH} levels of "
+                             "parentheses and not)")
+        if self._take() == "(":
             inner = self._or()
             if self._peek() != ")":
                 raise ValueError("missing ) in the filter")
             self._take()
-            return inner
-        return self._term()
+            result = inner
+        else:
+            negated = self._not()
+            result = lambda *p: not negated(*p)  # noqa: E731 - a closure, as the others
+        self.depth -= 1
+        return result
 
     def _term(self) -> Callable[..., bool]:
         word = self._take()
@@ -85,7 +124,7 @@ class Filter:
             try:
                 packed = self._ip.ip_address(value).packed
             except ValueError:
-                raise ValueError(f"host {value!r} is not an IP address") from None
+                raise ValueError(f"host {_shown(value)} is not an IP address") from None
             if direction == "src":
                 return lambda _p, src, dst, sp, dp: src == packed
             if direction == "dst":
@@ -96,7 +135,7 @@ class Filter:
             try:
                 net = self._ip.ip_network(value, strict=False)
             except ValueError:
-                raise ValueError(f"net {value!r} is not a network (A.B.C.D/len)") from None
+                raise ValueError(f"net {_shown(value)} is not a network (A.B.C.D/len)") from None
             size = 4 if net.version == 4 else 16
             prefix = int(net.network_address)
             shift = size * 8 - net.prefixlen
@@ -111,13 +150,13 @@ class Filter:
             return lambda _p, src, dst, sp, dp: inside(src) or inside(dst)
         if word == "port":
             value = self._take()
-            if not value.isdigit() or not 0 < int(value) < 65536:
-                raise ValueError(f"port {value!r} is not a number from 1 to 65535")
+            if not (value.isascii() and value.isdigit()) or not 0 < int(value) < 65536:
+                raise ValueError(f"port {_shown(value)} is not a number from 1 to 65535")
             port = int(value)
             if direction == "src":
                 return lambda _p, src, dst, sp, dp: sp == port
             if direction == "dst":
                 return lambda _p, src, dst, sp, dp: dp == port
             return lambda _p, src, dst, sp, dp: sp == port or dp == port
-        raise ValueError(f"unknown filter word {word!r} (use host, net, port, src, dst, tcp, "
+        raise ValueError(f"unknown filter word {_shown(word)} (use host, net, port, src, dst, tcp, "
                          "udp, icmp, and, or, not)")
