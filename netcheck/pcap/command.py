@@ -26,9 +26,12 @@ def _session_number(text: str) -> int:
     return int(text)
 
 
+MAX_LISTED = 100_000  # --max-sessions: each listed session is kept to the end (~1 KB)
+
+
 def _count(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 10**7:
-        raise argparse.ArgumentTypeError(f"{text[:20]!r} is not a positive number")
+    if not text.isdigit() or not 1 <= int(text) <= MAX_LISTED:
+        raise argparse.ArgumentTypeError(f"{text[:20]!r} is not a number from 1 to {MAX_LISTED}")
     return int(text)
 
 
@@ -55,8 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
                             help="capture file (pcap or pcapng, as tcpdump/tshark/Wireshark "
                                  "write them; .gz too; - reads standard input)")
         parser.add_argument("--max-sessions", type=_count, default=None, metavar="N",
-                            help="list at most N sessions one by one (default 10000); the "
-                                 "rest are counted together")
+                            help="list at most N sessions one by one (default 10000, at most "
+                                 f"{MAX_LISTED}); the rest are counted together")
     else:
         parser.add_argument("target", metavar="TARGET",
                             help="http://host/path, https://host, host:port, tcp://host:port")
@@ -106,7 +109,10 @@ def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
             doc, code = run_trace(args, lang)
     except PcapError as exc:
-        message = " ".join(str(exc).split())[:300]
+        from netcheck.redact import printable
+
+        # A file name or a --filter word can hold anything: escaped, on one line.
+        message = printable(" ".join(str(exc).split())[:300])
         if args.format == "json":
             out.write(json.dumps({"schema": SCHEMA, "error": message}, ensure_ascii=False)
                       + "\n")
@@ -156,10 +162,10 @@ def explain_file(args: argparse.Namespace, lang: str) -> tuple[dict[str, Any], i
             capture = Capture(args.file)
     except CaptureError as exc:
         raise PcapError(str(exc)) from None
-    max_sessions = args.max_sessions or MAX_SESSIONS
-    if args.session and args.session > max_sessions:
-        max_sessions = args.session
-    analyzer = Analyzer(want_session=args.session, max_sessions=max_sessions,
+    # The session asked for is kept even beyond the cap: raising the cap to its number would
+    # keep every session before it (--session 999999999 on a SYN flood: unbounded memory).
+    analyzer = Analyzer(want_session=args.session,
+                        max_sessions=args.max_sessions or MAX_SESSIONS,
                         packet_filter=packet_filter)
     with capture:
         analyzer.feed(capture.packets())

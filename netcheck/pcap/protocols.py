@@ -17,6 +17,8 @@ import socket
 import struct
 from typing import Any, Optional
 
+from netcheck.redact import mask_secrets, printable
+
 MASK = 0xFFFFFFFF
 
 # -- TLS -----------------------------------------------------------------------------------
@@ -42,6 +44,10 @@ ALERT_DESCRIPTIONS = {
     116: "certificate_required", 120: "no_application_protocol",
 }
 MAX_RECORD = (1 << 14) + 2048  # TLSCiphertext.length limit (RFC 8446 5.2)
+MAX_ALERTS = 16  # plaintext alerts kept per session (a stream of them must not grow memory)
+# Handshake records being collected at once, over all sessions (up to 18 KiB each): a capture
+# of many sessions that each leave a big record unfinished must not grow memory with them.
+MAX_COLLECTING = 2048
 
 
 def tls_version_name(value: int) -> str:
@@ -87,12 +93,18 @@ class TlsFollower:
     payload bytes (possibly fewer, if the snap length cut the frame) and returns the names of
     the messages that segment completed. Retransmitted bytes are skipped; a gap makes the
     follower lose the record boundary until a segment starts with a plausible header.
+
+    Followers that share a ``collecting`` dict (one per analysis) hold at most
+    :data:`MAX_COLLECTING` unfinished handshake records between them: past that, the oldest
+    collector drops its record and re-synchronises, as after a gap.
     """
 
     __slots__ = ("next", "skip", "hdr", "rec", "rec_need", "encrypted", "lost", "info",
-                 "from_server")
+                 "from_server", "collecting")
 
-    def __init__(self, info: TlsInfo, from_server: bool) -> None:
+    def __init__(self, info: TlsInfo, from_server: bool,
+                 collecting: Optional[dict[int, TlsFollower]] = None) -> None:
+        self.collecting = collecting
         self.next = -1  # next expected absolute sequence number
         self.skip = 0  # bytes of the current record still to pass over
         self.hdr = b""  # a record header split across segments
@@ -132,8 +144,24 @@ class TlsFollower:
     def _resync(self) -> None:
         self.skip = 0
         self.hdr = b""
-        self.rec = None
+        self._end_record()
         self.lost = True
+
+    def _start_record(self, length: int) -> None:
+        collecting = self.collecting
+        if collecting is not None:
+            if len(collecting) >= MAX_COLLECTING:
+                oldest = collecting.pop(next(iter(collecting)))
+                oldest._resync()
+            collecting[id(self)] = self
+        self.rec = bytearray()
+        self.rec_need = length
+
+    def _end_record(self) -> None:
+        if self.rec is not None:
+            self.rec = None
+            if self.collecting is not None:
+                self.collecting.pop(id(self), None)
 
     def _skip_uncaptured(self, missing: int, out: list[str]) -> None:
         if self.rec is not None:
@@ -141,7 +169,7 @@ class TlsFollower:
             # (a ClientHello cut by the snap length is still a ClientHello).
             if len(self.rec) >= 4:
                 self._handshake(bytes(self.rec), out, partial=True)
-            self.rec = None
+            self._end_record()
             self.skip = self.rec_need
         if self.hdr:
             self._resync()
@@ -166,7 +194,7 @@ class TlsFollower:
                 pos += take
                 if self.rec_need == 0:
                     self._handshake(bytes(self.rec), out)
-                    self.rec = None
+                    self._end_record()
                 continue
             if self.hdr or size - pos < 5:
                 want = 5 - len(self.hdr)
@@ -184,10 +212,8 @@ class TlsFollower:
             ctype = header[0]
             length = header[3] << 8 | header[4]
             if ctype == 22 and not self.encrypted:
-                self.rec = bytearray()
-                self.rec_need = length
-                if length == 0:
-                    self.rec = None
+                if length:
+                    self._start_record(length)
                 continue
             if ctype == 20:
                 self._add(out, "ChangeCipherSpec")
@@ -197,7 +223,8 @@ class TlsFollower:
                     level = "fatal" if data[pos] == 2 else "warning"
                     desc = ALERT_DESCRIPTIONS.get(data[pos + 1], str(data[pos + 1]))
                     self._add(out, "Alert")
-                    self.info.alerts.append(f"{level}:{desc}")
+                    if len(self.info.alerts) < MAX_ALERTS:
+                        self.info.alerts.append(f"{level}:{desc}")
                 else:
                     self._add(out, "EncryptedAlert")
             elif ctype == 22:
@@ -249,7 +276,10 @@ class TlsFollower:
                     ext = body[pos + 4:pos + 4 + elen]
                     if etype == 0 and len(ext) >= 5 and ext[2] == 0:
                         nlen = struct.unpack_from(">H", ext, 3)[0]
-                        info.sni = ext[5:5 + nlen].decode("ascii", "replace")[:253]
+                        # Any bytes can be sent as a name: escaped here, so no report,
+                        # JSON reader or log ever gets a raw control character from it.
+                        sni = ext[5:5 + nlen].decode("ascii", "replace")[:253]
+                        info.sni = printable(sni)
                     elif etype == 43 and ext:
                         offered = [struct.unpack_from(">H", ext, 1 + i)[0]
                                    for i in range(0, min(ext[0], len(ext) - 1) - 1, 2)]
@@ -305,9 +335,15 @@ def first_line(data: bytes, limit: int = MAX_LINE) -> str:
 
 
 def http_request_line(data: bytes) -> Optional[str]:
-    """``GET / HTTP/1.1`` if ``data`` starts an HTTP request, else None."""
+    """``GET / HTTP/1.1`` if ``data`` starts an HTTP request, else None.
+
+    A password in the request (``GET http://ann:pw@proxy.test/``, ``?token=...``) is masked:
+    the capture shows it went in clear, the report need not repeat it. Masked before the line
+    is cut, so a cut cannot leave half a secret.
+    """
     if data[:1].isupper() and data.startswith(HTTP_METHODS):
-        return first_line(data)
+        line = mask_secrets(first_line(data, 2048))
+        return line[:MAX_LINE] + ("..." if len(line) > MAX_LINE else "")
     return None
 
 
@@ -363,6 +399,7 @@ def _dns_name(msg: bytes, pos: int) -> tuple[str, int]:
     labels: list[str] = []
     end = -1
     hops = 0
+    size = 1
     while True:
         if pos >= len(msg):
             raise ValueError("name runs past the message")
@@ -380,6 +417,9 @@ def _dns_name(msg: bytes, pos: int) -> tuple[str, int]:
         if length == 0:
             pos += 1
             break
+        size += 1 + length
+        if size > 255:  # RFC 1035 3.1; pointers could otherwise chain a name of any length
+            raise ValueError("name longer than 255 bytes")
         label = msg[pos + 1:pos + 1 + length]
         labels.append("".join(chr(b) if 33 <= b < 127 and b != 46 else f"\\{b:03d}"
                               for b in label))

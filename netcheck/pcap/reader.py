@@ -27,6 +27,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import zlib
 from typing import IO, Iterator, Optional
 
 CHUNK = 1 << 20  # bytes read at a time; the chunk is the decode buffer, never a copy per packet
@@ -67,8 +68,27 @@ class CaptureError(Exception):
     """The file cannot be read as a capture at all; the message is one line for the user."""
 
 
+# What reading a file can raise: OSError for the disk; for a .gz, EOFError (cut short),
+# gzip.BadGzipFile (a bad header or CRC) and zlib.error (corrupt deflate data), which is not
+# an OSError.
+READ_ERRORS = (OSError, EOFError, zlib.error)
+
+
 def _shown(path: str) -> str:
     return path if len(path) <= 80 else "..." + path[-77:]
+
+
+def read_failure(exc: BaseException) -> str:
+    """What went wrong reading, in a few words for the user (one line)."""
+    if isinstance(exc, zlib.error):
+        detail = str(exc).rsplit(":", 1)[-1].strip()
+        return f"the compressed data is corrupt ({detail})"
+    if isinstance(exc, EOFError):
+        return "the compressed file is cut short"
+    if isinstance(exc, gzip.BadGzipFile):
+        return f"the compressed file is damaged ({exc})"
+    text = getattr(exc, "strerror", None) or str(exc)
+    return " ".join(text.split())[:120]
 
 
 def _magic_hint(head: bytes) -> str:
@@ -106,9 +126,9 @@ class Capture:
         self._fh = fileobj if fileobj is not None else self._open(path)
         try:
             self._head = self._fh.read(24)
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        except READ_ERRORS as exc:
             self._fh.close()
-            raise CaptureError(f"{_shown(path)}: cannot read: {exc}") from None
+            raise CaptureError(f"{_shown(path)}: cannot read: {read_failure(exc)}") from None
         head = self._head
         if not head:
             self._fh.close()
@@ -172,10 +192,16 @@ class Capture:
 
     def _read(self, size: int) -> bytes:
         try:
+            if self.compressed:
+                # One decompression step at a time: a read of a whole chunk that fails at its
+                # end would lose the good packets decompressed before the damage.
+                return self._fh.read1(size)  # type: ignore[attr-defined]
             return self._fh.read(size)
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
-            # A compressed file cut short raises here: it is a truncation, not a crash.
-            self._stop(f"reading failed after packet {self.packets_read} ({exc})")
+        except READ_ERRORS as exc:
+            # A compressed file cut short or corrupt raises here: the packets before are
+            # good, so it is a truncation, not a crash.
+            self._stop(f"reading failed after packet {self.packets_read} "
+                       f"({read_failure(exc)})")
             return b""
 
     def _stop(self, why: str) -> None:
@@ -208,6 +234,7 @@ class Capture:
         try:
             while True:
                 if len(data) - pos < need and not eof:
+                    self.packets_read = n  # what a read failure message counts
                     more = self._read(max(CHUNK, need))
                     if not more:
                         eof = True
@@ -268,6 +295,7 @@ class Capture:
         try:
             while True:
                 if len(data) - pos < need and not eof:
+                    self.packets_read = n  # what a read failure message counts
                     more = self._read(max(CHUNK, need))
                     if not more:
                         eof = True

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import IO, Any, Optional, Sequence
 
 from netcheck.pcap.explain import TEXTS, close_cell, flag_words, handshake_cell, session_story, t
+from netcheck.redact import printable
 
 TEXTS.update({
     "h_sessions": ("TCP sessions", "Sesiones TCP", "Sessions TCP"),
@@ -45,6 +46,14 @@ TEXTS.update({
                        "... {n} paquete(s) más de esta sesión sin mostrar",
                        "... {n} paquet(s) més d'aquesta sessió sense mostrar"),
     "warning": ("warning: {text}", "aviso: {text}", "avís: {text}"),
+    "not_followed": ("{n} sessions not followed: table full (more sessions open at once than "
+                     "netcheck follows; the oldest half-open ones were dropped first)",
+                     "{n} sesiones no seguidas: tabla llena (más sesiones abiertas a la vez de "
+                     "las que netcheck sigue; primero se descartaron las semiabiertas más "
+                     "antiguas)",
+                     "{n} sessions no seguides: taula plena (més sessions obertes alhora de les "
+                     "que netcheck segueix; primer s'han descartat les semiobertes més "
+                     "antigues)"),
     "trace_line": ("trace {target} -> {where} from port {port} (captured with {via}): "
                    "{outcome}{extra}",
                    "traza {target} -> {where} desde el puerto {port} (capturada con {via}): "
@@ -130,6 +139,9 @@ def render_lines(doc: dict[str, Any], lang: str = "en", verbose: bool = False
         out.append((_trace_line(trace, lang), "bold" if trace.get("outcome") == "ok" else "red"))
     for warning in doc.get("warnings", []):
         out.append((t("warning", lang, text=warning), "yellow"))
+    if doc.get("sessions_not_followed"):
+        out.append((t("warning", lang, text=t("not_followed", lang,
+                                               n=doc["sessions_not_followed"])), "yellow"))
     if sessions:
         out.append(("", None))
         out.append((t("h_sessions", lang), "bold"))
@@ -175,7 +187,9 @@ def render_lines(doc: dict[str, Any], lang: str = "en", verbose: bool = False
     if not detailed and len(sessions) > 1:
         out.append(("", None))
         out.append((t("hint_session", lang), "dim"))
-    return out
+    # Names, request lines, banners and file names come from the capture (or whoever made
+    # it): no control character reaches the terminal raw, whatever field it came in.
+    return [(printable(line), style) for line, style in out]
 
 
 def _trace_line(trace: dict[str, Any], lang: str) -> str:

@@ -20,8 +20,11 @@ another ISN on the same addresses and ports starts a new session, as Wireshark's
 
 Memory stays bounded on any capture: per-session state is a few hundred bytes; only the
 first :data:`MAX_SESSIONS` sessions are kept for the report (later ones are counted into one
-aggregate once closed or idle); per-packet detail (*events*) is recorded only for the session
-asked for, and at most :data:`MAX_EVENTS` of them. DNS exchanges and other flows have caps too.
+aggregate once closed or idle); at most :data:`LIVE_LIMIT` sessions are followed at once (a
+flood of SYNs from a million sources fills the table: the oldest half-open sessions are then
+dropped from it and counted, see :meth:`Analyzer._sweep`); per-packet detail (*events*) is
+recorded only for the session asked for, and at most :data:`MAX_EVENTS` of them. DNS
+exchanges, other flows, ICMP kinds and the strings kept from payloads have caps too.
 """
 
 from __future__ import annotations
@@ -50,7 +53,12 @@ MAX_DNS = 5_000
 MAX_FLOWS = 1_000
 MAX_DIALOGUE = 40
 MAX_HTTP = 20
-LIVE_LIMIT = 30_000  # tracked sessions beyond which idle ones beyond the cap are folded away
+# Sessions followed at once. Past it the table is swept down to half (finished ones folded,
+# then the oldest half-open ones dropped): about 1 KB each, so the table never holds more
+# than ~50 MB whatever the capture.
+LIVE_LIMIT = 50_000
+MAX_KINDS = 64  # distinct ICMP messages, IKE exchanges, TLS alerts listed
+MAX_TEXT = 256  # characters kept of a DNS name or answer
 IDLE_SECONDS = 120.0
 APP_PROBE_SEGMENTS = 6  # data segments looked at before giving up on naming the protocol
 
@@ -63,6 +71,13 @@ WELL_KNOWN_APPS = {80: "http", 8080: "http", 443: "tls", 8443: "tls", 25: "smtp"
 
 _seg = struct.Struct(">IIBBH").unpack_from  # seq, ack, data offset, flags, window
 _u16 = struct.Struct(">H").unpack_from
+
+
+def _cut(text: Optional[str]) -> Optional[str]:
+    """A name or answer from a packet, at most :data:`MAX_TEXT` characters (bounded memory)."""
+    if text is None or len(text) <= MAX_TEXT:
+        return text
+    return text[:MAX_TEXT - 3] + "..."
 
 
 def flag_letters(flags: int) -> str:
@@ -271,7 +286,10 @@ class Analyzer:
         self.filter = packet_filter.match if packet_filter else None
         self.table: dict[bytes, tuple[Session, bool]] = {}
         self.sessions: list[Session] = []
+        self.wanted: Optional[Session] = None  # the session asked for, even beyond the cap
         self.beyond = Aggregate()
+        self.not_followed = 0  # sessions dropped from a full table before they ended
+        self.tls_collecting: dict[int, P.TlsFollower] = {}  # unfinished handshake records
         self.next_id = 1
         self.packets = 0
         self.last_t = 0.0
@@ -286,7 +304,6 @@ class Analyzer:
         self.non_ip: dict[str, int] = {}
         self.undecoded = 0
         self.fragments = 0
-        self._sweep_at = LIVE_LIMIT * 2
 
     # -- the packet loop --------------------------------------------------------------------
 
@@ -386,7 +403,9 @@ class Analyzer:
             s = Session(sid, dst, src, dp, sp, t, n)
         if sid == self.want or (self.record_first and sid == 1):
             s.events = []
-        if sid > self.max_sessions:
+        if sid == self.want:
+            self.wanted = s
+        elif sid > self.max_sessions:
             s.app = ""  # counted only: naming its protocol would cost time for nothing
         ports_fwd = struct.pack(">HH", sp, dp)
         ports_rev = struct.pack(">HH", dp, sp)
@@ -397,21 +416,57 @@ class Analyzer:
         self.table[rev_key] = (s, not client_is_src)
         if sid <= self.max_sessions:
             self.sessions.append(s)
-        if len(self.table) > self._sweep_at:
+        if len(self.table) > 2 * LIVE_LIMIT:  # two keys per session, one each way
             self._sweep(t)
         return entry
 
     def _sweep(self, now: float) -> None:
-        """Fold finished or idle sessions beyond the cap into the aggregate (bounded memory)."""
+        """Bring the table down to half of :data:`LIVE_LIMIT` sessions (bounded memory).
+
+        First the sessions beyond the cap that are finished or idle are folded into the
+        aggregate, as they would be at the end. If that is not enough, sessions are dropped
+        from the table in this order: closed ones (nothing more to learn from them), then
+        half-open ones, oldest first (a SYN flood's), then the least recently active. A
+        dropped session that had not ended counts in :attr:`not_followed` (the report says
+        so); a later packet of it starts a new, mid-stream session. The session whose detail
+        was asked for is never dropped. Sweeping to half keeps the cost per new session
+        constant: the next sweep comes only after LIVE_LIMIT / 2 more sessions.
+        """
+        table = self.table
+        live: dict[int, Session] = {}
+        for s, _ in table.values():
+            live.setdefault(id(s), s)  # table order: the oldest session first
         gone: set[int] = set()
-        for key, (s, _) in list(self.table.items()):
+        for s in live.values():
             if s.id > self.max_sessions and (s.closed or now - s.last_t > IDLE_SECONDS):
-                if id(s) not in gone:
-                    gone.add(id(s))
+                gone.add(id(s))
+                self.beyond.add(s)
+        excess = len(live) - len(gone) - LIVE_LIMIT // 2
+        if excess > 0:
+            closed: list[Session] = []
+            half_open: list[Session] = []
+            established: list[Session] = []
+            for s in live.values():
+                if id(s) in gone or s.events is not None:
+                    continue
+                if s.closed:
+                    closed.append(s)
+                elif s.handshake_seen and not s.hs_done:
+                    half_open.append(s)
+                else:
+                    established.append(s)
+            if excess > len(closed) + len(half_open):
+                established.sort(key=lambda s: s.last_t)
+            for s in (closed + half_open + established)[:excess]:
+                gone.add(id(s))
+                if s.id > self.max_sessions:
                     self.beyond.add(s)
-                del self.table[key]
-        # Never sweep more often than the table can grow by half again.
-        self._sweep_at = max(LIVE_LIMIT * 2, len(self.table) * 3 // 2)
+                if not s.closed:
+                    self.not_followed += 1
+        if gone:
+            # In place: feed() holds a reference to this dict.
+            for key in [key for key, (s, _) in table.items() if id(s) in gone]:
+                del table[key]
 
     def _tcp(self, entry: tuple[Session, bool], t: float, n: int, buf: bytes, l4: int,
              l4len: int, end: int) -> None:
@@ -670,7 +725,7 @@ class Analyzer:
                 s.tls = P.TlsInfo()
             follower = fwd.follower
             if follower is None:
-                follower = fwd.follower = P.TlsFollower(s.tls, not c2s)
+                follower = fwd.follower = P.TlsFollower(s.tls, not c2s, self.tls_collecting)
             names = follower.feed(seq, seglen, buf[start:stop])
             if names and tags is not None:
                 tags.append(("tls", names, s.tls.sni if "ClientHello" in names else None,
@@ -839,10 +894,7 @@ class Analyzer:
             if len(self.dns) >= MAX_DNS:
                 self.dns_dropped += 1
                 return True
-            entry = {"t": round(t, 6), "id": msg["id"], "query": msg["query"],
-                     "type": msg["type"], "rcode": None, "answers": [],
-                     "server": address(server), "transport": transport, "rtt_ms": None}
-            self.dns.append(entry)
+            entry = self._dns_entry(msg, t, server, transport)
             if len(self.dns_pending) > MAX_DNS:
                 self.dns_pending.pop(next(iter(self.dns_pending)))
             self.dns_pending[key] = entry
@@ -852,15 +904,21 @@ class Analyzer:
             if len(self.dns) >= MAX_DNS:
                 self.dns_dropped += 1
                 return True
-            entry = {"t": round(t, 6), "id": msg["id"], "query": msg["query"],
-                     "type": msg["type"], "rcode": None, "answers": [],
-                     "server": address(server), "transport": transport, "rtt_ms": None}
-            self.dns.append(entry)
+            entry = self._dns_entry(msg, t, server, transport)
         else:
             entry["rtt_ms"] = round((t - entry["t"]) * 1000, 3)
         entry["rcode"] = msg["rcode"]
-        entry["answers"] = msg["answers"]
+        entry["answers"] = [_cut(answer) for answer in msg["answers"]]
         return True
+
+    def _dns_entry(self, msg: dict[str, Any], t: float, server: bytes,
+                   transport: str) -> dict[str, Any]:
+        """A new listed DNS exchange (its answer, if any, is filled in by the caller)."""
+        entry = {"t": round(t, 6), "id": msg["id"], "query": _cut(msg["query"]),
+                 "type": msg["type"], "rcode": None, "answers": [],
+                 "server": address(server), "transport": transport, "rtt_ms": None}
+        self.dns.append(entry)
+        return entry
 
     def _icmp(self, proto: int, src: bytes, dst: bytes, t: float, n: int, buf: bytes, l4: int,
               end: int) -> None:
@@ -870,6 +928,8 @@ class Analyzer:
         from netcheck.pcap.explain import icmp_name
 
         name = icmp_name(proto, itype, code)
+        if name not in self.icmp and len(self.icmp) >= MAX_KINDS:
+            name = "other"  # 65536 type/code pairs must not make 65536 entries
         self.icmp[name] = self.icmp.get(name, 0) + 1
         # An error quoting one of our TCP segments explains that session's silence.
         error = (proto == 1 and itype in (3, 11)) or (proto == 58 and itype in (1, 3))
@@ -914,7 +974,7 @@ class Analyzer:
         info["packets"] += 1
         if ike["version"] not in info["versions"]:
             info["versions"].append(ike["version"])
-        if ike["exchange"] not in info["exchanges"]:
+        if ike["exchange"] not in info["exchanges"] and len(info["exchanges"]) < MAX_KINDS:
             info["exchanges"].append(ike["exchange"])
         pair = f"{ike['initiator_spi']}/{ike['responder_spi']}"
         if pair not in info["spis"] and len(info["spis"]) < 64:
@@ -923,7 +983,9 @@ class Analyzer:
     # -- the report -------------------------------------------------------------------------
 
     def session(self, sid: int) -> Optional[Session]:
-        """The kept session with this id, or None."""
+        """The kept session with this id (or the one asked for, even beyond the cap), or None."""
+        if self.wanted is not None and self.wanted.id == sid:
+            return self.wanted
         if 1 <= sid <= len(self.sessions):
             return self.sessions[sid - 1]
         return None
@@ -996,6 +1058,8 @@ def build_document(analyzer: Analyzer, file: Optional[str], truncated: bool,
         doc["sessions_total"] = analyzer.total_sessions()
     if analyzer.beyond.sessions:
         doc["sessions_beyond_cap"] = analyzer.beyond.to_json()
+    if analyzer.not_followed:
+        doc["sessions_not_followed"] = analyzer.not_followed
     if warnings:
         doc["warnings"] = warnings
     return doc

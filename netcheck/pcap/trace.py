@@ -475,8 +475,15 @@ def run_trace(args: argparse.Namespace, lang: str) -> tuple[dict[str, Any], int]
     except TargetError as exc:
         raise PcapError(str(exc)) from None
     packet_filter = make_filter(args.filter)
-    if args.write and os.path.isdir(args.write):
-        raise PcapError(f"-w {args.write[:60]!r} is a directory")
+    if args.write:
+        # Refused before any packet (a symlink, a directory, another user's file): the
+        # capture runs as root, and -w must not become a way to clobber a file.
+        from netcheck.safefile import check_target
+
+        try:
+            check_target(args.write)
+        except OSError as exc:
+            raise PcapError(f"-w {args.write[:60]!r}: {exc.strerror or exc}") from None
     for path in (args.cafile,):
         if path and not os.path.isfile(path):
             raise PcapError(f"--cafile {path[:60]!r}: no such file")
@@ -552,9 +559,11 @@ def _ours(p: Packet, lport: int, rport: int) -> bool:
 
 def _save(path: str, packets: list[Packet], frames: list[bytes]) -> None:
     from netcheck.pcap.writer import PcapWriter
+    from netcheck.safefile import open_for_write
 
     try:
-        with open(path, "wb") as fh:
+        # As root: never through a symlink planted at ``path`` (netcheck.safefile).
+        with open_for_write(path) as fh:
             writer = PcapWriter(fh, linktype=LINKTYPE_LINUX_SLL2, nanosecond=True)
             for p, frame in zip(packets, frames):
                 writer.write(p.ts, frame)
