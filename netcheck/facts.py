@@ -1,6 +1,7 @@
 """One snapshot of the host's network state, taken once per run and shared by all checks.
 
-Links, addresses, routes and neighbours come from a single netlink dump through pyroute2;
+Links, addresses, routes (of every table), policy rules and neighbours come from a single
+netlink dump through pyroute2;
 hardware, drivers, rfkill and counters come from sysfs under a configurable root, so that
 recorded fixtures of real machines can stand in for hardware a namespace cannot have.
 The snapshot is plain data (``to_json`` / ``from_json``) so it can be recorded and replayed.
@@ -27,6 +28,12 @@ IFA_F_DADFAILED = 0x08
 IFA_F_TENTATIVE = 0x40
 ROUTE_TYPES = {1: "unicast", 2: "local", 3: "broadcast", 6: "blackhole", 7: "unreachable",
                8: "prohibit", 9: "throw"}
+RTNH_F_ONLINK, RTNH_F_LINKDOWN = 0x4, 0x10
+MAIN_TABLE, LOCAL_TABLE = 254, 255
+# fib rule actions (linux/fib_rules.h) and the flag that makes a rule "not ..."
+RULE_ACTIONS = {1: "lookup", 2: "goto", 3: "nop", 6: "blackhole", 7: "unreachable",
+                8: "prohibit"}
+FIB_RULE_INVERT = 0x2
 NUD_STATES = {0x01: "INCOMPLETE", 0x02: "REACHABLE", 0x04: "STALE", 0x08: "DELAY",
               0x10: "PROBE", 0x20: "FAILED", 0x40: "NOARP", 0x80: "PERMANENT"}
 # In the order ``ip link`` prints them.
@@ -108,10 +115,69 @@ class Route:
     prefsrc: Optional[str] = None
     priority: int = 0
     onlink: bool = False
+    table: int = MAIN_TABLE
+    linkdown: bool = False  # the kernel flags it: its interface has no carrier
 
     @property
     def is_default(self) -> bool:
         return self.dst_len == 0
+
+    @property
+    def table_name(self) -> str:
+        """``main``, ``local``, ``default`` or the number, as ``ip route`` names tables."""
+        return {254: "main", 255: "local", 253: "default"}.get(self.table, str(self.table))
+
+
+@dataclass
+class PolicyRule:
+    """One routing policy rule (``ip rule``): which table a lookup goes to, and when."""
+
+    family: int
+    priority: int
+    action: str  # lookup | goto | nop | blackhole | unreachable | prohibit
+    table: int = 0
+    invert: bool = False  # "not ..."
+    fwmark: Optional[int] = None
+    fwmask: Optional[int] = None
+    src: Optional[str] = None
+    src_len: int = 0
+    dst: Optional[str] = None
+    dst_len: int = 0
+    iifname: Optional[str] = None
+    oifname: Optional[str] = None
+    suppress_prefixlength: Optional[int] = None
+    ipproto: Optional[int] = None
+    dport: Optional[tuple[int, int]] = None
+    uid: Optional[tuple[int, int]] = None
+
+    def text(self) -> str:
+        """As ``ip rule`` prints it: ``32765: not from all fwmark 0xca6c lookup 51820``."""
+        parts = ["not"] if self.invert else []
+        parts.append(f"from {self.src}/{self.src_len}" if self.src else "from all")
+        if self.dst:
+            parts.append(f"to {self.dst}/{self.dst_len}")
+        if self.fwmark is not None:
+            mask = f"/0x{self.fwmask:x}" if self.fwmask not in (None, 0xFFFFFFFF) else ""
+            parts.append(f"fwmark 0x{self.fwmark:x}{mask}")
+        if self.iifname:
+            parts.append(f"iif {self.iifname}")
+        if self.oifname:
+            parts.append(f"oif {self.oifname}")
+        if self.ipproto is not None:
+            parts.append(f"ipproto {self.ipproto}")
+        if self.dport is not None:
+            lo, hi = self.dport
+            parts.append(f"dport {lo}" if lo == hi else f"dport {lo}-{hi}")
+        if self.uid is not None:
+            parts.append(f"uidrange {self.uid[0]}-{self.uid[1]}")
+        if self.action == "lookup":
+            name = {254: "main", 255: "local", 253: "default"}.get(self.table, str(self.table))
+            parts.append(f"lookup {name}")
+        else:
+            parts.append(self.action)
+        if self.suppress_prefixlength is not None:
+            parts.append(f"suppress_prefixlength {self.suppress_prefixlength}")
+        return f"{self.priority}:\t" + " ".join(parts)
 
 
 @dataclass
@@ -143,6 +209,7 @@ class Facts:
     addresses: list[Addr] = field(default_factory=list)
     routes: list[Route] = field(default_factory=list)
     neighbours: list[Neighbour] = field(default_factory=list)
+    rules: list[PolicyRule] = field(default_factory=list)
     hostname: str = ""
     privileged: bool = False
     sysroot: str = "/"
@@ -161,10 +228,15 @@ class Facts:
         return [a for a in self.addresses
                 if a.ifindex == ifindex and (family is None or a.family == family)]
 
-    def defaults(self, family: int) -> list[Route]:
-        """Default routes of a family, best (lowest metric) first."""
-        found = [r for r in self.routes if r.family == family and r.is_default]
-        return sorted(found, key=lambda r: r.priority)
+    def defaults(self, family: int, table: Optional[int] = MAIN_TABLE) -> list[Route]:
+        """Default routes of a family in one table (None: any), best (lowest metric) first."""
+        found = [r for r in self.routes if r.family == family and r.is_default
+                 and r.type == "unicast" and (table is None or r.table == table)]
+        return sorted(found, key=lambda r: (r.table != MAIN_TABLE, r.priority))
+
+    def rules_of(self, family: int) -> list[PolicyRule]:
+        """Policy rules of a family in the order the kernel tries them."""
+        return sorted((r for r in self.rules if r.family == family), key=lambda r: r.priority)
 
     def neighbour(self, ifindex: int, address: str) -> Optional[Neighbour]:
         for n in self.neighbours:
@@ -203,6 +275,8 @@ class Facts:
             addresses=[Addr(**x) for x in doc.get("addresses", [])],
             routes=[Route(**x) for x in doc.get("routes", [])],
             neighbours=[Neighbour(**x) for x in doc.get("neighbours", [])],
+            rules=[PolicyRule(**{k: (tuple(v) if isinstance(v, list) else v)
+                                 for k, v in x.items()}) for x in doc.get("rules", [])],
             hostname=doc.get("hostname", ""),
             privileged=doc.get("privileged", False),
             sysroot=sysroot or doc.get("sysroot", "/"),
@@ -274,18 +348,13 @@ def snapshot(sysroot: str = "/") -> Facts:
                     flags=_attr(msg, "IFA_FLAGS", msg["flags"]),
                 ))
             for family in (socket.AF_INET, socket.AF_INET6):
-                for msg in ipr.get_routes(family=family, table=254):
-                    facts.routes.append(Route(
-                        family=family,
-                        dst=msg.get_attr("RTA_DST"),
-                        dst_len=msg["dst_len"],
-                        type=ROUTE_TYPES.get(msg["type"], str(msg["type"])),
-                        oif=msg.get_attr("RTA_OIF"),
-                        gateway=msg.get_attr("RTA_GATEWAY"),
-                        prefsrc=msg.get_attr("RTA_PREFSRC"),
-                        priority=_attr(msg, "RTA_PRIORITY", 0),
-                        onlink=bool(msg["flags"] & 4),
-                    ))
+                # Every table, not only main: policy routing (wg-quick, a second uplink, a
+                # VPN client) keeps its defaults in tables of its own.
+                for msg in ipr.get_routes(family=family):
+                    route = _route(msg, family)
+                    if route is not None:
+                        facts.routes.append(route)
+                facts.rules += _rules(ipr, family)
             for msg in ipr.get_neighbours():
                 dst = msg.get_attr("NDA_DST")
                 if dst is None:
@@ -298,6 +367,54 @@ def snapshot(sysroot: str = "/") -> Facts:
     except Exception as exc:  # no netlink (seccomp, exotic kernel): checks skip, never crash
         facts.netlink_error = f"{type(exc).__name__}: {exc}"
     return facts
+
+
+def _route(msg: Any, family: int) -> Optional[Route]:
+    table = _attr(msg, "RTA_TABLE", msg["table"])
+    kind = ROUTE_TYPES.get(msg["type"], str(msg["type"]))
+    if table == LOCAL_TABLE and kind in ("local", "broadcast"):
+        return None  # the kernel's own entries for this host's addresses: not a path
+    if kind not in ROUTE_TYPES.values():
+        return None  # multicast, anycast, nat...: no path anything takes to the target
+    gateway, oif, flags = msg.get_attr("RTA_GATEWAY"), msg.get_attr("RTA_OIF"), msg["flags"]
+    hops = msg.get_attr("RTA_MULTIPATH")
+    if hops and gateway is None and oif is None:  # ECMP: the first next hop stands for all
+        first = hops[0]
+        gateway, oif = first.get_attr("RTA_GATEWAY"), first["oif"]
+        flags |= first["flags"]
+    return Route(
+        family=family, dst=msg.get_attr("RTA_DST"), dst_len=msg["dst_len"], type=kind,
+        oif=oif, gateway=gateway, prefsrc=msg.get_attr("RTA_PREFSRC"),
+        priority=_attr(msg, "RTA_PRIORITY", 0), onlink=bool(flags & RTNH_F_ONLINK),
+        table=table, linkdown=bool(flags & RTNH_F_LINKDOWN))
+
+
+def _rules(ipr: Any, family: int) -> list[PolicyRule]:
+    found = []
+    for msg in ipr.get_rules(family=family):
+        fwmark = msg.get_attr("FRA_FWMARK")
+        dport = msg.get_attr("FRA_DPORT_RANGE")
+        uid = msg.get_attr("FRA_UID_RANGE")
+        found.append(PolicyRule(
+            family=family, priority=_attr(msg, "FRA_PRIORITY", 0),
+            action=RULE_ACTIONS.get(msg["action"], str(msg["action"])),
+            table=_attr(msg, "FRA_TABLE", msg["table"]),
+            invert=bool(msg["flags"] & FIB_RULE_INVERT),
+            fwmark=fwmark, fwmask=msg.get_attr("FRA_FWMASK") if fwmark is not None else None,
+            src=msg.get_attr("FRA_SRC"), src_len=msg["src_len"],
+            dst=msg.get_attr("FRA_DST"), dst_len=msg["dst_len"],
+            iifname=msg.get_attr("FRA_IIFNAME"), oifname=msg.get_attr("FRA_OIFNAME"),
+            suppress_prefixlength=_suppressed(msg.get_attr("FRA_SUPPRESS_PREFIXLEN")),
+            ipproto=msg.get_attr("FRA_IP_PROTO"),
+            dport=(dport["start"], dport["end"]) if dport else None,
+            uid=(uid["start"], uid["end"]) if uid else None,
+        ))
+    return found
+
+
+def _suppressed(value: Optional[int]) -> Optional[int]:
+    # The kernel reports "no suppression" as -1 (0xffffffff unsigned).
+    return None if value is None or value in (-1, 0xFFFFFFFF) else value
 
 
 def route_get(destinations: list[str], oif: Optional[int] = None,

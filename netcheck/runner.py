@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable, Optional, TypeVar
 
 from netcheck import __version__, i18n
+from netcheck import family as addrfam
 from netcheck.facts import Facts, RouteLookup
 from netcheck.i18n import _
 from netcheck.model import CheckOutcome, Report, Result, Status, Verdict
@@ -54,7 +55,16 @@ class Options:
 
 @dataclass
 class PathInfo:
-    """The way packets to the target leave this host, as the kernel's route lookup says."""
+    """The way packets to the target leave this host, as the kernel's route lookup says.
+
+    The kernel's lookup follows the policy rules (``ip rule``) as a connect() would: a
+    default route that lives in another table (wg-quick's, a second uplink's) is found.
+    ``lookups`` are for what the path was looked up for (``basis``): the target's
+    addresses, or its name servers while the name does not resolve. ``by_family`` holds,
+    for each family asked for, the lookup that stands for it: the first basis address of
+    that family, or a documentation address when the basis has none (then only the egress
+    interface and the route of that family are learnt, nothing is sent to it).
+    """
 
     lookups: list[RouteLookup] = field(default_factory=list)
     interface: Optional[str] = None
@@ -62,6 +72,11 @@ class PathInfo:
     gateway: Optional[str] = None
     family: int = socket.AF_INET
     basis: str = ""  # what the path was looked up for: the target, its resolver, the default
+    by_family: dict[int, RouteLookup] = field(default_factory=dict)
+
+    def for_family(self, family: int) -> Optional[RouteLookup]:
+        """The lookup that stands for one family (None: that family was not asked for)."""
+        return self.by_family.get(family)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -219,7 +234,7 @@ class Context:
         if want_if:
             link = self.facts.link(name=want_if)
             oif = link.index if link else None
-        addresses = await self.addresses()
+        addresses = (await self.addresses())[:8]
         basis = "target"
         if not addresses:
             # Name not resolved: follow the packets that would go to the resolver, or
@@ -229,12 +244,19 @@ class Context:
             try:
                 res = await self.resolution()
                 if res.servers:
-                    addresses, basis = [res.servers[0]], "name server"
+                    addresses, basis = [s.split("%")[0] for s in res.servers[:4]], "name server"
             except Exception:
                 pass
+        # One more lookup for each family asked for that the basis has no address of: what
+        # the address and route checks judge per family.
+        have = addrfam.families_of(addresses)
+        extra = [addrfam.default_probe_address(f) for f in self.families if f not in have]
         names = {lk.index: lk.name for lk in self.facts.links}
-        lookups = await self.blocking(route_get, addresses[:8], oif, names)
+        found = await self.blocking(route_get, addresses + extra, oif, names)
+        lookups = found[:len(addresses)]
         info = PathInfo(lookups=lookups, basis=basis)
+        for lk in found:
+            info.by_family.setdefault(addrfam.family_of(lk.destination), lk)
         best = next((lk for lk in lookups if lk.type == "unicast"), lookups[0] if lookups else None)
         if want_if:
             info.interface = want_if
@@ -250,7 +272,7 @@ class Context:
 
     def _default_probe_address(self) -> str:
         # Documentation-range addresses: only used for a route *lookup*, never sent to.
-        return "2001:db8::1" if self.families == (socket.AF_INET6,) else "198.18.0.1"
+        return addrfam.default_probe_address(self.families[0])
 
     def _guess_egress(self) -> tuple[Optional[str], Optional[int]]:
         """No usable route: name the interface a person would look at first.
@@ -262,7 +284,8 @@ class Context:
         not lead there comes last.
         """
         for fam in self.families:
-            for route in self.facts.defaults(fam):
+            # main's defaults first, then those of other tables (policy routing)
+            for route in self.facts.defaults(fam, table=None):
                 link = self.facts.link(index=route.oif)
                 if link:
                     return link.name, link.index

@@ -74,7 +74,8 @@ class Flow:
     family: int  # 4 or 6
     protocol: str  # tcp | udp | icmp
     daddr: str
-    dport: Optional[int] = None
+    # A reply's destination port is the probe's own: somewhere in the ephemeral range.
+    dport: Union[int, tuple[int, int], None] = None
     saddr: Optional[str] = None  # unknown (None) makes rules on the source uncertain
     # An unbound client socket gets a port from ip_local_port_range: rules on the source
     # port match, do not match, or cannot be told, depending on how they cut that range.
@@ -82,9 +83,16 @@ class Flow:
     oifname: Optional[str] = None
     iifname: Optional[str] = None
     hook: str = "output"
+    # A reply coming back to this host (input hook): conntrack has seen the request, so it
+    # is ``ct state established``, ``ct direction reply``, a SYN-ACK or an echo reply.
+    reply: bool = False
 
     def describe(self) -> str:
         fam = "IPv6" if self.family == 6 else "IPv4"
+        if self.reply:
+            if self.protocol == "icmp":
+                return f"{fam} ping reply from {self.saddr}"
+            return f"{self.protocol} reply from {self.saddr} port {self.sport}"
         if self.protocol == "icmp":
             return f"{fam} ping to {self.daddr}"
         return f"{self.protocol} port {self.dport} to {self.daddr}"
@@ -95,6 +103,9 @@ class Flow:
         for key in ("dport", "saddr", "oifname", "iifname"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
+        if self.reply:
+            out["reply"] = True
+            out["sport"] = self.sport
         return out
 
 
@@ -935,13 +946,14 @@ def _key(walk: _Walk, left: Any) -> Any:
                     return _Unknown(f"{proto} sport (source port not known)")
                 return ("port", flow.sport)
             if fld == "flags" and proto == "tcp":
-                return ("flags", {"syn"})  # the first packet of a new connection
+                # the first packet of a new connection, or the answer to it
+                return ("flags", {"syn", "ack"} if flow.reply else {"syn"})
             return _Unknown(f"{proto} {fld}")
         if proto in ("icmp", "icmpv6"):
             if flow.protocol != "icmp" or (proto == "icmp") != (flow.family == 4):
                 return _NA
             if fld == "type":
-                return ("icmp_type", (proto, "echo-request"))
+                return ("icmp_type", (proto, "echo-reply" if flow.reply else "echo-request"))
             if fld == "code":
                 return ("int", 0)
             return _Unknown(f"{proto} {fld}")
@@ -971,9 +983,9 @@ def _key(walk: _Walk, left: Any) -> Any:
     if kind == "ct" and isinstance(body, dict):
         key = body.get("key")
         if key == "state":
-            return ("flags", {"new"})
+            return ("flags", {"established"} if flow.reply else {"new"})
         if key == "direction":
-            return ("str", "original")
+            return ("str", "reply" if flow.reply else "original")
         if key in ("l3proto",):
             return ("str", "ipv4" if flow.family == 4 else "ipv6")
         if key == "protocol":
@@ -1423,6 +1435,23 @@ def target_flows(addresses: list[str], port: int, protocols: tuple[str, ...],
         if with_ping:
             flows.append(Flow(fam, "icmp", daddr, None, saddr=src, oifname=oif, sport=None))
     return flows
+
+
+def reply_flow(remote: str, local: Optional[str], protocol: str, remote_port: Optional[int],
+               iifname: Optional[str]) -> Flow:
+    """The reply a probe to ``remote`` gets, as this host's input chains see it.
+
+    ``local``: the source address the probe left with (None: unknown, rules on it are
+    uncertain); ``remote_port``: the port probed (the reply's source port). The reply goes
+    to the probe's own port: somewhere in the ephemeral range.
+    """
+    fam = 6 if ":" in remote and not _is_mapped(remote) else 4
+    daddr = (local or ("::" if fam == 6 else "0.0.0.0")).split("%")[0]
+    ports = protocol != "icmp"
+    return Flow(fam, protocol, daddr, saddr=remote.split("%")[0],
+                dport=_ephemeral_range() if ports else None,
+                sport=remote_port if ports else None, iifname=iifname, hook="input",
+                reply=True)
 
 
 def _is_mapped(address: str) -> bool:

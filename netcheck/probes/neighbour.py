@@ -166,3 +166,47 @@ def probe_on_wire(ifname: str, ifindex: int, src_mac: Optional[str], src_ip: Opt
         return True, arp_probe(ifname, src_mac, src_ip, target_ip, timeout)
     except (OSError, ValueError):
         return False, None
+
+
+def arp_conflict_probe(ifname: str, own_mac: str, address: str, timeout: float,
+                       probes: int = 2, interval: float = 0.1) -> Optional[str]:
+    """Blocking: is ``address`` (this host's own IPv4 address) in use by another machine?
+
+    Sends ARP probes as RFC 5227 (and ``arping -D``) does: "who has ADDRESS?" with sender
+    IP 0.0.0.0, so no cache on the link learns anything from them. Any host that answers,
+    or that announces or probes ADDRESS itself from another MAC address while we listen,
+    claims the address. Returns that host's MAC, or None when nobody did within
+    ``timeout``. Raises OSError without CAP_NET_RAW.
+    """
+    own = _mac_bytes(own_mac)
+    wanted = socket.inet_aton(address)
+    with socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ARP)) as sock:
+        sock.bind((ifname, ETH_P_ARP))
+        probe = struct.pack("!HHBBH6s4s6s4s", 1, ETH_P_IP, 6, 4, 1, own, b"\0" * 4,
+                            b"\0" * 6, wanted)
+        start = time.monotonic()
+        deadline = start + timeout
+        sent = 0
+        while True:
+            now = time.monotonic()
+            if sent < probes and now >= start + sent * interval:
+                sock.sendto(probe, (ifname, ETH_P_ARP, 0, 1, b"\xff" * 6))
+                sent += 1
+            if now >= deadline:
+                return None
+            wake = deadline if sent >= probes else min(deadline, start + sent * interval)
+            sock.settimeout(max(0.001, wake - now))
+            try:
+                data, where = sock.recvfrom(128)
+            except socket.timeout:
+                continue
+            if len(data) < 28 or where[2] == socket.PACKET_OUTGOING:
+                continue
+            op = struct.unpack("!H", data[6:8])[0]
+            sender_mac, sender_ip, target_ip = data[8:14], data[14:18], data[24:28]
+            if sender_mac == own:
+                continue
+            if sender_ip == wanted and op in (1, 2):
+                return _mac_text(sender_mac)  # an answer, or its own announcement
+            if op == 1 and sender_ip == b"\0" * 4 and target_ip == wanted:
+                return _mac_text(sender_mac)  # another host probing for it right now
