@@ -15,18 +15,29 @@ MASK = "***"
 
 # scheme://authority — the authority ends at the first '/', '?', '#' or white space. A password
 # may hold '@', so the credentials end at the *last* '@' of the authority.
-_URL_AUTHORITY = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<authority>[^/?#\s\"'<>]*)")
+# A scheme-relative reference (``//user:pw@host/``, as a Location header may hold) counts too.
+# The scheme's length is bounded: unbounded, every word boundary of a long "a.a.a..." line
+# scanned to its end (quadratic: a 1 MB banner took minutes).
+_URL_AUTHORITY = re.compile(
+    r"(?P<scheme>(?:\b[A-Za-z][A-Za-z0-9+.\-]{0,31}:)?//)(?P<authority>[^/?#\s\"'<>]*)")
 # key=value pairs that name a secret, in query strings and free text (?password=…, &token=…).
+# A prefix joined by '_' or '-' names a secret too (client_secret, oauth_token, my_password).
 _SECRET_PARAM = re.compile(
-    r"(?P<key>\b(?:pass(?:word|wd)?|pwd|secret|token|api[_-]?key|access[_-]?token|auth)=)"
+    r"(?P<key>\b(?:\w+[_-])?(?:pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key|auth)=)"
     r"(?P<value>[^&\s#\"']+)",
     re.IGNORECASE,
 )
 # Characters that move a cursor, recolour a terminal, end a line or reorder text when printed:
 # C0 controls, DEL, C1 controls, and the Unicode bidi overrides/isolates (the "Trojan source" set).
-_BIDI = "\u200e\u200f\u202a-\u202e\u2066-\u2069"
-_UNPRINTABLE = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}]")
-_UNPRINTABLE_KEEP_LINES = re.compile(f"[\x00-\x09\x0b-\x1f\x7f-\x9f{_BIDI}]")
+# The line and paragraph separators end a line in many viewers; a lone surrogate (undecodable
+# bytes kept by surrogateescape) cannot even be encoded for a UTF-8 terminal and would crash
+# the write.
+_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_OTHER = "\u2028\u2029\ud800-\udfff"
+_UNPRINTABLE = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}{_OTHER}]")
+_UNPRINTABLE_KEEP_LINES = re.compile(f"[\x00-\x09\x0b-\x1f\x7f-\x9f{_BIDI}{_OTHER}]")
+# A word that may be a bare ``user:password@host`` (no scheme, as typed into a profile).
+_WORD = re.compile(r"\S+")
 
 
 def _mask_authority(m: re.Match[str]) -> str:
@@ -49,12 +60,20 @@ def mask_secrets(text: str) -> str:
         return text
     out = _URL_AUTHORITY.sub(_mask_authority, text)
     out = _SECRET_PARAM.sub(lambda m: m.group("key") + MASK, out)
-    if "://" not in out and "@" in out and not any(ch.isspace() for ch in out):
-        cred, _, hostport = out.rpartition("@")
-        user, colon, _ = cred.partition(":")
-        if colon and "/" not in cred:
-            out = f"{user}:{MASK}@{hostport}"
+    if "@" in out:
+        out = _WORD.sub(_mask_bare, out)
     return out
+
+
+def _mask_bare(m: re.Match[str]) -> str:
+    word = m.group(0)
+    if "@" not in word or "//" in word:
+        return word  # no credentials, or a URL the authority rule has already seen
+    cred, _, hostport = word.rpartition("@")
+    user, colon, _ = cred.partition(":")
+    if not colon or "/" in cred or user.lower().endswith("mailto"):
+        return word  # an e-mail address (mailto:ann@host is one too), or a path
+    return f"{user}:{MASK}@{hostport}"
 
 
 def _escape(m: re.Match[str]) -> str:
@@ -78,7 +97,7 @@ def shown(text: str, limit: int = 0) -> str:
     """Outside text as it may be printed: secrets masked, controls escaped, cut at ``limit``."""
     out = printable(mask_secrets(text))
     if limit and len(out) > limit:
-        out = out[: max(limit - 3, 1)] + "..."
+        out = out[: limit - 3] + "..." if limit > 3 else out[:limit]
     return out
 
 
@@ -92,7 +111,7 @@ def mask_value(value: Any) -> Any:
     if isinstance(value, str):
         return mask_secrets(value)
     if isinstance(value, dict):
-        return {k: mask_value(v) for k, v in value.items()}
+        return {mask_value(k): mask_value(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [mask_value(v) for v in value]
     return value
