@@ -19,6 +19,7 @@ from netcheck.registry import check
 if TYPE_CHECKING:
     from netcheck.probes.banner import BannerResult, DnsTargetAnswer
     from netcheck.probes.http import HttpResult, UrlParts
+    from netcheck.probes.tcp import TcpResult
     from netcheck.runner import Context
 
 HTTP_SCHEMES = ("http", "https")
@@ -92,6 +93,66 @@ async def _open_address(ctx: Context) -> Optional[str]:
 
 def _budget(ctx: Context) -> float:
     return max(0.2, ctx.time_left() - RESERVE)
+
+
+# -- a server that resets before its first byte ---------------------------------------------
+
+RESET = "APP_CONNECTION_RESET"
+# How long a connection is watched again when the application saw it closed without a word:
+# a block that resets only after a slow check (tcpd's reverse lookup) still shows.
+REWATCH_S = 1.0
+
+
+def _reset_result(ctx: Context, resets: list[TcpResult]) -> Result:
+    """APP_CONNECTION_RESET for connections reset after the handshake, before any byte."""
+    assert ctx.target is not None
+    r = resets[0]
+    host, port = ctx.target.host, ctx.target.port
+    endpoint = f"[{r.address}]:{port}" if ":" in r.address else f"{r.address}:{port}"
+    summary = _("{endpoint} accepts the connection, then resets it before sending a byte: "
+                "the server refuses this client after the handshake").format(endpoint=endpoint)
+    return failed(RESET, summary, Hint(
+        _("The port completes the TCP handshake, so the network and the listening socket "
+          "work; then the server side sends an RST before any answer. Something acting after "
+          "accept() refuses this client: TCP wrappers (/etc/hosts.allow, /etc/hosts.deny), a "
+          "fail2ban or firewall rule that resets established connections, a connection limit "
+          "(sshd's MaxStartups), or a worker that crashes as it accepts. The server's log "
+          "names it."),
+        [f"nc -v {host} {port}", f"tcpdump -ni any host {r.address} and port {port}",
+         _on_server(f"ss -tlnp 'sport = :{port}'", _("on the server: which program listens")),
+         _on_server("cat /etc/hosts.allow /etc/hosts.deny"),
+         _on_server("fail2ban-client status"),
+         _on_server("journalctl --since -10min -p warning")]),
+        connects=[x.to_json() for x in resets])
+
+
+async def _reset_before_a_byte(ctx: Context) -> Optional[Result]:
+    """The finding when every handshake of this run was reset before the server said a thing.
+
+    The transport rung watched each connection it opened (typed results, shared): a server
+    that resets at once answers every protocol the same way, so nothing is sent to it.
+    None when some address keeps its connection open (or none completed a handshake).
+    """
+    from netcheck.probes import shared
+
+    assert ctx.target is not None
+    addrs = await ctx.addresses()
+    results = await shared.tcp_all(ctx, addrs, ctx.target.port) if addrs else []
+    if any(r.state == "open" for r in results):
+        return None
+    resets = [r for r in results if r.state == "reset"]
+    return _reset_result(ctx, resets) if resets else None
+
+
+async def _reset_on_second_look(ctx: Context, address: str) -> Optional[Result]:
+    """The application saw the connection closed without a word: connect again, say nothing,
+    and watch longer. A reset then is the server's refusal; a plain close (FIN) is not."""
+    from netcheck.probes import tcp
+
+    assert ctx.target is not None
+    watch = max(0.05, min(ctx.timeout, REWATCH_S, _budget(ctx)))
+    r = await tcp.connect(address, ctx.target.port, ctx.timeout, watch=watch)
+    return _reset_result(ctx, [r]) if r.state == "reset" else None
 
 
 def _tls_failure(ctx: Context, what: str, detail: str, commands: list[str],
@@ -203,7 +264,7 @@ TLS_REQUIRES = ("transport.tcp", "tls.handshake", "tls.certificate")
 
 @check("http.response", Layer.APPLICATION, requires=TLS_REQUIRES,
        codes=("HTTP_CLIENT_ERROR", "HTTP_SERVER_ERROR", "HTTP_REDIRECT_LOOP", "APP_TIMEOUT",
-              "APP_PROTOCOL_MISMATCH"),
+              "APP_PROTOCOL_MISMATCH", "APP_CONNECTION_RESET"), proves_flow=True,
        applies=_for(HTTP_SCHEMES, N_("not an http(s) target ({scheme}://)")))
 async def http_response(ctx: Context) -> Result:
     """HTTP request gets a good answer.
@@ -212,26 +273,34 @@ async def http_response(ctx: Context) -> Result:
     log finds it) following redirects hop by hop as wget prints them: status, Location,
     connection new or reused, http->https; DNS, connect, TLS, first-byte and transfer times
     per hop; the final status, size and Server header. Proxy variables are honoured and
-    named. A 4xx or 5xx, a redirect loop, silence, a stall, or an answer that is not HTTP
-    are the findings.
+    named. A 4xx or 5xx, a redirect loop, silence, a stall, a reset before any byte, or an
+    answer that is not HTTP are the findings.
     """
     from netcheck.probes import http
 
     assert ctx.target is not None
     parts = http.parts_of(ctx.target)
     proxy_env: Any = os.environ
+    try:
+        direct = http.proxy_for(parts.scheme, parts.host, parts.port, proxy_env) is None
+    except http.UrlError:
+        direct = True
+    if direct:
+        reset = await _reset_before_a_byte(ctx)
+        if reset is not None:
+            return reset
     address = await _open_address(ctx)
-    if address is None:
-        try:
-            direct = http.proxy_for(parts.scheme, parts.host, parts.port, proxy_env) is None
-        except http.UrlError:
-            direct = True
-        if direct:
-            return skipped(_("no address of the target accepted the TCP connection"))
+    if address is None and direct:
+        return skipped(_("no address of the target accepted the TCP connection"))
     from netcheck.probes import shared
 
     # The same GET the path-MTU check may already have sent (one request, one log line).
     r = await shared.http_get(ctx, address)
+    if (direct and address is not None and r.outcome == "closed" and r.status is None
+            and r.bytes_received == 0 and len(r.hops) <= 1):
+        reset = await _reset_on_second_look(ctx, address)
+        if reset is not None:
+            return reset
     return _judge_http(ctx, parts, r)
 
 
@@ -421,7 +490,7 @@ def _server_error_text(status: int, from_proxy: bool) -> str:
 
 @check("app.protocol", Layer.APPLICATION, requires=TLS_REQUIRES,
        codes=("SMTP_REJECTED", "POP3_REJECTED", "IMAP_REJECTED", "APP_PROTOCOL_MISMATCH",
-              "APP_TIMEOUT"),
+              "APP_TIMEOUT", "APP_CONNECTION_RESET"), proves_flow=True,
        applies=_for(PROTOCOL_SCHEMES, N_("not a mail, SSH or DNS target ({scheme}://)")))
 async def app_protocol(ctx: Context) -> Result:
     """Service greets as its protocol should.
@@ -436,6 +505,9 @@ async def app_protocol(ctx: Context) -> Result:
         return await _dns_target(ctx)
     from netcheck.probes import banner
 
+    reset = await _reset_before_a_byte(ctx)
+    if reset is not None:
+        return reset
     address = await _open_address(ctx)
     if address is None:
         return skipped(_("no address of the target accepted the TCP connection"))
@@ -448,6 +520,10 @@ async def app_protocol(ctx: Context) -> Result:
         tls_context = client_context(ctx.options.cafile, ctx.options.cert, ctx.options.key)
     r = await banner.probe(proto, address, port, timeout=ctx.timeout, tls_context=tls_context,
                            server_hostname=host)
+    if r.state == "closed" and r.bytes_received == 0:
+        reset = await _reset_on_second_look(ctx, address)
+        if reset is not None:
+            return reset
     return _judge_greeting(ctx, scheme, proto, r)
 
 
@@ -644,23 +720,31 @@ async def _dns_target(ctx: Context) -> Result:
 
 # -- tcp:// : service identification --------------------------------------------------------
 
-@check("app.banner", Layer.APPLICATION, requires=("transport.tcp",),
+@check("app.banner", Layer.APPLICATION, requires=("transport.tcp",), codes=(RESET,),
        applies=_for(("tcp",), N_("not a tcp:// target ({scheme}://)")))
 async def app_banner(ctx: Context) -> Result:
     """Service identifies itself.
 
     Many services speak first (SSH, SMTP, FTP, POP3, IMAP, some databases): what the port
     says within half a second is shown and recognised. Silence is not a fault: HTTP, TLS
-    and many others wait for the client.
+    and many others wait for the client. A server that resets the connection before any
+    byte refuses this client (APP_CONNECTION_RESET).
     """
     from netcheck.probes import banner
 
     assert ctx.target is not None
+    reset = await _reset_before_a_byte(ctx)
+    if reset is not None:
+        return reset
     address = await _open_address(ctx)
     if address is None:
         return skipped(_("no address of the target accepted the TCP connection"))
     port = ctx.target.port
     r = await banner.probe("generic", address, port, timeout=ctx.timeout)
+    if r.state == "closed" and r.bytes_received == 0:
+        reset = await _reset_on_second_look(ctx, address)
+        if reset is not None:
+            return reset
     evidence = r.to_json()
     where = {"address": address, "port": port}
     if r.state == "answered":

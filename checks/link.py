@@ -84,8 +84,9 @@ async def interface_exists(ctx: Context) -> Result:
               "{interfaces}. Use one of them (or fix the name).").format(
                   ifname=name, interfaces=", ".join(existing) or pgettext("interfaces", "none")),
             ["ip -br link"]), interface=name, interfaces=existing)
+    kind = link.kind or (_("loopback") if link.is_loopback else _("device"))
     return passed(_("{ifname} exists ({kind}, index {index})").format(
-        ifname=name, kind=link.kind or _("device"), index=link.index),
+        ifname=name, kind=kind, index=link.index),
                   interface=name, index=link.index, kind=link.kind, mac=link.mac, mtu=link.mtu)
 
 
@@ -326,7 +327,7 @@ def _problem(ctx: Context, link: Link,
     return "LINK_NO_CARRIER", N_("{ifname} has no carrier")
 
 
-@check("link.others", Layer.LINK)
+@check("link.others", Layer.LINK, scope="host")
 async def other_interfaces(ctx: Context) -> Result:
     """Other interfaces (off the path).
 

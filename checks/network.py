@@ -40,7 +40,7 @@ def _fam_name(family: int) -> str:
 
 # -- the host itself -----------------------------------------------------------------
 
-@check("network.service", Layer.NETWORK, codes=("NET_SERVICE_INACTIVE",))
+@check("network.service", Layer.NETWORK, codes=("NET_SERVICE_INACTIVE",), scope="host")
 async def network_service(ctx: Context) -> Result:
     """Network manager is running.
 
@@ -68,7 +68,7 @@ async def network_service(ctx: Context) -> Result:
                   manager=mgr.to_json())
 
 
-@check("network.loopback", Layer.NETWORK, codes=("LOOPBACK_DOWN",))
+@check("network.loopback", Layer.NETWORK, codes=("LOOPBACK_DOWN",), scope="host")
 async def loopback(ctx: Context) -> Result:
     """Loopback interface works.
 
@@ -749,6 +749,10 @@ async def path_mtu(ctx: Context) -> Result:
     link = ctx.facts.link(index=path.ifindex) if path.ifindex else None
     if link is None or link.mtu <= 0:
         return skipped(_("no egress interface MTU to test"))
+    if link.is_loopback:
+        # The packets never leave this host: no router on the way can have a smaller MTU.
+        return skipped(_("the target is on this host ({ifname}): there is no path MTU to "
+                         "probe").format(ifname=link.name))
     hdr = _header_bytes(addr)
     mtu = link.mtu
     # The target answered ping already: a probe silent for many of its round trips is lost.

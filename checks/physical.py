@@ -8,10 +8,10 @@ path is reported in the evidence, never made the root cause.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 from netcheck.i18n import _, ngettext
-from netcheck.model import Hint, Layer, Result, failed, passed
+from netcheck.model import Hint, Layer, Result, failed, passed, skipped
 from netcheck.probes import hardware
 from netcheck.probes.hardware import NetDevice
 from netcheck.registry import check
@@ -59,12 +59,30 @@ def _no_driver_hint(dev: NetDevice, release: str) -> Hint:
     return Hint(text, commands)
 
 
-@check("physical.nic", Layer.PHYSICAL, codes=("NIC_MISSING", "NIC_NO_DRIVER"))
+async def _stays_on_host(ctx: Context) -> Optional[str]:
+    """The loopback interface the packets to the target stay on, or None when they leave.
+
+    A target that is this host (127.0.0.1, ::1, or one of its own addresses: the route
+    lookup says ``local``) is reached through ``lo``: no network device is on the way.
+    """
+    if ctx.target is None:
+        return None
+    path = await ctx.path()
+    link = ctx.facts.link(index=path.ifindex) if path.ifindex is not None else None
+    if link is not None and link.is_loopback:
+        return link.name
+    if path.lookups and all(lk.type == "local" for lk in path.lookups):
+        return path.interface or "lo"
+    return None
+
+
+@check("physical.nic", Layer.PHYSICAL, codes=("NIC_MISSING", "NIC_NO_DRIVER"), scope="host")
 async def nic_present(ctx: Context) -> Result:
     """Network device present with a driver.
 
     PCI and USB network devices and their bound drivers, as ``lspci -nnk`` and ``lsusb``
-    show them; fails only when the host has no interface but loopback.
+    show them; fails only when the host has no interface but loopback and the packets to
+    the target would have to leave it (a loopback target needs no device: it is skipped).
     """
     facts = ctx.facts
     # The hardware does not change between the runs of a batch: looked at once.
@@ -85,6 +103,11 @@ async def nic_present(ctx: Context) -> Result:
         "without_driver": [d.label for d in unbound],
     }
     if not interfaces:
+        loopback = await _stays_on_host(ctx)
+        if loopback is not None:
+            return skipped(_("the target is on this host: its packets stay on {ifname} "
+                             "(loopback), no network device is needed (there is none but "
+                             "{ifname})").format(ifname=loopback), **evidence)
         if unbound:
             first = unbound[0]
             release = facts.read_sys("proc/sys/kernel/osrelease") or "?"

@@ -8,11 +8,12 @@ nmap's identification of the service.
 
 from __future__ import annotations
 
-import ipaddress
-from typing import TYPE_CHECKING, Any, Optional
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
-from netcheck.i18n import _
-from netcheck.model import Hint, Layer, Result, failed, passed, skipped, warned
+from netcheck import family
+from netcheck.i18n import _, ngettext
+from netcheck.model import Hint, Layer, Result, Status, failed, passed, skipped, warned
 from netcheck.probes import shared
 from netcheck.probes.tcp import TcpResult
 from netcheck.registry import check
@@ -22,21 +23,6 @@ if TYPE_CHECKING:
     from netcheck.runner import Context
 
 FW_CODE = "FW_LOCAL_OUTPUT_BLOCK"
-
-
-def _fam_of(address: str) -> str:
-    """IPv4 or IPv6, as the packets go: an IPv4-mapped IPv6 address is IPv4."""
-    try:
-        ip = ipaddress.ip_address(address.split("%")[0])
-    except ValueError:
-        return "IPv6" if ":" in address else "IPv4"
-    if ip.version == 6 and ip.ipv4_mapped is None:  # type: ignore[union-attr]
-        return "IPv6"
-    return "IPv4"
-
-
-def _family(r: TcpResult) -> str:
-    return _fam_of(r.address)
 
 
 def _flow(flow: firewall.Flow) -> str:
@@ -149,11 +135,14 @@ async def local_firewall(ctx: Context) -> Result:
             ("reject", False): _("this host's firewall probably rejects {flow}: {rule}"),
         }[(first.action, first.certain)].format(flow=_flow(first.flow), rule=first.describe())
         if len(blocked_addrs) < len({v.flow.daddr for v in main}):
-            open_fams = sorted({_fam_of(v.flow.daddr) for v in main
-                                if v.flow.daddr not in blocked_addrs})
-            bad_fam = _fam_of(first.flow.daddr)
+            passing = {family.family_of(v.flow.daddr) for v in main
+                       if v.flow.daddr not in blocked_addrs}
+            bad_fam = family.family_of(first.flow.daddr)
+            if bad_fam not in passing:  # the contract's name for the family that fails
+                evidence["family"] = family.name(bad_fam)
             return warned(FW_CODE, _("{family}: {problem}; {others} may pass").format(
-                family=bad_fam, problem=summary, others=" and ".join(open_fams)),
+                family=family.label(bad_fam), problem=summary,
+                others=" and ".join(family.label(f) for f in sorted(passing))),
                           _fw_hint(blocks), **evidence)
         return failed(FW_CODE, summary, _fw_hint(blocks), **evidence)
     unknown = [v for v in main if v.action == "unknown"]
@@ -185,7 +174,7 @@ def _local_block(r: TcpResult, own: set[str], eperm_pings: set[str],
     output chain's ``reject``), a rule of its output chains that matches, or a silent SYN to
     an address this host even refuses to ping (EPERM).
     """
-    if r.state == "open":
+    if r.handshake:
         return None
     if r.state == "local":
         return _("connect() got {errno}").format(errno=r.errno)
@@ -193,7 +182,7 @@ def _local_block(r: TcpResult, own: set[str], eperm_pings: set[str],
     if verdict is not None and (r.state in ("timeout", "error")
                                 or verdict.action == "reject"):
         return _("{action} by {rule}").format(action=verdict.action, rule=verdict.describe())
-    sender = (r.icmp_from or "").split("%")[0]
+    sender = family.bare(r.icmp_from or "")
     if r.state == "icmp" and sender in own and sender != r.address:
         return _("this host itself ({sender}) answered '{icmp}': an output rule rejects "
                  "it").format(sender=sender, icmp=r.icmp_name)
@@ -218,6 +207,16 @@ def _code(r: TcpResult, local_reason: Optional[str]) -> str:
     return "TCP_FILTERED"
 
 
+def _icmp_sender(r: TcpResult) -> str:
+    """Who sent the ICMP error, in words: the target itself or a router on the way."""
+    sender = family.bare(r.icmp_from or "")
+    if not sender:  # the error was not queued: "No route to host" came from some router
+        return _("router")
+    if sender == family.bare(r.address):
+        return _("{address} itself").format(address=sender)
+    return _("{router} (a router or firewall on the way)").format(router=sender)
+
+
 def _hint(code: str, r: TcpResult, local_reason: Optional[str],
           fw: Optional[firewall.LocalFirewall]) -> Hint:
     where = {"address": r.address, "port": r.port}
@@ -227,6 +226,14 @@ def _hint(code: str, r: TcpResult, local_reason: Optional[str],
                     [f"ss -tlnp 'sport = :{r.port}'", "systemctl status <service>",
                      f"nmap -sT -p {r.port} {r.address}   # " + _("from here")])
     if code == "TCP_ADMIN_PROHIBITED":
+        sender = family.bare(r.icmp_from or "")
+        if sender and sender != family.bare(r.address):
+            return Hint(_("The router or firewall at {router} rejects {address} port {port} "
+                          "(it sent '{icmp}'): the SYN never reaches the server. Open the port "
+                          "on that firewall. Find the hop, then on that host:").format(
+                              router=sender, icmp=r.icmp_name, **where),
+                        [f"traceroute -n -T -p {r.port} {r.address}", "nft list ruleset",
+                         "iptables -S FORWARD", f"nping --tcp -p {r.port} {r.address}"])
         return Hint(_("A firewall rejects {address} port {port} ({router} sent '{icmp}'). Open "
                       "the port on the server's or the router's firewall. On that "
                       "host:").format(router=r.icmp_from or _("a router"), icmp=r.icmp_name,
@@ -253,10 +260,18 @@ def _hint(code: str, r: TcpResult, local_reason: Optional[str],
                        + _("on the server")])
 
 
-def _describe(r: TcpResult, local_reason: Optional[str] = None) -> str:
+def describe_connect(r: TcpResult, local_reason: Optional[str] = None) -> str:
+    """What one connect met, in the reader's language: what was sent, what came back."""
     where = {"address": r.address, "port": r.port}
     if r.state == "open":
-        return _("{address} port {port} open ({ms} ms)").format(ms=f"{r.rtt_ms:.1f}", **where)
+        text = _("{address} port {port} open ({ms} ms)").format(ms=f"{r.rtt_ms:.1f}", **where)
+        if r.after == "closed":
+            text += "; " + _("the server closed it at once without a word")
+        return text
+    if r.state == "reset":
+        return _("{address} port {port}: handshake completed ({ms} ms), then the server reset "
+                 "the connection before sending a byte").format(ms=f"{r.rtt_ms or 0:.1f}",
+                                                               **where)
     if local_reason is not None:
         return _("{address} port {port}: blocked on this host ({reason})").format(
             reason=local_reason, **where)
@@ -264,19 +279,86 @@ def _describe(r: TcpResult, local_reason: Optional[str] = None) -> str:
         return _("{address} port {port} refused (RST: nothing listens)").format(**where)
     if r.state == "icmp":
         return _("{address} port {port}: {router} sent '{icmp}'").format(
-            router=r.icmp_from or _("router"), icmp=r.icmp_name, **where)
+            router=_icmp_sender(r), icmp=r.icmp_name or r.errno, **where)
     if r.state == "noroute":
         return _("{address} port {port}: no route ({errno})").format(errno=r.errno, **where)
-    return _("{address} port {port}: no answer to SYN").format(**where)
+    if r.state == "error":
+        return _("{address} port {port}: connect failed ({errno})").format(errno=r.errno,
+                                                                            **where)
+    text = _("{address} port {port}: no answer to SYN").format(**where)
+    if r.syns and r.syns > 1:
+        text += " " + ngettext("({n} SYN sent)", "({n} SYNs sent)", r.syns).format(n=r.syns)
+    return text
 
 
-@check("transport.tcp", Layer.TRANSPORT, requires=("network.target",),
+@dataclass(frozen=True)
+class Judgement:
+    """What the connects to the target amount to (a pure function's answer).
+
+    ``subject``: the connect the finding is about (its hint is built from it); ``family``:
+    the contract's ``"ipv4"``/``"ipv6"`` when that family fails while the other works.
+    """
+
+    status: Status
+    summary: str
+    code: Optional[str] = None
+    subject: Optional[TcpResult] = None
+    family: Optional[str] = None
+
+
+def judge_connects(results: Sequence[TcpResult],
+                   local: Optional[Mapping[str, Optional[str]]] = None) -> Judgement:
+    """Judge the connects to every address of the target: facts in, finding out.
+
+    ``local``: address -> why this host stopped that connect itself (None: it did not).
+    A completed handshake passes the rung whatever came after it (a reset before any byte
+    is the application's finding, layer 7); one family failing while the other completes
+    handshakes is a warning naming the family; otherwise the failure that explains the most
+    (a local block, an ICMP reject, a refusal, then silence) is the finding.
+    """
+    why = dict(local or {})
+    reason = {r.address: why.get(r.address) for r in results}
+    through = [r for r in results if r.handshake]
+    if through:
+        shown = next((r for r in through if r.state == "open"), through[0])
+        failing = [r for r in results if not r.handshake]
+        good = {family.family_of(r.address) for r in through}
+        bad_fams = {family.family_of(r.address) for r in failing} - good
+        if not bad_fams:
+            return Judgement(Status.PASS, describe_connect(shown))
+        bad = sorted((r for r in failing if family.family_of(r.address) in bad_fams),
+                     key=lambda r: _precedence(r, reason[r.address]))[0]
+        fam = family.family_of(bad.address)
+        summary = _("{family} fails ({problem}) while {working} works").format(
+            family=family.label(fam), problem=describe_connect(bad, reason[bad.address]),
+            working=" and ".join(family.label(f) for f in sorted(good)))
+        return Judgement(Status.WARN, summary, _code(bad, reason[bad.address]), bad,
+                         family.name(fam))
+    if not results:
+        return Judgement(Status.SKIP, _("the target has no address to connect to"))
+    ranked = sorted(results, key=lambda r: _precedence(r, reason[r.address]))
+    first = ranked[0]
+    code = _code(first, reason[first.address])
+    summary = describe_connect(first, reason[first.address])
+    # Both families failing, each its own way: name the other one too.
+    other = next((r for r in ranked
+                  if family.family_of(r.address) != family.family_of(first.address)), None)
+    if other is not None and _code(other, reason[other.address]) != code:
+        summary += (f"; {family.label(family.family_of(other.address))}: "
+                    f"{describe_connect(other, reason[other.address])}")
+    return Judgement(Status.FAIL, summary, code, first)
+
+
+@check("transport.tcp", Layer.TRANSPORT, requires=("network.target",), proves_flow=True,
        codes=("TCP_REFUSED", "TCP_FILTERED", "TCP_ADMIN_PROHIBITED", FW_CODE))
 async def tcp_connect(ctx: Context) -> Result:
     """Port accepts TCP connections.
 
-    A connect to every resolved address: SYN-ACK (open), RST (nothing listens), an ICMP
-    reject (a firewall says no) or silence (a firewall drops it) — the RTT as evidence.
+    A connect to every resolved address, each told apart: SYN-ACK (open), RST to the SYN
+    (nothing listens), an ICMP error and who sent it (the target or a router on the way),
+    or silence (the SYNs sent are counted). An open connection is watched for a few round
+    trips without sending anything: the server speaks first, closes, resets before any byte
+    (a TCP-wrappers or fail2ban-style block: the application rung's finding), or waits.
     What this host stops itself (EPERM, a reject from its own address, a rule of its output
     chains) is its own firewall's doing; one address family failing while the other works
     is a warning naming the family.
@@ -284,58 +366,50 @@ async def tcp_connect(ctx: Context) -> Result:
     from netcheck.probes import firewall
 
     assert ctx.target is not None
-    addrs = await ctx.addresses()
-    if not addrs:
+    every = await ctx.addresses()
+    if not every:
         return skipped(_("the target has no address to connect to"))
     network = ctx.result("network.target")
     skip_fams = set(network.evidence.get("unreachable_families", [])) if network else set()
-    # A family the network check already found unreachable is its finding, not ours.
-    addrs = [a for a in addrs if _fam_of(a) not in skip_fams] or addrs
-    results = await shared.tcp_all(ctx, addrs, ctx.target.port)
+    # A family the network check already found unreachable is its finding, not ours; its
+    # connects are still shown (every resolved address is tried once, shared with it).
+    addrs = [a for a in every if family.label(family.family_of(a)) not in skip_fams] or every
+    results = await shared.tcp_all(ctx, every, ctx.target.port)
+    judged = [r for r in results if r.address in addrs]
     # Pings only tell something about a connect that got no answer (this host refusing to
     # send them is the sign of its own firewall); a sweep of open ports sends none.
-    silent = [r.address for r in results if r.state == "timeout"]
+    silent = [r.address for r in judged if r.state == "timeout"]
     pings = await shared.ping_all(ctx, silent) if silent else []
     eperm = {p.address for p in pings
              if p.state == "send_error" and p.error in ("EPERM", "EACCES")}
     fw: Optional[firewall.LocalFirewall] = None
-    if any(r.state != "open" for r in results):
+    if any(not r.handshake for r in judged):
         # Already read by transport.firewall in parallel: only the wait for it is shared.
         fw = await firewall.for_target(ctx)
     own = _own_addresses(ctx)
-    local = {r.address: _local_block(r, own, eperm, fw) for r in results}
-    evidence: dict[str, object] = {"port": ctx.target.port,
-                                   "connects": [r.to_json() for r in results]}
+    local = {r.address: _local_block(r, own, eperm, fw) for r in judged}
+    verdict = judge_connects(judged, local)
+    evidence: dict[str, Any] = {
+        "port": ctx.target.port, "connects": [r.to_json() for r in results],
+        "working": [r.address for r in results if r.handshake],
+        "failing": [r.address for r in results if not r.handshake]}
     if fw is not None and not fw.readable:
         evidence["local_firewall"] = fw.reason
-    opened = [r for r in results if r.state == "open"]
-    if opened:
-        evidence["rtt_ms"] = round(min(r.rtt_ms or 0 for r in opened), 3)
-        failing = [r for r in results if r.state != "open"]
-        good_fams = {_family(r) for r in opened}
-        bad_fams = {_family(r) for r in failing} - good_fams
-        if bad_fams:
-            bad = sorted((r for r in failing if _family(r) in bad_fams),
-                         key=lambda r: _precedence(r, local[r.address]))[0]
-            code = _code(bad, local[bad.address])
-            fam = _family(bad)
-            hint = _hint(code, bad, local[bad.address], fw)
-            evidence["failing_family"] = fam
-            return warned(code, _("{family} fails ({problem}) while {working} works").format(
-                family=fam, problem=_describe(bad, local[bad.address]),
-                working=" and ".join(sorted(good_fams))),
-                          Hint(_("Clients that prefer {family} will fail or wait.").format(
-                              family=fam) + " " + hint.text, hint.commands), **evidence)
-        return passed(_describe(opened[0]), **evidence)
-    ranked = sorted(results, key=lambda r: _precedence(r, local[r.address]))
-    first = ranked[0]
-    code = _code(first, local[first.address])
-    summary = _describe(first, local[first.address])
-    # Both families failing, each its own way: name the other one too.
-    other = next((r for r in ranked if _family(r) != _family(first)), None)
-    if other is not None and _code(other, local[other.address]) != code:
-        summary += f"; {_family(other)}: {_describe(other, local[other.address])}"
-    return failed(code, summary, _hint(code, first, local[first.address], fw), **evidence)
+    through = [r for r in judged if r.handshake]
+    if through:
+        evidence["rtt_ms"] = round(min(r.rtt_ms or 0 for r in through), 3)
+    if verdict.status is Status.PASS:
+        return passed(verdict.summary, **evidence)
+    bad = verdict.subject
+    assert bad is not None and verdict.code is not None
+    hint = _hint(verdict.code, bad, local[bad.address], fw)
+    if verdict.status is Status.WARN:
+        evidence["family"] = verdict.family
+        fam = family.label(family.family_of(bad.address))
+        return warned(verdict.code, verdict.summary, Hint(
+            _("Clients that prefer {family} will fail or wait.").format(family=fam) + " "
+            + hint.text, hint.commands), **evidence)
+    return failed(verdict.code, verdict.summary, hint, **evidence)
 
 
 def _precedence(r: TcpResult, local_reason: Optional[str] = None) -> int:
@@ -416,9 +490,9 @@ async def service_scan(ctx: Context) -> Result:
     assert ctx.target is not None
     if nmapscan.nmap_path() is None:
         return skipped(_("install nmap (Debian: apt install nmap) to identify the service"))
-    tcp = ctx.result("transport.tcp")
-    connects = tcp.evidence.get("connects", []) if tcp is not None else []
-    opened = [c["address"] for c in connects if isinstance(c, dict) and c.get("state") == "open"]
+    # The run's own connects (shared, typed): no new probe, no reading of another's evidence.
+    connects = await shared.tcp_all(ctx, await ctx.addresses(), ctx.target.port)
+    opened = [r.address for r in connects if r.state == "open"]
     if not opened:
         return skipped(_("the port is not open: nothing to identify"))
     left = ctx.time_left() - 0.5

@@ -32,6 +32,8 @@ BUILTIN_MODULES = (
 )
 
 RunFn = Callable[["Context"], Awaitable[Result]]
+# What a check's finding can be about (Check.scope).
+SCOPES = ("path", "host")
 AppliesFn = Callable[["Context"], Optional[str]]
 
 
@@ -48,6 +50,13 @@ class Check:
     applies: Optional[AppliesFn] = None  # returns why it does not apply, or None
     needs_root: bool = False
     runs_last: bool = False  # waits for every other check (e.g. counters read at the end)
+    # Passing (or warning), it proves the exchange at its layer went to the target and came
+    # back: nothing below it can be why the target is unreachable (runner.top_down).
+    proves_flow: bool = False
+    # What a finding is about: "path", the way this flow's packets take (its interface,
+    # address, route, gateway, target), or "host", the host as a whole (its devices, the
+    # network manager, the loopback, other interfaces): off the path of a flow that works.
+    scope: str = "path"
     module: str = ""
     order: int = 0
 
@@ -75,14 +84,18 @@ def check(
     applies: Optional[AppliesFn] = None,
     needs_root: bool = False,
     runs_last: bool = False,
+    proves_flow: bool = False,
+    scope: str = "path",
 ) -> Callable[[RunFn], RunFn]:
     """Declare a check. Use as a decorator on ``async def run(ctx) -> Result``."""
+    if scope not in SCOPES:
+        raise ValueError(f"check {id!r}: scope must be one of {', '.join(SCOPES)}")
 
     def register(fn: RunFn) -> RunFn:
         _declared.append(Check(
             id=id, layer=layer, run=fn, requires=tuple(requires), codes=tuple(codes),
             modes=tuple(modes), applies=applies, needs_root=needs_root, runs_last=runs_last,
-            module=fn.__module__, order=len(_declared),
+            proves_flow=proves_flow, scope=scope, module=fn.__module__, order=len(_declared),
         ))
         return fn
 

@@ -13,7 +13,7 @@ import os
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable, Optional, TypeVar
 
@@ -412,6 +412,39 @@ def _topological(checks: list[Check]) -> list[Check]:
     return order
 
 
+def top_down(outcomes: list[CheckOutcome], checks: list[Check]) -> list[CheckOutcome]:
+    """When the exchange the user asked about worked, nothing below it is why it fails.
+
+    A check declared ``proves_flow`` that passed (or warned: one family still carried the
+    flow) proves its exchange went to the target and came back, so every layer under it
+    worked for this flow. A failure below it of a check declared ``scope="host"`` (about
+    the host as a whole: its devices, the network manager, the loopback, other interfaces)
+    is then off this flow's path: it becomes a warning, never the root cause of a failure.
+    Findings about the path itself stay what they are: a handshake does not prove that
+    full-size packets pass. Each demoted finding keeps its code and hint and names its proof
+    in ``evidence.top_down``.
+    """
+    declared = {c.id: c for c in checks}
+    proofs = [o for o in outcomes if o.status in (Status.PASS, Status.WARN)
+              and getattr(declared.get(o.id), "proves_flow", False)]
+    if not proofs:
+        return outcomes
+    proof = max(proofs, key=lambda o: int(o.layer))
+    out = []
+    for o in outcomes:
+        chk = declared.get(o.id)
+        if (o.status is Status.FAIL and chk is not None and chk.scope == "host"
+                and o.layer < proof.layer):
+            note = _("(off the path of this flow: {check} proved it works)").format(
+                check=proof.id)
+            result = replace(o.result, status=Status.WARN, summary=f"{o.result.summary} {note}",
+                             evidence={**o.result.evidence, "top_down": {
+                                 "was": Status.FAIL.value, "proved_by": proof.id}})
+            o = replace(o, result=result)
+        out.append(o)
+    return out
+
+
 def choose_root_cause(outcomes: list[CheckOutcome]) -> Optional[CheckOutcome]:
     """The one finding that best explains the others.
 
@@ -476,7 +509,7 @@ async def _diagnose(target: Optional[Target], options: Options, checks: list[Che
     if target is not None and target.is_name:
         ctx.resolution()  # start resolving while nothing else needs the CPU
     ordered = sorted(checks, key=lambda c: (int(c.layer), c.order))
-    outcomes = await run_checks(ctx, ordered)
+    outcomes = top_down(await run_checks(ctx, ordered), ordered)
     addresses: list[str] = []
     path: Optional[PathInfo] = None
     if target is not None:

@@ -25,6 +25,9 @@ Modes:
     an OpenSSH version line.
 ``binary``, ``silent``
     random bytes on connect / accepts and never says anything.
+``reset``
+    accepts and resets at once (SO_LINGER 0, before any byte, TLS or not): what a TCP-wrappers
+    or fail2ban-style block does after the handshake.
 
 With ``--tls-cert`` every listener speaks TLS first (https, pop3s, imaps). Every request is
 logged to stderr with the client's User-Agent, as an access log would, so a test (or a student)
@@ -39,6 +42,7 @@ import os
 import re
 import selectors
 import socket
+import struct
 import sys
 import threading
 import time
@@ -48,7 +52,7 @@ from netcheck.lab.servers import _log as log
 from netcheck.lab.servers import _write_ready as write_ready
 
 MODES = ("http", "smtp", "smtp-reject", "pop3", "pop3-reject", "imap", "imap-bye", "ssh",
-         "binary", "silent")
+         "binary", "silent", "reset")
 MAX_CONNECTIONS = 64
 IDLE_TIMEOUT = 10.0  # a client that says nothing for this long is dropped
 HOLD_SECONDS = 60.0  # how long a hostile route keeps the client busy at most
@@ -407,6 +411,13 @@ def _serve_silent(conn: Conn) -> None:
     conn.hold()
 
 
+def _reset(sock: socket.socket, peer: str) -> None:
+    """Close at once with an RST (SO_LINGER 0), before reading or sending a byte."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+    log(f"reset {peer} accepted and reset at once")
+
+
 # -- the server ----------------------------------------------------------------------------
 
 class AppServer:
@@ -459,6 +470,9 @@ class AppServer:
                 try:
                     conn, peer = key.fileobj.accept()  # type: ignore[union-attr]
                 except OSError:
+                    continue
+                if self.mode == "reset":
+                    _reset(conn, peer[0])
                     continue
                 if not self.slots.acquire(blocking=False):
                     conn.close()  # full: refuse rather than queue without bound

@@ -214,7 +214,8 @@ _ALL = [
     _s("loopback_down",
        "The client's loopback interface lo is down, so 127.0.0.1 and ::1 do not work.",
        "Local services (and anything that talks to localhost) fail in odd ways.",
-       NAMED, _ip("client", ("link", "set", "lo", "down")), "broken", "LOOPBACK_DOWN", 3),
+       # The flow to the server does not use lo and works: off its path, a warning.
+       NAMED, _ip("client", ("link", "set", "lo", "down")), "degraded", "LOOPBACK_DOWN", 3),
     _s("resolver_config_empty",
        "/etc/resolv.conf names no name server at all.",
        "Names fail to resolve ('Temporary failure in name resolution'); addresses work.",
@@ -296,7 +297,8 @@ _ALL = [
 # a list SCENARIOS_LIST; they are gathered here so every tool sees one library.
 _EXTRA_MODULES = ("netcheck.lab.scenarios_tls", "netcheck.lab.scenarios_app",
                   "netcheck.lab.scenarios_fw", "netcheck.lab.scenarios_path",
-                  "netcheck.lab.scenarios_nginx", "netcheck.lab.scenarios_server")
+                  "netcheck.lab.scenarios_nginx", "netcheck.lab.scenarios_server",
+                  "netcheck.lab.scenarios_l4", "netcheck.lab.scenarios_noise")
 
 
 def _gather() -> dict[str, Scenario]:
