@@ -267,14 +267,18 @@ class NagiosOutput(Output):
 
     def done(self, done: Done) -> None:
         from netcheck.batch.run import SEVERITY
+        from netcheck.redact import nagios_text
 
         report = done.report
-        self.times.append((done.index, done.entry.name, report.duration_ms / 1000))
+        # The name goes into the status text and a perfdata label: a '|' there would start
+        # (or forge) perfdata, so it goes the way of every Nagios text.
+        name = nagios_text(done.entry.name)
+        self.times.append((done.index, name, report.duration_ms / 1000))
         if report.verdict is not Verdict.OK:
             rc = report.root_cause
             code = rc.result.code if rc is not None and rc.result.code else \
                 report.verdict.value.upper()
-            self.bad.append((-SEVERITY[report.verdict], done.index, done.entry.name, code))
+            self.bad.append((-SEVERITY[report.verdict], done.index, name, code))
 
     def finish(self, summary: Summary) -> None:
         from netcheck.render.nagios import _number, _plain, perf_label

@@ -22,6 +22,12 @@ syntax error. Here every problem — a syntax error, an unknown key, a duplicate
 target — is reported with its line number, and becomes an ``unknown`` result of its own,
 while the good lines still run. Plain ``name = "target"`` lines (the bulk of a big profile)
 take a regular-expression fast path, so 100 000 lines load in well under a second.
+
+A profile may come from elsewhere: before any line reaches ``tomllib`` it is measured by
+:mod:`netcheck.untrusted` (file size, line length, statement size, dotted-key parts, nesting),
+and a profile past a bound is refused whole with its line number (:class:`ProfileError`).
+Every text taken from the profile into an :class:`Entry` (names, targets, problems) has its
+secrets masked and its control characters escaped here, once, so no output can show them.
 """
 
 from __future__ import annotations
@@ -32,7 +38,9 @@ import sys
 from dataclasses import dataclass, field
 from typing import IO, Any, Iterable, Iterator, Optional
 
+from netcheck.redact import shown
 from netcheck.target import DEFAULT_PORTS, Target, TargetError, parse_target
+from netcheck.untrusted import Limits, TomlScanner, UntrustedTextError, bounded_lines
 
 # Keys a target (or [defaults]) may set, and what they mean.
 OPTION_KEYS: dict[str, str] = {
@@ -49,8 +57,11 @@ OPTION_KEYS: dict[str, str] = {
 }
 EXPECTATIONS = ("open", "closed")
 DEFAULTS_SECTION = "defaults"
-# Bounds that keep a hostile or mistaken input from exhausting memory or the terminal.
-MAX_PROFILE_BYTES = 64 * 1024 * 1024
+# Bounds that keep a hostile or mistaken input from exhausting memory, time or the terminal
+# (docs/monitoring.md). 16 MiB is four times a 100 000-line profile; a line, a statement, a
+# dotted key and the nesting are bounded far above what a profile needs.
+LIMITS = Limits(max_bytes=16 << 20, max_line=16 << 10, max_statement=64 << 10,
+                max_key_parts=32, max_depth=32)
 MAX_STATEMENT_LINES = 200
 MAX_SHOWN_TEXT = 120
 
@@ -62,7 +73,7 @@ _TOML_WHERE = re.compile(r"\s*\(at (?:line (?P<line>\d+), column (?P<col>\d+)|en
 
 
 class ProfileError(Exception):
-    """The profile cannot be read at all (missing, unreadable, too big): one line."""
+    """The profile cannot be read at all (missing, unreadable, past a bound): one line."""
 
 
 class Entry:
@@ -79,7 +90,7 @@ class Entry:
         self.name = name  # "group/name", or the target text for a line of stdin
         self.group = group
         self.line = line
-        self.text = text  # the target as written (a password masked once parsed)
+        self.text = text  # the target as written, its password masked
         self.target = target
         self.options = options if options is not None else {}
         self.expect = expect
@@ -125,8 +136,8 @@ class Profile:
 
 
 def _show(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= MAX_SHOWN_TEXT else text[:MAX_SHOWN_TEXT - 3] + "..."
+    """Profile text as it may be shown: on one line, secrets masked, controls escaped, cut."""
+    return shown(" ".join(text.split()), MAX_SHOWN_TEXT)
 
 
 def _toml() -> Any:
@@ -159,70 +170,37 @@ class _Statement:
     header: bool = False
 
 
-def _scan_line(line: str, depth: int, ml: Optional[str]) -> tuple[int, Optional[str]]:
-    """Bracket depth and open multi-line string after one line (strings and comments skipped)."""
-    i, n = 0, len(line)
-    while i < n:
-        if ml is not None:
-            end = line.find(ml, i)
-            while end > 0 and ml == '"""' and _escaped(line, end):
-                end = line.find(ml, end + 1)
-            if end < 0:
-                return depth, ml
-            i, ml = end + 3, None
-            continue
-        c = line[i]
-        if c == "#":
-            break
-        if line.startswith('"""', i) or line.startswith("'''", i):
-            ml = line[i:i + 3]
-            i += 3
-            continue
-        if c in "\"'":
-            end = line.find(c, i + 1)
-            while end > 0 and c == '"' and _escaped(line, end):
-                end = line.find(c, end + 1)
-            i = n if end < 0 else end + 1
-            continue
-        if c in "[{":
-            depth += 1
-        elif c in "]}":
-            depth -= 1
-        i += 1
-    return depth, ml
+def _statements(lines: Iterable[str], source: str,
+                limits: Limits = LIMITS) -> Iterator[_Statement]:
+    """Split TOML text into statements: table headers and (possibly multi-line) key = value.
 
-
-def _escaped(line: str, pos: int) -> bool:
-    slashes = 0
-    while pos - slashes - 1 >= 0 and line[pos - slashes - 1] == "\\":
-        slashes += 1
-    return slashes % 2 == 1
-
-
-def _statements(lines: Iterable[str]) -> Iterator[_Statement]:
-    """Split TOML text into statements: table headers and (possibly multi-line) key = value."""
+    Raises UntrustedTextError when a line or a statement exceeds ``limits``: checked here,
+    before tomllib sees any of it.
+    """
+    scanner = TomlScanner(source, limits)
     buf: list[str] = []
-    start = depth = 0
-    ml: Optional[str] = None
-    number = 0
+    start = 0
     for number, raw in enumerate(lines, 1):
         line = raw.rstrip("\r\n")
+        scanner.check_line(line, number)  # before any regular expression runs over it
         if not buf:
             stripped = line.strip()
             if not stripped or stripped.startswith("#"):
                 continue
-            if stripped.startswith("["):
-                yield _Statement(number, line, header=True)
-                continue
-            if _FAST_ENTRY.match(line):  # the common case: one complete line
+            if _FAST_ENTRY.match(line):  # the common case: one complete line, no dotted key
                 yield _Statement(number, line)
                 continue
-            start, depth, ml = number, 0, None
+            start = number
+            if stripped.startswith("["):
+                scanner.feed(line, number)
+                scanner.reset()
+                yield _Statement(number, line, header=True)
+                continue
         buf.append(line)
-        depth, ml = _scan_line(line, depth, ml)
-        if (depth <= 0 and ml is None) or len(buf) >= MAX_STATEMENT_LINES:
+        if scanner.feed(line, number) or len(buf) >= MAX_STATEMENT_LINES:
             yield _Statement(start, "\n".join(buf))
             buf = []
+            scanner.reset()
     if buf:
         yield _Statement(start, "\n".join(buf))
 
@@ -371,18 +349,25 @@ class _Reader:
         self.section: tuple[str, ...] = ()
         self.sections_seen: dict[tuple[str, ...], int] = {}
         self.names: dict[str, int] = {}
-        # (index in entries, the entry's own table, or None for a plain "target" string)
-        self.pending: list[tuple[int, Optional[dict[str, Any]]]] = []
+        # (index in entries, the entry's own table or None for a plain "target" string, the
+        # target as written): the raw text stays here, the Entry only ever holds it masked.
+        self.pending: list[tuple[int, Optional[dict[str, Any]], str]] = []
         self.default_lines: dict[str, int] = {}
         self.problem_names: set[str] = set()
+        self.problem_suffix: dict[str, int] = {}  # last "#N" given to a name, so no rescans
 
     def problem(self, line: int, message: str, name: str = "", text: str = "",
                 group: str = "") -> None:
-        name = name or f"{self.profile.source}:{line}"
-        if name in self.problem_names:  # two problems on one line: names stay unique labels
-            name = f"{name}#{sum(1 for n in self.problem_names if n.startswith(name))}"
+        """One problem entry; ``name`` and ``group`` already shown, ``text``/``message`` raw."""
+        base = name = name or f"{self.profile.source}:{line}"
+        suffix = self.problem_suffix.get(base, 0)
+        while name in self.problem_names:  # two problems on one line: names stay unique labels
+            suffix += 1
+            name = f"{base}#{suffix}"
+        self.problem_suffix[base] = suffix
         self.problem_names.add(name)
-        self.profile.entries.append(Entry(name, group, line, _show(text), problem=message))
+        self.profile.entries.append(Entry(name, group, line, _show(text),
+                                          problem=shown(message)))
 
     def header(self, st: _Statement) -> None:
         match = _FAST_HEADER.match(st.text)
@@ -446,8 +431,7 @@ class _Reader:
             self.problem(st.line, f"dotted key {'.'.join(path)!r}: write "
                          f"{path[0]} = {{ target = ..., {path[1]} = ... }}", text=st.text)
             return
-        group = ".".join(self.section)
-        self.entry(st, group, path[0], value)
+        self.entry(st, shown(".".join(self.section)), path[0], value)
 
     def default(self, st: _Statement, path: tuple[str, ...], value: Any) -> None:
         if not path:  # defaults = { ... } at the top
@@ -479,7 +463,8 @@ class _Reader:
                 self.problem(st.line, f"[defaults]: {exc}", text=st.text)
 
     def entry(self, st: _Statement, group: str, key: str, value: Any) -> None:
-        name = f"{group}/{key}" if group else key
+        """A ``NAME = TARGET`` line of ``group`` (already shown)."""
+        name = f"{group}/{shown(key)}" if group else shown(key)
         first = self.names.get(name)
         text = value if isinstance(value, str) else str(value.get("target", "")) \
             if isinstance(value, dict) else ""
@@ -500,8 +485,8 @@ class _Reader:
             self.problem(st.line, f"{name}: a target is a string or a table, not "
                          f"{_type(value)}", name=name, text=st.text, group=group)
             return
-        self.pending.append((len(self.profile.entries), overrides))
-        self.profile.entries.append(Entry(name, group, st.line, text))
+        self.pending.append((len(self.profile.entries), overrides, text))
+        self.profile.entries.append(Entry(name, group, st.line, _show(text)))
 
     def finish(self) -> Profile:
         """Resolve every entry against the defaults, now that all of them are known.
@@ -512,11 +497,11 @@ class _Reader:
         reshaped = "scheme" in defaults or "port" in defaults
         shared_options = {k: v for k, v in defaults.items()
                           if k not in ("scheme", "port", "expect")}
-        for index, overrides in self.pending:
+        for index, overrides, text in self.pending:
             entry = self.profile.entries[index]
             try:
                 if overrides is None:
-                    entry.target = build_target(entry.text, defaults)
+                    entry.target = build_target(text, defaults)
                     entry.options = shared_options  # one dict for all the plain entries
                     entry.expect = defaults.get("expect", "open")
                 else:
@@ -535,7 +520,7 @@ class _Reader:
                 else:
                     entry.text = entry.target.input
             except (TargetError, ValueError) as exc:
-                entry.problem = f"{entry.name}: {exc}"
+                entry.problem = shown(f"{entry.name}: {exc}")
                 entry.target = None
         self.pending = []
         return self.profile
@@ -549,11 +534,14 @@ def read_profile(lines: Iterable[str], source: str = "<profile>", base: str = ".
     a target's own keys.
     """
     reader = _Reader(source, base, overrides)
-    for st in _statements(lines):
-        if st.header:
-            reader.header(st)
-        else:
-            reader.statement(st)
+    try:
+        for st in _statements(lines, source):
+            if st.header:
+                reader.header(st)
+            else:
+                reader.statement(st)
+    except UntrustedTextError as exc:  # refused whole: a hostile profile is not half run
+        raise ProfileError(str(exc)) from None
     return reader.finish()
 
 
@@ -570,31 +558,22 @@ def read_target_lines(lines: Iterable[str], source: str = "<stdin>",
             text = re.split(r"\s#", text, maxsplit=1)[0].strip()
         if not text or text.startswith("#"):
             continue
-        shown = _show(text)
+        label = _show(text)
         try:
             target = build_target(text, profile.defaults)
         except TargetError as exc:
-            profile.entries.append(Entry(shown, "", number, shown, problem=str(exc)))
+            profile.entries.append(Entry(label, "", number, label, problem=shown(str(exc))))
             continue
-        shown = shown_target(target) if profile.defaults else target.input
-        first = seen.get(shown)
+        label = shown_target(target) if profile.defaults else target.input
+        first = seen.get(label)
         if first is not None:  # a list pasted twice: say so, but it is no failure
             if len(profile.notes) < 1000:
-                profile.notes.append(f"{number}: duplicate target {shown!r} (first at line "
+                profile.notes.append(f"{number}: duplicate target {label!r} (first at line "
                                      f"{first}); run once")
             continue
-        seen[shown] = number
-        profile.entries.append(Entry(shown, "", number, shown, target, options, expect))
+        seen[label] = number
+        profile.entries.append(Entry(label, "", number, label, target, options, expect))
     return profile
-
-
-def _bounded_lines(stream: IO[str], source: str) -> Iterator[str]:
-    total = 0
-    for line in stream:
-        total += len(line)
-        if total > MAX_PROFILE_BYTES:
-            raise ProfileError(f"{source}: larger than {MAX_PROFILE_BYTES >> 20} MiB")
-        yield line
 
 
 def load(path: str, stdin: Optional[IO[str]] = None,
@@ -605,19 +584,25 @@ def load(path: str, stdin: Optional[IO[str]] = None,
     """
     if path == "-":
         stream = stdin if stdin is not None else sys.stdin
-        return read_target_lines(_bounded_lines(stream, "<stdin>"), "<stdin>", defaults)
-    shown = _show(path)
+        try:
+            return read_target_lines(bounded_lines(stream, "<stdin>", LIMITS), "<stdin>",
+                                     defaults)
+        except UntrustedTextError as exc:
+            raise ProfileError(str(exc)) from None
+    source = _show(path)
     try:
         size = os.stat(path).st_size
     except OSError as exc:
-        raise ProfileError(f"{shown}: {exc.strerror or exc}") from None
+        raise ProfileError(f"{source}: {exc.strerror or exc}") from None
     if not os.path.isfile(path):
-        raise ProfileError(f"{shown}: not a regular file")
-    if size > MAX_PROFILE_BYTES:
-        raise ProfileError(f"{shown}: larger than {MAX_PROFILE_BYTES >> 20} MiB")
+        raise ProfileError(f"{source}: not a regular file")
+    if size > LIMITS.max_bytes:  # refused before a byte is read
+        raise ProfileError(f"{source}: larger than {LIMITS.max_bytes >> 20} MiB")
     try:
         with open(path, encoding="utf-8", errors="replace", newline="") as fh:
-            return read_profile(_bounded_lines(fh, shown), shown,
+            return read_profile(bounded_lines(fh, source, LIMITS), source,
                                 os.path.dirname(os.path.abspath(path)), defaults)
+    except UntrustedTextError as exc:  # the size, or a line, past its bound while reading
+        raise ProfileError(str(exc)) from None
     except OSError as exc:
-        raise ProfileError(f"{shown}: {exc.strerror or exc}") from None
+        raise ProfileError(f"{source}: {exc.strerror or exc}") from None

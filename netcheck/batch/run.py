@@ -176,6 +176,7 @@ def _options(entry: Entry, settings: Settings) -> Any:
 async def diagnose_entry(entry: Entry, settings: Settings, checks: list[Check], facts: Any,
                          shared: dict[Any, Any], source: str) -> Report:
     """One entry's report: the diagnosis with its expectation applied, never an exception."""
+    from netcheck.redact import shown
     from netcheck.render.json import error_report
     from netcheck.runner import diagnose
 
@@ -190,7 +191,9 @@ async def diagnose_entry(entry: Entry, settings: Settings, checks: list[Check], 
     except asyncio.TimeoutError:
         return error_report(entry.text, f"no result within the deadline ({options.deadline:g} s)")
     except Exception as exc:  # one target's crash must not take the batch down
-        return error_report(entry.text, f"internal error: {type(exc).__name__}: {exc}")
+        # The exception's text may quote a URL or a banner: masked like any outside text.
+        return error_report(entry.text,
+                            shown(f"internal error: {type(exc).__name__}: {exc}", 300))
     return apply_expectation(report, entry.expect)
 
 

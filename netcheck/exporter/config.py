@@ -239,11 +239,19 @@ def load(path: Optional[str]) -> Config:
     """Read the config file (or an empty config for None)."""
     import os
 
+    from netcheck.untrusted import UntrustedTextError, check_toml, read_bounded
+
     if path is None:
         return Config()
     try:
         with open(path, encoding="utf-8") as fh:
-            text = fh.read(1 << 20)
+            text = read_bounded(fh, path)  # refused past 1 MiB, never cut short silently
+        # tomllib is quadratic in dotted-key parts and recursive in nesting: bound it first.
+        check_toml(text, path)
+    except UntrustedTextError as exc:
+        raise ConfigError(str(exc)) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
     except OSError as exc:
         raise ConfigError(f"{path}: {exc.strerror or exc}") from None
     return parse(text, path, os.path.dirname(os.path.abspath(path)))

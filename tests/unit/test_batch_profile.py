@@ -6,6 +6,7 @@ become one problem at their line; 100 000 lines load in bounded time and memory.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import subprocess
@@ -193,7 +194,7 @@ def test_missing_or_huge_files_are_one_clear_error(tmp_path: Path,
         profiles.load(str(tmp_path))
     big = tmp_path / "big.toml"
     big.write_text("[g]\n" + 'a = "x"\n' * 100)
-    monkeypatch.setattr(profiles, "MAX_PROFILE_BYTES", 100)
+    monkeypatch.setattr(profiles, "LIMITS", dataclasses.replace(profiles.LIMITS, max_bytes=100))
     with pytest.raises(profiles.ProfileError, match="larger than"):
         profiles.load(str(big))
     with pytest.raises(profiles.ProfileError, match="larger than"):
