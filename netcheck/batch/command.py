@@ -8,14 +8,18 @@ UNKNOWN line...) and exit status 3.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
-from typing import IO, Any, Optional
+import signal
+from types import FrameType, TracebackType
+from typing import IO, Any, Coroutine, Optional, TypeVar
 
 from netcheck.batch.profile import OPTION_KEYS, Entry, Profile
 from netcheck.batch.run import DEFAULT_CONCURRENCY, MAX_CONCURRENCY, Done, Settings, Summary
 
 FORMATS = ("text", "json", "ndjson", "junit", "nagios", "prometheus")
 MAX_PROBLEMS_SHOWN = 50
+T = TypeVar("T")
 
 
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
@@ -110,17 +114,19 @@ def _output(args: argparse.Namespace, out: IO[str], err: IO[str]) -> Any:
 
 def _fail(args: argparse.Namespace, message: str, out: IO[str], err: IO[str]) -> int:
     """Bad input: the error on stderr, and for machine formats one document holding it."""
+    from netcheck.redact import shown
     from netcheck.render.json import error_report
 
-    message = " ".join(message.split())[:300]
+    message = shown(" ".join(message.split()), 300)
     err.write(f"netcheck batch: error: {message}\n")
     if args.format == "text":
         return 3
-    entry = Entry(str(args.profile), "", 0, str(args.profile), problem=message)
+    source = shown(str(args.profile), 200)
+    entry = Entry(source, "", 0, source, problem=message)
     output = _output(args, out, err)
     summary = Summary()
-    output.begin(Profile(str(args.profile), [entry]), None)
-    report = error_report(str(args.profile), message)
+    output.begin(Profile(source, [entry]), None)
+    report = error_report(source, message)
     summary.add(report.verdict)
     output.done(Done(0, entry, report))
     output.finish(summary)
@@ -141,9 +147,60 @@ def _raise_fd_limit(concurrency: int) -> None:
         pass
 
 
+class _Termination:
+    """SIGTERM handled like Ctrl-C: the run stops, and the document is closed and valid.
+
+    Installed for the whole run, since the document is begun before the event loop starts
+    and closed after it ends: a SIGTERM before the loop makes it stop as soon as it starts,
+    one after it changes nothing, and one during it cancels the main task the way asyncio's
+    own SIGINT handler does, so the output is never cut inside a write.
+    """
+
+    def __init__(self) -> None:
+        self.received = False
+        self.loop: Optional[asyncio.AbstractEventLoop] = None
+        self.task: Optional[asyncio.Task[Any]] = None
+        self.previous: Any = None
+        self.installed = False
+
+    def __enter__(self) -> _Termination:
+        try:
+            self.previous = signal.signal(signal.SIGTERM, self._on_signal)
+            self.installed = True
+        except ValueError:  # not the main thread (an embedding caller): leave SIGTERM alone
+            pass
+        return self
+
+    def __exit__(self, kind: Optional[type[BaseException]], exc: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> None:
+        if self.installed:
+            signal.signal(signal.SIGTERM, self.previous)
+
+    def _on_signal(self, signum: int, frame: Optional[FrameType]) -> None:
+        self.received = True
+        if self.loop is not None and self.task is not None:
+            self.loop.call_soon_threadsafe(self.task.cancel)
+
+    async def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Await ``coro`` as the main task; a SIGTERM cancels it (CancelledError)."""
+        self.loop = asyncio.get_running_loop()
+        self.task = asyncio.current_task()
+        try:
+            if self.received and self.task is not None:
+                self.task.cancel()  # it came before the loop did
+            return await coro
+        finally:
+            self.loop = self.task = None
+
+
 def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     """Load the profile, diagnose its targets, print the format asked for; the worst exit."""
-    import asyncio
+    with _Termination() as termination:
+        return _run(args, out, err, termination)
+
+
+def _run(args: argparse.Namespace, out: IO[str], err: IO[str],
+         termination: _Termination) -> int:
     import sys
 
     from netcheck.batch import profile as profiles
@@ -177,10 +234,12 @@ def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     window = max(256, settings.concurrency * 8) if output.ordered else None
     summary = Summary()
     try:
-        asyncio.run(run_profile(profile, settings, checks, output.done, output.started,
-                                window=window, summary=summary))
-    except KeyboardInterrupt:
+        asyncio.run(termination.run(run_profile(profile, settings, checks, output.done,
+                                                output.started, window=window,
+                                                summary=summary)))
+    except (KeyboardInterrupt, asyncio.CancelledError):
         summary.interrupted = True
-        err.write("netcheck batch: interrupted: the results so far follow\n")
+        why = "terminated (SIGTERM)" if termination.received else "interrupted"
+        err.write(f"netcheck batch: {why}: the results so far follow\n")
     output.finish(summary)
     return summary.exit_code
