@@ -17,6 +17,7 @@ from typing import Iterable, Optional, Sequence
 from xml.sax.saxutils import escape, quoteattr
 
 from netcheck.model import Report, Status, Verdict
+from netcheck.redact import mask_secrets, printable
 
 # Characters XML 1.0 cannot carry at all (not even escaped): a server banner may hold them.
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -24,7 +25,9 @@ _MAX_TEXT = 8000
 
 
 def _clean(text: str, limit: int = _MAX_TEXT) -> str:
-    text = _NOT_XML.sub("\ufffd", text)
+    # CI pages and `cat report.xml` show this text: masked, controls (C1 and bidi are legal
+    # XML) shown as escapes; what XML cannot carry at all is replaced.
+    text = _NOT_XML.sub("\ufffd", printable(mask_secrets(text), keep_newlines=True))
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 

@@ -12,6 +12,7 @@ from typing import Any, Optional
 
 from netcheck.i18n import _
 from netcheck.model import Report, Status, Verdict
+from netcheck.redact import nagios_text, printable
 
 _STATE = {
     Verdict.OK: "OK",
@@ -22,9 +23,9 @@ _STATE = {
 
 
 def _plain(text: str) -> str:
-    # '|' starts the perfdata and a newline starts the long output: neither may appear
-    # in the first line's text.
-    return " ".join(text.replace("|", "/").split())
+    """Outside text fit for the status line: masked, no control character, no '|' (it starts
+    the perfdata), no newline (it starts the long output), runs of blanks as one."""
+    return " ".join(nagios_text(text).split())
 
 
 def _number(value: float) -> str:
@@ -34,7 +35,12 @@ def _number(value: float) -> str:
 
 
 def perf_label(label: str) -> str:
-    """Quote a perfdata label the way the monitoring-plugins guidelines ask."""
+    """Quote a perfdata label the way the monitoring-plugins guidelines ask.
+
+    A label made from outside text (a check id from a plugin, a batch name) loses its control
+    characters and any '|', which would end the perfdata for the parser.
+    """
+    label = printable(label).replace("|", "/")
     if any(ch in label for ch in " ='"):
         return "'" + label.replace("'", "''") + "'"
     return label

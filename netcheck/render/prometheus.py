@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence
 
 from netcheck.model import Layer, Report, Status, Verdict
+from netcheck.redact import shown
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -168,7 +169,12 @@ def probe_values(report: Report) -> ProbeValues:
 def families(items: Iterable[tuple[dict[str, str], ProbeValues]],
              label_names: Sequence[str] = ()) -> list[Metric]:
     """Metric families for any number of probes; each item's labels name it (batch: ``name``,
-    ``target``; the exporter: none, Prometheus adds ``instance``)."""
+    ``target``; the exporter: none, Prometheus adds ``instance``).
+
+    Label values that come from outside (names, targets, codes and check ids of plugins, the
+    TLS version a server sent) are masked and their control characters escaped; the
+    exposition's own escaping (``\\``, ``"``, newline) is prometheus_client's.
+    """
     from prometheus_client.core import GaugeMetricFamily
 
     base = list(label_names)
@@ -186,7 +192,7 @@ def families(items: Iterable[tuple[dict[str, str], ProbeValues]],
     fam["netcheck_layer_status"] = gauge("netcheck_layer_status", ["layer", "name"])
     fam["netcheck_check_status"] = gauge("netcheck_check_status", ["check", "layer"])
     for labels, v in items:
-        values = [labels.get(n, "") for n in base]
+        values = [shown(labels.get(n, "")) for n in base]
         fam["probe_success"].add_metric(values, 1.0 if v.success else 0.0)
         fam["probe_duration_seconds"].add_metric(values, round(v.duration, 6))
         fam["probe_dns_lookup_time_seconds"].add_metric(values, round(v.dns_lookup or 0.0, 6))
@@ -199,7 +205,7 @@ def families(items: Iterable[tuple[dict[str, str], ProbeValues]],
         if v.ssl_expiry is not None:
             fam["probe_ssl_earliest_cert_expiry"].add_metric(values, v.ssl_expiry)
         if v.tls_version is not None:
-            fam["probe_tls_version_info"].add_metric([*values, v.tls_version], 1.0)
+            fam["probe_tls_version_info"].add_metric([*values, shown(v.tls_version)], 1.0)
         if v.tcp_connect is not None:
             fam["netcheck_tcp_connect_seconds"].add_metric(values, round(v.tcp_connect, 6))
         for verdict in Verdict:
@@ -207,12 +213,14 @@ def families(items: Iterable[tuple[dict[str, str], ProbeValues]],
                                                1.0 if v.verdict == verdict.value else 0.0)
         if v.root is not None:
             code, layer, check = v.root
-            fam["netcheck_root_cause"].add_metric([*values, code, str(layer), check], 1.0)
+            fam["netcheck_root_cause"].add_metric([*values, shown(code), str(layer),
+                                                   shown(check)], 1.0)
         for layer, status in zip(Layer, v.layers):
             fam["netcheck_layer_status"].add_metric(
                 [*values, str(int(layer)), layer.name.lower()], float(status))
         for check, layer_no, status in v.checks:
-            fam["netcheck_check_status"].add_metric([*values, check, str(layer_no)], float(status))
+            fam["netcheck_check_status"].add_metric([*values, shown(check), str(layer_no)],
+                                                    float(status))
     return list(fam.values())
 
 

@@ -2,6 +2,10 @@
 
 rich is imported inside the functions: importing rich.console alone costs about 30 ms,
 and the CLI must start in under 150 ms even for ``--format json``.
+
+Every text that can come from outside (the target as typed, names, summaries, evidence, a
+server's banner, hints that quote them) goes through :func:`netcheck.redact.shown` on its way
+to the terminal: a password in a URL is masked and an escape sequence is shown, not obeyed.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from netcheck.i18n import N_, _, pgettext
 from netcheck.model import CheckOutcome, Hint, Layer, Report, Status, Verdict
+from netcheck.redact import mask_secrets, printable, shown
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -97,9 +102,15 @@ class _Look:
 
 def _value_text(value: Any) -> str:
     if isinstance(value, str):
-        return value
-    # Lists, dicts, numbers, booleans and null as compact JSON: one line, unambiguous.
-    return json.dumps(value, ensure_ascii=False, default=str)
+        return shown(value)
+    # Lists, dicts, numbers, booleans and null as compact JSON: one line, unambiguous (JSON
+    # escapes C0 controls but keeps DEL, C1 and bidi characters, hence shown() as well).
+    return shown(json.dumps(value, ensure_ascii=False, default=str))
+
+
+def _lines(text: str) -> str:
+    """Outside text that may span lines (a hint): masked, controls escaped, newlines kept."""
+    return printable(mask_secrets(text), keep_newlines=True)
 
 
 def _header(report: Report, look: _Look) -> RenderableType:
@@ -112,17 +123,18 @@ def _header(report: Report, look: _Look) -> RenderableType:
     if report.mode != "diagnose":
         line.append("  " + _("{mode} mode").format(mode=report.mode))
     line.append("  ")
-    line.append(str(target.get("input") or "-"), style=look.style("bold"))
+    line.append(shown(str(target.get("input") or "-")), style=look.style("bold"))
     addresses = target.get("addresses") or []
     if addresses:
-        line.append(f" {look.arrow} {', '.join(str(a) for a in addresses)}")
+        line.append(f" {look.arrow} {shown(', '.join(str(a) for a in addresses))}")
     line.append("  " + _("egress {interface}").format(
-        interface=host.get("egress_interface") or pgettext("interface", "unknown")))
-    line.append("  " + _("host {hostname}").format(hostname=host.get("hostname") or _("unknown")))
+        interface=shown(str(host.get("egress_interface") or pgettext("interface", "unknown")))))
+    line.append("  " + _("host {hostname}").format(
+        hostname=shown(str(host.get("hostname") or _("unknown")))))
     line.append("  " + _("privileged: {answer}").format(
         answer=_("yes") if host.get("privileged") else _("no")))
     if report.request_id:
-        line.append("  " + _("request id {id}").format(id=report.request_id))
+        line.append("  " + _("request id {id}").format(id=shown(report.request_id)))
     return line
 
 
@@ -149,17 +161,17 @@ def _check_line(check: CheckOutcome, verbose: bool, look: _Look) -> RenderableTy
     style = look.style(_STATUS_STYLE[result.status])
     body = Text()
     if result.status is Status.SKIP:
-        body.append(check.title, style=look.style("dim"))
-        reason = (_("blocked by {check}").format(check=result.blocked_by) if result.blocked_by
-                  else result.summary)
+        body.append(shown(check.title), style=look.style("dim"))
+        reason = (_("blocked by {check}").format(check=shown(result.blocked_by))
+                  if result.blocked_by else shown(result.summary))
         body.append(f"{look.dash}{reason}", style=look.style("dim"))
     else:
-        body.append(check.title)
+        body.append(shown(check.title))
         if result.summary:
             body.append(look.dash)
-            body.append(result.summary)
+            body.append(shown(result.summary))
         if result.code:
-            body.append(f" [{result.code}]", style=style)
+            body.append(f" [{shown(result.code)}]", style=style)
     if verbose:
         body.append(f" ({check.duration_ms:.1f} ms)", style=look.style("dim"))
     # A grid keeps wrapped summaries aligned under the title rather than under the symbol.
@@ -181,10 +193,10 @@ def _evidence(check: CheckOutcome, look: _Look) -> list[RenderableType]:
     for key, value in check.result.evidence.items():
         if isinstance(value, list) and len(value) > 1 and all(
                 isinstance(v, str) for v in value) and any(" " in v for v in value):
-            lines.append((4, f"{key}:"))
-            lines += [(6, item) for item in value]
+            lines.append((4, f"{shown(str(key))}:"))
+            lines += [(6, shown(item)) for item in value]
         else:
-            lines.append((4, f"{key}: {_value_text(value)}"))
+            lines.append((4, f"{shown(str(key))}: {_value_text(value)}"))
     return [Padding(Text(text, style=look.style("dim")), (0, 0, 0, indent), expand=False)
             for indent, text in lines]
 
@@ -192,12 +204,13 @@ def _evidence(check: CheckOutcome, look: _Look) -> list[RenderableType]:
 def _hint_body(hint: Hint, look: _Look) -> Any:
     from rich.text import Text
 
-    body = Text(hint.text)
+    body = Text(_lines(hint.text))
     for command in hint.commands:
         body.append("\n")
-        body.append(f"$ {command}", style=look.style("bold"))
+        body.append(f"$ {shown(command)}", style=look.style("bold"))
     if hint.docs:
-        body.append("\n" + _("docs: {url}").format(url=hint.docs), style=look.style("dim"))
+        body.append("\n" + _("docs: {url}").format(url=shown(hint.docs)),
+                    style=look.style("dim"))
     return body
 
 
@@ -227,10 +240,11 @@ def _diagnosis(report: Report, look: _Look) -> RenderableType:
     elif root is not None:
         layer = Layer(int(root.layer))
         body.append("\n")
-        body.append(root.result.code or root.status.value.upper(), style=look.style("bold"))
+        body.append(shown(root.result.code or root.status.value.upper()),
+                    style=look.style("bold"))
         body.append(" " + _("at L{n} {layer} ({check})").format(
-            n=int(layer), layer=layer_name(layer), check=root.id))
-        body.append(f"\n{root.result.summary}")
+            n=int(layer), layer=layer_name(layer), check=shown(root.id)))
+        body.append(f"\n{shown(root.result.summary)}")
         if root.result.hint is not None:
             body.append("\n\n")
             body.append_text(_hint_body(root.result.hint, look))
@@ -248,7 +262,7 @@ def _error(report: Report, look: _Look) -> RenderableType:
     body = Text()
     body.append(verdict_word(Verdict.UNKNOWN), style=look.style(_VERDICT_STYLE[Verdict.UNKNOWN]))
     body.append(": " + _("netcheck could not run") + "\n")
-    body.append(str(report.error), style=look.style("bold"))
+    body.append(_lines(str(report.error)), style=look.style("bold"))
     return Panel(body, title=_("Diagnosis"), title_align="left",
                  border_style=look.style("red"))
 
