@@ -7,12 +7,16 @@ needs them, so ``netcheck --version`` and ``netcheck checks`` start fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
 import time
-from typing import IO, NoReturn, Optional, Sequence
+from typing import IO, Any, Iterator, NoReturn, Optional, Sequence
 
 from netcheck import __version__, i18n
+from netcheck.redact import mask_secrets, shown
 
 # The deadline bounds the whole run as the user sees it: for the console command that
 # includes the interpreter's start-up (main() passes this); an in-process run() starts its
@@ -32,11 +36,69 @@ EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
 }
 COMMANDS = ("diagnose", "checks", *EXTERNAL_COMMANDS)
 FORMATS = ("text", "json", "ndjson", "nagios", "junit", "prometheus")
-AVAILABLE_FORMATS = ("text", "json", "ndjson", "nagios")
 
 
 class UsageError(Exception):
     """Bad command-line input: one line for the user, exit code 3."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so the run ends the same way.
+
+    A KeyboardInterrupt subclass on purpose: asyncio lets it through at once instead of
+    storing it in whichever task happened to run.
+    """
+
+
+class SigtermGuard:
+    """SIGTERM as an interrupt that never cuts a document in half.
+
+    While installed, the first SIGTERM raises :class:`Terminated` in the main thread, unless
+    output is being written (:meth:`writing`): then it waits until the document is complete.
+    After the first one, or while the error document is written, further SIGTERMs wait too.
+    Installed only from the main thread (elsewhere signals cannot be handled) and put back
+    as it was afterwards, so an in-process caller keeps its own handler.
+    """
+
+    def __init__(self) -> None:
+        self.raised = False
+        self.pending = False
+        self._writing = 0
+        self._previous: Any = None
+        self._installed = False
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.raised or self._writing:
+            self.pending = True
+            return
+        self.raised = True
+        raise Terminated()
+
+    def install(self) -> None:
+        """Handle SIGTERM from now on (a no-op outside the main thread)."""
+        if self._installed or threading.current_thread() is not threading.main_thread():
+            return
+        self._previous = signal.signal(signal.SIGTERM, self._handle)
+        self._installed = True
+
+    def uninstall(self) -> None:
+        """Give SIGTERM back to whoever had it."""
+        if self._installed:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._installed = False
+        self.raised = self.pending = False  # the next in-process run starts afresh
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """A block during which a SIGTERM waits: the document being written gets finished."""
+        self._writing += 1
+        try:
+            yield
+        finally:
+            self._writing -= 1
+
+
+_SIGTERM = SigtermGuard()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -142,20 +204,21 @@ def _normalise(argv: list[str]) -> list[str]:
     return ["diagnose", *argv]
 
 
-def _wants_json(argv: Sequence[str]) -> bool:
-    if "--json" in argv:
-        return True
+def _format_of(argv: Sequence[str]) -> str:
+    """The output format asked for, read from raw arguments (even ones the parser refused)."""
+    chosen = "text"
     for i, arg in enumerate(argv):
-        if arg == "--format" and i + 1 < len(argv):
-            return argv[i + 1] in ("json", "ndjson")
-        if arg in ("--format=json", "--format=ndjson"):
-            return True
-    return False
-
+        if arg == "--json":
+            chosen = "json"
+        elif arg == "--format" and i + 1 < len(argv):
+            chosen = argv[i + 1]
+        elif arg.startswith("--format="):
+            chosen = arg.split("=", 1)[1]
+    return chosen if chosen in FORMATS else "text"
 
 
 def _target_text(argv: Sequence[str]) -> str:
-    """The TARGET among the arguments (skipping option values), password masked."""
+    """The TARGET among the arguments (skipping option values), secrets masked."""
     skip = False
     for arg in argv:
         if skip:
@@ -164,12 +227,16 @@ def _target_text(argv: Sequence[str]) -> str:
         if arg in _VALUED:
             skip = True
         elif not arg.startswith("-") and arg not in COMMANDS:
-            return _mask(arg)
+            return mask_secrets(_mask(arg))
     return ""
 
 
 def _mask(text: str) -> str:
-    """Hide a password in a URL-looking argument, even one the parser rejected."""
+    """Hide a password in a URL-looking argument, even one the parser rejected.
+
+    An argument is one word even with a blank in it (``http://ann:pass word@host/``): its
+    authority runs to the first '/', which free-text masking cannot assume.
+    """
     scheme, sep, rest = text.partition("://")
     authority = rest.split("/")[0]
     if sep and "@" in authority:
@@ -180,16 +247,17 @@ def _mask(text: str) -> str:
 
 
 def _fail(argv: Sequence[str], message: str, out: IO[str], err: IO[str]) -> int:
+    """Say why netcheck cannot run: one line on stderr, or for a machine format one document
+    of that format on stdout (verdict unknown), as scripts and monitoring read it."""
     message = " ".join(message.split())[:300]
-    if _wants_json(argv):
-        import json
+    fmt = _format_of(argv)
+    with _SIGTERM.writing():
+        if fmt == "text":
+            err.write(f"netcheck: error: {shown(message)}\n")
+        else:
+            from netcheck.render.json import error_report
 
-        from netcheck.render.json import error_document
-
-        indent = None if "ndjson" in argv or "--format=ndjson" in argv else 2
-        out.write(json.dumps(error_document(_target_text(argv), message), indent=indent) + "\n")
-    else:
-        err.write(f"netcheck: error: {message}\n")
+            out.write(_document(error_report(_target_text(argv), message), fmt))
     return EXIT_UNKNOWN
 
 
@@ -229,11 +297,14 @@ def _run(args_list: list[str], out: IO[str], err: IO[str], started: float) -> in
             return _list_checks(out)
         if args.command in EXTERNAL_COMMANDS:
             return int(_external(args.command).run(args, out, err))
-        if args.format not in AVAILABLE_FORMATS:
-            raise UsageError(f"--format {args.format} is not available for this command yet")
+        # SIGTERM (a monitoring system's timeout, systemd, kill) ends a diagnosis as Ctrl-C
+        # does: with the one document the format promises, never half of it.
+        _SIGTERM.install()
         return _diagnose(args, out, err)
     except UsageError as exc:
         return _fail(args_list, str(exc), out, err)
+    except Terminated:
+        return _fail(args_list, "terminated (SIGTERM)", out, err)
     except KeyboardInterrupt:
         return _fail(args_list, "interrupted", out, err)
     except BrokenPipeError:  # `netcheck ... | head`: the reader left, nothing to say
@@ -244,6 +315,8 @@ def _run(args_list: list[str], out: IO[str], err: IO[str], started: float) -> in
         return 0
     except Exception as exc:  # the contract: one clear line (or one JSON), never a traceback
         return _fail(args_list, f"internal error: {type(exc).__name__}: {exc}", out, err)
+    finally:
+        _SIGTERM.uninstall()
 
 
 def _choose_language(args: argparse.Namespace, err: IO[str]) -> None:
@@ -313,11 +386,11 @@ def _readable_file(flag: str, path: Optional[str]) -> None:
     """A path option must name a readable regular file; its contents are never shown."""
     if path is None:
         return
-    shown = path if len(path) <= 80 else path[:77] + "..."
+    cut = path if len(path) <= 80 else path[:77] + "..."
     if not os.path.isfile(path):
-        raise UsageError(f"--{flag} {shown!r}: no such file")
+        raise UsageError(f"--{flag} {cut!r}: no such file")
     if not os.access(path, os.R_OK):
-        raise UsageError(f"--{flag} {shown!r}: not readable")
+        raise UsageError(f"--{flag} {cut!r}: not readable")
 
 
 class _LiveLadder:
@@ -382,32 +455,54 @@ def _valid_ifname(name: str) -> bool:
     return 0 < len(name) < 16 and all(c.isalnum() or c in "-_.@:" for c in name)
 
 
-def _render(report, args: argparse.Namespace, out: IO[str]) -> None:  # type: ignore[no-untyped-def]
-    if args.format in ("json", "ndjson"):
-        import json
+def _document(report, fmt: str) -> str:  # type: ignore[no-untyped-def]
+    """One report in a machine format (json, ndjson, nagios, junit, prometheus), whole.
 
-        indent = 2 if args.format == "json" else None
-        out.write(json.dumps(report.to_json(), indent=indent, ensure_ascii=False) + "\n")
-    elif args.format == "nagios":
+    junit and prometheus are the batch's renderers with one target: a testsuite with one
+    testcase named by the target, and the probe metrics labelled ``target``.
+    """
+    if fmt in ("json", "ndjson"):
+        from netcheck.render.json import render_json
+
+        return render_json(report, indent=2 if fmt == "json" else None) + "\n"
+    if fmt == "nagios":
         from netcheck.render.nagios import render_nagios
 
-        out.write(render_nagios(report) + "\n")
-    elif args.quiet:
-        from netcheck.render.text import verdict_word
+        return render_nagios(report) + "\n"
+    target = str(report.target.get("input") or report.target.get("host") or "")
+    if fmt == "junit":
+        from netcheck.render.junit import render_junit
 
-        rc = report.root_cause
-        line = verdict_word(report.verdict)
-        if rc is not None:
-            line += f": {rc.result.code} (L{int(rc.layer)}) {rc.result.summary}"
-        out.write(line + "\n")
-    else:
-        from rich.console import Console
+        return render_junit([("netcheck", target or report.mode, report)])
+    if fmt == "prometheus":
+        from netcheck.render.prometheus import exposition, families, probe_values
 
-        from netcheck.render.text import render_text
+        return exposition(families([({"target": target}, probe_values(report))], ("target",)))
+    raise ValueError(f"not a machine format: {fmt}")
 
-        color = not args.no_color and "NO_COLOR" not in os.environ
-        console = Console(file=out, no_color=not color, highlight=False)
-        render_text(report, verbose=args.verbose, color=color, console=console)
+
+def _render(report, args: argparse.Namespace, out: IO[str]) -> None:  # type: ignore[no-untyped-def]
+    """Write the report in the format asked for; a SIGTERM meanwhile waits until it is whole."""
+    with _SIGTERM.writing():
+        if args.format != "text":
+            out.write(_document(report, args.format))
+        elif args.quiet:
+            from netcheck.render.text import verdict_word
+
+            rc = report.root_cause
+            line = verdict_word(report.verdict)
+            if rc is not None:
+                line += f": {shown(rc.result.code or '')} (L{int(rc.layer)}) " \
+                        f"{shown(rc.result.summary)}"
+            out.write(line + "\n")
+        else:
+            from rich.console import Console
+
+            from netcheck.render.text import render_text
+
+            color = not args.no_color and "NO_COLOR" not in os.environ
+            console = Console(file=out, no_color=not color, highlight=False)
+            render_text(report, verbose=args.verbose, color=color, console=console)
 
 
 def _list_checks(out: IO[str]) -> int:
@@ -423,9 +518,9 @@ def _list_checks(out: IO[str]) -> int:
         if not mine:
             continue
         out.write(f"L{int(layer)} {layer_name(layer)}\n")  # titles stay as written
-        for c in mine:
-            codes = f"  [{', '.join(c.codes)}]" if c.codes else ""
-            out.write(f"  {c.id:<22} {c.title}{codes}\n")
+        for c in mine:  # a third-party plugin's id and title are outside text
+            codes = f"  [{shown(', '.join(c.codes))}]" if c.codes else ""
+            out.write(f"  {shown(c.id):<22} {shown(c.title)}{codes}\n")
     return 0
 
 
