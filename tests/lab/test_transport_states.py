@@ -9,6 +9,7 @@ its only veth deleted: the lab's machinery creates, names and removes it.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -23,6 +24,7 @@ from netcheck.lab.scenarios_l4 import ROUTER_V4, ROUTER_V6, SCENARIOS_LIST
 from netcheck.lab.topology import Lab
 
 from .conftest import NetcheckRun, run_netcheck
+from .test_exporter_lab import FETCH
 
 L4_NAMES = [s.name for s in SCENARIOS_LIST]
 LO_PORT = 8080
@@ -301,3 +303,25 @@ def test_batch_prometheus_says_success_for_a_healthy_loopback_target(lo_only: La
     success = [line for line in out.splitlines() if line.startswith("probe_success{")]
     assert len(success) == 2 and all(float(line.split()[-1]) == 1 for line in success), out
     assert not [line for line in out.splitlines() if line.startswith("netcheck_root_cause{")]
+
+
+def test_exporter_probe_of_a_healthy_loopback_target_succeeds(lo_only: Lab) -> None:
+    listen = "127.0.0.1:9116"
+    proc = lo_only.popen("stub", [sys.executable, "-m", "netcheck", "serve", "--listen", listen,
+                                  "--allow", "127.0.0.1"], name="lo-exporter")
+    try:
+        deadline = time.monotonic() + 15
+        while "listening on" not in lo_only.log("lo-exporter"):
+            assert proc.poll() is None and time.monotonic() < deadline, lo_only.log("lo-exporter")
+            time.sleep(0.05)
+        url = f"http://{listen}/probe?target=tcp://127.0.0.1:{LO_PORT}"
+        got = lo_only.exec("stub", [sys.executable, "-c", FETCH, url, "20"], timeout=30,
+                           check=True)
+        answer = json.loads(got.stdout)
+        assert answer["status"] == 200, answer
+        lines = answer["body"].splitlines()
+        assert "probe_success 1" in lines or "probe_success 1.0" in lines, answer["body"]
+        assert not [line for line in lines if line.startswith("netcheck_root_cause{")]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
