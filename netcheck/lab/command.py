@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import IO, Any, Optional
 
@@ -23,9 +22,22 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     sub = parser.add_subparsers(dest="lab_command", required=True)
     sub.add_parser("list", help="list the fault scenarios")
     up = sub.add_parser("up", help="build a lab and break it the scenario's way")
-    up.add_argument("scenario")
+    up.add_argument("scenario", nargs="?")
+    up.add_argument("--case", type=int, metavar="SEED",
+                    help="build the fault campaign's case SEED instead (see docs/campaigns.md)")
     sub.add_parser("check", help="has the fault of the running lab been fixed?")
     sub.add_parser("down", help="remove the labs left running by `up`")
+    camp = sub.add_parser("campaign", help="generated networks, one fault each, graded")
+    camp.add_argument("--seed", type=int, default=1, help="first seed (default 1)")
+    camp.add_argument("-n", "--count", type=int,
+                      help="how many cases (default: the fixed set, every fault once)")
+    camp.add_argument("--jobs", type=int, default=2, help="cases run at once (default 2)")
+    camp.add_argument("--deadline", type=float, default=10.0,
+                      help="netcheck's --deadline for every case (default 10)")
+    camp.add_argument("--no-truth", action="store_true",
+                      help="skip the independent probes that check each case's network")
+    camp.add_argument("--json", metavar="FILE", help="also write every result to FILE")
+    camp.add_argument("-v", "--verbose", action="store_true", help="a line for every case")
 
 
 def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
@@ -36,7 +48,13 @@ def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         if args.lab_command == "list":
             return _list(out)
         if args.lab_command == "up":
+            if (args.case is None) == (args.scenario is None):
+                _usage("give a SCENARIO or --case SEED (not both)")
+            if args.case is not None:
+                return _up_case(args.case, out)
             return _up(args.scenario, out)
+        if args.lab_command == "campaign":
+            return _campaign(args, out)
         if args.lab_command == "check":
             return _check(out)
         return _down(out)
@@ -75,7 +93,7 @@ def _up(name: str, out: IO[str]) -> int:
     try:
         lab.build()
         scenario.apply(lab)
-        (Path(lab.state_dir) / SCENARIO_FILE).write_text(name)
+        _write_scenario(lab, name)
     except BaseException:
         lab.teardown()
         raise
@@ -88,6 +106,62 @@ def _up(name: str, out: IO[str]) -> int:
     out.write(f"  netcheck {' '.join(scenario.netcheck_argv(lab))}\n\n")
     out.write("Fixed it?  netcheck lab check        Done?  netcheck lab down\n")
     return 0
+
+
+def _up_case(seed: int, out: IO[str]) -> int:
+    from netcheck.lab.campaign import build_lab, generate
+    from netcheck.lab.topology import lab_support_problem
+
+    if seed < 1:
+        _usage("campaign seeds start at 1")
+    problem = lab_support_problem()
+    if problem:
+        _usage(f"cannot build the lab: {problem}")
+    case = generate(seed)
+    lab = build_lab(case, keep=True)
+    _write_scenario(lab, f"case:{seed}")
+    out.write(f"Case {case.describe()}\n")
+    out.write(f"Fault: {case.fault.how}\n")
+    out.write(f"Expected diagnosis: {case.expectation().text()}\n\n")
+    out.write("Enter the client and diagnose:\n")
+    out.write(f"  sudo ip netns exec {lab.ns('client')} bash\n")
+    out.write(f"  netcheck {' '.join(case.argv())}\n\n")
+    out.write("Fixed it?  netcheck lab check        Done?  netcheck lab down\n")
+    return 0
+
+
+def _campaign(args: argparse.Namespace, out: IO[str]) -> int:
+    from netcheck.lab.campaign import CI_SEEDS, main_campaign
+    from netcheck.lab.topology import cleanup_stale, lab_support_problem
+
+    count = len(CI_SEEDS) if args.count is None else args.count
+    if args.seed < 1 or not 0 < count <= 100000 or not 0 < args.jobs <= 16:
+        _usage("--seed starts at 1; --count 1..100000; --jobs 1..16")
+    if not 0 < args.deadline <= 600:
+        _usage("--deadline must be between 0 and 600 seconds")
+    problem = lab_support_problem()
+    if problem:
+        _usage(f"cannot build the lab: {problem}")
+    cleanup_stale()
+    return main_campaign(args.seed, count, args.jobs, args.deadline, not args.no_truth,
+                         out, args.json, args.verbose)
+
+
+def _case_argv(name: str) -> Optional[list[str]]:
+    """netcheck's arguments for a lab that `up --case` made (``case:SEED``)."""
+    if not name.startswith("case:") or not name[5:].isdigit():
+        return None
+    from netcheck.lab.campaign import generate
+
+    return generate(int(name[5:])).argv()
+
+
+def _write_scenario(lab: Any, text: str) -> None:
+    """Name the scenario in the lab's directory (written as root: never through a link)."""
+    from netcheck.safefile import open_for_write
+
+    with open_for_write(Path(lab.state_dir) / SCENARIO_FILE, 0o644) as fh:
+        fh.write(text.encode())
 
 
 def _running_labs() -> list[tuple[Path, dict[str, Any]]]:
@@ -116,14 +190,18 @@ def _check(out: IO[str]) -> int:
     scenario = SCENARIOS.get(name)
     role = getattr(scenario, "role", "client")
     client = _namespace(state, role)
-    if scenario is None or client is None:
+    argv = _case_argv(name)
+    if (scenario is None and argv is None) or client is None:
         _usage(f"the running lab in {folder} is not one netcheck lab up made")
         return 3
     from types import SimpleNamespace
 
-    argv = scenario.netcheck_argv(SimpleNamespace(state_dir=folder))
-    proc = subprocess.run(["ip", "netns", "exec", client, sys.executable, "-m", "netcheck",
-                           *argv, "--format", "json"],
+    if argv is None:
+        argv = scenario.netcheck_argv(SimpleNamespace(state_dir=folder))
+    from netcheck.lab.topology import python_argv
+
+    proc = subprocess.run(["ip", "netns", "exec", client,
+                           *python_argv("-m", "netcheck", *argv, "--format", "json")],
                           capture_output=True, text=True, timeout=60, check=False)
     try:
         doc = json.loads(proc.stdout)
@@ -131,7 +209,7 @@ def _check(out: IO[str]) -> int:
         _usage(f"netcheck gave no report: {proc.stderr.strip()[:200]}")
         return 3
     if doc.get("verdict") == "ok":
-        out.write(f"Fixed: {scenario.target} is reachable again, every layer passes.\n")
+        out.write(f"Fixed: {argv[0]} is reachable again, every layer passes.\n")
         return 0
     root = doc.get("root_cause") or {}
     out.write(f"Not fixed yet ({doc.get('verdict')}): {root.get('code')} at layer "
