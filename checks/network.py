@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
 from netcheck import hints
@@ -31,6 +32,9 @@ async def _manager(ctx: Context) -> hints.Manager:
 def _name_target(ctx: Context) -> Optional[str]:
     if ctx.target is None:
         return _("no target")
+    # The first rungs of layer 3 to be asked whether they apply: the bursts that measure
+    # loss and latency on the path start here, so they run while the other rungs do.
+    shared.path_bursts(ctx)
     return None if ctx.target.is_name else _("the target is an address: no name to resolve")
 
 
@@ -361,140 +365,375 @@ async def _target_answered(ctx: Context) -> bool:
 
 # -- names ---------------------------------------------------------------------------
 
+def _nss_blocker_text(nss: dns.NssHosts, name: str) -> Optional[str]:
+    """Why getaddrinfo() never asks DNS for ``name`` (nsswitch.conf), or None."""
+    blocker = nss.dns_blocker(name)
+    if blocker is None:
+        return None
+    if blocker == "no-dns":
+        return _("the hosts: line of {file} is '{line}', without dns: programs never ask a "
+                 "name server").format(file=nss.path, line=nss.line or "")
+    return _("the hosts: line of {file} is '{line}': {source} answers for .local names and "
+             "stops there, so DNS is never asked for {name}").format(
+                 file=nss.path, line=nss.line or "", source=blocker, name=name)
+
+
+def judge_config(cfg: dns.ResolverConfig, nss: dns.NssHosts, name: str,
+                 in_hosts: bool) -> tuple[Status, Optional[str], str]:
+    """dns.config's judgement: facts read from resolv.conf and nsswitch.conf in,
+    ``(status, code, text)`` out."""
+    blocked = _nss_blocker_text(nss, name)
+    if blocked is not None:
+        if in_hosts:
+            return Status.PASS, None, _("{name} is in the hosts file ({why})").format(
+                name=name, why=blocked)
+        return Status.FAIL, "DNS_NO_RESOLVER", blocked
+    if not cfg.nameservers:
+        if in_hosts:
+            return Status.PASS, None, _("no name server, but {host} is in the hosts "
+                                        "file").format(host=name)
+        return Status.FAIL, "DNS_NO_RESOLVER", (
+            _("cannot read {file}: {error}").format(file=cfg.path, error=cfg.error)
+            if cfg.error else _("{file} names no nameserver").format(file=cfg.path))
+    summary = f"{cfg.path}: nameserver {', '.join(cfg.nameservers)}"
+    if cfg.stub_kind is not None:
+        servers = ", ".join(cfg.upstreams) or _("not found")
+        summary += " " + (_("(systemd-resolved; upstream {servers})") if cfg.uses_stub
+                          else _("(a local stub; upstream {servers})")).format(servers=servers)
+    return Status.PASS, None, summary
+
+
 @check("dns.config", Layer.NETWORK, applies=_name_target, codes=("DNS_NO_RESOLVER",))
 async def dns_config(ctx: Context) -> Result:
     """Name servers are configured.
 
-    ``/etc/resolv.conf`` must name at least one server (with systemd-resolved, the stub
-    127.0.0.53 and its upstream servers).
+    ``/etc/resolv.conf`` must name at least one server (with a local stub — systemd-resolved's
+    127.0.0.53, a dnsmasq or unbound on 127.0.0.1 — also where it forwards to), and the
+    ``hosts:`` line of ``/etc/nsswitch.conf`` must let programs ask DNS at all.
     """
     # Read here, not through the resolution: the config is known long before the answers.
     cfg = await ctx.blocking(dns.parse_resolv_conf, ctx.options.resolv_conf)
-    evidence = {"file": cfg.path, "nameservers": cfg.nameservers, "search": cfg.search,
-                "upstreams": cfg.upstreams}
-    if cfg.nameservers:
-        summary = f"{cfg.path}: nameserver {', '.join(cfg.nameservers)}"
-        if cfg.uses_stub:
-            summary += " " + _("(systemd-resolved; upstream {servers})").format(
-                servers=", ".join(cfg.upstreams) or _("none"))
-        return passed(summary, **evidence)
+    nss = await ctx.blocking(dns.parse_nsswitch, dns.NSSWITCH)
     assert ctx.target is not None
-    if await ctx.blocking(dns.hosts_lookup, ctx.options.hosts_file, ctx.target.host):
-        return passed(_("no name server, but {host} is in the hosts file").format(
-            host=ctx.target.host), **evidence)
-    why = (_("cannot read {file}: {error}").format(file=cfg.path, error=cfg.error) if cfg.error
-           else _("{file} names no nameserver").format(file=cfg.path))
+    in_hosts = bool(await ctx.blocking(dns.hosts_lookup, ctx.options.hosts_file,
+                                       ctx.target.host)) and "files" in nss.sources
+    evidence = {**cfg.to_json(), "nsswitch": nss.to_json()}
+    status, code, text = judge_config(cfg, nss, ctx.target.host, in_hosts)
+    if code is None:
+        return Result(status, text, evidence=evidence)
+    if nss.dns_blocker(ctx.target.host) is not None:
+        return failed(code, text, Hint(
+            _("Let programs ask DNS: put dns on the hosts: line of {file} (usually "
+              "'hosts: files dns'), or add the name to the hosts file.").format(file=nss.path),
+            [f"grep '^hosts:' {nss.path}", f"getent hosts {ctx.target.host}",
+             f"sed -i 's/^hosts:.*/hosts: files dns/' {nss.path}"]), **evidence)
     mgr = await _manager(ctx)
     cmds = ["cat /etc/resolv.conf", f"echo 'nameserver <your DNS server>' >> {cfg.path}"]
     if mgr.name == hints.NETWORKMANAGER:
         cmds.insert(0, "nmcli device show | grep -i dns")
     elif mgr.name == hints.NETWORKD:
         cmds.insert(0, "resolvectl status")
-    return failed("DNS_NO_RESOLVER", why,
-                  Hint(_("Configure a name server (DHCP usually provides one)."), cmds),
-                  **evidence)
+    return failed(code, text, Hint(_("Configure a name server (DHCP usually provides one)."),
+                                   cmds), **evidence)
+
+
+@dataclass(frozen=True)
+class ServerRecord:
+    """What one name server did with every question netcheck sent it (recorded facts)."""
+
+    server: str
+    rcodes: tuple[str, ...] = ()  # the rcodes of the answers
+    errors: tuple[str, ...] = ()  # what the unanswered questions met (timeout, rejected ...)
+    sent: int = 0  # datagrams sent, resends included
+    retried: int = 0  # questions answered only after a resend
+
+    @classmethod
+    def of(cls, server: str, answers: list[dns.DnsAnswer]) -> ServerRecord:
+        """The record of ``server`` from a run's answers."""
+        mine = [a for a in answers if a.server == server]
+        return cls(server, tuple(a.rcode for a in mine if a.rcode),
+                   tuple(a.error for a in mine if a.error and not a.rcode),
+                   sum(a.sent for a in mine), sum(1 for a in mine if a.rcode and a.retried))
+
+    @property
+    def asked(self) -> bool:
+        return bool(self.rcodes or self.errors)
+
+    @property
+    def state(self) -> str:
+        """ok | DNS_REFUSED | DNS_SERVFAIL | DNS_RESOLVER_UNREACHABLE (as dig would tell)."""
+        rcodes = set(self.rcodes)
+        if rcodes & {"NOERROR", "NXDOMAIN"}:
+            return "ok"
+        if "REFUSED" in rcodes:
+            return "DNS_REFUSED"
+        if rcodes:
+            return "DNS_SERVFAIL"
+        return "DNS_RESOLVER_UNREACHABLE"
+
+    @property
+    def problem(self) -> str:
+        """What a person would read: ``answers SERVFAIL``, ``no answer to 12 queries``."""
+        state = self.state
+        if state == "DNS_REFUSED":
+            return _("answers REFUSED")
+        if state == "DNS_SERVFAIL":
+            return _("answers {rcode}").format(rcode=sorted(set(self.rcodes))[0])
+        errors = " and ".join(sorted(set(self.errors))) or _("no answer")
+        if set(self.errors) == {"timeout"} and self.sent > 1:
+            return _("no answer to {sent} queries").format(sent=self.sent)
+        return errors
+
+
+# Below this share of echo round trips coming back, a name server's silence to every one of
+# its queries is what the path's loss would give anyway (odds over 1 %): loss, not DNS.
+def _silence_explained_by_loss(rec: ServerRecord, burst: Optional[dict[str, Any]]) -> bool:
+    if not burst or not burst.get("sent") or not burst.get("received"):
+        return False
+    if set(rec.errors) != {"timeout"}:
+        return False
+    back = burst["received"] / burst["sent"]
+    return back < 1.0 and (1.0 - back) ** max(1, rec.sent) > 0.01
+
+
+def judge_servers(configured: list[ServerRecord], upstreams: list[ServerRecord], name: str,
+                  stub_kind: Optional[str] = None, in_hosts: bool = False,
+                  server_burst: Optional[dict[str, Any]] = None,
+                  ) -> tuple[Status, Optional[str], str]:
+    """dns.servers' judgement: recorded per-server results in, ``(status, code, text)`` out.
+
+    ``configured``: resolv.conf's servers in order; ``upstreams``: the local stub's upstream
+    servers asked directly (empty when there is no stub or they are unknown);
+    ``server_burst``: burst statistics (:func:`icmp.burst_stats`) of the first server when
+    it answered nothing.
+    """
+    asked = [r for r in configured if r.asked]
+    working = [r for r in asked if r.state == "ok"]
+    if working:
+        summary = ngettext("{servers} answers", "{servers} answer", len(working)).format(
+            servers=", ".join(r.server for r in working))
+        broken = [r for r in asked if r.state != "ok"]
+        if broken:
+            summary += f" ({', '.join(f'{r.server}: {r.state}' for r in broken)})"
+        resent = sum(r.retried for r in working)
+        if resent:
+            summary += " " + ngettext("({n} question answered only after a resend: datagrams "
+                                      "are lost on the way)",
+                                      "({n} questions answered only after a resend: datagrams "
+                                      "are lost on the way)", resent).format(n=resent)
+        return Status.PASS, None, summary
+    if in_hosts:
+        return Status.PASS, None, _("no name server answers, but the target is in the hosts "
+                                    "file (not on the path)")
+    if not asked:
+        return Status.SKIP, None, _("no name server was asked")
+    first = asked[0]
+    if stub_kind is not None and _loopback(first.server):
+        who = (_("the systemd-resolved stub {server}") if stub_kind == "systemd-resolved"
+               else _("the local stub {server}")).format(server=first.server)
+        up_ok = [r for r in upstreams if r.asked and r.state == "ok"]
+        up_bad = [r for r in upstreams if r.asked and r.state != "ok"]
+        if up_ok:
+            return Status.FAIL, first.state, _(
+                "{who} fails ({problem}), but its upstream {upstream} answers: the stub is "
+                "the problem").format(who=who, problem=first.problem, upstream=up_ok[0].server)
+        if up_bad:
+            return Status.FAIL, up_bad[0].state, _(
+                "{who} fails ({problem}) because its upstream {upstream} fails too "
+                "({up_problem}): the upstream is the problem").format(who=who,
+                                                                       problem=first.problem,
+                                         upstream=up_bad[0].server,
+                                         up_problem=up_bad[0].problem)
+    if first.state == "DNS_RESOLVER_UNREACHABLE" and _silence_explained_by_loss(
+            first, server_burst):
+        assert server_burst is not None
+        return Status.FAIL, "PATH_LOSS", _(
+            "name server {server}: {problem}, and only {received} of {sent} pings came back "
+            "({loss} % lost): the path to it loses most packets").format(
+                server=first.server, problem=first.problem, received=server_burst["received"],
+                sent=server_burst["sent"], loss=f"{server_burst['loss_pct']:g}")
+    servers = ", ".join(r.server for r in asked)
+    if first.state == "DNS_REFUSED":
+        return Status.FAIL, first.state, ngettext(
+            "{servers} refuses to answer for {name}", "{servers} refuse to answer for {name}",
+            len(asked)).format(servers=servers, name=name)
+    if first.state == "DNS_SERVFAIL":
+        return Status.FAIL, first.state, ngettext(
+            "{servers} answers SERVFAIL for {name}", "{servers} answer SERVFAIL for {name}",
+            len(asked)).format(servers=servers, name=name)
+    problem = first.problem
+    if server_burst and server_burst.get("received"):
+        problem += " " + _("(but {server} answers ping: its DNS service or a firewall drops "
+                           "port 53)").format(server=first.server)
+    elif server_burst and server_burst.get("sent"):
+        problem += " " + _("(and {server} does not answer ping either)").format(
+            server=first.server)
+    return Status.FAIL, "DNS_RESOLVER_UNREACHABLE", ngettext(
+        "name server {servers}: {problem}", "name servers {servers}: {problem}",
+        len(asked)).format(servers=servers, problem=problem)
+
+
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address.split("%")[0]).is_loopback
+    except ValueError:
+        return False
 
 
 def _server_verdicts(res: dns.Resolution) -> dict[str, str]:
-    """Per server: ok | the DNS_* code its answers amount to."""
-    out: dict[str, str] = {}
-    for server in res.config.nameservers:
-        mine = [a for a in res.answers if a.server == server]
-        if not mine:
-            continue
-        rcodes = {a.rcode for a in mine if a.rcode}
-        if rcodes & {"NOERROR", "NXDOMAIN"}:
-            out[server] = "ok"
-        elif "REFUSED" in rcodes:
-            out[server] = "DNS_REFUSED"
-        elif "SERVFAIL" in rcodes:
-            out[server] = "DNS_SERVFAIL"
-        elif rcodes:
-            out[server] = "DNS_SERVFAIL"
-        else:
-            out[server] = "DNS_RESOLVER_UNREACHABLE"
-    return out
+    """Per server asked: ok | the DNS_* code its answers amount to."""
+    records = (ServerRecord.of(s, res.answers) for s in res.config.nameservers)
+    return {r.server: r.state for r in records if r.asked}
 
 
 # Not blocked by the path checks: for a name, the path is only known once it resolves,
 # and the resolver's answers (or silence) are worth having at once either way.
 @check("dns.servers", Layer.NETWORK, applies=_name_target, requires=("dns.config",),
-       codes=("DNS_RESOLVER_UNREACHABLE", "DNS_REFUSED", "DNS_SERVFAIL"))
+       codes=("DNS_RESOLVER_UNREACHABLE", "DNS_REFUSED", "DNS_SERVFAIL", "PATH_LOSS"))
 async def dns_servers(ctx: Context) -> Result:
     """Name servers answer.
 
-    Each configured server is asked directly, as ``dig @server`` would: silence or an
-    ICMP error, REFUSED, and SERVFAIL are different faults with different fixes.
+    Each configured server is asked directly, as ``dig @server`` would, every question sent
+    again until answered: silence (to every one of them) or an ICMP error, REFUSED, and
+    SERVFAIL are different faults with different fixes. Behind a local stub its upstream
+    servers are asked too, to tell which of the two fails.
     """
     resolving = ctx.resolution()
     done, _pending = await asyncio.wait({resolving}, timeout=0.3)
     if not done:  # slow to answer: find out meanwhile whether the server's host is up
         servers = (await ctx.blocking(dns.parse_resolv_conf, ctx.options.resolv_conf)).nameservers
-        if servers:
-            shared.ping(ctx, servers[0])
+        if servers and not _loopback(servers[0]):
+            shared.burst(ctx, servers[0])
     res = await resolving
-    verdicts = _server_verdicts(res)
-    evidence = {"servers": verdicts, "answers": [a.to_json() for a in res.answers[:12]]}
-    working = [s for s, v in verdicts.items() if v == "ok"]
-    if working:
-        broken = {s: v for s, v in verdicts.items() if v != "ok"}
-        summary = ngettext("{servers} answers", "{servers} answer", len(working)).format(
-            servers=", ".join(working))
-        if broken:
-            summary += f" ({', '.join(f'{s}: {v}' for s, v in broken.items())})"
-        return passed(summary, **evidence)
-    if res.source == "hosts":
-        return passed(_("no name server answers, but the target is in the hosts file "
-                        "(not on the path)"), **evidence)
-    first = res.config.nameservers[0]
-    code = verdicts.get(first, "DNS_RESOLVER_UNREACHABLE")
-    errors = sorted({a.error for a in res.answers if a.server == first and a.error})
-    if res.config.uses_stub and res.config.upstreams:
-        upstream = await asyncio.gather(*(dns.query(u, res.fqdn or res.name, "A", ctx.timeout)
-                                          for u in res.config.upstreams[:3]))
-        evidence["upstreams"] = [a.to_json() for a in upstream]
-    servers = ", ".join(res.config.nameservers)
+    records = [ServerRecord.of(s, res.answers) for s in res.config.nameservers]
+    upstreams = [ServerRecord.of(s, res.upstream_answers) for s in res.config.upstreams]
+    evidence: dict[str, Any] = {
+        "servers": {r.server: r.state for r in records if r.asked},
+        "answers": [a.to_json() for a in res.answers[:12]]}
+    if res.upstream_answers:
+        evidence["upstreams"] = [a.to_json() for a in res.upstream_answers]
+    first = next((r for r in records if r.asked), None)
+    burst_stats = None
+    if (first is not None and first.state == "DNS_RESOLVER_UNREACHABLE"
+            and "timeout" in first.errors and not _loopback(first.server)
+            and not any(r.state == "ok" for r in records)):
+        # Is the server's host there at all? Tells a dead host, a silent service and a
+        # path that loses most packets apart.
+        server_burst = await shared.burst(ctx, first.server)
+        evidence["server_ping"] = server_burst.to_json()
+        burst_stats = server_burst.stats() if server_burst.measured else None
+    status, code, text = judge_servers(records, upstreams, res.name, res.config.stub_kind,
+                                       res.source == "hosts", burst_stats)
+    if code is None:
+        return Result(status, text, evidence=evidence)
+    assert first is not None
+    return failed(code, text, _servers_hint(ctx, res, code, first, upstreams, burst_stats),
+                  **evidence)
+
+
+def _servers_hint(ctx: Context, res: dns.Resolution, code: str, first: ServerRecord,
+                  upstreams: list[ServerRecord], burst: Optional[dict[str, Any]]) -> Hint:
+    """What to do about the name servers, by code and by who failed (stub or upstream)."""
+    name = res.fqdn or res.name
+    stub = res.config.stub_kind is not None and _loopback(first.server)
+    stub_is_culprit = stub and (any(r.state == "ok" for r in upstreams) or not upstreams)
+    if stub and stub_is_culprit:
+        resolved = res.config.stub_kind == "systemd-resolved"
+        text = (_("The local stub resolver on {server} fails while the server it forwards to "
+                  "works: restart the stub (and read its log), or point resolv.conf at the "
+                  "upstream server.").format(server=first.server) if upstreams
+                else _("With systemd-resolved, the stub must run and have an upstream server.")
+                if resolved else _("No configured name server answers: the server is down, a "
+                                   "firewall drops port 53, or the address in resolv.conf is "
+                                   "wrong."))
+        return Hint(
+            text,
+            (["systemctl restart systemd-resolved", "resolvectl status",
+              "journalctl -u systemd-resolved -n 50"] if resolved
+             else ["ss -lunp 'sport = :53'", "systemctl restart dnsmasq unbound"])
+            + [f"dig @{first.server} {name}"]
+            + [f"dig @{u.server} {name}" for u in upstreams[:1]])
+    if stub:
+        up = next((r for r in upstreams if r.state != "ok"), upstreams[0])
+        return Hint(_("The stub works but the server it forwards to ({server}) fails: fix "
+                      "that server or the path to it, or give the stub another upstream.").format(
+                          server=up.server),
+                    [f"dig @{up.server} {name}", f"ping -c 3 {up.server}", "resolvectl status"
+                     if res.config.uses_stub else f"grep -r server= {dns.DNSMASQ_CONF}"])
+    server = first.server
+    if code == "PATH_LOSS":
+        return Hint(_("Most packets to the name server are lost on the way: find where with "
+                      "mtr, and look at the link and the routers on that path."),
+                    [f"mtr -n -c 50 {server}", f"ping -c 50 -i 0.2 {server}"])
     if code == "DNS_REFUSED":
-        return failed(code, ngettext("{servers} refuses to answer for {name}",
-                                     "{servers} refuse to answer for {name}",
-                                     len(verdicts)).format(servers=servers, name=res.name),
-                      Hint(_("The server answers but will not resolve for this host: it is not "
-                             "your resolver, or its access list excludes you. Use the resolver "
-                             "your network gives (DHCP), or allow this host on the server."),
-                           [f"dig @{first} {res.name}", "cat /etc/resolv.conf"]), **evidence)
+        return Hint(_("The server answers but will not resolve for this host: it is not your "
+                      "resolver, or its access list excludes you. Use the resolver your "
+                      "network gives (DHCP), or allow this host on the server."),
+                    [f"dig @{server} {name}", "cat /etc/resolv.conf"])
     if code == "DNS_SERVFAIL":
-        return failed(code, ngettext("{servers} answers SERVFAIL for {name}",
-                                     "{servers} answer SERVFAIL for {name}",
-                                     len(verdicts)).format(servers=servers, name=res.name),
-                      Hint(_("The resolver cannot get an answer (its upstream or the domain's "
-                             "servers fail, or DNSSEC validation fails). Check the resolver's "
-                             "log and its forwarders."),
-                           [f"dig @{first} {res.name}", f"dig @{first} {res.name} +cd"]),
-                      **evidence)
-    how = " and ".join(errors) or _("no answer")
+        return Hint(_("The resolver cannot get an answer (its upstream or the domain's "
+                      "servers fail, or DNSSEC validation fails). Check the resolver's log "
+                      "and its forwarders."),
+                    [f"dig @{server} {name}", f"dig @{server} {name} +cd"])
     text = _("No configured name server answers: the server is down, a firewall drops port "
              "53, or the address in resolv.conf is wrong.")
-    cmds = [f"dig @{first} {res.name} +time=2 +tries=1", f"ping -c 3 {first}",
+    cmds = [f"dig @{server} {name} +time=2 +tries=1", f"ping -c 3 {server}",
             "cat /etc/resolv.conf"]
-    if how == "timeout":
-        # Is the server's host there at all? Tells a dead host from a silent service.
-        alive = await shared.ping(ctx, first)
-        evidence["server_ping"] = alive.to_json()
-        if alive.state == "reply":
-            how += " " + _("(but {server} answers ping: its DNS service or a firewall drops "
-                           "port 53)").format(server=first)
-            text = _("{server} is up but its DNS service does not answer: start the service "
-                     "or open port 53 (UDP and TCP) on its firewall.").format(server=first)
-        elif alive.state != "unavailable":
-            how += " " + _("(and {server} does not answer ping either)").format(server=first)
-            cmds.insert(1, f"traceroute -n {first}")
-    if res.config.uses_stub:
-        text += " " + _("With systemd-resolved, the stub must run and have an upstream server.")
-        cmds = ["resolvectl status", "systemctl status systemd-resolved", *cmds]
-    return failed("DNS_RESOLVER_UNREACHABLE",
-                  ngettext("name server {servers}: {problem}", "name servers {servers}: {problem}",
-                           len(res.config.nameservers)).format(servers=servers, problem=how),
-                  Hint(text, cmds), **evidence)
+    if burst and burst.get("received"):
+        text = _("{server} is up but its DNS service does not answer: start the service or "
+                 "open port 53 (UDP and TCP) on its firewall.").format(server=server)
+    elif burst:
+        cmds.insert(1, f"traceroute -n {server}")
+    return Hint(text, cmds)
+
+
+def judge_resolution(res: dns.Resolution, families: tuple[int, ...]
+                     ) -> tuple[Status, Optional[str], str]:
+    """dns.resolution's judgement: the recorded resolution in, ``(status, code, text)`` out."""
+    name = res.name
+    if res.source == "hosts" and res.addresses:
+        return Status.PASS, None, _("{name} -> {addresses} (from the hosts file)").format(
+            name=name, addresses=", ".join(res.addresses))
+    if res.fqdn is None:
+        if any(a.rcode == "NXDOMAIN" for a in res.answers):
+            tried = [t for t in res.tried if t != name]
+            text = _("{name} does not exist (NXDOMAIN)").format(name=name)
+            if tried:
+                text += " " + _("(also tried {names} from the search list)").format(
+                    names=", ".join(tried))
+            return Status.FAIL, "DNS_NXDOMAIN", text
+        return Status.SKIP, None, _("no server gave an answer")
+    if not res.addresses:
+        types = "/".join(t for f, t in ((socket.AF_INET, "A"), (socket.AF_INET6, "AAAA"))
+                         if f in families)
+        return Status.FAIL, "DNS_NO_ADDRESS", _("{name} exists but has no {types} "
+                                                "record").format(name=res.fqdn, types=types)
+    chain = next((a.cnames for a in res.answers if a.cnames), [])
+    values = {"name": res.fqdn, "addresses": ", ".join(res.addresses),
+              "ms": f"{res.duration_ms:.0f}", "chain": " -> ".join(c[1] for c in chain)}
+    summary = (_("{name} via {chain} -> {addresses} in {ms} ms") if chain
+               else _("{name} -> {addresses} in {ms} ms")).format(**values)
+    if res.fqdn != name:
+        summary += " " + _("(through the search list)")
+    verdicts = _server_verdicts(res)
+    first = res.config.nameservers[0] if res.config.nameservers else None
+    if first and verdicts.get(first, "ok") != "ok" and not res.config.rotate:
+        # The system resolver asks the servers in order: every lookup waits for the first
+        # one (resolv.conf's timeout, 5 s by default) before it asks the next.
+        return Status.WARN, "DNS_SLOW", _(
+            "{summary}, but only after the first name server {server} fails ({code}): every "
+            "lookup waits for it first").format(summary=summary, server=first,
+                                                code=verdicts[first]) + " " + _(
+            "({timeout} s each time: resolv.conf's timeout)").format(timeout=res.config.timeout)
+    if res.duration_ms > res.config.timeout * 1000:
+        return Status.WARN, "DNS_SLOW", _(
+            "{summary}: slower than resolv.conf's timeout of {timeout} s, so the system "
+            "resolver gives up before the answer comes").format(
+                summary=summary, timeout=res.config.timeout)
+    if res.duration_ms > SLOW_DNS_MS:
+        return Status.WARN, "DNS_SLOW", _("{summary} (slow: over {limit} ms)").format(
+            summary=summary, limit=f"{SLOW_DNS_MS:.0f}")
+    return Status.PASS, None, summary
 
 
 @check("dns.resolution", Layer.NETWORK, applies=_name_target, requires=("dns.servers",),
@@ -502,55 +741,36 @@ async def dns_servers(ctx: Context) -> Result:
 async def dns_resolution(ctx: Context) -> Result:
     """Name resolves to an address.
 
-    The name must exist and have an address of the family asked for (A / AAAA), and the
-    answer should come quickly. The CNAME chain is shown as ``dig`` shows it.
+    The name (through resolv.conf's search list and ndots, as the system resolver builds
+    it) must exist and have an address of the family asked for (A / AAAA), and the answer
+    should come quickly. The CNAME chain is shown as ``dig`` shows it.
     """
+    shared.path_bursts(ctx)  # the path is known once the name is: start measuring it
     res = await ctx.resolution()
     chain = next((a.cnames for a in res.answers if a.cnames), [])
     evidence = {"resolution": res.to_json(), "cname_chain": chain}
-    name = res.name
-    if res.source == "hosts" and res.addresses:
-        return passed(_("{name} -> {addresses} (from the hosts file)").format(
-            name=name, addresses=", ".join(res.addresses)), **evidence)
-    if res.fqdn is None:
-        if any(a.rcode == "NXDOMAIN" for a in res.answers):
-            return failed("DNS_NXDOMAIN", _("{name} does not exist (NXDOMAIN)").format(name=name),
-                          Hint(_("Check the spelling of the name; if it is right, the domain's "
-                                 "DNS lacks the record."),
-                               [f"dig {name}", f"dig {name} SOA"]), **evidence)
-        return skipped(_("no server gave an answer"), **evidence)
-    fams = "/".join(t for f, t in ((socket.AF_INET, "A"), (socket.AF_INET6, "AAAA"))
-                    if f in ctx.families)
-    if not res.addresses:
-        return failed("DNS_NO_ADDRESS", _("{name} exists but has no {types} record").format(
-            name=res.fqdn, types=fams),
-                      Hint(_("The name exists but has no address of the family needed: use "
-                             "another name, the other address family, or add the record."),
-                           [f"dig {res.fqdn} A", f"dig {res.fqdn} AAAA", f"dig {res.fqdn} ANY"]),
-                      **evidence)
-    values = {"name": res.fqdn, "addresses": ", ".join(res.addresses),
-              "ms": f"{res.duration_ms:.0f}", "chain": " -> ".join(c[1] for c in chain)}
-    summary = (_("{name} via {chain} -> {addresses} in {ms} ms") if chain
-               else _("{name} -> {addresses} in {ms} ms")).format(**values)
-    verdicts = _server_verdicts(res)
-    first = res.config.nameservers[0] if res.config.nameservers else None
-    if first and verdicts.get(first, "ok") != "ok":
-        # The system resolver asks the servers in order: every lookup waits for the first
-        # one to time out (5 s by default) before it asks the next.
-        return warned("DNS_SLOW", _("{summary}, but only after the first name server {server} "
-                                    "fails ({code}): every lookup waits for it first").format(
-                                        summary=summary, server=first, code=verdicts[first]),
-                      Hint(_("Remove or fix {server} in resolv.conf so the working server is "
-                             "asked first.").format(server=first),
-                           ["cat /etc/resolv.conf", f"dig @{first} {res.name}"]),
-                      **evidence)
-    if res.duration_ms > SLOW_DNS_MS:
-        return warned("DNS_SLOW", _("{summary} (slow: over {limit} ms)").format(
-            summary=summary, limit=f"{SLOW_DNS_MS:.0f}"),
-                      Hint(_("Resolution works but is slow: the resolver or its upstream is "
-                             "overloaded or far away; every new connection waits for it."),
-                           [f"dig {res.fqdn}", "cat /etc/resolv.conf"]), **evidence)
-    return passed(summary, **evidence)
+    status, code, text = judge_resolution(res, ctx.families)
+    if code is None:
+        return Result(status, text, evidence=evidence)
+    fqdn = res.fqdn or res.name
+    if code == "DNS_NXDOMAIN":
+        hint = Hint(_("Check the spelling of the name; if it is right, the domain's DNS lacks "
+                      "the record."),
+                    [f"dig {fqdn}", f"dig {fqdn} SOA", "grep search /etc/resolv.conf"])
+    elif code == "DNS_NO_ADDRESS":
+        hint = Hint(_("The name exists but has no address of the family needed: use another "
+                      "name, the other address family, or add the record."),
+                    [f"dig {fqdn} A", f"dig {fqdn} AAAA", f"dig {fqdn} ANY"])
+    elif _server_verdicts(res).get(res.config.nameservers[0], "ok") != "ok":
+        first = res.config.nameservers[0]
+        hint = Hint(_("Remove or fix {server} in resolv.conf so the working server is asked "
+                      "first.").format(server=first),
+                    ["cat /etc/resolv.conf", f"dig @{first} {res.name}"])
+    else:
+        hint = Hint(_("Resolution works but is slow: the resolver or its upstream is "
+                      "overloaded or far away; every new connection waits for it."),
+                    [f"dig {fqdn}", "cat /etc/resolv.conf"])
+    return Result(status, text, code=code, hint=hint, evidence=evidence)
 
 
 @check("dns.hosts_file", Layer.NETWORK, applies=_name_target, requires=("dns.config",),
@@ -558,8 +778,8 @@ async def dns_resolution(ctx: Context) -> Result:
 async def hosts_file(ctx: Context) -> Result:
     """Hosts file agrees with DNS.
 
-    ``/etc/hosts`` is read before DNS: an old entry there sends the connection to an
-    address DNS no longer gives.
+    ``/etc/hosts`` is read before DNS (nsswitch.conf's usual ``hosts: files dns``): an old
+    entry there sends the connection to an address DNS no longer gives.
     """
     res = await ctx.resolution()
     evidence = {"file": ctx.options.hosts_file, "hosts": res.hosts_addresses,
@@ -568,6 +788,10 @@ async def hosts_file(ctx: Context) -> Result:
               "addresses": ", ".join(res.hosts_addresses), "dns": ", ".join(res.dns_addresses)}
     if not res.hosts_addresses:
         return passed(_("{name} is not in {file}").format(**values), **evidence)
+    if res.source == "dns" and res.nss is not None and not res.nss.files_first:
+        # nsswitch.conf asks DNS before the hosts file: the line there is never used.
+        return passed(_("{file} maps {name} to {addresses}, but nsswitch.conf asks DNS first "
+                        "(DNS says {dns})").format(**values), **evidence)
     if not res.dns_addresses or set(res.hosts_addresses) & set(res.dns_addresses):
         return passed(_("{file} maps {name} to {addresses}").format(**values), **evidence)
     status = await _hosts_entry_works(ctx, res.hosts_addresses)
@@ -586,6 +810,166 @@ async def _hosts_entry_works(ctx: Context, addresses: list[str]) -> bool:
     assert ctx.target is not None
     results = await shared.tcp_all(ctx, addresses, ctx.target.port)
     return any(r.answered for r in results)
+
+
+# -- loss and latency on the path ------------------------------------------------------
+
+# 3 of 30 echo round trips lost is more than chance on a healthy path; 1 of 30 is not.
+LOSS_WARN_PCT = 10.0
+# Above this share of packets lost each way (the round trips back below 25 %), the path is
+# down for practical purposes: TCP backs off for seconds at a time. A failure needs the
+# numbers to show it with 95 % confidence (Wilson's interval), not one unlucky burst.
+LOSS_FAIL_ONE_WAY = 0.5
+CONFIDENCE_Z = 1.96
+LINK_RTT_MS = 100.0  # a LAN or Wi-Fi gateway answers far faster than this when healthy
+JITTER_MS = 30.0  # a round-trip spread (ping's mdev) beyond this hurts voice and video
+JITTER_RATIO = 5.0  # ... and it counts beyond the gateway only if that much worse than to it
+TARGET_RTT_MS = 400.0  # beyond the farthest continents by fibre: queues, satellites, loops
+MIN_SAMPLES = 5  # fewer answered probes say nothing about jitter
+
+
+@dataclass(frozen=True)
+class PathSample:
+    """What a burst of echo requests to one address measured (recorded facts)."""
+
+    address: str
+    role: str  # gateway | target
+    sent: int
+    received: int
+    rtt_min_ms: Optional[float] = None
+    rtt_avg_ms: Optional[float] = None
+    rtt_max_ms: Optional[float] = None
+    rtt_mdev_ms: Optional[float] = None
+
+    @classmethod
+    def of(cls, address: str, role: str, stats: dict[str, Any]) -> PathSample:
+        """From :func:`icmp.burst_stats` (or a burst's ``to_json()``)."""
+        return cls(address, role, int(stats.get("sent") or 0), int(stats.get("received") or 0),
+                   stats.get("rtt_min_ms"), stats.get("rtt_avg_ms"), stats.get("rtt_max_ms"),
+                   stats.get("rtt_mdev_ms"))
+
+    @property
+    def loss_pct(self) -> float:
+        return 100.0 * (self.sent - self.received) / self.sent if self.sent else 0.0
+
+    @property
+    def lossy(self) -> bool:
+        """Some answers back, and more lost than chance explains."""
+        return self.sent >= MIN_SAMPLES and self.received > 0 and self.loss_pct >= LOSS_WARN_PCT
+
+    @property
+    def surely_down(self) -> bool:
+        """Even the most the round trips could succeed (upper bound of Wilson's 95 % interval)
+        means more than LOSS_FAIL_ONE_WAY of the packets lost each way."""
+        if not self.sent:
+            return False
+        n, z = self.sent, CONFIDENCE_Z
+        p = self.received / n
+        upper = (p + z * z / (2 * n) + z * ((p * (1 - p) + z * z / (4 * n)) / n) ** 0.5) / (
+            1 + z * z / n)
+        return upper < (1.0 - LOSS_FAIL_ONE_WAY) ** 2
+
+    @property
+    def one_way_loss(self) -> float:
+        """The share of packets lost each way if loss is the same both ways (an echo round
+        trip needs two packets to pass)."""
+        return 1.0 - (self.received / self.sent) ** 0.5 if self.sent else 0.0
+
+    def numbers(self) -> str:
+        """``13 of 20 lost (65 %), RTT min/avg/max/mdev 0.1/0.2/0.4/0.1 ms``."""
+        text = _("{lost} of {sent} lost ({loss} %)").format(
+            lost=self.sent - self.received, sent=self.sent, loss=f"{self.loss_pct:.0f}")
+        if self.rtt_avg_ms is not None:
+            text += ", RTT min/avg/max/mdev " + "/".join(
+                f"{v:.1f}" for v in (self.rtt_min_ms, self.rtt_avg_ms, self.rtt_max_ms,
+                                     self.rtt_mdev_ms or 0.0)) + " ms"
+        return text
+
+
+def judge_path(gateway: Optional[PathSample], target: Optional[PathSample]
+               ) -> Optional[tuple[Status, str, str, str]]:
+    """Loss and latency on the way: bursts to the gateway and the target in,
+    ``(status, code, text, where)`` out — None when nothing is wrong or measurable.
+
+    ``where`` is ``link`` (already to the gateway), ``beyond`` (the gateway is clean, the
+    target is not) or ``target`` (no gateway measured). Loss comes first: a lossy path is
+    also a slow one.
+    """
+    for s in (gateway, target):
+        if s is None or not s.lossy:
+            continue
+        where = ("link" if s.role == "gateway"
+                 else "beyond" if gateway is not None and gateway.received else "target")
+        down = any(x is not None and x.lossy and x.surely_down for x in (gateway, target))
+        status = Status.FAIL if down else Status.WARN
+        each_way = f"{100 * s.one_way_loss:.0f}"
+        if where == "link":
+            text = _("packets are lost between this host and its gateway {gateway}: {numbers} "
+                     "(about {each} % each way)").format(gateway=s.address,
+                                                         numbers=s.numbers(), each=each_way)
+        elif where == "beyond":
+            assert gateway is not None
+            text = _("packets are lost beyond the gateway {gateway} (none lost to it): to "
+                     "{target} {numbers} (about {each} % each way)").format(
+                         gateway=gateway.address, target=s.address, numbers=s.numbers(),
+                         each=each_way)
+        else:
+            text = _("packets to {target} are lost: {numbers} (about {each} % each way)").format(
+                target=s.address, numbers=s.numbers(), each=each_way)
+        return status, "PATH_LOSS", text, where
+    if gateway is not None and gateway.received >= MIN_SAMPLES and (
+            (gateway.rtt_avg_ms or 0) >= LINK_RTT_MS or (gateway.rtt_mdev_ms or 0) >= JITTER_MS):
+        return Status.WARN, "PATH_LATENCY", _(
+            "round trips to the gateway {gateway} are slow or uneven for a local link: "
+            "{numbers}").format(gateway=gateway.address, numbers=gateway.numbers()), "link"
+    if target is None or target.received < MIN_SAMPLES:
+        return None
+    base_jitter = max(gateway.rtt_mdev_ms or 0.0, 1.0) if gateway and gateway.received else 1.0
+    jitter = target.rtt_mdev_ms or 0.0
+    if (target.rtt_avg_ms or 0) >= TARGET_RTT_MS or (
+            jitter >= JITTER_MS and jitter >= JITTER_RATIO * base_jitter):
+        where = "beyond" if gateway is not None and gateway.received else "target"
+        base = (_(" (to the gateway {gateway}: RTT avg {avg} ms, mdev {mdev} ms)").format(
+            gateway=gateway.address, avg=f"{gateway.rtt_avg_ms or 0:.1f}",
+            mdev=f"{gateway.rtt_mdev_ms or 0:.1f}") if where == "beyond" and gateway else "")
+        return Status.WARN, "PATH_LATENCY", _(
+            "round trips to {target} are far slower or more uneven than the path should give: "
+            "{numbers}{base}").format(target=target.address, numbers=target.numbers(),
+                                      base=base), where
+    return None
+
+
+def _path_finding(bursts: dict[str, Any]) -> Optional[tuple[Status, str, str, str, str]]:
+    """The worst loss or latency finding over the families measured, with its family."""
+    found = []
+    gateways = bursts.get("gateways", {})
+    for address, result in bursts.get("targets", {}).items():
+        gw = next((g for g in gateways if (":" in g) == (":" in address)), None)
+        gw_sample = (PathSample.of(gw, "gateway", gateways[gw].stats())
+                     if gw and gateways[gw].measured else None)
+        tg_sample = PathSample.of(address, "target", result.stats()) if result.measured else None
+        judged = judge_path(gw_sample, tg_sample)
+        if judged is not None:
+            found.append((*judged, "ipv6" if ":" in address else "ipv4"))
+    rank = {Status.FAIL: 0, Status.WARN: 1}
+    found.sort(key=lambda f: (rank.get(f[0], 2), f[1] != "PATH_LOSS"))
+    return found[0] if found else None
+
+
+def _path_hint(code: str, where: str, gateway: Optional[str], target: str,
+               ifname: Optional[str]) -> Hint:
+    if code == "PATH_LOSS" and where == "link":
+        return Hint(_("Packets are lost on the local link: look at the cable, the switch port "
+                      "or the Wi-Fi signal, and at the interface's error counters."),
+                    [f"ip -s link show dev {ifname or '<interface>'}",
+                     f"ping -c 50 -i 0.2 {gateway or target}", f"mtr -n -c 50 {target}"])
+    if code == "PATH_LOSS":
+        return Hint(_("Packets are lost after the gateway: find the hop where the loss starts "
+                      "with mtr, and report it to whoever runs that network."),
+                    [f"mtr -n -c 50 {target}", f"ping -c 50 -i 0.2 {target}"])
+    return Hint(_("Round trips are slow or uneven: a queue fills up (bufferbloat, a "
+                  "saturated link) or the path is long. Find where the delay grows with mtr."),
+                [f"mtr -n -c 50 {target}", f"ping -c 20 {gateway or target}"])
 
 
 # -- the target ----------------------------------------------------------------------
@@ -614,19 +998,23 @@ def _answer(p: icmp.PingResult, c: Any, address: str,
 
 @check("network.target", Layer.NETWORK,
        requires=("network.gateway", "dns.resolution", "dns.hosts_file"),
-       codes=("TARGET_UNREACHABLE", "TARGET_NO_ICMP"))
+       codes=("TARGET_UNREACHABLE", "TARGET_NO_ICMP", "PATH_LOSS", "PATH_LATENCY"))
 async def target_reachable(ctx: Context) -> Result:
     """Target answers.
 
-    Ping and a TCP connect to the port, sent together, to every address. A target that
-    drops ping but answers TCP is fine (a warning, never the root cause of a failure);
-    one that answers nothing at all, or whose router says "unreachable", is not reachable;
-    one address family that fails while the other works is a warning naming it.
+    Ping and a TCP connect to the port, sent together, to every address, and a burst of
+    pings to the gateway and the target counted like ``ping -c 30``. A target that drops
+    ping but answers TCP is fine (a warning, never the root cause of a failure); one that
+    answers nothing at all, or whose router says "unreachable", is not reachable; one
+    address family that fails while the other works is a warning naming it. Some answers
+    back is never "unreachable": lost round trips are PATH_LOSS (to the gateway, or beyond
+    it), round trips far slower or more uneven than the gateway's are PATH_LATENCY.
     """
     assert ctx.target is not None
     addrs = (await ctx.addresses())[:8]
     if not addrs:
         return skipped(_("the target has no address to try"))
+    bursts_task = shared.path_bursts(ctx)
     ping_task = asyncio.ensure_future(shared.ping_all(ctx, addrs))
     conns = await shared.tcp_all(ctx, addrs, ctx.target.port)
     opened = [c.address for c in conns if c.state == "open"]
@@ -635,6 +1023,9 @@ async def target_reachable(ctx: Context) -> Result:
         # gets no answer runs out its timeout: waits overlap instead of adding up.
         shared.http_get(ctx, opened[0])
     pings = await ping_task
+    bursts = await bursts_task
+    # A reply to any echo of the burst proves the address answers, whatever one ping met.
+    pings = [_with_burst(p, bursts["targets"].get(p.address)) for p in pings]
     own = frozenset(x.address for x in ctx.facts.addresses) - set(addrs)
     answers = {a: _answer(p, c, a, own) for a, p, c in zip(addrs, pings, conns)}
     # Silence (or an error) may be this host's own output rules: ask the firewall finding
@@ -654,7 +1045,9 @@ async def target_reachable(ctx: Context) -> Result:
         best = by_family.get(fam, "silent")
         by_family[fam] = min(best, how, key=_ANSWER_RANK.index)
     evidence: dict[str, Any] = {"answers": answers, "ping": [p.to_json() for p in pings],
-                                "tcp": [c.to_json() for c in conns]}
+                                "tcp": [c.to_json() for c in conns],
+                                "bursts": {a: b.to_json() for part in ("gateways", "targets")
+                                           for a, b in bursts[part].items()}}
     if blocked:
         evidence["local_firewall"] = {a: why for a, why in blocked.items() if a in silent}
     replies = [p for p in pings if p.state == "reply"]
@@ -664,6 +1057,20 @@ async def target_reachable(ctx: Context) -> Result:
     working = sorted(f for f, how in by_family.items() if how in ("ping", "tcp"))
     broken = {f: how for f, how in by_family.items() if how in ("icmp", "silent")}
     port = ctx.target.port
+    finding = _path_finding(bursts) if working else None
+    if finding is not None and (finding[0] is Status.FAIL or not broken):
+        status, code, text, where, family = finding
+        path = await ctx.path()
+        target_addr = next((a for a in bursts["targets"] if ("ipv6" if ":" in a else "ipv4")
+                            == family), addrs[0])
+        gw = next((g for g in bursts["gateways"] if (":" in g) == (":" in target_addr)), None)
+        evidence["family"] = family
+        evidence["location"] = {
+            "last_hop": 1 if where == "beyond" else None,
+            "address": gw if where in ("link", "beyond") else target_addr,
+            "method": "icmp-echo burst", "text": text}
+        return Result(status, text, code=code, evidence=evidence,
+                      hint=_path_hint(code, where, gw, target_addr, path.interface))
     if working and broken:
         fam = sorted(broken)[0]
         bad = next(a for a in addrs if ("IPv6" if ":" in a else "IPv4") == fam)
@@ -705,6 +1112,14 @@ async def target_reachable(ctx: Context) -> Result:
                         f"ping -c 3 {path.gateway or addrs[0]}"]), **evidence)
 
 
+def _with_burst(ping: icmp.PingResult, burst: Optional[icmp.BurstResult]) -> icmp.PingResult:
+    """The ping, or a reply made of the burst's fastest one when the single ping was lost."""
+    if ping.state == "reply" or burst is None or not burst.rtts_ms:
+        return ping
+    return icmp.PingResult(ping.address, "reply", method=burst.method,
+                           rtt_ms=min(burst.rtts_ms), size=burst.size)
+
+
 def _why_silent(ctx: Context, address: str, pings: list[icmp.PingResult],
                 conns: list[Any]) -> str:
     """``ADDRESS is unreachable: ROUTER says ...`` or ``ADDRESS answers neither ...``."""
@@ -726,10 +1141,11 @@ def _header_bytes(address: str) -> int:
 async def path_mtu(ctx: Context) -> Result:
     """Full-size packets get through.
 
-    Echo requests with Don't-Fragment at the interface's MTU and below (``ping -M do -s``):
-    a router with a smaller MTU must answer "fragmentation needed"; if small packets pass
-    and full-size ones vanish with no such answer, the path is a black hole for big
-    transfers (handshakes work, downloads stall).
+    Echo requests with Don't-Fragment at the interface's MTU and below (``ping -M do -s``),
+    in bursts so that a lost packet is not taken for a vanished size: a router with a
+    smaller MTU must answer "fragmentation needed"; if small packets pass and full-size ones
+    vanish with no such answer — more of them than the path's loss explains — the path is
+    a black hole for big transfers (handshakes work, downloads stall).
     """
     target = ctx.result("network.target")
     answering = list(target.evidence.get("answering_ping", [])) if target else []
@@ -758,11 +1174,12 @@ async def path_mtu(ctx: Context) -> Result:
     # The target answered ping already: a probe silent for many of its round trips is lost.
     rtt_ms = float(target.evidence.get("rtt_ms") or 100.0)
     t = min(ctx.timeout, max(0.3, rtt_ms * 8 / 1000))
-    small, full = await asyncio.gather(icmp.ping(addr, t, 56, df=True),
-                                       icmp.ping(addr, t, mtu - hdr, df=True))
+    small, full = await asyncio.gather(
+        icmp.burst(addr, t, PMTU_PROBES, PMTU_INTERVAL, 56, df=True),
+        icmp.burst(addr, t, PMTU_PROBES, PMTU_INTERVAL, mtu - hdr, df=True))
     evidence: dict[str, object] = {"interface": link.name, "local_mtu": mtu, "address": addr,
                                    "small": small.to_json(), "full": full.to_json()}
-    if full.state == "reply":
+    if full.received:
         return passed(_("{mtu}-byte packets reach {address} unfragmented").format(
             mtu=mtu, address=addr), path_mtu=mtu, **evidence)
     if full.mtu and full.mtu < mtu:
@@ -778,7 +1195,9 @@ async def path_mtu(ctx: Context) -> Result:
                              "interface MTU to the path avoids the extra round trip."),
                            [f"ip link set dev {link.name} mtu {full.mtu}",
                             f"tracepath -n {addr}"]), **evidence)
-    if small.state != "reply":
+    small_back = small.received / small.sent if small.sent else 0.0
+    if not small.received or (1.0 - small_back) ** max(1, full.sent) > 0.01:
+        # Full-size silence that the small packets' own loss explains is loss, not MTU.
         return passed(_("small packets were lost too: packet loss, not an MTU problem"),
                       **evidence)
     found = await _search_path_mtu(addr, hdr, mtu, t)
@@ -848,8 +1267,15 @@ async def _pmtu_by_http(ctx: Context, target: Result) -> Optional[Result]:
                         f"tracepath -n {addr}"]), **evidence)
 
 
+# DF probes per size: 16 silent full-size probes while small ones pass is not chance even
+# with 40 % of packets lost each way (0.64^16 < 0.1 %); the search rounds use fewer.
+PMTU_PROBES = 16
+PMTU_INTERVAL = 0.005
+SEARCH_PROBES = 4
+
+
 async def _search_path_mtu(addr: str, hdr: int, mtu: int, timeout: float) -> Optional[int]:
-    """The largest packet that gets through, by rounds of parallel DF probes.
+    """The largest packet that gets through, by rounds of parallel bursts of DF probes.
 
     None when the full size passes on a second try (the first loss was chance).
     """
@@ -861,15 +1287,17 @@ async def _search_path_mtu(addr: str, hdr: int, mtu: int, timeout: float) -> Opt
         step = max(1, (high - low) // 8)
         sizes = sorted({min(high - 1, low + step * i) for i in range(1, 8)} | {low})
         sizes = [s for s in sizes if low <= s < high]
-        probes = [icmp.ping(addr, timeout, s - hdr, df=True) for s in sizes]
-        probes.append(icmp.ping(addr, timeout, high - hdr, df=True))
+        probes = [icmp.burst(addr, timeout, SEARCH_PROBES, PMTU_INTERVAL, s - hdr, df=True)
+                  for s in sizes]
+        probes.append(icmp.burst(addr, timeout, PMTU_PROBES if high == mtu else SEARCH_PROBES,
+                                 PMTU_INTERVAL, high - hdr, df=True))
         results = await asyncio.gather(*probes)
-        if results[-1].state == "reply" and high == mtu:
+        if results[-1].received and high == mtu:
             return None
-        passing = [s for s, r in zip(sizes, results[:-1]) if r.state == "reply"]
+        passing = [s for s, r in zip(sizes, results[:-1]) if r.received]
         if not passing:
             return low if low > floor else None
         low = max(passing)
-        failing = [s for s, r in zip(sizes, results[:-1]) if r.state != "reply" and s > low]
+        failing = [s for s, r in zip(sizes, results[:-1]) if not r.received and s > low]
         high = min(failing) if failing else high
     return low

@@ -1,12 +1,18 @@
 """Small servers the lab runs inside its namespaces.
 
-Two servers, each started by :class:`netcheck.lab.topology.Lab` with
+Three servers, each started by :class:`netcheck.lab.topology.Lab` with
 ``ip netns exec NS python -m netcheck.lab.servers ...``:
 
 ``tcp``
     listens on 0.0.0.0 and :: on the given ports and behaves like a tiny real service per
     port: 22 greets with an SSH banner, 80 answers a minimal ``HTTP/1.1 200``, any other port
     accepts, reads what the client sends for a moment and closes.
+
+``forward``
+    a stub resolver (UDP port 53 on one address, e.g. 127.0.0.53 in the client) that relays
+    every query to its upstream servers (``--upstream``, or a dnsmasq-style ``--conf-file``'s
+    ``server=`` lines) and answers SERVFAIL when they are silent, or always (``--mode
+    servfail``).
 
 ``dns``
     an authoritative server for ``lab.test`` built on dnspython, on UDP and TCP port 53 over
@@ -352,6 +358,76 @@ def serve_dns(port: int, control: Optional[str], ready: Optional[str]) -> None:
         thread.join()
 
 
+FORWARD_MODES = ("normal", "servfail")
+FORWARD_TIMEOUT = 1.5  # then SERVFAIL, as systemd-resolved answers when upstreams are silent
+
+
+def _conf_servers(path: str) -> list[str]:
+    """``server=ADDR`` lines of a dnsmasq-style configuration file."""
+    found = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        key, _, value = line.split("#", 1)[0].strip().partition("=")
+        if key == "server" and value and not value.startswith("/"):
+            found.append(value.strip())
+    return found
+
+
+def _servfail(query: bytes) -> Optional[bytes]:
+    import dns.exception
+    import dns.message
+    import dns.rcode
+
+    try:
+        msg = dns.message.from_wire(query)
+    except dns.exception.DNSException:
+        return None
+    response = dns.message.make_response(msg)
+    response.set_rcode(dns.rcode.SERVFAIL)
+    return response.to_wire()
+
+
+def _forward_one(query: bytes, upstreams: list[str], mode: str) -> Optional[bytes]:
+    """The upstream's answer to one query (SERVFAIL when it is silent, or in servfail mode)."""
+    if mode == "servfail" or not upstreams:
+        return _servfail(query)
+    for upstream in upstreams:
+        family = socket.AF_INET6 if ":" in upstream else socket.AF_INET
+        with socket.socket(family, socket.SOCK_DGRAM) as up:
+            up.settimeout(FORWARD_TIMEOUT / len(upstreams))
+            try:
+                up.connect((upstream, 53))
+                up.send(query)
+                while True:
+                    data = up.recv(65535)
+                    if data[:2] == query[:2]:
+                        return data
+            except OSError:
+                continue
+    return _servfail(query)
+
+
+def serve_forward(listen: str, upstreams: list[str], mode: str, ready: Optional[str]) -> None:
+    """A stub resolver on ``listen``:53 (UDP) that forwards every query to its upstreams,
+    as systemd-resolved's stub or a dnsmasq on loopback does."""
+    (sock,) = _listeners(53, socket.SOCK_DGRAM, (listen,))
+
+    def relay(data: bytes, peer: tuple) -> None:
+        out = _forward_one(data, upstreams, mode)
+        _log(f"forward {peer[0]} -> {','.join(upstreams) or '-'} mode={mode}: "
+             f"{'answered' if out else 'dropped'}")
+        if out is not None:
+            try:
+                sock.sendto(out, peer)
+            except OSError as exc:
+                _log(f"forward reply to {peer[0]} failed: {exc}")
+
+    _write_ready(ready)
+    _log(f"stub forwarder on {listen}:53 -> {upstreams} mode={mode}")
+    while True:
+        data, peer = sock.recvfrom(65535)
+        threading.Thread(target=relay, args=(data, peer), daemon=True).start()
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Entry point: ``python -m netcheck.lab.servers {tcp,dns} ...``."""
     parser = argparse.ArgumentParser(prog="python -m netcheck.lab.servers")
@@ -364,11 +440,20 @@ def main(argv: Optional[list[str]] = None) -> int:
     dns_p.add_argument("--port", type=int, default=53)
     dns_p.add_argument("--control", help="JSON file with the mode, re-read for every query")
     dns_p.add_argument("--ready", help="file to create once listening")
+    fwd = sub.add_parser("forward", help="stub resolver forwarding to upstream servers")
+    fwd.add_argument("--listen", required=True, help="address to listen on (port 53, UDP)")
+    fwd.add_argument("--upstream", action="append", default=[], help="upstream server")
+    fwd.add_argument("--conf-file", help="dnsmasq-style file whose server= lines are upstreams")
+    fwd.add_argument("--mode", choices=FORWARD_MODES, default="normal")
+    fwd.add_argument("--ready", help="file to create once listening")
     args = parser.parse_args(argv)
     try:
         if args.server == "tcp":
             serve_tcp([int(p) for p in args.ports.split(",") if p], args.ready,
                       tuple(a for a in args.bind.split(",") if a))
+        elif args.server == "forward":
+            upstreams = args.upstream + (_conf_servers(args.conf_file) if args.conf_file else [])
+            serve_forward(args.listen, upstreams, args.mode, args.ready)
         else:
             serve_dns(args.port, args.control, args.ready)
     except KeyboardInterrupt:

@@ -452,7 +452,9 @@ class Lab:
     # -- helpers for scenarios and tests ------------------------------------------------------
 
     def _in(self, role: str, argv: Sequence[str]) -> list[str]:
-        return [_tool("ip"), "netns", "exec", self.ns(role), *argv]
+        from netcheck.lab import view  # files outside /etc a scenario gave the role
+
+        return [_tool("ip"), "netns", "exec", self.ns(role), *view.prefix(self, role), *argv]
 
     def exec(self, role: str, argv: Sequence[str], *, timeout: float = 10.0,
              check: bool = False, input: Optional[str] = None,

@@ -2,13 +2,20 @@
 
 The system resolver hides why a name fails; asking each server itself (as ``dig @server``
 does) tells a dead server from a REFUSED, a SERVFAIL and a name that does not exist.
-systemd-resolved's stub (127.0.0.53) is looked through to its real upstream servers.
+A local stub (systemd-resolved's 127.0.0.53, a dnsmasq or unbound on 127.0.0.1) is asked,
+and so are the upstream servers it forwards to, where the host says which they are
+(``/run/systemd/resolve/resolv.conf``, ``resolvectl``, dnsmasq's and unbound's
+configuration): a dead stub and a dead upstream have different fixes. What can be lost is
+retried: every query is sent again every few hundred milliseconds until it is answered or
+its time is up, and the sends are counted. nsswitch.conf's ``hosts:`` line decides whether
+DNS is asked at all, and whether before or after the hosts file.
 """
 
 from __future__ import annotations
 
 import errno
 import ipaddress
+import os
 import socket
 import time
 from dataclasses import dataclass, field
@@ -18,7 +25,19 @@ from netcheck.lazy import asyncio
 
 STUB_ADDRESSES = ("127.0.0.53", "127.0.0.54")
 RESOLVED_UPSTREAMS = "/run/systemd/resolve/resolv.conf"
+NSSWITCH = "/etc/nsswitch.conf"
+DNSMASQ_CONF = "/etc/dnsmasq.conf"
+DNSMASQ_DIR = "/etc/dnsmasq.d"
+UNBOUND_CONF = "/etc/unbound/unbound.conf"
 MAX_FILE_BYTES = 1 << 20  # a resolv.conf or hosts file larger than this is not a real one
+# glibc's defaults and limits for `options attempts:N timeout:N` (resolv.conf(5)).
+GLIBC_ATTEMPTS, GLIBC_MAX_ATTEMPTS = 2, 5
+GLIBC_TIMEOUT, GLIBC_MAX_TIMEOUT = 5, 30
+# netcheck's own retries: a query is sent again every RETRY_INTERVAL seconds (never more
+# often than MIN_INTERVAL) until it is answered or its time is up, so one lost datagram
+# costs a fraction of a second instead of a false "unreachable".
+RETRY_INTERVAL = 0.2
+MIN_INTERVAL = 0.1
 
 
 @dataclass
@@ -29,12 +48,40 @@ class ResolverConfig:
     nameservers: list[str] = field(default_factory=list)
     search: list[str] = field(default_factory=list)
     ndots: int = 1
-    upstreams: list[str] = field(default_factory=list)  # behind systemd-resolved's stub
+    attempts: int = GLIBC_ATTEMPTS  # options attempts:N (per server)
+    timeout: int = GLIBC_TIMEOUT  # options timeout:N (seconds per attempt)
+    rotate: bool = False  # options rotate
+    upstreams: list[str] = field(default_factory=list)  # behind a local stub
+    upstream_source: Optional[str] = None  # where the upstreams were read
     error: Optional[str] = None
 
     @property
     def uses_stub(self) -> bool:
+        """systemd-resolved's stub (127.0.0.53 / 127.0.0.54) is the name server."""
         return any(ns in STUB_ADDRESSES for ns in self.nameservers)
+
+    @property
+    def stub(self) -> Optional[str]:
+        """The first name server on loopback: a local stub that forwards to upstreams."""
+        return next((ns for ns in self.nameservers if _is_loopback(ns)), None)
+
+    @property
+    def stub_kind(self) -> Optional[str]:
+        """``systemd-resolved``, ``local`` (dnsmasq, unbound...) or None (no stub)."""
+        if self.stub is None:
+            return None
+        return "systemd-resolved" if self.stub in STUB_ADDRESSES else "local"
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "file": self.path, "nameservers": self.nameservers, "search": self.search,
+            "ndots": self.ndots, "attempts": self.attempts, "timeout": self.timeout}
+        if self.rotate:
+            out["rotate"] = True
+        if self.stub is not None:
+            out.update(stub=self.stub, stub_kind=self.stub_kind, upstreams=self.upstreams,
+                       upstream_source=self.upstream_source)
+        return out
 
 
 @dataclass
@@ -49,10 +96,17 @@ class DnsAnswer:
     cnames: list[list[str]] = field(default_factory=list)  # [[alias, canonical], ...]
     rtt_ms: Optional[float] = None
     error: Optional[str] = None  # timeout | unreachable | rejected | network | malformed
+    sent: int = 1  # datagrams sent for this question (netcheck's retries)
+    attempt: Optional[int] = None  # which of them was answered (1 = the first)
 
     @property
     def answered(self) -> bool:
         return self.rcode is not None
+
+    @property
+    def retried(self) -> bool:
+        """The answer came only after earlier datagrams went unanswered."""
+        return (self.attempt or 1) > 1
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {"server": self.server, "qname": self.qname, "type": self.rdtype}
@@ -65,7 +119,55 @@ class DnsAnswer:
             out["rtt_ms"] = round(self.rtt_ms, 2)
         if self.error:
             out["error"] = self.error
+        if self.sent > 1:
+            out["sent"] = self.sent
+        if self.attempt and self.attempt > 1:
+            out["answered_attempt"] = self.attempt
         return out
+
+
+@dataclass
+class NssHosts:
+    """The ``hosts:`` line of nsswitch.conf: the sources, in order, and their actions."""
+
+    path: str
+    sources: list[str] = field(default_factory=lambda: ["files", "dns"])
+    # source -> the [STATUS=return] statuses after it, e.g. {"mdns4_minimal": ["NOTFOUND"]}
+    returns: dict[str, list[str]] = field(default_factory=dict)
+    line: Optional[str] = None  # as written; None when the file or the line is missing
+    error: Optional[str] = None
+
+    def asks_dns(self, name: str) -> bool:
+        """Does getaddrinfo() ever ask a name server for ``name``?"""
+        return self.dns_blocker(name) is None
+
+    def dns_blocker(self, name: str) -> Optional[str]:
+        """Why DNS is never asked for ``name`` (the source that stops it), or None."""
+        for source in self.sources:
+            if source in DNS_SOURCES:
+                return None
+            # mdns*_minimal answers for .local only, and says NOTFOUND for every .local name
+            # it cannot find: with [NOTFOUND=return] those never reach DNS.
+            if (source.startswith("mdns") and name.rstrip(".").lower().endswith(".local")
+                    and "NOTFOUND" in self.returns.get(source, [])):
+                return source
+        return "no-dns"
+
+    @property
+    def files_first(self) -> bool:
+        """The hosts file is read before DNS (the usual ``files dns``)."""
+        for source in self.sources:
+            if source == "files":
+                return True
+            if source in DNS_SOURCES:
+                return False
+        return False
+
+    def to_json(self) -> dict[str, object]:
+        return {"file": self.path, "hosts": self.line, "sources": self.sources}
+
+
+DNS_SOURCES = ("dns", "resolve")  # nss-resolve asks systemd-resolved, which asks DNS
 
 
 @dataclass
@@ -81,6 +183,9 @@ class Resolution:
     source: str = "none"  # hosts | dns | none
     duration_ms: float = 0.0  # time until the answer that settled it
     fqdn: Optional[str] = None
+    tried: list[str] = field(default_factory=list)  # the names asked, search list applied
+    nss: Optional[NssHosts] = None
+    upstream_answers: list[DnsAnswer] = field(default_factory=list)  # the stub's upstreams
 
     @property
     def servers(self) -> list[str]:
@@ -93,6 +198,8 @@ class Resolution:
             "dns": self.dns_addresses, "nameservers": self.config.nameservers,
             "upstreams": self.config.upstreams, "search": self.config.search,
             "answers": [a.to_json() for a in self.answers],
+            "upstream_answers": [a.to_json() for a in self.upstream_answers],
+            "tried": self.tried, "nsswitch": self.nss.to_json() if self.nss else None,
             "duration_ms": round(self.duration_ms, 1),
         }
 
@@ -130,17 +237,175 @@ def parse_resolv_conf(path: str) -> ResolverConfig:
         elif words[0] in ("search", "domain") and len(words) > 1:
             cfg.search = [w.rstrip(".") for w in words[1:7]]
         elif words[0] == "options":
-            for opt in words[1:]:
-                if opt.startswith("ndots:") and opt[6:].isdigit():
-                    cfg.ndots = min(int(opt[6:]), 15)
-    if cfg.uses_stub:
-        try:
-            upstream = parse_resolv_conf(RESOLVED_UPSTREAMS) if path != RESOLVED_UPSTREAMS else None
-        except RecursionError:
-            upstream = None
-        if upstream is not None:
-            cfg.upstreams = [ns for ns in upstream.nameservers if ns not in STUB_ADDRESSES]
+            _options(cfg, words[1:])
+    if cfg.stub is not None and path != RESOLVED_UPSTREAMS:
+        cfg.upstreams, cfg.upstream_source = find_upstreams(cfg.stub_kind or "local")
     return cfg
+
+
+def _options(cfg: ResolverConfig, words: list[str]) -> None:
+    """``options ndots:N attempts:N timeout:N rotate``, clamped as glibc clamps them."""
+    for opt in words:
+        key, _, value = opt.partition(":")
+        if key == "rotate":
+            cfg.rotate = True
+        elif not value.isdigit():
+            continue
+        elif key == "ndots":
+            cfg.ndots = min(int(value), 15)
+        elif key == "attempts":
+            cfg.attempts = max(1, min(int(value), GLIBC_MAX_ATTEMPTS))
+        elif key == "timeout":
+            cfg.timeout = max(1, min(int(value), GLIBC_MAX_TIMEOUT))
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def find_upstreams(kind: str) -> tuple[list[str], Optional[str]]:
+    """The servers a local stub forwards to, and where that was read (None: not found).
+
+    systemd-resolved: its own list of upstreams (``/run/systemd/resolve/resolv.conf``), or
+    ``resolvectl dns``. A dnsmasq or unbound on loopback: their configuration files.
+    """
+    readers = ([_resolved_upstreams, _resolvectl_upstreams] if kind == "systemd-resolved"
+               else [_dnsmasq_upstreams, _unbound_upstreams, _resolved_upstreams])
+    for reader in readers:
+        found, source = reader()
+        found = [a for a in dict.fromkeys(found) if not _is_loopback(a)]
+        if found:
+            return found[:3], source
+    return [], None
+
+
+def _resolved_upstreams() -> tuple[list[str], Optional[str]]:
+    try:
+        text = _read_small(RESOLVED_UPSTREAMS)
+    except OSError:
+        return [], None
+    return _nameserver_lines(text), RESOLVED_UPSTREAMS
+
+
+def _nameserver_lines(text: str) -> list[str]:
+    found = []
+    for line in text.splitlines():
+        words = line.split("#")[0].split()
+        if len(words) > 1 and words[0] == "nameserver" and _valid_ip(words[1]):
+            found.append(words[1])
+    return found
+
+
+def _resolvectl_upstreams() -> tuple[list[str], Optional[str]]:
+    """``resolvectl dns``: ``Global: 198.18.3.53`` and ``Link 2 (eth0): ...`` lines."""
+    import shutil
+    import subprocess
+
+    binary = shutil.which("resolvectl")
+    if binary is None:
+        return [], None
+    try:
+        proc = subprocess.run([binary, "dns"], capture_output=True, text=True, timeout=1.0,
+                              env={"LC_ALL": "C", "SYSTEMD_COLORS": "0"}, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return [], None
+    found = []
+    for line in proc.stdout.splitlines()[:64]:
+        for word in line.partition(":")[2].split():
+            host = word.split("#")[0]
+            if _valid_ip(host):
+                found.append(host)
+    return found, "resolvectl dns"
+
+
+def _dnsmasq_upstreams() -> tuple[list[str], Optional[str]]:
+    """``server=ADDR`` lines of dnsmasq.conf and dnsmasq.d (domain-specific ones left out),
+    or the servers of its ``resolv-file`` when it reads one."""
+    import glob
+
+    files = [DNSMASQ_CONF, *sorted(glob.glob(f"{DNSMASQ_DIR}/*.conf"))]
+    found: list[str] = []
+    source = None
+    resolv_file: Optional[str] = None
+    no_resolv = False
+    for path in files[:32]:
+        try:
+            text = _read_small(path)
+        except OSError:
+            continue
+        source = source or path
+        for line in text.splitlines():
+            key, _, value = line.split("#", 1)[0].strip().partition("=")
+            if key == "server" and not value.startswith("/"):
+                host = value.split("#")[0].split("@")[0].strip()
+                if _valid_ip(host):
+                    found.append(host)
+            elif key == "resolv-file" and value:
+                resolv_file = value.strip()
+            elif key == "no-resolv":
+                no_resolv = True
+    if not found and not no_resolv and resolv_file:
+        try:
+            return _nameserver_lines(_read_small(resolv_file)), resolv_file
+        except OSError:
+            pass
+    return found, source
+
+
+def _unbound_upstreams() -> tuple[list[str], Optional[str]]:
+    """``forward-addr:`` lines of unbound.conf (and the files it includes)."""
+    import glob
+
+    pending, seen, found = [UNBOUND_CONF], set(), []
+    while pending and len(seen) < 32:
+        path = pending.pop(0)
+        if path in seen:
+            continue
+        seen.add(path)
+        try:
+            text = _read_small(path)
+        except OSError:
+            continue
+        for line in text.splitlines():
+            key, _, value = line.split("#", 1)[0].strip().partition(":")
+            value = value.strip().strip('"')
+            if key == "forward-addr":
+                host = value.split("@")[0]
+                if _valid_ip(host):
+                    found.append(host)
+            elif key in ("include", "include-toplevel") and value:
+                pending += sorted(glob.glob(value))
+    return found, UNBOUND_CONF if found else None
+
+
+def parse_nsswitch(path: str = NSSWITCH) -> NssHosts:
+    """The ``hosts:`` line of nsswitch.conf (glibc's default when there is none)."""
+    nss = NssHosts(path=path)
+    try:
+        text = _read_small(path)
+    except OSError as exc:
+        # glibc without the file: "hosts: dns [!UNAVAIL=return] files".
+        nss.error = exc.strerror or str(exc)
+        nss.sources = ["dns", "files"]
+        return nss
+    for line in text.splitlines():
+        words = line.split("#")[0].split()
+        if not words or words[0] != "hosts:":
+            continue
+        nss.line = " ".join(words[1:])
+        nss.sources, nss.returns = [], {}
+        for word in words[1:]:
+            if word.startswith("[") and nss.sources:
+                for action in word.strip("[]").split():
+                    status, _, what = action.partition("=")
+                    if what.lower() == "return" and not status.startswith("!"):
+                        nss.returns.setdefault(nss.sources[-1], []).append(status.upper())
+            elif not word.startswith("["):
+                nss.sources.append(word)
+    return nss
 
 
 MAX_HOSTS_BYTES = 256 << 20  # block lists reach tens of megabytes; stop well after
@@ -187,8 +452,14 @@ def _hosts_line(line: str, wanted: str, found: list[str]) -> list[str]:
     return []
 
 
-async def query(server: str, qname: str, rdtype: str, timeout: float) -> DnsAnswer:
-    """Ask one server one question, directly (like ``dig @server qname rdtype``)."""
+async def query(server: str, qname: str, rdtype: str, timeout: float,
+                interval: Optional[float] = None) -> DnsAnswer:
+    """Ask one server one question, directly (like ``dig @server qname rdtype``).
+
+    With ``interval`` the question is sent again every ``interval`` seconds (each time with
+    a new id) until an answer comes or ``timeout`` is up, like ``dig +tries``: an answer to
+    any of the datagrams counts, and its round trip is measured from the one it answers.
+    """
     import dns.asyncquery
     import dns.exception
     import dns.flags
@@ -200,30 +471,32 @@ async def query(server: str, qname: str, rdtype: str, timeout: float) -> DnsAnsw
     msg = dns.message.make_query(qname, rdtype)
     msg.flags |= dns.flags.RD
     start = time.monotonic()
+    exchange = _UdpExchange(server, msg, timeout, interval)
     try:
-        wire = await _udp_exchange(server, msg.to_wire(), msg.id, timeout)
+        wire, answer.rtt_ms = await exchange.run()
         response = dns.message.from_wire(wire)
         if response.flags & dns.flags.TC:  # truncated: ask again over TCP, as resolvers do
             left = max(0.05, timeout - (time.monotonic() - start))
+            msg.id = response.id
             response = await dns.asyncquery.tcp(msg, server.split("%")[0], timeout=left)
     except (dns.exception.Timeout, asyncio.TimeoutError):
         answer.error = "timeout"
-        return answer
+        return exchange.counted(answer)
     except IcmpError as exc:
         answer.error = exc.describe()
         answer.rtt_ms = (time.monotonic() - start) * 1000
-        return answer
+        return exchange.counted(answer)
     except OSError as exc:
         answer.error = {errno.ENETUNREACH: "network unreachable",
                         errno.EHOSTUNREACH: "host unreachable",
                         errno.EPERM: "blocked locally", errno.EACCES: "blocked locally",
                         }.get(exc.errno or 0, f"error: {exc.strerror or exc}")
         answer.rtt_ms = (time.monotonic() - start) * 1000
-        return answer
+        return exchange.counted(answer)
     except (dns.exception.DNSException, ValueError, EOFError) as exc:
         answer.error = f"malformed: {type(exc).__name__}"
-        return answer
-    answer.rtt_ms = (time.monotonic() - start) * 1000
+        return exchange.counted(answer)
+    exchange.counted(answer)
     answer.rcode = dns.rcode.to_text(response.rcode())
     want = dns.rdatatype.from_text(rdtype)
     for rrset in response.answer:
@@ -253,41 +526,79 @@ class IcmpError(Exception):
         return f"{name} from {self.sender}" if self.sender else name
 
 
-async def _udp_exchange(server: str, wire: bytes, msg_id: int, timeout: float) -> bytes:
-    """One UDP query on a connected socket; an ICMP error is raised as :class:`IcmpError`.
+class _UdpExchange:
+    """One question over UDP on a connected socket, sent again until answered.
 
     A connected socket with ``IP_RECVERR`` sees the ICMP error that tells a rejected query
-    (port unreachable) from one lost on the way (host unreachable from a router).
+    (port unreachable) from one lost on the way (host unreachable from a router); an ICMP
+    error is raised as :class:`IcmpError`.
     """
-    from netcheck.probes.icmp import IP_RECVERR, IPV6_RECVERR, read_errqueue, wait_readable
 
-    host, _, zone = server.partition("%")
-    v6 = ":" in host
-    family = socket.AF_INET6 if v6 else socket.AF_INET
-    loop = asyncio.get_running_loop()
-    with socket.socket(family, socket.SOCK_DGRAM) as sock:
-        sock.setblocking(False)
-        if v6:
-            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVERR, 1)
-            sock.connect((host, 53, 0, socket.if_nametoindex(zone) if zone else 0))
-        else:
-            sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
-            sock.connect((host, 53))
-        sock.send(wire)
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or not await wait_readable(loop, sock, left):
-                raise asyncio.TimeoutError
-            icmp = read_errqueue(sock)
-            if icmp is not None:
-                raise IcmpError(icmp[0], icmp[1], icmp[2], v6)
-            try:
-                data = sock.recv(65535)
-            except (BlockingIOError, InterruptedError):
-                continue
-            if len(data) >= 2 and int.from_bytes(data[:2], "big") == msg_id:
-                return data
+    def __init__(self, server: str, msg: object, timeout: float,
+                 interval: Optional[float]) -> None:
+        self.server, self.msg, self.timeout = server, msg, timeout
+        self.interval = max(MIN_INTERVAL, interval) if interval else None
+        self.sent_at: dict[int, float] = {}  # message id -> when it was sent
+        self.order: list[int] = []
+        self.answered_id: Optional[int] = None
+
+    def counted(self, answer: DnsAnswer) -> DnsAnswer:
+        answer.sent = max(1, len(self.order))
+        if self.answered_id is not None:
+            answer.attempt = self.order.index(self.answered_id) + 1
+        return answer
+
+    def _send(self, sock: socket.socket) -> None:
+        msg = self.msg
+        if self.order:
+            msg.id = int.from_bytes(os.urandom(2), "big")  # type: ignore[attr-defined]
+        self.sent_at[msg.id] = time.monotonic()  # type: ignore[attr-defined]
+        self.order.append(msg.id)  # type: ignore[attr-defined]
+        sock.send(msg.to_wire())  # type: ignore[attr-defined]
+
+    async def run(self) -> tuple[bytes, float]:
+        """The first answer to any of the datagrams, and its round trip in ms."""
+        from netcheck.probes.icmp import IP_RECVERR, IPV6_RECVERR, read_errqueue, wait_readable
+
+        host, _, zone = self.server.partition("%")
+        v6 = ":" in host
+        loop = asyncio.get_running_loop()
+        with socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.setblocking(False)
+            if v6:
+                sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVERR, 1)
+                sock.connect((host, 53, 0, socket.if_nametoindex(zone) if zone else 0))
+            else:
+                sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
+                sock.connect((host, 53))
+            start = time.monotonic()
+            deadline = start + self.timeout
+            self._send(sock)
+            next_send = start + self.interval if self.interval else deadline
+            while True:
+                now = time.monotonic()
+                if now >= deadline:
+                    raise asyncio.TimeoutError
+                if now >= next_send:
+                    try:
+                        self._send(sock)
+                    except OSError:
+                        pass  # a send error now is the ICMP error of an earlier datagram
+                    next_send = now + (self.interval or self.timeout)
+                    continue
+                if not await wait_readable(loop, sock, min(deadline, next_send) - now):
+                    continue
+                icmp = read_errqueue(sock)
+                if icmp is not None:
+                    raise IcmpError(icmp[0], icmp[1], icmp[2], v6)
+                try:
+                    data = sock.recv(65535)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                msg_id = int.from_bytes(data[:2], "big") if len(data) >= 2 else -1
+                if msg_id in self.sent_at:
+                    self.answered_id = msg_id
+                    return data, (time.monotonic() - self.sent_at[msg_id]) * 1000
 
 
 def _candidates(name: str, cfg: ResolverConfig) -> list[str]:
@@ -300,22 +611,45 @@ def _candidates(name: str, cfg: ResolverConfig) -> list[str]:
     return [*searched, name]
 
 
-async def resolve_like_system(name: str, families: tuple[int, ...], resolv_conf: str,
-                              hosts_file: str, timeout: float) -> Resolution:
-    """Resolve ``name``: hosts file first (as nsswitch's usual ``files dns``), then each server.
+def retry_interval(timeout: float, cfg: ResolverConfig) -> float:
+    """Seconds between two sends of one question: at least resolv.conf's ``attempts``
+    sends fit in ``timeout``, and never fewer than one every RETRY_INTERVAL."""
+    return max(MIN_INTERVAL, min(RETRY_INTERVAL, timeout / max(1, cfg.attempts)))
 
-    Every configured server is asked at once, so one dead server costs one timeout, not one
-    per server; the first server that answers settles it, as the system resolver would.
+
+async def resolve_like_system(name: str, families: tuple[int, ...], resolv_conf: str,
+                              hosts_file: str, timeout: float,
+                              nsswitch: str = NSSWITCH) -> Resolution:
+    """Resolve ``name`` as getaddrinfo() would: nsswitch's order of the hosts file and DNS,
+    resolv.conf's servers, search list and ndots.
+
+    Every configured server is asked at once, and every question is sent again until it is
+    answered (see :func:`query`), so one dead server costs one timeout, not one per server,
+    and one lost datagram costs nothing; the first server that answers settles it, as the
+    system resolver would. Behind a local stub, its upstream servers are asked the first
+    name too, so a broken stub is told from a broken upstream.
     """
     start = time.monotonic()
     cfg = parse_resolv_conf(resolv_conf)
-    res = Resolution(name=name, config=cfg)
-    res.hosts_addresses = hosts_lookup(hosts_file, name)
+    res = Resolution(name=name, config=cfg, nss=parse_nsswitch(nsswitch))
+    if "files" in res.nss.sources:  # type: ignore[union-attr]  # (set just above)
+        res.hosts_addresses = hosts_lookup(hosts_file, name)
     rdtypes = [t for fam, t in ((socket.AF_INET, "A"), (socket.AF_INET6, "AAAA"))
                if fam in families]
     servers = cfg.nameservers[:3]  # glibc uses at most three
-    for candidate in _candidates(name, cfg):
-        batch = await asyncio.gather(*(query(s, candidate, t, timeout)
+    interval = retry_interval(timeout, cfg)
+    nss = res.nss
+    assert nss is not None
+    # DNS is asked even when the hosts file has the name first: the hosts-file check
+    # compares the two.
+    upstream_task = None
+    for i, candidate in enumerate(_candidates(name, cfg) if servers and nss.asks_dns(name)
+                                  else []):
+        res.tried.append(candidate)
+        if i == 0 and cfg.stub is not None and cfg.upstreams:
+            upstream_task = asyncio.ensure_future(asyncio.gather(
+                *(query(u, candidate, rdtypes[0], timeout, interval) for u in cfg.upstreams)))
+        batch = await asyncio.gather(*(query(s, candidate, t, timeout, interval)
                                        for s in servers for t in rdtypes))
         res.answers.extend(batch)
         settled = _settle(batch, servers)
@@ -330,12 +664,15 @@ async def resolve_like_system(name: str, families: tuple[int, ...], resolv_conf:
         break
     else:
         res.duration_ms = (time.monotonic() - start) * 1000
-    if res.hosts_addresses:
-        res.addresses = [a for a in res.hosts_addresses if _family_ok(a, families)]
-        res.source = "hosts"
-    elif res.dns_addresses:
-        res.addresses = [a for a in res.dns_addresses if _family_ok(a, families)]
-        res.source = "dns"
+    if upstream_task is not None:
+        res.upstream_answers = list(await upstream_task)
+    order = ["hosts", "dns"] if nss.files_first else ["dns", "hosts"]
+    for source in order:
+        found = res.hosts_addresses if source == "hosts" else res.dns_addresses
+        if found:
+            res.addresses = [a for a in found if _family_ok(a, families)]
+            res.source = source
+            break
     return res
 
 

@@ -17,8 +17,41 @@ if TYPE_CHECKING:
 
 
 def tcp_connect(ctx: Context, address: str, port: int) -> asyncio.Task[tcp.TcpResult]:
-    """The run's one TCP connect to address:port."""
-    return ctx.memo(("tcp", address, port), lambda: tcp.connect(address, port, ctx.timeout))
+    """The run's TCP connect to address:port (retried while nothing answers, see below)."""
+    return ctx.memo(("tcp", address, port), lambda: connect_retrying(address, port, ctx.timeout))
+
+
+# A lost SYN is resent by the kernel only after 1 s, then 3 s: on a lossy path one connect
+# often times out although the port is open. A new connect starts every TCP_STAGGER seconds
+# while none has had an answer, and the first answer wins (the others are closed).
+TCP_STAGGER = 0.25
+
+
+async def connect_retrying(address: str, port: int, timeout: float,
+                           stagger: float = TCP_STAGGER) -> tcp.TcpResult:
+    """Connects to address:port started ``stagger`` apart until one gets an answer.
+
+    Any outcome but a timeout (SYN-ACK, RST, an ICMP error, this host's firewall) is an
+    answer and settles it; when every connect times out, the first one's result is given.
+    """
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    attempts = [asyncio.ensure_future(tcp.connect(address, port, timeout))]
+    try:
+        while True:
+            done, pending = await asyncio.wait(attempts, timeout=stagger,
+                                               return_when=asyncio.FIRST_COMPLETED)
+            for task in attempts:
+                if task.done() and task.result().state != "timeout":
+                    return task.result()
+            left = timeout - (loop.time() - start)
+            if not pending and left < stagger:
+                return attempts[0].result()
+            if left >= stagger:
+                attempts.append(asyncio.ensure_future(tcp.connect(address, port, left)))
+    finally:
+        for task in attempts:
+            task.cancel()
 
 
 def ping(ctx: Context, address: str) -> asyncio.Task[icmp.PingResult]:
@@ -33,6 +66,38 @@ async def tcp_all(ctx: Context, addresses: list[str], port: int) -> list[tcp.Tcp
 
 async def ping_all(ctx: Context, addresses: list[str]) -> list[icmp.PingResult]:
     return list(await asyncio.gather(*(ping(ctx, a) for a in addresses[:8])))
+
+
+def burst(ctx: Context, address: str) -> asyncio.Task[icmp.BurstResult]:
+    """The run's one burst of echo requests to address (loss, RTT and jitter, counted)."""
+    return ctx.memo(("burst", address), lambda: icmp.burst(address, ctx.timeout))
+
+
+def path_bursts(ctx: Context) -> asyncio.Task[dict[str, Any]]:
+    """Bursts to the gateway(s) and the target's first address of each family, started
+    as soon as the path is known so that they overlap the other rungs.
+
+    ``{"gateways": {address: BurstResult}, "targets": {address: BurstResult}}``; the
+    gateways are those the route lookups of these target addresses go through.
+    """
+    async def run() -> dict[str, Any]:
+        addrs = await ctx.addresses()
+        picked: list[str] = []
+        for a in addrs:
+            if all((":" in a) != (":" in p) for p in picked):
+                picked.append(a)
+        path = await ctx.path()
+        gateways = list(dict.fromkeys(lk.gateway for lk in path.lookups
+                                      if lk.gateway and lk.destination in picked))
+        if not picked and path.gateway:
+            gateways = [path.gateway]
+        tasks = {a: burst(ctx, a) for a in [*gateways, *picked]}
+        if tasks:
+            await asyncio.wait(list(tasks.values()))
+        return {"gateways": {g: tasks[g].result() for g in gateways},
+                "targets": {a: tasks[a].result() for a in picked}}
+
+    return ctx.memo("path-bursts", run)
 
 
 def http_get(ctx: Context, address: Optional[str], mss: Optional[int] = None) -> asyncio.Task[Any]:
