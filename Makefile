@@ -4,9 +4,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # Debian packages the lab and the probes use (binaries checked, packages installed if missing).
-LAB_DEBS := iproute2 nftables iptables iputils-ping ethtool tcpdump dnsutils util-linux procps nmap prometheus fping tshark nginx curl
+LAB_DEBS := iproute2 nftables iptables iputils-ping ethtool tcpdump dnsutils util-linux procps nmap prometheus fping tshark nginx curl dnsmasq-base
 
-.PHONY: all venv deps test lint demo bench clean
+.PHONY: all venv deps test lint demo bench campaign clean
 
 all: test
 
@@ -29,6 +29,11 @@ test: venv deps lint
 
 demo: venv deps
 	$(PY) tools/demo.py $(SCENARIO)
+
+# Fault campaign: generated networks, one fault each, graded (docs/campaigns.md). Without N,
+# the fixed seed set (every catalogue entry once); `make campaign N=300 SEED=1` runs more.
+campaign: venv deps
+	$(PY) -m netcheck lab campaign --seed $(or $(SEED),1) $(if $(N),-n $(N)) $(if $(JOBS),--jobs $(JOBS))
 
 bench: venv deps
 	$(PY) bench/run.py

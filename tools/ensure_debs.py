@@ -22,6 +22,8 @@ PROVIDES = {
     # Debian 12's `nginx` is the whole server (ssl and realip built in); nginx-light only
     # adds the echo module on top of it.
     "nginx": "nginx", "curl": "curl",
+    # dnsmasq-base: the binary alone (no service started on install), for the campaign's stub.
+    "dnsmasq-base": "dnsmasq",
 }
 POLICY = "/usr/sbin/policy-rc.d"
 

@@ -1144,6 +1144,20 @@ class Result:
                 "reproduce": case.reproduce()}
 
 
+def support_problem() -> Optional[str]:
+    """Why campaigns cannot run here (the lab's needs, and dnsmasq for the stub), or None."""
+    from netcheck.lab.topology import LabError, _tool, lab_support_problem
+
+    problem = lab_support_problem()
+    if problem:
+        return problem
+    try:
+        _tool("dnsmasq")
+    except LabError:
+        return "dnsmasq not found: install it (Debian: apt-get install dnsmasq-base; make deps)"
+    return None
+
+
 def build_lab(case: Case, *, keep: bool = False) -> ComposedLab:
     """Build the case's network and apply its fault (tears down again if that fails)."""
     lab = ComposedLab(case.parts, case.services(), keep=keep)

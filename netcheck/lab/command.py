@@ -109,12 +109,11 @@ def _up(name: str, out: IO[str]) -> int:
 
 
 def _up_case(seed: int, out: IO[str]) -> int:
-    from netcheck.lab.campaign import build_lab, generate
-    from netcheck.lab.topology import lab_support_problem
+    from netcheck.lab.campaign import build_lab, generate, support_problem
 
     if seed < 1:
         _usage("campaign seeds start at 1")
-    problem = lab_support_problem()
+    problem = support_problem()
     if problem:
         _usage(f"cannot build the lab: {problem}")
     case = generate(seed)
@@ -131,15 +130,15 @@ def _up_case(seed: int, out: IO[str]) -> int:
 
 
 def _campaign(args: argparse.Namespace, out: IO[str]) -> int:
-    from netcheck.lab.campaign import CI_SEEDS, main_campaign
-    from netcheck.lab.topology import cleanup_stale, lab_support_problem
+    from netcheck.lab.campaign import CI_SEEDS, main_campaign, support_problem
+    from netcheck.lab.topology import cleanup_stale
 
     count = len(CI_SEEDS) if args.count is None else args.count
     if args.seed < 1 or not 0 < count <= 100000 or not 0 < args.jobs <= 16:
         _usage("--seed starts at 1; --count 1..100000; --jobs 1..16")
     if not 0 < args.deadline <= 600:
         _usage("--deadline must be between 0 and 600 seconds")
-    problem = lab_support_problem()
+    problem = support_problem()
     if problem:
         _usage(f"cannot build the lab: {problem}")
     cleanup_stale()
