@@ -7,11 +7,14 @@ silent gateway explains a resolver that does not answer.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
+import shutil
 import socket
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
+from netcheck import family as addrfam
 from netcheck import hints
 from netcheck.i18n import _, ngettext
 from netcheck.lazy import asyncio
@@ -98,90 +101,441 @@ async def loopback(ctx: Context) -> Result:
     return passed(_("{ifname} is up, 127.0.0.1 answers").format(ifname=lo.name), **evidence)
 
 
-def _needed_families(ctx: Context, path: PathInfo, addresses: list[str]) -> list[int]:
-    if addresses:
-        fams = []
-        for a in addresses:
-            fam = socket.AF_INET6 if ":" in a else socket.AF_INET
-            if fam not in fams:
-                fams.append(fam)
-        return fams
-    return list(ctx.families)
+# -- per family, per flow: what the address, route and gateway rungs judge -------------------
+#
+# The rungs below judge each address family the flow needs, for each part of the flow: the
+# name servers while the name does not resolve (a host whose only name server is IPv4 needs
+# IPv4, whatever the target has), and the target. A part whose families all fail breaks the
+# flow; one family failing while another carries the part is `degraded`, with
+# evidence.family naming it. A family this host does not use at all (no address beyond
+# fe80::, no route) is no failure when another carries the flow (netcheck.family.configured).
+# The judging itself is pure: facts in, a Judged out, unit-tested on recorded probe results
+# (tests/unit/test_l3_judging.py) as presentation.handshake_problem is for TLS.
+
+OK, UNUSED = "ok", "unused"
 
 
-@check("network.address", Layer.NETWORK, requires=("link.carrier",),
-       codes=("ADDR_NONE", "ADDR_LINK_LOCAL_ONLY", "ADDR_DAD_FAILED"))
-async def address(ctx: Context) -> Result:
-    """Egress interface has an address.
+class Judged(NamedTuple):
+    """A rung's judgement of its facts, before any hint is written."""
 
-    The interface the packets leave by needs a usable address of the family the target
-    has; only 169.254.x.x / fe80:: means DHCP or SLAAC failed; a duplicate address (DAD
-    failed) is unusable.
+    status: Status
+    code: Optional[str]
+    text: str
+    family: Optional[int] = None  # the family that fails (evidence.family)
+    reason: str = ""  # which of several causes, for the hint
+
+
+@dataclass(frozen=True)
+class FamilyAddresses:
+    """One family's addresses on its egress interface, and whether this host uses it."""
+
+    family: int
+    ifname: str
+    addresses: tuple[Any, ...]  # facts.Addr
+    in_use: bool = True
+    link_local_target: bool = False
+
+
+def address_state(fa: FamilyAddresses) -> str:
+    """``ok``, ``unused`` (this host does not use the family) or the problem code."""
+    addrs = fa.addresses
+    good = [a for a in addrs if not a.dad_failed and not a.tentative and not a.link_local]
+    if good or (fa.link_local_target and any(a.link_local and not a.dad_failed
+                                             for a in addrs)):
+        return OK
+    if any(a.dad_failed for a in addrs):
+        return "ADDR_DAD_FAILED"
+    # 169.254.x.x only comes from a DHCP client that got no answer; fe80:: alone is what
+    # every interface gets by itself: a failure only on a host that uses IPv6 otherwise.
+    link_local = [a for a in addrs if a.link_local]
+    if fa.family == addrfam.V4 and link_local:
+        return "ADDR_LINK_LOCAL_ONLY"
+    if link_local and fa.in_use and any(not a.tentative for a in link_local):
+        return "ADDR_LINK_LOCAL_ONLY"
+    return "ADDR_NONE" if fa.in_use else UNUSED
+
+
+def _part_outcome(families: tuple[int, ...], states: dict[int, str]
+                  ) -> tuple[list[int], list[int], list[int]]:
+    """(working, failing, unused) families of one part of the flow."""
+    working = [f for f in families if states.get(f) == OK]
+    failing = [f for f in families if states.get(f) not in (OK, UNUSED, None)]
+    unused = [f for f in families if states.get(f) == UNUSED]
+    return working, failing, unused
+
+
+def _combine(flow: addrfam.FlowFamilies, states: dict[int, str],
+             unused_code: str) -> tuple[Optional[str], Optional[int], str, list[int]]:
+    """What the per-family states amount to for the flow.
+
+    Returns (code, family, part, working): the code of the family that breaks a part (a
+    fail), or of one that fails beside a working one (a warning: ``working`` not empty),
+    or (None, None, "", working) when every part has a working family. A part whose
+    families are all unused needs one anyway: it fails with ``unused_code``.
     """
+    warning: Optional[tuple[Optional[str], Optional[int], str, list[int]]] = None
+    for part, families in flow.parts():
+        working, failing, unused = _part_outcome(families, states)
+        if not working:
+            fam = (failing or unused or list(families))[0]
+            code = states.get(fam)
+            return (unused_code if code in (UNUSED, None) else code), fam, part, []
+        if failing and warning is None:
+            warning = (states[failing[0]], failing[0], part, working)
+    if warning is not None:
+        return warning
+    return None, None, "", [f for f in flow.all if states.get(f) == OK]
+
+
+def _families_text(families: list[int]) -> str:
+    return ", ".join(addrfam.label(f) for f in families)
+
+
+def _needed_text(part: str, fam: int, resolver: tuple[str, ...], working: list[int]) -> str:
+    """Why the family matters, appended to the problem: what carries the flow instead, or
+    which name server needs it."""
+    if working:
+        return " " + _("({working} carries the traffic meanwhile)").format(
+            working=_families_text(working))
+    if part == "resolver":
+        servers = [s for s in resolver if addrfam.family_of(s) == fam]
+        return " " + ngettext("(the name server {servers} is {family})",
+                              "(the name servers {servers} are {family})",
+                              len(servers)).format(servers=", ".join(servers),
+                                                   family=addrfam.label(fam))
+    return ""
+
+
+def judge_address(flow: addrfam.FlowFamilies, per: dict[int, FamilyAddresses],
+                  resolver: tuple[str, ...] = ()) -> Judged:
+    """The address rung: each needed family needs a usable address on its egress interface.
+
+    ``per``: the facts of each family of ``flow.all``; ``resolver``: the name servers'
+    addresses, to name them when their family is the one missing.
+    """
+    states = {f: address_state(fa) for f, fa in per.items()}
+    code, fam, part, working = _combine(flow, states, "ADDR_NONE")
+    if code is None:
+        shown: dict[str, list[str]] = {}
+        for f in flow.all:
+            fa = per.get(f)
+            good = [a for a in fa.addresses if not a.link_local] if fa else []
+            good = good or ([a for a in fa.addresses] if fa else [])
+            if fa and states.get(f) == OK and good:
+                shown.setdefault(fa.ifname, []).append(
+                    f"{addrfam.label(f)} {good[0].address}/{good[0].prefixlen}")
+        text = "; ".join(_("{ifname} has {addresses}").format(ifname=i, addresses=", ".join(a))
+                         for i, a in shown.items())
+        unused = [f for f in flow.all if states.get(f) == UNUSED]
+        if unused:
+            text += " " + _("({family}: not used on this host)").format(
+                family=_families_text(unused))
+        return Judged(Status.PASS, None, text)
+    assert fam is not None
+    fa = per[fam]
+    status = Status.WARN if working else Status.FAIL
+    tail = _needed_text(part, fam, resolver, working)
+    if code == "ADDR_DAD_FAILED":
+        dup = next(a.address for a in fa.addresses if a.dad_failed)
+        return Judged(status, code, _("{address} on {ifname} is a duplicate: another host on the "
+                                      "link has it").format(address=dup, ifname=fa.ifname) + tail,
+                      fam, dup)
+    if code == "ADDR_LINK_LOCAL_ONLY":
+        kind = "169.254.0.0/16" if fam == addrfam.V4 else "fe80::/10"
+        return Judged(status, code, _("{ifname} has only a link-local address ({prefix}): "
+                                      "DHCP/SLAAC got no answer").format(
+                                          ifname=fa.ifname, prefix=kind) + tail, fam)
+    # Every family of the part missing on one interface: say so in one sentence.
+    missing = [f for f in dict(flow.parts()).get(part, ()) if f in per
+               and states.get(f) in ("ADDR_NONE", UNUSED) and per[f].ifname == fa.ifname]
+    if not working and len(missing) > 1:
+        return Judged(status, "ADDR_NONE", _("{ifname} has no {family} or {other} address").format(
+            ifname=fa.ifname, family=addrfam.label(missing[0]),
+            other=addrfam.label(missing[1])) + tail, fam)
+    return Judged(status, "ADDR_NONE", _("{ifname} has no {family} address").format(
+        ifname=fa.ifname, family=addrfam.label(fam)) + tail, fam)
+
+
+@dataclass(frozen=True)
+class FamilyRoute:
+    """One family's route lookup, and what the tables hold around it."""
+
+    family: int
+    lookup: Any  # facts.RouteLookup
+    in_use: bool = True
+    culprit: Optional[str] = None  # the route that discards the packets, as `ip route` says it
+    other_tables: tuple[str, ...] = ()  # default routes in tables no rule led the lookup to
+
+
+def route_state(fr: FamilyRoute) -> str:
+    """``ok``, ``unused``, ``error`` or the problem code of one family's lookup."""
+    kind = fr.lookup.type
+    if kind in ("unicast", "local"):
+        return OK
+    if kind in ("unreachable", "blackhole", "prohibit"):
+        return "ROUTE_UNREACHABLE"
+    if kind == "none":
+        return "ROUTE_NO_DEFAULT" if fr.in_use else UNUSED
+    return "error"
+
+
+def route_line(lk: Any) -> str:
+    """``ip route get``'s own words for a lookup (an output line: never translated)."""
+    via = f"via {lk.gateway} " if lk.gateway else "on-link "
+    line = f"{lk.destination} {via}dev {lk.ifname} src {lk.prefsrc}"
+    table = getattr(lk, "table", None)
+    if table not in (None, 254):
+        line += f" table {table}"
+    return line
+
+
+def judge_route(flow: addrfam.FlowFamilies, per: dict[int, FamilyRoute],
+                resolver: tuple[str, ...] = ()) -> Judged:
+    """The route rung: the kernel's lookup (policy rules followed) for each needed family."""
+    states = {f: route_state(fr) for f, fr in per.items()}
+    if "error" in states.values() and not any(s == OK for s in states.values()):
+        lk = next(fr.lookup for f, fr in per.items() if states[f] == "error")
+        return Judged(Status.ERROR, None, _("route lookup failed: {error}").format(
+            error=lk.error))
+    states = {f: (s if s != "error" else UNUSED) for f, s in states.items()}
+    code, fam, part, working = _combine(flow, states, "ROUTE_NO_DEFAULT")
+    if code is None:
+        lines = [route_line(per[f].lookup) for f in flow.all if states.get(f) == OK]
+        return Judged(Status.PASS, None, lines[0] if lines else _("nothing to look a route up "
+                                                                    "for"))
+    assert fam is not None
+    fr = per[fam]
+    lk = fr.lookup
+    status = Status.WARN if working else Status.FAIL
+    tail = _needed_text(part, fam, resolver, working)
+    if code == "ROUTE_UNREACHABLE":
+        shown = fr.culprit or f"{lk.type} route"
+        return Judged(status, code, _("the route to {destination} is '{route}': the kernel "
+                                      "discards the packets").format(
+                                          destination=lk.destination, route=shown) + tail,
+                      fam, shown)
+    text = _("no default route and no route to {destination}").format(destination=lk.destination)
+    if fr.other_tables:
+        text += " " + _("(table {tables} has one, but no rule sends this traffic there)").format(
+            tables=", ".join(fr.other_tables))
+    return Judged(status, "ROUTE_NO_DEFAULT", text + tail, fam,
+                  "other_table" if fr.other_tables else "")
+
+
+@dataclass(frozen=True)
+class GatewayFacts:
+    """What the probes of one gateway met, and what else was found when only ARP answered."""
+
+    gateway: str
+    ifname: str
+    on_link: bool = True
+    prefixes: tuple[str, ...] = ()
+    ping: str = "timeout"  # icmp.PingResult.state
+    probed: bool = False  # our own ARP / neighbour solicitation went out
+    wire_mac: Optional[str] = None  # who answered it
+    neigh_state: str = "NONE"  # the kernel's neighbour entry
+    neigh_mac: Optional[str] = None
+    through: Optional[tuple[str, str]] = None  # what answered through it: (role, address)
+    input_block: Optional[str] = None  # this host's input rule that drops its replies
+    own_conflict: Optional[str] = None  # "ADDRESS (MAC)": another host has our address
+    ipsec: Optional[str] = None  # an xfrm policy that swallows the probes
+
+
+STATIC_NUD = ("PERMANENT", "NOARP")
+
+
+def judge_gateway(g: GatewayFacts) -> Judged:
+    """The gateway rung: proof that IP goes to the gateway *and comes back*.
+
+    A ping reply, or an answer from anything beyond it (the target, a name server), is
+    proof. An ARP / neighbour-solicitation reply alone is only the link: then the reasons
+    an IP reply does not come are looked for (a static neighbour entry with another MAC,
+    this host's own input chain, another host on this host's address, an IPsec policy).
+    """
+    v4 = ":" not in g.gateway
+    values = {"gateway": g.gateway, "ifname": g.ifname, "mac": g.wire_mac or g.neigh_mac,
+              "state": g.neigh_state}
+    if g.ping == "reply":
+        return Judged(Status.PASS, None, _("gateway {gateway} on {ifname} answers ping").format(
+            **values), reason="ping")
+    if g.through and g.through[0] == "target":
+        return Judged(Status.PASS, None, _("gateway {gateway} on {ifname} forwards to the target "
+                                           "(which answers)").format(**values), reason="through")
+    if g.through:
+        return Judged(Status.PASS, None, _("gateway {gateway} on {ifname} forwards: the name "
+                                           "server {server} answers through it").format(
+                                               server=g.through[1], **values), reason="through")
+    if g.wire_mac:
+        pinned = g.neigh_state in STATIC_NUD and g.neigh_mac and (
+            g.neigh_mac.lower() != g.wire_mac.lower())
+        if pinned:
+            return Judged(Status.FAIL, "GATEWAY_UNREACHABLE", _(
+                "the neighbour table pins gateway {gateway} to {pinned} ({state}), but the "
+                "gateway answers {how} with {mac}: every frame goes to a MAC address nobody "
+                "has").format(pinned=g.neigh_mac, how="ARP" if v4 else "NDP",
+                              **values), reason="static_neighbour")
+        answers = (_("gateway {gateway} on {ifname} answers ARP ({mac})") if v4
+                   else _("gateway {gateway} on {ifname} answers neighbour solicitation "
+                          "({mac})")).format(**values)
+        if g.input_block:
+            return Judged(Status.SKIP, None, answers + ", " + _(
+                "but no IP reply gets in: this host's input chain drops it ({rule}); see "
+                "transport.input_firewall").format(rule=g.input_block), reason="input_block")
+        if g.own_conflict:
+            return Judged(Status.SKIP, None, answers + ", " + _(
+                "but no IP reply comes back: another host answers ARP for this host's own "
+                "address {conflict}, so the replies go there; see "
+                "network.address_conflict").format(conflict=g.own_conflict),
+                reason="own_conflict")
+        if g.ipsec:
+            return Judged(Status.SKIP, None, answers + ", " + _(
+                "but no IP reply comes back: an IPsec policy takes the traffic ({policy}); see "
+                "network.ipsec").format(policy=g.ipsec), reason="ipsec")
+        return Judged(Status.PASS, None, answers + " " + _(
+            "but sent no IP reply (it drops ping, and nothing answered through it yet)"),
+                      reason="link_only")
+    if g.probed and g.input_block and not v4:
+        return Judged(Status.SKIP, None, _(
+            "gateway {gateway} on {ifname}: no neighbour advertisement gets in, this host's "
+            "input chain drops it ({rule}); see transport.input_firewall").format(
+                rule=g.input_block, **values), reason="input_block")
+    if not g.probed and g.neigh_state == "REACHABLE":
+        return Judged(Status.PASS, None, _("gateway {gateway} on {ifname} is in the neighbour "
+                                           "table as REACHABLE ({mac})").format(**values),
+                      reason="cache")
+    if not g.probed and g.neigh_state in neighbour.RESOLVED:
+        return Judged(Status.PASS, None, _(
+            "gateway {gateway} on {ifname} is known on the link ({state}, {mac}) but did not "
+            "confirm it (no ping reply; an ARP probe needs root)").format(**values),
+                      reason="cache")
+    if not g.on_link:
+        return Judged(Status.FAIL, "GATEWAY_NOT_ON_LINK", _(
+            "gateway {gateway} is outside every prefix of {ifname} ({prefixes})").format(
+                prefixes=", ".join(g.prefixes) or _("no address"), **values),
+                      reason="not_on_link")
+    if g.probed:
+        why = (_("gateway {gateway} answers neither ARP nor ping on {ifname}") if v4
+               else _("gateway {gateway} answers neither neighbour solicitation nor ping on "
+                      "{ifname}")).format(**values)
+        if g.neigh_state in neighbour.RESOLVED:
+            why += " " + _("(the neighbour cache still says {state}, learnt before it "
+                           "went)").format(**values)
+    else:
+        why = _("gateway {gateway} does not answer on {ifname} (neighbour {state})").format(
+            **values)
+    return Judged(Status.FAIL, "GATEWAY_UNREACHABLE", why, reason="silent")
+
+
+def judge_gateways(flow: addrfam.FlowFamilies, per: dict[int, Judged]) -> Judged:
+    """The gateways of every needed family together: one failing beside a working one
+    degrades the flow (a warning naming the family), all failing break it."""
+    states = {f: (OK if j.status in (Status.PASS, Status.SKIP) else (j.code or "error"))
+              for f, j in per.items()}
+    code, fam, _part, working = _combine(flow, states, "GATEWAY_UNREACHABLE")
+    if code is None or fam not in per:
+        skipped_one = next((j for j in per.values() if j.status is Status.SKIP), None)
+        if skipped_one is not None:
+            return skipped_one
+        return next((per[f] for f in flow.all if f in per), Judged(Status.PASS, None, ""))
+    j = per[fam]
+    if working:
+        return j._replace(status=Status.WARN, family=fam, text=j.text + " " + _(
+            "({working} carries the traffic meanwhile)").format(
+                working=_families_text(working)))
+    return j._replace(family=fam)
+
+
+# -- gathering the facts -----------------------------------------------------------------------
+
+@dataclass
+class L3View:
+    """What the address and route rungs judge, computed once per run (no probe sent)."""
+
+    path: PathInfo
+    flow: addrfam.FlowFamilies
+    resolver: tuple[str, ...]
+    addresses: dict[int, FamilyAddresses]
+    routes: dict[int, FamilyRoute]
+
+    @property
+    def address_states(self) -> dict[int, str]:
+        return {f: address_state(fa) for f, fa in self.addresses.items()}
+
+    @property
+    def route_states(self) -> dict[int, str]:
+        return {f: route_state(fr) for f, fr in self.routes.items()}
+
+
+def _l3_view(ctx: Context) -> asyncio.Task[L3View]:
+    return ctx.memo(("network", "l3-view"), lambda: _build_l3_view(ctx))
+
+
+async def _build_l3_view(ctx: Context) -> L3View:
     path = await ctx.path()
-    if path.ifindex is None or path.interface is None:
-        return skipped(_("no egress interface to look at"))
-    ifname = path.interface
     target_addrs = await ctx.addresses()
-    fams = _needed_families(ctx, path, target_addrs)
-    mgr = await _manager(ctx)
-    per_family: dict[str, list[str]] = {}
-    usable_any = False
-    only_ll: list[int] = []
-    dad: list[str] = []
-    for fam in fams:
-        addrs = ctx.facts.addrs_of(path.ifindex, fam)
-        per_family[_fam_name(fam)] = [f"{a.address}/{a.prefixlen}" for a in addrs]
-        dad += [a.address for a in addrs if a.dad_failed]
-        good = [a for a in addrs if not a.dad_failed and not a.tentative and not a.link_local]
-        target_ll = any(ipaddress.ip_address(t.split("%")[0]).is_link_local
-                        for t in target_addrs)
-        if good or (target_ll and any(a.link_local for a in addrs)):
-            usable_any = True
-        elif any(a.link_local and not a.dad_failed for a in addrs):
-            only_ll.append(fam)
-    evidence = {"interface": ifname, "addresses": per_family}
-    if usable_any:
-        return passed(_("{ifname} has {addresses}").format(ifname=ifname, addresses=", ".join(
-            f"{k} {v[0]}" for k, v in per_family.items() if v)), **evidence)
-    if dad:
-        return failed("ADDR_DAD_FAILED",
-                      _("{address} on {ifname} is a duplicate: another host on the link has "
-                        "it").format(address=dad[0], ifname=ifname),
-                      Hint(_("Find the other host with the same address (arping / ip neigh) "
-                             "and give one of them another address."),
-                           [f"arping -D -I {ifname} -c 2 {dad[0]}" if ":" not in dad[0]
-                            else f"ip -6 neigh show dev {ifname}",
-                            f"ip addr del {dad[0]} dev {ifname}"]), **evidence)
-    if only_ll and socket.AF_INET in only_ll or (only_ll and socket.AF_INET not in fams):
-        kind = "169.254.0.0/16" if only_ll[0] == socket.AF_INET else "fe80::/10"
-        return failed("ADDR_LINK_LOCAL_ONLY",
-                      _("{ifname} has only a link-local address ({prefix}): DHCP/SLAAC got no "
-                        "answer").format(ifname=ifname, prefix=kind),
-                      Hint(_("Ask the DHCP server again for an address on {ifname} and check "
-                             "that a DHCP server answers on this link.").format(ifname=ifname),
-                           hints.get_address(ifname, mgr)), **evidence)
-    names = [_fam_name(f) for f in fams]
-    summary = (_("{ifname} has no {family} or {other} address").format(
-        ifname=ifname, family=names[0], other=names[1]) if len(names) > 1
-        else _("{ifname} has no {family} address").format(ifname=ifname, family=names[0]))
-    return failed("ADDR_NONE", summary,
-                  Hint(_("Give {ifname} an address: by DHCP, or by hand.").format(ifname=ifname),
-                       hints.get_address(ifname, mgr)
-                       + [f"ip addr add <address>/<prefix> dev {ifname}"]), **evidence)
+    servers: list[str] = []
+    resolved = True
+    if ctx.target is not None and ctx.target.is_name and not target_addrs:
+        res = await ctx.resolution()
+        servers = [addrfam.bare(s) for s in res.servers]
+        # A name the servers answered for (NXDOMAIN, no record) did resolve as far as the
+        # path goes: they are reachable, only the name is missing.
+        resolved = any(a.rcode is not None for a in res.answers) or res.source == "hosts"
+    flow = addrfam.flow_families(target_addrs, servers, ctx.families, resolved)
+    resolver = tuple(servers) if flow.resolver else ()
+    addresses: dict[int, FamilyAddresses] = {}
+    routes: dict[int, FamilyRoute] = {}
+    for fam in flow.all:
+        lk = _lookup_for(path, fam, resolver if fam in flow.resolver and
+                         fam not in flow.target else ())
+        ifname, ifindex = _egress_of(ctx, path, lk)
+        in_use = addrfam.configured(ctx.facts, fam)
+        if ifindex is not None and ifname is not None:
+            addresses[fam] = FamilyAddresses(
+                fam, ifname, tuple(ctx.facts.addrs_of(ifindex, fam)), in_use,
+                any(addrfam.is_link_local(t) for t in addrfam.of_family(target_addrs, fam)))
+        if lk is not None:
+            routes[fam] = FamilyRoute(fam, lk, in_use, _culprit(ctx, lk),
+                                      _other_tables(ctx, fam) if lk.type == "none" else ())
+    return L3View(path, flow, resolver, addresses, routes)
 
 
-def _route_text(route: object) -> str:
-    r = route
-    dst = "default" if r.dst_len == 0 else f"{r.dst}/{r.dst_len}"  # type: ignore[attr-defined]
-    kind = "" if r.type == "unicast" else f"{r.type} "  # type: ignore[attr-defined]
-    return f"{kind}{dst}"
+def _lookup_for(path: PathInfo, fam: int, prefer: tuple[str, ...]) -> Any:
+    """The lookup that stands for a family: the first working one of its basis addresses
+    (a name server's when ``prefer`` names them), else the family's own."""
+    mine = [lk for lk in path.lookups if addrfam.family_of(lk.destination) == fam
+            and (not prefer or lk.destination in prefer)]
+    good = [lk for lk in mine if lk.type in ("unicast", "local")]
+    return (good or mine or [path.for_family(fam)])[0]
+
+
+def _egress_of(ctx: Context, path: PathInfo, lk: Any) -> tuple[Optional[str], Optional[int]]:
+    """The interface a family's packets leave by (--interface wins; no route: the guess)."""
+    if ctx.options.interface or lk is None or lk.oif is None:
+        return path.interface, path.ifindex
+    link = ctx.facts.link(index=lk.oif)
+    return (lk.ifname or (link.name if link else None)), lk.oif
+
+
+def _route_text(route: Any) -> str:
+    dst = "default" if route.dst_len == 0 else f"{route.dst}/{route.dst_len}"
+    kind = "" if route.type == "unicast" else f"{route.type} "
+    table = getattr(route, "table", 254)
+    return f"{kind}{dst}" + (f" table {route.table_name}" if table != 254 else "")
+
+
+def _culprit(ctx: Context, lk: Any) -> Optional[str]:
+    """The most specific route that discards packets to the lookup's destination."""
+    if lk.type not in ("unreachable", "blackhole", "prohibit"):
+        return None
+    found = _covering_routes(ctx, lk.destination, {"unreachable", "blackhole", "prohibit"})
+    return found[0] if found else None
 
 
 def _covering_routes(ctx: Context, destination: str, kinds: set[str]) -> list[str]:
-    ip = ipaddress.ip_address(destination.split("%")[0])
+    ip = ipaddress.ip_address(addrfam.bare(destination))
     found = []
-    for r in ctx.facts.routes:
+    for r in sorted(ctx.facts.routes, key=lambda r: -r.dst_len):
         if r.type not in kinds:
             continue
         net = ipaddress.ip_network(f"{r.dst or ('::' if ip.version == 6 else '0.0.0.0')}"
@@ -191,63 +545,317 @@ def _covering_routes(ctx: Context, destination: str, kinds: set[str]) -> list[st
     return found
 
 
+def _other_tables(ctx: Context, fam: int) -> tuple[str, ...]:
+    """Tables other than main with a default route of the family (no rule led there)."""
+    return tuple(dict.fromkeys(r.table_name for r in ctx.facts.defaults(fam, table=None)
+                               if r.table != 254))
+
+
+def _family_evidence(fam: Optional[int]) -> dict[str, str]:
+    return {"family": addrfam.name(fam)} if fam is not None else {}
+
+
+# -- the rungs -----------------------------------------------------------------------------------
+
+@check("network.address", Layer.NETWORK, requires=("link.carrier",),
+       codes=("ADDR_NONE", "ADDR_LINK_LOCAL_ONLY", "ADDR_DAD_FAILED"))
+async def address(ctx: Context) -> Result:
+    """Egress interface has an address.
+
+    Each family the flow needs — the target's, and the name servers' while the name does not
+    resolve — needs a usable address on the interface its packets leave by: only
+    169.254.x.x / fe80:: means DHCP or SLAAC failed; a duplicate address (DAD failed) is
+    unusable. One family failing while the other carries the flow is a warning naming it.
+    """
+    view = await _l3_view(ctx)
+    path = view.path
+    if path.ifindex is None or path.interface is None or not view.addresses:
+        return skipped(_("no egress interface to look at"))
+    judged = judge_address(view.flow, view.addresses, view.resolver)
+    evidence: dict[str, Any] = {
+        "interface": path.interface,
+        "addresses": {addrfam.label(f): [f"{a.address}/{a.prefixlen}" for a in fa.addresses]
+                      for f, fa in view.addresses.items()},
+        "families": view.flow.to_json(), **_family_evidence(judged.family)}
+    if judged.status is Status.PASS:
+        return passed(judged.text, **evidence)
+    fa = view.addresses[judged.family or addrfam.V4]
+    ifname = fa.ifname
+    make = failed if judged.status is Status.FAIL else warned
+    assert judged.code is not None
+    if judged.code == "ADDR_DAD_FAILED":
+        dup = judged.reason
+        return make(judged.code, judged.text,
+                    Hint(_("Find the other host with the same address (arping / ip neigh) and "
+                           "give one of them another address."),
+                         [f"arping -D -I {ifname} -c 2 {dup}" if ":" not in dup
+                          else f"ip -6 neigh show dev {ifname}",
+                          f"ip addr del {dup} dev {ifname}"]), **evidence)
+    mgr = await _manager(ctx)
+    if judged.code == "ADDR_LINK_LOCAL_ONLY":
+        return make(judged.code, judged.text,
+                    Hint(_("Ask the DHCP server again for an address on {ifname} and check that a "
+                           "DHCP server answers on this link.").format(ifname=ifname),
+                         hints.get_address(ifname, mgr)), **evidence)
+    v6 = judged.family == addrfam.V6
+    return make("ADDR_NONE", judged.text,
+                Hint(_("Give {ifname} an address: by DHCP, or by hand.").format(ifname=ifname),
+                     hints.get_address(ifname, mgr)
+                     + [f"ip {'-6 ' if v6 else ''}addr add <address>/<prefix> dev {ifname}"]),
+                **evidence)
+
+
+@check("network.address_conflict", Layer.NETWORK, requires=("link.carrier",),
+       codes=("ADDR_DAD_FAILED",))
+async def address_conflict(ctx: Context) -> Result:
+    """No other host uses this host's address.
+
+    An ARP probe for each IPv4 address of the egress interface, as RFC 5227 (``arping -D``)
+    sends it, with sender 0.0.0.0 so nobody's cache learns from it: a machine that answers
+    claims the address, and replies meant for this host go there. IPv6 has the kernel's own
+    duplicate address detection (``network.address``). Needs root.
+    """
+    path = await ctx.path()
+    link = ctx.facts.link(index=path.ifindex) if path.ifindex is not None else None
+    if link is None:
+        return skipped(_("no egress interface to look at"))
+    mine = [a.address for a in ctx.facts.addrs_of(link.index, addrfam.V4)
+            if not a.link_local and not a.dad_failed]
+    if not mine:
+        return skipped(_("{ifname} has no IPv4 address to probe").format(ifname=link.name))
+    if not link.mac or link.mac == "00:00:00:00:00:00" or link.flags & 0x80:  # IFF_NOARP
+        return skipped(_("{ifname} does not use ARP").format(ifname=link.name))
+    if not ctx.facts.privileged:
+        return skipped(_("needs root (or CAP_NET_RAW) to send ARP probes"))
+    found = await asyncio.gather(*(_address_claimed(ctx, link.name, link.mac, a) for a in mine))
+    evidence = {"interface": link.name, "probed": mine,
+                "answers": {a: m for a, m in zip(mine, found) if m}}
+    claimed = [(a, m) for a, m in zip(mine, found) if m and m != "error"]
+    if not claimed:
+        if all(m == "error" for m in found):
+            return skipped(_("could not send ARP probes on {ifname}").format(ifname=link.name),
+                           **evidence)
+        return passed(_("nobody else answers ARP for {addresses} on {ifname}").format(
+            addresses=", ".join(mine), ifname=link.name), family=addrfam.IPV4, **evidence)
+    addr, mac = claimed[0]
+    plen = next((a.prefixlen for a in ctx.facts.addrs_of(link.index) if a.address == addr), 32)
+    return failed("ADDR_DAD_FAILED",
+                  _("another host ({mac}) answers ARP for {address}, this host's own address on "
+                    "{ifname}: the address is a duplicate").format(
+                        mac=mac, address=addr, ifname=link.name),
+                  Hint(_("Two machines have {address}: replies meant for this host go to the "
+                         "other one ({mac}). Find it (its MAC address, the switch's MAC table) "
+                         "and give one of them another address.").format(address=addr, mac=mac),
+                       [f"arping -D -I {link.name} -c 2 {addr}",
+                        f"ip neigh show dev {link.name}",
+                        f"ip addr del {addr}/{plen} dev {link.name}"]),
+                  family=addrfam.IPV4, **evidence)
+
+
+def _address_claimed(ctx: Context, ifname: str, mac: str, address: str) -> asyncio.Task[str]:
+    """The run's one ARP probe for this host's own address: the MAC of another host that
+    claims it, "" when nobody does, "error" when it could not be sent."""
+    async def probe() -> str:
+        # RFC 5227 waits a second for answers; a host on the link answers in milliseconds.
+        wait = max(0.2, min(ctx.timeout, 1.0))
+        try:
+            found = await ctx.blocking(neighbour.arp_conflict_probe, ifname, mac, address, wait)
+        except (OSError, ValueError):
+            return "error"
+        return found or ""
+
+    return ctx.memo(("arp-conflict", ifname, address), probe)
+
+
 @check("network.route", Layer.NETWORK, requires=("network.address",),
        codes=("ROUTE_NO_DEFAULT", "ROUTE_UNREACHABLE"))
 async def route(ctx: Context) -> Result:
     """Route to the target.
 
-    What ``ip route get`` answers for each target address: a usable route, none at all
-    (no default route), or a route that throws the packets away (unreachable, blackhole,
-    prohibit).
+    What the kernel's route lookup (``ip route get``, policy rules followed) answers for
+    each family the flow needs: a usable route, none at all (no default route), or a route
+    that throws the packets away (unreachable, blackhole, prohibit).
     """
-    path = await ctx.path()
-    if not path.lookups:
+    view = await _l3_view(ctx)
+    path = view.path
+    if not view.routes:
         return skipped(_("nothing to look a route up for"))
-    evidence = {"path": path.to_json()}
-    good = [lk for lk in path.lookups if lk.type in ("unicast", "local")]
-    if good:
-        lk = good[0]
-        # The words of `ip route get`: an output line, not prose, so never translated.
-        via = f"via {lk.gateway} " if lk.gateway else "on-link "
-        return passed(f"{lk.destination} {via}dev {lk.ifname} src {lk.prefsrc}", **evidence)
-    lk = path.lookups[0]
-    ifname = path.interface or "<interface>"
-    if lk.type in ("unreachable", "blackhole", "prohibit"):
-        culprits = _covering_routes(ctx, lk.destination, {"unreachable", "blackhole", "prohibit"})
-        shown = culprits[0] if culprits else f"{lk.type} route"
-        return failed("ROUTE_UNREACHABLE",
-                      _("the route to {destination} is '{route}': the kernel discards the "
-                        "packets").format(destination=lk.destination, route=shown),
-                      Hint(_("Remove the route that throws the traffic away."),
-                           [f"ip route del {shown}", f"ip route get {lk.destination}"]),
-                      route=shown, **evidence)
-    if lk.type == "none":
-        mgr = await _manager(ctx)
-        family = socket.AF_INET6 if ":" in lk.destination else socket.AF_INET
-        gw = _gateway_guess(ctx, path, family)
-        cmds = hints.default_route(gw, ifname, mgr) if gw else [
-            f"ip {'-6 ' if family == socket.AF_INET6 else ''}route add default via "
-            f"<gateway> dev {ifname}"]
-        text = (_("Add a default route through the network's gateway (the router seen on "
-                  "{ifname} is {gateway}).").format(ifname=ifname, gateway=gw) if gw
-                else _("Add a default route through the network's gateway."))
-        return failed("ROUTE_NO_DEFAULT",
-                      _("no default route and no route to {destination}").format(
-                          destination=lk.destination),
-                      Hint(text, [*cmds, "ip route"]), **evidence)
-    return Result(Status.ERROR, _("route lookup failed: {error}").format(error=lk.error),
-                  evidence=evidence)
+    # A family whose address already failed was judged there: not twice.
+    addr_ok = view.address_states
+    per = {f: fr for f, fr in view.routes.items() if addr_ok.get(f, OK) in (OK, UNUSED)}
+    flow = addrfam.FlowFamilies(
+        tuple(f for f in view.flow.target if f in per) or view.flow.target,
+        tuple(f for f in view.flow.resolver if f in per))
+    per = per or view.routes
+    judged = judge_route(flow, per, view.resolver)
+    evidence: dict[str, Any] = {"path": path.to_json(), **_family_evidence(judged.family)}
+    defaults = [_default_text(ctx, r) for f in flow.all for r in ctx.facts.defaults(f, None)]
+    if defaults:  # which one the lookup took, and which it did not, as `ip route` says
+        evidence["defaults"] = defaults
+    if judged.status is Status.PASS:
+        return passed(judged.text, **evidence)
+    if judged.status is Status.ERROR:
+        return Result(Status.ERROR, judged.text, evidence=evidence)
+    assert judged.family is not None and judged.code is not None
+    fr = per[judged.family]
+    lk = fr.lookup
+    make = failed if judged.status is Status.FAIL else warned
+    ifname, _ifindex = _egress_of(ctx, path, lk)
+    ifname = ifname or "<interface>"
+    v6 = judged.family == addrfam.V6
+    if judged.code == "ROUTE_UNREACHABLE":
+        shown = judged.reason
+        return make(judged.code, judged.text,
+                    Hint(_("Remove the route that throws the traffic away."),
+                         [f"ip {'-6 ' if v6 else ''}route del {shown}",
+                          f"ip route get {lk.destination}"]), route=shown, **evidence)
+    if judged.reason == "other_table":
+        rules = [r.text() for r in ctx.facts.rules_of(judged.family)]
+        return make(judged.code, judged.text,
+                    Hint(_("A default route exists in table {tables}, but no policy rule sends "
+                           "this traffic there: check the rules (a VPN client that went down "
+                           "may have left them half removed).").format(
+                               tables=", ".join(fr.other_tables)),
+                         [f"ip {'-6 ' if v6 else ''}rule show",
+                          f"ip {'-6 ' if v6 else ''}route show table {fr.other_tables[0]}",
+                          f"ip route get {lk.destination}"]), rules=rules, **evidence)
+    mgr = await _manager(ctx)
+    gw = _gateway_guess(ctx, ifname, judged.family)
+    cmds = hints.default_route(gw, ifname, mgr) if gw else [
+        f"ip {'-6 ' if v6 else ''}route add default via <gateway> dev {ifname}"]
+    text = (_("Add a default route through the network's gateway (the router seen on "
+              "{ifname} is {gateway}).").format(ifname=ifname, gateway=gw) if gw
+            else _("Add a default route through the network's gateway."))
+    return make("ROUTE_NO_DEFAULT", judged.text,
+                Hint(text, [*cmds, f"ip {'-6 ' if v6 else ''}route"]), **evidence)
 
 
-def _gateway_guess(ctx: Context, path: PathInfo, family: int) -> Optional[str]:
+def _default_text(ctx: Context, r: Any) -> str:
+    link = ctx.facts.link(index=r.oif) if r.oif is not None else None
+    text = "default" + (f" via {r.gateway}" if r.gateway else "")
+    text += f" dev {link.name}" if link else ""
+    text += f" table {r.table_name}" if r.table != 254 else ""
+    text += f" metric {r.priority}" if r.priority else ""
+    return text + (" linkdown" if r.linkdown else "")
+
+
+def _gateway_guess(ctx: Context, ifname: str, family: int) -> Optional[str]:
     """A router this host has seen on the egress link (a neighbour), to suggest by name."""
-    if path.ifindex is None:
+    link = ctx.facts.link(name=ifname)
+    if link is None:
         return None
     for n in ctx.facts.neighbours:
-        if n.ifindex == path.ifindex and (":" in n.address) == (family == socket.AF_INET6):
+        if n.ifindex == link.index and addrfam.family_of(n.address) == family:
             if n.state not in ("FAILED", "INCOMPLETE") and not n.address.startswith("fe80"):
                 return n.address
     return None
+
+
+def _xfrm(ctx: Context) -> asyncio.Task[Any]:
+    """The run's one reading of the xfrm policies and SAs (None without CAP_NET_ADMIN)."""
+    async def read() -> Any:
+        from netcheck.probes import firewall, xfrm
+
+        if not firewall.has_cap_net_admin():
+            return None
+        return await ctx.blocking(xfrm.read, max(0.5, min(2.0, ctx.timeout)))
+
+    return ctx.memo_shared(("xfrm", "read"), read)
+
+
+_PROTO_NUMBERS = {"tcp": 6, "udp": 17}
+
+
+def _flows_of(ctx: Context, view: L3View) -> list[tuple[int, str, str, int, Any]]:
+    """(family, protocol, destination, port, lookup) of what the run sends for the flow."""
+    assert ctx.target is not None
+    proto = "udp" if ctx.target.scheme == "dns" else "tcp"
+    flows = []
+    if view.path.basis == "target":
+        for lk in view.path.lookups[:8]:
+            flows.append((addrfam.family_of(lk.destination), proto, lk.destination,
+                          ctx.target.port, lk))
+    for server in view.resolver:
+        lk = next((x for x in view.path.lookups if x.destination == server), None)
+        flows.append((addrfam.family_of(server), "udp", server, 53, lk))
+    return flows
+
+
+@check("network.ipsec", Layer.NETWORK, requires=("network.route",),
+       codes=("IPSEC_NO_SA", "IPSEC_POLICY_BLOCK"))
+async def ipsec(ctx: Context) -> Result:
+    """IPsec policies let the traffic out.
+
+    The kernel's xfrm policies (``ip xfrm policy``, read over netlink) are matched against
+    each flow the run sends (to the target's addresses and port; to the name servers while
+    the name does not resolve), direction out, as the kernel matches them: a covering policy
+    with ``action block`` discards the flow; one with a template sends it only through a
+    security association (``ip xfrm state``), and without one — the tunnel never came up —
+    the packets vanish. Needs root (CAP_NET_ADMIN) to read them.
+    """
+    from netcheck.probes import xfrm
+
+    if ctx.target is None:
+        return skipped(_("no target"))
+    view = await _l3_view(ctx)
+    found = await _xfrm(ctx)
+    if found is None:
+        return skipped(_("needs root (CAP_NET_ADMIN) to read the IPsec policies"))
+    if not found.readable:
+        return skipped(_("cannot read the IPsec policies: {error}").format(error=found.error))
+    if not any(p.direction == "out" for p in found.policies):
+        return passed(_("no IPsec policy on this host"), policies=0)
+    judged = []
+    for fam, proto, dst, port, lk in _flows_of(ctx, view):
+        verdict = xfrm.judge(found, lk.prefsrc if lk else None, dst, _PROTO_NUMBERS[proto],
+                             port, lk.oif if lk and lk.oif else 0)
+        judged.append((fam, proto, dst, port, verdict))
+    evidence: dict[str, Any] = {
+        "policies": len(found.policies), "states": len(found.states),
+        "flows": [{"flow": f"{proto} {dst} port {port}", **v.to_json()}
+                  for _f, proto, dst, port, v in judged]}
+    states: dict[int, str] = {}
+    for fam in view.flow.all:
+        mine = [v for f, _p, _d, _port, v in judged if f == fam]
+        bad = [v for v in mine if v.outcome in ("block", "no_sa")]
+        states[fam] = (OK if not mine or len(bad) < len(mine) else
+                       "IPSEC_POLICY_BLOCK" if bad[0].outcome == "block" else "IPSEC_NO_SA")
+    code, fam, _part, working = _combine(view.flow, states, "IPSEC_NO_SA")
+    if code is None:
+        protected = [(d, v) for _f, _p, d, _port, v in judged if v.outcome == "protected"]
+        if protected:
+            dst, v = protected[0]
+            return passed(_("the traffic to {address} goes through IPsec ({sa})").format(
+                address=dst, sa=v.sa.text() if v.sa else v.policy.text()), **evidence)
+        return passed(_("no IPsec policy covers the traffic to {addresses}").format(
+            addresses=", ".join(d for _f, _p, d, _port, _v in judged) or "-"), **evidence)
+    fam_, proto, dst, port, v = next(x for x in judged if x[0] == fam
+                                     and x[4].outcome in ("block", "no_sa"))
+    assert v.policy is not None
+    flow = _("{protocol} port {port} to {address}").format(protocol=proto, port=port,
+                                                           address=dst)
+    make = warned if working else failed
+    evidence["family"] = addrfam.name(fam_)
+    delete = f"ip xfrm policy delete {v.policy.selector.text()} dir out"
+    if code == "IPSEC_POLICY_BLOCK":
+        return make(code, _("an IPsec policy blocks {flow}: {policy}").format(
+            flow=flow, policy=v.policy.text()),
+                    Hint(_("The kernel discards this traffic before it leaves: an xfrm policy "
+                           "with action block covers it. Delete the policy if it is not "
+                           "wanted (or narrow its selector)."),
+                         ["ip xfrm policy", delete]), **evidence)
+    peer = v.missing.daddr if v.missing is not None else dst
+    tools = [c for c, tool in (("swanctl --list-sas", "swanctl"), ("ipsec statusall", "ipsec"))
+             if shutil.which(tool)]
+    return make(code, _("{flow} must go through IPsec ({policy}), but there is no security "
+                        "association for it: the tunnel to {peer} is not up").format(
+                            flow=flow, policy=v.policy.text(), peer=peer),
+                Hint(_("The traffic to {address} may only leave through an IPsec tunnel, and "
+                       "the tunnel never came up (or went down): the kernel drops the packets "
+                       "silently. Bring the tunnel up with the IKE daemon and check that IKE "
+                       "(UDP 500 and 4500) reaches {peer}; remove the policy if the tunnel is "
+                       "no longer wanted.").format(address=dst, peer=peer),
+                     ["ip xfrm state", "ip xfrm policy", *tools, delete]), **evidence)
 
 
 @check("network.gateway", Layer.NETWORK, requires=("network.route",),
@@ -255,112 +863,211 @@ def _gateway_guess(ctx: Context, path: PathInfo, family: int) -> Optional[str]:
 async def gateway(ctx: Context) -> Result:
     """Gateway answers on the link.
 
-    The next hop of the route must sit in a prefix of the egress interface and answer
-    ARP / neighbour solicitation (``ip neigh``); a ping reply also proves it. A gateway
-    that drops ping but resolves, or forwards to a target that answers, is fine.
+    The next hop of each family's route must sit in a prefix of the egress interface and
+    answer with IP: a ping reply, or an answer from the target or a name server through
+    it, proves the packets go and come back. A reply to ARP / neighbour solicitation alone
+    proves only the link; then netcheck looks for what swallows the IP replies: a static
+    neighbour entry with another MAC, this host's own input chain, another host answering
+    for this host's address, an IPsec policy.
     """
-    path = await ctx.path()
-    gw = path.gateway
-    if gw is None:
+    view = await _l3_view(ctx)
+    path = view.path
+    addr_ok, route_ok = view.address_states, view.route_states
+    fams = [f for f in view.flow.all if route_ok.get(f) == OK and addr_ok.get(f, OK) == OK]
+    hops = {}
+    for fam in fams:
+        lk = view.routes[fam].lookup
+        ifname, ifindex = _egress_of(ctx, path, lk)
+        if lk.gateway and ifindex is not None:
+            hops[fam] = (lk.gateway, ifname or "", ifindex, lk.prefsrc)
+    if not hops:
         return passed(_("no gateway needed: the target is on the link of {ifname}").format(
             ifname=path.interface), path=path.to_json())
-    if path.ifindex is None:
-        return skipped(_("no egress interface"))
-    ifname = path.interface or ""
+    probed = await asyncio.gather(*(_probe_gateway(ctx, fam, *hop) for fam, hop in hops.items()))
+    facts = {fam: g for fam, (g, _ev) in zip(hops, probed)}
+    per = {fam: judge_gateway(g) for fam, g in facts.items()}
+    flow = addrfam.FlowFamilies(tuple(f for f in view.flow.target if f in per),
+                                tuple(f for f in view.flow.resolver if f in per))
+    judged = judge_gateways(flow, per)
+    fam = judged.family if judged.family in facts else next(
+        (f for f in facts if per[f] == judged), next(iter(facts)))
+    g = facts[fam]
+    evidence = dict(probed[list(hops).index(fam)][1])
+    if len(hops) > 1:
+        evidence["gateways"] = {addrfam.name(f): ev for f, (_g, ev) in zip(hops, probed)}
+    if judged.family is not None:
+        evidence["family"] = addrfam.name(judged.family)
+    if judged.status is Status.PASS:
+        return passed(judged.text, **evidence)
+    if judged.status is Status.SKIP:
+        return skipped(judged.text, **evidence)
+    assert judged.code is not None
+    make = failed if judged.status is Status.FAIL else warned
+    gw, ifname = g.gateway, g.ifname
+    if judged.reason == "static_neighbour":
+        return make(judged.code, judged.text,
+                    Hint(_("The neighbour table holds a static entry for {gateway} with "
+                           "{pinned}, but the gateway's MAC address is {mac}: frames go nowhere. "
+                           "Delete the entry so ARP finds the gateway again (or correct "
+                           "it).").format(gateway=gw, pinned=g.neigh_mac, mac=g.wire_mac),
+                         [f"ip neigh del {gw} dev {ifname}",
+                          f"ip neigh replace {gw} lladdr {g.wire_mac} dev {ifname} nud reachable",
+                          f"ip neigh show dev {ifname}"]), **evidence)
+    mgr = await _manager(ctx)
+    v6 = ":" in gw
+    if judged.reason == "not_on_link":
+        return make(judged.code, judged.text,
+                    Hint(_("The gateway must be an address on {ifname}'s network: fix the "
+                           "default route (or the interface's address/prefix).").format(
+                               ifname=ifname),
+                         [f"ip {'-6 ' if v6 else ''}route del default via {gw}",
+                          *hints.default_route("<gateway on the link>", ifname, mgr)[:1]]),
+                    **evidence)
+    other = _gateway_guess(ctx, ifname, fam)
+    right = other if other and other != gw else "<the right gateway>"
+    return make(judged.code, judged.text,
+                Hint(_("Nothing at {gateway} answers ARP on {ifname}: the gateway address is "
+                       "wrong or the router is down. Check the router, or fix the "
+                       "route.").format(gateway=gw, ifname=ifname),
+                     [f"ip {'-6 ' if v6 else ''}neigh show dev {ifname}", f"ping -c 3 {gw}",
+                      f"ip {'-6 ' if v6 else ''}route del default via {gw}",
+                      *hints.default_route(right, ifname, mgr)[:1]]),
+                **evidence)
+
+
+async def _probe_gateway(ctx: Context, fam: int, gw: str, ifname: str, ifindex: int,
+                         src: Optional[str]) -> tuple[GatewayFacts, dict[str, Any]]:
+    """Ping, ARP / NDP from our own socket and the kernel's neighbour entry, at once; then,
+    when only the link answered, what keeps the IP replies away."""
     gw_ip = ipaddress.ip_address(gw)
-    prefixes = [a.network for a in ctx.facts.addrs_of(path.ifindex)]
+    prefixes = [a.network for a in ctx.facts.addrs_of(ifindex)]
     on_link = gw_ip.is_link_local or any(gw_ip in p for p in prefixes)
-    link = ctx.facts.link(index=path.ifindex)
-    src = next((lk.prefsrc for lk in path.lookups if lk.prefsrc), None)
-    # The target's own probes start now too: if the gateway looks silent, whether the
-    # target answered through it is the deciding evidence, and nobody waits twice.
-    target_answered = asyncio.ensure_future(_target_answered(ctx))
+    link = ctx.facts.link(index=ifindex)
+    # What answers through the gateway (the target, a name server) is proof too, and the
+    # target's probes start now: nobody waits twice.
+    through_t = asyncio.ensure_future(_answered_through(ctx, fam))
     ping_t = shared.ping(ctx, gw)
-    wire_t = ctx.blocking(neighbour.probe_on_wire, ifname, path.ifindex,
+    wire_t = ctx.blocking(neighbour.probe_on_wire, ifname, ifindex,
                           link.mac if link else None, src, gw, ctx.timeout)
-    neigh_t = ctx.blocking(neighbour.resolve, gw, path.ifindex, ctx.timeout)
-    pending: set[asyncio.Future[Any]] = {ping_t, wire_t, neigh_t}
-    while pending:  # stop at the first proof of life instead of waiting out every timeout
+    neigh_t = ctx.blocking(neighbour.resolve, gw, ifindex, ctx.timeout)
+    pending: set[asyncio.Future[Any]] = {ping_t, wire_t, neigh_t, through_t}
+    while pending:  # stop at the first proof of IP both ways instead of every timeout
         _done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
         if (ping_t.done() and ping_t.result().state == "reply") or (
-                wire_t.done() and wire_t.result()[1]):
+                through_t.done() and through_t.result()):
             break
     ping_res = ping_t.result() if ping_t.done() else icmp.PingResult(gw, "not waited for")
     probed, mac = wire_t.result() if wire_t.done() else (True, None)
     neigh = neigh_t.result() if neigh_t.done() else neighbour.NeighbourResult(
-        gw, path.ifindex, "not waited for")
-    evidence = {"gateway": gw, "interface": ifname, "on_link": on_link,
-                "prefixes": [str(p) for p in prefixes], "neighbour": neigh.to_json(),
-                "ping": ping_res.to_json()}
+        gw, ifindex, "not waited for")
+    through = through_t.result() if through_t.done() else None
+    evidence: dict[str, Any] = {"gateway": gw, "interface": ifname, "on_link": on_link,
+                                "prefixes": [str(p) for p in prefixes],
+                                "neighbour": neigh.to_json(), "ping": ping_res.to_json()}
     if probed:
         evidence["arp_probe" if ":" not in gw else "ndp_probe"] = mac or "no answer"
-    # A fresh answer on the wire is proof; the kernel's cache may remember a gateway that
-    # has since gone, so without our own probe only REACHABLE counts, and only as a hint.
-    how = None
     if ping_res.state == "reply":
-        how = _("gateway {gateway} on {ifname} answers ping")
         evidence["rtt_ms"] = round(ping_res.rtt_ms or 0, 3)
-    elif mac:
-        how = (_("gateway {gateway} on {ifname} answers ARP ({mac})") if ":" not in gw
-               else _("gateway {gateway} on {ifname} answers neighbour solicitation ({mac})"))
-    elif not probed and neigh.state == "REACHABLE":
-        how = _("gateway {gateway} on {ifname} is in the neighbour table as REACHABLE "
-                "({mac})")
-        mac = neigh.lladdr
-    elif await target_answered:
-        how = _("gateway {gateway} on {ifname} forwards to the target (which answers)")
-    if how:
-        return passed(how.format(gateway=gw, ifname=ifname, mac=mac), **evidence)
-    if not probed and neigh.resolved:
-        return passed(_("gateway {gateway} on {ifname} is known on the link ({state}, {mac}) "
-                        "but did not confirm it (no ping reply; an ARP probe needs "
-                        "root)").format(gateway=gw, ifname=ifname, state=neigh.state,
-                                        mac=neigh.lladdr), **evidence)
-    mgr = await _manager(ctx)
-    if not on_link:
-        return failed("GATEWAY_NOT_ON_LINK",
-                      _("gateway {gateway} is outside every prefix of {ifname} "
-                        "({prefixes})").format(
-                          gateway=gw, ifname=ifname,
-                          prefixes=", ".join(map(str, prefixes)) or _("no address")),
-                      Hint(_("The gateway must be an address on {ifname}'s network: fix the "
-                             "default route (or the interface's address/prefix).").format(
-                                 ifname=ifname),
-                           [f"ip route del default via {gw}",
-                            *hints.default_route("<gateway on the link>", ifname or "", mgr)[:1]]),
-                      **evidence)
-    if probed:
-        why = (_("gateway {gateway} answers neither ARP nor ping on {ifname}") if ":" not in gw
-               else _("gateway {gateway} answers neither neighbour solicitation nor ping on "
-                      "{ifname}")).format(gateway=gw, ifname=ifname)
-        if neigh.resolved:
-            why += " " + _("(the neighbour cache still says {state}, learnt before it "
-                           "went)").format(state=neigh.state)
-    else:
-        why = _("gateway {gateway} does not answer on {ifname} (neighbour {state})").format(
-            gateway=gw, ifname=ifname, state=neigh.state)
-    return failed("GATEWAY_UNREACHABLE", why,
-                  Hint(_("Nothing at {gateway} answers ARP on {ifname}: the gateway address is "
-                         "wrong or the router is down. Check the router, or fix the "
-                         "route.").format(gateway=gw, ifname=ifname),
-                       [f"ip neigh show dev {ifname}", f"ping -c 3 {gw}",
-                        f"ip route del default via {gw}",
-                        *hints.default_route("<the right gateway>", ifname or "", mgr)[:1]]),
-                  **evidence)
+    if through:
+        evidence["answered_through"] = {"role": through[0], "address": through[1]}
+    facts = GatewayFacts(gw, ifname, on_link, tuple(str(p) for p in prefixes), ping_res.state,
+                         probed, mac, neigh.state, neigh.lladdr, through)
+    if mac and ping_res.state != "reply" and not through:
+        # Only the link answered: look for what swallows the IP replies.
+        input_block, conflict, policy = await asyncio.gather(
+            _input_drops_reply(ctx, gw, src, ifname),
+            _own_address_claimed(ctx, fam, ifname, link.mac if link else None, src),
+            _ipsec_takes(ctx, src, gw, fam, ifindex))
+        facts = dataclasses.replace(facts, input_block=input_block, own_conflict=conflict,
+                                    ipsec=policy)
+        evidence["state"] = "link_only"
+        for key, value in (("input_block", input_block), ("address_conflict", conflict),
+                           ("ipsec", policy)):
+            if value:
+                evidence[key] = value
+    elif probed and not mac and ":" in gw and ping_res.state != "reply" and not through:
+        # IPv6 neighbour discovery is ICMPv6 and goes through the input chains, untracked.
+        advert = await _input_drops_reply(ctx, gw, src, ifname, advert=True)
+        if advert:
+            facts = dataclasses.replace(facts, input_block=advert)
+            evidence["input_block"] = advert
+    return facts, evidence
 
 
-async def _target_answered(ctx: Context) -> bool:
-    """Did the target's side answer a TCP connect (proof the whole path forwards)?"""
+async def _answered_through(ctx: Context, fam: int) -> Optional[tuple[str, str]]:
+    """What answered from beyond the gateway of a family: a name server or the target."""
     if ctx.target is None:
-        return False
+        return None
     try:
-        addrs = await ctx.addresses()
+        if ctx.target.is_name:
+            res = await ctx.resolution()
+            for a in res.answers:
+                if a.rcode is not None and addrfam.family_of(a.server) == fam \
+                        and _beyond_link(ctx, a.server):
+                    return ("name server", a.server)
+        addrs = [a for a in addrfam.of_family(await ctx.addresses(), fam) if _beyond_link(ctx, a)]
+        if not addrs:
+            return None
         pings = asyncio.ensure_future(shared.ping_all(ctx, addrs))
-        if any(r.answered for r in await shared.tcp_all(ctx, addrs, ctx.target.port)):
-            return True
-        return any(p.state == "reply" for p in await pings)
+        for c in await shared.tcp_all(ctx, addrs, ctx.target.port):
+            if c.answered:
+                return ("target", c.address)
+        for p in await pings:
+            if p.state == "reply":
+                return ("target", p.address)
     except Exception:
+        return None
+    return None
+
+
+def _beyond_link(ctx: Context, address: str) -> bool:
+    """Not this host, not loopback, not on a connected prefix: reached through a gateway."""
+    try:
+        ip = ipaddress.ip_address(addrfam.bare(address))
+    except ValueError:
         return False
+    if ip.is_loopback or ip.is_link_local:
+        return False
+    return not any(ip == a.ip or ip in a.network for a in ctx.facts.addresses
+                   if a.family == addrfam.family_of(address))
+
+
+async def _input_drops_reply(ctx: Context, remote: str, local: Optional[str],
+                             ifname: str, advert: bool = False) -> Optional[str]:
+    """The rule of this host's input chains that drops the echo reply (or, ``advert``, the
+    neighbour advertisement) from ``remote``."""
+    from netcheck.probes import firewall
+
+    if not firewall.has_cap_net_admin():
+        return None
+    flow = (firewall.neighbour_advert_flow(remote, local, ifname) if advert
+            else firewall.reply_flow(remote, local, "icmp", None, ifname))
+    fw = await firewall.judge_flows(ctx, [flow], hook="input")
+    v = fw.verdicts[0] if fw.readable and fw.verdicts else None
+    return v.describe() if v is not None and v.blocked else None
+
+
+async def _own_address_claimed(ctx: Context, fam: int, ifname: str, mac: Optional[str],
+                               src: Optional[str]) -> Optional[str]:
+    """``ADDRESS (MAC)`` when another host answers ARP for our own IPv4 source address."""
+    if fam != addrfam.V4 or not src or not mac or not ctx.facts.privileged:
+        return None
+    other = await _address_claimed(ctx, ifname, mac, src)
+    return f"{src} ({other})" if other and other != "error" else None
+
+
+async def _ipsec_takes(ctx: Context, src: Optional[str], gw: str, fam: int,
+                       ifindex: int) -> Optional[str]:
+    """The xfrm policy that blocks the ping to the gateway or has no SA for it."""
+    from netcheck.probes import xfrm
+
+    found = await _xfrm(ctx)
+    if found is None or not found.readable:
+        return None
+    v = xfrm.judge(found, src, gw, 1 if fam == addrfam.V4 else 58, None, ifindex)
+    if v.outcome in ("block", "no_sa") and v.policy is not None:
+        return v.policy.text()
+    return None
 
 
 # -- names ---------------------------------------------------------------------------
@@ -1011,7 +1718,7 @@ async def target_reachable(ctx: Context) -> Result:
     it), round trips far slower or more uneven than the gateway's are PATH_LATENCY.
     """
     assert ctx.target is not None
-    addrs = (await ctx.addresses())[:8]
+    addrs = addrfam.used(ctx.facts, (await ctx.addresses())[:8])
     if not addrs:
         return skipped(_("the target has no address to try"))
     bursts_task = shared.path_bursts(ctx)

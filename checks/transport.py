@@ -164,6 +164,72 @@ async def local_firewall(ctx: Context) -> Result:
     return passed(summary, **evidence)
 
 
+# -- transport.input_firewall ---------------------------------------------------------------
+
+INPUT_CODE = "FW_LOCAL_INPUT_BLOCK"
+
+
+def _peer(role: str, address: str) -> str:
+    return {"gateway": _("the gateway {address}"),
+            "name server": _("the name server {server}"),
+            "target": _("the target {address}")}[role].format(address=address, server=address)
+
+
+# No requires: when this host drops every reply, the gateway, the name servers and the
+# target all look silent, and the runner must still hear this check (it outranks them).
+@check("transport.input_firewall", Layer.TRANSPORT, codes=(INPUT_CODE,))
+async def input_firewall(ctx: Context) -> Result:
+    """This host's firewall lets the replies in.
+
+    For each probe of this run that got no answer (the gateway's ping, a name server, the
+    target's SYN or ping), the reply it should have had is walked through this host's input
+    chains as netfilter sees it: ``ct state established``, a SYN-ACK or an echo reply,
+    arriving on the egress interface. A chain with ``policy drop`` and no ``ct state
+    established,related accept`` drops them all while ARP still works. Replies that came
+    back prove the chain lets them in. Needs root (CAP_NET_ADMIN) to read the rules.
+    """
+    from netcheck.probes import firewall, replies
+
+    if not firewall.has_cap_net_admin():
+        return skipped(_("needs root (CAP_NET_ADMIN) to read the firewall rules"))
+    finding = await replies.dropped_replies(ctx)
+    if not finding.readable:
+        return skipped(_("cannot read the firewall rules: {reason}").format(
+            reason=finding.reason))
+    evidence: dict[str, Any] = finding.to_json()
+    judged = replies.judge_input(finding)
+    if judged is None:
+        silent = [e for e in finding.expected if not e.answered]
+        if not silent:
+            return passed(_("every reply this run waited for came in"), **evidence)
+        peers = dict.fromkeys(_peer(e.role, e.remote) for e in silent)
+        return passed(_("no rule of this host's input chains drops the replies that did not "
+                        "come ({peers})").format(peers=", ".join(list(peers)[:3])), **evidence)
+    breaks, expected, verdict = judged
+    if not breaks:
+        evidence["family"] = family.name(expected.family)
+    summary = _("this host's firewall drops the replies from {peer} on their way in: "
+                "{rule}").format(peer=_peer(expected.role, expected.remote),
+                                 rule=verdict.describe())
+    text = _("This host's own input chain drops the replies to the connections it opens, so "
+             "everything looks silent although the packets go out and the network answers "
+             "(ARP still works: it is not IP). A chain with policy drop needs `ct state "
+             "established,related accept` before anything else.")
+    commands = list(firewall.remedy_commands(verdict))
+    chain = verdict.rule.chain if verdict.rule else (verdict.chain.name if verdict.chain else "")
+    table = verdict.rule or verdict.chain
+    if any(not e.answered and e.family == family.V6 for e in finding.expected):
+        text += " " + _("IPv6 also needs neighbour discovery, which conntrack does not track: "
+                        "{rule}.").format(
+            rule="`icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept`")
+        if table is not None and table.source == "nft" and table.family in ("inet", "ip6"):
+            commands.append(f"nft insert rule {table.family} {table.table} {chain} icmpv6 type "
+                            "{ nd-neighbor-solicit, nd-neighbor-advert } accept")
+    if table is not None and table.source == "nft":
+        commands.append(f"nft -a list chain {table.family} {table.table} {chain}")
+    return (failed if breaks else warned)(INPUT_CODE, summary, Hint(text, commands), **evidence)
+
+
 # -- transport.tcp ---------------------------------------------------------------------------
 
 def _local_block(r: TcpResult, own: set[str], eperm_pings: set[str],
@@ -373,7 +439,8 @@ async def tcp_connect(ctx: Context) -> Result:
     skip_fams = set(network.evidence.get("unreachable_families", [])) if network else set()
     # A family the network check already found unreachable is its finding, not ours; its
     # connects are still shown (every resolved address is tried once, shared with it).
-    addrs = [a for a in every if family.label(family.family_of(a)) not in skip_fams] or every
+    addrs = [a for a in family.used(ctx.facts, every)
+             if family.label(family.family_of(a)) not in skip_fams] or every
     results = await shared.tcp_all(ctx, every, ctx.target.port)
     judged = [r for r in results if r.address in addrs]
     # Pings only tell something about a connect that got no answer (this host refusing to

@@ -199,6 +199,7 @@ class RouteLookup:
     gateway: Optional[str] = None
     prefsrc: Optional[str] = None
     error: Optional[str] = None
+    table: Optional[int] = None  # the table the route came from (policy rules followed)
 
 
 @dataclass
@@ -450,7 +451,9 @@ _ROUTE_ERRORS = {errno.ENETUNREACH: "none", errno.EHOSTUNREACH: "unreachable",
 
 def _lookup_one(ipr: Any, lookup: RouteLookup, oif: Optional[int],
                 names: dict[int, str]) -> None:
-    kwargs: dict[str, Any] = {"dst": lookup.destination.split("%")[0]}
+    # RTM_F_LOOKUP_TABLE, as `ip route get` sends it: the answer names the table the route
+    # came from (policy rules followed) instead of "main".
+    kwargs: dict[str, Any] = {"dst": lookup.destination.split("%")[0], "flags": 0x1000}
     if oif is not None:
         kwargs["oif"] = oif
     msgs = ipr.route("get", **kwargs)
@@ -461,6 +464,7 @@ def _lookup_one(ipr: Any, lookup: RouteLookup, oif: Optional[int],
     lookup.oif = msg.get_attr("RTA_OIF")
     lookup.gateway = msg.get_attr("RTA_GATEWAY")
     lookup.prefsrc = msg.get_attr("RTA_PREFSRC")
+    lookup.table = _attr(msg, "RTA_TABLE", msg["table"])
     if lookup.oif is not None:
         lookup.ifname = names.get(lookup.oif)
         if lookup.ifname is None:

@@ -137,6 +137,16 @@ def configured_families(facts: Any, asked: Sequence[Family] = BOTH) -> tuple[Fam
     return tuple(f for f in asked if configured(facts, f))
 
 
+def used(facts: Any, addresses: Sequence[str]) -> list[str]:
+    """The addresses of the families this host uses (all of them if that leaves none).
+
+    An IPv4-only host (fe80:: only, no IPv6 route) cannot reach a target's AAAA address and
+    never tries to: that address is no failure of the target, nor of its port.
+    """
+    mine = [a for a in addresses if configured(facts, family_of(a))]
+    return mine or list(addresses)
+
+
 # -- the flow ----------------------------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -456,8 +456,16 @@ def choose_root_cause(outcomes: list[CheckOutcome]) -> Optional[CheckOutcome]:
     for status in (Status.FAIL, Status.WARN):
         found = [o for o in outcomes if o.status is status]
         if found:
-            return found[0]  # outcomes are in (layer, declaration) order already
+            # ... except a finding that explains failures below its own layer (EXPLAINS_BELOW)
+            return next((o for o in found if o.result.code in EXPLAINS_BELOW), found[0])
     return None
+
+
+# Findings that cause the failures of lower layers, so they outrank them. This host's input
+# chain dropping the replies (an L4 finding of transport.input_firewall, which fails only
+# for probes that went out and got nothing back) makes the gateway, the name servers and the
+# target look silent at L3: DNS_RESOLVER_UNREACHABLE or TARGET_UNREACHABLE are its symptoms.
+EXPLAINS_BELOW = frozenset({"FW_LOCAL_INPUT_BLOCK"})
 
 
 def verdict_of(outcomes: list[CheckOutcome]) -> Verdict:

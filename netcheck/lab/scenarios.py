@@ -298,7 +298,8 @@ _ALL = [
 _EXTRA_MODULES = ("netcheck.lab.scenarios_tls", "netcheck.lab.scenarios_app",
                   "netcheck.lab.scenarios_fw", "netcheck.lab.scenarios_path",
                   "netcheck.lab.scenarios_nginx", "netcheck.lab.scenarios_server",
-                  "netcheck.lab.scenarios_l4", "netcheck.lab.scenarios_noise")
+                  "netcheck.lab.scenarios_l4", "netcheck.lab.scenarios_noise",
+                  "netcheck.lab.scenarios_host")
 
 
 def _gather() -> dict[str, Scenario]:

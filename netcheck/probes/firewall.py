@@ -52,7 +52,8 @@ PROTO_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1, "ipv6-icmp": 58, "icmpv6": 58, 
                  "dccp": 33, "udplite": 136, "gre": 47, "esp": 50, "ah": 51, "igmp": 2,
                  "comp": 108, "ipip": 4, "ipv6": 41}
 ICMP_TYPE_NUMBERS = {("icmp", "echo-request"): 8, ("icmp", "echo-reply"): 0,
-                     ("icmpv6", "echo-request"): 128, ("icmpv6", "echo-reply"): 129}
+                     ("icmpv6", "echo-request"): 128, ("icmpv6", "echo-reply"): 129,
+                     ("icmpv6", "nd-neighbor-advert"): 136}
 VERDICTS = ("accept", "drop", "reject", "return", "continue", "jump", "goto", "queue")
 NAT_STATEMENTS = ("snat", "dnat", "masquerade", "redirect")
 # Statements that neither match nor decide: they only count, log or tag the packet.
@@ -86,9 +87,15 @@ class Flow:
     # A reply coming back to this host (input hook): conntrack has seen the request, so it
     # is ``ct state established``, ``ct direction reply``, a SYN-ACK or an echo reply.
     reply: bool = False
+    # Set for what is neither a request nor its reply: a neighbour advertisement is not
+    # tracked by conntrack (ct state untracked) and is no echo.
+    icmp_type: Optional[str] = None
+    ct_state: Optional[str] = None
 
     def describe(self) -> str:
         fam = "IPv6" if self.family == 6 else "IPv4"
+        if self.icmp_type is not None:
+            return f"{fam} {self.icmp_type} from {self.saddr}"
         if self.reply:
             if self.protocol == "icmp":
                 return f"{fam} ping reply from {self.saddr}"
@@ -953,7 +960,8 @@ def _key(walk: _Walk, left: Any) -> Any:
             if flow.protocol != "icmp" or (proto == "icmp") != (flow.family == 4):
                 return _NA
             if fld == "type":
-                return ("icmp_type", (proto, "echo-reply" if flow.reply else "echo-request"))
+                return ("icmp_type", (proto, flow.icmp_type or (
+                    "echo-reply" if flow.reply else "echo-request")))
             if fld == "code":
                 return ("int", 0)
             return _Unknown(f"{proto} {fld}")
@@ -983,7 +991,7 @@ def _key(walk: _Walk, left: Any) -> Any:
     if kind == "ct" and isinstance(body, dict):
         key = body.get("key")
         if key == "state":
-            return ("flags", {"established"} if flow.reply else {"new"})
+            return ("flags", {flow.ct_state or ("established" if flow.reply else "new")})
         if key == "direction":
             return ("str", "reply" if flow.reply else "original")
         if key in ("l3proto",):
@@ -1454,6 +1462,15 @@ def reply_flow(remote: str, local: Optional[str], protocol: str, remote_port: Op
                 reply=True)
 
 
+def neighbour_advert_flow(remote: str, local: Optional[str], iifname: Optional[str]) -> Flow:
+    """The neighbour advertisement an IPv6 neighbour answers a solicitation with, as this
+    host's input chains see it: ICMPv6 type 136, not tracked (``ct state untracked``), so a
+    ``ct state established,related accept`` does not let it in."""
+    return Flow(6, "icmp", (local or "::").split("%")[0], saddr=remote.split("%")[0],
+                sport=None, iifname=iifname, hook="input", reply=True,
+                icmp_type="nd-neighbor-advert", ct_state="untracked")
+
+
 def _is_mapped(address: str) -> bool:
     try:
         ip = ipaddress.ip_address(address.split("%")[0])
@@ -1579,7 +1596,14 @@ async def blocked_addresses(ctx: Context) -> dict[str, str]:
 # -- remedies ----------------------------------------------------------------------------------
 
 def nft_accept_match(flow: Flow) -> str:
-    """The nft match that lets exactly this flow through."""
+    """The nft match that lets exactly this flow through.
+
+    For a reply, what every input chain needs: the replies of connections this host opened.
+    """
+    if flow.icmp_type == "nd-neighbor-advert":
+        return "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert }"
+    if flow.reply:
+        return "ct state established,related"
     ip = "ip" if flow.family == 4 else "ip6"
     if flow.protocol == "icmp":
         icmp = "icmp" if flow.family == 4 else "icmpv6"
@@ -1588,7 +1612,11 @@ def nft_accept_match(flow: Flow) -> str:
 
 
 def iptables_accept_match(flow: Flow) -> str:
-    """The iptables options that select exactly this flow."""
+    """The iptables options that select exactly this flow (a reply: established ones)."""
+    if flow.icmp_type == "nd-neighbor-advert":
+        return "-p ipv6-icmp --icmpv6-type neighbour-advertisement"
+    if flow.reply:
+        return "-m conntrack --ctstate ESTABLISHED,RELATED"
     if flow.protocol == "icmp":
         if flow.family == 4:
             return f"-d {flow.daddr} -p icmp --icmp-type echo-request"
