@@ -37,7 +37,6 @@ import ipaddress
 import re
 import shutil
 import struct
-import sys
 import time
 import weakref
 from dataclasses import dataclass
@@ -45,7 +44,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from netcheck.lab.pki import Issued, LabCA
-from netcheck.lab.topology import Lab, LabError
+from netcheck.lab.topology import Lab, LabError, python_argv
+from netcheck.safefile import open_for_write
 
 READY_TIMEOUT = 10.0
 BIG_SIZE = 2 * 1024 * 1024  # /big: far more than any window, so a black hole must stall it
@@ -306,12 +306,13 @@ def _write_site_files(site: Site, folder: Path) -> None:
     for path in (folder, html, folder / "tmp"):
         path.mkdir(parents=True, exist_ok=True)
         path.chmod(0o755)  # workers (nobody) read the document root
-    (html / "index.html").write_text(
-        f"<!DOCTYPE html>\n<html><head><title>{site.fqdn}</title></head>\n"
-        f"<body><p>nginx lab site {site.fqdn}</p></body></html>\n")
     block = (b"netcheck lab /big: a page larger than any path MTU or TCP window. " * 16)[:1024]
-    (html / "big").write_bytes(block * (BIG_SIZE // len(block)))
-    for name in ("index.html", "big"):
+    pages = {"index.html": (f"<!DOCTYPE html>\n<html><head><title>{site.fqdn}</title></head>\n"
+                            f"<body><p>nginx lab site {site.fqdn}</p></body></html>\n").encode(),
+             "big": block * (BIG_SIZE // len(block))}
+    for name, content in pages.items():
+        with open_for_write(html / name, 0o644) as fh:  # as root: never through a link
+            fh.write(content)
         (html / name).chmod(0o644)
 
 
@@ -374,8 +375,9 @@ def start_nginx(lab: Lab, site: Site) -> NginxSite:
     ca = nginx_ca(lab)
     certificate = _server_certificate(lab, site) if site.https else None
     config = folder / "nginx.conf"
-    config.write_text(render_config(site, folder, certificate, ca.files.cert,
-                                    _worker_user(folder)))
+    with open_for_write(config, 0o644) as fh:
+        fh.write(render_config(site, folder, certificate, ca.files.cert,
+                               _worker_user(folder)).encode())
     pid_file = folder / "nginx.pid"
     pid_file.unlink(missing_ok=True)
 
@@ -422,5 +424,5 @@ def connect_from_server(lab: Lab, address: str, port: int, timeout: float = 2.0)
     family = "AF_INET6" if ":" in address else "AF_INET"
     code = (f"import socket; s = socket.socket(socket.{family}); s.settimeout({timeout}); "
             f"s.connect(({address!r}, {int(port)})); s.close()")
-    return lab.exec("server", [sys.executable, "-c", code], timeout=timeout + 5).returncode == 0
+    return lab.exec("server", python_argv("-c", code), timeout=timeout + 5).returncode == 0
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from netcheck.safefile import open_for_write
+
 
 @dataclass(frozen=True)
 class Issued:
@@ -33,10 +35,13 @@ def _write(folder: Path, stem: str, cert: Any, key: Any) -> Issued:
 
     folder.mkdir(parents=True, exist_ok=True)
     cert_path, key_path = folder / f"{stem}.crt", folder / f"{stem}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    # As root, in the lab's directory: never through a link; the key never readable by others,
+    # not even for a moment.
+    with open_for_write(cert_path, 0o644) as fh:
+        fh.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open_for_write(key_path, 0o600) as fh:
+        fh.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                   serialization.NoEncryption()))
     key_path.chmod(0o600)
     return Issued(cert_path, key_path)
 

@@ -25,7 +25,6 @@ lab the scenario was last applied to (or of the lab passed in).
 from __future__ import annotations
 
 import os
-import sys
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from typing import Any, Optional
 
 from netcheck.lab.pki import Issued, LabCA
 from netcheck.lab.scenarios import Expect, Scenario
-from netcheck.lab.topology import DNS_V4, Lab, LabError
+from netcheck.lab.topology import DNS_V4, Lab, LabError, python_argv
 
 READY_TIMEOUT = 10.0
 HOSTS = {"web": 30, "silent": 31, "misport": 32, "binary": 33, "mail": 35, "reject": 36}
@@ -123,8 +122,8 @@ def start_services(lab: Lab, *services: Service) -> None:
         listen = ",".join(f"{v4}:{p},[{v6}]:{p}" for p in svc.ports)
         ready = Path(lab.state_dir) / f"{svc.label}.ready"
         ready.unlink(missing_ok=True)
-        argv = [sys.executable, "-m", "netcheck.lab.appserver", "--listen", listen,
-                "--mode", svc.mode, "--name", fqdn(svc.host), "--ready", str(ready)]
+        argv = python_argv("-m", "netcheck.lab.appserver", "--listen", listen,
+                           "--mode", svc.mode, "--name", fqdn(svc.host), "--ready", str(ready))
         if svc.tls or svc.starttls:
             issued = _certificate(lab, svc.host)
             argv += ["--tls-cert", str(issued.cert), "--tls-key", str(issued.key)]

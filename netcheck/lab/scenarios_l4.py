@@ -26,14 +26,13 @@ Ports 25 (smtp), 80 (http), 443 (https) and 7000 (tcp) where a server runs. Serv
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Callable, Optional
 
 from netcheck.lab import scenarios_app as app
 from netcheck.lab.scenarios import Expect, Scenario
-from netcheck.lab.topology import Lab, LabError
+from netcheck.lab.topology import Lab, LabError, python_argv
 
 SLOTS = {"l4-reset": 40, "l4-quiet": 41, "l4-closed": 42, "l4-dropped": 43, "l4-denied": 44,
          "l4-v4drop": 45, "l4-v6only": 46}
@@ -101,9 +100,9 @@ def _v6_only(lab: Lab) -> None:
     _, v6 = app.addresses("l4-v6only")
     ready = Path(lab.state_dir) / f"{label}.ready"
     ready.unlink(missing_ok=True)
-    proc = lab.popen("server", [sys.executable, "-m", "netcheck.lab.appserver", "--listen",
-                                f"[{v6}]:80", "--mode", "http", "--name", "l4-v6only.lab.test",
-                                "--ready", str(ready)],
+    proc = lab.popen("server", python_argv("-m", "netcheck.lab.appserver", "--listen",
+                                           f"[{v6}]:80", "--mode", "http",
+                                           "--name", "l4-v6only.lab.test", "--ready", str(ready)),
                      name=label, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     app._done(lab).add(f"server:{label}")
     deadline = time.monotonic() + app.READY_TIMEOUT

@@ -32,7 +32,7 @@ from typing import Any, Callable, Optional, Union
 
 from netcheck.lab.nginx import Site, nginx_ca, start_nginx
 from netcheck.lab.scenarios import Expect, Scenario
-from netcheck.lab.topology import CLIENT_V4, Lab, LabError
+from netcheck.lab.topology import CLIENT_V4, Lab, LabError, python_argv
 
 TABLE = "netcheck_server"
 SITE = Site("srv", 6)
@@ -108,9 +108,9 @@ def _loopback_only(lab: Lab) -> None:
     ready = Path(lab.state_dir) / f"{label}.ready"
     if ready.exists():
         return
-    proc = lab.popen("server", [sys.executable, "-m", "netcheck.lab.servers", "tcp",
-                                "--ports", str(LOOPBACK_PORT), "--bind", "127.0.0.1,::1",
-                                "--ready", str(ready)],
+    proc = lab.popen("server", python_argv("-m", "netcheck.lab.servers", "tcp",
+                                           "--ports", str(LOOPBACK_PORT),
+                                           "--bind", "127.0.0.1,::1", "--ready", str(ready)),
                      name=label, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     _wait_ready(lab, label, ready, proc)
 
@@ -138,8 +138,11 @@ for fam, host in ((socket.AF_INET, '0.0.0.0'), (socket.AF_INET6, '::')):
     if fam == socket.AF_INET6:
         s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
     s.bind((host, port)); s.listen(16); socks.append(s)
-open(ready + '.tmp', 'w').close()
-import os; os.replace(ready + '.tmp', ready)
+# Started through a link named docker-proxy, this interpreter is not the venv's and cannot
+# import netcheck.safefile: the same rule by hand, a new file that no link can stand in for.
+import os
+os.close(os.open(ready + '.tmp', os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
+os.replace(ready + '.tmp', ready)
 time.sleep(86400)
 """
 
@@ -153,7 +156,8 @@ def _container_forward_drop(lab: Lab) -> None:
     program = Path(lab.state_dir) / "docker-proxy"
     if not program.exists():
         program.symlink_to(sys.executable)
-    proc = lab.popen("server", [str(program), "-c", _PROXY_CODE, "-proto", "tcp",
+    # -I as python_argv() gives it: the link is this interpreter under another name.
+    proc = lab.popen("server", [str(program), "-I", "-c", _PROXY_CODE, "-proto", "tcp",
                                 "-host-ip", "0.0.0.0", "-host-port", str(PROXY_PORT),
                                 "-container-ip", CONTAINER_V4, "-container-port", "80",
                                 "-ready", str(ready)], name=label)
@@ -178,7 +182,7 @@ def _burst_of_503(lab: Lab) -> None:
             f"        opener.open('http://{address}/broken', timeout=3).read()\n"
             "    except urllib.error.HTTPError as e:\n"
             "        assert e.code == 503, e.code\n")
-    lab.exec("client", [sys.executable, "-c", code], check=True, timeout=20)
+    lab.exec("client", python_argv("-c", code), check=True, timeout=20)
     log = site_folder(lab.state_dir, ERRORS_SITE) / "access.log"
     deadline = time.monotonic() + 5
     while log.read_text(errors="replace").count('" 503 ') < 5:  # written as each one ends

@@ -27,7 +27,7 @@ from typing import Any, Callable, Optional, Union
 
 from netcheck.lab.pki import Issued, LabCA
 from netcheck.lab.scenarios import Expect, Scenario
-from netcheck.lab.topology import Lab, LabError
+from netcheck.lab.topology import Lab, LabError, python_argv
 
 PORT = 443
 READY_TIMEOUT = 10.0
@@ -108,8 +108,9 @@ def start_server(lab: Lab, slot: int, name: str, mode: str = "tls",
     label = f"tls-{name}"
     ready = Path(lab.state_dir) / f"{label}.ready"
     ready.unlink(missing_ok=True)
-    argv = [sys.executable, "-m", "netcheck.lab.tlsserver", "--mode", mode,
-            "--listen", f"{v4}:{port}", "--listen", f"[{v6}]:{port}", "--ready", str(ready)]
+    argv = python_argv("-m", "netcheck.lab.tlsserver", "--mode", mode,
+                       "--listen", f"{v4}:{port}", "--listen", f"[{v6}]:{port}",
+                       "--ready", str(ready))
     if issued is not None:
         argv += ["--cert", str(issued.cert), "--key", str(issued.key)]
     argv += list(extra)

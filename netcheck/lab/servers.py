@@ -73,10 +73,10 @@ def _write_ready(path: Optional[str]) -> None:
     """Create the ready file atomically (write + rename) so the lab never reads half a file."""
     if not path:
         return
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="ascii") as fh:
-        fh.write(f"{os.getpid()}\n")
-    os.replace(tmp, path)
+    from netcheck.safefile import open_for_write
+
+    with open_for_write(path, 0o644) as fh:  # as root: a new file, renamed, never a link's
+        fh.write(f"{os.getpid()}\n".encode("ascii"))
 
 
 def _listeners(port: int, kind: int,

@@ -30,6 +30,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from netcheck.lab.servers import DEFAULT_SLOW_MS, DNS_MODES  # noqa: F401 - DNS_MODES re-exported
+from netcheck.safefile import open_for_write
 
 ROLES = ("client", "router", "server", "dns", "stub")
 STATE_ROOT = Path(os.environ.get("NETCHECK_LAB_DIR", "/run/netcheck-lab"))
@@ -116,10 +118,59 @@ def _tool(name: str) -> str:
     return found
 
 
+def python_argv(*args: str) -> list[str]:
+    """``[this interpreter, "-I", *args]``: how the lab starts a Python helper (as root).
+
+    Without ``-I`` Python puts the current directory first on ``sys.path`` for ``-m`` and
+    ``-c``, and reads PYTHONPATH, PYTHONSTARTUP and the user's site-packages: a ``netcheck/``
+    (or a ``socket.py``) planted in a directory others can write would run as root. In
+    isolated mode none of those count; netcheck is found where it is installed (the venv's
+    site-packages, an editable install included). ``-u`` because isolated mode also ignores
+    PYTHONUNBUFFERED, which the servers are started with so a log is whole when one dies.
+    """
+    return [sys.executable, "-I", "-u", *args]
+
+
+# This interpreter, however it is named (the venv's python is a link; a helper may be started
+# through a link with another name, as docker-proxy is).
+_PYTHON = os.path.realpath(sys.executable)
+_PYTHON_NAME = re.compile(r"^python[0-9.]*$")
+
+
+def _is_python(arg: str) -> bool:
+    if arg == sys.executable or _PYTHON_NAME.match(os.path.basename(arg)):
+        return True
+    return arg.startswith("/") and os.path.realpath(arg) == _PYTHON
+
+
+def isolated(argv: Sequence[str]) -> list[str]:
+    """``argv`` with ``-I`` after every Python interpreter in it that runs ``-m`` or ``-c``.
+
+    The safety net under :func:`python_argv`: every command the lab runs in a namespace passes
+    here, so a helper written as ``[sys.executable, "-m", ...]`` (or a wrapper that starts one
+    before the real command) never takes its modules from the current directory either.
+    """
+    out = list(argv)
+    i = 0
+    while i < len(out):
+        flags = []
+        for arg in out[i + 1:]:
+            if not arg.startswith("-"):
+                break
+            flags.append(arg)
+            if arg in ("-m", "-c"):
+                break
+        if flags and flags[-1] in ("-m", "-c") and "-I" not in flags and _is_python(out[i]):
+            out.insert(i + 1, "-I")
+            i += len(flags) + 1
+        i += 1
+    return out
+
+
 def _run(argv: Sequence[str], *, input: Optional[str] = None, timeout: float = 10.0,
          check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run one command (argv list, never a shell) and raise LabError if it fails and ``check``."""
-    proc = subprocess.run(list(argv), input=input, capture_output=True, text=True,
+    proc = subprocess.run(isolated(argv), input=input, capture_output=True, text=True,
                           timeout=timeout, stdin=None if input is not None else subprocess.DEVNULL)
     if check and proc.returncode != 0:
         raise LabError(f"{' '.join(argv)} -> exit {proc.returncode}: {proc.stderr.strip()}")
@@ -132,7 +183,7 @@ def _run_all(commands: Sequence[tuple[Sequence[str], Optional[str]]],
     procs = []
     for argv, stdin in commands:
         procs.append((argv, stdin, subprocess.Popen(
-            list(argv), text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            isolated(argv), text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL)))
     failures = []
     for argv, stdin, proc in procs:
@@ -395,6 +446,7 @@ class Lab:
                 break
             except FileNotFoundError:
                 continue
+        _own_directory(self.state_dir)
         self._save_state()  # before anything exists, so a crash mid-build can be cleaned
         _run([ip, "-batch", "-"],
              input="".join(f"netns add {name}\n" for name in self.namespaces.values()))
@@ -464,7 +516,7 @@ class Lab:
         With ``check=True`` a non-zero exit raises LabError. subprocess.TimeoutExpired is raised
         (after the process is killed) when ``timeout`` passes.
         """
-        argv_full = self._in(role, argv)
+        argv_full = isolated(self._in(role, argv))
         proc = subprocess.run(argv_full, input=input, capture_output=True, text=True,
                               timeout=timeout, env=env,
                               stdin=None if input is not None else subprocess.DEVNULL)
@@ -491,9 +543,13 @@ class Lab:
         if not self._built or self._torn_down:
             raise LabError("popen() needs a built lab")
         label = name or f"{role}-{Path(argv[0]).name}-{len(self._procs)}"
-        log = open(self.state_dir / f"{label}.log", "ab")  # noqa: SIM115 - owned by the child
+        # Appended to (a server started again keeps one log), never through a symbolic link.
+        fd = os.open(self.state_dir / f"{label}.log",
+                     os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        log = os.fdopen(fd, "ab")
         try:
-            proc = subprocess.Popen(self._in(role, argv), stdin=subprocess.DEVNULL, stdout=log,
+            proc = subprocess.Popen(isolated(self._in(role, argv)), stdin=subprocess.DEVNULL,
+                                    stdout=log,
                                     stderr=subprocess.STDOUT, env=env,
                                     start_new_session=True)  # Ctrl-C in a terminal: we stop it
         finally:
@@ -532,9 +588,9 @@ class Lab:
     def _write_dns_control(self, **changes: Any) -> None:
         data = {"mode": "normal", "delay_ms": DEFAULT_SLOW_MS, **self._dns_control_data(),
                 **changes}
-        tmp = self.dns_control.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, self.dns_control)  # atomic: the server never reads half a file
+        # Written under a new name, then renamed: the server never reads half a file.
+        with open_for_write(self.dns_control) as fh:
+            fh.write(json.dumps(data).encode())
 
     def write_client_file(self, name: str, text: str) -> None:
         """Write /etc/netns/<client>/NAME, which ``ip netns exec`` bind-mounts over /etc/NAME.
@@ -550,7 +606,8 @@ class Lab:
         for _ in range(3):  # another lab's teardown may remove an empty /etc/netns meanwhile
             try:
                 directory.mkdir(parents=True, exist_ok=True)
-                (directory / name).write_text(text)
+                with open_for_write(directory / name, 0o644) as fh:
+                    fh.write(text.encode())
                 return
             except FileNotFoundError:
                 continue
@@ -583,23 +640,23 @@ class Lab:
         lines += [f"addr add {cidr} dev {dev}" for dev, cidr in ADDRESSES.get(role, ())]
         lines += list(DEFAULT_ROUTES.get(role, ()))
         path = self.state_dir / f"{role}.batch"
-        path.write_text("\n".join(lines) + "\n")
+        with open_for_write(path, 0o644) as fh:
+            fh.write(("\n".join(lines) + "\n").encode())
         return path
 
     def _start_servers(self) -> None:
-        python = sys.executable
         for name in ("tcp", "dns"):
             (self.state_dir / f"{name}.ready").unlink(missing_ok=True)
         # Bound to www's own addresses, not the wildcards: scenarios add more addresses to
         # the server for their own services (TLS, HTTP, mail) on the same well-known ports.
-        self.popen("server", [python, "-m", "netcheck.lab.servers", "tcp",
-                              "--ports", ",".join(map(str, SERVER_PORTS)),
-                              "--bind", f"{SERVER_V4},{SERVER_V6}",
-                              "--ready", str(self.state_dir / "tcp.ready")],
+        self.popen("server", python_argv("-m", "netcheck.lab.servers", "tcp",
+                                         "--ports", ",".join(map(str, SERVER_PORTS)),
+                                         "--bind", f"{SERVER_V4},{SERVER_V6}",
+                                         "--ready", str(self.state_dir / "tcp.ready")),
                    name="tcp", env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        self.popen("dns", [python, "-m", "netcheck.lab.servers", "dns",
-                           "--control", str(self.dns_control),
-                           "--ready", str(self.state_dir / "dns.ready")],
+        self.popen("dns", python_argv("-m", "netcheck.lab.servers", "dns",
+                                      "--control", str(self.dns_control),
+                                      "--ready", str(self.state_dir / "dns.ready")),
                    name="dns", env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
     def _wait_ready(self, timeout: float = 10.0) -> None:
@@ -628,9 +685,17 @@ class Lab:
             "namespaces": list(self.namespaces.values()),
             "pids": [[proc.pid, start] for _, proc, start in self._procs],
         }
-        tmp = self.state_dir / "state.json.tmp"
-        tmp.write_text(json.dumps(state, indent=1))
-        os.replace(tmp, self.state_dir / "state.json")
+        with open_for_write(self.state_dir / "state.json", 0o644) as fh:
+            fh.write(json.dumps(state, indent=1).encode())
+
+
+def _own_directory(path: Path) -> None:
+    """Refuse a lab directory that is a symbolic link, or that another user owns or may write
+    to: the lab writes its files there as root (NETCHECK_LAB_DIR may point anywhere)."""
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        raise LabError(f"{path} is not a directory of this user that only it may write to; "
+                       "remove it or set NETCHECK_LAB_DIR elsewhere")
 
 
 def _stop_popen(proc: subprocess.Popen, grace: float = 2.0) -> None:
