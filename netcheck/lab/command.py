@@ -14,6 +14,8 @@ import subprocess
 from pathlib import Path
 from typing import IO, Any, Optional
 
+from netcheck.redact import mask_secrets, printable, shown
+
 SCENARIO_FILE = "scenario"
 
 
@@ -59,7 +61,8 @@ def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             return _check(out)
         return _down(out)
     except LabError as exc:
-        err.write(f"netcheck lab: {exc}\n")
+        # A LabError may quote a server's log or a tool's stderr: controls shown, not obeyed.
+        err.write(f"netcheck lab: {printable(mask_secrets(str(exc)), keep_newlines=True)}\n")
         return 3
 
 
@@ -211,8 +214,8 @@ def _check(out: IO[str]) -> int:
         out.write(f"Fixed: {argv[0]} is reachable again, every layer passes.\n")
         return 0
     root = doc.get("root_cause") or {}
-    out.write(f"Not fixed yet ({doc.get('verdict')}): {root.get('code')} at layer "
-              f"{root.get('layer')}: {root.get('summary')}\n")
+    out.write(f"Not fixed yet ({shown(str(doc.get('verdict')))}): {shown(str(root.get('code')))} "
+              f"at layer {shown(str(root.get('layer')))}: {shown(str(root.get('summary')))}\n")
     return 1
 
 
