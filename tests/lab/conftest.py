@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 import pytest
 
@@ -58,6 +58,19 @@ def lab(lab_support: None) -> Iterator[Lab]:
     instance = Lab(keep_logs=os.environ.get("NETCHECK_LAB_KEEP_LOGS") == "1")
     instance.build()  # tears itself down if the build fails
     try:
+        yield instance
+    finally:
+        instance.teardown()
+
+
+def lab_with(scenarios: Iterable[Any]) -> Iterator[Lab]:
+    """A fresh lab with these scenarios applied, torn down after: ``yield from`` it in a
+    module-scoped fixture when the scenarios only add (hosts, servers, their own rules)."""
+    instance = Lab(keep_logs=os.environ.get("NETCHECK_LAB_KEEP_LOGS") == "1")
+    instance.build()
+    try:
+        for scenario in scenarios:
+            scenario.apply(instance)
         yield instance
     finally:
         instance.teardown()

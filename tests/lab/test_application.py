@@ -13,7 +13,6 @@ leak into a lab run); the proxy tests set them explicitly.
 
 from __future__ import annotations
 
-import os
 from typing import Any, Iterator, Optional
 
 import pytest
@@ -31,7 +30,7 @@ from netcheck.lab.scenarios_app import (
 )
 from netcheck.lab.topology import Lab
 
-from .conftest import NetcheckRun, run_netcheck
+from .conftest import NetcheckRun, lab_with, run_netcheck
 
 APP_NAMES = [s.name for s in SCENARIOS_LIST]
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "no_proxy", "all_proxy")
@@ -40,14 +39,7 @@ PROXY_VARIABLES = ("http_proxy", "https_proxy", "no_proxy", "all_proxy")
 @pytest.fixture(scope="module")
 def app_lab(lab_support: None) -> Iterator[Lab]:
     """One lab with every application scenario applied."""
-    lab = Lab(keep_logs=os.environ.get("NETCHECK_LAB_KEEP_LOGS") == "1")
-    lab.build()
-    try:
-        for scenario in SCENARIOS_LIST:
-            scenario.apply(lab)
-        yield lab
-    finally:
-        lab.teardown()
+    yield from lab_with(SCENARIOS_LIST)
 
 
 def run(lab: Lab, *args: str, env: Optional[dict[str, str]] = None, text: bool = False,

@@ -10,7 +10,6 @@ its only veth deleted: the lab's machinery creates, names and removes it.
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 import time
@@ -23,7 +22,7 @@ from netcheck.lab.scenarios import SCENARIOS  # first: the library gathers scena
 from netcheck.lab.scenarios_l4 import ROUTER_V4, ROUTER_V6, SCENARIOS_LIST
 from netcheck.lab.topology import Lab
 
-from .conftest import NetcheckRun, run_netcheck
+from .conftest import NetcheckRun, lab_with, run_netcheck
 from .test_exporter_lab import FETCH
 
 L4_NAMES = [s.name for s in SCENARIOS_LIST]
@@ -33,14 +32,7 @@ LO_PORT = 8080
 @pytest.fixture(scope="module")
 def l4_lab(lab_support: None) -> Iterator[Lab]:
     """One lab with every scenario of scenarios_l4 applied."""
-    lab = Lab(keep_logs=os.environ.get("NETCHECK_LAB_KEEP_LOGS") == "1")
-    lab.build()
-    try:
-        for scenario in SCENARIOS_LIST:
-            scenario.apply(lab)
-        yield lab
-    finally:
-        lab.teardown()
+    yield from lab_with(SCENARIOS_LIST)
 
 
 _RUNS: dict[tuple[str, str], NetcheckRun] = {}
