@@ -59,17 +59,48 @@ def random_loss(percent: int, where: str = "forward") -> Callable[[Lab], None]:
     return apply
 
 
+def delayed(ms: int, jitter_ms: int) -> Callable[[Lab], None]:
+    """Hold the traffic between the client's and the server's networks for ``ms`` ± ``jitter_ms``
+    on the router, both ways (a queue that fills up, a long or congested path).
+
+    No ``tc netem`` here: policy routing sends what crosses between 198.18.1.0/24 and
+    198.18.2.0/24 into a tun device whose process holds each packet, then hands it back to
+    be forwarded. The gateway itself and the name server's network are not delayed.
+    """
+    def apply(lab: Lab) -> None:
+        ready = lab.state_dir / "delay.ready"
+        ready.unlink(missing_ok=True)
+        lab.popen("router", [sys.executable, "-m", "netcheck.lab.servers", "delay",
+                             "--dev", "tdelay", "--ms", str(ms), "--jitter-ms", str(jitter_ms),
+                             "--ready", str(ready)], name="delay")
+        _wait_ready(lab, ready, "delay")
+        for args in (("link", "set", "tdelay", "up"),
+                     ("route", "add", "198.18.2.0/24", "dev", "tdelay", "table", "100"),
+                     ("route", "add", "198.18.1.0/24", "dev", "tdelay", "table", "101"),
+                     ("rule", "add", "iif", "r-client", "to", "198.18.2.0/24", "lookup", "100"),
+                     ("rule", "add", "iif", "r-server", "to", "198.18.1.0/24", "lookup", "101")):
+            lab.ip("router", *args)
+        lab.exec("router", ["sysctl", "-q", "-w", "net.ipv4.conf.tdelay.rp_filter=0",
+                            "net.ipv4.conf.all.rp_filter=0"], check=True)
+
+    return apply
+
+
+def _wait_ready(lab: Lab, ready: object, name: str) -> None:
+    deadline = time.monotonic() + 10
+    while not ready.exists():  # type: ignore[attr-defined]
+        if time.monotonic() > deadline:
+            raise LabError(f"{name} not ready:\n{lab.log(name)}")
+        time.sleep(0.01)
+
+
 def start_stub(lab: Lab, listen: str, *args: str, name: str) -> None:
     """Run the lab's stub forwarder in the client on ``listen``:53 and wait until it answers."""
     ready = lab.state_dir / f"{name}.ready"
     ready.unlink(missing_ok=True)
     lab.popen("client", [sys.executable, "-m", "netcheck.lab.servers", "forward",
                          "--listen", listen, "--ready", str(ready), *args], name=name)
-    deadline = time.monotonic() + 10
-    while not ready.exists():
-        if time.monotonic() > deadline:
-            raise LabError(f"stub forwarder {name} not ready:\n{lab.log(name)}")
-        time.sleep(0.01)
+    _wait_ready(lab, ready, f"stub forwarder {name}")
 
 
 def resolved_files(lab: Lab) -> None:
@@ -133,6 +164,11 @@ SCENARIOS_LIST: list[Scenario] = [
        "20 % of the packets on the client's own link are lost, to the gateway and through it.",
        "Everything works but stutters; even the gateway misses some pings.",
        NAMED, random_loss(20, "link"), "degraded", "PATH_LOSS", 3),
+    _s("path_jitter",
+       "The path beyond the router holds every packet 150 ms ± 120 ms (a queue that fills and "
+       "drains), both ways; the gateway answers at once.",
+       "Everything works, but calls stutter and pages hesitate; ping times jump around.",
+       NAMED, delayed(150, 120), "degraded", "PATH_LATENCY", 3, ("-4",)),
     _s("resolved_stub_ok",
        "systemd-resolved's stub on 127.0.0.53 forwards to the lab's name server (healthy).",
        "Nothing: names resolve through the stub.",

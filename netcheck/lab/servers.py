@@ -1,6 +1,6 @@
 """Small servers the lab runs inside its namespaces.
 
-Three servers, each started by :class:`netcheck.lab.topology.Lab` with
+Four servers, each started by :class:`netcheck.lab.topology.Lab` with
 ``ip netns exec NS python -m netcheck.lab.servers ...``:
 
 ``tcp``
@@ -13,6 +13,10 @@ Three servers, each started by :class:`netcheck.lab.topology.Lab` with
     every query to its upstream servers (``--upstream``, or a dnsmasq-style ``--conf-file``'s
     ``server=`` lines) and answers SERVFAIL when they are silent, or always (``--mode
     servfail``).
+
+``delay``
+    creates a tun device and holds every packet routed into it for a while (``--ms``, with
+    ``--jitter-ms`` spread) before handing it back: delay without ``tc netem``.
 
 ``dns``
     an authoritative server for ``lab.test`` built on dnspython, on UDP and TCP port 53 over
@@ -428,6 +432,50 @@ def serve_forward(listen: str, upstreams: list[str], mode: str, ready: Optional[
         threading.Thread(target=relay, args=(data, peer), daemon=True).start()
 
 
+TUNSETIFF = 0x400454CA  # linux/if_tun.h
+IFF_TUN, IFF_NO_PI = 0x0001, 0x1000
+
+
+def serve_delay(dev: str, delay_ms: float, jitter_ms: float, ready: Optional[str]) -> None:
+    """Hold every packet routed into tun device ``dev`` for ``delay_ms`` ± ``jitter_ms``
+    (uniform), then hand it back to the kernel through the same device.
+
+    This kernel has no ``tc netem``: a router sends the traffic to be delayed into the tun
+    device (policy routing), and it comes back out of it after the wait, to be forwarded on.
+    """
+    import fcntl
+    import heapq
+    import random
+    import struct
+
+    fd = os.open("/dev/net/tun", os.O_RDWR)
+    fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", dev.encode(), IFF_TUN | IFF_NO_PI))
+    os.set_blocking(fd, False)
+    held: list[tuple[float, int, bytes]] = []
+    count = 0
+    _write_ready(ready)
+    _log(f"delay on {dev}: {delay_ms} ms +- {jitter_ms} ms")
+    sel = selectors.DefaultSelector()
+    sel.register(fd, selectors.EVENT_READ)
+    while True:
+        wait = max(0.0, held[0][0] - time.monotonic()) if held else None
+        if sel.select(wait):
+            while True:
+                try:
+                    packet = os.read(fd, 65535)
+                except BlockingIOError:
+                    break
+                count += 1
+                hold = max(0.0, delay_ms + random.uniform(-jitter_ms, jitter_ms)) / 1000
+                heapq.heappush(held, (time.monotonic() + hold, count, packet))
+        now = time.monotonic()
+        while held and held[0][0] <= now:
+            try:
+                os.write(fd, heapq.heappop(held)[2])
+            except OSError as exc:
+                _log(f"delay: write failed: {exc}")
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Entry point: ``python -m netcheck.lab.servers {tcp,dns} ...``."""
     parser = argparse.ArgumentParser(prog="python -m netcheck.lab.servers")
@@ -446,8 +494,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     fwd.add_argument("--conf-file", help="dnsmasq-style file whose server= lines are upstreams")
     fwd.add_argument("--mode", choices=FORWARD_MODES, default="normal")
     fwd.add_argument("--ready", help="file to create once listening")
+    delay = sub.add_parser("delay", help="hold packets routed into a tun device, then resend")
+    delay.add_argument("--dev", required=True, help="tun device to create")
+    delay.add_argument("--ms", type=float, default=300.0, help="mean delay")
+    delay.add_argument("--jitter-ms", type=float, default=0.0, help="uniform +- spread")
+    delay.add_argument("--ready", help="file to create once the device exists")
     args = parser.parse_args(argv)
     try:
+        if args.server == "delay":
+            serve_delay(args.dev, args.ms, args.jitter_ms, args.ready)
+            return 0
+
         if args.server == "tcp":
             serve_tcp([int(p) for p in args.ports.split(",") if p], args.ready,
                       tuple(a for a in args.bind.split(",") if a))

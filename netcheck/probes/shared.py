@@ -91,7 +91,10 @@ def path_bursts(ctx: Context) -> asyncio.Task[dict[str, Any]]:
                                       if lk.gateway and lk.destination in picked))
         if not picked and path.gateway:
             gateways = [path.gateway]
-        tasks = {a: burst(ctx, a) for a in [*gateways, *picked]}
+        # A gateway's burst is the same for every target of a batch: once per batch.
+        tasks = {g: ctx.memo_shared(("burst", g), lambda g=g: icmp.burst(g, ctx.timeout))
+                 for g in gateways}
+        tasks.update({a: burst(ctx, a) for a in picked if a not in tasks})
         if tasks:
             await asyncio.wait(list(tasks.values()))
         return {"gateways": {g: tasks[g].result() for g in gateways},

@@ -11,7 +11,8 @@ from netcheck.lab.topology import Lab
 from tests.lab.conftest import NetcheckRun, run_netcheck
 
 RUNS_UNDER_LOSS = 5
-RESOLVER_SHAPES = [s.name for s in SCENARIOS_LIST if not s.name.endswith(("_40", "_20"))]
+# Loss has tests of its own below (repeated runs); every other scenario of the module here.
+SHAPES = [s.name for s in SCENARIOS_LIST if "loss" not in s.name]
 
 
 def _dns_codes(run: NetcheckRun) -> list[str]:
@@ -60,8 +61,8 @@ def test_without_icmp_loss_is_not_measured_and_nothing_breaks(lab: Lab) -> None:
     assert bursts and all(b["state"] == "unavailable" for b in bursts.values())
 
 
-@pytest.mark.parametrize("name", RESOLVER_SHAPES)
-def test_resolver_shapes(lab: Lab, name: str) -> None:
+@pytest.mark.parametrize("name", SHAPES)
+def test_scenario_diagnosis(lab: Lab, name: str) -> None:
     scenario = SCENARIOS[name]
     scenario.apply(lab)
     run = run_netcheck(lab, *scenario.netcheck_argv())
@@ -70,6 +71,17 @@ def test_resolver_shapes(lab: Lab, name: str) -> None:
     if expect.code is not None:
         assert run.root_cause["code"] == expect.code, run.explain()
         assert run.root_cause["layer"] == expect.layer
+
+
+def test_jitter_beyond_the_gateway_is_path_latency_not_loss(lab: Lab) -> None:
+    SCENARIOS["path_jitter"].apply(lab)
+    run = run_netcheck(lab, *SCENARIOS["path_jitter"].netcheck_argv())
+    target = run.check("network.target")
+    assert target["code"] == "PATH_LATENCY", run.explain()
+    assert "to the gateway 198.18.1.1" in target["summary"]
+    burst = target["evidence"]["bursts"]["198.18.2.10"]
+    assert burst["received"] == burst["sent"] and burst["rtt_mdev_ms"] >= 30
+    assert run.check("dns.resolution")["status"] == "pass"  # the name server is not delayed
 
 
 def test_dead_stub_with_working_upstream_blames_the_stub(lab: Lab) -> None:
