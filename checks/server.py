@@ -26,6 +26,7 @@ from netcheck.model import Hint, Layer, Result, Status, failed, passed, skipped,
 from netcheck.registry import check
 
 if TYPE_CHECKING:
+    from netcheck.probes.docker import Container, EngineView
     from netcheck.probes.systemd import UnitRef, UnitState
     from netcheck.runner import Context
     from netcheck.server.listeners import Listener, ListenTable, ProcessInfo
@@ -88,6 +89,34 @@ def named_processes(ctx: Context) -> asyncio.Task[list[ProcessInfo]]:
     name = server_options(ctx).process or ""
     return ctx.memo(("server", "named", name), lambda: ctx.blocking(
         listeners.matching_processes, name))
+
+
+def engine_view(ctx: Context) -> asyncio.Task[EngineView]:
+    """This namespace's container engine and its containers (once per run)."""
+    from netcheck.probes import docker
+
+    opts = server_options(ctx)
+    return ctx.memo(("server", "engine"), lambda: ctx.blocking(
+        docker.read_engine, opts.procfs, min(ctx.timeout, 2.0)))
+
+
+async def publishing(ctx: Context) -> list[Container]:
+    """The containers configured to publish the port (any state)."""
+    opts = server_options(ctx)
+    return (await engine_view(ctx)).publishing(opts.port, opts.proto)
+
+
+def _cli(view: EngineView) -> str:
+    return "podman" if view.product == "Podman" else "docker"
+
+
+def _container_commands(ctx: Context, view: EngineView, c: Container) -> list[str]:
+    """The slides' tools for one container: its state, its log, its configuration."""
+    from netcheck.probes.docker import since_flag
+
+    cli, opts = _cli(view), server_options(ctx)
+    logs = f"{cli} logs --since {since_flag(min(opts.since_s, 600.0))} {c.label}"
+    return [f"{cli} ps -a --filter name={c.label}", logs, f"{cli} inspect {c.label}"]
 
 
 def _owner_pids(socks: list[Listener]) -> list[int]:
@@ -295,8 +324,77 @@ async def _listening_elsewhere(ctx: Context) -> list[str]:
             for s in table.of_pids(pids)][:6]
 
 
+async def _unpublished(ctx: Context, view: EngineView) -> list[tuple[Container, str]]:
+    """Running containers that serve the port inside but do not publish it on this host:
+    they expose it (``EXPOSE``, ``--expose``) or something listens on it in their namespace."""
+    from netcheck.probes import docker
+
+    opts = server_options(ctx)
+    found: list[tuple[Container, str]] = []
+    for c in view.containers:
+        if not c.running or c.publishes(opts.port, opts.proto):
+            continue
+        inside = [(a, p) for a, p in await ctx.blocking(docker.listeners_inside, c.pid,
+                                                        opts.proto, opts.procfs)
+                  if p == opts.port] if c.pid else []
+        if inside:
+            a = inside[0][0]
+            found.append((c, f"listens on {f'[{a}]' if ':' in a else a}:{opts.port} inside"))
+        elif (opts.port, opts.proto) in c.exposed:
+            found.append((c, f"exposes {opts.port}/{opts.proto}"))
+        if len(found) >= 4:
+            break
+    return found
+
+
+def _not_published(ctx: Context, view: EngineView, found: list[tuple[Container, str]],
+                   evidence: dict[str, Any]) -> Result:
+    opts = server_options(ctx)
+    c, how = found[0]
+    cli = _cli(view)
+    summary = (f"{_proto_port(ctx)} is not published: container {c.label} ({c.state_text()}) "
+               f"{how}, but nothing on this host forwards the port to it")
+    evidence["unpublished"] = [{"container": x.to_json(), "how": h} for x, h in found]
+    return failed("SRV_PORT_NOT_PUBLISHED", summary, Hint(
+        f"The service runs in container {c.label}, but its port was never published: "
+        "clients reach this host, where nothing listens. Publish the port when the container "
+        f"is created (-p {opts.port}:{opts.port}, or ports: in a compose file) and create "
+        "it again: a running container's ports cannot be added.",
+        [f"{cli} ps --filter name={c.label}   # PORTS: {opts.port}/{opts.proto}, no '->'",
+         f"{cli} inspect --format '{{{{json .HostConfig.PortBindings}}}}' {c.label}",
+         f"{cli} run -d -p {opts.port}:{opts.port} ...   # the same image and options"]),
+        **evidence)
+
+
+def _published_loopback(ctx: Context, view: EngineView, pubs: list[Container],
+                        containers: dict[int, dict[str, Any]], described: str,
+                        evidence: dict[str, Any]) -> Optional[Result]:
+    """SRV_PORT_NOT_PUBLISHED when the only sockets on the port are a container's, published
+    on 127.0.0.1 (``-p 127.0.0.1:PORT:...``); None when it is not a container's."""
+    opts = server_options(ctx)
+    bindings = [b for c in pubs for b in c.publishes(opts.port, opts.proto)]
+    if bindings and not all(b.loopback_only for b in bindings):
+        return None
+    if not bindings and not containers:
+        return None
+    name = pubs[0].label if pubs else "the container"
+    cport = bindings[0].container_port if bindings else next(
+        (p.get("container_port") for p in containers.values()), opts.port)
+    cli = _cli(view)
+    return failed("SRV_PORT_NOT_PUBLISHED",
+                  f"{_proto_port(ctx)} is published on loopback only: {described}; "
+                  f"{name}'s port {cport} is reachable from this host alone",
+                  Hint(f"{name}'s port is published as -p 127.0.0.1:{opts.port}:{cport}: only "
+                       "this host can connect. Publish it on every address (-p "
+                       f"{opts.port}:{cport}) and create the container again.",
+                       [f"{cli} ps --filter publish={opts.port}   # 127.0.0.1:{opts.port}->"
+                        f"{cport}/{opts.proto}",
+                        f"{cli} run -d -p {opts.port}:{cport} ...   # not -p "
+                        f"127.0.0.1:{opts.port}:{cport}", _ss(ctx)]), **evidence)
+
+
 @check("transport.listen", Layer.TRANSPORT, modes=SERVER,
-       codes=("SRV_NOT_LISTENING", "SRV_LISTEN_LOOPBACK_ONLY"))
+       codes=("SRV_NOT_LISTENING", "SRV_LISTEN_LOOPBACK_ONLY", "SRV_PORT_NOT_PUBLISHED"))
 async def port_listening(ctx: Context) -> Result:
     """Service port is listening.
 
@@ -304,6 +402,8 @@ async def port_listening(ctx: Context) -> Result:
     IPv4 wildcard, the IPv6 wildcard alone or dual-stack), the accept queue, and the
     processes holding it; a container proxy such as docker-proxy is named with the container
     it forwards to. Nothing listening, or listening on loopback only, keeps every client out.
+    When the service runs in a container (Docker's or Podman's engine answers), a port that
+    is not published, or published on 127.0.0.1 only, is SRV_PORT_NOT_PUBLISHED.
     """
     opts = server_options(ctx)
     table = await listen_table(ctx)
@@ -323,6 +423,12 @@ async def port_listening(ctx: Context) -> Result:
     elif not table.owners_complete:
         evidence["owners_note"] = "the search for owners stopped at its time bound"
     what = _proto_port(ctx)
+    view = await engine_view(ctx)
+    pubs = view.publishing(opts.port, opts.proto)
+    if not socks and not pubs:
+        unpublished = await _unpublished(ctx, view)
+        if unpublished:
+            return _not_published(ctx, view, unpublished, evidence)
     if not socks:
         unit = await unit_info(ctx)
         elsewhere = await _listening_elsewhere(ctx)
@@ -339,10 +445,21 @@ async def port_listening(ctx: Context) -> Result:
         if other:
             notes.append(f"{other_proto} port {opts.port} is open ({other[0].endpoint})")
             evidence["other_proto"] = [s.ss_line() for s in other]
+        if pubs:
+            from netcheck.probes.docker import names
+
+            notes.append(f"it is published by container {names(pubs[:3])}"
+                         + (" of a container engine that is not running" if view.stored
+                            else ""))
+            evidence["containers"] = [c.to_json() for c in pubs[:8]]
+        elif view.down_socket:
+            notes.append(view.down_socket)
         if notes:
             summary += ": " + "; ".join(notes)
         evidence["listening_elsewhere"] = elsewhere
         cmds = _unit_commands(unit)
+        if pubs:
+            cmds += _container_commands(ctx, view, pubs[0])
         cmds.append(_ss(ctx))
         text = (f"Nothing on this host listens on {what}: the service is not running, or it "
                 "listens on another port. Start it (or fix the port in its configuration) "
@@ -351,6 +468,10 @@ async def port_listening(ctx: Context) -> Result:
             text = (f"The service runs but listens on {', '.join(elsewhere)}, not on {what}: "
                     "fix the port in its configuration (or use the port it listens on), "
                     "then restart it.")
+        if pubs:
+            text = (f"Nothing listens on {what} because container {pubs[0].label}, which "
+                    "publishes it, is not running (the container check says why): Docker "
+                    "holds a published port only while its container runs.")
         return failed("SRV_NOT_LISTENING", summary, Hint(text, cmds), **evidence)
     described = "; ".join(f"{s.endpoint} ({s.kind()}"
                           + (f", {_owners_text(s, containers)}" if s.owners else "") + ")"
@@ -359,6 +480,12 @@ async def port_listening(ctx: Context) -> Result:
     fam = _client_family(ctx)
     client_local = opts.client is not None and ipaddress.ip_address(opts.client).is_loopback
     if not external and not client_local:
+        container_socks = all(o.pid in containers for s in socks
+                              for o in s.owners) and any(s.owners for s in socks)
+        if pubs or container_socks:
+            result = _published_loopback(ctx, view, pubs, containers, described, evidence)
+            if result is not None:
+                return result
         unit = await unit_info(ctx)
         return failed("SRV_LISTEN_LOOPBACK_ONLY",
                       f"{what} listens on loopback only: {described}; other hosts are refused",
@@ -385,9 +512,91 @@ async def port_listening(ctx: Context) -> Result:
     return passed(summary, **evidence)
 
 
-async def _inbound_flows(ctx: Context) -> tuple[list[Any], list[Any]]:
-    """(input flows, forward flows) a client's new connection to the port would be."""
-    from netcheck.probes.firewall import Flow
+@check("transport.container_listen", Layer.TRANSPORT, modes=SERVER,
+       requires=("transport.listen",), codes=("SRV_CONTAINER_NOT_LISTENING",))
+async def container_listening(ctx: Context) -> Result:
+    """Container listens on its published port.
+
+    For a port a running container publishes (the engine's port bindings): who listens on
+    the container's side of it inside the container's network namespace — read from
+    ``/proc/PID/net/tcp`` of its main process, what ``docker exec CONTAINER ss -tlnp`` shows.
+    Nothing there, or only the container's own 127.0.0.1 (the most common container
+    mistake), and every connection the host forwards to it is refused.
+    """
+    from netcheck.probes import docker
+
+    opts = server_options(ctx)
+    view = await engine_view(ctx)
+    pubs = [c for c in view.publishing(opts.port, opts.proto)
+            if c.running and c.pid and not c.down()]
+    if not pubs:
+        if not view.reachable:
+            return skipped("no container engine answers here: no container to look into",
+                           engine=view.to_json())
+        return skipped(f"no running container publishes {_proto_port(ctx)}",
+                       engine=view.to_json())
+    rows = []
+    bad: list[tuple[Container, int, list[tuple[str, int]]]] = []
+    for c in pubs[:4]:
+        cport = c.publishes(opts.port, opts.proto)[0].container_port
+        inside = await ctx.blocking(docker.listeners_inside, c.pid, opts.proto, opts.procfs)
+        on_port = sorted({(a, p) for a, p in inside if p == cport})
+        rows.append({"container": c.label, "pid": c.pid, "container_port": cport,
+                     "addresses": c.addresses,
+                     "listening": [f"[{a}]:{p}" if ":" in a else f"{a}:{p}"
+                                   for a, p in on_port],
+                     "others": sorted({f"{a}:{p}" for a, p in inside if p != cport})[:8]})
+        if not on_port or all(docker.is_loopback(a) for a, _ in on_port):
+            bad.append((c, cport, on_port))
+    evidence: dict[str, Any] = {"port": opts.port, "inside": rows, "engine": view.to_json()}
+    if not bad:
+        return passed("; ".join(f"container {r['container']} listens on "
+                                f"{', '.join(r['listening'])} (published as {opts.port})"
+                                for r in rows), **evidence)
+    c, cport, on_port = bad[0]
+    cli = _cli(view)
+    cmds = [f"{cli} exec {c.label} ss -tlnp   # or netstat -tlnp where the image has no ss",
+            *_container_commands(ctx, view, c)[1:], f"{cli} restart {c.label}"]
+    if on_port:
+        where = ", ".join(f"{a}:{p}" for a, p in on_port)
+        return failed("SRV_CONTAINER_NOT_LISTENING",
+                      f"container {c.label} listens on {where} only, its own loopback: the "
+                      f"connections {opts.port} forwards to its port {cport} are refused",
+                      Hint(f"The application in {c.label} listens on the container's own "
+                           f"127.0.0.1: traffic forwarded from the host arrives on the "
+                           f"container's address ({', '.join(c.addresses) or '?'}) and is "
+                           f"refused. Make it listen on 0.0.0.0:{cport} (its bind or listen "
+                           "setting), then restart the container.", cmds), **evidence)
+    return failed("SRV_CONTAINER_NOT_LISTENING",
+                  f"nothing listens inside container {c.label} on its port {cport}, where "
+                  f"{_proto_port(ctx)} is forwarded",
+                  Hint(f"The port is published to {c.label}'s port {cport}, but nothing in "
+                       "the container listens there: the application listens on another "
+                       "port, or has not started. Compare the -p mapping with the port the "
+                       "application uses, and read its log.", cmds), **evidence)
+
+
+@dataclass
+class Inbound:
+    """A client's new connection to the port, as this host's netfilter handles it."""
+
+    flows_in: list[Any] = field(default_factory=list)  # reaching this host (input hook)
+    flows_fwd: list[Any] = field(default_factory=list)  # sent on to a container (forward)
+    dnat: list[dict[str, Any]] = field(default_factory=list)  # the nat rules that did it
+
+
+async def _inbound_flows(ctx: Context) -> Inbound:
+    """The flows a client's new connection to the port would be, after the nat chains.
+
+    A packet to one of this host's addresses meets nat PREROUTING first: Docker's published
+    ports are DNAT rules there (``-m addrtype --dst-type LOCAL -j DOCKER``, then ``-j DNAT
+    --to-destination CONTAINER:PORT``), and a DNAT-ed packet leaves through the forward
+    chains towards the container's bridge, never reaching the input chains. Where no DNAT
+    rule for the port can be seen but a container proxy holds it, the forward chains are
+    judged for the container docker-proxy names.
+    """
+    from netcheck.facts import route_get
+    from netcheck.probes.firewall import Flow, dnat_of, has_cap_net_admin, rules
 
     opts = server_options(ctx)
     socks = [s for s in await bound(ctx) if not s.loopback]
@@ -408,19 +617,41 @@ async def _inbound_flows(ctx: Context) -> tuple[list[Any], list[Any]]:
                 targets.append((s.address, link))
     else:  # nothing listens: judge what a client would meet once it does
         targets = _own_addresses(ctx)
+    rs = await rules(ctx) if has_cap_net_admin() else None
+    names = {lk.index: lk.name for lk in ctx.facts.links}
+
+    async def towards(address: str) -> tuple[Optional[str], bool]:
+        """(the interface packets to ``address`` leave by, is it this host's own)."""
+        lookup = (await ctx.blocking(route_get, [address], None, names))[0]
+        return lookup.ifname, lookup.type == "local"
+
+    found = Inbound()
     seen: set[str] = set()
-    flows_in = []
     for address, ifname in targets:
         family = ipaddress.ip_address(address).version
         if address in seen or (fam is not None and family != fam):
             continue
         seen.add(address)
-        flows_in.append(Flow(family, opts.proto, address, opts.port, saddr=opts.client,
-                             sport=CLIENT_PORTS, iifname=iif_to_client or ifname or None,
-                             hook="input"))
-        if len(flows_in) >= MAX_ADDRESSES:
+        flow = Flow(family, opts.proto, address, opts.port, saddr=opts.client,
+                    sport=CLIENT_PORTS, iifname=iif_to_client or ifname or None, hook="input",
+                    local_daddr=True)
+        nat = dnat_of(rs, flow) if rs is not None and rs.readable else None
+        if nat is None:
+            found.flows_in.append(flow)
+        else:
+            oif, local = await towards(nat.addr)
+            moved = Flow(family, opts.proto, nat.addr, nat.port or opts.port,
+                         saddr=opts.client, sport=CLIENT_PORTS, iifname=flow.iifname,
+                         oifname=oif, hook="input" if local else "forward",
+                         local_daddr=local)
+            group = found.flows_in if local else found.flows_fwd
+            if moved not in group:  # every address of the host DNAT-ed to one container
+                group.append(moved)
+            found.dnat.append({"from": f"{address}:{opts.port}", **nat.to_json()})
+        if len(found.flows_in) + len(found.flows_fwd) >= MAX_ADDRESSES:
             break
-    flows_fwd = []
+    if found.dnat:
+        return found
     for proxy in (await _containers(ctx, socks)).values():
         ip, port = proxy.get("container_ip"), proxy.get("container_port")
         if not ip or not isinstance(port, int):
@@ -428,26 +659,27 @@ async def _inbound_flows(ctx: Context) -> tuple[list[Any], list[Any]]:
         family = ipaddress.ip_address(ip).version
         if fam is not None and family != fam:
             continue
-        flows_fwd.append(Flow(family, proxy.get("proto", opts.proto), ip, port,
-                              saddr=opts.client, sport=CLIENT_PORTS,
-                              iifname=iif_to_client, hook="forward"))
-    return flows_in, flows_fwd
+        oif, _ = await towards(ip)
+        found.flows_fwd.append(Flow(family, proxy.get("proto", opts.proto), ip, port,
+                                    saddr=opts.client, sport=CLIENT_PORTS,
+                                    iifname=iif_to_client, oifname=oif, hook="forward"))
+    return found
 
 
-def inbound(ctx: Context) -> asyncio.Task[list[Any]]:
+def inbound(ctx: Context) -> asyncio.Task[tuple[list[Any], Inbound]]:
     """This host's rules judged for a client's connection to the port (once per run)."""
     return ctx.memo(("server", "inbound"), lambda: _inbound(ctx))
 
 
-async def _inbound(ctx: Context) -> list[Any]:
+async def _inbound(ctx: Context) -> tuple[list[Any], Inbound]:
     from netcheck.probes import firewall
 
-    flows_in, flows_fwd = await _inbound_flows(ctx)
+    flows = await _inbound_flows(ctx)
     found = []
-    for flows, hook in ((flows_in, "input"), (flows_fwd, "forward")):
-        if flows:
-            found.append(await firewall.judge_flows(ctx, flows, hook))
-    return found
+    for group, hook in ((flows.flows_in, "input"), (flows.flows_fwd, "forward")):
+        if group:
+            found.append(await firewall.judge_flows(ctx, group, hook))
+    return found, flows
 
 
 def _inbound_hint(blocks: list[Any]) -> Hint:
@@ -490,7 +722,7 @@ async def inbound_firewall(ctx: Context) -> Result:
 
     if not firewall.has_cap_net_admin():
         return skipped(firewall.NEEDS_ROOT)
-    judged = await inbound(ctx)
+    judged, flows = await inbound(ctx)
     if not judged:
         return skipped("no address of this host to judge a connection to")
     unreadable = next((fw for fw in judged if not fw.readable), None)
@@ -501,6 +733,7 @@ async def inbound_firewall(ctx: Context) -> Result:
                                 "ruleset": judged[0].ruleset.summary() if judged[0].ruleset
                                 else None,
                                 "flows": [v.to_json() for v in verdicts],
+                                "dnat": flows.dnat,
                                 "duration_ms": round(sum(fw.duration_ms for fw in judged), 1)}
     opts = server_options(ctx)
     client = f" from {opts.client}" if opts.client else ""
@@ -529,7 +762,16 @@ async def inbound_firewall(ctx: Context) -> Result:
     addrs = sorted({v.flow.daddr for v in verdicts})
     summary = (f"no rule of the input chains blocks {_proto_port(ctx)}{client} to "
                f"{', '.join(addrs)}")
-    if any(v.flow.hook == "forward" for v in verdicts):
+    if flows.dnat:
+        to = sorted({f"{v.flow.daddr}:{v.flow.dport}" for v in verdicts
+                     if v.flow.hook == "forward"})
+        summary = (f"DNAT sends {_proto_port(ctx)}{client} to {', '.join(to)} (nat "
+                   f"{flows.dnat[0]['rule']['chain']}), and no rule of the forward chains "
+                   "blocks it")
+        if flows.flows_in:
+            summary += (f"; nor the input chains, to "
+                        f"{', '.join(sorted({f.daddr for f in flows.flows_in}))}")
+    elif any(v.flow.hook == "forward" for v in verdicts):
         summary += " (nor the forward chains, to the container)"
     if any(not v.certain for v in verdicts):
         summary += " (uncertain: some rules were not understood, see the evidence)"
@@ -550,7 +792,8 @@ async def _local_block(ctx: Context, address: str) -> Optional[Any]:
     return next((v for v in fw.verdicts if v.blocked), None) if fw.readable else None
 
 
-@check("transport.local_handshake", Layer.TRANSPORT, modes=SERVER, requires=("transport.listen",),
+@check("transport.local_handshake", Layer.TRANSPORT, modes=SERVER,
+       requires=("transport.listen", "transport.container_listen"),
        codes=("SRV_FW_INPUT_BLOCK",))
 async def local_handshake(ctx: Context) -> Result:
     """Port completes a local handshake.
@@ -633,6 +876,104 @@ def _outcome(r: Any) -> str:
 
 
 # -- layer 7 -----------------------------------------------------------------------------------
+
+async def _last_lines(ctx: Context, c: Container) -> list[str]:
+    """The container's last log lines of the window (why it stopped, often)."""
+    from netcheck.probes import docker
+
+    opts = server_options(ctx)
+    deadline = time.monotonic() + max(0.2, min(ctx.time_left() - 0.8, 2.0))
+    scan = await ctx.blocking(docker.scan_log, c, time.time() - max(opts.since_s, 3600.0),
+                              None, None, deadline)
+    return scan.last_lines[-3:]
+
+
+@check("app.container", Layer.APPLICATION, modes=SERVER, codes=("SRV_CONTAINER_DOWN",))
+async def container_running(ctx: Context) -> Result:
+    """Container publishing the port is running.
+
+    The containers configured to publish the port, as ``docker ps -a`` and ``docker inspect``
+    show them through the engine's API (Docker's socket, or Podman's compatible one): their
+    state, exit code, restart count and health, and the last lines of their log. A container
+    that exited, restarts in a loop, is paused or unhealthy does not serve; nor does any
+    container when the engine itself is stopped (``systemctl status docker``): then the
+    containers it keeps in its data root still say which one publishes the port.
+    """
+    opts = server_options(ctx)
+    view = await engine_view(ctx)
+    pubs = view.publishing(opts.port, opts.proto)
+    evidence: dict[str, Any] = {"engine": view.to_json(),
+                                "containers": [c.to_json() for c in pubs[:8]]}
+    cli = _cli(view)
+    if not pubs:
+        if view.reachable:
+            return skipped(f"no container of {view.product} {view.version} publishes "
+                           f"{_proto_port(ctx)}", **evidence)
+        if view.down_socket:
+            return skipped(f"{view.down_socket}: which container would publish the port is "
+                           "not known", **evidence)
+        return skipped("no container engine here (no Docker or Podman socket answers)",
+                       **evidence)
+    if view.stored:
+        c = pubs[0]
+        return failed("SRV_CONTAINER_DOWN",
+                      f"the container engine is not running ({view.down_socket}): container "
+                      f"{c.label}, which publishes {_proto_port(ctx)}, is down with it",
+                      Hint("Docker itself is stopped, so none of its containers runs. Start "
+                           "it (containers with a restart policy come back with it), read why "
+                           "it stopped, then check the container:",
+                           ["systemctl status docker", "systemctl start docker",
+                            "journalctl -u docker -n 50 --no-pager", f"{cli} ps -a"]),
+                      **evidence)
+    up = [c for c in pubs if not c.down()]
+    unhealthy = [c for c in up if c.health == "unhealthy"]
+    if up and len(unhealthy) < len(up):
+        good = [c for c in up if c.health != "unhealthy"]
+        summary = "; ".join(f"container {c.label} ({c.image}) {c.state_text()}, "
+                            f"{c.restart_count} restarts, publishes "
+                            f"{', '.join(b.text() for b in c.publishes(opts.port, opts.proto))}"
+                            + (f", at {', '.join(c.addresses)}" if c.addresses else "")
+                            for c in good[:3])
+        return passed(summary, **evidence)
+    if unhealthy:
+        c = unhealthy[0]
+        return warned("SRV_CONTAINER_DOWN",
+                      f"container {c.label} runs but is unhealthy: its health check fails"
+                      + (f" ({c.health_log})" if c.health_log else ""),
+                      Hint(f"{c.label}'s own health check fails: the application inside does "
+                           "not answer as it should. Read the health log and the container's "
+                           "log.", [f"{cli} inspect --format '{{{{json .State.Health}}}}' "
+                                    f"{c.label}", *_container_commands(ctx, view, c)[1:],
+                                    f"{cli} restart {c.label}"]), **evidence)
+    c = pubs[0]
+    last = await _last_lines(ctx, c)
+    evidence["last_log_lines"] = last
+    said = f"; its log ends with: {last[-1]}" if last else ""
+    cmds = _container_commands(ctx, view, c)
+    if c.paused:
+        return failed("SRV_CONTAINER_DOWN", f"container {c.label}, which publishes "
+                      f"{_proto_port(ctx)}, is paused", Hint(
+                          f"{c.label} is paused: its processes are frozen. Unpause it.",
+                          [f"{cli} unpause {c.label}", *cmds]), **evidence)
+    why = c.error or (f"exit code {c.exit_code}" if c.exit_code is not None else "")
+    if c.oom_killed:
+        why = "killed by the kernel's OOM killer (out of memory)"
+    if c.looping():
+        return failed("SRV_CONTAINER_DOWN",
+                      f"container {c.label}, which publishes {_proto_port(ctx)}, restarts "
+                      f"in a loop: {c.state_text()}, {c.restart_count} restarts (restart "
+                      f"policy {c.restart_policy or '?'}), last {why}{said}",
+                      Hint(f"{c.label}'s application exits as soon as it starts and Docker "
+                           "starts it again and again. Its log says why; fix the cause (its "
+                           "configuration, a missing file or dependency), then restart it.",
+                           [*cmds, f"{cli} restart {c.label}"]), **evidence)
+    return failed("SRV_CONTAINER_DOWN",
+                  f"container {c.label}, which publishes {_proto_port(ctx)}, is not running: "
+                  f"{c.state_text()}{' (' + why + ')' if why else ''}{said}",
+                  Hint(f"{c.label} has stopped, so nothing serves the port. Its log says why "
+                       "it stopped: fix that, then start it again.",
+                       [*cmds, f"{cli} start {c.label}"]), **evidence)
+
 
 @check("app.service_unit", Layer.APPLICATION, modes=SERVER, codes=("SRV_SERVICE_INACTIVE",))
 async def service_unit(ctx: Context) -> Result:
@@ -780,6 +1121,7 @@ class _Sources:
     access: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     journal: Optional[str] = None
+    container: Optional[Container] = None  # the log of the container publishing the port
     how: str = ""
     skip: Optional[str] = None
 
@@ -802,6 +1144,13 @@ async def _log_sources(ctx: Context) -> _Sources:
         kind = logs.classify(opts.log)
         (found.errors if kind == "error" else found.access).append(opts.log)
         found.how = "given with --log"
+    else:
+        pubs = sorted(await publishing(ctx), key=lambda c: c.down())
+        if pubs and not (await engine_view(ctx)).stored:
+            found.container = pubs[0]
+            found.how = (f"the log of container {pubs[0].label}, which publishes the port "
+                         f"({pubs[0].log_driver or '?'} driver)")
+            return found
     socks = await bound(ctx)
     pids = _owner_pids(socks)
     if opts.process:
@@ -861,6 +1210,48 @@ def _log_hint(ctx: Context, access: list[str], errors: list[str], unit: Optional
                 "worker, a database). Read the error log at those times.", cmds)
 
 
+async def _container_log(ctx: Context, c: Container, since: float, deadline: float, who: str,
+                         evidence: dict[str, Any]) -> Result:
+    """The slides' last step: ``docker logs --since ... CONTAINER | grep CLIENT``, read from
+    the log driver's own file (json-file) or the journal (journald)."""
+    from netcheck.probes import docker
+
+    opts = server_options(ctx)
+    view = await engine_view(ctx)
+    scan = await ctx.blocking(docker.scan_log, c, since, opts.search_id, opts.client, deadline)
+    evidence["container_log"] = scan.to_json()
+    window = f"the last {opts.since_text}"
+    cli = _cli(view)
+    grep = opts.search_id or opts.client
+    base = f"{cli} logs --since {docker.since_flag(opts.since_s)} {c.label} 2>&1"
+    cmds = [f"{base} | grep -F {grep}" if grep else f"{base} | tail -n 50",
+            f"{cli} logs --tail 50 {c.label}"]
+    if scan.error:
+        return skipped(f"container {c.label}'s log: {scan.error}", **evidence)
+    note = f" ({scan.stopped})" if scan.stopped else ""
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(scan.statuses.items()))
+    hint = Hint(f"The application in {c.label} answered with server errors (5xx): the fault is "
+                "in the application or what it depends on (a database, an upstream). Read its "
+                "log at those times.", cmds)
+    if who:
+        if scan.matched:
+            found = (f"{who} found in container {c.label}'s log: {scan.matched} line"
+                     f"{'s' if scan.matched > 1 else ''}, last: {scan.matches[-1]}{note}")
+            if scan.matched_5xx:
+                return warned("SRV_LOG_ERRORS", f"{found}; {scan.matched_5xx} answered 5xx",
+                              hint, **evidence)
+            return passed(found, **evidence)
+        return passed(f"NOT found: no {who} in container {c.label}'s log ({scan.lines} lines "
+                      f"in {window}){note}: it did not reach the container (look at the way in: "
+                      f"a firewall, the published port, another container)", **evidence)
+    if scan.statuses.get("5xx"):
+        return warned("SRV_LOG_ERRORS", f"container {c.label}'s log: {scan.statuses['5xx']} "
+                      f"of its requests in {window} were answered 5xx{note}", hint, **evidence)
+    return passed(f"container {c.label}'s log: {scan.lines} lines in {window}"
+                  f"{' (' + counts + ')' if counts else ''}, no server errors{note}",
+                  **evidence)
+
+
 @check("app.request_log", Layer.APPLICATION, modes=SERVER, codes=("SRV_LOG_ERRORS",))
 async def request_log(ctx: Context) -> Result:
     """Client's request is in the service's log.
@@ -869,8 +1260,11 @@ async def request_log(ctx: Context) -> Result:
     given with ``--log``, or found among the files the service holds open or at their usual
     place, older rotated files included) or in its unit's journal, by the request id
     ``netcheck diagnose`` sends in its User-Agent and prints (``--request-id``) and/or the
-    client's address (``--client``), within ``--since``; shows the matching lines. 5xx
-    answers or errors in the error log beside them are SRV_LOG_ERRORS (a warning).
+    client's address (``--client``), within ``--since``; shows the matching lines. For a
+    port a container publishes, the container's own log, as ``docker logs --since ...
+    CONTAINER | grep CLIENT`` shows it (the json-file driver's file read directly, or the
+    journal). 5xx answers or errors in the error log beside them are SRV_LOG_ERRORS (a
+    warning).
     """
     from netcheck.probes import logs
 
@@ -884,8 +1278,10 @@ async def request_log(ctx: Context) -> Result:
         return skipped(sources.skip, **evidence)
     budget = max(0.3, min(ctx.time_left() - 0.8, 5.0))
     deadline = time.monotonic() + budget
-    unit = (await unit_info(ctx)).name
     who = _who(ctx)
+    if sources.container is not None:
+        return await _container_log(ctx, sources.container, since, deadline, who, evidence)
+    unit = (await unit_info(ctx)).name
     if sources.journal:
         scan = await ctx.blocking(logs.scan_journal, sources.journal, since, opts.search_id,
                                   opts.client, min(budget, 3.0))

@@ -465,7 +465,9 @@ def choose_root_cause(outcomes: list[CheckOutcome]) -> Optional[CheckOutcome]:
 # chain dropping the replies (an L4 finding of transport.input_firewall, which fails only
 # for probes that went out and got nothing back) makes the gateway, the name servers and the
 # target look silent at L3: DNS_RESOLVER_UNREACHABLE or TARGET_UNREACHABLE are its symptoms.
-EXPLAINS_BELOW = frozenset({"FW_LOCAL_INPUT_BLOCK"})
+# A container that publishes the port but is down (or its engine stopped: server mode's
+# SRV_CONTAINER_DOWN, L7) is why nothing listens on the port (SRV_NOT_LISTENING, L4).
+EXPLAINS_BELOW = frozenset({"FW_LOCAL_INPUT_BLOCK", "SRV_CONTAINER_DOWN"})
 
 
 def verdict_of(outcomes: list[CheckOutcome]) -> Verdict:

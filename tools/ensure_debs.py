@@ -24,6 +24,9 @@ PROVIDES = {
     "nginx": "nginx", "curl": "curl",
     # dnsmasq-base: the binary alone (no service started on install), for the campaign's stub.
     "dnsmasq-base": "dnsmasq",
+    # dockerd, not docker: a docker CLI alone (another package, a static binary in
+    # /usr/local/bin) is no engine. busybox-static: the lab's image is its one binary.
+    "docker.io": "dockerd", "busybox-static": "busybox",
 }
 POLICY = "/usr/sbin/policy-rc.d"
 

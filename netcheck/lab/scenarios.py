@@ -299,7 +299,16 @@ _EXTRA_MODULES = ("netcheck.lab.scenarios_tls", "netcheck.lab.scenarios_app",
                   "netcheck.lab.scenarios_fw", "netcheck.lab.scenarios_path",
                   "netcheck.lab.scenarios_nginx", "netcheck.lab.scenarios_server",
                   "netcheck.lab.scenarios_l4", "netcheck.lab.scenarios_noise",
-                  "netcheck.lab.scenarios_host")
+                  "netcheck.lab.scenarios_host", "netcheck.lab.scenarios_docker")
+
+
+def register_late(found: list[Scenario]) -> None:
+    """Add a scenario module's scenarios to the library if it was gathered before that module
+    finished (a module that imports another scenario module first is seen half-initialised)."""
+    table = globals().get("SCENARIOS")
+    if isinstance(table, dict):
+        for scenario in found:
+            table.setdefault(scenario.name, scenario)
 
 
 def _gather() -> dict[str, Scenario]:

@@ -276,7 +276,9 @@ def _rmdir_if_empty(path: Path) -> None:
 def _destroy(prefix: str, namespaces: Sequence[str], pids: Sequence[tuple[int, Optional[int]]],
              keep_logs: bool = False) -> list[str]:
     """Stop recorded processes, delete namespaces and their /etc/netns files; return errors."""
-    errors: list[str] = []
+    from netcheck.lab import docker  # a Docker engine of the lab goes first, with its containers
+
+    errors: list[str] = docker.destroy(STATE_ROOT / prefix, namespaces)
     for pid, start in pids:
         try:
             _stop_recorded_pid(pid, start, namespaces)

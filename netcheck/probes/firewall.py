@@ -91,6 +91,9 @@ class Flow:
     # tracked by conntrack (ct state untracked) and is no echo.
     icmp_type: Optional[str] = None
     ct_state: Optional[str] = None
+    # Is the destination one of this host's addresses (``fib daddr type local``, iptables'
+    # ``-m addrtype --dst-type LOCAL``, how Docker's nat chains pick its traffic)? None: unknown.
+    local_daddr: Optional[bool] = None
 
     def describe(self) -> str:
         fam = "IPv6" if self.family == 6 else "IPv4"
@@ -681,6 +684,10 @@ def _iptables_exprs(tokens: list[str], fam: str, chain_names: set[str]) -> list[
             exprs.append(_match(_payload(fam, field_), {"range": [lo, hi or lo]}, op))
         elif tok == "--comment":
             exprs.append({"comment": arg()})
+        elif tok == "--dst-type" and module == "addrtype":
+            kinds = [k.lower() for k in arg().split(",") if k]
+            exprs.append(_match({"fib": {"result": "type", "flags": ["daddr"]}},
+                                kinds[0] if len(kinds) == 1 else {"set": kinds}, op))
         elif tok in ("--limit", "--limit-burst"):
             arg()
             if tok == "--limit":
@@ -721,6 +728,19 @@ def _iptables_target(target: str, rest: list[str], goto: bool,
         return [{"reject": body}]
     if target in PASSIVE_TARGETS:
         return [{"log": {"target": target}}]
+    if target == "DNAT" and "--to-destination" in rest[:-1]:
+        # Where Docker sends a published port: --to-destination ADDR[:PORT] (IPv6 in [])
+        to = rest[rest.index("--to-destination") + 1]
+        addr, port = to, None
+        if to.startswith("["):
+            addr, _, tail = to[1:].partition("]")
+            port = tail[1:] if tail.startswith(":") else None
+        elif to.count(":") == 1:
+            addr, port = to.split(":")
+        body: dict[str, Any] = {"addr": addr}
+        if port and port.isdigit():
+            body["port"] = int(port)
+        return [{"dnat": body}]
     if target in NAT_TARGETS:
         return [{target.lower() if target != "NETMAP" else "snat": {}}]
     if target in chain_names:
@@ -1007,6 +1027,9 @@ def _key(walk: _Walk, left: Any) -> Any:
         if bad is not None:
             return bad
         return ("concat", parts)
+    if kind == "fib" and isinstance(body, dict) and body.get("result") == "type" \
+            and body.get("flags") in (["daddr"], "daddr") and flow.local_daddr is not None:
+        return ("str", "local" if flow.local_daddr else "unicast")
     return _Unknown(render_expr(left))
 
 
@@ -1511,6 +1534,41 @@ def judge(flows: list[Flow], timeout: float, hook: str = "output",
                 and v.rule.handle is not None:
             v.rule.text = _rule_text_from_nft(v.rule, timeout=1.0)
     return LocalFirewall(True, None, hook, rs, verdicts, (time.monotonic() - start) * 1000)
+
+
+@dataclass
+class Dnat:
+    """Where a nat chain sends a flow: the rule, and the new destination (port None: same)."""
+
+    rule: Rule
+    addr: str
+    port: Optional[int]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rule": self.rule.to_json(), "to": self.addr, "port": self.port}
+
+
+def dnat_of(rs: Ruleset, flow: Flow, hook: str = "prerouting",
+            time_budget: float = 0.5) -> Optional[Dnat]:
+    """The DNAT the nat chains of ``hook`` (prerouting for what arrives, output for what this
+    host sends) apply to a new flow — Docker's published ports: ``-A PREROUTING -m addrtype
+    --dst-type LOCAL -j DOCKER``, ``-A DOCKER ! -i docker0 -p tcp --dport 8081 -j DNAT
+    --to-destination 172.17.0.2:80`` — or None (no DNAT, or one whose target is not known)."""
+    walk = _Walk(dataclasses.replace(flow, hook=hook), rs, MAX_STEPS,
+                 time.monotonic() + time_budget)
+    for chain in rs.base_chains(hook, flow.family):
+        if chain.type != "nat":
+            continue
+        outcome, rule, _where = _run_chain(walk, chain, 0)
+        if outcome != "accept" or rule is None:
+            continue
+        for expr in rule.exprs:
+            body = expr.get("dnat") if isinstance(expr, dict) else None
+            if isinstance(body, dict) and isinstance(body.get("addr"), str):
+                port = body.get("port")
+                return Dnat(rule, body["addr"], port if isinstance(port, int) else None)
+        return None  # the first nat decision is final (snat, redirect, an accept)
+    return None
 
 
 def _rule_text_from_nft(rule: Rule, timeout: float) -> Optional[str]:
