@@ -339,6 +339,8 @@ class GatewayFacts:
     input_block: Optional[str] = None  # this host's input rule that drops its replies
     own_conflict: Optional[str] = None  # "ADDRESS (MAC)": another host has our address
     ipsec: Optional[str] = None  # an xfrm policy that swallows the probes
+    rp_dropped: int = 0  # packets reverse-path filtering dropped while the probes ran
+    rp_strict: tuple[str, ...] = ()  # interfaces with rp_filter=1 (strict)
 
 
 STATIC_NUD = ("PERMANENT", "NOARP")
@@ -391,6 +393,12 @@ def judge_gateway(g: GatewayFacts) -> Judged:
             return Judged(Status.SKIP, None, answers + ", " + _(
                 "but no IP reply comes back: an IPsec policy takes the traffic ({policy}); see "
                 "network.ipsec").format(policy=g.ipsec), reason="ipsec")
+        if v4 and g.rp_dropped and g.rp_strict:
+            return Judged(Status.FAIL, "GATEWAY_UNREACHABLE", answers + ", " + _(
+                "but its replies are dropped by this host's reverse-path filter: {count} "
+                "packets failed it while the probes ran (strict rp_filter on {interfaces}): "
+                "they come back by another way than they left").format(
+                    count=g.rp_dropped, interfaces=", ".join(g.rp_strict)), reason="rp_filter")
         return Judged(Status.PASS, None, answers + " " + _(
             "but sent no IP reply (it drops ping, and nothing answered through it yet)"),
                       reason="link_only")
@@ -904,6 +912,17 @@ async def gateway(ctx: Context) -> Result:
     assert judged.code is not None
     make = failed if judged.status is Status.FAIL else warned
     gw, ifname = g.gateway, g.ifname
+    if judged.reason == "rp_filter":
+        return make(judged.code, judged.text,
+                    Hint(_("The replies come back through another interface than the one the "
+                           "packets left by (asymmetric routing: a second uplink, a router "
+                           "sending the return traffic another way), and strict reverse-path "
+                           "filtering drops them. Make the return path the same, or filter "
+                           "loosely (rp_filter=2)."),
+                         # the larger of all's and the interface's value counts: 2 on each
+                         ["nstat -az TcpExtIPReversePathFilter",
+                          *(f"sysctl -w net.ipv4.conf.{i}.rp_filter=2" for i in g.rp_strict)]),
+                    **evidence)
     if judged.reason == "static_neighbour":
         return make(judged.code, judged.text,
                     Hint(_("The neighbour table holds a static entry for {gateway} with "
@@ -950,6 +969,7 @@ async def _probe_gateway(ctx: Context, fam: int, gw: str, ifname: str, ifindex: 
     wire_t = ctx.blocking(neighbour.probe_on_wire, ifname, ifindex,
                           link.mac if link else None, src, gw, ctx.timeout)
     neigh_t = ctx.blocking(neighbour.resolve, gw, ifindex, ctx.timeout)
+    rp_before = _rp_filter_drops(ctx)
     pending: set[asyncio.Future[Any]] = {ping_t, wire_t, neigh_t, through_t}
     while pending:  # stop at the first proof of IP both ways instead of every timeout
         _done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
@@ -974,12 +994,18 @@ async def _probe_gateway(ctx: Context, fam: int, gw: str, ifname: str, ifindex: 
                          probed, mac, neigh.state, neigh.lladdr, through)
     if mac and ping_res.state != "reply" and not through:
         # Only the link answered: look for what swallows the IP replies.
+        rp_after = _rp_filter_drops(ctx)
         input_block, conflict, policy = await asyncio.gather(
             _input_drops_reply(ctx, gw, src, ifname),
             _own_address_claimed(ctx, fam, ifname, link.mac if link else None, src),
             _ipsec_takes(ctx, src, gw, fam, ifindex))
+        rp_dropped = rp_after - rp_before if rp_before is not None and rp_after is not None \
+            else 0
         facts = dataclasses.replace(facts, input_block=input_block, own_conflict=conflict,
-                                    ipsec=policy)
+                                    ipsec=policy, rp_dropped=rp_dropped,
+                                    rp_strict=_rp_strict(ctx))
+        if rp_dropped:
+            evidence["rp_filter"] = {"dropped": rp_dropped, "strict": list(facts.rp_strict)}
         evidence["state"] = "link_only"
         for key, value in (("input_block", input_block), ("address_conflict", conflict),
                            ("ipsec", policy)):
@@ -992,6 +1018,31 @@ async def _probe_gateway(ctx: Context, fam: int, gw: str, ifname: str, ifindex: 
             facts = dataclasses.replace(facts, input_block=advert)
             evidence["input_block"] = advert
     return facts, evidence
+
+
+def _rp_filter_drops(ctx: Context) -> Optional[int]:
+    """The kernel's count of IPv4 packets reverse-path filtering dropped (TcpExt
+    IPReversePathFilter in /proc/net/netstat, this namespace's), or None."""
+    text = ctx.facts.read_sys("proc", "net", "netstat") or ""
+    lines = [line.split() for line in text.splitlines()]
+    for names, values in zip(lines, lines[1:]):
+        if names and names[0] == "TcpExt:" and values and values[0] == "TcpExt:" \
+                and "IPReversePathFilter" in names:
+            i = names.index("IPReversePathFilter")
+            return int(values[i]) if i < len(values) and values[i].isdigit() else None
+    return None
+
+
+def _rp_strict(ctx: Context) -> tuple[str, ...]:
+    """Interfaces where reverse-path filtering is strict (the larger of all and the
+    interface's own rp_filter is 1)."""
+    def value(name: str) -> int:
+        raw = ctx.facts.read_sys("proc", "sys", "net", "ipv4", "conf", name, "rp_filter")
+        return int(raw) if raw and raw.isdigit() else 0
+
+    every = value("all")
+    return tuple(lk.name for lk in ctx.facts.links
+                 if not lk.is_loopback and max(every, value(lk.name)) == 1)
 
 
 async def _answered_through(ctx: Context, fam: int) -> Optional[tuple[str, str]]:

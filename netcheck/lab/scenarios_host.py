@@ -204,6 +204,24 @@ def _default_in_own_table(lab: Lab) -> None:
     lab.ip("client", "-6", "rule", "add", "table", "100", "priority", "32800")
 
 
+def _asymmetric_return(lab: Lab) -> None:
+    # The router sends everything for the client back through a second router (the stub,
+    # linked to it by a new veth), which delivers it on the client's second link eth1; the
+    # client filters strictly by reverse path (rp_filter=1, as RHEL sets it).
+    lab.ip("router", "link", "add", "r-stub", "type", "veth", "peer", "name", "uplink",
+           "netns", lab.ns("stub"))
+    lab.ip("router", "addr", "add", "198.18.6.1/24", "dev", "r-stub")
+    lab.ip("stub", "addr", "add", "198.18.6.2/24", "dev", "uplink")
+    lab.ip("router", "link", "set", "r-stub", "up")
+    lab.ip("stub", "link", "set", "uplink", "up")
+    lab.exec("stub", ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"], check=True)
+    lab.ip("stub", "route", "add", "198.18.1.2/32", "dev", "eth0")
+    lab.ip("router", "route", "add", "198.18.1.2/32", "via", "198.18.6.2")
+    lab.exec("client", ["sysctl", "-q", "-w", "net.ipv4.conf.all.rp_filter=1",
+                        "net.ipv4.conf.eth0.rp_filter=1", "net.ipv4.conf.eth1.rp_filter=1"],
+             check=True)
+
+
 def _s(name: str, description: str, symptom: str, target: str, apply: Callable[[Lab], None],
        verdict: str, code: str | None = None, layer: int | None = None,
        args: tuple[str, ...] = ()) -> Scenario:
@@ -253,6 +271,11 @@ SCENARIOS_LIST: list[Scenario] = [
        "198.18.1.2.",
        "Connections work, fail and hang by turns; the router's ARP entry for the client flips.",
        LITERAL, _address_taken, "broken", "ADDR_DAD_FAILED", 3, ("-4",)),
+    _s("reverse_path_filtered",
+       "The replies to the client come back through a second router onto its other link "
+       "eth1, and the client filters strictly by reverse path (rp_filter=1).",
+       "The gateway's ARP entry is fine, yet not even the gateway answers ping.",
+       LITERAL, _asymmetric_return, "broken", "GATEWAY_UNREACHABLE", 3, ("-4",)),
     _s("ipsec_no_sa",
        "An IPsec policy sends the traffic to the server's network through a tunnel that never "
        "came up: there is no security association.",

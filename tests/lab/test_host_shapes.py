@@ -28,6 +28,7 @@ MUST_NAME = {
                                   "ct state established,related accept"],
     "gateway_static_neighbour": ["198.18.1.1", "02:00:5e:10:00:01", "ip neigh del 198.18.1.1"],
     "address_taken": ["198.18.1.2", "eth0", "arping -D"],
+    "reverse_path_filtered": ["198.18.1.1", "reverse-path", "rp_filter=2", "eth1"],
     "ipsec_no_sa": ["198.18.2.10", "198.18.1.1", "ip xfrm state"],
     "ipsec_policy_block": ["198.18.2.0/24", "ip xfrm policy delete"],
     "wg_quick_tunnel_dead": ["wg0"],

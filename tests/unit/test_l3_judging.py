@@ -211,6 +211,10 @@ GATEWAY_ROWS: list[tuple[net.GatewayFacts, Status, Optional[str], str]] = [
      "own_conflict"),
     (gw(wire_mac=GW_MAC, ipsec="src 0.0.0.0/0 dst 0.0.0.0/0 dir out action block"), Status.SKIP,
      None, "ipsec"),
+    # replies that come back another way, dropped by strict reverse-path filtering
+    (gw(wire_mac=GW_MAC, rp_dropped=12, rp_strict=("eth1",)), Status.FAIL,
+     "GATEWAY_UNREACHABLE", "rp_filter"),
+    (gw(wire_mac=GW_MAC, rp_dropped=12), Status.PASS, None, "link_only"),  # loose: no proof
     (gw(wire_mac=GW_MAC), Status.PASS, None, "link_only"),
     # Without root: the kernel's cache is a hint, said as one.
     (gw(probed=False, neigh_state="REACHABLE", neigh_mac=GW_MAC), Status.PASS, None, "cache"),
