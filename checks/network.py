@@ -1781,7 +1781,7 @@ async def target_reachable(ctx: Context) -> Result:
         # gets no answer runs out its timeout: waits overlap instead of adding up.
         shared.http_get(ctx, opened[0])
     pings = await ping_task
-    bursts = await bursts_task
+    bursts = await _bursts_in_time(ctx, bursts_task)
     # A reply to any echo of the burst proves the address answers, whatever one ping met.
     pings = [_with_burst(p, bursts["targets"].get(p.address)) for p in pings]
     own = frozenset(x.address for x in ctx.facts.addresses) - set(addrs)
@@ -1868,6 +1868,16 @@ async def target_reachable(ctx: Context) -> Result:
                          "traffic. Find the last hop that answers."),
                        [f"traceroute -n {addrs[0]}", f"mtr -n -c 5 {addrs[0]}",
                         f"ping -c 3 {path.gateway or addrs[0]}"]), **evidence)
+
+
+async def _bursts_in_time(ctx: Context, task: asyncio.Future[dict[str, Any]]) -> dict[str, Any]:
+    """The path's bursts, if they end while the run's deadline still leaves room to report;
+    else none (a scrape with a short deadline judges without loss statistics)."""
+    from netcheck.runner import DEADLINE_MARGIN
+
+    left = ctx.time_left() - DEADLINE_MARGIN - 0.05
+    done, _pending = await asyncio.wait({task}, timeout=max(0.0, left))
+    return task.result() if done else {"gateways": {}, "targets": {}}
 
 
 def _with_burst(ping: icmp.PingResult, burst: Optional[icmp.BurstResult]) -> icmp.PingResult:
