@@ -189,3 +189,33 @@ def test_query_is_sent_again_until_answered(lossy: LossyServer) -> None:
 def test_query_without_retries_times_out(lossy: LossyServer) -> None:
     answer = asyncio.run(dns.query("127.53.0.1", "www.lab.test", "A", 0.3))
     assert answer.error == "timeout" and answer.sent == 1
+
+
+@pytest.fixture
+def answering() -> Iterator[LossyServer]:
+    try:
+        server = LossyServer("127.53.0.2", drop=0)
+    except PermissionError:
+        pytest.skip("binding port 53 needs root")
+    yield server
+    server.stop.set()
+    server.thread.join(2)
+    server.sock.close()
+
+
+@pytest.mark.parametrize(("line", "source", "addresses", "asked"), [
+    ("hosts: files dns", "hosts", ["198.18.2.99"], True),  # the hosts file wins, DNS compared
+    ("hosts: dns files", "dns", ["198.18.2.10"], True),  # DNS first: the hosts line unused
+    ("hosts: files", "hosts", ["198.18.2.99"], False),  # DNS never asked
+])
+def test_nsswitch_order_decides_the_source(answering: LossyServer, tmp_path: Any, line: str,
+                                           source: str, addresses: list[str],
+                                           asked: bool) -> None:
+    (tmp_path / "resolv.conf").write_text("nameserver 127.53.0.2\n")
+    (tmp_path / "hosts").write_text("198.18.2.99 www.lab.test\n")
+    (tmp_path / "nsswitch.conf").write_text(line + "\n")
+    res = asyncio.run(dns.resolve_like_system(
+        "www.lab.test", (socket.AF_INET,), str(tmp_path / "resolv.conf"),
+        str(tmp_path / "hosts"), 1.0, nsswitch=str(tmp_path / "nsswitch.conf")))
+    assert (res.source, res.addresses) == (source, addresses)
+    assert bool(res.answers) is asked and (answering.seen > 0) is asked
