@@ -208,9 +208,13 @@ async def input_firewall(ctx: Context) -> Result:
     breaks, expected, verdict = judged
     if not breaks:
         evidence["family"] = family.name(expected.family)
-    summary = _("this host's firewall drops the replies from {peer} on their way in: "
-                "{rule}").format(peer=_peer(expected.role, expected.remote),
-                                 rule=verdict.describe())
+    # A rule half understood is no proof: said as "probably", and only a warning.
+    summary = (_("this host's firewall drops the replies from {peer} on their way in: {rule}")
+               if verdict.certain else
+               _("this host's firewall probably drops the replies from {peer} on their way in: "
+                 "{rule}")).format(peer=_peer(expected.role, expected.remote),
+                                   rule=verdict.describe())
+    breaks = breaks and verdict.certain
     text = _("This host's own input chain drops the replies to the connections it opens, so "
              "everything looks silent although the packets go out and the network answers "
              "(ARP still works: it is not IP). A chain with policy drop needs `ct state "
