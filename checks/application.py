@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from netcheck.hints import server_side_command
 from netcheck.i18n import N_, _, ngettext
 from netcheck.model import Hint, Layer, Result, Status, failed, passed, skipped
 from netcheck.registry import check
@@ -120,6 +121,7 @@ def _reset_result(ctx: Context, resets: list[TcpResult]) -> Result:
           "names it."),
         [f"nc -v {host} {port}", f"tcpdump -ni any host {r.address} and port {port}",
          _on_server(f"ss -tlnp 'sport = :{port}'", _("on the server: which program listens")),
+         server_side_command(port),
          _on_server("cat /etc/hosts.allow /etc/hosts.deny"),
          _on_server("fail2ban-client status"),
          _on_server("journalctl --since -10min -p warning")]),
@@ -215,8 +217,10 @@ def _http_commands(ctx: Context, url: str, proxy: Optional[str]) -> list[str]:
 
 def _server_side(ctx: Context) -> list[str]:
     rid = ctx.options.request_id
+    port = ctx.target.port if ctx.target is not None else None
     return [_on_server(f"grep {rid} /var/log/nginx/access.log",
                        _("on the server: this run's request")),
+            *([server_side_command(port, rid)] if port else []),
             _on_server("tail -n 50 /var/log/nginx/error.log"),
             _on_server("journalctl -u nginx --since -10min",
                        _("on the server (or apache2, the app's unit)"))]

@@ -917,8 +917,8 @@ async def container_running(ctx: Context) -> Result:
     if view.stored:
         c = pubs[0]
         return failed("SRV_CONTAINER_DOWN",
-                      f"the container engine is not running ({view.down_socket}): container "
-                      f"{c.label}, which publishes {_proto_port(ctx)}, is down with it",
+                      f"{view.down_socket}: container {c.label}, which publishes "
+                      f"{_proto_port(ctx)}, is down with it",
                       Hint("Docker itself is stopped, so none of its containers runs. Start "
                            "it (containers with a restart policy come back with it), read why "
                            "it stopped, then check the container:",

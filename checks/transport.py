@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 from netcheck import family
+from netcheck.hints import server_side_command
 from netcheck.i18n import _, ngettext
 from netcheck.model import Hint, Layer, Result, Status, failed, passed, skipped, warned
 from netcheck.probes import shared
@@ -294,7 +295,8 @@ def _hint(code: str, r: TcpResult, local_reason: Optional[str],
         return Hint(_("The host answers but nothing listens on {address} port {port}: start "
                       "the service, or use the right port. On the server:").format(**where),
                     [f"ss -tlnp 'sport = :{r.port}'", "systemctl status <service>",
-                     f"nmap -sT -p {r.port} {r.address}   # " + _("from here")])
+                     f"nmap -sT -p {r.port} {r.address}   # " + _("from here"),
+                     server_side_command(r.port)])
     if code == "TCP_ADMIN_PROHIBITED":
         sender = family.bare(r.icmp_from or "")
         if sender and sender != family.bare(r.address):

@@ -119,3 +119,13 @@ def restart_manager(mgr: Manager) -> list[str]:
     if mgr.unit:
         return [f"systemctl restart {mgr.unit}", f"systemctl status {mgr.unit}"]
     return []
+
+
+def server_side_command(port: int, request_id: Optional[str] = None) -> str:
+    """``netcheck server --port N`` to run on the server, with its comment: it follows a
+    published port into a container too (Docker, Podman), where a refused or reset
+    connection often comes from."""
+    rid = f" --request-id {request_id}" if request_id else ""
+    return (f"netcheck server --port {port}{rid}   # "
+            + _("on the server: it follows the port into a container too (docker ps, docker "
+                "logs)"))

@@ -468,10 +468,12 @@ class EngineView:
     data_root: Optional[str] = None  # read directly when the engine does not answer
     stored: bool = False  # containers read from the data root, not from the engine
 
+    stopped: Optional[str] = None  # why the engine is taken for stopped (not just absent)
+
     @property
     def down_socket(self) -> Optional[str]:
-        """A socket of an engine that exists but refuses connections (a stopped engine)."""
-        return next((p for p in self.problems if "refuses connections" in p), None)
+        """Why an engine that exists here does not answer (a stopped engine), or None."""
+        return self.stopped
 
     def publishing(self, port: int, proto: str) -> list[Container]:
         """The containers configured to publish host port ``port``."""
@@ -540,13 +542,23 @@ def read_engine(procfs: str = "/proc", timeout: float = 2.0,
             if isinstance(data, dict):
                 view.containers.append(Container.from_inspect(data))
         return view
-    # No engine answers: what a stopped Docker keeps on disk still names the containers.
+    # No engine answers. A socket that refuses connections is a stopped engine's; a stopped
+    # dockerd removes its socket, but what it keeps on disk still names its containers.
+    refused = next((p for p in view.problems if "refuses connections" in p), None)
     cfg = daemon_config(config_path)
     root = cfg.get("data-root") or cfg.get("graph") or DEFAULT_DATA_ROOT
-    if isinstance(root, str) and view.down_socket:
+    if isinstance(root, str):
         view.data_root = root
         view.containers = stored_containers(root)
         view.stored = bool(view.containers)
+    if refused:
+        view.stopped = refused
+    elif view.stored:
+        hosts = [p for p, how in candidate_sockets(procfs, environ, config_path)
+                 if how != "the default socket"] or [DEFAULT_SOCKETS[0]]
+        view.stopped = (f"the engine is not running: nothing answers at unix://{hosts[0]} "
+                        f"(its data root {root} keeps {len(view.containers)} container"
+                        f"{'s' if len(view.containers) != 1 else ''})")
     return view
 
 
