@@ -363,14 +363,7 @@ class ComposedLab(Lab):
         for name in ("tcp", "dns"):
             (self.state_dir / f"{name}.ready").unlink(missing_ok=True)
         bind = services.tcp_bind or tuple(SERVER[f] for f in self.parts.families)
-        if services.tcp and services.app_mode:
-            listen = ",".join(f"[{a}]:{p}" if ":" in a else f"{a}:{p}"
-                              for a in bind for p in SERVICE_PORTS)
-            self.popen("server", python("-m", "netcheck.lab.appserver", "--listen", listen,
-                                         "--mode", services.app_mode,
-                                         "--ready", str(self.state_dir / "tcp.ready")),
-                       name="tcp", env=env)
-        elif services.tcp:
+        if services.tcp and not services.app_mode:
             self.popen("server", python("-m", "netcheck.lab.servers", "tcp",
                                          "--ports", ",".join(map(str, SERVICE_PORTS)),
                                          "--bind", ",".join(bind),
@@ -386,7 +379,16 @@ class ComposedLab(Lab):
                        name="dns", env=env)
 
     def _start_client_daemons(self) -> None:
-        """The stub resolver and the VPN daemon (both need the client's links to exist)."""
+        """The stub resolver, the VPN daemon and an appserver (they need the links to exist)."""
+        services = self.services
+        if services.tcp and services.app_mode:  # binds its addresses: they must exist
+            bind = services.tcp_bind or tuple(SERVER[f] for f in self.parts.families)
+            listen = ",".join(f"[{a}]:{p}" if ":" in a else f"{a}:{p}"
+                              for a in bind for p in SERVICE_PORTS)
+            self.popen("server", python("-m", "netcheck.lab.appserver", "--listen", listen,
+                                         "--mode", services.app_mode,
+                                         "--ready", str(self.state_dir / "tcp.ready")),
+                       name="tcp", env={**os.environ, "PYTHONUNBUFFERED": "1"})
         if self.parts.stub and self.services.stub:
             upstreams = [f"--server={DNS[f]}" for f in self.parts.nameservers]
             self.popen("client", [_tool("dnsmasq"), "--keep-in-foreground", "--no-resolv",
