@@ -9,6 +9,7 @@ an overrun deadline).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, Optional
 
 import pytest
@@ -100,6 +101,12 @@ def test_generated_networks_are_consistent() -> None:
         roles = set(parts.roles())
         assert {lk.ns_a for lk in links(parts)} | {lk.ns_b for lk in links(parts)} <= roles
         assert set(routes(parts)) <= roles
+
+
+def test_docs_list_every_catalogue_entry() -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "campaigns.md").read_text()
+    missing = [f.name for f in CATALOGUE if f"`{f.name}`" not in page]
+    assert not missing, "docs/campaigns.md misses catalogue entries: " + ", ".join(missing)
 
 
 def test_traps_and_healthy_networks_never_accept_a_failure() -> None:
