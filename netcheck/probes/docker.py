@@ -160,9 +160,16 @@ def candidate_sockets(procfs: str = "/proc", environ: Optional[Mapping[str, str]
     for host in hosts if isinstance(hosts, list) else []:
         add(_unix_path(host), config_path)
     for pid, argv in engine_processes(procfs):
+        name = f"{os.path.basename(argv[0]) if argv else 'dockerd'} (pid {pid})"
         for host in host_flags(argv):
-            add(_unix_path(host), f"{os.path.basename(argv[0]) if argv else 'dockerd'} "
-                                  f"(pid {pid}) -H")
+            add(_unix_path(host), f"{name} -H")
+        for i, arg in enumerate(argv):  # dockerd --config-file FILE: its "hosts"
+            path = argv[i + 1] if arg == "--config-file" and i + 1 < len(argv) else (
+                arg.split("=", 1)[1] if arg.startswith("--config-file=") else None)
+            if path:
+                more = daemon_config(path).get("hosts")
+                for host in more if isinstance(more, list) else []:
+                    add(_unix_path(host), f"{name} --config-file {path}")
     runtime = env.get("XDG_RUNTIME_DIR")
     defaults = list(DEFAULT_SOCKETS)
     if runtime:

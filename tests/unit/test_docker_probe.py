@@ -244,3 +244,23 @@ def test_listeners_inside_a_process_namespace() -> None:
 
 def test_since_flag() -> None:
     assert [docker.since_flag(s) for s in (600, 3600, 5400, 30)] == ["10m", "1h", "90m", "1m"]
+
+
+def test_engine_found_through_the_dockerd_of_this_namespace(tmp_path: Path) -> None:
+    """A dockerd started with ``--config-file`` and no -H (the lab's, or a packaged one):
+    its configuration names the socket; a dockerd of another namespace is not asked."""
+    config = tmp_path / "lab-daemon.json"
+    config.write_text(json.dumps({"hosts": ["unix:///run/lab/docker.sock"]}))
+    procfs = tmp_path / "proc"
+    for pid, netns, argv in (("self", "net:[4026531840]", []),
+                             ("100", "net:[4026531840]", ["dockerd", "--config-file",
+                                                          str(config)]),
+                             ("200", "net:[4026532000]", ["dockerd", "-H",
+                                                          "unix:///other.sock"])):
+        (procfs / pid / "ns").mkdir(parents=True)
+        (procfs / pid / "ns" / "net").symlink_to(netns)
+        (procfs / pid / "comm").write_text("dockerd\n")
+        (procfs / pid / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv))
+    found = docker.candidate_sockets(str(procfs), {}, str(tmp_path / "none.json"))
+    assert found[0] == ("/run/lab/docker.sock", f"dockerd (pid 100) --config-file {config}")
+    assert all(p != "/other.sock" for p, _ in found)
