@@ -912,7 +912,8 @@ async def container_running(ctx: Context) -> Result:
         if view.down_socket:
             return skipped(f"{view.down_socket}: which container would publish the port is "
                            "not known", **evidence)
-        return skipped("no container engine here (no Docker or Podman socket answers)",
+        why = f": {view.problems[0]}" if view.problems else ""
+        return skipped(f"no container engine answers here (no Docker or Podman socket){why}",
                        **evidence)
     if view.stored:
         c = pubs[0]
