@@ -51,8 +51,8 @@ from netcheck.lab.compose import (
     address,
     host_prefix,
     prefix,
-    python,
 )
+from netcheck.lab.topology import python_argv
 
 GENERATOR = 1  # part of every case's random seed: bump when a seed's meaning changes
 DEFAULT_DEADLINE = 10.0
@@ -511,7 +511,7 @@ def _rogue_host(case: Case, lab: ComposedLab) -> None:
     lab.ip("router", "link", "set", "mv0", "netns", lab.ns("rogue"))
     lab.ip("rogue", "addr", "add", f"{client_addr(4)}/24", "dev", "mv0")
     lab.ip("rogue", "link", "set", "mv0", "up")
-    lab.popen("rogue", python("-m", "netcheck.lab.compose", "arp-announce", "mv0",
+    lab.popen("rogue", python_argv("-m", "netcheck.lab.compose", "arp-announce", "mv0",
                               client_addr(4)), name="rogue")
 
 
@@ -1222,7 +1222,7 @@ def run_case(seed: int, deadline: float = DEFAULT_DEADLINE, truth: bool = True) 
         return result
     try:
         result.build_seconds = lab.build_seconds or 0.0
-        argv = python("-m", "netcheck", *case.argv(deadline), "--format", "json")
+        argv = python_argv("-m", "netcheck", *case.argv(deadline), "--format", "json")
         start = time.monotonic()
         try:
             proc = lab.exec("client", argv, timeout=deadline + 20, env=_environment())
@@ -1233,7 +1233,7 @@ def run_case(seed: int, deadline: float = DEFAULT_DEADLINE, truth: bool = True) 
         grade(result, stdout, deadline)
         if truth and case.fault.truth and result.expected.modelled:
             plan = truth_plan(case)
-            probe = lab.exec("client", python("-m", "netcheck.lab.campaign", "truth",
+            probe = lab.exec("client", python_argv("-m", "netcheck.lab.campaign", "truth",
                                               json.dumps(plan)), timeout=30, env=_environment())
             try:
                 results = json.loads(probe.stdout)

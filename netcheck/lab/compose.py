@@ -37,7 +37,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
-from netcheck.lab.topology import COMMON_SYSCTLS, Lab, LabError, _run, _run_all, _tool
+from netcheck.lab.topology import (
+    COMMON_SYSCTLS,
+    Lab,
+    LabError,
+    _run,
+    _run_all,
+    _tool,
+    python_argv,
+)
 
 FAMILIES: dict[str, tuple[int, ...]] = {"dual": (4, 6), "v4": (4,), "v6": (6,)}
 VPN_TABLE = 51820  # wg-quick's table and fwmark
@@ -47,12 +55,6 @@ SERVICE_PORTS = (22, 80)
 STUB_ADDRESS = "127.0.0.53"
 TUNSETIFF = 0x400454CA
 IFF_TUN, IFF_NO_PI = 0x0001, 0x1000
-
-
-def python(*args: str) -> list[str]:
-    """This interpreter in isolated mode (``-I``): as root, never a module from the current
-    directory, PYTHONPATH or the user's site-packages."""
-    return [sys.executable, "-I", *args]
 
 
 def v4(subnet: int, host: int) -> str:
@@ -254,15 +256,7 @@ class ComposedLab(Lab):
 
     def _build(self) -> None:
         ip = _tool("ip")
-        for _ in range(3):  # another lab's teardown may remove an empty STATE_ROOT meanwhile
-            try:
-                self.state_dir.mkdir(parents=True, exist_ok=True)
-                break
-            except FileNotFoundError:
-                continue
-        self._save_state()  # before anything exists, so a crash mid-build can be cleaned
-        _run([ip, "-batch", "-"],
-             input="".join(f"netns add {name}\n" for name in self.namespaces.values()))
+        self._create_namespaces()
         _run_all([(self._in(role, [_tool("sysctl"), "-q", "-w", *self._sysctls(role)]), None)
                   for role in self.namespaces])
         self._start_servers()  # they bind with FREEBIND: no need to wait for the links
@@ -364,7 +358,7 @@ class ComposedLab(Lab):
             (self.state_dir / f"{name}.ready").unlink(missing_ok=True)
         bind = services.tcp_bind or tuple(SERVER[f] for f in self.parts.families)
         if services.tcp and not services.app_mode:
-            self.popen("server", python("-m", "netcheck.lab.servers", "tcp",
+            self.popen("server", python_argv("-m", "netcheck.lab.servers", "tcp",
                                          "--ports", ",".join(map(str, SERVICE_PORTS)),
                                          "--bind", ",".join(bind),
                                          "--ready", str(self.state_dir / "tcp.ready")),
@@ -373,7 +367,7 @@ class ComposedLab(Lab):
             self.set_dns_mode("normal")
             if services.dns_records:
                 self.add_dns_records(*services.dns_records)
-            self.popen("dns", python("-m", "netcheck.lab.servers", "dns",
+            self.popen("dns", python_argv("-m", "netcheck.lab.servers", "dns",
                                      "--control", str(self.dns_control),
                                      "--ready", str(self.state_dir / "dns.ready")),
                        name="dns", env=env)
@@ -385,7 +379,7 @@ class ComposedLab(Lab):
             bind = services.tcp_bind or tuple(SERVER[f] for f in self.parts.families)
             listen = ",".join(f"[{a}]:{p}" if ":" in a else f"{a}:{p}"
                               for a in bind for p in SERVICE_PORTS)
-            self.popen("server", python("-m", "netcheck.lab.appserver", "--listen", listen,
+            self.popen("server", python_argv("-m", "netcheck.lab.appserver", "--listen", listen,
                                          "--mode", services.app_mode,
                                          "--ready", str(self.state_dir / "tcp.ready")),
                        name="tcp", env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -397,7 +391,7 @@ class ComposedLab(Lab):
                                   "--pid-file", "--user=root", "--log-facility=-",
                                   *upstreams], name="stub")
         if self.parts.vpn and self.services.vpn_daemon:
-            self.popen("client", python("-m", "netcheck.lab.compose", "tun-hold", "wg0"),
+            self.popen("client", python_argv("-m", "netcheck.lab.compose", "tun-hold", "wg0"),
                        name="vpn")
 
     def _wait_ready(self, timeout: float = 10.0) -> None:

@@ -440,8 +440,11 @@ class Lab:
         self.build_seconds = time.monotonic() - start
         return self
 
-    def _build(self) -> None:
-        ip = _tool("ip")
+    def _create_namespaces(self) -> None:
+        """The state directory, then every namespace of ``self.namespaces`` (one batch).
+
+        Also the first step of labs built otherwise (netcheck.lab.compose).
+        """
         for _ in range(3):  # another lab's teardown may remove an empty STATE_ROOT meanwhile
             try:
                 self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -450,8 +453,12 @@ class Lab:
                 continue
         _own_directory(self.state_dir)
         self._save_state()  # before anything exists, so a crash mid-build can be cleaned
-        _run([ip, "-batch", "-"],
+        _run([_tool("ip"), "-batch", "-"],
              input="".join(f"netns add {name}\n" for name in self.namespaces.values()))
+
+    def _build(self) -> None:
+        ip = _tool("ip")
+        self._create_namespaces()
 
         # sysctls first: interfaces created afterwards inherit the `default` DAD setting.
         _run_all([(self._in(role, [_tool("sysctl"), "-q", "-w", *COMMON_SYSCTLS,
