@@ -321,6 +321,14 @@ def _judge_http(ctx: Context, parts: UrlParts, r: HttpResult) -> Result:
                 "User-Agent).").format(request_id=rid)
     total = sum(h.total_ms or 0 for h in r.hops)
 
+    if r.outcome == "not_allowed":
+        # The run's hop policy (the exporter's allow-list) stopped the chain before a hop:
+        # nothing was sent there, so nothing past it can be judged — a skip that says why.
+        if r.status is None:
+            return skipped(f"{url}: {r.detail}", **evidence)
+        answers = _("{who} answers {status}").format(who=final, status=_status_text(r))
+        return skipped(f"{answers}; {r.detail}", **evidence)
+
     if r.outcome in ("ok", "body_stall") and r.status is not None:
         status = r.status
         from_proxy = bool(r.hops and r.hops[-1].from_proxy)

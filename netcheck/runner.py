@@ -51,6 +51,12 @@ class Options:
     started: Optional[float] = None  # time.monotonic() at process start, when known
     # Sent in the User-Agent and printed, so the server side can find this run's request.
     request_id: str = field(default_factory=lambda: os.urandom(6).hex())
+    # Asked before every HTTP hop (redirects included) is requested: why (host, port, scheme,
+    # path) may not be, or None. The exporter's allow-list; None: every hop may be followed.
+    hop_refusal: Optional[Callable[[str, int, str, str], Optional[str]]] = None
+    # Find where a silent (or reset) flow's packets stop: TTL-limited probes, root_cause.location
+    # (netcheck.locate). Off unless asked: a batch sweep must not trace every silent port.
+    locate: bool = False
 
 
 @dataclass
@@ -137,6 +143,7 @@ class Context:
         self.others_done: Optional[asyncio.Event] = None
         # Called when a check starts (outcome None) and ends: a live display, never logic.
         self.on_progress: Optional[Callable[[Check, Optional[CheckOutcome]], None]] = None
+        self.locator: Any = None  # netcheck.locate.Locator when options.locate
 
     @property
     def timeout(self) -> float:
@@ -306,6 +313,13 @@ class Context:
         return None, None
 
 
+def _not_tried(blocker: Optional[CheckOutcome], blocker_id: str) -> str:
+    """A blocked check's summary: what failed below it, in that check's own words."""
+    if blocker is not None and blocker.result.summary:
+        return _("not tried: {reason}").format(reason=blocker.result.summary)
+    return _("not checked: {check} failed").format(check=blocker_id)
+
+
 def _blocked(outcome_of: dict[str, CheckOutcome], requires: tuple[str, ...]) -> Optional[str]:
     """The id of the failed check that makes a dependant pointless, if any."""
     for req in requires:
@@ -329,7 +343,7 @@ async def _run_one(ctx: Context, chk: Check, tasks: dict[str, asyncio.Task[Check
     start = time.monotonic()
     blocker = _blocked(outcome_of, chk.requires)
     if blocker is not None:
-        result = Result(Status.SKIP, _("not checked: {check} failed").format(check=blocker),
+        result = Result(Status.SKIP, _not_tried(outcome_of.get(blocker), blocker),
                         blocked_by=blocker)
     elif chk.needs_root and not ctx.facts.privileged:
         result = Result(Status.SKIP, _("needs root (or CAP_NET_RAW)"))
@@ -351,6 +365,8 @@ async def _run_one(ctx: Context, chk: Check, tasks: dict[str, asyncio.Task[Check
                            (time.monotonic() - start) * 1000)
     ctx.results[chk.id] = result
     outcome_of[chk.id] = outcome
+    if ctx.locator is not None:
+        ctx.locator.found(outcome)
     if ctx.on_progress is not None:
         ctx.on_progress(chk, outcome)
     return outcome
@@ -445,6 +461,108 @@ def top_down(outcomes: list[CheckOutcome], checks: list[Check]) -> list[CheckOut
     return out
 
 
+# Route lookups that give no way out: what a failed interface, address or route explains.
+_NO_ROUTE = frozenset({"none", "unreachable", "blackhole", "prohibit", "throw"})
+
+
+def _follows_from(lookup: Optional[RouteLookup], part: str, family: Optional[str],
+                  path: PathInfo) -> bool:
+    """Whether packets to ``lookup.destination`` take the part of the path a failed rung
+    judged (``part``: Check.path_part; ``family``: the family it failed for, or None)."""
+    if lookup is None or lookup.type == "local" or lookup.type == "error":
+        return False  # this host itself (a stub on lo), or not known: not the path's doing
+    fam = addrfam.family_of(lookup.destination)
+    if family is not None and addrfam.name(fam) != family:
+        return False
+    if lookup.type in _NO_ROUTE:
+        # No way out at all: a link taken down (its routes go with it), a missing address
+        # or route explains that; a wrong gateway does not.
+        return part in ("interface", "address", "route")
+    if lookup.oif is None or lookup.oif != path.ifindex:
+        return False  # another interface: another path
+    if part == "gateway":
+        judged = path.for_family(fam)
+        return lookup.gateway is not None and judged is not None \
+            and lookup.gateway == judged.gateway
+    return part in ("interface", "address")
+
+
+def judge_follow_ons(outcomes: list[CheckOutcome], checks: list[Check], path: PathInfo,
+                     lookups: dict[str, RouteLookup]) -> list[CheckOutcome]:
+    """Failures that follow from a lower rung's failure become skips blocked by it.
+
+    A failed check that rests on silence (``Result.unanswered``: a name server, the target)
+    while a lower rung of the path failed — the interface, its address, the route, the
+    gateway (``Check.path_part``) — says nothing of its own: the packets it waited for took
+    the broken path. The route lookup of each silent address (``lookups``) decides whether
+    they did: a resolver on loopback or behind another interface is on another path and its
+    failure stays. The check becomes ``skip`` with ``blocked_by`` naming the rung, and so do
+    the checks it blocked; what it saw stays in ``evidence.follow_on``.
+    """
+    declared = {c.id: c for c in checks}
+    rank = {c.id: (int(c.layer), c.order) for c in checks}
+    rungs = sorted((o for o in outcomes if o.status is Status.FAIL and o.id in declared
+                    and declared[o.id].path_part), key=lambda o: rank[o.id])
+    if not rungs:
+        return outcomes
+    moved: dict[str, CheckOutcome] = {}
+    for o in outcomes:
+        if o.status is not Status.FAIL or not o.result.unanswered or o.id not in rank:
+            continue
+        for rung in rungs:
+            if rank[rung.id] >= rank[o.id]:
+                break
+            family = rung.result.evidence.get("family")
+            part = declared[rung.id].path_part
+            if all(_follows_from(lookups.get(addrfam.bare(a)), part, family if family in (
+                    addrfam.IPV4, addrfam.IPV6) else None, path) for a in o.result.unanswered):
+                moved[o.id] = rung
+                break
+    if not moved:
+        return outcomes
+    out = []
+    for o in outcomes:
+        rung = moved.get(o.id)
+        if rung is not None:
+            r = o.result
+            o = replace(o, result=Result(
+                Status.SKIP, _not_tried(rung, rung.id), blocked_by=rung.id,
+                evidence={**r.evidence, "follow_on": {
+                    "was": r.status.value, "code": r.code, "summary": r.summary,
+                    "unanswered": list(r.unanswered)}}))
+        elif o.result.blocked_by in moved:  # blocked by a follow-on: by its cause, then
+            rung = moved[o.result.blocked_by]
+            o = replace(o, result=replace(o.result, summary=_not_tried(rung, rung.id),
+                                          blocked_by=rung.id))
+        out.append(o)
+    return out
+
+
+async def follow_ons(ctx: Context, outcomes: list[CheckOutcome],
+                     checks: list[Check]) -> list[CheckOutcome]:
+    """:func:`judge_follow_ons` with the kernel's route lookups for the silent addresses."""
+    silent = sorted({addrfam.bare(a) for o in outcomes if o.status is Status.FAIL
+                     for a in o.result.unanswered})
+    task = ctx._memo.get("path")
+    if not silent or task is None or not task.done() or task.cancelled() or task.exception():
+        return outcomes
+    path: PathInfo = task.result()
+    known = {lk.destination: lk for lk in [*path.lookups, *path.by_family.values()]}
+    missing = [a for a in silent if a not in known]
+    if missing:
+        from netcheck.facts import route_get
+
+        names = {lk.index: lk.name for lk in ctx.facts.links}
+        try:
+            found = await asyncio.wait_for(
+                run_blocking(route_get, missing, path.ifindex if ctx.options.interface
+                             else None, names), timeout=max(0.05, min(1.0, ctx.time_left())))
+        except (asyncio.TimeoutError, OSError):
+            found = []
+        known.update({lk.destination: lk for lk in found})
+    return judge_follow_ons(outcomes, checks, path, known)
+
+
 def choose_root_cause(outcomes: list[CheckOutcome]) -> Optional[CheckOutcome]:
     """The one finding that best explains the others.
 
@@ -516,10 +634,15 @@ async def _diagnose(target: Optional[Target], options: Options, checks: list[Che
     ctx = Context(target, options, facts, mode, shared)
     ctx._start = ctx_start
     ctx.on_progress = on_progress
+    if options.locate and mode == "diagnose" and target is not None:
+        from netcheck.locate import Locator
+
+        ctx.locator = Locator(ctx)
     if target is not None and target.is_name:
         ctx.resolution()  # start resolving while nothing else needs the CPU
     ordered = sorted(checks, key=lambda c: (int(c.layer), c.order))
     outcomes = top_down(await run_checks(ctx, ordered), ordered)
+    outcomes = await follow_ons(ctx, outcomes, ordered)
     addresses: list[str] = []
     path: Optional[PathInfo] = None
     if target is not None:
@@ -533,6 +656,9 @@ async def _diagnose(target: Optional[Target], options: Options, checks: list[Che
         if p is not None and p.done() and not p.cancelled() and not p.exception():
             path = p.result()
     root = choose_root_cause(outcomes)
+    location = None
+    if ctx.locator is not None:  # within the deadline, like the checks
+        outcomes, root, location = await ctx.locator.finish(outcomes, root)
     return Report(
         mode=mode,
         target=report_target if report_target is not None else (
@@ -547,5 +673,6 @@ async def _diagnose(target: Optional[Target], options: Options, checks: list[Che
         version=__version__,
         request_id=options.request_id if target is not None and target.scheme in (
             "http", "https") else None,
+        location=location,
     )
 

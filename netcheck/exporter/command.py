@@ -25,6 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--deadline", metavar="S",
                         help="bound on one probe in seconds (default 10; never past the "
                              "scrape timeout Prometheus sends)")
+    parser.add_argument("--max-connections", metavar="N",
+                        help="HTTP connections open at once (default: what the descriptor "
+                             "limit leaves after the probes' share, at most 512)")
+    parser.add_argument("--expose-local-details", action="store_true",
+                        help="let format=json show this host's socket table and process "
+                             "names (left out by default)")
     parser.add_argument("--lang", choices=("en", "es", "ca"), help="language of texts")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
     parser.add_argument("--sysroot", default=os.environ.get("NETCHECK_SYSROOT", "/"),
@@ -83,16 +89,24 @@ def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         if not 0 < deadline <= 3600:
             raise UsageError("--deadline must be between 0 and 3600 seconds")
         config.deadline = deadline
+    max_connections = None
+    if args.max_connections is not None:
+        text = str(args.max_connections)
+        if not text.isdigit() or not 1 <= int(text) <= 65536:
+            raise UsageError("--max-connections must be a number from 1 to 65536")
+        max_connections = int(text)
     reg = registry.load()
     for warning in reg.warnings:
         registry.warn(warning)
     try:
         exporter = Exporter(config, reg.for_mode("diagnose"), lang=args.lang or "en",
-                            sysroot=args.sysroot, log=err)
+                            sysroot=args.sysroot, log=err,
+                            expose_local_details=args.expose_local_details)
     except configs.ConfigError as exc:
         raise UsageError(str(exc)) from None
     try:
-        server = Server((host, port), exporter, verbose=args.verbose)
+        server = Server((host, port), exporter, verbose=args.verbose,
+                        max_connections=max_connections)
     except OSError as exc:
         raise UsageError(f"cannot listen on {args.listen}: {exc.strerror or exc}") from None
 
@@ -107,7 +121,8 @@ def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     err.write(f"netcheck serve: listening on {server.url} (modules: "
               f"{', '.join(sorted(config.modules))}; allow: {config.allow.describe()}; "
               f"{len(config.targets)} named targets; concurrency {config.concurrency}; "
-              f"deadline {config.deadline:g} s)\n")
+              f"deadline {config.deadline:g} s; at most {server.max_connections} "
+              f"connections)\n")
     err.flush()
     try:
         server.serve_forever(poll_interval=0.2)

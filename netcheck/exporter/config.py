@@ -101,11 +101,16 @@ class AllowList:
         return bool(self.networks or self.names or self.suffixes)
 
     def covers(self, target: Target) -> bool:
-        ip = target.ip
-        if ip is not None:
-            return any(ip.version == net.version and ip in net for net in self.networks)
-        host = target.host
-        return host in self.names or any(host.endswith(s) for s in self.suffixes)
+        """True when the target's host, as written, is allowed."""
+        return self.covers_host(target.host)
+
+    def covers_host(self, host: str) -> bool:
+        """An address in an allowed network, or a name allowed by name or ``*.domain``."""
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            return host in self.names or any(host.endswith(s) for s in self.suffixes)
+        return any(ip.version == net.version and ip in net for net in self.networks)
 
     def describe(self) -> str:
         parts = [str(n) for n in self.networks] + sorted(self.names) + \
@@ -128,8 +133,15 @@ class Config:
         self.modules.setdefault(DEFAULT_MODULE, Module(DEFAULT_MODULE))
 
     def named(self, target: Target) -> bool:
-        """True when the config names this host and port among its targets."""
-        return any((t.host, t.port) == (target.host, target.port) for t in self.targets.values())
+        """True when the config names this very target: scheme, host, port and (http) path."""
+        return self.names(target.scheme, target.host, target.port, target.path)
+
+    def names(self, scheme: str, host: str, port: int, path: str) -> bool:
+        """True when a [targets] entry is exactly this: a tcp:// entry allows no http://
+        request to the same port, an http(s) entry no other path on the same server."""
+        wanted = _match_key(scheme, host, port, path)
+        return any(_match_key(t.scheme, t.host, t.port, t.path) == wanted
+                   for t in self.targets.values())
 
     def why_refused(self, target: Target) -> Optional[str]:
         """None when the target may be probed, else the reason (for the 400 answer)."""
@@ -137,12 +149,34 @@ class Config:
             return None
         if self.allow:
             return f"target {target.host} is not in the allow-list ({self.allow.describe()})"
-        return (f"target {target.host} port {target.port} is not named in the config, and no "
-                "allow-list is set (--allow CIDR|HOST)")
+        return (f"target {target.scheme}://{target.host}:{target.port} is not named in the "
+                "config, and no allow-list is set (--allow CIDR|HOST)")
+
+    def hop_refusal(self, host: str, port: int, scheme: str, path: str) -> Optional[str]:
+        """Why an HTTP hop (a redirect's Location) may not be requested, or None.
+
+        The same rule as a request's target: the allow-list judges the host as written, a
+        [targets] entry must match scheme, host, port and path. The probe asks again with
+        each address a refused name resolves to (see ``http._Fetcher.refusal``).
+        """
+        if self.names(scheme, host, port, path) or (self.allow and
+                                                     self.allow.covers_host(host)):
+            return None
+        if self.allow:
+            return "outside the exporter's allow-list"
+        return "not a target named in the exporter's config"
 
     def target_for(self, text: str, module: Module) -> Target:
         """The request's target with the module's options applied; TargetError if bad."""
         return build_target(text, module.options)
+
+
+def _match_key(scheme: str, host: str, port: int, path: str) -> tuple[str, str, int, str]:
+    """What makes two targets the same one: the path counts only for http(s), written as the
+    probe sends it (so ``/a b`` and ``/a%20b`` are one path)."""
+    from netcheck.probes.http import request_path
+
+    return (scheme, host, port, request_path(path or "/") if scheme in ("http", "https") else "")
 
 
 def _toml() -> Any:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Collection, Mapping,
 from netcheck import __version__
 from netcheck.lazy import asyncio
 from netcheck.probes.banner import Stream, classify, first_line, open_stream, os_error_name
+from netcheck.redact import mask_secrets, shown
 
 if TYPE_CHECKING:
     import ssl
@@ -48,6 +49,9 @@ _TOKEN = re.compile(rb"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
 Resolver = Callable[[str], Awaitable[list[str]]]
+# Why a hop (host, port, scheme, path) may not be requested, or None when it may: the caller's
+# policy (the exporter's allow-list), asked before any packet goes to the hop.
+HopRefusal = Callable[[str, int, str, str], Optional[str]]
 
 
 class UrlError(ValueError):
@@ -95,6 +99,11 @@ def _encode_path(path: str) -> str:
     # Keep what is already valid (reserved characters and %XX escapes); encode the rest
     # (non-ASCII as UTF-8), so a Location like /café reaches the server as browsers send it.
     return quote(path, safe="/?&=%:@!$'()*+,;~-._[]")
+
+
+def request_path(path: str) -> str:
+    """A path (and query) as netcheck sends it: percent-encoded ASCII, what is valid kept."""
+    return _encode_path(path)
 
 
 def split_url(text: str) -> UrlParts:
@@ -567,7 +576,8 @@ class HttpResult:
     # ok | connect_failed | tls_failed | dns_failed | proxy_failed | timeout (connected, no
     # byte) | stall (some bytes, then nothing) | body_stall (status arrived, body stalled) |
     # closed (empty reply, or closed mid-headers) | protocol_mismatch | header_too_large |
-    # redirect_loop | too_many_redirects | redirect_refused (Location to another scheme) | error
+    # redirect_loop | too_many_redirects | redirect_refused (Location to another scheme) |
+    # not_allowed (the caller's hop policy refused a hop: nothing was sent to it) | error
     detail: Optional[str] = None
     hops: list[Hop] = field(default_factory=list)
     status: Optional[int] = None
@@ -626,7 +636,8 @@ class _Fetcher:
                  proxy: Optional[Proxy], env: Optional[Mapping[str, str]],
                  unverified_hosts: Collection[str],
                  resolve: Optional[Resolver], mss: Optional[int], max_header_bytes: int,
-                 max_body_bytes: int, transfer_timeout: float) -> None:
+                 max_body_bytes: int, transfer_timeout: float,
+                 hop_refusal: Optional[HopRefusal] = None) -> None:
         self.timeout = timeout
         self.until = until
         self.cafile, self.cert, self.key, self.verify = cafile, cert, key, verify
@@ -639,6 +650,7 @@ class _Fetcher:
         self.max_header = max_header_bytes
         self.max_body = max_body_bytes
         self.transfer_timeout = transfer_timeout
+        self.hop_refusal = hop_refusal
         self.known: dict[str, list[str]] = {}
         self.pool: dict[tuple[Any, ...], Stream] = {}
         self._tls_contexts: dict[bool, ssl.SSLContext] = {}
@@ -692,6 +704,37 @@ class _Fetcher:
             raise _Fail("dns_failed", f"{host} does not resolve to an address")
         self.known[host] = list(found)
         return self.known[host]
+
+    async def refusal(self, parts: UrlParts, hop: Hop) -> Optional[str]:
+        """Why the hop policy forbids requesting ``parts``, or None; nothing reaches the hop.
+
+        The hop is judged as written first. A name the policy does not allow as written may
+        still lead only to allowed addresses (an allow-list of networks): it is resolved (a
+        question to the resolver, never a packet to the hop) and allowed only when every
+        address passes. Those very addresses are the ones connected to later (``known``), so
+        no second answer can slip in between the check and the connection.
+        """
+        if self.hop_refusal is None:
+            return None
+        reason = self.hop_refusal(parts.host, parts.port, parts.scheme, parts.path)
+        if reason is None:
+            return None
+        try:
+            ipaddress.ip_address(parts.host.split("%")[0])
+            return reason
+        except ValueError:
+            pass
+        try:
+            if self.proxy_for(parts) is not None:
+                return reason  # the proxy would resolve and connect: nothing to judge here
+            addresses = await self.addresses(parts.host, hop)
+        except _Fail:
+            return reason
+        for address in addresses:
+            why = self.hop_refusal(address, parts.port, parts.scheme, parts.path)
+            if why is not None:
+                return f"{parts.host} resolves to {address}: {why}"
+        return None
 
     def tls_context(self, host: str) -> ssl.SSLContext:
         verify = self.verify and host.lower() not in self.unverified_hosts
@@ -1012,7 +1055,8 @@ async def fetch(target: Union[str, UrlParts, Any], *, address: Optional[str] = N
                 mss: Optional[int] = None, max_redirects: int = MAX_REDIRECTS,
                 max_header_bytes: int = MAX_HEADER_BYTES,
                 max_body_bytes: int = MAX_BODY_BYTES,
-                transfer_timeout: Optional[float] = None) -> HttpResult:
+                transfer_timeout: Optional[float] = None,
+                hop_refusal: Optional[HopRefusal] = None) -> HttpResult:
     """GET ``target`` and follow its redirects; never raises for what the network does.
 
     target: a URL, :class:`UrlParts`, or netcheck's ``Target`` (http or https).
@@ -1030,6 +1074,9 @@ async def fetch(target: Union[str, UrlParts, Any], *, address: Optional[str] = N
     mss: TCP_MAXSEG set before connect(): the peer then sends segments no larger.
     transfer_timeout: bound of one body's transfer (default ``timeout``); reaching it is
       not a failure, the body is marked truncated ("time").
+    hop_refusal: asked for every hop, the first included, before anything is sent to it
+      (see :meth:`_Fetcher.refusal`); a refused hop ends the fetch with outcome
+      ``not_allowed`` and the hops before it.
     """
     start = time.monotonic()
     ua = user_agent or user_agent_for(request_id)
@@ -1049,7 +1096,8 @@ async def fetch(target: Union[str, UrlParts, Any], *, address: Optional[str] = N
                        proxy=explicit, env=env, unverified_hosts=unverified_hosts,
                        resolve=resolve, mss=mss,
                        max_header_bytes=max_header_bytes, max_body_bytes=max_body_bytes,
-                       transfer_timeout=timeout if transfer_timeout is None else transfer_timeout)
+                       transfer_timeout=timeout if transfer_timeout is None else transfer_timeout,
+                       hop_refusal=hop_refusal)
     if address is not None:
         fetcher.known[current.host] = [address]
     seen = {current.url}
@@ -1074,6 +1122,10 @@ async def _follow(fetcher: _Fetcher, result: HttpResult, current: UrlParts, seen
         hop = Hop(current.url)
         if n == 0 and dns_ms is not None:
             hop.dns_ms = dns_ms
+        refusal = await fetcher.refusal(current, hop)
+        if refusal is not None:
+            _refuse(result, current, refusal)
+            return
         result.hops.append(hop)
         t0 = time.monotonic()
         overhead = fetcher.overhead
@@ -1100,9 +1152,11 @@ async def _follow(fetcher: _Fetcher, result: HttpResult, current: UrlParts, seen
         hop.title = page_title(sample) if head.status >= 400 else None
         location = head.headers.get("Location")
         if head.status in REDIRECT_STATUSES and location:
-            hop.location = first_line(location.encode("latin-1", "replace"), 300)
+            # Masked before it is cut: a cut through a password would hide the '@' that
+            # shows where the password ends.
+            hop.location = first_line(mask_secrets(location).encode("latin-1", "replace"), 300)
             target_url = resolve_location(current, location)
-            hop.next_url = mask_credentials(target_url)[:300]
+            hop.next_url = shown(target_url, 300)
             scheme = target_url.split(":", 1)[0].lower() if ":" in target_url else ""
             if scheme not in DEFAULT_PORTS:
                 _finish(result, hop)
@@ -1114,7 +1168,8 @@ async def _follow(fetcher: _Fetcher, result: HttpResult, current: UrlParts, seen
                 following = split_url(target_url)
             except UrlError as exc:
                 _finish(result, hop)
-                result.outcome, result.detail = "redirect_refused", f"bad Location: {exc}"
+                result.outcome = "redirect_refused"
+                result.detail = f"bad Location: {shown(str(exc))}"
                 return
             if following.scheme != current.scheme:
                 hop.scheme_change = f"{current.scheme}->{following.scheme}"
@@ -1137,6 +1192,17 @@ async def _follow(fetcher: _Fetcher, result: HttpResult, current: UrlParts, seen
             result.detail = (f"the body stalled after {hop.body_bytes} bytes"
                              + (f" of {hop.content_length}" if hop.content_length else ""))
         return
+
+
+def _refuse(result: HttpResult, parts: UrlParts, reason: str) -> None:
+    """End the fetch before ``parts``: the hops so far are the answer, the refusal the detail."""
+    where = shown(parts.url, 300)
+    if result.hops:
+        _finish(result, result.hops[-1])
+        result.detail = f"redirect to {where} refused: {shown(reason)}"
+    else:
+        result.detail = f"request to {where} refused: {shown(reason)}"
+    result.outcome = "not_allowed"
 
 
 def _finish(result: HttpResult, hop: Hop) -> None:

@@ -162,22 +162,36 @@ class SilentPort:
         self.sock.close()
 
 
-@pytest.fixture
-def serve() -> Iterator[Any]:
-    servers: list[Server] = []
+class Exporters:
+    """In-process exporters on 127.0.0.1, stopped on exit: ``make(config_text, *allow,
+    expose=False, **connection_limits)`` -> the base URL of a new one."""
 
-    def make(text: str, *allow: str) -> str:
+    def __init__(self) -> None:
+        self.servers: list[Server] = []
+
+    def make(self, text: str, *allow: str, expose: bool = False, **limits: Any) -> str:
         config = configs.parse(text)
         for entry in allow:
             config.allow.add(entry)
-        server, _ = start(Exporter(config, registry.load().for_mode("diagnose")), "127.0.0.1")
-        servers.append(server)
+        exporter = Exporter(config, registry.load().for_mode("diagnose"),
+                            expose_local_details=expose)
+        server, _ = start(exporter, "127.0.0.1", **limits)
+        self.servers.append(server)
         return server.url
 
-    yield make
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    def __enter__(self) -> Any:
+        return self.make
+
+    def __exit__(self, *exc: object) -> None:
+        for server in self.servers:
+            server.shutdown()
+            server.server_close()
+
+
+@pytest.fixture
+def serve() -> Iterator[Any]:
+    with Exporters() as make:
+        yield make
 
 
 def get(url: str, headers: Optional[dict[str, str]] = None,
