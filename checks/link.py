@@ -61,7 +61,7 @@ def _blocked_radio(ctx: Context, name: str) -> list[wireless.RfkillSwitch]:
     return [s for s in switches if s.soft or s.hard]
 
 
-@check("link.exists", Layer.LINK, codes=("LINK_MISSING",))
+@check("link.exists", Layer.LINK, codes=("LINK_MISSING",), path_part="interface")
 async def interface_exists(ctx: Context) -> Result:
     """Egress interface exists.
 
@@ -129,7 +129,8 @@ def _not_associated_hint(state: wireless.WirelessState, mgr: Manager) -> Hint:
 
 
 @check("link.wifi", Layer.LINK, requires=("link.exists",),
-       codes=("WIFI_RFKILL_SOFT", "WIFI_RFKILL_HARD", "WIFI_NOT_ASSOCIATED", "WIFI_WEAK_SIGNAL"))
+       codes=("WIFI_RFKILL_SOFT", "WIFI_RFKILL_HARD", "WIFI_NOT_ASSOCIATED", "WIFI_WEAK_SIGNAL"),
+       path_part="interface")
 async def wifi_associated(ctx: Context) -> Result:
     """Wi-Fi radio on and associated.
 
@@ -180,7 +181,8 @@ async def wifi_associated(ctx: Context) -> Result:
                                                                    radio=radio), **evidence)
 
 
-@check("link.admin_up", Layer.LINK, requires=("link.exists",), codes=("LINK_ADMIN_DOWN",))
+@check("link.admin_up", Layer.LINK, requires=("link.exists",), codes=("LINK_ADMIN_DOWN",),
+       path_part="interface")
 async def admin_up(ctx: Context) -> Result:
     """Interface is administratively up.
 
@@ -231,7 +233,8 @@ def _no_carrier_hint(ctx: Context, name: str, link: Link) -> Hint:
                 [f"ethtool {name}", f"ip -br link show dev {name}"])
 
 
-@check("link.carrier", Layer.LINK, requires=("link.admin_up",), codes=("LINK_NO_CARRIER",))
+@check("link.carrier", Layer.LINK, requires=("link.admin_up",), codes=("LINK_NO_CARRIER",),
+       path_part="interface")
 async def carrier(ctx: Context) -> Result:
     """Interface has carrier.
 

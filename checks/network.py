@@ -566,7 +566,7 @@ def _family_evidence(fam: Optional[int]) -> dict[str, str]:
 # -- the rungs -----------------------------------------------------------------------------------
 
 @check("network.address", Layer.NETWORK, requires=("link.carrier",),
-       codes=("ADDR_NONE", "ADDR_LINK_LOCAL_ONLY", "ADDR_DAD_FAILED"))
+       codes=("ADDR_NONE", "ADDR_LINK_LOCAL_ONLY", "ADDR_DAD_FAILED"), path_part="address")
 async def address(ctx: Context) -> Result:
     """Egress interface has an address.
 
@@ -614,7 +614,7 @@ async def address(ctx: Context) -> Result:
 
 
 @check("network.address_conflict", Layer.NETWORK, requires=("link.carrier",),
-       codes=("ADDR_DAD_FAILED",))
+       codes=("ADDR_DAD_FAILED",), path_part="address")
 async def address_conflict(ctx: Context) -> Result:
     """No other host uses this host's address.
 
@@ -676,7 +676,7 @@ def _address_claimed(ctx: Context, ifname: str, mac: str, address: str) -> async
 
 
 @check("network.route", Layer.NETWORK, requires=("network.address",),
-       codes=("ROUTE_NO_DEFAULT", "ROUTE_UNREACHABLE"))
+       codes=("ROUTE_NO_DEFAULT", "ROUTE_UNREACHABLE"), path_part="route")
 async def route(ctx: Context) -> Result:
     """Route to the target.
 
@@ -867,7 +867,7 @@ async def ipsec(ctx: Context) -> Result:
 
 
 @check("network.gateway", Layer.NETWORK, requires=("network.route",),
-       codes=("GATEWAY_NOT_ON_LINK", "GATEWAY_UNREACHABLE"))
+       codes=("GATEWAY_NOT_ON_LINK", "GATEWAY_UNREACHABLE"), path_part="gateway")
 async def gateway(ctx: Context) -> Result:
     """Gateway answers on the link.
 
@@ -1385,8 +1385,13 @@ async def dns_servers(ctx: Context) -> Result:
     if code is None:
         return Result(status, text, evidence=evidence)
     assert first is not None
-    return failed(code, text, _servers_hint(ctx, res, code, first, upstreams, burst_stats),
-                  **evidence)
+    result = failed(code, text, _servers_hint(ctx, res, code, first, upstreams, burst_stats),
+                    **evidence)
+    if code in ("DNS_RESOLVER_UNREACHABLE", "PATH_LOSS"):
+        # Silence: a lower rung of the path the queries took may explain it (runner).
+        result.unanswered = tuple(r.server for r in (*records, *upstreams)
+                                  if r.asked and r.state == "DNS_RESOLVER_UNREACHABLE")
+    return result
 
 
 def _servers_hint(ctx: Context, res: dns.Resolution, code: str, first: ServerRecord,

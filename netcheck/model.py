@@ -74,6 +74,10 @@ class Result:
     evidence: dict[str, Any] = field(default_factory=dict)
     hint: Optional[Hint] = None
     blocked_by: Optional[str] = None
+    # The addresses whose silence (or missing route) the failure rests on. When a lower rung
+    # of the path those packets take failed, the failure follows from it and the runner
+    # turns it into a skip (runner.follow_ons). Not in the JSON: the evidence says it.
+    unanswered: tuple[str, ...] = ()
 
 
 def passed(summary: str, **evidence: Any) -> Result:

@@ -34,6 +34,8 @@ BUILTIN_MODULES = (
 RunFn = Callable[["Context"], Awaitable[Result]]
 # What a check's finding can be about (Check.scope).
 SCOPES = ("path", "host")
+# The parts of the path a rung can judge (Check.path_part).
+PATH_PARTS = ("", "interface", "address", "route", "gateway")
 AppliesFn = Callable[["Context"], Optional[str]]
 
 
@@ -57,6 +59,10 @@ class Check:
     # address, route, gateway, target), or "host", the host as a whole (its devices, the
     # network manager, the loopback, other interfaces): off the path of a flow that works.
     scope: str = "path"
+    # The part of the path a path-scope rung judges: "interface" (exists, up, carrier),
+    # "address", "route" or "gateway"; "" for none. When it fails, what other checks sent
+    # that way and got nothing back follows from it (runner.follow_ons).
+    path_part: str = ""
     module: str = ""
     order: int = 0
 
@@ -86,16 +92,20 @@ def check(
     runs_last: bool = False,
     proves_flow: bool = False,
     scope: str = "path",
+    path_part: str = "",
 ) -> Callable[[RunFn], RunFn]:
     """Declare a check. Use as a decorator on ``async def run(ctx) -> Result``."""
     if scope not in SCOPES:
         raise ValueError(f"check {id!r}: scope must be one of {', '.join(SCOPES)}")
+    if path_part not in PATH_PARTS:
+        raise ValueError(f"check {id!r}: path_part must be one of {PATH_PARTS}")
 
     def register(fn: RunFn) -> RunFn:
         _declared.append(Check(
             id=id, layer=layer, run=fn, requires=tuple(requires), codes=tuple(codes),
             modes=tuple(modes), applies=applies, needs_root=needs_root, runs_last=runs_last,
-            proves_flow=proves_flow, scope=scope, module=fn.__module__, order=len(_declared),
+            proves_flow=proves_flow, scope=scope, path_part=path_part, module=fn.__module__,
+            order=len(_declared),
         ))
         return fn
 
