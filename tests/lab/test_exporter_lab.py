@@ -5,13 +5,16 @@ The exporter listens on the client's own 127.0.0.1 and probes the lab's server; 
 PID) scrapes it every second, and its HTTP API must then hold the values: probe_success 1
 for the open port, 0 and the root cause for the refused one. The exporter also refuses a
 target outside its allow-list before any packet, and answers a dropped port within its
-deadline.
+deadline. A redirect from an allowed server to a canary outside the allow-list sends not
+one packet there (tcpdump in the canary's namespace), and the report says the hop was refused.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -20,7 +23,9 @@ from typing import Any
 
 import pytest
 
-from netcheck.lab.topology import Lab
+from netcheck.lab.topology import DNS_V4, SERVER_V4, Lab
+from tests import canary
+from tests.canary import stop
 from tests.schema import validate_report
 
 from .conftest import lab_required
@@ -68,32 +73,25 @@ print(json.dumps(seen))
 """
 
 
+# The machine's proxy settings must never steer lab traffic (nor the exporter's own fetches).
+NO_PROXY_ENV = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+
+
 def fetch(lab: Lab, url: str, timeout: float = 20) -> dict[str, Any]:
     proc = lab.exec("client", [sys.executable, "-c", FETCH, url, str(timeout)],
-                    timeout=timeout + 10, check=True)
+                    timeout=timeout + 10, check=True, env=NO_PROXY_ENV)
     return json.loads(proc.stdout)  # type: ignore[no-any-return]
 
 
 def start_exporter(lab: Lab, *args: str) -> subprocess.Popen:  # type: ignore[type-arg]
     proc = lab.popen("client", [sys.executable, "-m", "netcheck", "serve", "--listen", EXPORTER,
-                                *args], name="exporter")
+                                *args], name="exporter", env=NO_PROXY_ENV)
     deadline = time.monotonic() + 15
     while "listening on" not in lab.log("exporter"):
         if proc.poll() is not None or time.monotonic() > deadline:
             pytest.fail(f"exporter did not start:\n{lab.log('exporter')}")
         time.sleep(0.05)
     return proc
-
-
-def stop(proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
-    """End one process we started, by its PID."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 def prometheus_binary() -> str:
@@ -213,3 +211,70 @@ def test_a_port_that_drops_syns_answers_within_the_deadline(lab: Lab) -> None:
         assert got["elapsed"] < 2.6 and doc["verdict"] in ("broken", "unknown")
     finally:
         stop(exporter)
+
+
+TCPDUMP = shutil.which("tcpdump") or shutil.which("tcpdump", path="/usr/sbin:/usr/bin")
+
+
+def syns_in(capture: Path) -> list[str]:
+    """The connection attempts (SYN without ACK) a capture holds, as tcpdump prints them."""
+    assert TCPDUMP
+    proc = subprocess.run([TCPDUMP, "-n", "-r", str(capture),
+                           "tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn"],
+                          capture_output=True, text=True, timeout=10, check=True)
+    return proc.stdout.splitlines()
+
+
+def test_a_redirect_outside_the_allow_list_sends_not_one_packet_there(
+        lab: Lab, tmp_path: Path) -> None:
+    """An allowed server (198.18.2.10) answers 302 to a canary in the DNS namespace, once by
+    address and once by a name that resolves there: the exporter refuses both hops, and the
+    capture on the canary's own interface holds only the control connection made by hand."""
+    if TCPDUMP is None:
+        pytest.skip("tcpdump not installed")
+    lab.add_dns_records(("canary.lab.test.", "A", [DNS_V4]))
+    hits, capture = lab.state_dir / "canary.hits", lab.state_dir / "canary.pcap"
+    helpers = [lab.popen("dns", [sys.executable, "-I", "-c", canary.CANARY, "0.0.0.0", "7000",
+                                 str(hits), str(lab.state_dir / "canary.ready")], name="canary")]
+    for port, location in ((8080, f"http://{DNS_V4}:7000/secret"),
+                           (8081, "http://canary.lab.test:7000/")):
+        helpers.append(lab.popen("server", [
+            sys.executable, "-I", "-c", canary.REDIRECTOR, SERVER_V4, str(port), location,
+            str(lab.state_dir / f"redirector{port}.ready")], name=f"redirector{port}"))
+    for proc, ready in zip(helpers, ("canary", "redirector8080", "redirector8081")):
+        canary.wait_ready(lab.state_dir / f"{ready}.ready", proc)
+    tcpdump = lab.popen("dns", [TCPDUMP, "-i", "eth0", "-n", "-U", "--immediate-mode", "-w",
+                                str(capture), "tcp port 7000"], name="canary-tcpdump")
+    deadline = time.monotonic() + 5
+    while "listening on" not in lab.log("canary-tcpdump"):
+        assert tcpdump.poll() is None and time.monotonic() < deadline, lab.log("canary-tcpdump")
+        time.sleep(0.02)
+    exporter = start_exporter(lab, "--allow", "198.18.2.0/24")
+    try:
+        refusals = {
+            8080: f"redirect to http://{DNS_V4}:7000/secret refused: outside the exporter's "
+                  "allow-list",
+            8081: f"redirect to http://canary.lab.test:7000/ refused: canary.lab.test resolves "
+                  f"to {DNS_V4}: outside the exporter's allow-list"}
+        for port, refusal in refusals.items():
+            got = fetch(lab, f"http://{EXPORTER}/probe?target=http://{SERVER_V4}:{port}/"
+                             "&format=json")
+            assert got["status"] == 200, got
+            doc = json.loads(got["body"])
+            validate_report(doc)
+            (result,) = [c for c in doc["checks"] if c["id"] == "http.response"]
+            assert result["status"] == "skip" and refusal in result["summary"], result
+        assert canary.hits(hits) == []
+        # The control: the same canary, reached from the client by hand, is seen twice over.
+        lab.exec("client", [sys.executable, "-c", "import socket; socket.create_connection("
+                            f"('{DNS_V4}', 7000), timeout=2).close()"], check=True)
+        assert canary.hits(hits) == ["198.18.1.2"]
+    finally:
+        stop(exporter)
+        tcpdump.send_signal(signal.SIGINT)  # it flushes the capture and exits
+        tcpdump.wait(timeout=5)
+        for proc in helpers:
+            stop(proc)
+    syns = syns_in(capture)
+    assert len(syns) == 1 and "198.18.1.2" in syns[0], syns
+    assert "redirect to" in lab.log("exporter") and "refused" in lab.log("exporter")
