@@ -405,12 +405,13 @@ class _LiveLadder:
 
     def update(self, chk, outcome) -> None:  # type: ignore[no-untyped-def]
         from netcheck.i18n import _
-        from netcheck.render.text import layer_name
+        from netcheck.render.text import layer_name, title_of
 
         if chk.runs_last:  # it waits for the others: naming it would hide the real work
             return
         if outcome is None:
-            self.running[chk.id] = f"L{int(chk.layer)} {layer_name(chk.layer)}: {chk.title}"
+            self.running[chk.id] = (f"L{int(chk.layer)} {layer_name(chk.layer)}: "
+                                    f"{title_of(chk.title)}")
         else:
             self.running.pop(chk.id, None)
         if self.running:
@@ -425,7 +426,10 @@ class _LiveLadder:
 
 
 def _live_status(args: argparse.Namespace, out: IO[str]) -> Optional[_LiveLadder]:
-    if args.format != "text" or args.quiet or not hasattr(out, "isatty") or not out.isatty():
+    from netcheck.render import wants_color
+
+    # The spinner is escape sequences too: only where colour would be.
+    if args.format != "text" or args.quiet or not wants_color(out, args.no_color):
         return None
     return _LiveLadder(out)
 
@@ -469,7 +473,9 @@ def _document(report, fmt: str) -> str:  # type: ignore[no-untyped-def]
         from netcheck.render.nagios import render_nagios
 
         return render_nagios(report) + "\n"
-    target = str(report.target.get("input") or report.target.get("host") or "")
+    from netcheck.render import canonical_target
+
+    target = canonical_target(report.target) or str(report.target.get("host") or "")
     if fmt == "junit":
         from netcheck.render.junit import render_junit
 
@@ -487,40 +493,45 @@ def _render(report, args: argparse.Namespace, out: IO[str]) -> None:  # type: ig
         if args.format != "text":
             out.write(_document(report, args.format))
         elif args.quiet:
-            from netcheck.render.text import verdict_word
+            from netcheck.render.quiet import quiet_line
 
-            rc = report.root_cause
-            line = verdict_word(report.verdict)
-            if rc is not None:
-                line += f": {shown(rc.result.code or '')} (L{int(rc.layer)}) " \
-                        f"{shown(rc.result.summary)}"
-            out.write(line + "\n")
+            out.write(quiet_line(report) + "\n")
         else:
             from rich.console import Console
 
+            from netcheck.render import columns, wants_color
             from netcheck.render.text import render_text
 
-            color = not args.no_color and "NO_COLOR" not in os.environ
-            console = Console(file=out, no_color=not color, highlight=False)
+            color = wants_color(out, args.no_color)
+            console = Console(file=out, no_color=not color, highlight=False,
+                              width=columns(out), color_system="auto" if color else None)
             render_text(report, verbose=args.verbose, color=color, console=console)
 
 
 def _list_checks(out: IO[str]) -> int:
+    import textwrap
+
     from netcheck import registry
     from netcheck.model import Layer
-    from netcheck.render.text import layer_name
+    from netcheck.render import columns
+    from netcheck.render.text import layer_name, title_of
 
     reg = registry.load()
     for warning in reg.warnings:
         registry.warn(warning)
+    width = columns(out)
     for layer in Layer:
         mine = [c for c in reg.checks if c.layer == layer]
         if not mine:
             continue
-        out.write(f"L{int(layer)} {layer_name(layer)}\n")  # titles stay as written
+        out.write(f"L{int(layer)} {layer_name(layer)}\n")
         for c in mine:  # a third-party plugin's id and title are outside text
             codes = f"  [{shown(', '.join(c.codes))}]" if c.codes else ""
-            out.write(f"  {shown(c.id):<22} {shown(c.title)}{codes}\n")
+            line = f"  {shown(c.id):<22} {shown(title_of(c.title))}{codes}"
+            # Wrapped under the title, at spaces only: a code is never cut in two.
+            out.write("\n".join(textwrap.wrap(line, width, subsequent_indent=" " * 25,
+                                               break_long_words=False,
+                                               break_on_hyphens=False)) + "\n")
     return 0
 
 

@@ -11,12 +11,13 @@ diagnosis in memory.
 from __future__ import annotations
 
 import json
-import os
 from typing import IO, TYPE_CHECKING, Any, Optional
 
 from netcheck.batch.profile import Entry, Profile
 from netcheck.batch.run import Done, Summary, root_text
+from netcheck.i18n import _, ngettext
 from netcheck.model import Report, Verdict
+from netcheck.render import canonical_target, columns
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -51,13 +52,30 @@ class Output:
         """After the last one (or an interruption)."""
 
 
+def result_name(done: Done) -> str:
+    """The entry's name (``group/name``); for a line of stdin, which has none, its target
+    written the canonical way, as every other output writes it."""
+    entry = done.entry
+    if not entry.group and entry.name == entry.text and entry.runnable:
+        return canonical_target(done.report.target) or entry.name
+    return entry.name
+
+
+def result_document(done: Done) -> dict[str, Any]:
+    """The entry's netcheck/1 document with its ``name`` (an optional key of netcheck/1)."""
+    doc = done.report.to_json()
+    named = {"schema": doc.pop("schema"), "name": result_name(done)}
+    named.update(doc)
+    return named
+
+
 # -- ndjson / json -------------------------------------------------------------------------
 
 class NdjsonOutput(Output):
     """One netcheck/1 document a line, as each target finishes."""
 
     def done(self, done: Done) -> None:
-        self.out.write(json.dumps(done.report.to_json(), ensure_ascii=False) + "\n")
+        self.out.write(json.dumps(result_document(done), ensure_ascii=False) + "\n")
         self.out.flush()
 
 
@@ -78,7 +96,7 @@ class JsonOutput(Output):
         self.skipped: set[int] = set()
 
     def done(self, done: Done) -> None:
-        self.pending[done.index] = _indented(done.report.to_json(), "    ")
+        self.pending[done.index] = _indented(result_document(done), "    ")
         while self.next in self.pending:
             self._write(self.pending.pop(self.next))
             self.next += 1
@@ -118,14 +136,22 @@ _VERDICT_STYLE = {Verdict.OK: "green", Verdict.DEGRADED: "yellow", Verdict.BROKE
 
 
 class TextOutput(Output):
-    """A progress bar on a terminal (none when piped), then the summary table."""
+    """A progress bar on a terminal (none when piped), then the summary table.
+
+    The table fits the terminal (or ``$COLUMNS``, or 80 columns when piped), its headers and
+    words follow ``--lang``, and nothing but text comes out with ``--no-color``, ``NO_COLOR``
+    or a pipe: no colour, no bold, no progress bar.
+    """
 
     def begin(self, profile: Profile, settings: Any) -> None:
+        from netcheck.render import wants_color
+
         self.rows: list[_Row] = []
         self.source = profile.source
         self.progress: Optional[Progress] = None
         self.task: Optional[TaskID] = None
-        if self.flags.get("progress") and _isatty(self.out):
+        self.color = wants_color(self.out, bool(self.flags.get("no_color")))
+        if self.flags.get("progress") and self.color:
             from rich.console import Console
             from rich.progress import (
                 BarColumn,
@@ -147,13 +173,14 @@ class TextOutput(Output):
 
     def done(self, done: Done) -> None:
         report = done.report
-        self.rows.append(_Row(done.index, done.entry.name, report,
+        self.rows.append(_Row(done.index, result_name(done), report,
                               bool(self.flags.get("verbose"))))
         if report.verdict is not Verdict.OK:
             self.not_ok += 1
         if self.progress is not None and self.task is not None:
             self.progress.update(self.task, advance=1,
-                                 bad=f"{self.not_ok} not ok" if self.not_ok else "")
+                                 bad=_("{n} not ok").format(n=self.not_ok) if self.not_ok
+                                 else "")
 
     def finish(self, summary: Summary) -> None:
         if self.progress is not None:
@@ -163,56 +190,70 @@ class TextOutput(Output):
         if self.flags.get("quiet"):
             rows = [r for r in rows if r.verdict is not Verdict.OK]
         from rich.console import Console
+        from rich.text import Text
 
-        color = not self.flags.get("no_color") and "NO_COLOR" not in os.environ and \
-            _isatty(self.out)
-        console = Console(file=self.out, no_color=not color, highlight=False,
-                          width=None if _isatty(self.out) else 160,
+        from netcheck.render.text import print_trimmed
+
+        color = self.color
+        width = columns(self.out)
+        console = Console(file=self.out, no_color=not color, highlight=False, width=width,
                           color_system="auto" if color else None)
+        printed: list[Any] = []
         if len(rows) <= RICH_TABLE_ROWS:
-            self._table(console, rows)
+            printed.append(self._table(rows, color))
         else:
-            self._plain(rows)
+            self._plain(rows, width)
         if self.flags.get("verbose"):
-            for r in rows:
-                if r.hint:
-                    console.print(f"{r.name}: {r.hint}", markup=False, highlight=False)
+            printed += [Text(f"{r.name}: {r.hint}") for r in rows if r.hint]
         counts = summary.counts
-        line = (f"{summary.total} target{'s' if summary.total != 1 else ''}: "
-                f"{counts['ok']} ok, {counts['degraded']} degraded, {counts['broken']} broken, "
-                f"{counts['unknown']} unknown in {summary.duration_ms / 1000:.1f} s")
+        line = ngettext("{n} target: {ok} ok, {degraded} degraded, {broken} broken, "
+                        "{unknown} unknown in {seconds} s",
+                        "{n} targets: {ok} ok, {degraded} degraded, {broken} broken, "
+                        "{unknown} unknown in {seconds} s", summary.total).format(
+            n=summary.total, ok=counts["ok"], degraded=counts["degraded"],
+            broken=counts["broken"], unknown=counts["unknown"],
+            seconds=f"{summary.duration_ms / 1000:.1f}")
         if summary.interrupted:
-            line += " (interrupted)"
-        console.print(line, style=_VERDICT_STYLE[summary.worst] if color else None,
-                      markup=False, highlight=False)
+            line += " " + _("(interrupted)")
+        printed.append(Text(line, style=_VERDICT_STYLE[summary.worst] if color else ""))
+        print_trimmed(console, printed)
 
-    def _table(self, console: Any, rows: list[_Row]) -> None:
+    def _table(self, rows: list[_Row], color: bool) -> Any:
         from rich.table import Table
         from rich.text import Text
 
-        table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
-        table.add_column("target", overflow="fold")
-        table.add_column("verdict")
-        table.add_column("root cause", overflow="fold", ratio=1)
-        table.add_column("time", justify="right", no_wrap=True)
+        from netcheck.render.text import verdict_word
+
+        table = Table(show_edge=False, pad_edge=False, box=None,
+                      header_style="bold" if color else "")
+        table.add_column(_("target"), overflow="fold", ratio=1)
+        table.add_column(_("verdict"), no_wrap=True)
+        table.add_column(_("root cause"), overflow="fold", ratio=2)
+        table.add_column(_("time"), justify="right", no_wrap=True)
         for r in rows:
-            table.add_row(Text(r.name), Text(r.verdict.value, style=_VERDICT_STYLE[r.verdict]),
+            table.add_row(Text(r.name),
+                          Text(verdict_word(r.verdict),
+                               style=_VERDICT_STYLE[r.verdict] if color else ""),
                           Text(r.cause or "-"), f"{r.seconds:.2f} s")
-        console.print(table)
+        return table
 
-    def _plain(self, rows: list[_Row]) -> None:
-        width = min(48, max(len(r.name) for r in rows))
-        self.out.write(f"{'target':<{width}}  {'verdict':<8}  {'time':>8}  root cause\n")
+    def _plain(self, rows: list[_Row], width: int) -> None:
+        """Past RICH_TABLE_ROWS rows: fixed columns, each line cut to ``width``."""
+        from netcheck.render.text import verdict_word
+
+        name_width = min(48, max(len(r.name) for r in rows), max(10, width // 3))
+        words = {v: verdict_word(v) for v in Verdict}
+        verdict_width = max(len(w) for w in words.values())
+
+        def line(name: str, verdict: str, seconds: str, cause: str) -> str:
+            text = (f"{name[:name_width]:<{name_width}}  {verdict:<{verdict_width}}  "
+                    f"{seconds:>8}  {cause}")
+            return (text if len(text) <= width else text[:width - 1] + "…").rstrip()
+
+        self.out.write(line(_("target"), _("verdict"), _("time"), _("root cause")) + "\n")
         for r in rows:
-            self.out.write(f"{r.name:<{width}}  {r.verdict.value:<8}  {r.seconds:>6.2f} s  "
-                           f"{r.cause or '-'}\n")
-
-
-def _isatty(stream: IO[str]) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):
-        return False
+            self.out.write(line(r.name, words[r.verdict], f"{r.seconds:.2f} s",
+                                r.cause or "-") + "\n")
 
 
 # -- junit ----------------------------------------------------------------------------------
@@ -244,9 +285,9 @@ class JunitOutput(Output):
         from netcheck.render.junit import document
 
         suites = []
-        for group in sorted(self.suites, key=lambda g: min(i for i, _ in self.order[g])):
+        for group in sorted(self.suites, key=lambda g: min(i for i, _xml in self.order[g])):
             suite = self.suites[group]
-            suite.cases = [xml for _, xml in sorted(self.order[group])]
+            suite.cases = [xml for _index, xml in sorted(self.order[group])]
             suites.append(suite)
         self.out.write(document(suites, self.name, summary.duration_ms))
         self.out.flush()
@@ -291,13 +332,13 @@ class NagiosOutput(Output):
             named = sorted(self.bad)[:NAGIOS_NAMED]
             more = len(self.bad) - len(named)
             text = (f"{', '.join(parts)} of {summary.total}: "
-                    + ", ".join(f"{name} {code}" for _, _, name, code in named)
+                    + ", ".join(f"{name} {code}" for _rank, _index, name, code in named)
                     + (f" and {more} more" if more > 0 else ""))
         if summary.interrupted:
             text += " (interrupted)"
         perf = [f"{v}={counts[v]};;;0" for v in ("ok", "degraded", "broken", "unknown")]
         perf.append(f"time={_number(summary.duration_ms / 1000)}s;;;0")
-        for _, name, seconds in sorted(self.times)[:NAGIOS_PERF_TARGETS]:
+        for _index, name, seconds in sorted(self.times)[:NAGIOS_PERF_TARGETS]:
             perf.append(f"{perf_label(name + '_time')}={_number(seconds)}s;;;0")
         self.out.write(f"NETCHECK {_NAGIOS_STATE[summary.worst]} - {_plain(text)} | "
                        f"{' '.join(perf)}\n")
@@ -315,13 +356,15 @@ class PrometheusOutput(Output):
     def done(self, done: Done) -> None:
         from netcheck.render.prometheus import probe_values
 
-        self.items.append((done.index, {"name": done.entry.name, "target": done.entry.text},
+        target = canonical_target(done.report.target) or done.entry.text
+        self.items.append((done.index, {"name": done.entry.name, "target": target},
                            probe_values(done.report)))
 
     def finish(self, summary: Summary) -> None:
         from netcheck.render.prometheus import batch_metrics, exposition
 
-        items = [(labels, values) for _, labels, values in sorted(self.items, key=lambda x: x[0])]
+        items = [(labels, values)
+                 for _index, labels, values in sorted(self.items, key=lambda x: x[0])]
         self.out.write(exposition(batch_metrics(items, summary.to_json())))
         self.out.flush()
 

@@ -13,6 +13,7 @@ from typing import Any, Optional
 from netcheck.i18n import _
 from netcheck.model import Report, Status, Verdict
 from netcheck.redact import nagios_text, printable
+from netcheck.render import canonical_target
 
 _STATE = {
     Verdict.OK: "OK",
@@ -60,7 +61,7 @@ def _rtt(evidence: dict[str, Any]) -> Optional[float]:
 def _text(report: Report) -> str:
     if report.error is not None:
         return report.error
-    target = report.target.get("input") or report.target.get("host") or _("target")
+    target = canonical_target(report.target) or report.target.get("host") or _("target")
     if report.verdict is Verdict.OK:
         return f"{target}: " + _("all checks passed")
     root = report.root_cause

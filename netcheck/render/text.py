@@ -11,11 +11,13 @@ to the terminal: a password in a URL is masked and an escape sequence is shown, 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Optional
+import re
+from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 from netcheck.i18n import N_, _, pgettext
 from netcheck.model import CheckOutcome, Hint, Layer, Report, Status, Verdict
 from netcheck.redact import mask_secrets, printable, shown
+from netcheck.render import canonical_target
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -71,6 +73,16 @@ def verdict_word(verdict: Verdict) -> str:
     return _(VERDICT_WORDS[verdict])
 
 
+def title_of(title: str) -> str:
+    """A check's title (its docstring's first line) in the reader's language.
+
+    tools/extract_messages.py puts every built-in check's title in the catalogs; a
+    third-party check's title is not there and stays as its author wrote it. The JSON keeps
+    the English title (the contract's ``title``).
+    """
+    return _(title) if title else title
+
+
 _VERDICT_STYLE = {
     Verdict.OK: "bold green",
     Verdict.DEGRADED: "bold yellow",
@@ -92,9 +104,9 @@ class _Look:
     def style(self, spec: str) -> Style:
         from rich.style import Style
 
-        parsed = Style.parse(spec)
-        # Without colour keep bold/dim, as the NO_COLOR convention does.
-        return parsed if self.color else parsed.without_color
+        # Without colour no style at all: --no-color, NO_COLOR and a pipe get plain text,
+        # not one escape sequence (bold and dim included), whatever the console would allow.
+        return Style.parse(spec) if self.color else Style.null()
 
     def symbol(self, status: Status) -> str:
         return (_SYMBOLS if self.unicode else _ASCII_SYMBOLS)[status]
@@ -123,7 +135,7 @@ def _header(report: Report, look: _Look) -> RenderableType:
     if report.mode != "diagnose":
         line.append("  " + _("{mode} mode").format(mode=report.mode))
     line.append("  ")
-    line.append(shown(str(target.get("input") or "-")), style=look.style("bold"))
+    line.append(shown(canonical_target(target) or "-"), style=look.style("bold"))
     addresses = target.get("addresses") or []
     if addresses:
         line.append(f" {look.arrow} {shown(', '.join(str(a) for a in addresses))}")
@@ -161,12 +173,12 @@ def _check_line(check: CheckOutcome, verbose: bool, look: _Look) -> RenderableTy
     style = look.style(_STATUS_STYLE[result.status])
     body = Text()
     if result.status is Status.SKIP:
-        body.append(shown(check.title), style=look.style("dim"))
+        body.append(shown(title_of(check.title)), style=look.style("dim"))
         reason = (_("blocked by {check}").format(check=shown(result.blocked_by))
                   if result.blocked_by else shown(result.summary))
         body.append(f"{look.dash}{reason}", style=look.style("dim"))
     else:
-        body.append(shown(check.title))
+        body.append(shown(title_of(check.title)))
         if result.summary:
             body.append(look.dash)
             body.append(shown(result.summary))
@@ -287,21 +299,52 @@ def _renderables(report: Report, verbose: bool, look: _Look) -> list[RenderableT
     return out
 
 
+# Blanks (and the style codes around them) at the end of a line: rich pads wrapped cells to
+# their column's width, and those blanks end up in pasted bug reports and in diffs.
+_TRAILING = re.compile(r"(?:[ \t]|\x1b\[[0-9;]*m)+$")
+_STYLE_CODE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def trim_lines(text: str) -> str:
+    """``text`` without blanks at the end of its lines (a style reset kept where one was)."""
+    out = []
+    for line in text.split("\n"):
+        m = _TRAILING.search(line)
+        if m:
+            line = line[:m.start()] + ("\x1b[0m" if _STYLE_CODE.search(m.group()) else "")
+        out.append(line)
+    return "\n".join(out)
+
+
 def render_text(report: Report, *, verbose: bool = False, color: bool = True,
                 console: Optional[Console] = None) -> None:
     """Print the report as the OSI ladder plus a diagnosis to ``console`` (stdout by default).
 
-    ``verbose`` adds each check's evidence and duration; ``color=False`` drops colours
-    (bold and dim stay, as NO_COLOR asks). Tests pass their own ``console``.
+    ``verbose`` adds each check's evidence and duration; ``color=False`` gives plain text:
+    no colour and no other escape sequence either. Lines carry no trailing blanks. Tests
+    pass their own ``console``.
     """
     if console is None:
+        import sys
+
         from rich.console import Console
 
-        console = Console(no_color=not color, highlight=False)
+        from netcheck.render import columns
+
+        console = Console(no_color=not color, highlight=False, width=columns(sys.stdout),
+                          color_system="auto" if color else None)
     unicode = (console.encoding or "utf-8").lower().startswith("utf")
     look = _Look(color=color, unicode=unicode)
-    for renderable in _renderables(report, verbose, look):
-        console.print(renderable, highlight=False)
+    print_trimmed(console, _renderables(report, verbose, look))
+
+
+def print_trimmed(console: Console, renderables: Iterable[Any]) -> None:
+    """Print ``renderables`` to ``console``'s file with no blanks at the end of any line."""
+    with console.capture() as captured:
+        for renderable in renderables:
+            console.print(renderable, highlight=False)
+    console.file.write(trim_lines(captured.get()))
+    console.file.flush()
 
 
 def text_of(report: Report, verbose: bool = False, width: int = 100) -> str:

@@ -141,7 +141,7 @@ def test_ladder_shows_all_seven_rungs_bottom_up(ok_report: Report) -> None:
 
 def test_header_names_target_addresses_interface_host_and_privilege(ok_report: Report) -> None:
     header = rendered(ok_report).splitlines()[0]
-    for part in ("netcheck 0.1.0", "https://www.lab.test/", "198.18.2.10", "eth0", "client1",
+    for part in ("netcheck 0.1.0", "https://www.lab.test:443/", "198.18.2.10", "eth0", "client1",
                  "privileged: yes"):
         assert part in header
 

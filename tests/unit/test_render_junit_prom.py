@@ -57,10 +57,13 @@ def outcome(check_id: str, layer: Layer, result: Result) -> CheckOutcome:
 
 def report(verdict: Verdict, checks: list[CheckOutcome], root: Optional[CheckOutcome] = None,
            target: str = "https://www.lab.test/") -> Report:
+    from netcheck.target import parse_target
+
+    parsed = parse_target(target)  # the target object agrees with its input, as in a real run
     return Report(
         mode="diagnose",
-        target={"input": target, "scheme": target.split("://")[0], "host": "www.lab.test",
-                "port": 443, "addresses": ["198.18.2.10"]},
+        target={"input": target, "scheme": parsed.scheme, "host": parsed.host,
+                "port": parsed.port, "addresses": ["198.18.2.10"]},
         host={"hostname": "client", "privileged": True, "egress_interface": "eth0"},
         verdict=verdict, root_cause=root, checks=checks, started_at="2026-11-22T10:00:00Z",
         duration_ms=183.2, version="0.1.0")
