@@ -10,11 +10,18 @@ an object: ``(proto, src, dst, l4, l4len, end)`` where
   to use in dictionary keys; :func:`address` turns them into text when needed;
 - ``l4`` is the offset of the transport header in the buffer, ``l4len`` the transport length
   the IP header *declares* (what the sender sent: Wireshark computes TCP segment lengths from
-  it), and ``end`` the end of what was *captured* (smaller when the snap length cut the frame).
+  it), and ``end`` the end of what was *captured* (smaller when the snap length cut the frame);
+- ``ipid`` is the IPv4 identification (-1 for IPv6): with the TCP header it tells a frame
+  captured twice from a retransmission.
 
-Link types: Ethernet (with 802.1Q/802.1ad VLAN tags), Linux cooked v1 and v2, raw IP,
-BSD/OpenBSD loopback. IPv6 extension headers (hop-by-hop, routing, fragment, destination
-options, AH, mobility) are walked to the transport header.
+Nothing is ever read at or past ``end``: a header the snap length cut is not decoded, and TCP
+options cut by it are left out (and said to be cut), never read from the next packet's bytes.
+
+Link types: Ethernet (with 802.1Q/802.1ad VLAN tags, MPLS labels and LLC/SNAP), Linux cooked
+v1 and v2, raw IP, BSD/OpenBSD loopback. IPv6 extension headers (hop-by-hop, routing, fragment,
+destination options, AH, mobility) are walked to the transport header. Tunnels (IPv6 in IPv4,
+GRE, GTP, CAPWAP, VXLAN, Teredo...) are not opened: :data:`TUNNEL_PROTOS` and
+:data:`TUNNEL_PORTS` name them so the report can say what it did not look inside.
 """
 
 from __future__ import annotations
@@ -39,16 +46,27 @@ FRAGMENT = -1
 ETH_IPV4 = 0x0800
 ETH_IPV6 = 0x86DD
 ETH_ARP = 0x0806
+ETH_MPLS = frozenset((0x8847, 0x8848))
 VLAN_TAGS = frozenset((0x8100, 0x88A8, 0x9100))
 IPV6_EXTENSIONS = frozenset((0, 43, 60, 135, 139, 140))
 RAW_LINKS = frozenset((LINKTYPE_RAW, 12, 14, LINKTYPE_NULL, LINKTYPE_LOOP))
 ETHERTYPE_NAMES = {ETH_ARP: "arp", 0x8035: "rarp", 0x88CC: "lldp", 0x8863: "pppoe",
-                   0x8864: "pppoe", 0x888E: "eapol", 0x8847: "mpls", 0x88F7: "ptp"}
+                   0x8864: "pppoe", 0x888E: "eapol", 0x8847: "mpls", 0x88F7: "ptp",
+                   0x88BE: "erspan", 0x894F: "nsh"}
 IP_PROTO_NAMES = {1: "icmp", 2: "igmp", 4: "ipip", 6: "tcp", 17: "udp", 41: "ipv6-in-ip",
                   47: "gre", 50: "esp", 51: "ah", 58: "icmpv6", 89: "ospf", 103: "pim",
                   112: "vrrp", 132: "sctp"}
 
-Located = tuple[int, bytes, bytes, int, int, int]
+# Tunnels carried straight in IP, and over UDP (by port): named, not opened.
+TUNNEL_PROTOS = {4: "IPv4 in IP (4in4/4in6)", 41: "IPv6 in IPv4 (6in4/6to4)",
+                 47: "GRE", 97: "EtherIP", 115: "L2TPv3"}
+TUNNEL_PORTS = {2152: "GTP-U (mobile data tunnel)", 2123: "GTP-C (mobile tunnel control)",
+                5246: "CAPWAP control (wireless access points)",
+                5247: "CAPWAP data (wireless access points)", 4789: "VXLAN",
+                6081: "Geneve", 3544: "Teredo (IPv6 over UDP)", 1701: "L2TP",
+                4754: "GRE over UDP", 8472: "VXLAN (Linux)"}
+
+Located = tuple[int, bytes, bytes, int, int, int, int]
 
 
 def address(packed: bytes) -> str:
@@ -73,8 +91,13 @@ def network_layer(link: int, buf: bytes, off: int, caplen: int) -> tuple[int, in
         while et in VLAN_TAGS and pos + 4 <= end:
             et = buf[pos + 2] << 8 | buf[pos + 3]
             pos += 4
-        if et <= 1500:  # an 802.3 length field: LLC/SNAP, never IP in practice
+        if et <= 1500:  # an 802.3 length field: LLC, with SNAP it may still carry IP
+            if pos + 8 <= end and buf[pos] == 0xAA and buf[pos + 1] == 0xAA \
+                    and buf[pos + 2] == 3 and not (buf[pos + 3] | buf[pos + 4] | buf[pos + 5]):
+                return buf[pos + 6] << 8 | buf[pos + 7], pos + 8
             return 0, end
+        if et in ETH_MPLS:
+            return _mpls(buf, pos, end)
         return et, pos
     if link == LINKTYPE_LINUX_SLL:
         if caplen < 16:
@@ -99,6 +122,20 @@ def network_layer(link: int, buf: bytes, off: int, caplen: int) -> tuple[int, in
     return 0, end
 
 
+def _mpls(buf: bytes, pos: int, end: int) -> tuple[int, int]:
+    """Past an MPLS label stack to the IP packet it carries (told by the version nibble)."""
+    for _ in range(16):  # bounded: a stack without its bottom-of-stack bit cannot loop us
+        if pos + 4 > end:
+            break
+        bottom = buf[pos + 2] & 1
+        pos += 4
+        if bottom:
+            if pos < end and buf[pos] >> 4 in (4, 6):
+                return (ETH_IPV4 if buf[pos] >> 4 == 4 else ETH_IPV6), pos
+            break  # an Ethernet pseudowire or a control word: not opened
+    return 0x8847, end
+
+
 def locate(link: int, buf: bytes, off: int, caplen: int, wirelen: int) -> Optional[Located]:
     """The transport header of a frame (see the module docstring), or None if undecodable."""
     et, pos = network_layer(link, buf, off, caplen)
@@ -107,7 +144,7 @@ def locate(link: int, buf: bytes, off: int, caplen: int, wirelen: int) -> Option
         return ipv4(buf, pos, end, off + wirelen)
     if et == ETH_IPV6:
         return ipv6(buf, pos, end, off + wirelen)
-    return NOT_IP, b"", b"", et, 0, end
+    return NOT_IP, b"", b"", et, 0, end, -1
 
 
 def ipv4(buf: bytes, pos: int, end: int, wire_end: int) -> Optional[Located]:
@@ -123,7 +160,8 @@ def ipv4(buf: bytes, pos: int, end: int, wire_end: int) -> Optional[Located]:
     proto = buf[pos + 9]
     if (buf[pos + 6] & 0x1F) | buf[pos + 7]:
         proto = FRAGMENT  # a later fragment: the transport header is in the first one
-    return proto, buf[pos + 12:pos + 16], buf[pos + 16:pos + 20], pos + ihl, total - ihl, end
+    return (proto, buf[pos + 12:pos + 16], buf[pos + 16:pos + 20], pos + ihl, total - ihl, end,
+            buf[pos + 4] << 8 | buf[pos + 5])
 
 
 def ipv6(buf: bytes, pos: int, end: int, wire_end: int) -> Optional[Located]:
@@ -146,7 +184,7 @@ def ipv6(buf: bytes, pos: int, end: int, wire_end: int) -> Optional[Located]:
             if p + 8 > end:
                 return None
             if (buf[p + 2] << 8 | buf[p + 3]) & 0xFFF8:
-                return FRAGMENT, src, dst, p + 8, left - 8, end
+                return FRAGMENT, src, dst, p + 8, left - 8, end, -1
             size = 8
         elif nh == 51:  # AH: length in 4-byte units, minus 2
             if p + 2 > end:
@@ -157,12 +195,20 @@ def ipv6(buf: bytes, pos: int, end: int, wire_end: int) -> Optional[Located]:
         nh = buf[p]
         p += size
         left -= size
-    return nh, src, dst, p, left, end
+    return nh, src, dst, p, left, end, -1
 
 
-def tcp_options(buf: bytes, start: int, stop: int) -> dict[str, object]:
-    """TCP options between ``start`` and ``stop``: mss, wscale, sack_perm, sack, tsval, tsecr."""
+def tcp_options(buf: bytes, start: int, stop: int, end: int) -> dict[str, object]:
+    """TCP options between ``start`` and ``stop``: mss, wscale, sack_perm, sack, tsval, tsecr.
+
+    ``end`` is the end of the captured bytes: options past it were not captured (a small snap
+    length) and are not read; ``cut`` is then True, and an option cut in the middle is left
+    out rather than guessed.
+    """
     out: dict[str, object] = {}
+    if stop > end:
+        out["cut"] = True
+        stop = end
     pos = start
     while pos < stop:
         kind = buf[pos]

@@ -22,18 +22,38 @@ TEXTS: dict[str, tuple[str, str, str]] = {
     "syn": ("SYN: {client} opens, initial sequence number A = {isn}",
             "SYN: el {client} abre la conexión, número de secuencia inicial A = {isn}",
             "SYN: el {client} obre la connexió, número de seqüència inicial A = {isn}"),
-    "syn_retry": ("SYN sent again (attempt {k}): no answer yet",
-                  "SYN reenviado (intento {k}): aún sin respuesta",
-                  "SYN reenviat (intent {k}): encara sense resposta"),
+    "syn_retry": ("SYN sent again (attempt {k}): no answer is in the capture before it",
+                  "SYN reenviado (intento {k}): no hay respuesta en la captura antes de él",
+                  "SYN reenviat (intent {k}): no hi ha cap resposta a la captura abans d'ell"),
     "synack": ("SYN-ACK: {server} accepts, acknowledges A+1, its own ISN B = {isn}",
                "SYN-ACK: el {server} acepta, confirma A+1 y elige su ISN B = {isn}",
                "SYN-ACK: el {server} accepta, confirma A+1 i tria el seu ISN B = {isn}"),
-    "synack_retry": ("SYN-ACK sent again (attempt {k}): the client's ACK did not arrive",
-                     "SYN-ACK reenviado (intento {k}): el ACK del cliente no llegó",
-                     "SYN-ACK reenviat (intent {k}): l'ACK del client no ha arribat"),
+    "synack_retry": ("SYN-ACK sent again (attempt {k}): no ACK from the client is in the "
+                     "capture before it",
+                     "SYN-ACK reenviado (intento {k}): no hay ACK del cliente en la captura "
+                     "antes de él",
+                     "SYN-ACK reenviat (intent {k}): no hi ha cap ACK del client a la captura "
+                     "abans d'ell"),
+    "synack_new": ("SYN-ACK with a new initial sequence number B = {isn}: the {server} started "
+                   "the handshake afresh (numbers now count from it, as in Wireshark)",
+                   "SYN-ACK con un nuevo número de secuencia inicial B = {isn}: el {server} "
+                   "empezó la negociación de nuevo (los números cuentan desde él, como en "
+                   "Wireshark)",
+                   "SYN-ACK amb un nou número de seqüència inicial B = {isn}: el {server} ha "
+                   "començat la negociació de nou (els números compten des d'ell, com a "
+                   "Wireshark)"),
     "hs_ack": ("ACK: {client} acknowledges B+1; handshake complete{rtt}",
                "ACK: el {client} confirma B+1; negociación en tres pasos completa{rtt}",
                "ACK: el {client} confirma B+1; negociació en tres passos completa{rtt}"),
+    "hs_ack_nosyn": ("ACK: {client} acknowledges B+1 (its SYN is not in the capture)",
+                     "ACK: el {client} confirma B+1 (su SYN no está en la captura)",
+                     "ACK: el {client} confirma B+1 (el seu SYN no és a la captura)"),
+    "hs_ack_unseen": ("ACK: {client} acknowledges B+1: the server's SYN-ACK reached it, though "
+                      "it is not in the capture{rtt}",
+                      "ACK: el {client} confirma B+1: el SYN-ACK del servidor le llegó, aunque "
+                      "no está en la captura{rtt}",
+                      "ACK: el {client} confirma B+1: el SYN-ACK del servidor li ha arribat, "
+                      "tot i que no és a la captura{rtt}"),
     "irtt": (" (iRTT {ms} ms)", " (iRTT {ms} ms)", " (iRTT {ms} ms)"),
     "ack": ("ACK: {side} has received up to byte {n}",
             "ACK: el {side} ha recibido hasta el byte {n}",
@@ -44,6 +64,12 @@ TEXTS: dict[str, tuple[str, str, str]] = {
     "sni": ("SNI {sni}", "SNI {sni}", "SNI {sni}"),
     "http_req": ("HTTP request: {line}", "Petición HTTP: {line}", "Petició HTTP: {line}"),
     "http_resp": ("HTTP response: {line}", "Respuesta HTTP: {line}", "Resposta HTTP: {line}"),
+    "http_resp_unseen": ("HTTP response whose start is not in the capture (it was in the "
+                         "missing segments)",
+                         "Respuesta HTTP cuyo inicio no está en la captura (estaba en los "
+                         "segmentos que faltan)",
+                         "Resposta HTTP l'inici de la qual no és a la captura (era als segments "
+                         "que falten)"),
     "line": ("{line}", "{line}", "{line}"),
     "fin_first": ("FIN: {side} closes first: it has nothing more to send",
                   "FIN: el {side} cierra primero: no tiene nada más que enviar",
@@ -76,9 +102,27 @@ TEXTS: dict[str, tuple[str, str, str]] = {
     "rst_abort": ("RST: {side} aborts the connection", "RST: el {side} aborta la conexión",
                   "RST: el {side} avorta la connexió"),
     "rst_again": ("RST again", "RST de nuevo", "RST de nou"),
-    "retrans": ("[retransmission: sent before, the copy or its ACK was lost]",
-                "[retransmisión: ya enviado, se perdió la copia o su ACK]",
-                "[retransmissió: ja enviat, s'ha perdut la còpia o el seu ACK]"),
+    "retrans": ("[retransmission: these bytes were sent before and not acknowledged in time]",
+                "[retransmisión: estos bytes ya se enviaron y no se confirmaron a tiempo]",
+                "[retransmissió: aquests bytes ja s'havien enviat i no s'han confirmat a "
+                "temps]"),
+    "dup": ("[captured again: the same packet as the frame before ({same}), not sent again]",
+            "[capturado de nuevo: el mismo paquete que la trama anterior ({same}), no se "
+            "envió otra vez]",
+            "[capturat de nou: el mateix paquet que la trama anterior ({same}), no s'ha "
+            "tornat a enviar]"),
+    "dup_same_id": ("same IP ID {id} and bytes", "mismo IP ID {id} y bytes",
+                    "mateix IP ID {id} i bytes"),
+    "dup_same": ("same bytes", "mismos bytes", "mateixos bytes"),
+    "cut": ("[cut by the snap length: {c} of {n} TCP bytes captured; the rest (options, data) "
+            "is unknown]",
+            "[cortado por la longitud de captura: {c} de {n} bytes TCP capturados; el resto "
+            "(opciones, datos) es desconocido]",
+            "[tallat per la longitud de captura: {c} de {n} bytes TCP capturats; la resta "
+            "(opcions, dades) és desconeguda]"),
+    "ack_unseen": ("[acknowledges bytes that are not in the capture]",
+                   "[confirma bytes que no están en la captura]",
+                   "[confirma bytes que no són a la captura]"),
     "fast_retrans": ("[fast retransmission after duplicate ACKs]",
                      "[retransmisión rápida tras ACK duplicados]",
                      "[retransmissió ràpida després d'ACK duplicats]"),
@@ -91,6 +135,9 @@ TEXTS: dict[str, tuple[str, str, str]] = {
     "dupack": ("[duplicate ACK #{k}: the receiver still waits for a missing segment]",
                "[ACK duplicado #{k}: el receptor sigue esperando un segmento perdido]",
                "[ACK duplicat #{k}: el receptor encara espera un segment perdut]"),
+    "dupack_plain": ("[duplicate ACK #{k}: the same acknowledgement again]",
+                     "[ACK duplicado #{k}: la misma confirmación otra vez]",
+                     "[ACK duplicat #{k}: la mateixa confirmació un altre cop]"),
     "zerowin": ("[zero window: {side}'s receive buffer is full, the peer must wait]",
                 "[ventana cero: el búfer de recepción del {side} está lleno, el otro espera]",
                 "[finestra zero: el búfer de recepció del {side} és ple, l'altre espera]"),
@@ -116,12 +163,124 @@ TEXTS: dict[str, tuple[str, str, str]] = {
                       "o un cortafuegos que responde con reset).",
                       "El SYN ha rebut un RST: el servidor ha rebutjat la connexió (port tancat "
                       "o un tallafocs que respon amb reset)."),
-    "story_no_answer": ("The SYN was sent {k} time(s) and never answered: the packets are "
-                        "dropped on the way (firewall) or the host is unreachable.",
-                        "El SYN se envió {k} vez/veces sin respuesta: los paquetes se descartan "
-                        "por el camino (cortafuegos) o el equipo es inalcanzable.",
-                        "El SYN s'ha enviat {k} vegada/es sense resposta: els paquets es "
-                        "descarten pel camí (tallafocs) o l'equip és inabastable."),
+    "story_no_answer": ("The SYN was sent {k} time(s) and no answer is in the capture.",
+                        "El SYN se envió {k} vez/veces y no hay respuesta en la captura.",
+                        "El SYN s'ha enviat {k} vegada/es i no hi ha cap resposta a la "
+                        "captura."),
+    "story_dropped": ("Other packets to {client} were captured, so an answer would have been "
+                      "seen here: the SYN or its answer is dropped on the way (a firewall that "
+                      "drops silently), or {server} is down.",
+                      "Se capturaron otros paquetes hacia {client}, así que aquí se habría "
+                      "visto una respuesta: el SYN o su respuesta se descartan por el camino "
+                      "(un cortafuegos que descarta en silencio), o {server} está caído.",
+                      "S'han capturat altres paquets cap a {client}, així que aquí s'hauria "
+                      "vist una resposta: el SYN o la seva resposta es descarten pel camí (un "
+                      "tallafocs que descarta en silenci), o {server} no funciona."),
+    "story_not_retried": ("Other packets to {client} were captured, so an answer would have "
+                          "been seen here; the client did not send the SYN again.",
+                          "Se capturaron otros paquetes hacia {client}, así que aquí se habría "
+                          "visto una respuesta; el cliente no volvió a enviar el SYN.",
+                          "S'han capturat altres paquets cap a {client}, així que aquí s'hauria "
+                          "vist una resposta; el client no ha tornat a enviar el SYN."),
+    "story_too_soon": ("The capture ends {s} s after the last SYN: too soon to tell whether an "
+                       "answer would have come.",
+                       "La captura acaba {s} s después del último SYN: demasiado pronto para "
+                       "saber si habría llegado una respuesta.",
+                       "La captura acaba {s} s després de l'últim SYN: massa aviat per saber si "
+                       "hauria arribat una resposta."),
+    "story_one_way_unknown": ("Nothing at all to {client} is in this capture (only what it "
+                              "sent was captured): whether the server answered cannot be told "
+                              "from it.",
+                              "En esta captura no hay nada dirigido a {client} (solo se capturó "
+                              "lo que envió): no se puede saber con ella si el servidor "
+                              "respondió.",
+                              "En aquesta captura no hi ha res adreçat a {client} (només s'ha "
+                              "capturat el que ha enviat): no es pot saber amb ella si el "
+                              "servidor ha respost."),
+    "story_client_only": ("Only the client's packets are in this capture: the server's answers "
+                          "went another way or were not captured.",
+                          "En esta captura solo están los paquetes del cliente: las respuestas "
+                          "del servidor fueron por otro camino o no se capturaron.",
+                          "En aquesta captura només hi ha els paquets del client: les respostes "
+                          "del servidor han anat per un altre camí o no s'han capturat."),
+    "story_client_acked": ("The client's ACKs show the server did answer: its SYN-ACK reached "
+                           "the client{data}.",
+                           "Los ACK del cliente muestran que el servidor sí respondió: su "
+                           "SYN-ACK llegó al cliente{data}.",
+                           "Els ACK del client mostren que el servidor sí que ha respost: el seu "
+                           "SYN-ACK ha arribat al client{data}."),
+    "story_acked_data": (", and so did {n} bytes of its data", ", y también {n} bytes de datos",
+                         ", i també {n} bytes de dades"),
+    "story_peer_acked": ("The {side}'s ACKs show it received {n} bytes from the {peer}.",
+                         "Los ACK del {side} muestran que recibió {n} bytes del {peer}.",
+                         "Els ACK del {side} mostren que ha rebut {n} bytes del {peer}."),
+    "story_server_only": ("Only the server's packets are in this capture: the client's went "
+                          "another way or were not captured.",
+                          "En esta captura solo están los paquetes del servidor: los del "
+                          "cliente fueron por otro camino o no se capturaron.",
+                          "En aquesta captura només hi ha els paquets del servidor: els del "
+                          "client han anat per un altre camí o no s'han capturat."),
+    "story_no_syn": ("The client's SYN is not in the capture (the capture began after it, or it "
+                     "went another way), but the server's SYN-ACK and the client's ACK are: "
+                     "the connection was set up.",
+                     "El SYN del cliente no está en la captura (empezó después, o fue por otro "
+                     "camino), pero el SYN-ACK del servidor y el ACK del cliente sí: la conexión "
+                     "se estableció.",
+                     "El SYN del client no és a la captura (ha començat després, o ha anat per "
+                     "un altre camí), però el SYN-ACK del servidor i l'ACK del client sí: la "
+                     "connexió s'ha establert."),
+    "story_new_isn": ("The server sent its SYN-ACK {n} more time(s) with a new initial "
+                      "sequence number, starting the handshake afresh; sequence numbers and "
+                      "bytes count from the last one, as Wireshark does.",
+                      "El servidor envió su SYN-ACK {n} vez/veces más con un nuevo número de "
+                      "secuencia inicial, empezando la negociación de nuevo; los números y "
+                      "los bytes cuentan desde el último, como en Wireshark.",
+                      "El servidor ha enviat el seu SYN-ACK {n} vegada/es més amb un nou número "
+                      "de seqüència inicial, començant la negociació de nou; els números i els "
+                      "bytes compten des de l'últim, com a Wireshark."),
+    "story_dups": ("{n} frame(s) of this session are the packet just before them captured "
+                   "again (same IP ID and bytes, microseconds apart: a capture on two "
+                   "interfaces, or a mirror port): copies, not retransmissions; the counts "
+                   "below include them as Wireshark does.",
+                   "{n} trama(s) de esta sesión son el paquete justo anterior capturado de "
+                   "nuevo (mismo IP ID y bytes, a microsegundos: una captura en dos interfaces "
+                   "o un puerto espejo): copias, no retransmisiones; los recuentos las "
+                   "incluyen, como Wireshark.",
+                   "{n} trama/es d'aquesta sessió són el paquet just anterior capturat de nou "
+                   "(mateix IP ID i bytes, a microsegons: una captura en dues interfícies o un "
+                   "port mirall): còpies, no retransmissions; els recomptes les inclouen, com "
+                   "Wireshark."),
+    "story_cut": ("{n} packet(s) were cut by the snap length: options and data beyond the "
+                  "captured bytes are unknown, not absent.",
+                  "{n} paquete(s) se cortaron por la longitud de captura: las opciones y los "
+                  "datos más allá de lo capturado son desconocidos, no ausentes.",
+                  "{n} paquet(s) s'han tallat per la longitud de captura: les opcions i les "
+                  "dades més enllà del que s'ha capturat són desconegudes, no absents."),
+    "story_gaps": ("The capture misses part of this session: {g} time(s) earlier segments are "
+                   "not in it{acked}; what is missing was not necessarily lost on the network.",
+                   "A la captura le falta parte de esta sesión: {g} vez/veces faltan "
+                   "segmentos anteriores{acked}; lo que falta no se perdió necesariamente en la "
+                   "red.",
+                   "A la captura li falta part d'aquesta sessió: {g} vegada/es hi falten "
+                   "segments anteriors{acked}; el que falta no s'ha perdut necessàriament a la "
+                   "xarxa."),
+    "story_gaps_acked": (", and {n} ACK(s) acknowledge bytes it does not hold",
+                         ", y {n} ACK confirman bytes que no contiene",
+                         ", i {n} ACK confirmen bytes que no conté"),
+    "story_dialogue_cut": ("The dialogue listing stops after {m} lines: {n} more were counted, "
+                           "not kept.",
+                           "La lista del diálogo se detiene tras {m} líneas: {n} más se "
+                           "contaron, no se guardaron.",
+                           "La llista del diàleg s'atura després de {m} línies: {n} més s'han "
+                           "comptat, no guardat."),
+    "story_http_cut": ("HTTP listing stops after {m} exchanges: {r} more request(s) and {a} "
+                       "more response(s) were counted, not kept.",
+                       "La lista HTTP se detiene tras {m} intercambios: {r} petición(es) y {a} "
+                       "respuesta(s) más se contaron, no se guardaron.",
+                       "La llista HTTP s'atura després de {m} intercanvis: {r} petició/ons i {a} "
+                       "resposta/es més s'han comptat, no guardat."),
+    "answer_not_captured": ("answer not captured", "respuesta no capturada",
+                            "resposta no capturada"),
     "story_icmp": ("An ICMP error came back for it: {text}.",
                    "Volvió un error ICMP: {text}.", "Ha tornat un error ICMP: {text}."),
     "story_no_ack": ("SYN and SYN-ACK seen, but not the client's final ACK.",
@@ -134,6 +293,18 @@ TEXTS: dict[str, tuple[str, str, str]] = {
     "story_bytes": ("Data: client sent {c} bytes, server sent {s} bytes.",
                     "Datos: el cliente envió {c} bytes y el servidor {s} bytes.",
                     "Dades: el client ha enviat {c} bytes i el servidor {s} bytes."),
+    "story_bytes_client": ("Data: the client sent {c} bytes (what the server sent is not in the "
+                           "capture).",
+                           "Datos: el cliente envió {c} bytes (lo que envió el servidor no está "
+                           "en la captura).",
+                           "Dades: el client ha enviat {c} bytes (el que ha enviat el servidor "
+                           "no és a la captura)."),
+    "story_bytes_server": ("Data: the server sent {s} bytes (what the client sent is not in the "
+                           "capture).",
+                           "Datos: el servidor envió {s} bytes (lo que envió el cliente no está "
+                           "en la captura).",
+                           "Dades: el servidor ha enviat {s} bytes (el que ha enviat el client "
+                           "no és a la captura)."),
     "story_tls": ("TLS {version}{sni}: {msgs}.", "TLS {version}{sni}: {msgs}.",
                   "TLS {version}{sni}: {msgs}."),
     "no_version": ("(version not seen: the hellos were not captured)",
@@ -182,6 +353,18 @@ TEXTS: dict[str, tuple[str, str, str]] = {
                             "Tancament: ha començat amb FIN del {who} i ha acabat amb RST "
                             "(han arribat dades a un sòcol ja tancat)."),
     "close_refused": ("", "", ""),
+    "close_one_way_fin": ("Close: the {who} sent FIN; whether the other side closed too is not in "
+                          "the capture.",
+                          "Cierre: el {who} envió FIN; si el otro lado también cerró no está en "
+                          "la captura.",
+                          "Tancament: el {who} ha enviat FIN; si l'altre costat també ha tancat "
+                          "no és a la captura."),
+    "close_one_way": ("No FIN or RST from the {side} is in the capture; the other side's are "
+                      "not in it at all.",
+                      "No hay FIN ni RST del {side} en la captura; los del otro lado no están "
+                      "en ella.",
+                      "No hi ha FIN ni RST del {side} a la captura; els de l'altre costat no hi "
+                      "són."),
     "close_none": ("Still open at the end of the capture (no FIN or RST seen).",
                    "Sigue abierta al final de la captura (no se ve FIN ni RST).",
                    "Continua oberta al final de la captura (no es veu FIN ni RST)."),
@@ -191,6 +374,9 @@ TEXTS: dict[str, tuple[str, str, str]] = {
     "p_zero": ("{n} zero window(s)", "{n} ventana(s) cero", "{n} finestra/es zero"),
     "p_ooo": ("{n} out-of-order segment(s)", "{n} segmento(s) fuera de orden",
               "{n} segment(s) fora d'ordre"),
+    "p_of_dups": (" ({n} of them copies of a frame captured again)",
+                  " ({n} de ellas, copias de una trama capturada de nuevo)",
+                  " ({n} d'elles, còpies d'una trama capturada de nou)"),
 }
 
 TLS_SPACED = {
@@ -281,6 +467,16 @@ def note(event: tuple, lang: str = "en") -> str:
     parts: list[str] = []
     analysis: list[str] = []
     app = False
+    # A frame captured twice is said to be that, and nothing the copy would otherwise be
+    # taken for (a SYN sent again, a retransmission, a receiver waiting) is claimed.
+    dup = next((tag for tag in tags if tag[0] == "dup"), None)
+    if dup is not None:
+        same = (t("dup_same_id", lang, id=f"0x{dup[1]:04x}") if dup[1] >= 0
+                else t("dup_same", lang))
+        analysis.append(t("dup", lang, same=same))
+        tags = [tag for tag in tags if tag[0] in ("cut", "icmp")]
+        if seglen:
+            app = True  # the copy's bytes were described with the first copy
     for tag in tags:
         code = tag[0]
         if code == "syn":
@@ -289,11 +485,26 @@ def note(event: tuple, lang: str = "en") -> str:
             parts.append(t("syn_retry", lang, k=tag[1]))
         elif code == "synack":
             parts.append(t("synack", lang, server=server, isn=tag[1]))
+        elif code == "synack_new":
+            parts.append(t("synack_new", lang, server=server, isn=tag[1]))
         elif code == "synack_retry":
             parts.append(t("synack_retry", lang, k=tag[1]))
         elif code == "hs_ack":
+            if len(tag) > 2 and not tag[2]:
+                parts.append(t("hs_ack_nosyn", lang, client=client))
+                continue
             rtt = t("irtt", lang, ms=f"{tag[1] * 1000:.3f}") if tag[1] >= 0 else ""
             parts.append(t("hs_ack", lang, client=client, rtt=rtt))
+        elif code == "hs_ack_unseen":
+            rtt = t("irtt", lang, ms=f"{tag[1] * 1000:.3f}") if tag[1] >= 0 else ""
+            parts.append(t("hs_ack_unseen", lang, client=client, rtt=rtt))
+        elif code == "http_resp_unseen":
+            parts.append(t("http_resp_unseen", lang))
+            app = True
+        elif code == "cut":
+            analysis.append(t("cut", lang, c=tag[1], n=tag[2]))
+        elif code == "ack_unseen":
+            analysis.append(t("ack_unseen", lang))
         elif code == "ack":
             parts.append(t("ack", lang, side=side, n=max(0, rel_ack - 1)))
         elif code == "tls":
@@ -322,7 +533,8 @@ def note(event: tuple, lang: str = "en") -> str:
                     "abort": "rst_abort", "again": "rst_again"}[tag[2]]
             parts.append(t(kind, lang, side=side))
         elif code == "dupack":
-            analysis.append(t("dupack", lang, k=tag[1]))
+            waiting = tag[2] if len(tag) > 2 else True
+            analysis.append(t("dupack" if waiting else "dupack_plain", lang, k=tag[1]))
         elif code == "zerowin":
             analysis.append(t("zerowin", lang, side=side))
         elif code in ("retrans", "fast_retrans", "spurious", "ooo", "zwp", "keepalive",
@@ -347,27 +559,38 @@ def event_json(event: tuple, lang: str = "en") -> dict[str, Any]:
 
 
 def session_story(s: dict[str, Any], lang: str = "en") -> list[str]:
-    """Sentences that explain one netcheck-pcap/1 session object, in order."""
+    """Sentences that explain one netcheck-pcap/1 session object, in order.
+
+    First what the capture can show of the session (``capture``: directions seen, frames
+    captured twice, packets cut, gaps), then the handshake, data and close. A sentence that
+    names a cause (a firewall, an answer that never came) is said only when the capture holds
+    the evidence for it; otherwise the story says what is missing from the capture.
+    """
     lines: list[str] = []
+    cap = s.get("capture") or {}
     hs = s["handshake"]
-    if hs["complete"]:
-        rtt = t("story_rtt", lang, ms=f"{hs['rtt_ms']:.3f}") if hs["rtt_ms"] is not None \
-            else ""
-        lines.append(t("story_hs_ok", lang, rtt=rtt))
-        if hs["syn_retries"]:
-            lines.append(t("story_syn_retries", lang, k=hs["syn_retries"]))
-    elif hs["answered_by_rst"]:
-        lines.append(t("story_refused", lang))
-    elif not hs.get("syn_seen", True):
-        lines.append(t("story_midstream", lang))
-    elif hs.get("synack_seen"):
-        lines.append(t("story_no_ack", lang))
-    else:
-        lines.append(t("story_no_answer", lang, k=hs["syn_retries"] + 1))
+    seen = cap.get("seen", "both")
+    acked = cap.get("acked") or {}
+    if cap.get("duplicates"):
+        lines.append(t("story_dups", lang, n=cap["duplicates"]))
+    if cap.get("cut"):
+        lines.append(t("story_cut", lang, n=cap["cut"]))
+    if cap.get("gaps") or cap.get("acked_unseen"):
+        more = (t("story_gaps_acked", lang, n=cap["acked_unseen"])
+                if cap.get("acked_unseen") else "")
+        lines.append(t("story_gaps", lang, g=cap.get("gaps", 0), acked=more))
+    lines.extend(_handshake_story(s, hs, cap, seen, acked, lang))
     if s.get("icmp"):
         lines.append(t("story_icmp", lang, text=s["icmp"]))
-    if s["bytes"]["client"] or s["bytes"]["server"]:
+    if seen == "client" and s["bytes"]["client"]:
+        lines.append(t("story_bytes_client", lang, c=s["bytes"]["client"]))
+    elif seen == "server" and s["bytes"]["server"]:
+        lines.append(t("story_bytes_server", lang, s=s["bytes"]["server"]))
+    elif seen == "both" and (s["bytes"]["client"] or s["bytes"]["server"]):
         lines.append(t("story_bytes", lang, c=s["bytes"]["client"], s=s["bytes"]["server"]))
+    if seen == "server" and acked.get("client"):
+        lines.append(t("story_peer_acked", lang, side=t("server", lang), n=acked["client"],
+                       peer=t("client", lang)))
     tls = s.get("tls")
     if tls:
         sni = t("story_sni", lang, sni=tls["sni"]) if tls.get("sni") else ""
@@ -378,8 +601,17 @@ def session_story(s: dict[str, Any], lang: str = "en") -> list[str]:
         items = []
         for h in s["http"]:
             req = h.get("request") or "?"
-            items.append(f"{req} -> {h['status']}" if h.get("status") else req)
+            if h.get("status"):
+                items.append(f"{req} -> {h['status']}")
+            elif h.get("answer_not_captured"):
+                items.append(f"{req} -> ({t('answer_not_captured', lang)})")
+            else:
+                items.append(req)
         lines.append(t("story_http", lang, items="; ".join(items)))
+    omitted = s.get("http_omitted")
+    if omitted:
+        lines.append(t("story_http_cut", lang, m=len(s.get("http") or []),
+                       r=omitted["requests"], a=omitted["responses"]))
     if s.get("dialogue"):
         app = (s.get("app") or "").upper()
         shown = s["dialogue"][:8]
@@ -387,35 +619,110 @@ def session_story(s: dict[str, Any], lang: str = "en") -> list[str]:
         lines.append(t("story_dialogue", lang, app=app, lines=" | ".join(shown) + more))
         if any("credentials in clear text" in line for line in s["dialogue"]):
             lines.append(t("story_secret", lang))
+        if s.get("dialogue_omitted"):
+            lines.append(t("story_dialogue_cut", lang, m=len(s["dialogue"]),
+                           n=s["dialogue_omitted"]))
     detail = s.get("close_detail") or s["close"]
     who = t(s["closed_by"], lang) if s.get("closed_by") else "?"
     key = f"close_{detail}"
-    if key in TEXTS and TEXTS[key][0]:
+    if seen != "both" and detail in ("half", "none"):
+        # What the unseen side did to close is not in the capture: say that, not "open".
+        lines.append(t("close_one_way_fin" if detail == "half" else "close_one_way", lang,
+                       who=who, side=t(seen, lang)))
+    elif key in TEXTS and TEXTS[key][0]:
         lines.append(t(key, lang, who=who))
     problems = []
+    dup_retrans = cap.get("duplicates_as_retransmissions", 0)
     for field, code in (("retransmissions", "p_retrans"), ("dup_acks", "p_dupacks"),
                         ("zero_windows", "p_zero"), ("out_of_order", "p_ooo")):
         if s.get(field):
-            problems.append(t(code, lang, n=s[field]))
+            text = t(code, lang, n=s[field])
+            of_dups = (dup_retrans if field == "retransmissions" else
+                       cap.get("duplicates_as_dup_acks", 0) if field == "dup_acks" else 0)
+            if of_dups:
+                text += t("p_of_dups", lang, n=of_dups)
+            problems.append(text)
     if problems:
         lines.append(t("story_problems", lang, items=", ".join(problems)))
     return lines
 
 
+def _handshake_story(s: dict[str, Any], hs: dict[str, Any], cap: dict[str, Any], seen: str,
+                     acked: dict[str, Any], lang: str) -> list[str]:
+    """The handshake, said from what the capture holds of it."""
+    lines: list[str] = []
+    if hs["complete"]:
+        rtt = t("story_rtt", lang, ms=f"{hs['rtt_ms']:.3f}") if hs["rtt_ms"] is not None \
+            else ""
+        lines.append(t("story_hs_ok", lang, rtt=rtt))
+        if hs["syn_retries"]:
+            lines.append(t("story_syn_retries", lang, k=hs["syn_retries"]))
+    elif hs["answered_by_rst"]:
+        lines.append(t("story_refused", lang))
+    elif seen == "client":
+        lines.append(t("story_client_only", lang))
+        if hs.get("synack_acked"):
+            data = (t("story_acked_data", lang, n=acked["server"])
+                    if acked.get("server") else "")
+            lines.append(t("story_client_acked", lang, data=data))
+        elif hs.get("syn_seen") and not s.get("icmp"):
+            lines.append(t("story_no_answer", lang, k=hs["syn_retries"] + 1))
+            lines.append(_why_no_answer(s, cap, hs, lang))
+    elif seen == "server":
+        lines.append(t("story_server_only", lang))
+    elif not hs.get("syn_seen", True):
+        lines.append(t("story_no_syn", lang) if hs.get("synack_seen") and hs.get("ack_seen")
+                     else t("story_midstream", lang))
+    elif hs.get("synack_seen"):
+        lines.append(t("story_no_ack", lang))
+    if hs.get("synack_new_isns"):
+        lines.append(t("story_new_isn", lang, n=hs["synack_new_isns"]))
+    return lines
+
+
+def _why_no_answer(s: dict[str, Any], cap: dict[str, Any], hs: dict[str, Any],
+                   lang: str) -> str:
+    """Why no SYN-ACK is in the capture, as far as the capture itself can tell."""
+    client = s["client"].rsplit(":", 1)[0].strip("[]")
+    server = s["server"].rsplit(":", 1)[0].strip("[]")
+    after = cap.get("capture_ends_after_s")
+    if after is not None and after < TOO_SOON_S:
+        return t("story_too_soon", lang, s=f"{after:.3f}")
+    if not cap.get("return_traffic"):
+        return t("story_one_way_unknown", lang, client=client)
+    if hs["syn_retries"]:
+        return t("story_dropped", lang, client=client, server=server)
+    return t("story_not_retried", lang, client=client)
+
+
+# A SYN left unanswered this close to the end of the capture proves nothing: the first
+# retry alone comes 1 s later (RFC 6298), and an answer could still have been on its way.
+TOO_SOON_S = 1.0
+
+
 def handshake_cell(s: dict[str, Any], lang: str = "en") -> str:
     """A few words for the summary table's handshake column."""
     hs = s["handshake"]
-    words = {"en": ("ok", "refused (RST)", "no answer", "not captured", "no final ACK"),
-             "es": ("ok", "rechazado (RST)", "sin respuesta", "no capturado", "sin ACK final"),
-             "ca": ("ok", "rebutjat (RST)", "sense resposta", "no capturat",
-                    "sense ACK final")}[lang if lang in LANGS else "en"]
+    words = {"en": ("ok", "refused (RST)", "no answer captured", "not captured",
+                    "no final ACK", "client side only", "server side only", "no SYN captured"),
+             "es": ("ok", "rechazado (RST)", "sin respuesta capturada", "no capturado",
+                    "sin ACK final", "solo lado cliente", "solo lado servidor",
+                    "SYN no capturado"),
+             "ca": ("ok", "rebutjat (RST)", "sense resposta capturada", "no capturat",
+                    "sense ACK final", "només costat client", "només costat servidor",
+                    "SYN no capturat")}[lang if lang in LANGS else "en"]
     retries = f" +{hs['syn_retries']} SYN" if hs["syn_retries"] else ""
+    seen = (s.get("capture") or {}).get("seen", "both")
     if hs["complete"]:
         return words[0] + retries
     if hs["answered_by_rst"]:
         return words[1]
+    if seen == "client" and (hs.get("synack_acked") or not hs.get("syn_seen", True)):
+        return words[5]
+    if seen == "server":
+        return words[6]
     if not hs.get("syn_seen", True):
-        return words[3]
+        return words[7] if hs.get("synack_seen") else words[3]
     if hs.get("synack_seen"):
         return words[4]
     return f"{words[2]} (SYN x{hs['syn_retries'] + 1})"

@@ -13,6 +13,7 @@ Names follow Wireshark's Info column, written as single words as netcheck-pcap/1
 
 from __future__ import annotations
 
+import re
 import socket
 import struct
 from typing import Any, Optional
@@ -64,7 +65,7 @@ def looks_like_tls_record(data: bytes, pos: int = 0) -> bool:
 class TlsInfo:
     """What the TLS handshake of one session showed (both directions)."""
 
-    __slots__ = ("messages", "client_versions", "version", "sni", "alerts", "hrr")
+    __slots__ = ("messages", "client_versions", "version", "sni", "alerts", "hrr", "malformed")
 
     def __init__(self) -> None:
         self.messages: list[str] = []  # distinct types, in order of first appearance
@@ -73,6 +74,7 @@ class TlsInfo:
         self.sni: Optional[str] = None
         self.alerts: list[str] = []
         self.hrr = False
+        self.malformed = 0  # segments where a record was due and none could be read
 
     def versions(self) -> list[str]:
         """The negotiated version, or the best the client offered if no ServerHello was seen."""
@@ -100,7 +102,7 @@ class TlsFollower:
     """
 
     __slots__ = ("next", "skip", "hdr", "rec", "rec_need", "encrypted", "lost", "info",
-                 "from_server", "collecting")
+                 "from_server", "collecting", "pending")
 
     def __init__(self, info: TlsInfo, from_server: bool,
                  collecting: Optional[dict[int, TlsFollower]] = None) -> None:
@@ -114,11 +116,15 @@ class TlsFollower:
         self.lost = False
         self.info = info
         self.from_server = from_server
+        # A record named once all of it has passed (as Wireshark names a record only once it
+        # is reassembled): a record whose end the capture misses is not counted.
+        self.pending: Optional[str] = None
 
     def feed(self, seq: int, seglen: int, data: bytes) -> list[str]:
         """Messages completed by this segment (may be empty)."""
         if self.next < 0:
             self.next = seq
+        out: list[str] = []
         delta = (seq - self.next) & MASK
         if delta:
             if delta >= 0x80000000:  # starts before what we have seen: retransmission
@@ -127,14 +133,17 @@ class TlsFollower:
                     return []
                 data = data[behind:]
                 seglen -= behind
-            else:  # bytes are missing: resynchronise only on a visible record start
-                self._resync()
+            elif not self.lost:
+                # Bytes are missing. Inside a record whose length is known, the next record
+                # starts where that one ends: the gap costs only that record (as Wireshark
+                # finds the records after a lost segment). Otherwise the boundary is lost
+                # until a segment starts with a plausible record header.
+                self._skip_uncaptured(delta, out, seen=False)
         self.next = (seq + seglen) & MASK
         if self.lost:
             if not looks_like_tls_record(data):
-                return []
+                return out
             self.lost = False
-        out: list[str] = []
         missing = seglen - len(data)  # bytes not captured (snap length) at the end
         self._consume(data, out)
         if missing > 0:
@@ -143,6 +152,7 @@ class TlsFollower:
 
     def _resync(self) -> None:
         self.skip = 0
+        self.pending = None
         self.hdr = b""
         self._end_record()
         self.lost = True
@@ -163,14 +173,22 @@ class TlsFollower:
             if self.collecting is not None:
                 self.collecting.pop(id(self), None)
 
-    def _skip_uncaptured(self, missing: int, out: list[str]) -> None:
+    def _skip_uncaptured(self, missing: int, out: list[str], seen: bool = True) -> None:
+        """``missing`` bytes of the stream are not in the capture: cut by the snap length at
+        the end of a segment (``seen``: the segment itself was captured), or whole segments
+        missing (a gap)."""
         if self.rec is not None:
-            # The rest of the handshake record was not captured: name what its start shows
-            # (a ClientHello cut by the snap length is still a ClientHello).
-            if len(self.rec) >= 4:
+            # The rest of the handshake record was not captured. A ClientHello cut by the snap
+            # length is still a ClientHello: name what its start shows. A record that lost
+            # whole segments is not named (Wireshark cannot reassemble it either).
+            if seen and len(self.rec) >= 4:
                 self._handshake(bytes(self.rec), out, partial=True)
             self._end_record()
             self.skip = self.rec_need
+        if self.pending is not None:
+            if seen:  # its header and start were captured: the snap length cut the rest
+                self._add(out, self.pending)
+            self.pending = None
         if self.hdr:
             self._resync()
         elif self.skip >= missing:
@@ -186,6 +204,9 @@ class TlsFollower:
                 step = min(self.skip, size - pos)
                 self.skip -= step
                 pos += step
+                if not self.skip and self.pending is not None:
+                    self._add(out, self.pending)
+                    self.pending = None
                 continue
             if self.rec is not None:
                 take = min(self.rec_need, size - pos)
@@ -207,6 +228,7 @@ class TlsFollower:
                 header = data[pos:pos + 5]
                 pos += 5
             if not looks_like_tls_record(header):
+                self.info.malformed += 1
                 self._resync()
                 return
             ctype = header[0]
@@ -216,23 +238,27 @@ class TlsFollower:
                     self._start_record(length)
                 continue
             if ctype == 20:
-                self._add(out, "ChangeCipherSpec")
+                name = "ChangeCipherSpec"
                 self.encrypted = True
             elif ctype == 21:
                 if not self.encrypted and length == 2 and size - pos >= 2:
                     level = "fatal" if data[pos] == 2 else "warning"
                     desc = ALERT_DESCRIPTIONS.get(data[pos + 1], str(data[pos + 1]))
-                    self._add(out, "Alert")
+                    name = "Alert"
                     if len(self.info.alerts) < MAX_ALERTS:
                         self.info.alerts.append(f"{level}:{desc}")
                 else:
-                    self._add(out, "EncryptedAlert")
+                    name = "EncryptedAlert"
             elif ctype == 22:
-                self._add(out, "EncryptedHandshakeMessage")
+                name = "EncryptedHandshakeMessage"
             elif ctype == 23:
-                self._add(out, "ApplicationData")
+                name = "ApplicationData"
             else:
-                self._add(out, "Heartbeat")
+                name = "Heartbeat"
+            if length <= size - pos:
+                self._add(out, name)
+            else:
+                self.pending = name
             self.skip = length
 
     def _add(self, out: list[str], name: str) -> None:
@@ -318,8 +344,16 @@ class TlsFollower:
 # -- HTTP ------------------------------------------------------------------------------------
 
 HTTP_METHODS = (b"GET ", b"POST ", b"HEAD ", b"PUT ", b"DELETE ", b"OPTIONS ", b"PATCH ",
-                b"CONNECT ", b"TRACE ", b"PRI ")
+                b"CONNECT ", b"TRACE ", b"PRI ", b"PROPFIND ", b"PROPPATCH ", b"MKCOL ",
+                b"COPY ", b"MOVE ", b"LOCK ", b"UNLOCK ", b"SEARCH ", b"REPORT ",
+                b"SUBSCRIBE ", b"UNSUBSCRIBE ", b"NOTIFY ", b"M-SEARCH ", b"POLL ",
+                b"BPROPFIND ", b"MKCALENDAR ")
 MAX_LINE = 120
+_METHOD_TOKEN = re.compile(rb"[A-Z][A-Z0-9_-]*")
+# A request line with any method: "TOKEN target HTTP/x", or on a connection already known to
+# carry HTTP, "TOKEN /target" (Wireshark reads a request from a line as loose as that).
+_REQUEST_TAIL = re.compile(rb"^[A-Z][A-Z0-9_-]* \S+ HTTP/\d")
+_REQUEST_LOOSE = re.compile(rb"^[A-Z][A-Z0-9_-]* (?:/|\*|https?://)")
 
 
 # Everything outside printable ASCII becomes "?": a capture can hold any bytes, and a
@@ -334,17 +368,52 @@ def first_line(data: bytes, limit: int = MAX_LINE) -> str:
     return text[:limit] + ("..." if len(text) > limit else "")
 
 
-def http_request_line(data: bytes) -> Optional[str]:
+def http_request_line(data: bytes, known: bool = False) -> Optional[str]:
     """``GET / HTTP/1.1`` if ``data`` starts an HTTP request, else None.
 
     A password in the request (``GET http://ann:pw@proxy.test/``, ``?token=...``) is masked:
     the capture shows it went in clear, the report need not repeat it. Masked before the line
-    is cut, so a cut cannot leave half a secret.
+    is cut, so a cut cannot leave half a secret. ``known``: the connection is already known
+    to carry HTTP, so a looser request line is taken.
     """
-    if data[:1].isupper() and data.startswith(HTTP_METHODS):
-        line = mask_secrets(first_line(data, 2048))
-        return line[:MAX_LINE] + ("..." if len(line) > MAX_LINE else "")
-    return None
+    if not data[:1].isupper():
+        return None
+    if not data.startswith(HTTP_METHODS):
+        # Any other method token (CCM_POST, a bare "OPTIONS" line...) counts when the line
+        # is an HTTP request line all the same, as Wireshark reads them.
+        head = data[:2048].split(b"\n", 1)[0].rstrip(b"\r")
+        method = head.split(b" ", 1)[0]
+        if not (0 < len(method) <= 24 and _METHOD_TOKEN.fullmatch(method)):
+            return None
+        if not (_REQUEST_TAIL.search(head) or (known and _REQUEST_LOOSE.search(head))
+                or (method + b" ") in HTTP_METHODS and head == method):
+            return None
+    line = mask_secrets(first_line(data, 2048))
+    return line[:MAX_LINE] + ("..." if len(line) > MAX_LINE else "")
+
+
+def http_message_size(data: bytes) -> int:
+    """Bytes of the whole HTTP response that starts ``data`` (headers and body), from its
+    Content-Length (none for 1xx, 204 and 304); -1 when the headers are not all in ``data``
+    or the length is not given (chunked, or until the connection closes)."""
+    head_end = data.find(b"\r\n\r\n", 0, 16384)
+    if head_end < 0:
+        return -1
+    size = head_end + 4
+    code = data[9:12]
+    if code[:1] == b"1" or code in (b"204", b"304"):
+        return size
+    for line in data[:head_end].split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            value = value.strip()
+            return size + int(value) if value.isdigit() and len(value) < 16 else -1
+    return -1
+
+
+def ends_chunked_body(data: bytes) -> bool:
+    """True if ``data`` ends with the last chunk of a chunked HTTP body (``0`` CRLF CRLF)."""
+    return data.endswith(b"\r\n0\r\n\r\n") or data == b"0\r\n\r\n"
 
 
 def http_status(data: bytes) -> Optional[tuple[int, str]]:
@@ -356,7 +425,11 @@ def http_status(data: bytes) -> Optional[tuple[int, str]]:
 
 # -- mail and other line protocols ------------------------------------------------------------
 
+HTTP_PORTS = frozenset((80, 8000, 8080, 3128))
 SMTP_PORTS = frozenset((25, 587, 2525))
+# Ports Wireshark dissects as TLS from the first record (not only from a handshake).
+TLS_PORTS = frozenset((443, 465, 563, 636, 853, 989, 990, 992, 993, 994, 995, 5061, 5223,
+                       8443))
 POP3_PORTS = frozenset((110,))
 SECRET_COMMANDS = (b"PASS ", b"AUTH ", b"APOP ")
 

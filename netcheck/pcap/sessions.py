@@ -38,6 +38,8 @@ from netcheck.pcap.decode import (
     FRAGMENT,
     IP_PROTO_NAMES,
     NOT_IP,
+    TUNNEL_PORTS,
+    TUNNEL_PROTOS,
     address,
     endpoint,
     locate,
@@ -51,15 +53,23 @@ MAX_SESSIONS = 10_000
 MAX_EVENTS = 2_000
 MAX_DNS = 5_000
 MAX_FLOWS = 1_000
-MAX_DIALOGUE = 40
-MAX_HTTP = 20
+MAX_DIALOGUE = 200  # lines of a mail/SSH dialogue listed per session (the rest are counted)
+MAX_HTTP = 200  # request/response pairs listed per session (the rest are counted)
+# HTTP pairs and dialogue lines listed over the whole capture (~250 bytes each): past it they
+# are counted only, so a capture of many chatty sessions stays in bounded memory.
+TEXT_BUDGET = 100_000
 # Sessions followed at once. Past it the table is swept down to half (finished ones folded,
 # then the oldest half-open ones dropped): about 1 KB each, so the table never holds more
 # than ~50 MB whatever the capture.
 LIVE_LIMIT = 50_000
+MAX_RECEIVERS = 100_000
 MAX_KINDS = 64  # distinct ICMP messages, IKE exchanges, TLS alerts listed
 MAX_TEXT = 256  # characters kept of a DNS name or answer
 IDLE_SECONDS = 120.0
+# Two identical frames this close are one packet captured twice, not a retransmission: no TCP
+# retransmits within a millisecond of the original with nothing in between (RTO and tail-loss
+# probes wait far longer; a fast retransmission follows duplicate ACKs).
+DUP_WINDOW = 0.001
 APP_PROBE_SEGMENTS = 6  # data segments looked at before giving up on naming the protocol
 
 FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 1, 2, 4, 8, 16, 32, 64, 128
@@ -69,7 +79,7 @@ WELL_KNOWN_APPS = {80: "http", 8080: "http", 443: "tls", 8443: "tls", 25: "smtp"
                    2525: "smtp", 110: "pop3", 22: "ssh", 53: "dns", 465: "tls", 993: "tls",
                    995: "tls", 853: "tls"}
 
-_seg = struct.Struct(">IIBBH").unpack_from  # seq, ack, data offset, flags, window
+_seg = struct.Struct(">IIBBHH").unpack_from  # seq, ack, data offset, flags, window, sum
 _u16 = struct.Struct(">H").unpack_from
 
 
@@ -78,6 +88,11 @@ def _cut(text: Optional[str]) -> Optional[str]:
     if text is None or len(text) <= MAX_TEXT:
         return text
     return text[:MAX_TEXT - 3] + "..."
+
+
+def _known(value: int) -> Optional[int]:
+    """None for -1 (not known), else the value."""
+    return None if value < 0 else value
 
 
 def flag_letters(flags: int) -> str:
@@ -91,7 +106,7 @@ class Flow:
     __slots__ = ("base", "nextseq", "nextseq_t", "lastack", "lastack_t", "window", "wscale",
                  "dupacknum", "maxend", "syns", "isn", "mss", "sack_perm",
                  "timestamps", "fin_seq", "fin_n", "rst_n", "keepalive_last", "zwp_last",
-                 "follower", "app_segments")
+                 "follower", "app_segments", "packets", "maxack")
 
     def __init__(self) -> None:
         self.base = -1  # relative numbers are (absolute - base) mod 2**32
@@ -115,6 +130,8 @@ class Flow:
         self.zwp_last = False
         self.follower: Optional[P.TlsFollower] = None
         self.app_segments = 0
+        self.packets = 0  # captured packets this way
+        self.maxack = -1  # highest acknowledgement sent this way (absolute)
 
     @property
     def data(self) -> int:
@@ -122,6 +139,14 @@ class Flow:
         if self.maxend < 0 or self.base < 0:
             return 0
         return (self.maxend - self.base - 1) & MASK
+
+    def acked(self, peer: Flow) -> int:
+        """Bytes of the peer's data this side acknowledged (its FIN included), or -1 if it
+        acknowledged nothing: proof of what the peer sent even when none of it was captured."""
+        if self.maxack < 0 or peer.base < 0:
+            return -1
+        value = (self.maxack - peer.base - 1) & MASK
+        return value if value < HALF else -1
 
 
 class Session:
@@ -133,7 +158,9 @@ class Session:
                  "ooo", "keepalives", "lost", "first_closer", "first_rst", "simultaneous",
                  "three_way", "app", "tls", "http", "dialogue", "smtp_data",
                  "events", "events_dropped", "icmp", "syn_retries", "synack_retries",
-                 "handshake_seen")
+                 "handshake_seen", "dups", "dup_retrans", "dup_acks", "cut", "ack_unseen",
+                 "last_sig", "synack_isns", "dialogue_omitted", "http_omitted", "http_next",
+                 "http_seen_status")
 
     def __init__(self, sid: int, caddr: bytes, saddr: bytes, cport: int, sport: int,
                  t: float, n: int) -> None:
@@ -166,6 +193,18 @@ class Session:
         self.events_dropped = 0
         self.icmp: Optional[str] = None
         self.ckey = b""
+        # What the capture itself shows (before anything is explained from it):
+        self.dups = 0  # frames captured twice (same IP ID and TCP header, adjacent)
+        self.dup_retrans = 0  # ... of them counted as retransmissions, as Wireshark does
+        self.dup_acks = 0  # ... of them counted as duplicate ACKs, as Wireshark does
+        self.cut = 0  # packets the snap length cut (options or payload not captured)
+        self.ack_unseen = 0  # ACKs of data that is not in the capture
+        self.last_sig: Optional[tuple] = None
+        self.synack_isns = 0  # SYN-ACKs with another ISN than the first (Wireshark re-bases)
+        self.dialogue_omitted = 0
+        self.http_omitted = [0, 0]  # requests, responses beyond MAX_HTTP
+        self.http_next = -1  # where the next HTTP response begins (absolute seq), if known
+        self.http_seen_status = False
 
     # -- conclusions ------------------------------------------------------------------------
 
@@ -197,9 +236,32 @@ class Session:
             return "three-way" if self.three_way else "four-way"
         return kind
 
+    def evidence(self) -> dict[str, Any]:
+        """What the capture can show of this session, established before anything is
+        explained from it: which directions were captured, what each side acknowledged of
+        the other (proof of packets the capture missed), frames captured twice, packets the
+        snap length cut, and gaps."""
+        c, s = self.c.packets, self.s.packets
+        return {
+            "seen": "both" if c and s else "client" if c else "server",
+            "packets": {"client": c, "server": s},
+            # Bytes each side's data the other acknowledged (the FIN counts one): what the
+            # peer received, even when the capture holds none of it.
+            "acked": {"client": _known(self.s.acked(self.c)),
+                      "server": _known(self.c.acked(self.s))},
+            "duplicates": self.dups,
+            "duplicates_as_retransmissions": self.dup_retrans,
+            "duplicates_as_dup_acks": self.dup_acks,
+            "cut": self.cut,
+            "gaps": self.lost,
+            "acked_unseen": self.ack_unseen,
+        }
+
     def to_json(self, with_events: bool = False, lang: str = "en") -> dict[str, Any]:
         """The netcheck-pcap/1 session object."""
-        hs_complete = self.hs_done
+        # Complete means all three packets are in the capture: a SYN-ACK and an ACK without
+        # the SYN that began them is a handshake seen in part.
+        hs_complete = self.hs_done and self.handshake_seen
         out: dict[str, Any] = {
             "id": self.id, "proto": "tcp",
             "client": endpoint(self.caddr, self.cport),
@@ -211,10 +273,16 @@ class Session:
                 "complete": hs_complete,
                 "syn_seen": self.handshake_seen,
                 "synack_seen": self.synack_n > 0,
+                "ack_seen": self.hs_done,  # the client's ACK of a captured SYN-ACK
                 "syn_retries": self.syn_retries,
-                "rtt_ms": round(self.irtt * 1000, 3) if hs_complete and self.irtt >= 0
-                else None,
+                # Wireshark's iRTT, whenever it gives one (an answer by RST, or the client's
+                # ACK when the SYN-ACK went another way, included).
+                "rtt_ms": round(self.irtt * 1000, 3) if self.irtt >= 0 else None,
                 "answered_by_rst": self.refused,
+                # The client acknowledged the server's ISN: the SYN-ACK reached it, captured
+                # or not.
+                "synack_acked": self.handshake_seen and self.c.maxack >= 0,
+                "synack_new_isns": self.synack_isns,
             },
             "close": self.close_kind(),
             "closed_by": self.first_closer,
@@ -224,11 +292,17 @@ class Session:
             "zero_windows": self.zerowin,
             "out_of_order": self.ooo,
             "app": self.app or None,
+            "capture": self.evidence(),
         }
         out["tls"] = self.tls.to_json() if self.tls else None
         out["http"] = [dict(h) for h in self.http] if self.http else []
+        if any(self.http_omitted):
+            out["http_omitted"] = {"requests": self.http_omitted[0],
+                                   "responses": self.http_omitted[1]}
         if self.dialogue:
             out["dialogue"] = list(self.dialogue)
+            if self.dialogue_omitted:
+                out["dialogue_omitted"] = self.dialogue_omitted
         if self.icmp:
             out["icmp"] = self.icmp
         if with_events and self.events is not None:
@@ -304,6 +378,10 @@ class Analyzer:
         self.non_ip: dict[str, int] = {}
         self.undecoded = 0
         self.fragments = 0
+        self.text_budget = TEXT_BUDGET
+        self.malformed: dict[str, int] = {}  # what could not be decoded, by kind
+        self.tunnels: dict[str, int] = {}  # tunnels seen and not opened: name -> packets
+        self.receivers: set[bytes] = set()  # addresses that received a non-TCP packet
 
     # -- the packet loop --------------------------------------------------------------------
 
@@ -331,24 +409,25 @@ class Analyzer:
                         if entry is None:
                             entry = self._tcp_new(key[:4], key[4:8], t, n, buf, ip + 20)
                         tcp(entry, t, n, buf, ip + 20, (total or wirelen - 14) - 20,
-                            off + caplen)
+                            off + caplen, buf[ip + 4] << 8 | buf[ip + 5])
                         continue
                 loc = locate(link, buf, off, caplen, wirelen)
                 if loc is None:
                     self.undecoded += 1
                     continue
-                proto, src, dst, l4, l4len, end = loc
+                proto, src, dst, l4, l4len, end, ipid = loc
                 if proto == NOT_IP:
                     name = ETHERTYPE_NAMES.get(l4, "other")
                     self.non_ip[name] = self.non_ip.get(name, 0) + 1
                     continue
-                self._other(proto, src, dst, t, n, buf, l4, l4len, end, flt)
+                self._other(proto, src, dst, t, n, buf, l4, l4len, end, flt, ipid)
         finally:
             self.packets = count
             self.last_t = t
 
     def _other(self, proto: int, src: bytes, dst: bytes, t: float, n: int, buf: bytes,
-               l4: int, l4len: int, end: int, flt: Optional[Callable[..., bool]]) -> None:
+               l4: int, l4len: int, end: int, flt: Optional[Callable[..., bool]],
+               ipid: int = -1) -> None:
         """Everything but the Ethernet/IPv4/TCP fast path (and any packet under a filter)."""
         if proto == FRAGMENT:
             self.fragments += 1
@@ -360,12 +439,14 @@ class Analyzer:
             return
         if proto == 6:
             if l4 + 20 > end:
-                self.undecoded += 1
+                # The snap length (or a broken header) left no whole TCP header: nothing of
+                # it is read, the packet is counted as cut.
+                self.malformed["tcp header cut"] = self.malformed.get("tcp header cut", 0) + 1
                 return
             entry = self.table.get(src + dst + buf[l4:l4 + 4])
             if entry is None:
                 entry = self._tcp_new(src, dst, t, n, buf, l4)
-            self._tcp(entry, t, n, buf, l4, l4len, end)
+            self._tcp(entry, t, n, buf, l4, l4len, end, ipid)
         elif proto == 17:
             self._udp(src, dst, sp, dp, t, n, buf, l4, l4len, end)
         elif proto in (1, 58):
@@ -373,6 +454,10 @@ class Analyzer:
         elif proto in (50, 51):
             self._ipsec(proto, buf, l4, end)
         else:
+            tunnel = TUNNEL_PROTOS.get(proto)
+            if tunnel is not None:
+                self.tunnels[tunnel] = self.tunnels.get(tunnel, 0) + 1
+                return
             name = IP_PROTO_NAMES.get(proto, f"ip-proto-{proto}")
             self.non_ip[name] = self.non_ip.get(name, 0) + 1
 
@@ -469,14 +554,15 @@ class Analyzer:
                 del table[key]
 
     def _tcp(self, entry: tuple[Session, bool], t: float, n: int, buf: bytes, l4: int,
-             l4len: int, end: int) -> None:
+             l4len: int, end: int, ipid: int = -1) -> None:
         """One TCP segment of a known 5-tuple: Wireshark's sequence analysis, in short.
 
         This runs for every TCP packet: locals instead of repeated attribute loads, and the
-        rare cases (SYN, FIN, RST, events to record) in their own methods.
+        rare cases (SYN, FIN, RST, events to record) in their own methods. ``end`` is the end
+        of the captured bytes: nothing at or past it is read.
         """
         s, c2s = entry
-        seq, ack, doff, flags, win = _seg(buf, l4 + 4)
+        seq, ack, doff, flags, win, csum = _seg(buf, l4 + 4)
         thl = (doff >> 4) << 2
         seglen = l4len - thl
         if seglen < 0:
@@ -492,9 +578,25 @@ class Analyzer:
             s, c2s = self._reopen(s, c2s, t, n, buf, l4)
             fwd = s.c
             rev = s.s
+        # A frame captured twice (a capture on two interfaces, a mirror port that copies both
+        # ways): the same IP ID and the very same TCP header (checksum included, so the same
+        # payload), right after the first copy. Wireshark counts the copy as a retransmission
+        # or a duplicate ACK, and so do the counts here; the explanation says what it is.
+        sig = (c2s, ipid, seq, ack, flags, win, csum, seglen)
+        dup = sig == s.last_sig and t - s.last_t <= DUP_WINDOW
+        s.last_sig = sig
         s.packets += 1
+        fwd.packets += 1
         s.last_t = t
         tags: Optional[list[tuple]] = None if s.events is None else []
+        if dup:
+            s.dups += 1
+            if tags is not None:
+                tags.append(("dup", ipid))
+        if l4 + thl + seglen > end:
+            s.cut += 1  # the snap length cut options or payload: they are unknown, not read
+            if tags is not None:
+                tags.append(("cut", max(0, end - l4), thl + seglen))
         if fwd.base < 0:
             fwd.base = seq if flags & 2 else (seq - 1) & MASK
         if flags & 16:
@@ -502,14 +604,19 @@ class Analyzer:
                 rev.base = (ack - 1) & MASK
             if s.irtt < 0 and s.syn_t >= 0 and not flags & 2:
                 s.irtt = t - s.syn_t  # Wireshark's iRTT: last SYN to the first ACK w/o SYN
+            if rev.nextseq >= 0 and 0 < (ack - rev.nextseq) & MASK < HALF:
+                s.ack_unseen += 1  # Wireshark: "ACKed segment that wasn't captured"
+                if tags is not None:
+                    tags.append(("ack_unseen",))
         if flags & 7:  # SYN, FIN or RST: the handshake and the close
-            self._control(s, fwd, rev, c2s, flags, seq, ack, seglen, t, buf, l4, thl, tags)
+            self._control(s, fwd, rev, c2s, flags, seq, ack, seglen, t, buf, l4, thl, end,
+                          dup, tags)
         elif flags & 16 and (not s.hs_done or tags is not None):
             self._ack_role(s, fwd, rev, c2s, ack, tags)
 
         # -- Wireshark's analysis flags, in its order --
         nextseq = fwd.nextseq
-        keepalive = zwp = False
+        keepalive = zwp = gap = False
         if seglen == 1 and seq == nextseq and rev.window == 0:
             zwp = True
             if tags is not None:
@@ -523,6 +630,7 @@ class Analyzer:
                 if (seq - nextseq) & MASK < HALF:
                     if not flags & 4:
                         s.lost += 1
+                        gap = True
                         if tags is not None:
                             tags.append(("lost",))
                 elif seglen <= 1 and seq == (nextseq - 1) & MASK and not flags & 7:
@@ -535,8 +643,12 @@ class Analyzer:
                 # (the ACK of a keep-alive or of a window probe is not a duplicate)
                 fwd.dupacknum += 1
                 s.dupacks += 1
+                s.dup_acks += dup
                 if tags is not None:
-                    tags.append(("dupack", fwd.dupacknum))
+                    # The receiver waits for a missing segment only if the peer did send
+                    # beyond what it acknowledges: otherwise the capture cannot tell.
+                    waiting = rev.nextseq >= 0 and 0 < (rev.nextseq - ack) & MASK < HALF
+                    tags.append(("dupack", fwd.dupacknum, waiting))
         elif win == 0 and not flags & 7:
             s.zerowin += 1
             if tags is not None:
@@ -544,22 +656,23 @@ class Analyzer:
         if ack != fwd.lastack:
             fwd.dupacknum = 0
 
+        again = False  # bytes the capture already showed: not handed to the protocols again
         if seglen or flags & 3:
             syn_fin = 1 if flags & 3 else 0
             if nextseq >= 0 and not keepalive:
                 not_adv = (seq - nextseq) & MASK >= HALF
                 if not_adv and seglen > 1 and (nextseq - 1) & MASK == seq:
                     not_adv = False
-                if seglen and rev.lastack >= 0 and (rev.lastack - seq - seglen) & MASK < HALF:
-                    s.spurious += 1
-                    if tags is not None:
-                        tags.append(("spurious",))
-                elif not_adv:
-                    self._retransmission(s, fwd, rev, t, seq, seglen, syn_fin, tags)
+                again = self._retransmission(s, fwd, rev, t, seq, seglen, syn_fin, not_adv,
+                                             tags)
+                s.dup_retrans += dup and again
             nxt = (seq + seglen + syn_fin) & MASK
             if nextseq < 0 or 0 < (nxt - nextseq) & MASK < HALF and not zwp:
                 fwd.nextseq = nxt
                 fwd.nextseq_t = t
+        elif nextseq < 0:
+            fwd.nextseq = seq  # Wireshark: the first segment sets it, even without data
+            fwd.nextseq_t = t
         fwd.window = win
         if keepalive or fwd.keepalive_last:
             fwd.keepalive_last = keepalive
@@ -568,6 +681,8 @@ class Analyzer:
         if flags & 16:
             fwd.lastack = ack
             fwd.lastack_t = t
+            if fwd.maxack < 0 or 0 < (ack - fwd.maxack) & MASK < HALF:
+                fwd.maxack = ack
 
         # -- data --
         if seglen:
@@ -578,30 +693,43 @@ class Analyzer:
             maxend = fwd.maxend
             if maxend < 0 or 0 < (segend - maxend) & MASK < HALF:
                 fwd.maxend = segend
-            if s.app != "":
-                self._app(s, fwd, c2s, seq, seglen, buf, l4 + thl, end, tags)
+            if s.app != "" and (not again or s.app == "tls"):
+                # A retransmitted request is one request, not two: Wireshark does not hand
+                # retransmitted bytes to HTTP, SMTP or DNS either. (The TLS follower keeps
+                # its own place in the stream and skips bytes it has seen.)
+                self._app(s, fwd, c2s, seq, seglen, buf, l4 + thl, end, tags, gap)
         elif tags is not None and flags == 16 and not tags:
             tags.append(("ack",))
 
         if tags is not None:
             self._record(s, fwd, rev, c2s, n, t, flags, seq, ack, win, seglen, buf, l4, thl,
-                         tags)
+                         end, tags)
 
     def _retransmission(self, s: Session, fwd: Flow, rev: Flow, t: float, seq: int,
-                        seglen: int, syn_fin: int, tags: Optional[list[tuple]]) -> None:
-        """A segment that does not advance the sequence: which kind (Wireshark's order)."""
-        if rev.dupacknum >= 2 and rev.lastack == seq and t - rev.lastack_t < 0.02:
+                        seglen: int, syn_fin: int, not_adv: bool,
+                        tags: Optional[list[tuple]]) -> bool:
+        """Which kind of segment that does not advance the sequence this is, in Wireshark's
+        order (fast retransmission, out of order, spurious, retransmission); True if it holds
+        bytes already seen (anything but out of order)."""
+        if not_adv and rev.dupacknum >= 2 and rev.lastack == seq \
+                and t - rev.lastack_t < 0.02:
             s.fast_retrans += 1
             code = "fast_retrans"
-        elif t - fwd.nextseq_t < (s.irtt if s.irtt > 0 else 0.003) \
+        elif not_adv and t - fwd.nextseq_t < (s.irtt if s.irtt > 0 else 0.003) \
                 and fwd.nextseq != (seq + seglen + syn_fin) & MASK:
             s.ooo += 1
             code = "ooo"
-        else:
+        elif seglen and rev.lastack >= 0 and (rev.lastack - seq - seglen) & MASK < HALF:
+            s.spurious += 1
+            code = "spurious"
+        elif not_adv:
             s.retrans += 1
             code = "retrans"
+        else:
+            return False
         if tags is not None:
             tags.append((code,))
+        return code != "ooo"
 
     def _ack_role(self, s: Session, fwd: Flow, rev: Flow, c2s: bool, ack: int,
                   tags: Optional[list[tuple]]) -> None:
@@ -610,7 +738,11 @@ class Analyzer:
             if c2s and s.synack_n:
                 s.hs_done = True
                 if tags is not None:
-                    tags.append(("hs_ack", s.irtt))
+                    tags.append(("hs_ack", s.irtt, s.handshake_seen))
+            elif c2s and s.handshake_seen and fwd.maxack < 0 and tags is not None:
+                # The client's first ACK after its SYN: it acknowledges a SYN-ACK that is
+                # not in the capture (it went another way, or was not captured).
+                tags.append(("hs_ack_unseen", s.irtt))
             return
         if rev.fin_n and (ack - rev.fin_seq - 1) & MASK < HALF \
                 and not (fwd.lastack >= 0 and (fwd.lastack - rev.fin_seq - 1) & MASK < HALF):
@@ -629,36 +761,39 @@ class Analyzer:
         return self._open(src, dst, sp, dp, True, t, n)
 
     def _control(self, s: Session, fwd: Flow, rev: Flow, c2s: bool, flags: int, seq: int,
-                 ack: int, seglen: int, t: float, buf: bytes, l4: int, thl: int,
-                 tags: Optional[list[tuple]]) -> None:
+                 ack: int, seglen: int, t: float, buf: bytes, l4: int, thl: int, end: int,
+                 dup: bool, tags: Optional[list[tuple]]) -> None:
         """SYN, SYN-ACK, FIN and RST: the handshake and the close."""
         side = "client" if c2s else "server"
         if flags & SYN:
-            opts = tcp_options(buf, l4 + 20, l4 + thl) if thl > 20 else {}
-            fwd.mss = opts.get("mss", fwd.mss)  # type: ignore[assignment]
-            fwd.sack_perm = bool(opts.get("sack_perm")) or fwd.sack_perm
-            fwd.timestamps = "tsval" in opts or fwd.timestamps
-            fwd.wscale = opts["wscale"] if "wscale" in opts else -2  # type: ignore[assignment]
+            opts = tcp_options(buf, l4 + 20, l4 + thl, end) if thl > 20 else {}
+            if not opts.get("cut"):  # options the snap length cut are unknown, not absent
+                fwd.mss = opts.get("mss", fwd.mss)  # type: ignore[assignment]
+                fwd.sack_perm = bool(opts.get("sack_perm")) or fwd.sack_perm
+                fwd.timestamps = "tsval" in opts or fwd.timestamps
+                fwd.wscale = opts["wscale"] if "wscale" in opts else -2  # type: ignore
+            retry = fwd.syns > 0 and seq == fwd.isn
             if not flags & ACK:
                 s.syn_t = t
                 s.handshake_seen = True
-                retry = fwd.syns > 0 and seq == fwd.isn
                 fwd.syns += 1
                 fwd.isn = seq
-                if retry:
+                if retry and not dup:
                     s.syn_retries += 1
                 if tags is not None:
                     tags.append(("syn_retry", fwd.syns) if retry else ("syn", seq))
             else:
-                retry = fwd.syns > 0 and seq == fwd.isn
+                new_isn = fwd.syns > 0 and seq != fwd.isn
                 fwd.syns += 1
                 fwd.isn = seq
                 s.synack_n += 1
-                if retry:
+                if retry and not dup:
                     s.synack_retries += 1
+                if new_isn:
+                    self._rebase(s, fwd, rev, seq)
                 if tags is not None:
                     tags.append(("synack_retry", fwd.syns) if retry else
-                                ("synack", seq, ack))
+                                ("synack_new", seq) if new_isn else ("synack", seq, ack))
         if flags & FIN and fwd.fin_n == 0:
             fwd.fin_seq = (seq + seglen) & MASK
             fwd.fin_n = 1
@@ -693,6 +828,20 @@ class Analyzer:
             elif tags is not None:
                 tags.append(("rst", side, "again"))
 
+    def _rebase(self, s: Session, fwd: Flow, rev: Flow, seq: int) -> None:
+        """A SYN-ACK with another ISN than the one before: the server started the handshake
+        afresh. As Wireshark does, the session stays one and its numbers count from the new
+        ISN (bytes included: never the distance between two ISNs); unlike Wireshark, what was
+        expected before is forgotten too, so the data that follows is not taken for
+        retransmissions (see the corpus tests' tshark quirks)."""
+        s.synack_isns += 1
+        fwd.base = seq
+        fwd.nextseq = -1
+        fwd.maxend = -1
+        fwd.follower = None
+        rev.lastack = rev.maxack = -1
+        rev.dupacknum = 0
+
     @staticmethod
     def _fin_acked_before(fwd: Flow, rev: Flow) -> bool:
         """True if this side had already sent a pure ACK for the peer's FIN (four-way)."""
@@ -700,11 +849,12 @@ class Analyzer:
             (fwd.lastack - rev.fin_seq - 1) & MASK < HALF
 
     def _app(self, s: Session, fwd: Flow, c2s: bool, seq: int, seglen: int, buf: bytes,
-             start: int, end: int, tags: Optional[list[tuple]]) -> None:
+             start: int, end: int, tags: Optional[list[tuple]], gap: bool = False) -> None:
         """Name and follow the application protocol of a data segment.
 
         The payload is ``buf[start:min(end, start + seglen)]`` (less than ``seglen`` when the
-        snap length cut it); it is copied out only when something will read it.
+        snap length cut it); it is copied out only when something will read it. ``gap``: the
+        segments just before this one were not captured.
         """
         stop = start + seglen
         if stop > end:
@@ -736,13 +886,23 @@ class Analyzer:
         elif app == "http":
             if c2s:
                 if 65 <= buf[start] <= 90:  # requests start with an upper-case method
-                    line = P.http_request_line(buf[start:stop])
+                    line = P.http_request_line(buf[start:stop], known=True)
                     if line is not None:
                         self._http_request(s, line, tags)
             elif buf.startswith(b"HTTP/", start):
                 status = P.http_status(buf[start:stop])
                 if status is not None:
                     self._http_status(s, status, tags)
+                    # Where the next response begins, if this one says how long it is.
+                    size = P.http_message_size(buf[start:stop])
+                    s.http_next = (seq + size) & MASK if size >= 0 else -1
+                    if size < 0 and P.ends_chunked_body(buf[start:stop]):
+                        s.http_next = (seq + seglen) & MASK
+            else:
+                if gap:
+                    self._http_gap(s, fwd, seq, tags)
+                if P.ends_chunked_body(buf[start:stop]):
+                    s.http_next = (seq + seglen) & MASK  # the last chunk: the answer ends
         elif app in ("smtp", "pop3", "ssh"):
             data = buf[start:stop]
             if app != "ssh" and data[:1] == b"\x16" and P.looks_like_tls_record(data):
@@ -754,33 +914,79 @@ class Analyzer:
         elif app == "dns":
             self._dns_tcp(s, c2s, buf[start:stop])
 
-    @staticmethod
-    def _http_request(s: Session, line: str, tags: Optional[list[tuple]]) -> None:
+    def _http_request(self, s: Session, line: str, tags: Optional[list[tuple]]) -> None:
         if s.http is None:
             s.http = []
-        if len(s.http) < MAX_HTTP:
+        if len(s.http) < MAX_HTTP and self._spend_text():
             s.http.append({"request": line, "status": None})
+        else:
+            s.http_omitted[0] += 1  # counted, and said in the report: never a silent cut
         if tags is not None:
             tags.append(("http_req", line))
 
-    @staticmethod
-    def _http_status(s: Session, status: tuple[int, str], tags: Optional[list[tuple]]) -> None:
+    def _http_status(self, s: Session, status: tuple[int, str],
+                     tags: Optional[list[tuple]]) -> None:
         if s.http is None:
             s.http = []
+        code = status[0]
+        if 100 <= code < 200 and code != 101:
+            # An interim answer (100 Continue, 103 Early Hints): the final one follows, so
+            # it answers nothing yet; kept with the request it belongs to.
+            for item in s.http:
+                if item["status"] is None and not item.get("answer_not_captured"):
+                    interim = item.setdefault("interim", [])
+                    if len(interim) < 4:
+                        interim.append(code)
+                    break
+            if tags is not None:
+                tags.append(("http_resp", status[1]))
+            return
+        s.http_seen_status = True
         for item in s.http:
-            if item["status"] is None:
-                item["status"] = status[0]
+            if item["status"] is None and not item.get("answer_not_captured"):
+                item["status"] = code
                 break
         else:
-            if len(s.http) < MAX_HTTP:
+            # Answers come in the order of the requests: once the listed ones are answered,
+            # this one answers a request that was only counted (or one not captured).
+            if not s.http_omitted[0] and len(s.http) < MAX_HTTP and self._spend_text():
                 s.http.append({"request": None, "status": status[0]})
+            else:
+                s.http_omitted[1] += 1
         if tags is not None:
             tags.append(("http_resp", status[1]))
 
+    def _http_gap(self, s: Session, fwd: Flow, seq: int, tags: Optional[list[tuple]]) -> None:
+        """Server data after a gap, where a response was due to begin: the missing segments
+        held that response's status line. The oldest request waiting is answered, with a
+        status the capture does not show (as Wireshark pairs them), so later answers stay
+        with their own requests."""
+        start = s.http_next if s.http_next >= 0 else (fwd.base + 1) & MASK
+        if s.http_next < 0 and s.http_seen_status:
+            return  # the last answer's length is unknown: where it ended cannot be told
+        if (seq - start) & MASK >= HALF:
+            return  # inside the response already known
+        for item in s.http or ():
+            if item["status"] is None and not item.get("answer_not_captured"):
+                item["answer_not_captured"] = True
+                s.http_next = -1
+                s.http_seen_status = True
+                if tags is not None:
+                    tags.append(("http_resp_unseen",))
+                return
+
+    def _spend_text(self) -> bool:
+        """One more listed HTTP exchange or dialogue line, within the analysis' budget."""
+        if self.text_budget <= 0:
+            return False
+        self.text_budget -= 1
+        return True
+
     def _guess_app(self, s: Session, c2s: bool, data: bytes) -> Optional[str]:
-        if P.looks_like_tls_record(data) and data[0] == 22:
-            return "tls"
-        if (c2s and P.http_request_line(data)) or (not c2s and data.startswith(b"HTTP/")):
+        if P.looks_like_tls_record(data) and (data[0] == 22 or s.sport in P.TLS_PORTS):
+            return "tls"  # a handshake anywhere; on a TLS port, any record (mid-stream)
+        if (c2s and P.http_request_line(data, known=s.sport in P.HTTP_PORTS)) or (
+                not c2s and data.startswith(b"HTTP/")):
             return "http"
         if data.startswith(b"SSH-"):
             return "ssh"
@@ -809,10 +1015,18 @@ class Analyzer:
             line = f"S: (continuation, {seglen} bytes)"
         else:
             line = P.mail_line(data, not c2s, app)
-            if app == "smtp" and not c2s and data.startswith(b"354"):
-                s.smtp_data = True
-        if len(s.dialogue) < MAX_DIALOGUE:
+            if app == "smtp":
+                # The message follows the client's DATA (the server's 354 may not be in a
+                # one-way capture); a refusal of DATA ends it.
+                if c2s and data[:6].upper() in (b"DATA\r\n", b"DATA\n"):
+                    s.smtp_data = True
+                elif not c2s:
+                    s.smtp_data = data.startswith(b"354") or (s.smtp_data
+                                                               and data[:1] not in b"45")
+        if len(s.dialogue) < MAX_DIALOGUE and self._spend_text():
             s.dialogue.append(line)
+        else:
+            s.dialogue_omitted += 1  # counted, and said where the dialogue was cut
         if tags is not None:
             tags.append(("line", line))
 
@@ -826,14 +1040,14 @@ class Analyzer:
 
     def _record(self, s: Session, fwd: Flow, rev: Flow, c2s: bool, n: int, t: float,
                 flags: int, seq: int, ack: int, win: int, seglen: int, buf: bytes, l4: int,
-                thl: int, tags: list[tuple]) -> None:
+                thl: int, end: int, tags: list[tuple]) -> None:
         """Keep one event of the session whose detail was asked for."""
         events = s.events
         assert events is not None
         if len(events) >= MAX_EVENTS:
             s.events_dropped += 1
             return
-        opts = tcp_options(buf, l4 + 20, l4 + thl) if thl > 20 else {}
+        opts = tcp_options(buf, l4 + 20, l4 + thl, end) if thl > 20 else {}
         if not flags & SYN and fwd.wscale >= 0 and rev.wscale >= 0:
             win <<= fwd.wscale  # both sides agreed on scaling: Wireshark shows it applied
         rel_seq = (seq - fwd.base) & MASK
@@ -852,7 +1066,14 @@ class Analyzer:
         if sp == 53 or dp == 53:
             if self._dns_message(data, src if dp == 53 else dst, dst if dp == 53 else src,
                                  sp if dp == 53 else dp, t, sp == 53, "udp"):
+                if sp == 53:
+                    self._received(dst)
                 return
+            self.malformed["DNS message"] = self.malformed.get("DNS message", 0) + 1
+        tunnel = TUNNEL_PORTS.get(dp) or TUNNEL_PORTS.get(sp)
+        if tunnel is not None:
+            self.tunnels[tunnel] = self.tunnels.get(tunnel, 0) + 1
+            return
         if sp in (500, 4500) or dp in (500, 4500):
             if (sp == 4500 or dp == 4500) and data[:4] != b"\0\0\0\0":
                 if len(data) >= 8:  # ESP in UDP (NAT traversal): starts with the SPI
@@ -874,6 +1095,11 @@ class Analyzer:
             self.udp_flows[key] = flow
         flow[2] += 1
         flow[3] += max(0, l4len - 8)
+
+    def _received(self, address: bytes) -> None:
+        """``address`` received a captured packet (bounded: past the cap, not recorded)."""
+        if len(self.receivers) < MAX_RECEIVERS:
+            self.receivers.add(address)
 
     def _dns_message(self, data: bytes, client: bytes, server: bytes, cport: int, t: float,
                      response: bool, transport: str) -> bool:
@@ -925,6 +1151,7 @@ class Analyzer:
         if l4 + 2 > end:
             return
         itype, code = buf[l4], buf[l4 + 1]
+        self._received(dst)
         from netcheck.pcap.explain import icmp_name
 
         name = icmp_name(proto, itype, code)
@@ -1003,6 +1230,21 @@ class Analyzer:
                 self.beyond.add(s)
         self.table.clear()
 
+    def not_decoded(self) -> list[dict[str, Any]]:
+        """What is in the capture but not looked inside: tunnels, and malformed headers or
+        messages, each with its packet count (the summary names them, never silence)."""
+        out = [{"what": name, "kind": "tunnel", "packets": count}
+               for name, count in sorted(self.tunnels.items())]
+        malformed = dict(self.malformed)
+        if self.undecoded:
+            malformed["IP header"] = malformed.get("IP header", 0) + self.undecoded
+        tls_bad = sum(s.tls.malformed for s in self.sessions if s.tls is not None)
+        if tls_bad:
+            malformed["TLS record"] = tls_bad
+        out += [{"what": name, "kind": "malformed", "packets": count}
+                for name, count in sorted(malformed.items())]
+        return out
+
     def other(self) -> list[dict[str, Any]]:
         """The netcheck-pcap/1 ``other`` list: IKE, ESP/AH, UDP flows, ICMP, non-IP."""
         out: list[dict[str, Any]] = []
@@ -1042,11 +1284,14 @@ def build_document(analyzer: Analyzer, file: Optional[str], truncated: bool,
     analyzer.finish()
     if detail is not None:
         chosen = analyzer.session(detail)
-        sessions = [chosen.to_json(True, lang)] if chosen else []
+        picked = [chosen] if chosen else []
     else:
-        single = analyzer.total_sessions() == 1 and len(analyzer.sessions) == 1
-        sessions = [s.to_json(single, lang) for s in analyzer.sessions]
-    warnings = list(warnings)
+        picked = list(analyzer.sessions)
+    single = detail is not None or (analyzer.total_sessions() == 1
+                                    and len(analyzer.sessions) == 1)
+    sessions = [s.to_json(single, lang) for s in picked]
+    _add_context(analyzer, picked, sessions)
+    warnings = list(warnings) + capture_notes(analyzer)
     if analyzer.dns_dropped:
         warnings.append(f"only the first {MAX_DNS} DNS exchanges are listed "
                         f"({analyzer.dns_dropped} more)")
@@ -1060,6 +1305,45 @@ def build_document(analyzer: Analyzer, file: Optional[str], truncated: bool,
         doc["sessions_beyond_cap"] = analyzer.beyond.to_json()
     if analyzer.not_followed:
         doc["sessions_not_followed"] = analyzer.not_followed
+    not_decoded = analyzer.not_decoded()
+    if not_decoded:
+        doc["not_decoded"] = not_decoded
     if warnings:
         doc["warnings"] = warnings
     return doc
+
+
+def _add_context(analyzer: Analyzer, picked: list[Session],
+                 sessions: list[dict[str, Any]]) -> None:
+    """What a session's story needs from the rest of the capture: does the capture hold
+    packets *to* its client at all (else a missing answer may simply not have been
+    captured), and how long the capture went on after its last packet."""
+    receivers = set(analyzer.receivers)
+    for s in analyzer.sessions:
+        if s.s.packets:
+            receivers.add(s.caddr)
+        if s.c.packets:
+            receivers.add(s.saddr)
+    for s, out in zip(picked, sessions):
+        cap = out["capture"]
+        cap["capture_ends_after_s"] = round(max(0.0, analyzer.last_t - s.last_t), 6)
+        cap["return_traffic"] = s.caddr in receivers
+
+
+def capture_notes(analyzer: Analyzer) -> list[str]:
+    """What the capture as a whole can and cannot show, one line each, before any session
+    is explained: sessions seen one way only, frames captured again (listed sessions)."""
+    notes = []
+    listed = analyzer.sessions
+    one_way = sum(1 for s in listed if not (s.c.packets and s.s.packets))
+    if one_way:
+        notes.append(f"{one_way} of {len(listed)} TCP session(s) were captured in one "
+                     "direction only (asymmetric routing, a capture point that sees one way, "
+                     "or a capture filter): what the other side sent is not in this capture")
+    dups = sum(s.dups for s in listed)
+    if dups:
+        notes.append(f"{dups} frame(s) are the packet just before them captured again (same "
+                     "IP ID and bytes: a capture on two interfaces or a mirror port); they are "
+                     "counted as retransmissions or duplicate ACKs as Wireshark does, and "
+                     "explained as copies")
+    return notes

@@ -65,8 +65,9 @@ def test_header_split_in_the_middle_and_retransmitted_bytes_skipped() -> None:
     assert follower.feed(1, 17, data[:17]) == ["ApplicationData"]
     assert follower.feed(1, 17, data[:17]) == []  # a retransmission: nothing new
     assert follower.feed(18, 2, data[17:19]) == []  # still not the whole header
-    assert follower.feed(20, 1, data[19:20]) == ["ApplicationData"]
-    assert follower.feed(21, len(data) - 20, data[20:]) == []
+    assert follower.feed(20, 1, data[19:20]) == []  # the header, not yet the record
+    # Named once all of it has passed, as Wireshark names a reassembled record.
+    assert follower.feed(21, len(data) - 20, data[20:]) == ["ApplicationData"]
 
 
 def test_alerts_plain_and_encrypted() -> None:
@@ -79,10 +80,26 @@ def test_alerts_plain_and_encrypted() -> None:
 def test_a_gap_loses_the_boundary_until_a_record_starts_a_segment() -> None:
     info = P.TlsInfo()
     follower = P.TlsFollower(info, from_server=True)
-    assert follower.feed(1, 100, tls_record(23, b"x" * 200)[:100]) == ["ApplicationData"]
+    # A record whose end is in the missing bytes is not named (tshark cannot reassemble it).
+    assert follower.feed(1, 100, tls_record(23, b"x" * 200)[:100]) == []
     assert follower.feed(300, 50, b"y" * 50) == []  # bytes 101-299 never captured
     assert follower.feed(350, 50, b"z" * 50) == []
     assert follower.feed(400, 9, tls_record(23, b"1234")) == ["ApplicationData"]
+
+
+def test_a_gap_inside_a_record_of_known_length_keeps_the_next_record() -> None:
+    # The Certificate record's header says how long it is: the record after it is found even
+    # though part of the Certificate was never captured (as Wireshark finds it).
+    certificate = tls_record(22, b"\x0b" + (3000).to_bytes(3, "big") + b"c" * 3000)
+    done = tls_record(22, b"\x0e\x00\x00\x00")  # ServerHelloDone
+    stream = certificate + done
+    info = P.TlsInfo()
+    follower = P.TlsFollower(info, from_server=True)
+    assert follower.feed(1, 1000, stream[:1000]) == []
+    # bytes 1001-2000 never captured; the segment after them holds the record's end
+    rest = stream[2000:]
+    assert follower.feed(2001, len(rest), rest) == ["ServerHelloDone"]
+    assert "Certificate" not in info.messages  # it could not be read whole
 
 
 def test_snaplen_cut_client_hello_is_still_named() -> None:

@@ -65,7 +65,9 @@ def test_handshake_numbers_are_relative_and_explained_with_a_and_b() -> None:
                            "(iRTT 0.400 ms)")
     assert syn["options"] == "MSS=1460 SACK_PERM WS=128"
     assert s["handshake"] == {"complete": True, "syn_seen": True, "synack_seen": True,
-                              "syn_retries": 0, "rtt_ms": 0.4, "answered_by_rst": False}
+                              "ack_seen": True, "syn_retries": 0, "rtt_ms": 0.4,
+                              "answered_by_rst": False, "synack_acked": True,
+                              "synack_new_isns": 0}
     assert s["bytes"] == {"client": 38, "server": 0}
     assert s["events"][3]["note"] == "HTTP request: GET / HTTP/1.1"
 
