@@ -33,6 +33,8 @@ EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
     "batch": ("netcheck.batch.command", "diagnose many targets from a TOML profile or stdin"),
     "serve": ("netcheck.exporter.command", "Prometheus exporter: /probe?target=... and /metrics"),
     "server": ("netcheck.server.command", "server side: is the service on this host reachable?"),
+    "fix": ("netcheck.fix.command", "diagnose, then repair what this host can (plan, confirm, "
+            "apply, verify, roll back)"),
 }
 COMMANDS = ("diagnose", "checks", *EXTERNAL_COMMANDS)
 FORMATS = ("text", "json", "ndjson", "nagios", "junit", "prometheus")
@@ -183,7 +185,7 @@ _VALUED = {"--format", "--timeout", "--deadline", "--interface", "--cafile", "--
            "--lang", "--port", "--sysroot", "--filter", "--session", "--max-sessions",
            "--capture", "-w", "--write", "--concurrency", "--listen", "--config", "--allow",
            "--only", "--proto", "--service", "--process", "--log", "--client", "--request-id",
-           "--since"}
+           "--confirm-timeout", "--since"}
 
 def _normalise(argv: list[str]) -> list[str]:
     """Put the command first; no command means ``diagnose`` (``netcheck TARGET``)."""

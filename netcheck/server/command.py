@@ -56,7 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
                         help="the request id netcheck diagnose printed on the client")
     parser.add_argument("--since", metavar="DURATION", default=DEFAULT_SINCE,
                         help=f"how far back to read the log (default {DEFAULT_SINCE})")
+    parser.add_argument("--fix", action="store_true",
+                        help="repair what this host can (see netcheck fix --help)")
     _common(parser)
+    from netcheck.fix.options import add_repair_options
+
+    add_repair_options(parser)
 
 
 def input_text(args: argparse.Namespace) -> str:
@@ -157,18 +162,33 @@ def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         opts = settings(args)
     except BadInput as exc:
         return _fail(args, str(exc), out, err)
+    if getattr(args, "fix", False) or getattr(args, "rollback", False):
+        # the repair: imported only when asked for
+        from netcheck.fix.command import run_server
+
+        return run_server(args, opts, out, err)
+    from netcheck.cli import _render
+
+    report = server_report(args, opts)
+    _render(report, args, out)
+    return int(report.verdict.exit_code)
+
+
+def server_report(args: argparse.Namespace, opts: Any) -> Any:
+    """One server-mode diagnosis (the Report), within the deadline counted from
+    ``opts.started``."""
     import asyncio
     import time
 
     from netcheck import registry
-    from netcheck.cli import _bounded, _render
+    from netcheck.cli import _bounded
     from netcheck.runner import diagnose
     reg = registry.load()
     for warning in reg.warnings:
         registry.warn(warning)
     report_target: dict[str, Any] = {"input": input_text(args), "scheme": None, "host": None,
                                      "port": opts.port, "addresses": []}
-    budget = opts.deadline - (time.monotonic() - args.started)
+    budget = opts.deadline - (time.monotonic() - opts.started)
     report = asyncio.run(_bounded(
         diagnose(client_target(opts), opts, select_checks(reg), mode="server",
                  report_target=report_target),
@@ -180,8 +200,7 @@ def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         link = next((o for o in report.checks if o.id == "link.exists"), None)
         if link is not None and isinstance(link.result.evidence.get("interface"), str):
             report.host["egress_interface"] = link.result.evidence["interface"]
-    _render(report, args, out)
-    return int(report.verdict.exit_code)
+    return report
 
 
 def bound_addresses(report: Any) -> list[str]:
