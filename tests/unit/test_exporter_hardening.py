@@ -121,23 +121,25 @@ def test_a_name_in_a_redirect_is_judged_by_the_addresses_it_resolves_to(
     _, canary_port, hits = redirect_to_canary
     policy = configs.Config()
     policy.allow.add("127.0.0.1/32")
-    port = free_port()
-    to_name = canary.start_local(canary.REDIRECTOR, "127.0.0.1", str(port),
-                                 f"http://canary.lab.test:{canary_port}/",
-                                 ready=tmp_path / "n.ready")
+    to_canary, to_itself = free_port(), free_port()
+    servers = [canary.start_local(canary.REDIRECTOR, "127.0.0.1", str(port), location,
+                                  ready=tmp_path / f"{port}.ready")
+               for port, location in ((to_canary, f"http://canary.lab.test:{canary_port}/"),
+                                      (to_itself, f"http://canary.lab.test:{to_itself}/"))]
     try:
-        r = fetch(f"http://127.0.0.1:{port}/", policy, {"canary.lab.test": ["127.0.0.2"]})
+        r = fetch(f"http://127.0.0.1:{to_canary}/", policy, {"canary.lab.test": ["127.0.0.2"]})
         assert r.outcome == "not_allowed", r.to_json()
         assert r.detail == (f"redirect to http://canary.lab.test:{canary_port}/ refused: "
                             "canary.lab.test resolves to 127.0.0.2: outside the exporter's "
                             "allow-list")
         assert canary.hits(hits) == []
-        # The same name resolving into the allowed network is followed (to the redirector
-        # itself, which redirects again: the chain then loops, and that is the finding).
-        r = fetch(f"http://127.0.0.1:{port}/", policy, {"canary.lab.test": ["127.0.0.1"]})
-        assert r.outcome != "not_allowed" and len(r.hops) >= 2, r.to_json()
+        # The name resolving into the allowed network is followed: back to the redirector
+        # itself, which sends it there once more — the loop is then the finding.
+        r = fetch(f"http://127.0.0.1:{to_itself}/", policy, {"canary.lab.test": ["127.0.0.1"]})
+        assert r.outcome == "redirect_loop" and len(r.hops) == 2, r.to_json()
     finally:
-        canary.stop(to_name)
+        for server in servers:
+            canary.stop(server)
 
 
 def test_named_targets_match_scheme_host_port_and_path() -> None:
