@@ -64,6 +64,33 @@ class Hint:
         return {"text": self.text, "commands": list(self.commands), "docs": self.docs}
 
 
+def split_comment(command: str) -> tuple[str, str]:
+    """A hint command as the shell reads it: ``(line, comment)``.
+
+    Commands are data: each is one shell line a person pastes, optionally followed by a
+    comment (``ss -tlnp   # on the server``), or only a comment (``# make it permanent``).
+    The comment starts at an unquoted ``#`` that begins a word, as bash reads it; a ``#``
+    inside quotes or inside a word (``'#'``, ``$#``, ``a#b``) belongs to the command.
+    """
+    quote = ""
+    escaped = False
+    for i, ch in enumerate(command):
+        if escaped:
+            escaped = False
+        elif quote:
+            if ch == quote:
+                quote = ""
+            elif ch == "\\" and quote == '"':
+                escaped = True
+        elif ch == "\\":
+            escaped = True
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "#" and (i == 0 or command[i - 1] in " \t;|&()<>"):
+            return command[:i].rstrip(), command[i + 1:].strip()
+    return command.strip(), ""
+
+
 @dataclass
 class Result:
     """What a check returns: a judgement plus the evidence behind it."""
@@ -131,6 +158,27 @@ class CheckOutcome:
 
 
 @dataclass
+class Location:
+    """Where a failing flow's packets stop on the path (``root_cause.location``).
+
+    ``last_hop``: the farthest hop that answered (0: not even the first one; None: not
+    known); ``address``: who answered there; ``method``: what was sent (``tcp-syn``,
+    ``udp-dns``, ``icmp-echo``...); ``middlebox``: the answer (a reset, an ICMP error) came
+    from fewer hops away than the target is (not in the JSON: the text says so).
+    """
+
+    text: str
+    method: str
+    last_hop: Optional[int] = None
+    address: Optional[str] = None
+    middlebox: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"last_hop": self.last_hop, "address": self.address, "method": self.method,
+                "text": self.text}
+
+
+@dataclass
 class Report:
     """One run of netcheck, ready for any renderer."""
 
@@ -147,6 +195,8 @@ class Report:
     # Sent in requests' User-Agent; shown in the text report, and in the JSON evidence of
     # the checks that sent it (not a top-level key: the netcheck/1 document is fixed).
     request_id: Optional[str] = None
+    # Where the root cause's packets stop (root_cause.location); None: not measured.
+    location: Optional[Location] = None
 
     def to_json(self) -> dict[str, Any]:
         root = None
@@ -159,6 +209,8 @@ class Report:
                 "summary": rc.result.summary,
                 "hint": rc.result.hint.to_json() if rc.result.hint else None,
             }
+            if self.location is not None:
+                root["location"] = self.location.to_json()
         doc: dict[str, Any] = {
             "schema": SCHEMA,
             "tool": {"name": "netcheck", "version": self.version},

@@ -1,0 +1,323 @@
+"""``root_cause.location``: where the packets of a failing flow stop on the path.
+
+When the target, the port or a name server is silent (``TARGET_UNREACHABLE``,
+``TCP_FILTERED``, ``DNS_RESOLVER_UNREACHABLE``, ``PMTU_BLACKHOLE``), or the port's answer may
+not be the server's (``TCP_REFUSED``, ``TCP_ADMIN_PROHIBITED``), the flow is sent again with
+growing TTL (:mod:`netcheck.probes.hops`) and the farthest hop that answers becomes the
+location; a reset or ICMP error that comes from fewer hops away than the target is named as
+a middlebox's.
+
+The runner owns one :class:`Locator` per run. It overlaps the checks instead of adding to
+them: a connect to the port (or the name resolution) that has had no answer for
+``SUSPECT_AFTER`` seconds starts the traces at once, while the connect is still waiting out
+its timeout; a finding that needs a location starts them when it comes in (a path-MTU black
+hole); and what is left is awaited only within the run's deadline. A healthy run sends not
+one TTL-limited probe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Optional
+
+from netcheck import family as addrfam
+from netcheck.i18n import _
+from netcheck.model import CheckOutcome, Location, Status
+from netcheck.probes import hops
+
+if TYPE_CHECKING:
+    from netcheck.runner import Context
+
+# Codes whose finding gets a location (the silent ones, and answers that may be forged).
+SILENT = frozenset({"TARGET_UNREACHABLE", "TCP_FILTERED", "DNS_RESOLVER_UNREACHABLE",
+                    "PMTU_BLACKHOLE"})
+ANSWERED = frozenset({"TCP_REFUSED", "TCP_ADMIN_PROHIBITED"})
+LOCATABLE = SILENT | ANSWERED
+# A connect (or a resolution) silent this long is suspect: start tracing meanwhile.
+SUSPECT_AFTER = 0.4
+MAX_HOPS = 16
+ROUNDS = 3
+ROUND_INTERVAL = 0.3
+PROBE_WAIT = 1.0
+# Kept back from the deadline besides the runner's own margin: the judgement and the report.
+RESERVE = 0.1
+IPV4_HEADERS, IPV6_HEADERS = 28, 48
+
+
+class Memory:
+    """What a run may reuse from the runs before it (the rounds of ``--watch``): how far the
+    target is, in hops, measured by echo requests that reached it less than TTL seconds ago.
+
+    The flow's own trace is never reused: where the packets stop is what changes.
+    """
+
+    TTL = 30.0
+
+    def __init__(self) -> None:
+        self.references: dict[str, tuple[float, hops.Trace]] = {}
+
+    def reference(self, address: str) -> Optional[hops.Trace]:
+        """A recent trace that reached ``address`` (None: none, or too old)."""
+        found = self.references.get(address)
+        if found is None or time.monotonic() - found[0] > self.TTL:
+            return None
+        return found[1]
+
+    def keep(self, address: str, trace: hops.Trace) -> None:
+        """Remember a trace that reached the target (one that did not tells no distance)."""
+        if trace.reached is not None:
+            self.references[address] = (time.monotonic(), trace)
+
+
+class Locator:
+    """The location probes of one run: started early, awaited within the deadline."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.traces: dict[tuple[Any, ...], asyncio.Future[hops.Trace]] = {}
+        self.watcher: Optional[asyncio.Task[None]] = None
+        if ctx.target is not None:
+            self.watcher = asyncio.ensure_future(self._watch())
+
+    # -- starting traces ----------------------------------------------------------------------
+
+    def _budget(self) -> float:
+        from netcheck.runner import DEADLINE_MARGIN
+
+        return self.ctx.time_left() - DEADLINE_MARGIN - RESERVE
+
+    def trace(self, address: str, method: str, port: Optional[int] = None,
+              size: int = 56) -> asyncio.Future[hops.Trace]:
+        """The run's one trace of ``method`` to ``address`` (started on the first call)."""
+        key = (method, address, port, size)
+        task = self.traces.get(key)
+        if task is None:
+            ctx = self.ctx
+            qname = ctx.target.host if ctx.target is not None and ctx.target.is_name else ""
+            task = asyncio.ensure_future(hops.trace(
+                address, method, port=port, max_hops=MAX_HOPS, rounds=ROUNDS,
+                interval=ROUND_INTERVAL, wait=min(PROBE_WAIT, ctx.options.timeout),
+                budget=self._budget(), size=size, qname=qname,
+                privileged=ctx.facts.privileged))
+            self.traces[key] = task
+        return task
+
+    def reference(self, address: str) -> asyncio.Future[hops.Trace]:
+        """How far the target is: echo requests, or UDP to a closed port without ICMP (a
+        recent answer from the rounds before, under ``--watch``)."""
+        from netcheck.probes import icmp
+
+        memory = self.ctx.options.locate if isinstance(self.ctx.options.locate, Memory) \
+            else None
+        method, port = hops.ICMP, None
+        if icmp.available_method(hops.family_of(address)) not in ("dgram", "raw"):
+            method, port = hops.UDP, hops.UDP_BASE_PORT
+        key = (method, address, port, 56)
+        if key not in self.traces and memory is not None:
+            known = memory.reference(address)
+            if known is not None:
+                done: asyncio.Future[hops.Trace] = asyncio.get_running_loop().create_future()
+                done.set_result(known)
+                self.traces[key] = done
+                return done
+        task = self.trace(address, method, port)
+        if memory is not None:
+            task.add_done_callback(lambda t: None if t.cancelled() or t.exception()
+                                   else memory.keep(address, t.result()))
+        return task
+
+    def _flow(self, address: str, port: int) -> None:
+        if _traceable(address):
+            self.trace(address, hops.TCP, port)
+            self.reference(address)
+
+    async def _watch(self) -> None:
+        """Start the traces while the checks still wait for a connect or a name server."""
+        ctx = self.ctx
+        assert ctx.target is not None
+        watchers = [self._watch_connects()]
+        if ctx.target.is_name:
+            watchers.append(self._watch_resolution())
+        await asyncio.gather(*watchers, return_exceptions=True)
+
+    async def _watch_connects(self) -> None:
+        ctx = self.ctx
+        assert ctx.target is not None
+        port = ctx.target.port
+        addresses = addrfam.used(ctx.facts, (await ctx.addresses())[:8])
+        picked: list[str] = []
+        for a in addresses:  # the first address of each family, as the path checks do
+            if all((":" in a) != (":" in p) for p in picked):
+                picked.append(a)
+        await asyncio.gather(*(self._watch_connect(a, port) for a in picked))
+
+    async def _watch_connect(self, address: str, port: int) -> None:
+        key = ("tcp", address, port)
+        while key not in self.ctx._memo:  # the checks' own connect: never one of ours
+            await asyncio.sleep(0.02)
+        done, _pending = await asyncio.wait({self.ctx._memo[key]}, timeout=SUSPECT_AFTER)
+        if not done:
+            self._flow(address, port)
+
+    async def _watch_resolution(self) -> None:
+        from netcheck.probes import dns
+
+        ctx = self.ctx
+        done, _pending = await asyncio.wait({ctx.resolution()}, timeout=SUSPECT_AFTER)
+        if done:
+            return
+        config = await ctx.blocking(dns.parse_resolv_conf, ctx.options.resolv_conf)
+        servers = [s for s in config.nameservers if _traceable(s)]
+        if servers:
+            self.trace(servers[0], hops.UDP_DNS, 53)
+            self.reference(servers[0])
+
+    def found(self, outcome: CheckOutcome) -> None:
+        """A check finished: a finding that needs a location starts its traces now."""
+        if outcome.status in (Status.FAIL, Status.WARN) and outcome.result.code in LOCATABLE:
+            flow = self._flow_of(outcome)
+            if flow is not None:
+                self.trace(*flow)
+                self.reference(flow[0])
+
+    # -- what the finding is about ----------------------------------------------------------
+
+    def _flow_of(self, outcome: CheckOutcome) -> Optional[tuple[str, str, Optional[int], int]]:
+        """(address, method, port, size) of the flow a finding is about, or None."""
+        ctx = self.ctx
+        code = outcome.result.code
+        evidence = outcome.result.evidence
+        if ctx.target is None:
+            return None
+        if code == "DNS_RESOLVER_UNREACHABLE":
+            server = _silent_server(evidence)
+            return (server, hops.UDP_DNS, 53, 56) if server else None
+        if code == "PMTU_BLACKHOLE":
+            address = evidence.get("address")
+            mtu = evidence.get("local_mtu")
+            if not isinstance(address, str) or not _traceable(address):
+                return None
+            if not isinstance(mtu, int) or mtu <= 0:
+                link = ctx.facts.link(name=evidence.get("interface")) \
+                    if evidence.get("interface") else None
+                mtu = link.mtu if link is not None else 1500
+            header = IPV6_HEADERS if ":" in address else IPV4_HEADERS
+            return address, hops.ICMP_DF, None, mtu - header
+        address = _failing_address(outcome)
+        if address is None or not _traceable(address):
+            return None
+        return address, hops.TCP, ctx.target.port, 56
+
+    # -- the answer ---------------------------------------------------------------------------
+
+    async def finish(self, outcomes: list[CheckOutcome], root: Optional[CheckOutcome]
+                     ) -> tuple[list[CheckOutcome], Optional[CheckOutcome], Optional[Location]]:
+        """The root cause's location (None: not measured), its traces put in the root cause's
+        evidence (``path_trace``); everything still running is stopped. Within the deadline."""
+        try:
+            if root is None or root.status not in (Status.FAIL, Status.WARN):
+                return outcomes, root, None
+            if root.result.code not in LOCATABLE:
+                return outcomes, root, _from_evidence(root)
+            flow = self._flow_of(root)
+            if flow is None:
+                return outcomes, root, self._on_link(root)
+            address, method, port, size = flow
+            flow_task = self.trace(address, method, port, size)
+            ref_task = self.reference(address)
+            left = self._budget() + RESERVE
+            if left > 0:
+                await asyncio.wait({flow_task, ref_task}, timeout=left)
+            if not flow_task.done() or flow_task.cancelled():
+                return outcomes, root, None
+            trace = flow_task.result()
+            ref = ref_task.result() if ref_task.done() and not ref_task.cancelled() else None
+            location = hops.judge(trace, ref)
+            evidence: dict[str, Any] = {"flow": trace.to_json()}
+            if ref is not None:
+                evidence["reference"] = ref.to_json()
+            new_root = replace(root, result=replace(
+                root.result, evidence={**root.result.evidence, "path_trace": evidence}))
+            outcomes = [new_root if o is root else o for o in outcomes]
+            return outcomes, new_root, location
+        finally:
+            self.close()
+
+    def _on_link(self, root: CheckOutcome) -> Optional[Location]:
+        """A silent target on this host's own link: there is no router to find."""
+        address = _failing_address(root)
+        if (root.result.code not in SILENT or address is None or not _traceable(address)
+                or not _on_link(self.ctx, address)):
+            return None
+        return Location(_("{address} is on this host's own link: no router stands between, "
+                          "the host itself is silent").format(address=address), "route", 0, None)
+
+    def close(self) -> None:
+        """Stop the watcher and every trace still running."""
+        if self.watcher is not None:
+            self.watcher.cancel()
+        for task in self.traces.values():
+            task.cancel()
+
+
+def _traceable(address: str) -> bool:
+    """An address a TTL-limited probe means something for: not this host, not multicast."""
+    try:
+        ip = ipaddress.ip_address(address.split("%")[0])
+    except ValueError:
+        return False
+    return not (ip.is_loopback or ip.is_multicast or ip.is_unspecified or ip.is_link_local)
+
+
+def _on_link(ctx: Context, address: str) -> bool:
+    task = ctx._memo.get("path")
+    if task is None or not task.done() or task.cancelled() or task.exception():
+        return False
+    lookups = [lk for lk in task.result().lookups if lk.destination == address]
+    return bool(lookups) and all(lk.gateway is None for lk in lookups)
+
+
+def _failing_address(outcome: CheckOutcome) -> Optional[str]:
+    """The address whose flow the finding is about (its family's, when one family fails)."""
+    evidence = outcome.result.evidence
+    candidates: list[str] = []
+    failing = evidence.get("failing")
+    if isinstance(failing, list):
+        candidates += [a for a in failing if isinstance(a, str)]
+    answers = evidence.get("answers")
+    if isinstance(answers, dict):
+        candidates += [a for a, how in answers.items()
+                       if isinstance(a, str) and how in ("icmp", "silent")]
+    wanted = evidence.get("family")
+    if wanted in ("ipv4", "ipv6"):
+        candidates = [a for a in candidates if addrfam.name(addrfam.family_of(a)) == wanted]
+    return candidates[0] if candidates else None
+
+
+def _silent_server(evidence: dict[str, Any]) -> Optional[str]:
+    """The first name server (or a stub's upstream) that answered nothing."""
+    servers = evidence.get("servers")
+    found: list[str] = []
+    if isinstance(servers, dict):
+        found += [s for s, state in servers.items()
+                  if state == "DNS_RESOLVER_UNREACHABLE" and isinstance(s, str)]
+    upstreams = evidence.get("upstreams")
+    if isinstance(upstreams, list):
+        found += [a["server"] for a in upstreams if isinstance(a, dict)
+                  and isinstance(a.get("server"), str) and not a.get("rcode")]
+    return next((s for s in found if _traceable(s)), None)
+
+
+def _from_evidence(root: CheckOutcome) -> Optional[Location]:
+    """A location the finding measured itself (network.target's loss bursts), as given."""
+    loc = root.result.evidence.get("location")
+    if not isinstance(loc, dict) or not isinstance(loc.get("text"), str):
+        return None
+    last = loc.get("last_hop")
+    address = loc.get("address")
+    return Location(loc["text"], str(loc.get("method") or "icmp-echo"),
+                    last if isinstance(last, int) else None,
+                    address if isinstance(address, str) else None)
