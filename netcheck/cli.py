@@ -256,6 +256,10 @@ def _fail(argv: Sequence[str], message: str, out: IO[str], err: IO[str]) -> int:
     with _SIGTERM.writing():
         if fmt == "text":
             err.write(f"netcheck: error: {shown(message)}\n")
+        elif _normalise(list(argv))[:1] in (["pcap"], ["trace"]):
+            from netcheck.pcap.command import error_document  # their own schema
+
+            out.write(error_document(message))
         else:
             from netcheck.render.json import error_report
 

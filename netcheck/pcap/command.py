@@ -98,8 +98,21 @@ class PcapError(Exception):
     """Bad input for pcap/trace: one line, exit 3."""
 
 
+def error_document(message: str) -> str:
+    """The one netcheck-pcap/1 document of a run that could not explain anything."""
+    from netcheck.redact import printable
+
+    # A file name or a --filter word can hold anything: escaped, on one line.
+    text = printable(" ".join(str(message).split())[:300])
+    return json.dumps({"schema": SCHEMA, "error": text}, ensure_ascii=False) + "\n"
+
+
 def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    """Run the chosen command; return the exit code."""
+    """Run the chosen command; return the exit code.
+
+    With ``--format json`` every failure is one netcheck-pcap/1 ``{"schema", "error"}``
+    document (bad input, an interrupted run, a bug), never the diagnosis' netcheck/1 one.
+    """
     lang = args.lang or "en"
     try:
         if args.command == "pcap":
@@ -108,19 +121,24 @@ def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             from netcheck.pcap.trace import run_trace
 
             doc, code = run_trace(args, lang)
+        _output(doc, args, out, lang)
     except PcapError as exc:
-        from netcheck.redact import printable
-
-        # A file name or a --filter word can hold anything: escaped, on one line.
-        message = printable(" ".join(str(exc).split())[:300])
         if args.format == "json":
-            out.write(json.dumps({"schema": SCHEMA, "error": message}, ensure_ascii=False)
-                      + "\n")
+            out.write(error_document(str(exc)))
             return EXIT_UNKNOWN
         from netcheck.cli import UsageError
+        from netcheck.redact import printable
 
-        raise UsageError(message) from None
-    _output(doc, args, out, lang)
+        raise UsageError(printable(" ".join(str(exc).split())[:300])) from None
+    except BrokenPipeError:
+        raise  # the reader left: nothing more to say to it
+    except (KeyboardInterrupt, Exception) as exc:
+        if args.format != "json":
+            raise  # the CLI says it in one line (text), as for every command
+        why = "interrupted" if isinstance(exc, KeyboardInterrupt) else \
+            f"internal error: {type(exc).__name__}: {exc}"
+        out.write(error_document(why))
+        return EXIT_UNKNOWN
     return code
 
 

@@ -625,7 +625,10 @@ def session_story(s: dict[str, Any], lang: str = "en") -> list[str]:
     detail = s.get("close_detail") or s["close"]
     who = t(s["closed_by"], lang) if s.get("closed_by") else "?"
     key = f"close_{detail}"
-    if seen != "both" and detail in ("half", "none"):
+    unanswered = seen == "client" and hs.get("syn_seen") and not hs.get("synack_acked")
+    if unanswered and detail == "none":
+        pass  # nothing was opened, so nothing to close
+    elif seen != "both" and detail in ("half", "none"):
         # What the unseen side did to close is not in the capture: say that, not "open".
         lines.append(t("close_one_way_fin" if detail == "half" else "close_one_way", lang,
                        who=who, side=t(seen, lang)))
@@ -659,15 +662,17 @@ def _handshake_story(s: dict[str, Any], hs: dict[str, Any], cap: dict[str, Any],
             lines.append(t("story_syn_retries", lang, k=hs["syn_retries"]))
     elif hs["answered_by_rst"]:
         lines.append(t("story_refused", lang))
+    elif seen == "client" and hs.get("syn_seen") and not hs.get("synack_acked"):
+        # Only SYNs: whether an answer came cannot be read from this session alone.
+        lines.append(t("story_no_answer", lang, k=hs["syn_retries"] + 1))
+        if not s.get("icmp"):
+            lines.append(_why_no_answer(s, cap, hs, lang))
     elif seen == "client":
         lines.append(t("story_client_only", lang))
         if hs.get("synack_acked"):
             data = (t("story_acked_data", lang, n=acked["server"])
                     if acked.get("server") else "")
             lines.append(t("story_client_acked", lang, data=data))
-        elif hs.get("syn_seen") and not s.get("icmp"):
-            lines.append(t("story_no_answer", lang, k=hs["syn_retries"] + 1))
-            lines.append(_why_no_answer(s, cap, hs, lang))
     elif seen == "server":
         lines.append(t("story_server_only", lang))
     elif not hs.get("syn_seen", True):

@@ -46,6 +46,11 @@ TEXTS.update({
                        "... {n} paquete(s) más de esta sesión sin mostrar",
                        "... {n} paquet(s) més d'aquesta sessió sense mostrar"),
     "warning": ("warning: {text}", "aviso: {text}", "avís: {text}"),
+    "not_decoded": ("not decoded: {items} (what is inside is not in this report)",
+                    "no decodificado: {items} (lo que llevan dentro no está en este informe)",
+                    "no descodificat: {items} (el que porten a dins no és en aquest informe)"),
+    "nd_packets": ("{what}, {n} packet(s)", "{what}, {n} paquete(s)", "{what}, {n} paquet(s)"),
+    "nd_malformed": ("malformed {what}", "{what} malformado", "{what} mal format"),
     "not_followed": ("{n} sessions not followed: table full (more sessions open at once than "
                      "netcheck follows; the oldest half-open ones were dropped first)",
                      "{n} sesiones no seguidas: tabla llena (más sesiones abiertas a la vez de "
@@ -139,6 +144,13 @@ def render_lines(doc: dict[str, Any], lang: str = "en", verbose: bool = False
         out.append((_trace_line(trace, lang), "bold" if trace.get("outcome") == "ok" else "red"))
     for warning in doc.get("warnings", []):
         out.append((t("warning", lang, text=warning), "yellow"))
+    not_decoded = doc.get("not_decoded") or []
+    if not_decoded:
+        items = "; ".join(
+            t("nd_packets", lang, n=d["packets"],
+              what=d["what"] if d["kind"] == "tunnel" else t("nd_malformed", lang, what=d["what"]))
+            for d in not_decoded)
+        out.append((t("not_decoded", lang, items=items), "yellow"))
     if doc.get("sessions_not_followed"):
         out.append((t("warning", lang, text=t("not_followed", lang,
                                                n=doc["sessions_not_followed"])), "yellow"))

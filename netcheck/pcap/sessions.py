@@ -584,6 +584,11 @@ class Analyzer:
         # or a duplicate ACK, and so do the counts here; the explanation says what it is.
         sig = (c2s, ipid, seq, ack, flags, win, csum, seglen)
         dup = sig == s.last_sig and t - s.last_t <= DUP_WINDOW
+        if dup and ipid <= 0 and not seglen and not flags & 7 and not s.dups:
+            # Two identical pure ACKs with no IP ID to tell them apart (IPv6, or a stack that
+            # sends 0) may be two duplicate ACKs sent back to back: a copy only once this
+            # capture has shown copies of other frames of the session.
+            dup = False
         s.last_sig = sig
         s.packets += 1
         fwd.packets += 1
@@ -1335,7 +1340,9 @@ def capture_notes(analyzer: Analyzer) -> list[str]:
     is explained: sessions seen one way only, frames captured again (listed sessions)."""
     notes = []
     listed = analyzer.sessions
-    one_way = sum(1 for s in listed if not (s.c.packets and s.s.packets))
+    # One way, and proof that the other side did send: the side seen acknowledged it.
+    one_way = sum(1 for s in listed if not (s.c.packets and s.s.packets)
+                  and (s.c.maxack >= 0 if s.c.packets else s.s.maxack >= 0))
     if one_way:
         notes.append(f"{one_way} of {len(listed)} TCP session(s) were captured in one "
                      "direction only (asymmetric routing, a capture point that sees one way, "

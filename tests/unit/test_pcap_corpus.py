@@ -477,6 +477,47 @@ def test_no_capture_of_the_corpus_crashes_or_gives_an_internal_error() -> None:
             assert json.loads(_cli(path, "--format", "json", "--session", "1"))["sessions"]
 
 
+def test_no_sentence_states_a_cause_the_capture_contradicts() -> None:
+    from netcheck.pcap.explain import session_story
+
+    checked = Counter()
+    for path in corpus_files():
+        _, doc = netcheck_view(path)
+        for s in doc["sessions"]:
+            where = f"{path.name} #{s['id']}"
+            cap, hs = s["capture"], s["handshake"]
+            text = " ".join(session_story(s))
+            answered = hs["synack_acked"] or cap["seen"] == "server" or not hs["syn_seen"]
+            if cap["seen"] != "both" and answered:  # the other side did send: proof in ACKs
+                checked["one-way"] += 1
+                for claim in ("firewall", "Still open", "sent 0 bytes", "Three-way handshake",
+                              "half-closed"):
+                    assert claim not in text, (where, claim, text)
+                if hs["synack_acked"]:
+                    assert "Only the client's packets are in this capture" in text, where
+            if "firewall" in text:  # an RST that came back, or silence the capture proves
+                assert hs["answered_by_rst"] or (cap["return_traffic"] and hs["syn_retries"]), (
+                    where, text)
+            if hs["synack_new_isns"]:
+                checked["new ISN"] += 1
+                assert max(s["bytes"].values()) < 1 << 20, where  # no 2.59 GB from 10 packets
+                assert not hs["complete"] and "new initial sequence number" in text, where
+            if cap["duplicates"]:
+                checked["copies"] += 1
+                assert "captured again" in text, where
+                for event in s.get("events", []):
+                    if event["note"].startswith("[captured again"):
+                        for claim in ("SYN sent again", "still waits", "retransmission"):
+                            assert claim not in event["note"], (where, event)
+            if cap["cut"]:
+                checked["cut"] += 1
+                assert "cut by the snap length" in text, where
+        if any(d["kind"] == "tunnel" for d in doc.get("not_decoded", [])):
+            checked["tunnel"] += 1
+    # Every kind the issue names is in the corpus (so the checks above ran on each).
+    assert set(checked) == {"one-way", "new ISN", "copies", "cut", "tunnel"}, checked
+
+
 def _cli(path: Path, *args: str) -> str:
     from netcheck.cli import run
 
