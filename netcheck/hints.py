@@ -7,7 +7,9 @@ commands so that every hint names the real interface and the manager actually in
 
 from __future__ import annotations
 
+import functools
 import os
+import shutil
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
@@ -129,3 +131,95 @@ def server_side_command(port: int, request_id: Optional[str] = None) -> str:
     return (f"netcheck server --port {port}{rid}   # "
             + _("on the server: it follows the port into a container too (docker ps, docker "
                 "logs)"))
+
+
+# -- tools that exist on this host -------------------------------------------------------------
+
+# The Debian package of each tool a hint may name (apt install PACKAGE), for a tool that is
+# not installed here. A tool not listed is its own package.
+PACKAGES = {
+    "arping": "iputils-arping", "dhclient": "isc-dhcp-client", "dig": "bind9-dnsutils",
+    "host": "bind9-host", "nslookup": "bind9-dnsutils", "mtr": "mtr-tiny",
+    "tracepath": "iputils-tracepath", "ping": "iputils-ping", "nping": "nmap",
+    "nstat": "iproute2", "ss": "iproute2", "ip": "iproute2", "bridge": "iproute2",
+    "nc": "netcat-openbsd", "iw": "iw", "swanctl": "strongswan-swanctl",
+    "ipsec": "strongswan-starter", "resolvectl": "systemd-resolved", "udhcpc": "udhcpc",
+    "nmcli": "network-manager", "iptables": "iptables", "ip6tables": "iptables",
+}
+# Where root finds programs even when the caller's PATH lacks the sbin directories.
+_SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+
+
+@functools.cache
+def have(tool: str) -> bool:
+    """Whether the program ``tool`` is installed on this host (``shutil.which``, plus the
+    sbin directories root has on its PATH). ``netcheck`` itself always is."""
+    if tool == "netcheck":
+        return True
+    path = os.pathsep.join([os.environ.get("PATH", os.defpath), *_SBIN])
+    return shutil.which(tool, path=path) is not None
+
+
+def _program(command: str) -> str:
+    """The program a command line runs (its first word after variable assignments)."""
+    for word in command.split():
+        if "=" not in word.split("/")[0]:
+            return word.rsplit("/", 1)[-1]
+    return ""
+
+
+def install_note(tool: str) -> str:
+    """``not installed here: apt install PACKAGE`` (the words of a comment)."""
+    return _("not installed here: {install}").format(
+        install=f"apt install {PACKAGES.get(tool, tool)}")
+
+
+def with_note(command: str, note: str) -> str:
+    """A command with its comment, as hints write them (the text view puts the comment on
+    a line of its own above the command)."""
+    return f"{command}   # {note}" if note else command
+
+
+def usable(*commands: str) -> str:
+    """The first of ``commands`` (alternatives, best first) whose program is installed here;
+    when none is, the first, with a comment naming the package to install."""
+    for command in commands:
+        if have(_program(command)):
+            return command
+    return with_note(commands[0], install_note(_program(commands[0])))
+
+
+def _path_command() -> bool:
+    """Whether this netcheck has ``netcheck path`` (hop by hop, as mtr)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("netcheck.path_command") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def trace(address: str, port: Optional[int] = None) -> str:
+    """Hop by hop towards ``address`` with a tool this host has: traceroute (a TCP SYN to
+    ``port`` with ``-T``), tracepath, mtr, or ``netcheck path``."""
+    if port is not None:
+        options = [f"traceroute -n -T -p {port} {address}"]
+        if _path_command():
+            options.append(f"netcheck path --port {port} {address}")
+        options.append(f"mtr -n -r -c 5 -T -P {port} {address}")
+    else:
+        options = [f"traceroute -n {address}", f"tracepath -n {address}",
+                   f"mtr -n -r -c 5 {address}"]
+        if _path_command():
+            options.append(f"netcheck path --proto icmp {address}")
+    return usable(*options)
+
+
+def count_loss(address: str, count: int = 50) -> str:
+    """Loss and round trips per hop towards ``address`` (mtr; without it, ping's count)."""
+    options = [f"mtr -n -r -c {count} {address}"]
+    if _path_command():
+        options.append(f"netcheck path --proto icmp --count {min(count, 20)} {address}")
+    options.append(f"ping -c {count} -i 0.2 {address}")
+    return usable(*options)
+

@@ -15,7 +15,7 @@ import re
 from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 from netcheck.i18n import N_, _, pgettext
-from netcheck.model import CheckOutcome, Hint, Layer, Report, Status, Verdict
+from netcheck.model import CheckOutcome, Hint, Layer, Report, Status, Verdict, split_comment
 from netcheck.redact import mask_secrets, printable, shown
 from netcheck.render import canonical_target
 
@@ -217,16 +217,62 @@ def _hint_body(hint: Hint, look: _Look) -> Any:
     from rich.text import Text
 
     body = Text(_lines(hint.text))
-    for command in hint.commands:
-        body.append("\n")
-        body.append(f"$ {shown(command)}", style=look.style("bold"))
     if hint.docs:
         body.append("\n" + _("docs: {url}").format(url=shown(hint.docs)),
+    """The hint's words (and its docs link): prose, wrapped to the box. The commands are
+    not in it: see :func:`_hint_commands`."""
                     style=look.style("dim"))
     return body
 
 
-def _hint_box(check: CheckOutcome, look: _Look) -> RenderableType:
+class _Unwrapped:
+    """A line the terminal gets whole: a command to copy is never wrapped, cut or boxed.
+
+    Printed with soft wrapping, a line wider than the terminal overflows and the terminal
+    folds it for the eye only: a copy gives back the one line it was.
+    """
+
+    def __init__(self, text: Any) -> None:
+        self.text = text
+
+
+class _Comment:
+    """A comment line of a hint's commands, folded to the width with ``# `` on every line,
+    so that each line of it pastes as a comment too."""
+
+    def __init__(self, text: str, indent: int, style: Any) -> None:
+        self.text, self.indent, self.style = text, indent, style
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        import textwrap
+
+        from rich.text import Text
+
+        width = max(20, options.max_width - self.indent - 2)
+        for part in textwrap.wrap(self.text, width, break_long_words=False,
+                                  break_on_hyphens=False) or [""]:
+            yield Text(f"{' ' * self.indent}# {part}", style=self.style, no_wrap=True,
+                       overflow="ignore")
+
+
+def _hint_commands(hint: Hint, look: _Look, indent: int) -> list[Any]:
+    """The hint's commands as a shell script reads: each comment on its own line above its
+    command, each command one ``$`` line that is never wrapped (:class:`_Unwrapped`)."""
+    from rich.text import Text
+
+    out: list[Any] = []
+    for command in hint.commands:
+        line, comment = split_comment(command)
+        if comment:
+            out.append(_Comment(shown(comment), indent, look.style("dim")))
+        if line:
+            text = Text(" " * indent)
+            text.append(f"$ {shown(line)}", style=look.style("bold"))
+            out.append(_Unwrapped(text))
+    return out
+
+
+def _hint_box(check: CheckOutcome, look: _Look) -> list[Any]:
     from rich.padding import Padding
     from rich.panel import Panel
 
@@ -235,7 +281,7 @@ def _hint_box(check: CheckOutcome, look: _Look) -> RenderableType:
     border = "yellow" if check.status is Status.WARN else "red"
     panel = Panel(_hint_body(hint, look), title=_("hint"), title_align="left", expand=False,
                   border_style=look.style(border))
-    return Padding(panel, (0, 0, 0, 4), expand=False)
+    return [Padding(panel, (0, 0, 0, 4), expand=False), *_hint_commands(hint, look, 4)]
 
 
 def _diagnosis(report: Report, look: _Look) -> RenderableType:
@@ -293,7 +339,7 @@ def _renderables(report: Report, verbose: bool, look: _Look) -> list[RenderableT
             if verbose:
                 out.extend(_evidence(check, look))
             if check.status in (Status.FAIL, Status.WARN) and check.result.hint is not None:
-                out.append(_hint_box(check, look))
+                out.extend(_hint_box(check, look))
     out.append("")
     out.append(_diagnosis(report, look))
     return out
@@ -307,6 +353,9 @@ _STYLE_CODE = re.compile(r"\x1b\[[0-9;]*m")
 
 def trim_lines(text: str) -> str:
     """``text`` without blanks at the end of its lines (a style reset kept where one was)."""
+    root = report.root_cause
+    if report.verdict is not Verdict.OK and root is not None and root.result.hint is not None:
+        out.extend(_hint_commands(root.result.hint, look, 2))
     out = []
     for line in text.split("\n"):
         m = _TRAILING.search(line)
@@ -342,7 +391,10 @@ def print_trimmed(console: Console, renderables: Iterable[Any]) -> None:
     """Print ``renderables`` to ``console``'s file with no blanks at the end of any line."""
     with console.capture() as captured:
         for renderable in renderables:
-            console.print(renderable, highlight=False)
+            if isinstance(renderable, _Unwrapped):  # a command: whole, never folded
+                console.print(renderable.text, highlight=False, soft_wrap=True)
+            else:
+                console.print(renderable, highlight=False)
     console.file.write(trim_lines(captured.get()))
     console.file.flush()
 
