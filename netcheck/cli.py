@@ -35,9 +35,11 @@ EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
     "server": ("netcheck.server.command", "server side: is the service on this host reachable?"),
     "fix": ("netcheck.fix.command", "diagnose, then repair what this host can (plan, confirm, "
             "apply, verify, roll back)"),
+    "path": ("netcheck.path_command", "where packets to TARGET stop, hop by hop (as mtr)"),
 }
 COMMANDS = ("diagnose", "checks", *EXTERNAL_COMMANDS)
 FORMATS = ("text", "json", "ndjson", "nagios", "junit", "prometheus")
+WATCH_DEFAULT = 5.0  # seconds between the rounds of --watch
 
 
 class UsageError(Exception):
@@ -159,6 +161,9 @@ def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
     diag = sub.add_parser("diagnose", help="walk L1 -> L7 towards TARGET")
     diag.add_argument("target", help="host, host:port, address, [v6]:port or scheme://host[:port]")
     diag.add_argument("--port", type=_port, help="override the port")
+    diag.add_argument("--watch", nargs="?", type=_positive, const=WATCH_DEFAULT,
+                      metavar="SECONDS", help="diagnose again and again, every SECONDS "
+                      f"(default {WATCH_DEFAULT:g}); a line per round, a block per change")
     _common(diag)
     lst = sub.add_parser("checks", help="list the registered checks, by layer")
     _common(lst)
@@ -185,7 +190,7 @@ _VALUED = {"--format", "--timeout", "--deadline", "--interface", "--cafile", "--
            "--lang", "--port", "--sysroot", "--filter", "--session", "--max-sessions",
            "--capture", "-w", "--write", "--concurrency", "--listen", "--config", "--allow",
            "--only", "--proto", "--service", "--process", "--log", "--client", "--request-id",
-           "--confirm-timeout", "--since"}
+           "--confirm-timeout", "--since", "--count", "--max-hops"}
 
 def _normalise(argv: list[str]) -> list[str]:
     """Put the command first; no command means ``diagnose`` (``netcheck TARGET``)."""
@@ -360,10 +365,14 @@ def _diagnose(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     options = Options(timeout=args.timeout, deadline=args.deadline, family=args.family,
                       interface=args.interface, lang=args.lang, verbose=args.verbose,
                       sysroot=args.sysroot, cafile=args.cafile, cert=args.cert, key=args.key,
-                      scan=args.scan, started=args.started)
+                      scan=args.scan, started=args.started, locate=True)
     reg = registry.load()
     for warning in reg.warnings:
         registry.warn(warning)
+    if args.watch is not None:
+        from netcheck.watch import watch
+
+        return watch(target, options, reg.for_mode("diagnose"), args, out, err, _SIGTERM)
     budget = options.deadline - (time.monotonic() - args.started)
     live = _live_status(args, out)
     try:

@@ -203,7 +203,15 @@ def _evidence(check: CheckOutcome, look: _Look) -> list[RenderableType]:
     # (a redirect chain, a CNAME chain) reads best one item a line, as wget prints it.
     lines: list[tuple[int, str]] = []
     for key, value in check.result.evidence.items():
-        if isinstance(value, list) and len(value) > 1 and all(
+        if key == "path_trace" and isinstance(value, dict) and isinstance(value.get("flow"), dict):
+            from netcheck.render.hops import hop_table  # the hops as `netcheck path` shows them
+
+            flow = value["flow"]
+            port = f" port {flow['port']}" if flow.get("port") else ""
+            lines.append((4, f"path_trace: {shown(str(flow.get('method')))} "
+                             f"{shown(str(flow.get('address')))}{port}"))
+            lines += [(6, line) for line in hop_table(flow, indent=0)]
+        elif isinstance(value, list) and len(value) > 1 and all(
                 isinstance(v, str) for v in value) and any(" " in v for v in value):
             lines.append((4, f"{shown(str(key))}:"))
             lines += [(6, shown(item)) for item in value]
@@ -303,6 +311,9 @@ def _diagnosis(report: Report, look: _Look) -> RenderableType:
         body.append(" " + _("at L{n} {layer} ({check})").format(
             n=int(layer), layer=layer_name(layer), check=shown(root.id)))
         body.append(f"\n{shown(root.result.summary)}")
+        if report.location is not None:
+            body.append("\n" + _("where the packets stop: {text}").format(
+                text=shown(report.location.text)))
         if root.result.hint is not None:
             body.append("\n\n")
             body.append_text(_hint_body(root.result.hint, look))
