@@ -49,6 +49,28 @@ TEXTS.update({
     "not_decoded": ("not decoded: {items} (what is inside is not in this report)",
                     "no decodificado: {items} (lo que llevan dentro no está en este informe)",
                     "no descodificat: {items} (el que porten a dins no és en aquest informe)"),
+    "note": ("note: {text}", "nota: {text}", "nota: {text}"),
+    "one_way": ("{n} of {m} TCP session(s) were captured in one direction only (asymmetric "
+                "routing, a capture point that sees one way, or a capture filter): what the "
+                "other side sent is not in this capture, though the ACKs of the side seen prove "
+                "it was sent",
+                "{n} de {m} sesión(es) TCP se capturaron en un solo sentido (encaminamiento "
+                "asimétrico, un punto de captura que ve un solo sentido o un filtro de captura): "
+                "lo que envió el otro lado no está en la captura, aunque los ACK del lado visto "
+                "prueban que se envió",
+                "{n} de {m} sessió/ons TCP s'han capturat en un sol sentit (encaminament "
+                "asimètric, un punt de captura que veu un sol sentit o un filtre de captura): el "
+                "que ha enviat l'altre costat no és a la captura, tot i que els ACK del costat "
+                "vist proven que s'ha enviat"),
+    "copies": ("{n} frame(s) are the packet just before them captured again (same IP ID and "
+               "bytes: a capture on two interfaces or a mirror port): counted as "
+               "retransmissions or duplicate ACKs as Wireshark does, explained as copies",
+               "{n} trama(s) son el paquete justo anterior capturado de nuevo (mismo IP ID y "
+               "bytes: una captura en dos interfaces o un puerto espejo): se cuentan como "
+               "retransmisiones o ACK duplicados, como en Wireshark, y se explican como copias",
+               "{n} trama/es són el paquet just anterior capturat de nou (mateix IP ID i bytes: "
+               "una captura en dues interfícies o un port mirall): es compten com a "
+               "retransmissions o ACK duplicats, com a Wireshark, i s'expliquen com a còpies"),
     "nd_packets": ("{what}, {n} packet(s)", "{what}, {n} paquete(s)", "{what}, {n} paquet(s)"),
     "nd_malformed": ("malformed {what}", "{what} malformado", "{what} mal format"),
     "not_followed": ("{n} sessions not followed: table full (more sessions open at once than "
@@ -144,6 +166,13 @@ def render_lines(doc: dict[str, Any], lang: str = "en", verbose: bool = False
         out.append((_trace_line(trace, lang), "bold" if trace.get("outcome") == "ok" else "red"))
     for warning in doc.get("warnings", []):
         out.append((t("warning", lang, text=warning), "yellow"))
+    facts = doc.get("capture") or {}
+    if facts.get("one_way_sessions"):
+        out.append((t("note", lang, text=t("one_way", lang, n=facts["one_way_sessions"],
+                                             m=facts["sessions"])), "yellow"))
+    if facts.get("frames_captured_again"):
+        out.append((t("note", lang, text=t("copies", lang, n=facts["frames_captured_again"])),
+                    "yellow"))
     not_decoded = doc.get("not_decoded") or []
     if not_decoded:
         items = "; ".join(

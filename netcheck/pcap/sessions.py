@@ -1296,7 +1296,7 @@ def build_document(analyzer: Analyzer, file: Optional[str], truncated: bool,
                                     and len(analyzer.sessions) == 1)
     sessions = [s.to_json(single, lang) for s in picked]
     _add_context(analyzer, picked, sessions)
-    warnings = list(warnings) + capture_notes(analyzer)
+    warnings = list(warnings)
     if analyzer.dns_dropped:
         warnings.append(f"only the first {MAX_DNS} DNS exchanges are listed "
                         f"({analyzer.dns_dropped} more)")
@@ -1310,6 +1310,9 @@ def build_document(analyzer: Analyzer, file: Optional[str], truncated: bool,
         doc["sessions_beyond_cap"] = analyzer.beyond.to_json()
     if analyzer.not_followed:
         doc["sessions_not_followed"] = analyzer.not_followed
+    seen = capture_facts(analyzer)
+    if seen:
+        doc["capture"] = seen
     not_decoded = analyzer.not_decoded()
     if not_decoded:
         doc["not_decoded"] = not_decoded
@@ -1335,22 +1338,18 @@ def _add_context(analyzer: Analyzer, picked: list[Session],
         cap["return_traffic"] = s.caddr in receivers
 
 
-def capture_notes(analyzer: Analyzer) -> list[str]:
-    """What the capture as a whole can and cannot show, one line each, before any session
-    is explained: sessions seen one way only, frames captured again (listed sessions)."""
-    notes = []
+def capture_facts(analyzer: Analyzer) -> dict[str, Any]:
+    """What the capture as a whole can and cannot show, before any session is explained
+    (over the listed sessions): how many were captured one way only, with proof in the ACKs
+    of the side seen that the other side did send; how many frames are copies."""
     listed = analyzer.sessions
-    # One way, and proof that the other side did send: the side seen acknowledged it.
     one_way = sum(1 for s in listed if not (s.c.packets and s.s.packets)
                   and (s.c.maxack >= 0 if s.c.packets else s.s.maxack >= 0))
+    copies = sum(s.dups for s in listed)
+    facts: dict[str, Any] = {}
     if one_way:
-        notes.append(f"{one_way} of {len(listed)} TCP session(s) were captured in one "
-                     "direction only (asymmetric routing, a capture point that sees one way, "
-                     "or a capture filter): what the other side sent is not in this capture")
-    dups = sum(s.dups for s in listed)
-    if dups:
-        notes.append(f"{dups} frame(s) are the packet just before them captured again (same "
-                     "IP ID and bytes: a capture on two interfaces or a mirror port); they are "
-                     "counted as retransmissions or duplicate ACKs as Wireshark does, and "
-                     "explained as copies")
-    return notes
+        facts["one_way_sessions"] = one_way
+        facts["sessions"] = len(listed)
+    if copies:
+        facts["frames_captured_again"] = copies
+    return facts

@@ -73,6 +73,8 @@ def test_a_capture_of_the_client_side_only_says_what_is_missing_not_a_firewall()
     assert s["capture"]["acked"]["server"] == 2267 + 1  # the client's ACKs: bytes and FIN
     assert not s["handshake"]["complete"] and s["handshake"]["synack_acked"]
     text = story(doc)
+    assert doc["capture"] == {"one_way_sessions": 1, "sessions": 1}
+    assert "note: 1 of 1 TCP session(s) were captured in one direction only" in text
     assert "Only the client's packets are in this capture" in text
     assert "its SYN-ACK reached the client, and so did 2268 bytes of its data" in text
     assert "client side only" in text
@@ -231,7 +233,8 @@ def test_frames_captured_twice_are_copies_not_retransmissions() -> None:
     text = story(doc)
     assert "5 frame(s) of this session are the packet just before them captured again" in text
     assert "3 retransmission(s) (3 of them copies of a frame captured again)" in text
-    assert "5 frame(s) are the packet just before them captured again" in text  # the summary
+    assert "note: 5 frame(s) are the packet just before them captured again" in text
+    assert doc["capture"] == {"frames_captured_again": 5}
     for cause in ("SYN sent again", "waits for a missing segment", "not acknowledged in time"):
         assert cause not in text
 
