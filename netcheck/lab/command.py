@@ -1,22 +1,35 @@
 """``netcheck lab list | up SCENARIO | check | down``: break-and-fix exercises for students.
 
 ``up`` builds the namespace lab, breaks it the scenario's way and leaves it running; the
-student enters the client (``ip netns exec … bash``), finds the fault and repairs it with
-ordinary tools; ``check`` runs netcheck in the client and says whether the network is
-healthy again; ``down`` removes the lab. The scenarios are the test suite's.
+student enters the client (the banner prints the exact command, with netcheck on PATH), finds
+the fault and repairs it with ordinary tools; ``check`` runs netcheck in the client and says
+whether the network is healthy again — and, once it is, what was broken; ``down`` removes the
+lab. The scenarios are the test suite's.
+
+Nothing printed before the fault is fixed gives it away: ``lab list`` and ``up`` say what a
+student would meet, ``up --exercise`` only the symptom; the answer comes with ``check`` after
+the repair, or with ``up --spoil``.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
+import os
+import shlex
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import IO, Any, Optional
 
+from netcheck.i18n import _, ngettext
 from netcheck.redact import mask_secrets, printable, shown
 
 SCENARIO_FILE = "scenario"
+# The PATH a root shell gets on Debian, after the directory netcheck itself is installed in.
+SYSTEM_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 
 
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
@@ -27,6 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     up.add_argument("scenario", nargs="?")
     up.add_argument("--case", type=int, metavar="SEED",
                     help="build the fault campaign's case SEED instead (see docs/campaigns.md)")
+    shown_part = up.add_mutually_exclusive_group()
+    shown_part.add_argument("--exercise", action="store_true",
+                            help="say only the symptom (the answer comes with lab check)")
+    shown_part.add_argument("--spoil", action="store_true",
+                            help="also say what is broken and how to repair it")
     sub.add_parser("check", help="has the fault of the running lab been fixed?")
     sub.add_parser("down", help="remove the labs left running by `up`")
     camp = sub.add_parser("campaign", help="generated networks, one fault each, graded")
@@ -51,10 +69,11 @@ def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             return _list(out)
         if args.lab_command == "up":
             if (args.case is None) == (args.scenario is None):
-                _usage("give a SCENARIO or --case SEED (not both)")
+                _usage(_("give a SCENARIO or --case SEED (not both)"))
             if args.case is not None:
                 return _up_case(args.case, out)
-            return _up(args.scenario, out)
+            shows = "exercise" if args.exercise else "spoil" if args.spoil else "normal"
+            return _up(args.scenario, out, shows)
         if args.lab_command == "campaign":
             return _campaign(args, out)
         if args.lab_command == "check":
@@ -67,12 +86,63 @@ def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 
 def _list(out: IO[str]) -> int:
+    """Every scenario with what a student meets there (never its fault), fit to the width."""
+    import textwrap
+
     from netcheck.lab.scenarios import SCENARIOS
+    from netcheck.render import columns
 
     width = max(len(name) for name in SCENARIOS)
+    room = columns(out)
     for scenario in SCENARIOS.values():
-        out.write(f"{scenario.name:<{width}}  {scenario.description}\n")
+        line = f"{scenario.name:<{width}}  {scenario.teaser}"
+        out.write("\n".join(textwrap.wrap(line, room, subsequent_indent=" " * (width + 2),
+                                          break_long_words=False, break_on_hyphens=False))
+                  + "\n")
     return 0
+
+
+def netcheck_bindir() -> Optional[str]:
+    """The directory of the ``netcheck`` command this Python runs (a venv's bin), if any."""
+    beside = Path(sys.executable).parent / "netcheck"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside.parent)
+    found = shutil.which("netcheck")
+    return str(Path(found).parent) if found else None
+
+
+def netcheck_command() -> list[str]:
+    """How to run netcheck inside a namespace entered with :func:`enter_argv`."""
+    return ["netcheck"] if netcheck_bindir() else [sys.executable, "-m", "netcheck"]
+
+
+def enter_argv(namespace: str) -> list[str]:
+    """The command that opens a shell in ``namespace`` with netcheck on its PATH.
+
+    The PATH is written out in full (nothing for the shell to expand: it pastes the same in
+    any shell), and ``sudo`` comes first when the lab was built through sudo.
+    """
+    bindir = netcheck_bindir()
+    path = ":".join(dict.fromkeys([*([bindir] if bindir else []), *SYSTEM_PATH]))
+    argv = ["ip", "netns", "exec", namespace, "env", f"PATH={path}", "bash"]
+    if os.geteuid() != 0 or os.environ.get("SUDO_USER"):
+        argv.insert(0, "sudo")
+    return argv
+
+
+def did_you_mean(name: str, known: Any) -> str:
+    """``unknown scenario 'x'`` with the closest names, for a usage error."""
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
+    text = _("unknown scenario {name}").format(name=repr(shown(name[:40])))
+    if close:
+        text += ": " + _("did you mean {names}?").format(names=", ".join(close))
+    return text + " " + _("(netcheck lab list shows them all)")
+
+
+def _enter_lines(lab_ns: Any, out: IO[str]) -> None:
+    """How to enter the client and the server, as commands to paste."""
+    for role, text in (("client", _("Enter the client:")), ("server", _("Enter the server:"))):
+        out.write(f"{text}\n  {shlex.join(enter_argv(lab_ns(role)))}\n")
 
 
 def _usage(message: str) -> None:
@@ -81,17 +151,17 @@ def _usage(message: str) -> None:
     raise UsageError(message)
 
 
-def _up(name: str, out: IO[str]) -> int:
+def _up(name: str, out: IO[str], shows: str = "normal") -> int:
     from netcheck.lab.scenarios import SCENARIOS
     from netcheck.lab.topology import Lab, lab_support_problem
 
     scenario = SCENARIOS.get(name)
     if scenario is None:
-        _usage(f"unknown scenario {name[:40]!r}; see: netcheck lab list")
+        _usage(did_you_mean(name, SCENARIOS))
         return 3
     problem = lab_support_problem()
     if problem:
-        _usage(f"cannot build the lab: {problem}")
+        _usage(_("cannot build the lab: {problem}").format(problem=problem))
     lab = Lab(keep=True)
     try:
         lab.build()
@@ -101,13 +171,18 @@ def _up(name: str, out: IO[str]) -> int:
         lab.teardown()
         raise
     role = getattr(scenario, "role", "client")
-    host = lab.ns(role)
-    out.write(f"Scenario {scenario.name}: {scenario.description}\n")
-    out.write(f"Symptom: {scenario.symptom}\n\n")
-    out.write(f"Enter the {role} and find the fault (ip, ping, dig, ss, nft, netcheck...):\n")
-    out.write(f"  sudo ip netns exec {host} bash\n")
-    out.write(f"  netcheck {' '.join(scenario.netcheck_argv(lab))}\n\n")
-    out.write("Fixed it?  netcheck lab check        Done?  netcheck lab down\n")
+    if shows != "exercise" and scenario.teaser != scenario.symptom:
+        out.write(_("Scenario {name}: {description}").format(
+            name=scenario.name, description=scenario.teaser) + "\n")
+    out.write(_("Symptom: {symptom}").format(symptom=scenario.symptom) + "\n")
+    if shows == "spoil":
+        out.write(_("Fault: {answer}").format(answer=scenario.answer) + "\n")
+    out.write("\n")
+    _enter_lines(lab.ns, out)
+    out.write(_("Then, in the {role}, find the fault (ip, ping, dig, ss, nft, netcheck...):")
+              .format(role=_("client") if role == "client" else _("server")) + "\n")
+    out.write(f"  {shlex.join([*netcheck_command(), *scenario.netcheck_argv(lab)])}\n\n")
+    out.write(_("Fixed it?  netcheck lab check        Done?  netcheck lab down") + "\n")
     return 0
 
 
@@ -115,20 +190,22 @@ def _up_case(seed: int, out: IO[str]) -> int:
     from netcheck.lab.campaign import build_lab, generate, support_problem
 
     if seed < 1:
-        _usage("campaign seeds start at 1")
+        _usage(_("campaign seeds start at 1"))
     problem = support_problem()
     if problem:
-        _usage(f"cannot build the lab: {problem}")
+        _usage(_("cannot build the lab: {problem}").format(problem=problem))
     case = generate(seed)
     lab = build_lab(case, keep=True)
     _write_scenario(lab, f"case:{seed}")
-    out.write(f"Case {case.describe()}\n")
-    out.write(f"Fault: {case.fault.how}\n")
-    out.write(f"Expected diagnosis: {case.expectation().text()}\n\n")
-    out.write("Enter the client and diagnose:\n")
-    out.write(f"  sudo ip netns exec {lab.ns('client')} bash\n")
-    out.write(f"  netcheck {' '.join(case.argv())}\n\n")
-    out.write("Fixed it?  netcheck lab check        Done?  netcheck lab down\n")
+    out.write(_("Case {case}").format(case=case.describe()) + "\n")
+    out.write(_("Fault: {answer}").format(answer=case.fault.how) + "\n")
+    out.write(_("Expected diagnosis: {expected}").format(expected=case.expectation().text())
+              + "\n\n")
+    _enter_lines(lab.ns, out)
+    out.write(_("Then, in the {role}, find the fault (ip, ping, dig, ss, nft, netcheck...):")
+              .format(role=_("client")) + "\n")
+    out.write(f"  {shlex.join([*netcheck_command(), *case.argv()])}\n\n")
+    out.write(_("Fixed it?  netcheck lab check        Done?  netcheck lab down") + "\n")
     return 0
 
 
@@ -138,12 +215,12 @@ def _campaign(args: argparse.Namespace, out: IO[str]) -> int:
 
     count = len(CI_SEEDS) if args.count is None else args.count
     if args.seed < 1 or not 0 < count <= 100000 or not 0 < args.jobs <= 16:
-        _usage("--seed starts at 1; --count 1..100000; --jobs 1..16")
+        _usage(_("--seed starts at 1; --count 1..100000; --jobs 1..16"))
     if not 0 < args.deadline <= 600:
-        _usage("--deadline must be between 0 and 600 seconds")
+        _usage(_("--deadline must be between 0 and 600 seconds"))
     problem = support_problem()
     if problem:
-        _usage(f"cannot build the lab: {problem}")
+        _usage(_("cannot build the lab: {problem}").format(problem=problem))
     cleanup_stale()
     return main_campaign(args.seed, count, args.jobs, args.deadline, not args.no_truth,
                          out, args.json, args.verbose)
@@ -186,7 +263,7 @@ def _check(out: IO[str]) -> int:
 
     labs = _running_labs()
     if not labs:
-        _usage("no lab is running: start one with netcheck lab up SCENARIO")
+        _usage(_("no lab is running: start one with netcheck lab up SCENARIO"))
     folder, state = labs[-1]
     name = (folder / SCENARIO_FILE).read_text().strip()
     scenario = SCENARIOS.get(name)
@@ -194,28 +271,35 @@ def _check(out: IO[str]) -> int:
     client = _namespace(state, role)
     argv = _case_argv(name)
     if (scenario is None and argv is None) or client is None:
-        _usage(f"the running lab in {folder} is not one netcheck lab up made")
+        _usage(_("the running lab in {folder} is not one netcheck lab up made").format(
+            folder=folder))
         return 3
     from types import SimpleNamespace
 
     if argv is None:
         argv = scenario.netcheck_argv(SimpleNamespace(state_dir=folder))
+    from netcheck.i18n import get_language
     from netcheck.lab.topology import python_argv
 
     proc = subprocess.run(["ip", "netns", "exec", client,
-                           *python_argv("-m", "netcheck", *argv, "--format", "json")],
+                           *python_argv("-m", "netcheck", *argv, "--format", "json",
+                                        "--lang", get_language())],
                           capture_output=True, text=True, timeout=60, check=False)
     try:
         doc = json.loads(proc.stdout)
     except ValueError:
-        _usage(f"netcheck gave no report: {proc.stderr.strip()[:200]}")
+        _usage(_("netcheck gave no report: {error}").format(error=proc.stderr.strip()[:200]))
         return 3
     if doc.get("verdict") == "ok":
-        out.write(f"Fixed: {argv[0]} is reachable again, every layer passes.\n")
+        out.write(_("Fixed: {target} is reachable again, every layer passes.").format(
+            target=argv[0]) + "\n")
+        if scenario is not None and scenario.answer:
+            out.write(_("What was broken: {answer}").format(answer=scenario.answer) + "\n")
         return 0
     root = doc.get("root_cause") or {}
-    out.write(f"Not fixed yet ({shown(str(doc.get('verdict')))}): {shown(str(root.get('code')))} "
-              f"at layer {shown(str(root.get('layer')))}: {shown(str(root.get('summary')))}\n")
+    out.write(_("Not fixed yet ({verdict}): {code} at layer {layer}: {summary}").format(
+        verdict=shown(str(doc.get("verdict"))), code=shown(str(root.get("code"))),
+        layer=shown(str(root.get("layer"))), summary=shown(str(root.get("summary")))) + "\n")
     return 1
 
 
@@ -232,5 +316,6 @@ def _down(out: IO[str]) -> int:
     from netcheck.lab.topology import cleanup_stale
 
     removed = cleanup_stale(include_kept=True)
-    out.write(f"removed {len(removed)} namespaces\n")
+    out.write(ngettext("removed {n} namespace", "removed {n} namespaces", len(removed)).format(
+        n=len(removed)) + "\n")
     return 0

@@ -30,15 +30,34 @@ class Expect(NamedTuple):
 
 @dataclass(frozen=True)
 class Scenario:
-    """One way to break the lab, with the target to diagnose and the expected diagnosis."""
+    """One way to break the lab, with the target to diagnose and the expected diagnosis.
+
+    A student must find the fault, so what a scenario says comes in three parts: ``symptom``
+    (what a user of the client notices), ``description`` (one sentence for ``lab list``) and
+    ``fix`` (what is broken and how it is repaired: shown by ``lab check`` once it is fixed,
+    or by ``lab up --spoil``). A scenario written before ``fix`` existed has the fault in its
+    ``description``: then that is the answer, and lists show the symptom instead.
+    """
 
     name: str
-    description: str  # one sentence for a student: what is broken
+    description: str  # one sentence for `lab list`: never the fault or its fix when fix is set
     symptom: str  # what a user of the client would notice
     target: str  # TARGET string netcheck is run with, inside the client namespace
     apply: Callable[[Lab], None]
     expect: Expect
     args: tuple[str, ...] = field(default=())  # extra netcheck arguments (e.g. "-4")
+    fix: str = ""  # what is broken and how to repair it (the answer)
+
+    @property
+    def answer(self) -> str:
+        """What is broken and how it is repaired."""
+        return self.fix or self.description
+
+    @property
+    def teaser(self) -> str:
+        """What ``lab list`` says: the description, or the symptom when the description is
+        the answer (a scenario with no ``fix``)."""
+        return self.description if self.fix else self.symptom
 
     def netcheck_argv(self, lab: Any = None) -> list[str]:
         """Arguments for ``netcheck`` (without --format) that diagnose this scenario.
@@ -143,10 +162,98 @@ LITERAL = "tcp://198.18.2.10:22"
 NAMED = "tcp://www.lab.test:22"
 
 
-def _s(name: str, description: str, symptom: str, target: str, apply: Callable[[Lab], None],
+# What `lab list` says of each scenario below: the situation as a student meets it, never the
+# fault (that is each scenario's fix, the second argument of _s).
+_DESCRIPTIONS = {
+    "healthy": "Nothing is broken: the lab as built, to compare the others with.",
+    "client_interface_down": "The client cannot reach anything at all.",
+    "carrier_lost": "The client's interface is there, yet nothing beyond it answers.",
+    "no_address": "The client's link is up, yet every connection fails at once.",
+    "link_local_only": "The client's link is up, yet nothing past its own segment answers.",
+    "duplicate_address": "IPv6 connections from the client never get going.",
+    "no_default_route": "The client reaches its own subnet and nothing further.",
+    "wrong_gateway": "Connections from the client beyond its own subnet hang.",
+    "gateway_off_link": "Connections from the client beyond its own subnet never start.",
+    "blackhole_route": "Connecting to the server fails at once, with an odd error.",
+    "unreachable_route": "Connecting to the server fails at once.",
+    "nothing_beyond_gateway": "The server answers nothing at all, though the client's own "
+                              "network looks fine.",
+    "loopback_down": "Local programs on the client misbehave; the server is reachable.",
+    "resolver_config_empty": "Names do not resolve on the client; addresses work.",
+    "resolver_dropped": "Name lookups hang for seconds, then fail.",
+    "resolver_rejected": "Name lookups fail at once.",
+    "dns_refused": "Name lookups fail at once, and the name server did answer.",
+    "dns_servfail": "Name lookups fail, and the name server did answer.",
+    "nxdomain": "One server's name does not resolve.",
+    "name_without_address": "One server's name resolves, to nothing usable.",
+    "slow_resolver": "Everything works, but every new connection is slow to start.",
+    "hosts_override": "Connecting to the server by name hangs, though DNS looks right.",
+    "port_closed": "A connection to one port of the server is turned away.",
+    "port_dropped": "ssh to the server hangs; the server itself is up.",
+    "port_admin_prohibited": "ssh to the server fails at once; the server itself is up.",
+    "pmtu_blackhole": "Small exchanges with the server work; big ones stall.",
+    "narrow_link_pmtud_works": "Everything works. Is there anything worth knowing about the "
+                               "path?",
+    "ping_dropped_port_open": "The server does not answer ping. Is it down?",
+    "second_interface_down": "The client has a second interface. Is anything wrong?",
+}
+
+
+# How each fault is repaired, said after the fault itself (lab check, once it is fixed).
+_ON_ROUTER = "in the router namespace: nft delete table inet " + TABLE
+_REPAIRS = {
+    "healthy": "Nothing to repair.",
+    "client_interface_down": (
+        "Repair: ip link set dev eth0 up. Taking the link down also removed its routes and "
+        "its IPv6 address, so put those back too: ip route add default via 198.18.1.1; "
+        "ip -6 addr add 2001:db8:1::2/64 dev eth0; ip -6 route add default via 2001:db8:1::1."),
+    "carrier_lost": "Repair the other end: in the router namespace, ip link set r-client up.",
+    "no_address": ("Repair: ip addr add 198.18.1.2/24 dev eth0, then the default route: "
+                   "ip route add default via 198.18.1.1."),
+    "link_local_only": ("Repair: ip addr flush dev eth0; ip addr add 198.18.1.2/24 dev eth0; "
+                        "ip route add default via 198.18.1.1."),
+    "duplicate_address": ("Repair: ip -6 addr del 2001:db8:1::1/64 dev eth0; "
+                          "ip -6 addr add 2001:db8:1::2/64 dev eth0."),
+    "no_default_route": "Repair: ip route add default via 198.18.1.1 dev eth0.",
+    "wrong_gateway": ("Repair: ip route replace default via 198.18.1.1 dev eth0 (the router "
+                      "that answers ARP on eth0)."),
+    "gateway_off_link": "Repair: ip route replace default via 198.18.1.1 dev eth0.",
+    "blackhole_route": "Repair: ip route del blackhole 198.18.2.0/24.",
+    "unreachable_route": "Repair: ip route del unreachable 198.18.2.0/24.",
+    "nothing_beyond_gateway": f"The client is fine; repair the router ({_ON_ROUTER}).",
+    "loopback_down": "Repair: ip link set dev lo up.",
+    "resolver_config_empty": "Repair: put the line 'nameserver 198.18.3.53' in /etc/resolv.conf.",
+    "resolver_dropped": ("The client is fine; repair the DNS server (in the dns namespace: "
+                         f"nft delete table inet {TABLE})."),
+    "resolver_rejected": ("The client is fine; repair the DNS server (in the dns namespace: "
+                          f"nft delete table inet {TABLE})."),
+    "dns_refused": "The client is fine: the name server's access list must admit it.",
+    "dns_servfail": "The client is fine: the name server itself must be repaired.",
+    "nxdomain": "Ask for a name that exists (www.lab.test), or add the record to the zone.",
+    "name_without_address": "Add an A or AAAA record for noaddr.lab.test to the zone.",
+    "slow_resolver": "The client is fine: the name server must answer faster (or use another).",
+    "hosts_override": "Repair: delete the stale www.lab.test line from /etc/hosts.",
+    "port_closed": "Connect to the port the service uses (22), or start a service on 2222.",
+    "port_dropped": ("The client is fine; repair the server's firewall (in the server "
+                     f"namespace: nft delete table inet {TABLE})."),
+    "port_admin_prohibited": ("The client is fine; repair the server's firewall (in the server "
+                              f"namespace: nft delete table inet {TABLE})."),
+    "pmtu_blackhole": (f"The router must let its 'fragmentation needed' errors out ({_ON_ROUTER}); "
+                       "meanwhile the client can lower its MTU: ip link set dev eth0 mtu 1280."),
+    "narrow_link_pmtud_works": ("Nothing to repair: path MTU discovery works. An MTU of 1280 on "
+                                "eth0 would spare the first lost full-size packet."),
+    "ping_dropped_port_open": "Nothing to repair: the server only ignores ping.",
+    "second_interface_down": "Nothing to repair: eth1 is not on the way to the server.",
+}
+
+
+def _s(name: str, fix: str, symptom: str, target: str, apply: Callable[[Lab], None],
        verdict: str, code: Optional[str] = None, layer: Optional[int] = None,
        args: tuple[str, ...] = ()) -> Scenario:
-    return Scenario(name, description, symptom, target, apply, Expect(verdict, code, layer), args)
+    repair = _REPAIRS.get(name)
+    return Scenario(name, _DESCRIPTIONS.get(name, symptom), symptom, target, apply,
+                    Expect(verdict, code, layer), args,
+                    fix=f"{fix} {repair}" if repair else fix)
 
 
 _ALL = [

@@ -336,7 +336,8 @@ def test_every_scenario_has_a_tool_level_check() -> None:
 
 def test_scenarios_are_complete() -> None:
     for scenario in SCENARIOS.values():
-        assert scenario.description.endswith(".") and scenario.symptom
+        assert scenario.description.endswith((".", "?")) and scenario.symptom
+        assert scenario.fix.endswith(".")
         assert scenario.target.startswith("tcp://")
         verdict, code, layer = scenario.expect
         if verdict == "ok":
