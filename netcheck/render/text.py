@@ -222,13 +222,13 @@ def _evidence(check: CheckOutcome, look: _Look) -> list[RenderableType]:
 
 
 def _hint_body(hint: Hint, look: _Look) -> Any:
+    """The hint's words (and its docs link): prose, wrapped to the box. The commands are
+    not in it: see :func:`_hint_commands`."""
     from rich.text import Text
 
     body = Text(_lines(hint.text))
     if hint.docs:
         body.append("\n" + _("docs: {url}").format(url=shown(hint.docs)),
-    """The hint's words (and its docs link): prose, wrapped to the box. The commands are
-    not in it: see :func:`_hint_commands`."""
                     style=look.style("dim"))
     return body
 
@@ -353,6 +353,9 @@ def _renderables(report: Report, verbose: bool, look: _Look) -> list[RenderableT
                 out.extend(_hint_box(check, look))
     out.append("")
     out.append(_diagnosis(report, look))
+    root = report.root_cause
+    if report.verdict is not Verdict.OK and root is not None and root.result.hint is not None:
+        out.extend(_hint_commands(root.result.hint, look, 2))
     return out
 
 
@@ -364,9 +367,6 @@ _STYLE_CODE = re.compile(r"\x1b\[[0-9;]*m")
 
 def trim_lines(text: str) -> str:
     """``text`` without blanks at the end of its lines (a style reset kept where one was)."""
-    root = report.root_cause
-    if report.verdict is not Verdict.OK and root is not None and root.result.hint is not None:
-        out.extend(_hint_commands(root.result.hint, look, 2))
     out = []
     for line in text.split("\n"):
         m = _TRAILING.search(line)
