@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 from netcheck import family as addrfam
 from netcheck import hints
-from netcheck.i18n import _, ngettext
+from netcheck.i18n import _, ngettext, probe_text
 from netcheck.lazy import asyncio
 from netcheck.model import Hint, Layer, Result, Status, failed, passed, skipped, warned
 from netcheck.probes import dns, icmp, neighbour, shared
@@ -1237,7 +1237,7 @@ class ServerRecord:
             return _("answers REFUSED")
         if state == "DNS_SERVFAIL":
             return _("answers {rcode}").format(rcode=sorted(set(self.rcodes))[0])
-        errors = " and ".join(sorted(set(self.errors))) or _("no answer")
+        errors = ", ".join(probe_text(e) for e in sorted(set(self.errors))) or _("no answer")
         if set(self.errors) == {"timeout"} and self.sent > 1:
             return _("no answer to {sent} queries").format(sent=self.sent)
         return errors

@@ -337,3 +337,34 @@ def pgettext(context: str, message: str) -> str:
 def N_(message: str) -> str:  # noqa: N802 - the gettext convention for "mark, do not translate"
     """Mark a text for the catalogs where it is defined; translate it with ``_()`` where used."""
     return message
+
+
+# -- what probes report -----------------------------------------------------------------------
+
+# Words the probes record (the JSON evidence keeps them as they are) that a summary may quote:
+# socket errors, and the ICMP errors as ping names them (netcheck.probes.icmp).
+_PROBE_WORDS = frozenset((
+    N_("timeout"), N_("network unreachable"), N_("host unreachable"), N_("blocked locally"),
+    N_("no answer"), N_("net unreachable"), N_("protocol unreachable"),
+    N_("port unreachable"), N_("fragmentation needed"), N_("net prohibited"),
+    N_("host prohibited"), N_("administratively prohibited"), N_("TTL exceeded in transit"),
+    N_("no route to destination"), N_("address unreachable"),
+    N_("source address failed policy"), N_("reject route"), N_("packet too big"),
+    N_("hop limit exceeded"), N_("rejected (port unreachable: nothing listens on 53)"),
+))
+_FROM_SENDER = re.compile(r"^(?P<what>.+) from (?P<sender>[0-9A-Fa-f.:%\w-]+)$")
+
+
+def probe_text(raw: str) -> str:
+    """A probe's own word for what happened (``timeout``, ``network unreachable``, an ICMP
+    error ``… from 198.18.1.1``) in the current language, for a summary; anything else is
+    returned as it is. Evidence keeps the raw value: only what a person reads changes."""
+    if raw in _PROBE_WORDS:
+        return _(raw)
+    m = _FROM_SENDER.match(raw)
+    if m and m.group("what") in _PROBE_WORDS:
+        return _("{what} from {sender}").format(what=_(m.group("what")),
+                                               sender=m.group("sender"))
+    if raw.startswith("error: "):
+        return _("error: {detail}").format(detail=raw[len("error: "):])
+    return raw

@@ -3,9 +3,11 @@
 Every ``_("...")``, ``N_("...")``, ``ngettext("...", "...", n)`` and
 ``pgettext("context", "...")`` in ``netcheck/`` and ``checks/`` is found with the ``ast``
 module (so a text must be a literal: an f-string cannot be looked up in a catalog, and this
-tool reports it). The catalogs under ``netcheck/locale/<lang>/LC_MESSAGES/netcheck.po`` are
-then rewritten: translations of texts still in the code are kept, new texts get an empty
-translation to fill in, and texts no longer in the code are dropped (listed on the way).
+tool reports it). So is the title of every check declared with ``@check(...)``: the first
+line of its docstring, which the text report and ``netcheck checks`` translate. The
+catalogs under ``netcheck/locale/<lang>/LC_MESSAGES/netcheck.po`` are then rewritten:
+translations of texts still in the code are kept, new texts get an empty translation to
+fill in, and texts no longer in the code are dropped (listed on the way).
 
     python tools/extract_messages.py           # update the catalogs
     python tools/extract_messages.py --check   # exit 1 if they are not up to date
@@ -60,6 +62,8 @@ def extract_file(path: Path, rel: str, found: dict[Key, Message], problems: list
     """Add the texts marked in one source file to ``found``; what cannot be extracted to
     ``problems``."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for title, lineno in check_titles(tree):
+        found.setdefault((None, title, None), Message(title)).refs.append(f"{rel}:{lineno}")
     calls = sorted((n for n in ast.walk(tree) if isinstance(n, ast.Call)),
                    key=lambda n: (n.lineno, n.col_offset))  # the catalog follows the code
     for node in calls:
@@ -90,6 +94,28 @@ def extract_file(path: Path, rel: str, found: dict[Key, Message], problems: list
             continue
         msg = Message(msgid, texts[1] if name == "ngettext" else None, context)
         found.setdefault(msg.key, msg).refs.append(where)
+
+
+def check_titles(tree: ast.AST) -> list[tuple[str, int]]:
+    """The titles of the checks declared in a module: for every function decorated with
+    ``@check(...)``, its docstring's first line without a final period (as
+    :attr:`netcheck.registry.Check.title` reads it), with the function's line."""
+    titles = []
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        declared = any(isinstance(d, ast.Call) and _marker_name(d) == "check"
+                       for d in node.decorator_list)
+        doc = ast.get_docstring(node) if declared else None
+        if doc and doc.strip():
+            titles.append((doc.strip().splitlines()[0].rstrip("."), node.lineno))
+    return sorted(titles, key=lambda t: t[1])
+
+
+def _marker_name(call: ast.Call) -> Optional[str]:
+    func = call.func
+    return func.id if isinstance(func, ast.Name) else (
+        func.attr if isinstance(func, ast.Attribute) else None)
 
 
 def _builds_text(node: ast.expr) -> bool:

@@ -56,3 +56,37 @@ def error_report(input_text: str, message: str, mode: str = "diagnose") -> Repor
 def error_document(input_text: str, message: str, mode: str = "diagnose") -> dict[str, Any]:
     """A valid netcheck/1 document for bad input or an internal error (has an ``error`` key)."""
     return error_report(input_text, message, mode).to_json()
+
+
+def report_from_json(doc: dict[str, Any]) -> Report:
+    """The Report a netcheck/1 document was made from, to render it again (another format,
+    another language for what the renderer itself says).
+
+    What the checks wrote (summaries, hints) stays in the language of the run; the words
+    of the renderer (titles, rungs, verdicts, "blocked by") follow the language in effect.
+    ``root_cause.location`` and the request id are not read back.
+    """
+    from netcheck.model import CheckOutcome, Hint, Layer, Result, Status
+
+    def hint_of(value: Any) -> Optional[Hint]:
+        if not isinstance(value, dict):
+            return None
+        return Hint(str(value.get("text") or ""), [str(c) for c in value.get("commands") or []],
+                    value.get("docs"))
+
+    checks = [CheckOutcome(
+        str(c["id"]), Layer(int(c["layer"])), str(c.get("title") or c["id"]),
+        Result(Status(c["status"]), str(c.get("summary") or ""), code=c.get("code"),
+               evidence=dict(c.get("evidence") or {}), hint=hint_of(c.get("hint")),
+               blocked_by=c.get("blocked_by")),
+        float(c.get("duration_ms") or 0.0)) for c in doc.get("checks") or []]
+    root_doc = doc.get("root_cause")
+    root = None
+    if isinstance(root_doc, dict):
+        root = next((c for c in checks if c.id == root_doc.get("check")), None)
+    return Report(mode=str(doc.get("mode") or "diagnose"), target=dict(doc.get("target") or {}),
+                  host=dict(doc.get("host") or {}), verdict=Verdict(doc["verdict"]),
+                  root_cause=root, checks=checks, started_at=str(doc.get("started_at") or ""),
+                  duration_ms=float(doc.get("duration_ms") or 0.0),
+                  version=str((doc.get("tool") or {}).get("version") or ""),
+                  error=doc.get("error"))

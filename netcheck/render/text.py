@@ -83,6 +83,21 @@ def title_of(title: str) -> str:
     return _(title) if title else title
 
 
+# What a hint's command may leave for the reader to fill in (``<the right gateway>``): the
+# reader's words between the brackets; the JSON keeps the command as the check wrote it.
+_PLACEHOLDERS = frozenset((
+    N_("address"), N_("prefix"), N_("interface"), N_("gateway"), N_("the right gateway"),
+    N_("your DNS server"), N_("service"), N_("unit"), N_("namespace"), N_("peer"),
+))
+_PLACEHOLDER = re.compile(r"<([^<>\n]{1,40})>")
+
+
+def local_placeholders(command: str) -> str:
+    """``command`` with its known ``<placeholders>`` in the reader's language."""
+    return _PLACEHOLDER.sub(lambda m: f"<{_(m.group(1))}>" if m.group(1) in _PLACEHOLDERS
+                            else m.group(0), command)
+
+
 _VERDICT_STYLE = {
     Verdict.OK: "bold green",
     Verdict.DEGRADED: "bold yellow",
@@ -275,7 +290,7 @@ def _hint_commands(hint: Hint, look: _Look, indent: int) -> list[Any]:
             out.append(_Comment(shown(comment), indent, look.style("dim")))
         if line:
             text = Text(" " * indent)
-            text.append(f"$ {shown(line)}", style=look.style("bold"))
+            text.append(f"$ {shown(local_placeholders(line))}", style=look.style("bold"))
             out.append(_Unwrapped(text))
     return out
 
