@@ -366,6 +366,14 @@ def repair(args: argparse.Namespace, diagnose: Callable[[], Any], out: IO[str], 
             session.error = _("interrupted")
             return _give_up(session, journal, o)
         raise
+    except Exception as exc:  # whatever went wrong, nothing half-done is left behind
+        journal = state.journal
+        if journal is not None and journal.state not in ("kept", "rolled_back"):
+            o.note(_("Internal error ({error}): undoing everything, last step first.").format(
+                error=f"{type(exc).__name__}: {exc}"))
+            session.error = f"internal error: {type(exc).__name__}: {exc}"
+            return _give_up(session, journal, o)
+        raise
     finally:
         signal.signal(signal.SIGTERM, previous_term)
         if state.journal is not None:

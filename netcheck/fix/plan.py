@@ -39,6 +39,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
+from netcheck import family as addrfam
 from netcheck.fix import actions, owners
 from netcheck.fix.actions import Action
 from netcheck.fix.owners import DnsOwner, Owner
@@ -176,21 +177,30 @@ def _ip(family: int) -> list[str]:
 
 def destinations(doc: dict[str, Any], family: int) -> list[tuple[str, Optional[int]]]:
     """What to send through a candidate gateway: the flow's destination (the target, or the
-    name servers while the name does not resolve), with the target's port."""
+    route lookup's basis while the name does not resolve) with the target's port, then a name
+    server (on port 53): an answer from any of them beyond the link proves forwarding."""
     target = doc.get("target") or {}
     port = target.get("port") if target.get("scheme") not in ("dns", None) else None
-    addrs = [a for a in target.get("addresses") or [] if (":" in a) == (family == 6)]
-    if addrs:
-        return [(a, port if isinstance(port, int) else None) for a in addrs[:2]]
+    port = port if isinstance(port, int) else None
     route = (check_of(doc, "network.route").get("evidence") or {}).get("path") or {}
+    # A lookup for the default route's sake went to a documentation address: never sent to.
     looked = [lk.get("destination") for lk in route.get("lookups", [])
-              if isinstance(lk.get("destination"), str)]
-    servers = (check_of(doc, "dns.config").get("evidence") or {}).get("nameservers") or []
-    found = [a for a in [*looked, *servers] if isinstance(a, str)
-             and (":" in a) == (family == 6) and not a.startswith(("192.0.2.", "2001:db8::"))]
-    # A name server is asked on its port 53 (TCP answers a SYN as well as UDP a query).
-    return [(a, 53 if a in servers else (port if isinstance(port, int) else None))
-            for a in dict.fromkeys(found)][:2]
+              if route.get("basis") != "default route"]
+    servers = [str(s) for s in
+               (check_of(doc, "dns.config").get("evidence") or {}).get("nameservers") or []]
+    found: dict[str, Optional[int]] = {}
+    for address in [*(target.get("addresses") or []), *looked]:
+        if len(found) < 2 and isinstance(address, str) and address not in servers:
+            found.setdefault(address, port)
+    for address in servers[:2]:
+        found.setdefault(address, 53)
+    never = {addrfam.default_probe_address(addrfam.V4), addrfam.default_probe_address(addrfam.V6)}
+    return [(a, p) for a, p in found.items() if (":" in a) == (family == 6)
+            and a not in never and not _is_loopback_address(a)][:3]
+
+
+def _is_loopback_address(address: str) -> bool:
+    return address.startswith(("127.", "::1"))
 
 
 def needs(doc: dict[str, Any]) -> dict[str, Any]:
@@ -428,19 +438,20 @@ def _static_neighbour(check: dict[str, Any], proofs: Proofs) -> Union[list[Step]
 
 
 def _rp_filter(check: dict[str, Any], host: Host, rp: dict[str, Any]) -> Union[list[Step], str]:
+    """Loose mode (2) on each strict interface: the kernel uses the larger of ``all`` and the
+    interface's value, so ``all`` (every other interface) stays as it is."""
     steps = []
-    for ifname in rp.get("strict") or []:
-        for name in dict.fromkeys(("all", str(ifname))):
-            key = f"net.ipv4.conf.{name}.rp_filter"
-            old = host.sysctls.get(key)
-            if old != "1":
-                continue
-            steps.append(Step([actions.run(["sysctl", "-q", "-w", f"{key}=2"])],
-                              [actions.run(["sysctl", "-q", "-w", f"{key}={old}"])],
-                              _("{count} replies failed strict reverse-path filtering while "
-                                "the gateway was probed ({key}=1)").format(
-                                  count=rp.get("dropped"), key=key),
-                              note=_("runtime only: set it in /etc/sysctl.d/ to keep it")))
+    for ifname in dict.fromkeys(str(i) for i in rp.get("strict") or []):
+        key = f"net.ipv4.conf.{ifname}.rp_filter"
+        old = host.sysctls.get(key)
+        if old is None or old == "2":
+            continue
+        steps.append(Step([actions.run(["sysctl", "-q", "-w", f"{key}=2"])],
+                          [actions.run(["sysctl", "-q", "-w", f"{key}={old}"])],
+                          _("{count} replies failed strict reverse-path filtering on {ifname} "
+                            "while the gateway was probed").format(
+                              count=rp.get("dropped"), ifname=ifname),
+                          note=_("runtime only: set it in /etc/sysctl.d/ to keep it")))
     return steps or _("reverse-path filtering is no longer strict")
 
 
@@ -631,11 +642,11 @@ def _verified(host: Host, loc: tuple[str, str, str, Optional[int], str, Optional
     return None
 
 
-def _accept_steps(blocks: list[Block], host: Host, why: str) -> list[Step]:
+def _accept_steps(blocks: list[Block], host: Host, reason: str) -> list[Step]:
     steps = []
     for n, b in enumerate(blocks, 1):
-        tag = f"{host.tag}-{n}"
-        for match in b.matches:
+        for m, match in enumerate(b.matches, 1):
+            tag = f"{host.tag}-{n}-{m}"
             if b.source == "nft":
                 where = [b.family, b.table, b.chain]
                 place = ["insert", "rule", *where, "position", str(b.handle)] \
@@ -650,15 +661,13 @@ def _accept_steps(blocks: list[Block], host: Host, why: str) -> list[Step]:
                 at = ["-I", b.chain, str(b.position)] if b.position else ["-A", b.chain]
                 do = actions.run([b.command, *table, *at, *spec])
                 undo = actions.run([b.command, *table, "-D", b.chain, *spec], tolerate=NO_SUCH)
-            before = (_("before `{rule}` (handle {handle}) in {family} {table} {chain}").format(
-                rule=b.quoted, handle=b.handle, family=b.family, table=b.table, chain=b.chain)
-                if b.handle is not None else
-                _("before the {what} of {family} {table} {chain}").format(
-                    what=b.quoted if b.quoted.startswith("policy") else
-                    f"rule {b.position}: `{b.quoted}`", family=b.family, table=b.table,
-                    chain=b.chain))
-            steps.append(Step([do], [undo], why + ": " + _("an accept {before}").format(
-                before=before), "nft" if b.source == "nft" else b.command,
+            where_text = (_("right before it (handle {handle})").format(handle=b.handle)
+                          if b.handle is not None else
+                          _("right before it (rule {position})").format(position=b.position)
+                          if b.position else _("at the end, right before the policy"))
+            why = _("{reason}; the accept goes {where}").format(reason=reason, where=where_text)
+            steps.append(Step([do], [undo], why,
+                              "nft" if b.source == "nft" else b.command,
                               note=_("runtime only: save the ruleset where this host loads it "
                                      "at boot (/etc/nftables.conf, iptables-save) to keep "
                                      "it")))
@@ -751,9 +760,7 @@ def _output_block(doc: dict[str, Any], check: dict[str, Any], host: Host,
     if not blocks:
         return _("the blocking rule could not be told exactly (see transport.firewall): "
                  "netcheck does not change a firewall on a guess")
-    why = _("this host's own firewall blocks the flow ({summary})").format(
-        summary=fw.get("summary") or check.get("summary"))
-    return _accept_steps(blocks, host, why)
+    return _accept_steps(blocks, host, str(fw.get("summary") or check.get("summary")))
 
 
 def _input_block(doc: dict[str, Any], check: dict[str, Any], host: Host,
@@ -762,36 +769,30 @@ def _input_block(doc: dict[str, Any], check: dict[str, Any], host: Host,
     groups, problem = _group(dropped, host)
     if problem:
         return problem
-    peers: dict[Any, dict[int, list[str]]] = {}
+    families: dict[Any, set[int]] = {}
     for v in dropped:
         loc = _location(v)
         words = str(v.get("flow", "")).split(" from ")
-        if loc is None or len(words) != 2:
-            continue
-        remote = words[1].split()[0]
-        fam = 6 if ":" in remote else 4
-        peers.setdefault(loc[:4], {}).setdefault(fam, [])
-        if remote not in peers[loc[:4]][fam]:
-            peers[loc[:4]][fam].append(remote)
+        if loc is not None and len(words) == 2:
+            families.setdefault(loc[:4], set()).add(6 if ":" in words[1].split()[0] else 4)
     ifname = (doc.get("host") or {}).get("egress_interface")
     iif = f'iifname "{ifname}" ' if isinstance(ifname, str) else ""
     for key, block in groups.items():
-        for fam, remotes in sorted(peers.get(key, {}).items()):
-            ip = "ip6" if fam == 6 else "ip"
-            if block.family not in ("inet", ip):
-                continue
-            block.matches.append(f"{iif}{ip} saddr {{ {', '.join(remotes)} }} "
-                                 "ct state established,related")
-            if fam == 6:  # neighbour discovery is not tracked: let it in on this link only
-                block.matches.append(f"{iif}icmpv6 type {{ nd-neighbor-solicit, "
-                                     "nd-neighbor-advert }")
+        fams = families.get(key, set())
+        # The replies to what this host opens, on the path's interface: not one peer at a
+        # time (the target's replies are dropped too, only not yet seen while the name
+        # server's were), and nothing new can come in through it.
+        if fams:
+            block.matches.append(f"{iif}ct state established,related")
+        if 6 in fams and block.family in ("inet", "ip6"):
+            # neighbour discovery is not tracked: let it in on this link only
+            block.matches.append(f"{iif}icmpv6 type {{ nd-neighbor-solicit, "
+                                 "nd-neighbor-advert }")
     blocks = [b for b in groups.values() if b.matches and b.source == "nft"]
     if not blocks:
         return _("the rule that drops the replies could not be told exactly (see "
                  "transport.input_firewall): netcheck does not change a firewall on a guess")
-    why = _("this host's input chain drops the replies to its own connections ({summary})"
-            ).format(summary=check.get("summary"))
-    return _accept_steps(blocks, host, why)
+    return _accept_steps(blocks, host, str(check.get("summary")))
 
 
 def _server_block(doc: dict[str, Any], check: dict[str, Any], host: Host,
@@ -821,10 +822,7 @@ def _server_block(doc: dict[str, Any], check: dict[str, Any], host: Host,
     if not blocks:
         return _("the rule that blocks the port is not an nft rule netcheck can place an "
                  "accept before (see transport.inbound_firewall)")
-    who = _(" from {client}").format(client=client) if isinstance(client, str) else ""
-    why = _("this host's firewall blocks {proto} port {port}{who} inbound ({summary})").format(
-        proto=proto, port=port, who=who, summary=check.get("summary"))
-    return _accept_steps(blocks, host, why)
+    return _accept_steps(blocks, host, str(check.get("summary")))
 
 
 # -- services and MTU --------------------------------------------------------------------------
