@@ -264,9 +264,9 @@ TEXTS: dict[str, tuple[str, str, str]] = {
                    "A la captura li falta part d'aquesta sessió: {g} vegada/es hi falten "
                    "segments anteriors{acked}; el que falta no s'ha perdut necessàriament a la "
                    "xarxa."),
-    "story_gaps_acked": (", and {n} ACK(s) acknowledge bytes it does not hold",
-                         ", y {n} ACK confirman bytes que no contiene",
-                         ", i {n} ACK confirmen bytes que no conté"),
+    "story_gaps_acked": (", and the ACKs acknowledge {n} bytes it does not hold",
+                         ", y los ACK confirman {n} bytes que no contiene",
+                         ", i els ACK confirmen {n} bytes que no conté"),
     "story_dialogue_cut": ("The dialogue listing stops after {m} lines: {n} more were counted, "
                            "not kept.",
                            "La lista del diálogo se detiene tras {m} líneas: {n} más se "

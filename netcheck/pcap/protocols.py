@@ -411,9 +411,11 @@ def http_message_size(data: bytes) -> int:
     return -1
 
 
-def ends_chunked_body(data: bytes) -> bool:
-    """True if ``data`` ends with the last chunk of a chunked HTTP body (``0`` CRLF CRLF)."""
-    return data.endswith(b"\r\n0\r\n\r\n") or data == b"0\r\n\r\n"
+def ends_chunked_body(buf: bytes, start: int, stop: int) -> bool:
+    """True if ``buf[start:stop]`` ends with the last chunk of a chunked HTTP body (``0``
+    CRLF CRLF). Read in place: this runs for every segment of an HTTP answer."""
+    return buf.endswith(b"\r\n0\r\n\r\n", start, stop) or (
+        stop - start == 5 and buf.startswith(b"0\r\n\r\n", start))
 
 
 def http_status(data: bytes) -> Optional[tuple[int, str]]:

@@ -106,7 +106,7 @@ class Flow:
     __slots__ = ("base", "nextseq", "nextseq_t", "lastack", "lastack_t", "window", "wscale",
                  "dupacknum", "maxend", "syns", "isn", "mss", "sack_perm",
                  "timestamps", "fin_seq", "fin_n", "rst_n", "keepalive_last", "zwp_last",
-                 "follower", "app_segments", "packets", "maxack")
+                 "follower", "app_segments", "packets")
 
     def __init__(self) -> None:
         self.base = -1  # relative numbers are (absolute - base) mod 2**32
@@ -131,7 +131,6 @@ class Flow:
         self.follower: Optional[P.TlsFollower] = None
         self.app_segments = 0
         self.packets = 0  # captured packets this way
-        self.maxack = -1  # highest acknowledgement sent this way (absolute)
 
     @property
     def data(self) -> int:
@@ -141,11 +140,12 @@ class Flow:
         return (self.maxend - self.base - 1) & MASK
 
     def acked(self, peer: Flow) -> int:
-        """Bytes of the peer's data this side acknowledged (its FIN included), or -1 if it
-        acknowledged nothing: proof of what the peer sent even when none of it was captured."""
-        if self.maxack < 0 or peer.base < 0:
+        """Bytes of the peer's data this side acknowledged last (its FIN included), or -1 if
+        it acknowledged nothing: proof of what the peer sent even when none of it was
+        captured."""
+        if self.lastack < 0 or peer.base < 0:
             return -1
-        value = (self.maxack - peer.base - 1) & MASK
+        value = (self.lastack - peer.base - 1) & MASK
         return value if value < HALF else -1
 
 
@@ -153,12 +153,12 @@ class Session:
     """One TCP session (a Wireshark ``tcp.stream``)."""
 
     __slots__ = ("id", "ckey", "caddr", "saddr", "cport", "sport", "c", "s", "first_t",
-                 "last_t", "first_n", "packets", "syn_t", "irtt", "synack_n", "hs_done",
+                 "last_t", "first_n", "syn_t", "irtt", "synack_n", "hs_done",
                  "refused", "retrans", "fast_retrans", "spurious", "dupacks", "zerowin",
                  "ooo", "keepalives", "lost", "first_closer", "first_rst", "simultaneous",
                  "three_way", "app", "tls", "http", "dialogue", "smtp_data",
                  "events", "events_dropped", "icmp", "syn_retries", "synack_retries",
-                 "handshake_seen", "dups", "dup_retrans", "dup_acks", "cut", "ack_unseen",
+                 "handshake_seen", "dups", "dup_retrans", "dup_acks", "cut",
                  "last_sig", "synack_isns", "dialogue_omitted", "http_omitted", "http_next",
                  "http_seen_status")
 
@@ -170,7 +170,6 @@ class Session:
         self.s = Flow()
         self.first_t = self.last_t = t
         self.first_n = n
-        self.packets = 0
         self.syn_t = -1.0
         self.irtt = -1.0
         self.synack_n = 0
@@ -198,7 +197,6 @@ class Session:
         self.dup_retrans = 0  # ... of them counted as retransmissions, as Wireshark does
         self.dup_acks = 0  # ... of them counted as duplicate ACKs, as Wireshark does
         self.cut = 0  # packets the snap length cut (options or payload not captured)
-        self.ack_unseen = 0  # ACKs of data that is not in the capture
         self.last_sig: Optional[tuple] = None
         self.synack_isns = 0  # SYN-ACKs with another ISN than the first (Wireshark re-bases)
         self.dialogue_omitted = 0
@@ -207,6 +205,11 @@ class Session:
         self.http_seen_status = False
 
     # -- conclusions ------------------------------------------------------------------------
+
+    @property
+    def packets(self) -> int:
+        """Captured packets of the session, both ways."""
+        return self.c.packets + self.s.packets
 
     @property
     def closed(self) -> bool:
@@ -242,19 +245,26 @@ class Session:
         the other (proof of packets the capture missed), frames captured twice, packets the
         snap length cut, and gaps."""
         c, s = self.c.packets, self.s.packets
+        acked_c, acked_s = self.s.acked(self.c), self.c.acked(self.s)
+        # Bytes the peer acknowledged beyond those in the capture (its FIN aside): what the
+        # capture missed of a side it otherwise saw.
+        unseen = 0
+        if c and s:
+            for acked, flow in ((acked_c, self.c), (acked_s, self.s)):
+                if acked >= 0:
+                    unseen += max(0, acked - flow.data - (1 if flow.fin_n else 0))
         return {
             "seen": "both" if c and s else "client" if c else "server",
             "packets": {"client": c, "server": s},
             # Bytes each side's data the other acknowledged (the FIN counts one): what the
             # peer received, even when the capture holds none of it.
-            "acked": {"client": _known(self.s.acked(self.c)),
-                      "server": _known(self.c.acked(self.s))},
+            "acked": {"client": _known(acked_c), "server": _known(acked_s)},
             "duplicates": self.dups,
             "duplicates_as_retransmissions": self.dup_retrans,
             "duplicates_as_dup_acks": self.dup_acks,
             "cut": self.cut,
             "gaps": self.lost,
-            "acked_unseen": self.ack_unseen,
+            "acked_unseen": unseen,
         }
 
     def to_json(self, with_events: bool = False, lang: str = "en") -> dict[str, Any]:
@@ -281,7 +291,7 @@ class Session:
                 "answered_by_rst": self.refused,
                 # The client acknowledged the server's ISN: the SYN-ACK reached it, captured
                 # or not.
-                "synack_acked": self.handshake_seen and self.c.maxack >= 0,
+                "synack_acked": self.handshake_seen and self.c.lastack >= 0,
                 "synack_new_isns": self.synack_isns,
             },
             "close": self.close_kind(),
@@ -582,7 +592,8 @@ class Analyzer:
         # ways): the same IP ID and the very same TCP header (checksum included, so the same
         # payload), right after the first copy. Wireshark counts the copy as a retransmission
         # or a duplicate ACK, and so do the counts here; the explanation says what it is.
-        sig = (c2s, ipid, seq, ack, flags, win, csum, seglen)
+        # (The TCP checksum covers ports, numbers, flags, window, options and payload.)
+        sig = (c2s, seq, csum, ipid, seglen)
         dup = sig == s.last_sig and t - s.last_t <= DUP_WINDOW
         if dup and ipid <= 0 and not seglen and not flags & 7 and not s.dups:
             # Two identical pure ACKs with no IP ID to tell them apart (IPv6, or a stack that
@@ -590,7 +601,6 @@ class Analyzer:
             # capture has shown copies of other frames of the session.
             dup = False
         s.last_sig = sig
-        s.packets += 1
         fwd.packets += 1
         s.last_t = t
         tags: Optional[list[tuple]] = None if s.events is None else []
@@ -609,10 +619,8 @@ class Analyzer:
                 rev.base = (ack - 1) & MASK
             if s.irtt < 0 and s.syn_t >= 0 and not flags & 2:
                 s.irtt = t - s.syn_t  # Wireshark's iRTT: last SYN to the first ACK w/o SYN
-            if rev.nextseq >= 0 and 0 < (ack - rev.nextseq) & MASK < HALF:
-                s.ack_unseen += 1  # Wireshark: "ACKed segment that wasn't captured"
-                if tags is not None:
-                    tags.append(("ack_unseen",))
+            if tags is not None and rev.nextseq >= 0 and 0 < (ack - rev.nextseq) & MASK < HALF:
+                tags.append(("ack_unseen",))  # Wireshark: "ACKed segment that wasn't captured"
         if flags & 7:  # SYN, FIN or RST: the handshake and the close
             self._control(s, fwd, rev, c2s, flags, seq, ack, seglen, t, buf, l4, thl, end,
                           dup, tags)
@@ -668,9 +676,11 @@ class Analyzer:
                 not_adv = (seq - nextseq) & MASK >= HALF
                 if not_adv and seglen > 1 and (nextseq - 1) & MASK == seq:
                     not_adv = False
-                again = self._retransmission(s, fwd, rev, t, seq, seglen, syn_fin, not_adv,
-                                             tags)
-                s.dup_retrans += dup and again
+                if not_adv or (seglen and rev.lastack >= 0
+                               and (rev.lastack - seq - seglen) & MASK < HALF):
+                    again = self._retransmission(s, fwd, rev, t, seq, seglen, syn_fin,
+                                                 not_adv, tags)
+                    s.dup_retrans += dup and again
             nxt = (seq + seglen + syn_fin) & MASK
             if nextseq < 0 or 0 < (nxt - nextseq) & MASK < HALF and not zwp:
                 fwd.nextseq = nxt
@@ -686,8 +696,6 @@ class Analyzer:
         if flags & 16:
             fwd.lastack = ack
             fwd.lastack_t = t
-            if fwd.maxack < 0 or 0 < (ack - fwd.maxack) & MASK < HALF:
-                fwd.maxack = ack
 
         # -- data --
         if seglen:
@@ -744,7 +752,7 @@ class Analyzer:
                 s.hs_done = True
                 if tags is not None:
                     tags.append(("hs_ack", s.irtt, s.handshake_seen))
-            elif c2s and s.handshake_seen and fwd.maxack < 0 and tags is not None:
+            elif c2s and s.handshake_seen and fwd.lastack < 0 and tags is not None:
                 # The client's first ACK after its SYN: it acknowledges a SYN-ACK that is
                 # not in the capture (it went another way, or was not captured).
                 tags.append(("hs_ack_unseen", s.irtt))
@@ -844,7 +852,7 @@ class Analyzer:
         fwd.nextseq = -1
         fwd.maxend = -1
         fwd.follower = None
-        rev.lastack = rev.maxack = -1
+        rev.lastack = -1
         rev.dupacknum = 0
 
     @staticmethod
@@ -901,12 +909,12 @@ class Analyzer:
                     # Where the next response begins, if this one says how long it is.
                     size = P.http_message_size(buf[start:stop])
                     s.http_next = (seq + size) & MASK if size >= 0 else -1
-                    if size < 0 and P.ends_chunked_body(buf[start:stop]):
+                    if size < 0 and P.ends_chunked_body(buf, start, stop):
                         s.http_next = (seq + seglen) & MASK
             else:
                 if gap:
                     self._http_gap(s, fwd, seq, tags)
-                if P.ends_chunked_body(buf[start:stop]):
+                if P.ends_chunked_body(buf, start, stop):
                     s.http_next = (seq + seglen) & MASK  # the last chunk: the answer ends
         elif app in ("smtp", "pop3", "ssh"):
             data = buf[start:stop]
@@ -1344,7 +1352,7 @@ def capture_facts(analyzer: Analyzer) -> dict[str, Any]:
     of the side seen that the other side did send; how many frames are copies."""
     listed = analyzer.sessions
     one_way = sum(1 for s in listed if not (s.c.packets and s.s.packets)
-                  and (s.c.maxack >= 0 if s.c.packets else s.s.maxack >= 0))
+                  and (s.c.lastack >= 0 if s.c.packets else s.s.lastack >= 0))
     copies = sum(s.dups for s in listed)
     facts: dict[str, Any] = {}
     if one_way:
