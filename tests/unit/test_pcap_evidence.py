@@ -154,6 +154,22 @@ def test_synacks_with_new_isns_are_one_session_counted_from_the_last_isn() -> No
     assert not any("retransmission" in note for note in notes[4:])
 
 
+def test_a_new_syn_on_the_same_ports_is_a_new_session_and_a_resent_one_is_not() -> None:
+    rec = Recorder()
+    first = TcpScript(rec, C, S, 80, cport=40000, isn_c=1000)
+    first.handshake()
+    first.send(True, b"x" * 10)
+    first.close()
+    second = TcpScript(rec, C, S, 80, cport=40000, isn_c=90_000, t0=T0 + 5)
+    second.syn()
+    second.rst(False)  # refused...
+    second.syn(advance=1.0)  # ... and tried again with the same ISN: the same session
+    doc = analyse(rec)
+    assert [s["packets"] for s in doc["sessions"]] == [8, 3]  # as tshark's tcp.stream
+    assert doc["sessions"][0]["bytes"]["client"] == 10
+    assert doc["sessions"][1]["handshake"]["answered_by_rst"]
+
+
 def test_a_retransmitted_http_request_is_one_request() -> None:
     rec = Recorder()
     script = TcpScript(rec, C, S, 80)
