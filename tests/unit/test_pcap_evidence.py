@@ -218,11 +218,10 @@ def test_an_interim_100_continue_answers_nothing_yet() -> None:
 
 class Doubled:
     """An emit that captures every frame twice, 30 µs apart (a host capturing on two
-    interfaces), except the frames listed in ``once``."""
+    interfaces)."""
 
     def __init__(self, rec: Recorder) -> None:
         self.rec = rec
-        self.count = 0
 
     def __call__(self, ts: float, data: bytes, from_client: bool) -> None:
         self.rec.add(ts, data)
