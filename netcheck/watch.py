@@ -143,6 +143,23 @@ class Summary:
         return out
 
 
+def emit(out: IO[str], text: str) -> None:
+    """Write ``text`` whole and flush it. To a real file or pipe the bytes go out with
+    ``os.write`` until all are written: an unbuffered stream (``python -u``) whose write a
+    signal cuts short would silently lose the rest of a document."""
+    try:
+        fd = out.fileno()
+    except (AttributeError, OSError, ValueError):  # a StringIO, a wrapper without a file
+        out.write(text)
+        out.flush()
+        return
+    out.flush()
+    data = text.encode(getattr(out, "encoding", None) or "utf-8",
+                       getattr(out, "errors", None) or "strict")
+    while data:
+        data = data[os.write(fd, data):]
+
+
 def clock(when: float) -> str:
     """Local wall-clock time of day, to the second (what a person compares with a log)."""
     return datetime.fromtimestamp(when).strftime("%H:%M:%S")
@@ -227,10 +244,9 @@ def watch(target: Any, options: Any, checks: list[Any], args: argparse.Namespace
 
         if args.format == "text" and not args.quiet:
             with guard.writing():
-                out.write(_("watching {target} every {seconds} s (Ctrl-C ends it with a "
+                emit(out, _("watching {target} every {seconds} s (Ctrl-C ends it with a "
                             "summary)").format(target=shown(target.input),
                                                seconds=f"{interval:g}") + "\n")
-                out.flush()
         while True:
             started, t0 = time.time(), time.monotonic()
             opts = replace(options, started=t0, request_id=os.urandom(6).hex(), locate=memory)
@@ -257,18 +273,19 @@ def watch(target: Any, options: Any, checks: list[Any], args: argparse.Namespace
 
     def _show_round(report: Report, rnd: Round, before: Optional[Round], started: float,
                     duration: float) -> None:
-        with guard.writing():
-            if args.format == "ndjson":
-                from netcheck.render.json import render_json
+        text = ""
+        if args.format == "ndjson":
+            from netcheck.render.json import render_json
 
-                out.write(render_json(report, indent=None) + "\n")
-            else:
-                if not args.quiet:
-                    out.write(round_line(report, started, duration) + "\n")
-                if changed(before, rnd):
-                    out.write("\n".join(change_block(before, report, started,
-                                                      state["down_since"])) + "\n")
-            out.flush()
+            text = render_json(report, indent=None) + "\n"
+        else:
+            if not args.quiet:
+                text = round_line(report, started, duration) + "\n"
+            if changed(before, rnd):
+                text += "\n".join(change_block(before, report, started,
+                                               state["down_since"])) + "\n"
+        with guard.writing():
+            emit(out, text)
 
     heading = _("watch interrupted: summary")
     try:
@@ -280,7 +297,6 @@ def watch(target: Any, options: Any, checks: list[Any], args: argparse.Namespace
     summary.ended = time.time()
     with guard.writing():
         sink = err if args.format == "ndjson" else out
-        sink.write(("\n" if sink is out else "") + heading + "\n")
-        sink.write("".join(f"  {line}\n" for line in summary.lines()))
-        sink.flush()
+        emit(sink, ("\n" if sink is out else "") + heading + "\n"
+             + "".join(f"  {line}\n" for line in summary.lines()))
     return summary.worst().exit_code if summary.rounds else 3
