@@ -25,6 +25,7 @@ pure (unit-tested in tests/unit/test_fix_plan.py).
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -112,15 +113,19 @@ def _nmcli_device(ifname: str) -> Owner:
     return owner
 
 
+_FIELD = re.compile(r"^\s*([A-Za-z][A-Za-z .-]*):\s(.*)$")
+
+
 def parse_networkctl_status(text: str) -> dict[str, list[str]]:
-    """The labelled fields of ``networkctl status IF`` (values of continued lines joined)."""
+    """The labelled fields of ``networkctl status IF`` (a value on the lines below its label,
+    as DNS servers are listed, belongs to it)."""
     fields: dict[str, list[str]] = {}
     last = None
     for line in text.splitlines():
-        head, sep, value = line.partition(": ")
-        if sep and head.strip() and not head.startswith(" " * 16):
-            last = head.strip()
-            fields.setdefault(last, []).append(value.strip())
+        match = _FIELD.match(line)
+        if match:
+            last = match.group(1).strip()
+            fields.setdefault(last, []).append(match.group(2).strip())
         elif last is not None and line.strip():
             fields[last].append(line.strip())
     return fields

@@ -370,10 +370,14 @@ def test_killed_netcheck_is_rolled_back_by_its_watchdog(
         term.proc.wait()
     finally:
         term.close()
-    assert _until(lambda: state(lab) == before), "the watchdog did not roll back"
     journal = next(fix_dir.glob("*.jsonl"))
-    lines = [json.loads(x) for x in journal.read_text().splitlines()]
-    assert lines[-1] == {"type": "state", "state": "rolled_back"}
+
+    def last_line() -> dict[str, Any]:
+        return json.loads(journal.read_text().splitlines()[-1])
+
+    assert _until(lambda: last_line() == {"type": "state", "state": "rolled_back"}), \
+        "the watchdog did not roll back"
+    assert_same(before, state(lab))
     rc, doc, _err = run_fix(lab, fix_dir, "--rollback")
     assert (rc, doc["outcome"]) == (1, "nothing_to_roll_back")
 
