@@ -84,14 +84,16 @@ def test_a_two_second_outage_is_caught_and_summarised(lab: ComposedLab,
     # Text: a line a round, the change told when it happened, the summary at the end.
     assert text.returncode == 2, explain  # the worst verdict seen
     rounds = [line for line in out.splitlines() if re.match(r"\d\d:\d\d:\d\d  ", line)]
-    assert len(rounds) >= 12, explain
+    assert len(rounds) >= 8, explain  # about 16 when the machine is idle
     broken = [line for line in rounds if "BROKEN" in line]
     assert broken and all("TCP_FILTERED (L4)" in line for line in broken), explain
     down = re.search(r"── (\d\d:\d\d:\d\d) changed: OK -> BROKEN ──", out)
     up = re.search(r"── (\d\d:\d\d:\d\d) changed: BROKEN -> OK \(outage of ([\d.]+) s\) ──",
                    out)
     assert down and up, explain
-    assert toggled["applied"] - 1 <= seconds(down.group(1), started) <= toggled["removed"] + 1
+    # A round's time is its start, to the second; the fault may come in while it runs.
+    when = seconds(down.group(1), started)
+    assert toggled["applied"] - 2.5 <= when <= toggled["removed"] + 1.5, explain
     # Where the SYN stops (hop 2), or, for a round the fault ended in, that it came and went.
     assert re.search(r"where the packets stop: (the SYN gets as far as 198\.18\.6\.2 \(hop 2\)"
                      r"|the probes reached 198\.18\.2\.10 \(hop 3\) .* comes and goes)",
