@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from typing import TYPE_CHECKING, Any, Callable, Optional
+from netcheck import hints
 
 from netcheck.hints import server_side_command
 from netcheck.i18n import N_, _, ngettext
@@ -119,7 +120,7 @@ def _reset_result(ctx: Context, resets: list[TcpResult]) -> Result:
           "fail2ban or firewall rule that resets established connections, a connection limit "
           "(sshd's MaxStartups), or a worker that crashes as it accepts. The server's log "
           "names it."),
-        [f"nc -v {host} {port}", f"tcpdump -ni any host {r.address} and port {port}",
+        [hints.talk(host, port), f"tcpdump -ni any host {r.address} and port {port}",
          _on_server(f"ss -tlnp 'sport = :{port}'", _("on the server: which program listens")),
          server_side_command(port),
          _on_server("cat /etc/hosts.allow /etc/hosts.deny"),
@@ -421,7 +422,7 @@ def _judge_http(ctx: Context, parts: UrlParts, r: HttpResult) -> Result:
             _("Port {port} on {host} is not an HTTP server (or not a sane one). Is it the right "
               "port for this URL? Which program listens there?").format(port=parts.port,
                                                                         host=parts.host),
-            [f"nc -v {parts.host} {parts.port}", f"curl -v {_q(url)}",
+            [hints.talk(parts.host, parts.port), f"curl -v {_q(url)}",
              _on_server(f"ss -tlnp 'sport = :{parts.port}'",
                         _("on the server: which program listens")),
              *_server_side(ctx)[1:2]]), **evidence)
@@ -431,7 +432,7 @@ def _judge_http(ctx: Context, parts: UrlParts, r: HttpResult) -> Result:
         fail_parts = _safe_parts(failing) or parts
         return _tls_failure(ctx, f"{failing}", r.detail or "", [
             f"openssl s_client -connect {fail_parts.host_for_url}:{fail_parts.port} "
-            f"-servername {fail_parts.host}", f"netcheck {_q(failing)}"], **evidence)
+            f"-servername {fail_parts.host} </dev/null", f"netcheck {_q(failing)}"], **evidence)
 
     # connect_failed, dns_failed, proxy_failed, error: mostly a redirect to somewhere else
     # that fails lower down, or a proxy that does not work; not a layer-7 code.
@@ -542,19 +543,20 @@ async def app_protocol(ctx: Context) -> Result:
 def _greeting_commands(scheme: str, host: str, port: int) -> list[str]:
     hp = f"{host}:{port}"
     if scheme in ("smtp", "submission"):
-        return [f"swaks --server {hp} --quit-after EHLO", f"nc -C {host} {port}",
-                f"openssl s_client -starttls smtp -connect {hp}",
+        return [*([f"swaks --server {hp} --quit-after EHLO"] if hints.have("swaks") else []),
+                hints.talk(host, port, crlf=True),
+                f"openssl s_client -starttls smtp -connect {hp} </dev/null",
                 _on_server("journalctl -u postfix -u exim4 --since -10min"),
                 _on_server("tail -n 50 /var/log/mail.log")]
     if scheme in ("pop3s", "imaps"):
-        return [f"openssl s_client -connect {hp} -servername {host}",
+        return [f"openssl s_client -connect {hp} -servername {host} </dev/null",
                 _on_server("journalctl -u dovecot --since -10min"),
                 _on_server("tail -n 50 /var/log/mail.log")]
     if scheme in ("pop3", "imap"):
-        return [f"nc -C {host} {port}",
+        return [hints.talk(host, port, crlf=True),
                 _on_server("journalctl -u dovecot --since -10min"),
                 _on_server("tail -n 50 /var/log/mail.log")]
-    return [f"ssh -v -p {port} {host}", f"nc {host} {port}",
+    return [f"ssh -v -p {port} {host}", hints.talk(host, port),
             _on_server("journalctl -u ssh --since -10min")]
 
 
@@ -568,7 +570,8 @@ def _judge_greeting(ctx: Context, scheme: str, proto: str, r: BannerResult) -> R
     commands = _greeting_commands(scheme, host, port)
     if r.state == "tls_failed":
         return _tls_failure(ctx, f"{scheme}://{host}:{port}", r.error or "", [
-            f"openssl s_client -connect {host}:{port} -servername {host}"], **evidence)
+            f"openssl s_client -connect {host}:{port} -servername {host} </dev/null"],
+            **evidence)
     if r.state in ("connect_failed", "error"):
         return Result(Status.ERROR, _("could not connect to {endpoint} again: {error}").format(
             endpoint=where, error=r.error), evidence=evidence)
@@ -584,7 +587,7 @@ def _judge_greeting(ctx: Context, scheme: str, proto: str, r: BannerResult) -> R
                           _("An {protocol} server speaks first; this port waits for the client "
                             "and then answers in another protocol: a wrong port, or another "
                             "program listening there.").format(protocol=name),
-                          [f"nc -v {host} {port}",
+                          [hints.talk(host, port),
                            _on_server(f"ss -tlnp 'sport = :{port}'", which_program)]),
                       **evidence)
     if r.state == "silent":
@@ -618,7 +621,7 @@ def _judge_greeting(ctx: Context, scheme: str, proto: str, r: BannerResult) -> R
                           _("Port {port} answers with another protocol than {protocol}: a "
                             "wrong port, or another program listening there.").format(
                                 port=port, protocol=name),
-                          [f"nc -v {host} {port}",
+                          [hints.talk(host, port),
                            _on_server(f"ss -tlnp 'sport = :{port}'", which_program)]),
                       **evidence)
     code = r.reply_code or ""

@@ -9,10 +9,11 @@ also keeps the interface down, and the rfkill finding is the one that explains b
 
 from __future__ import annotations
 
+import shlex
 from typing import TYPE_CHECKING, Optional
 
 from netcheck.facts import Link
-from netcheck.hints import IFUPDOWN, NETWORKMANAGER, Manager, link_up
+from netcheck.hints import IFUPDOWN, NETWORKMANAGER, NO_MANAGER, Manager, link_up, usable
 from netcheck.i18n import N_, _, ngettext, pgettext
 from netcheck.model import Hint, Layer, Result, failed, passed, skipped, warned
 from netcheck.probes import wireless
@@ -195,34 +196,82 @@ async def admin_up(ctx: Context) -> Result:
         return passed(_("{ifname} is UP").format(ifname=name), **_state(link))
     mgr = await _manager(ctx)
     commands = link_up(name, mgr)
-    text = _("Bring {ifname} up.").format(ifname=name)
     if _blocked_radio(ctx, name):
         text = _("The radio of {ifname} is blocked by rfkill: unblock it first, then bring it "
                  "up.").format(ifname=name)
         commands = ["rfkill unblock wlan", *commands]
+    elif mgr.name != NO_MANAGER:
+        text = _("Bring {ifname} up through {manager}: it configures the interface again "
+                 "(addresses and routes), which the kernel removed when the link went "
+                 "down.").format(ifname=name, manager=mgr.name)
+    else:
+        text, restore = await _restore_after_down(ctx, name, link)
+        commands += restore
     return failed("LINK_ADMIN_DOWN", _("{ifname} is administratively down").format(ifname=name),
                   Hint(text, commands), manager=mgr.name, **_state(link))
 
 
-def _no_carrier_hint(ctx: Context, name: str, link: Link) -> Hint:
+async def _restore_after_down(ctx: Context, name: str, link: Link) -> tuple[str, list[str]]:
+    """Why ``ip link set up`` is not the whole repair, and what else to run.
+
+    Taking a link down makes the kernel drop every route through it and its global IPv6
+    addresses (net.ipv6.conf.*.keep_addr_on_down is 0 by default); up again, only the routes
+    of the addresses it kept come back. A DHCP lease names the router that was lost; without
+    one, the next run finds the router on the link (network.route).
+    """
+    from netcheck.fix.prove import leases
+
+    kept = [f"{a.address}/{a.prefixlen}" for a in ctx.facts.addrs_of(link.index)
+            if not a.link_local]
+    routers = [r for lease in await ctx.blocking(leases, name, link.index)
+               for r in lease.routers]
+    text = _("Bring {ifname} up. Taking a link down makes the kernel remove every route "
+             "through it (the default route too) and its global IPv6 addresses; up again, "
+             "only the routes of the addresses it kept come back ({addresses}). So the "
+             "default route must be added again: without it the next run stops at 'Route to "
+             "the target' (ROUTE_NO_DEFAULT).").format(
+                 ifname=name, addresses=", ".join(kept) or _("none"))
+    if routers:
+        return text, [f"ip {'-6 ' if ':' in r else ''}route add default via {r} dev {name}   # "
+                      + _("the router of the DHCP lease") for r in routers[:2]]
+    again = shlex.quote(ctx.target.url) if ctx.target is not None else ""
+    return text, ["# " + _("then the default route: netcheck finds the router that answers on "
+                           "{ifname}'s link and names it").format(ifname=name),
+                  f"netcheck {again}".strip()]
+
+
+async def _no_carrier_hint(ctx: Context, name: str, link: Link) -> Hint:
     facts = ctx.facts
     if wireless.is_wireless(facts, name):
         return Hint(_("{ifname} is a Wi-Fi interface: no carrier means it is not associated "
                       "to an access point; see the Wi-Fi check (link.wifi).").format(
                           ifname=name),
-                    [f"iw dev {name} link", f"iw dev {name} scan | grep -e SSID -e signal"])
+                    [usable(f"iw dev {name} link"),
+                     usable(f"iw dev {name} scan | grep -e SSID -e signal")])
     if link.kind == "veth":
-        peer_index = facts.read_sys("sys/class/net", name, "iflink") or ""
-        peer = (facts.link(index=int(peer_index)) if peer_index.isdigit()
-                and int(peer_index) != link.index else None)
-        if peer is not None:
+        from netcheck.probes import veth
+
+        # The kernel names the peer: its index, and the namespace it lives in.
+        peer = await ctx.blocking(veth.peer_of, name, max(0.5, ctx.timeout))
+        if peer is not None and peer.ifname and peer.netnsid is None:
             return Hint(_("{ifname} is one end of a veth pair: its peer end {peer} is down. "
-                          "Bring the peer up.").format(ifname=name, peer=peer.name),
-                        [f"ip link set dev {peer.name} up"])
-        return Hint(_("{ifname} is one end of a veth pair: its peer end (in another network "
-                      "namespace) is down. Bring the peer up there.").format(ifname=name),
-                    [f"ip -d link show dev {name}", "ip netns list",
-                     "ip -n NAMESPACE link set dev PEER up"])
+                          "Bring the peer up.").format(ifname=name, peer=peer.ifname),
+                        [f"ip link set dev {peer.ifname} up"])
+        if peer is not None and peer.ifname and peer.namespace:
+            return Hint(_("{ifname} is one end of a veth pair: its peer end {peer} in network "
+                          "namespace {namespace} is down (a cable whose other end is "
+                          "unplugged). Bring the peer up there.").format(
+                              ifname=name, peer=peer.ifname, namespace=peer.namespace),
+                        [f"ip -n {peer.namespace} link set dev {peer.ifname} up",
+                         f"ip -n {peer.namespace} -br link show dev {peer.ifname}"])
+        where = (_("interface index {index} of the namespace with id {nsid}, which has no "
+                   "name under /run/netns (a container's)").format(index=peer.ifindex,
+                                                                  nsid=peer.netnsid)
+                 if peer is not None and peer.netnsid is not None else _("another namespace"))
+        return Hint(_("{ifname} is one end of a veth pair: its peer end ({where}) is down. "
+                      "Find that namespace's process and bring the peer up there.").format(
+                          ifname=name, where=where),
+                    [f"ip -d link show dev {name}", "lsns -t net"])
     if link.kind == "bridge":
         return Hint(_("Bridge {ifname} has no port up with carrier: attach a port or bring "
                       "one up.").format(ifname=name),
@@ -248,7 +297,7 @@ async def carrier(ctx: Context) -> Result:
                    if link.operstate == "DORMANT" else _("{ifname} is UP with carrier"))
         return passed(summary.format(ifname=name), **_state(link))
     return failed("LINK_NO_CARRIER", _("{ifname} is UP but has no carrier").format(ifname=name),
-                  _no_carrier_hint(ctx, name, link), kind=link.kind, **_state(link))
+                  await _no_carrier_hint(ctx, name, link), kind=link.kind, **_state(link))
 
 
 def _human(value: int) -> str:

@@ -596,7 +596,7 @@ async def address(ctx: Context) -> Result:
         return make(judged.code, judged.text,
                     Hint(_("Find the other host with the same address (arping / ip neigh) and "
                            "give one of them another address."),
-                         [f"arping -D -I {ifname} -c 2 {dup}" if ":" not in dup
+                         [hints.usable(f"arping -D -I {ifname} -c 2 {dup}") if ":" not in dup
                           else f"ip -6 neigh show dev {ifname}",
                           f"ip addr del {dup} dev {ifname}"]), **evidence)
     mgr = await _manager(ctx)
@@ -654,7 +654,7 @@ async def address_conflict(ctx: Context) -> Result:
                   Hint(_("Two machines have {address}: replies meant for this host go to the "
                          "other one ({mac}). Find it (its MAC address, the switch's MAC table) "
                          "and give one of them another address.").format(address=addr, mac=mac),
-                       [f"arping -D -I {link.name} -c 2 {addr}",
+                       [hints.usable(f"arping -D -I {link.name} -c 2 {addr}"),
                         f"ip neigh show dev {link.name}",
                         f"ip addr del {addr}/{plen} dev {link.name}"]),
                   family=addrfam.IPV4, **evidence)
@@ -728,14 +728,40 @@ async def route(ctx: Context) -> Result:
                           f"ip {'-6 ' if v6 else ''}route show table {fr.other_tables[0]}",
                           f"ip route get {lk.destination}"]), rules=rules, **evidence)
     mgr = await _manager(ctx)
-    gw = _gateway_guess(ctx, ifname, judged.family)
-    cmds = hints.default_route(gw, ifname, mgr) if gw else [
-        f"ip {'-6 ' if v6 else ''}route add default via <gateway> dev {ifname}"]
-    text = (_("Add a default route through the network's gateway (the router seen on "
-              "{ifname} is {gateway}).").format(ifname=ifname, gateway=gw) if gw
-            else _("Add a default route through the network's gateway."))
+    router = (await _router_on_link(ctx, ifname, judged.family)
+              if ctx.facts.link(name=ifname) is not None else None)
+    known = _routes_text(ctx, judged.family)
+    text = _("The kernel has no route to {destination}: its {family} routing table holds "
+             "only {routes}, and no default route (the default gateway, the router that "
+             "takes everything beyond the local networks).").format(
+                 destination=lk.destination, family=addrfam.label(judged.family),
+                 routes="; ".join(known) if known else _("no route at all"))
+    if router is not None:
+        text += " " + _("Add a default route through {gateway}; the next run checks that it "
+                        "answers (Gateway answers on the link).").format(gateway=router.address)
+        cmds = ["# " + _router_note(router, ifname),
+                *hints.default_route(router.address, ifname, mgr, add=True)]
+    else:
+        text += " " + _("No router answered on {ifname}'s link: ask the network's "
+                        "administrator which address the gateway has.").format(ifname=ifname)
+        cmds = [f"ip {'-6 ' if v6 else ''}route add default via <gateway> dev {ifname}"]
     return make("ROUTE_NO_DEFAULT", judged.text,
                 Hint(text, [*cmds, f"ip {'-6 ' if v6 else ''}route"]), **evidence)
+
+
+def _routes_text(ctx: Context, family: int) -> list[str]:
+    """The routes of the main table for a family, as ``ip route`` prints them (short)."""
+    out = []
+    for r in ctx.facts.routes:
+        if r.family != family or r.table != 254 or r.type not in ("unicast", "blackhole",
+                                                                 "unreachable", "prohibit"):
+            continue
+        if r.dst and r.dst.startswith("fe80"):
+            continue  # every IPv6 interface has one: not what a person looks for
+        link = ctx.facts.link(index=r.oif) if r.oif is not None else None
+        out.append(_route_text(r) + (f" via {r.gateway}" if r.gateway else "")
+                   + (f" dev {link.name}" if link else ""))
+    return out
 
 
 def _default_text(ctx: Context, r: Any) -> str:
@@ -747,16 +773,88 @@ def _default_text(ctx: Context, r: Any) -> str:
     return text + (" linkdown" if r.linkdown else "")
 
 
-def _gateway_guess(ctx: Context, ifname: str, family: int) -> Optional[str]:
-    """A router this host has seen on the egress link (a neighbour), to suggest by name."""
-    link = ctx.facts.link(name=ifname)
-    if link is None:
-        return None
-    for n in ctx.facts.neighbours:
-        if n.ifindex == link.index and addrfam.family_of(n.address) == family:
-            if n.state not in ("FAILED", "INCOMPLETE") and not n.address.startswith("fe80"):
-                return n.address
-    return None
+class Router(NamedTuple):
+    """A router found on the egress link, and how sure netcheck is of it."""
+
+    address: str
+    proven: bool  # it forwarded a probe to the flow's destination and the answer came back
+    source: str  # where the candidate came from (a lease, the neighbour table, the prefix)
+
+
+def _router_on_link(ctx: Context, ifname: str, family: int,
+                    exclude: frozenset[str] = frozenset()) -> asyncio.Task[Optional[Router]]:
+    """The router that answers on ``ifname``'s link, for a hint to name instead of
+    ``<gateway>``: once per run and family.
+
+    Candidates are what the host was told or has seen — its DHCP lease, its neighbour
+    table — then the first and last address of the link's prefix, where routers sit
+    (:func:`netcheck.fix.prove.gateway_candidates`). Each is asked with ARP / neighbour
+    solicitation, then sent the flow's own probes (a SYN to the target's port, an echo) in
+    frames addressed to its MAC: one whose probes come back from the destination forwards.
+    Without root only the neighbour table's entries are named, unproven.
+    """
+    async def find() -> Optional[Router]:
+        from netcheck.fix import prove
+
+        link = ctx.facts.link(name=ifname)
+        if link is None:
+            return None
+        version = 6 if family == addrfam.V6 else 4
+        neighbours = [n.address for n in ctx.facts.neighbours if n.ifindex == link.index
+                      and n.state not in ("FAILED", "INCOMPLETE", "NONE")]
+        sources: list[tuple[str, list[str]]] = [
+            (_("the DHCP lease {file}").format(file=lease.file), lease.routers)
+            for lease in await ctx.blocking(prove.leases, ifname, link.index)]
+        sources.append((_("the neighbour table of {ifname}").format(ifname=ifname), neighbours))
+        mine = ctx.facts.addrs_of(link.index)
+        candidates = prove.gateway_candidates(
+            version, [a.network for a in mine], {a.address for a in ctx.facts.addresses},
+            sources, set(exclude))
+        if not candidates:
+            return None
+        if not ctx.facts.privileged or not link.mac:
+            seen = [(a, how) for a, how in candidates if a in neighbours]
+            return Router(seen[0][0], False, seen[0][1]) if seen else None
+        where = await _forward_destinations(ctx, family)
+        wait = max(0.3, min(1.0, ctx.timeout))
+
+        def source_of(candidate: str) -> Optional[str]:
+            ip = ipaddress.ip_address(candidate)
+            return next((a.address for a in mine if a.network.version == ip.version
+                         and ip in a.network and not a.dad_failed), None)
+
+        proofs = await asyncio.gather(*(ctx.blocking(
+            prove.prove_gateway, ifname, link.index, link.mac, source_of(a), a, how, where,
+            wait) for a, how in candidates), return_exceptions=True)
+        found = [p for p in proofs if not isinstance(p, BaseException)]
+        best = next((p for p in found if p.proven), None) or next(
+            (p for p in found if p.mac), None)
+        return Router(best.address, best.proven, best.source) if best is not None else None
+
+    return ctx.memo(("router-on-link", ifname, family, exclude), find)
+
+
+async def _forward_destinations(ctx: Context, family: int) -> list[tuple[str, Optional[int]]]:
+    """What a candidate router must forward: the target (with its port) or, while the name
+    does not resolve, the name servers (port 53); never a documentation address."""
+    assert ctx.target is not None
+    port = ctx.target.port if ctx.target.scheme != "dns" else 53
+    found = [(a, port) for a in addrfam.of_family(await ctx.addresses(), family)][:2]
+    if not found and ctx.target.is_name:
+        cfg = await ctx.blocking(dns.parse_resolv_conf, ctx.options.resolv_conf)
+        found = [(addrfam.bare(a), 53) for a in cfg.nameservers
+                 if addrfam.family_of(a) == family and not _loopback(a)][:2]
+    return found
+
+
+def _router_note(router: Router, ifname: str) -> str:
+    """The comment that says how netcheck found the router it names."""
+    if router.proven:
+        return _("{router} answers on {ifname}'s link and forwards this flow's packets "
+                 "({source})").format(router=router.address, ifname=ifname,
+                                      source=router.source)
+    return _("{router} answers on {ifname}'s link ({source}); that it routes is not "
+             "proven").format(router=router.address, ifname=ifname, source=router.source)
 
 
 def _xfrm(ctx: Context) -> asyncio.Task[Any]:
@@ -934,23 +1032,33 @@ async def gateway(ctx: Context) -> Result:
                           f"ip neigh show dev {ifname}"]), **evidence)
     mgr = await _manager(ctx)
     v6 = ":" in gw
+    ip = f"ip {'-6 ' if v6 else ''}"
+    router = await _router_on_link(ctx, ifname, fam, frozenset({gw}))
+    if router is not None:
+        fix = ["# " + _router_note(router, ifname),
+               *hints.default_route(router.address, ifname, mgr)]
+        then = " " + _("{router} answers on the link: the default route should name "
+                       "it.").format(router=router.address)
+    else:
+        fix = [f"{ip}route replace default via <the right gateway> dev {ifname}"]
+        then = " " + _("No other router answered on the link: check that the router is on, "
+                       "or ask the network's administrator which address it has.")
     if judged.reason == "not_on_link":
         return make(judged.code, judged.text,
-                    Hint(_("The gateway must be an address on {ifname}'s network: fix the "
-                           "default route (or the interface's address/prefix).").format(
-                               ifname=ifname),
-                         [f"ip {'-6 ' if v6 else ''}route del default via {gw}",
-                          *hints.default_route("<gateway on the link>", ifname, mgr)[:1]]),
-                    **evidence)
-    other = _gateway_guess(ctx, ifname, fam)
-    right = other if other and other != gw else "<the right gateway>"
+                    Hint(_("The gateway {gateway} is outside every network of {ifname} "
+                           "({prefixes}): the kernel can only hand packets to a neighbour on "
+                           "the link, so the default route must name an address of {ifname}'s "
+                           "network (or the interface's address/prefix is wrong).").format(
+                               gateway=gw, ifname=ifname,
+                               prefixes=", ".join(g.prefixes) or _("none")) + then,
+                         [f"{ip}route del default via {gw}", *fix]), **evidence)
     return make(judged.code, judged.text,
-                Hint(_("Nothing at {gateway} answers ARP on {ifname}: the gateway address is "
-                       "wrong or the router is down. Check the router, or fix the "
-                       "route.").format(gateway=gw, ifname=ifname),
-                     [f"ip {'-6 ' if v6 else ''}neigh show dev {ifname}", f"ping -c 3 {gw}",
-                      f"ip {'-6 ' if v6 else ''}route del default via {gw}",
-                      *hints.default_route(right, ifname, mgr)[:1]]),
+                Hint(_("The kernel asks on {ifname} who has {gateway} (ARP, neighbour "
+                       "discovery) and nobody answers: every packet for beyond the link waits "
+                       "for that answer and is dropped. The gateway address in the route is "
+                       "wrong, or the router is down.").format(gateway=gw, ifname=ifname)
+                + then,
+                     [f"{ip}neigh show dev {ifname}", f"ping -c 3 {gw}", *fix]),
                 **evidence)
 
 
@@ -1186,13 +1294,43 @@ async def dns_config(ctx: Context) -> Result:
             [f"grep '^hosts:' {nss.path}", f"getent hosts {ctx.target.host}",
              f"sed -i 's/^hosts:.*/hosts: files dns/' {nss.path}"]), **evidence)
     mgr = await _manager(ctx)
-    cmds = ["cat /etc/resolv.conf", f"echo 'nameserver <your DNS server>' >> {cfg.path}"]
+    found = await _resolver_that_answers(ctx)
+    server = found.address if found is not None else "<your DNS server>"
+    cmds = ["cat /etc/resolv.conf", f"echo 'nameserver {server}' >> {cfg.path}"]
+    if found is not None:
+        cmds.insert(1, "# " + _("{server} answers for {name} ({source})").format(
+            server=found.address, name=ctx.target.host, source=found.source))
     if mgr.name == hints.NETWORKMANAGER:
         cmds.insert(0, "nmcli device show | grep -i dns")
     elif mgr.name == hints.NETWORKD:
-        cmds.insert(0, "resolvectl status")
-    return failed(code, text, Hint(_("Configure a name server (DHCP usually provides one)."),
-                                   cmds), **evidence)
+        cmds.insert(0, hints.usable("resolvectl status"))
+    return failed(code, text, Hint(_("Without a name server no name resolves: programs have "
+                                     "nobody to ask. Configure one (DHCP usually provides "
+                                     "one)."), cmds), **evidence)
+
+
+async def _resolver_that_answers(ctx: Context) -> Any:
+    """A name server that answers for the target's name, to name in a hint instead of
+    ``<your DNS server>``: the DHCP lease's servers, then the gateway (routers often relay
+    DNS), each asked (:func:`netcheck.fix.prove.prove_resolver`); None when none answers."""
+    from netcheck.fix import prove
+
+    assert ctx.target is not None
+    path = await ctx.path()
+    link = ctx.facts.link(index=path.ifindex) if path.ifindex is not None else None
+    sources: list[tuple[str, list[str]]] = []
+    if link is not None:
+        sources += [(_("the DHCP lease {file}").format(file=lease.file), lease.dns)
+                    for lease in await ctx.blocking(prove.leases, link.name, link.index)]
+    if path.gateway:
+        sources.append((_("the gateway"), [path.gateway]))
+    candidates = prove.resolver_candidates(sources, set())
+    if not candidates:
+        return None
+    wait = max(0.3, min(1.0, ctx.timeout))
+    answers = await asyncio.gather(*(prove.prove_resolver(a, how, ctx.target.host, "A", wait)
+                                     for a, how in candidates), return_exceptions=True)
+    return next((a for a in answers if not isinstance(a, BaseException) and a.proven), None)
 
 
 @dataclass(frozen=True)
@@ -1411,42 +1549,43 @@ def _servers_hint(ctx: Context, res: dns.Resolution, code: str, first: ServerRec
                                    "wrong."))
         return Hint(
             text,
-            (["systemctl restart systemd-resolved", "resolvectl status",
+            (["systemctl restart systemd-resolved", hints.usable("resolvectl status"),
               "journalctl -u systemd-resolved -n 50"] if resolved
              else ["ss -lunp 'sport = :53'", "systemctl restart dnsmasq unbound"])
-            + [f"dig @{first.server} {name}"]
-            + [f"dig @{u.server} {name}" for u in upstreams[:1]])
+            + [hints.dig(name, first.server)]
+            + [hints.dig(name, u.server) for u in upstreams[:1]])
     if stub:
         up = next((r for r in upstreams if r.state != "ok"), upstreams[0])
         return Hint(_("The stub works but the server it forwards to ({server}) fails: fix "
                       "that server or the path to it, or give the stub another upstream.").format(
                           server=up.server),
-                    [f"dig @{up.server} {name}", f"ping -c 3 {up.server}", "resolvectl status"
-                     if res.config.uses_stub else f"grep -r server= {dns.DNSMASQ_CONF}"])
+                    [hints.dig(name, up.server), f"ping -c 3 {up.server}",
+                     hints.usable("resolvectl status") if res.config.uses_stub
+                     else f"grep -r server= {dns.DNSMASQ_CONF}"])
     server = first.server
     if code == "PATH_LOSS":
         return Hint(_("Most packets to the name server are lost on the way: find where with "
                       "mtr, and look at the link and the routers on that path."),
-                    [f"mtr -n -c 50 {server}", f"ping -c 50 -i 0.2 {server}"])
+                    [hints.count_loss(server), f"ping -c 50 -i 0.2 {server}"])
     if code == "DNS_REFUSED":
         return Hint(_("The server answers but will not resolve for this host: it is not your "
                       "resolver, or its access list excludes you. Use the resolver your "
                       "network gives (DHCP), or allow this host on the server."),
-                    [f"dig @{server} {name}", "cat /etc/resolv.conf"])
+                    [hints.dig(name, server), "cat /etc/resolv.conf"])
     if code == "DNS_SERVFAIL":
         return Hint(_("The resolver cannot get an answer (its upstream or the domain's "
                       "servers fail, or DNSSEC validation fails). Check the resolver's log "
                       "and its forwarders."),
-                    [f"dig @{server} {name}", f"dig @{server} {name} +cd"])
+                    [hints.dig(name, server), hints.dig(name, server, "", "+cd")])
     text = _("No configured name server answers: the server is down, a firewall drops port "
              "53, or the address in resolv.conf is wrong.")
-    cmds = [f"dig @{server} {name} +time=2 +tries=1", f"ping -c 3 {server}",
+    cmds = [hints.dig(name, server, "", "+time=2", "+tries=1"), f"ping -c 3 {server}",
             "cat /etc/resolv.conf"]
     if burst and burst.get("received"):
         text = _("{server} is up but its DNS service does not answer: start the service or "
                  "open port 53 (UDP and TCP) on its firewall.").format(server=server)
     elif burst:
-        cmds.insert(1, f"traceroute -n {server}")
+        cmds.insert(1, hints.trace(server))
     return Hint(text, cmds)
 
 
@@ -1519,20 +1658,21 @@ async def dns_resolution(ctx: Context) -> Result:
     if code == "DNS_NXDOMAIN":
         hint = Hint(_("Check the spelling of the name; if it is right, the domain's DNS lacks "
                       "the record."),
-                    [f"dig {fqdn}", f"dig {fqdn} SOA", "grep search /etc/resolv.conf"])
+                    [hints.dig(fqdn), hints.dig(fqdn, None, "SOA"), "grep search /etc/resolv.conf"])
     elif code == "DNS_NO_ADDRESS":
         hint = Hint(_("The name exists but has no address of the family needed: use another "
                       "name, the other address family, or add the record."),
-                    [f"dig {fqdn} A", f"dig {fqdn} AAAA", f"dig {fqdn} ANY"])
+                    [hints.dig(fqdn, None, "A"), hints.dig(fqdn, None, "AAAA"),
+                     hints.dig(fqdn, None, "ANY")])
     elif _server_verdicts(res).get(res.config.nameservers[0], "ok") != "ok":
         first = res.config.nameservers[0]
         hint = Hint(_("Remove or fix {server} in resolv.conf so the working server is asked "
                       "first.").format(server=first),
-                    ["cat /etc/resolv.conf", f"dig @{first} {res.name}"])
+                    ["cat /etc/resolv.conf", hints.dig(res.name, first)])
     else:
         hint = Hint(_("Resolution works but is slow: the resolver or its upstream is "
                       "overloaded or far away; every new connection waits for it."),
-                    [f"dig {fqdn}", "cat /etc/resolv.conf"])
+                    [hints.dig(fqdn), "cat /etc/resolv.conf"])
     return Result(status, text, code=code, hint=hint, evidence=evidence)
 
 
@@ -1724,15 +1864,15 @@ def _path_hint(code: str, where: str, gateway: Optional[str], target: str,
     if code == "PATH_LOSS" and where == "link":
         return Hint(_("Packets are lost on the local link: look at the cable, the switch port "
                       "or the Wi-Fi signal, and at the interface's error counters."),
-                    [f"ip -s link show dev {ifname or '<interface>'}",
-                     f"ping -c 50 -i 0.2 {gateway or target}", f"mtr -n -c 50 {target}"])
+                    [*([f"ip -s link show dev {ifname}"] if ifname else []),
+                     f"ping -c 50 -i 0.2 {gateway or target}", hints.count_loss(target)])
     if code == "PATH_LOSS":
         return Hint(_("Packets are lost after the gateway: find the hop where the loss starts "
                       "with mtr, and report it to whoever runs that network."),
-                    [f"mtr -n -c 50 {target}", f"ping -c 50 -i 0.2 {target}"])
+                    [hints.count_loss(target), f"ping -c 50 -i 0.2 {target}"])
     return Hint(_("Round trips are slow or uneven: a queue fills up (bufferbloat, a "
                   "saturated link) or the path is long. Find where the delay grows with mtr."),
-                [f"mtr -n -c 50 {target}", f"ping -c 20 {gateway or target}"])
+                [hints.count_loss(target), f"ping -c 20 {gateway or target}"])
 
 
 # -- the target ----------------------------------------------------------------------
@@ -1845,7 +1985,7 @@ async def target_reachable(ctx: Context) -> Result:
                       Hint(_("Clients that prefer {family} fail or wait for a timeout: check "
                              "{family} routing beyond the gateway (or remove the {family} "
                              "address from DNS).").format(family=fam),
-                           [f"traceroute -n {bad}", f"ping -c 3 {bad}"]),
+                           [hints.trace(bad), f"ping -c 3 {bad}"]),
                       **evidence)
     if working:
         if replies:
@@ -1871,7 +2011,7 @@ async def target_reachable(ctx: Context) -> Result:
                   Hint(_("The gateway works but nothing comes back from the target: the host "
                          "is down, or a router or firewall beyond the gateway drops the "
                          "traffic. Find the last hop that answers."),
-                       [f"traceroute -n {addrs[0]}", f"mtr -n -c 5 {addrs[0]}",
+                       [hints.trace(addrs[0]),
                         f"ping -c 3 {path.gateway or addrs[0]}"]), **evidence)
 
 
@@ -1967,7 +2107,7 @@ async def path_mtu(ctx: Context) -> Result:
                       Hint(_("Path MTU discovery works here, so traffic flows; matching the "
                              "interface MTU to the path avoids the extra round trip."),
                            [f"ip link set dev {link.name} mtu {full.mtu}",
-                            f"tracepath -n {addr}"]), **evidence)
+                            hints.mtu_probe(addr, mtu)]), **evidence)
     small_back = small.received / small.sent if small.sent else 0.0
     if not small.received or (1.0 - small_back) ** max(1, full.sent) > 0.01:
         # Full-size silence that the small packets' own loss explains is loss, not MTU.
@@ -1989,7 +2129,7 @@ async def path_mtu(ctx: Context) -> Result:
                        [f"ip link set dev {link.name} mtu {found}",
                         "iptables -t mangle -A FORWARD -p tcp --tcp-flags SYN,RST SYN "
                         "-j TCPMSS --clamp-mss-to-pmtu   # " + _("on the router"),
-                        f"tracepath -n {addr}"]), **evidence)
+                        hints.mtu_probe(addr, mtu)]), **evidence)
 
 
 SMALL_MSS = 536  # the minimum every IPv4 path must carry (RFC 879)
@@ -2037,7 +2177,7 @@ async def _pmtu_by_http(ctx: Context, target: Result) -> Optional[Result]:
                        [f"ip link set dev {ifname} mtu 1400",
                         "iptables -t mangle -A FORWARD -p tcp --tcp-flags SYN,RST SYN "
                         "-j TCPMSS --clamp-mss-to-pmtu   # " + _("on the router"),
-                        f"tracepath -n {addr}"]), **evidence)
+                        hints.mtu_probe(addr, mtu)]), **evidence)
 
 
 # DF probes per size: 16 silent full-size probes while small ones pass is not chance even

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Optional
 
+from netcheck.hints import server_side_command
 from netcheck.i18n import _, ngettext
 from netcheck.lazy import asyncio
 from netcheck.model import Hint, Layer, Result, Status, failed, passed, skipped, warned
@@ -77,13 +78,63 @@ def _endpoint(r: TlsResult) -> str:
 
 
 def _s_client(r: TlsResult, *extra: str) -> str:
-    """The openssl command that shows what this server presents."""
+    """The openssl command that shows what this server presents (stdin from /dev/null: it
+    prints and ends instead of waiting for the person to type)."""
     parts = ["openssl s_client", "-connect", _endpoint(r)]
     if r.server_name:
         parts += ["-servername", r.server_name]
     if r.starttls:
         parts += ["-starttls", r.starttls]
-    return " ".join([*parts, *extra])
+    return " ".join([*parts, *extra, "</dev/null"])
+
+
+def _dates(r: TlsResult) -> str:
+    """What the slides' ``openssl x509`` shows of the served certificate: notBefore=,
+    notAfter=, subject=, issuer= and its names, read straight from the server."""
+    return (f"{_s_client(r)} 2>/dev/null | openssl x509 -noout -dates -subject -issuer "
+            "-ext subjectAltName")
+
+
+# Attribute names of ssl's certificate dicts, as RFC 4514 strings write them.
+_RDN_SHORT = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU",
+              "countryName": "C", "localityName": "L", "stateOrProvinceName": "ST",
+              "domainComponent": "DC", "emailAddress": "1.2.840.113549.1.9.1"}
+
+
+def _dn_parts(dn: str) -> frozenset[tuple[str, str]]:
+    """An RFC 4514 name as a set of (attribute, value) pairs (``CN=R3,O=Let's Encrypt``)."""
+    import re
+
+    parts = []
+    for rdn in re.split(r"(?<!\\)[,+]", dn):
+        key, sep, value = rdn.partition("=")
+        if sep:
+            parts.append((key.strip(), value.strip().replace("\\", "")))
+    return frozenset(parts)
+
+
+def _system_store() -> frozenset[frozenset[tuple[str, str]]]:
+    """The subjects of the CAs this host trusts system-wide (not --cafile)."""
+    import ssl
+
+    try:
+        cas = ssl.create_default_context().get_ca_certs()
+    except (ssl.SSLError, OSError):
+        return frozenset()
+    return frozenset(frozenset((_RDN_SHORT.get(k, k), v) for rdn in ca.get("subject", ())
+                               for k, v in rdn) for ca in cas)
+
+
+def issuer_is_public(chain: list[CertSummary], store: frozenset[frozenset[tuple[str, str]]]
+                     ) -> bool:
+    """Whether a CA of this host's system trust store issued the chain: a public CA (or one
+    the organisation installed system-wide), not a private CA the server's owner runs."""
+    return any(_dn_parts(c.issuer) in store for c in chain)
+
+
+def _acme(chain: list[CertSummary]) -> bool:
+    """Issued by Let's Encrypt (renewed with certbot)."""
+    return any("Let's Encrypt" in c.issuer or "ISRG" in c.issuer for c in chain)
 
 
 def _host_of(ctx: Context) -> str:
@@ -239,7 +290,7 @@ def _handshake_hint(code: str, r: TlsResult, ctx: Context) -> Hint:
                       "STARTTLS), or a middlebox swallows TLS. Look at it from here and on the "
                       "server:").format(endpoint=where),
                     [s_client, f"tcpdump -ni any host {r.address} and port {r.port}",
-                     f"journalctl -u <service> -n 50{on_server}"])
+                     server_side_command(r.port)])
     if r.alert_code == 70 or (r.error_reason or "") in PROTOCOL_VERSION_REASONS:
         spoken = r.legacy_version or _("an old TLS version")
         return Hint(_("{name} ({endpoint}) speaks only {version}; current clients (OpenSSL 3) "
@@ -252,7 +303,7 @@ def _handshake_hint(code: str, r: TlsResult, ctx: Context) -> Hint:
     return Hint(_("The TLS handshake with {name} ({endpoint}) fails. See what the server says, "
                   "and its log:").format(name=name, endpoint=where),
                 [s_client, f"nmap --script ssl-enum-ciphers -p {r.port} {r.address}",
-                 f"journalctl -u <service> -n 50{on_server}"])
+                 server_side_command(r.port)])
 
 
 def _handshake_evidence(r: TlsResult, ctx: Context, all_results: list[TlsResult]) -> dict[str, Any]:
@@ -449,9 +500,19 @@ def _chain_culprit(chain: list[CertSummary], kind: str) -> str:
 def _certificate_hint(code: str, r: TlsResult, ctx: Context) -> Hint:
     name, where = _host_of(ctx), _endpoint(r)
     cert = r.certificate
-    show = [_s_client(r, "-showcerts"),
-            "openssl x509 -noout -dates -subject -issuer -ext subjectAltName -in CERT.pem"]
-    le = "   # " + _("on the server, Let's Encrypt")
+    show = [_dates(r)]
+    on_server = "   # " + _("on the server")
+    issuer = f"'{short_name(cert.issuer)}'" if cert else _("its issuer")
+    # certbot only renews what an ACME CA (Let's Encrypt) issued; a certificate of a private
+    # CA (not in this host's trust store) comes again from that CA.
+    public = issuer_is_public(r.chain, _system_store())
+    acme = public and _acme(r.chain)
+    if public:
+        how = (_("renew it on the server with certbot") if acme else
+               _("renew it with {issuer}, the CA that issued it").format(issuer=issuer))
+    else:
+        how = _("{issuer} is a private CA (it is not in this host's trust store): issue a new "
+                "certificate from that CA").format(issuer=issuer)
     if code == "TLS_CERT_EXPIRED":
         if cert is not None and cert.not_yet_valid:
             return Hint(_("The certificate of {name} ({endpoint}) is valid only from {date}: "
@@ -460,53 +521,61 @@ def _certificate_hint(code: str, r: TlsResult, ctx: Context) -> Hint:
                           "wrong:").format(name=name, endpoint=where,
                                            date=_day(cert.not_before)),
                         ["timedatectl   # " + _("here and on the server"), *show])
-        text = (_("The certificate of {name} ({endpoint}) expired on {date}. Renew it on the "
-                  "server and reload the service (Let's Encrypt: certbot; otherwise ask your "
-                  "CA for a new one):") if cert is not None else
-                _("The certificate of {name} ({endpoint}) expired. Renew it on the server and "
-                  "reload the service (Let's Encrypt: certbot; otherwise ask your CA for a "
-                  "new one):"))
-        return Hint(text.format(name=name, endpoint=where,
-                                date=_day(cert.not_after) if cert is not None else ""),
-                    [*show, f"certbot renew{le}",
-                     "systemctl reload nginx   # " + _("or the service that serves it")])
+        when = _day(cert.not_after) if cert is not None else _("some time ago")
+        return Hint(_("The certificate of {name} ({endpoint}) expired on {date}: {how}, "
+                      "install it and reload the service on port {port}.").format(
+                          name=name, endpoint=where, date=when, how=how, port=r.port),
+                    [*show, *([f"certbot renew{on_server}"] if acme else [])])
     if code == "TLS_CERT_EXPIRING":
         # English says "days" even for one (it always has); the catalogs choose the form.
         when = (ngettext("{date} ({n} days)", "{date} ({n} days)", cert.days_left).format(
             date=_day(cert.not_after), n=cert.days_left) if cert else _("soon"))
-        return Hint(_("The certificate of {name} ({endpoint}) expires on {when}: renew it "
-                      "now, and check that automatic renewal runs:").format(
-                          name=name, endpoint=where, when=when),
-                    [*show, f"certbot renew --dry-run{le}",
-                     "systemctl list-timers 'certbot*'"])
+        return Hint(_("The certificate of {name} ({endpoint}) expires on {when}: {how} now, "
+                      "and make sure renewal happens before the date next time.").format(
+                          name=name, endpoint=where, when=when, how=how),
+                    [*show, *([f"certbot renew --dry-run{on_server}",
+                               f"systemctl list-timers 'certbot*'{on_server}"] if acme else [])])
     if code == "TLS_CERT_HOSTNAME_MISMATCH":
         names = ", ".join(cert.san) if cert and cert.san else _("no names")
         return Hint(_("The certificate served at {endpoint} names {names}, not {name}. "
                       "Install a certificate whose subjectAltName includes {name} (or use a "
                       "name it covers); on a shared address check the server's SNI/virtual "
-                      "host for this name:").format(endpoint=where, names=names, name=name),
-                    [*show, f"certbot certonly -d {name}{le}"])
-    issuer = f"'{short_name(cert.issuer)}'" if cert else _("its issuer")
+                      "host for this name. For the certificate: {how}.").format(
+                          endpoint=where, names=names, name=name, how=how),
+                    [*show, *([f"certbot certonly -d {name}{on_server}"] if acme else [])])
     cafile = ctx.options.cafile
-    if cafile:
-        text = _("The certificate of {name} ({endpoint}) is issued by {issuer}, which is not "
-                 "in --cafile {cafile} nor in this host's CA store. Use the CA that issued it, "
-                 "or have the server send its full chain (fullchain.pem):").format(
-                     name=name, endpoint=where, issuer=issuer, cafile=cafile)
-    elif cert is not None and cert.self_signed:
-        text = _("{name} ({endpoint}) presents a self-signed certificate ({subject}): no "
-                 "client trusts it. Replace it with one from a CA (Let's Encrypt: certbot), "
-                 "or, if you control the clients, trust it explicitly with --cafile:").format(
-                     name=name, endpoint=where, subject=short_name(cert.subject))
-    else:
-        text = _("The certificate of {name} ({endpoint}) is issued by {issuer}, which this "
-                 "host does not trust. For a lab or campus CA pass it with --cafile, or install "
-                 "it system-wide; if the issuer is an intermediate, the server must send it "
-                 "(fullchain.pem):").format(name=name, endpoint=where, issuer=issuer)
     target = ctx.target.url if ctx.target else name
-    return Hint(text, [*show, f"netcheck {target} --cafile /path/to/ca.crt",
-                       "cp ca.crt /usr/local/share/ca-certificates/lab-ca.crt",
-                       "update-ca-certificates"])
+    if cafile:
+        return Hint(_("The certificate of {name} ({endpoint}) is issued by {issuer}, which is "
+                      "not in --cafile {cafile} nor in this host's CA store. Use the CA that "
+                      "issued it, or have the server send its full chain "
+                      "(fullchain.pem):").format(name=name, endpoint=where, issuer=issuer,
+                                                 cafile=cafile), show)
+    if cert is not None and cert.self_signed:
+        fingerprint = ":".join(cert.sha256[i:i + 2] for i in range(0, len(cert.sha256), 2))
+        saved = f"{name}.crt"
+        return Hint(_("{name} ({endpoint}) presents a self-signed certificate ({subject}): no "
+                      "client trusts it. Replace it with one from a CA (Let's Encrypt: "
+                      "certbot), or, if you control the clients, trust this one explicitly "
+                      "with --cafile, after checking its fingerprint with the server's "
+                      "administrator:").format(name=name, endpoint=where,
+                                               subject=short_name(cert.subject)),
+                    [f"{_s_client(r)} 2>/dev/null | openssl x509 -out {saved}",
+                     f"openssl x509 -noout -fingerprint -sha256 -in {saved}   # "
+                     + _("must be {fingerprint}").format(fingerprint=fingerprint.upper()),
+                     f"netcheck {target} --cafile {saved}"])
+    issuer_name = short_name(cert.issuer) if cert else ""
+    slug = "".join(ch if ch.isalnum() or ch in ".-" else "-"
+                   for ch in issuer_name).strip("-").lower() or "ca"
+    return Hint(_("The certificate of {name} ({endpoint}) is issued by {issuer}, which this "
+                  "host does not trust. For a lab or campus CA, get that CA's certificate "
+                  "from whoever runs it and pass it with --cafile, or install it system-wide; "
+                  "if the issuer is an intermediate, the server must send it "
+                  "(fullchain.pem):").format(name=name, endpoint=where, issuer=issuer),
+                [*show, f"netcheck {target} --cafile CA.crt   # "
+                 + _("CA.crt: the certificate of {issuer}").format(issuer=issuer),
+                 f"cp CA.crt /usr/local/share/ca-certificates/{slug}.crt",
+                 "update-ca-certificates"])
 
 
 def _certificate_evidence(r: TlsResult, ctx: Context,

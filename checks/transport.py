@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
-from netcheck import family
+from netcheck import family, hints
 from netcheck.hints import server_side_command
 from netcheck.i18n import _, ngettext
 from netcheck.model import Hint, Layer, Result, Status, failed, passed, skipped, warned
@@ -294,9 +294,9 @@ def _hint(code: str, r: TcpResult, local_reason: Optional[str],
     if code == "TCP_REFUSED":
         return Hint(_("The host answers but nothing listens on {address} port {port}: start "
                       "the service, or use the right port. On the server:").format(**where),
-                    [f"ss -tlnp 'sport = :{r.port}'", "systemctl status <service>",
-                     f"nmap -sT -p {r.port} {r.address}   # " + _("from here"),
-                     server_side_command(r.port)])
+                    [f"ss -tlnp 'sport = :{r.port}'   # " + _("on the server"),
+                     server_side_command(r.port),
+                     f"nmap -sT -p {r.port} {r.address}   # " + _("from here")])
     if code == "TCP_ADMIN_PROHIBITED":
         sender = family.bare(r.icmp_from or "")
         if sender and sender != family.bare(r.address):
@@ -304,8 +304,10 @@ def _hint(code: str, r: TcpResult, local_reason: Optional[str],
                           "(it sent '{icmp}'): the SYN never reaches the server. Open the port "
                           "on that firewall. Find the hop, then on that host:").format(
                               router=sender, icmp=r.icmp_name, **where),
-                        [f"traceroute -n -T -p {r.port} {r.address}", "nft list ruleset",
-                         "iptables -S FORWARD", f"nping --tcp -p {r.port} {r.address}"])
+                        [hints.trace(r.address, r.port),
+                         "nft list ruleset   # " + _("on {router}").format(router=sender),
+                         "iptables -S FORWARD   # " + _("on {router}").format(router=sender),
+                         f"nping --tcp -p {r.port} {r.address}"])
         return Hint(_("A firewall rejects {address} port {port} ({router} sent '{icmp}'). Open "
                       "the port on the server's or the router's firewall. On that "
                       "host:").format(router=r.icmp_from or _("a router"), icmp=r.icmp_name,

@@ -77,13 +77,15 @@ def detect_manager(facts: Facts) -> Manager:
 
 
 def link_up(ifname: str, mgr: Manager) -> list[str]:
-    """Commands that bring an interface up."""
+    """Commands that bring an interface up — through its manager when there is one, which
+    then configures it again (addresses, routes) as a plain ``ip link set up`` does not."""
     if mgr.name == NETWORKMANAGER:
-        return [f"nmcli device connect {ifname}", f"ip link set dev {ifname} up"]
+        return [f"nmcli device connect {ifname}"]
     if mgr.name == NETWORKD:
-        return [f"networkctl up {ifname}", f"ip link set dev {ifname} up"]
+        return [f"networkctl up {ifname}"]
     if mgr.name == IFUPDOWN:
-        return [f"ifup {ifname}", f"ip link set dev {ifname} up"]
+        # ifupdown still counts the interface as configured: down first, then the stanza again
+        return [f"ifdown --force {ifname}", f"ifup {ifname}"]
     return [f"ip link set dev {ifname} up"]
 
 
@@ -95,18 +97,21 @@ def get_address(ifname: str, mgr: Manager) -> list[str]:
         return [f"networkctl renew {ifname}", f"networkctl status {ifname}"]
     if mgr.name == IFUPDOWN:
         return [f"ifdown {ifname} && ifup {ifname}", "cat /etc/network/interfaces"]
-    return [f"dhclient -v {ifname}", f"ip -br addr show dev {ifname}"]
+    return [usable(f"dhclient -v {ifname}", f"dhcpcd {ifname}", f"udhcpc -i {ifname}"),
+            f"ip -br addr show dev {ifname}"]
 
 
-def default_route(gateway: str, ifname: str, mgr: Manager) -> list[str]:
-    """Commands that set a default route through ``gateway``."""
+def default_route(gateway: str, ifname: str, mgr: Manager, add: bool = False) -> list[str]:
+    """Commands that set a default route through ``gateway`` (``add``: there is none yet,
+    so ``ip route add``, which fails rather than replace one that appeared meanwhile)."""
     v6 = ":" in gateway
     ip = "ip -6" if v6 else "ip"
-    cmds = [f"{ip} route replace default via {gateway} dev {ifname}"]
+    cmds = [f"{ip} route {'add' if add else 'replace'} default via {gateway} dev {ifname}"]
     if mgr.name == NETWORKMANAGER:
         key = "ipv6.gateway" if v6 else "ipv4.gateway"
-        cmds.append(f"nmcli -g GENERAL.CONNECTION device show {ifname}")
-        cmds.append(f"nmcli connection modify <connection> {key} {gateway}")
+        # the device's connection profile, named by nmcli itself: nothing to fill in
+        cmds.append(f'nmcli connection modify "$(nmcli -g GENERAL.CONNECTION device show '
+                    f'{ifname})" {key} {gateway}')
     elif mgr.name == NETWORKD:
         cmds.append("# " + _("make it permanent: Gateway={gateway} in "
                              "/etc/systemd/network/*.network").format(gateway=gateway))
@@ -223,3 +228,30 @@ def count_loss(address: str, count: int = 50) -> str:
     options.append(f"ping -c {count} -i 0.2 {address}")
     return usable(*options)
 
+
+
+def talk(host: str, port: int, crlf: bool = False) -> str:
+    """Open the port and show what the service says, with a tool this host has (nc, ncat,
+    telnet, or curl's telnet://); ``crlf``: lines end in CRLF, as mail protocols want."""
+    flag = "-C" if crlf else "-v"
+    return usable(f"nc {flag} {host} {port}", f"ncat {flag} {host} {port}",
+                  f"telnet {host} {port}", f"curl -v telnet://{host}:{port}")
+
+
+def mtu_probe(address: str, size: int) -> str:
+    """Find the path MTU towards ``address``: tracepath, or the slide's ``ping -M do`` with
+    packets of ``size`` bytes (headers included) that must not be fragmented."""
+    header = 48 if ":" in address else 28
+    return usable(f"tracepath -n {address}",
+                  f"ping -c 3 -M do -s {max(0, size - header)} {address}")
+
+
+def dig(name: str, server: Optional[str] = None, rdtype: str = "", *flags: str) -> str:
+    """The slides' ``dig`` question (``@server``, a type, ``+flags``); where dig is not
+    installed, the same question with ``host -v`` or ``nslookup`` (the flags are dig's)."""
+    at = [f"@{server}"] if server else []
+    by = [server] if server else []
+    typed = [rdtype] if rdtype else []
+    return usable(" ".join(["dig", *at, name, *typed, *flags]),
+                  " ".join(["host", "-v", *(["-t", rdtype] if rdtype else []), name, *by]),
+                  " ".join(["nslookup", *([f"-type={rdtype}"] if rdtype else []), name, *by]))

@@ -31,6 +31,7 @@ from netcheck.lab.scenarios_app import (
 from netcheck.lab.topology import Lab
 
 from .conftest import NetcheckRun, lab_with, run_netcheck
+from .pasting import assert_commands_paste
 
 APP_NAMES = [s.name for s in SCENARIOS_LIST]
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "no_proxy", "all_proxy")
@@ -95,6 +96,7 @@ def test_application_scenario_is_diagnosed(app_lab: Lab, name: str) -> None:
     got = (r.verdict, rc["code"] if rc else None, rc["layer"] if rc else None)
     assert got == tuple(expect), r.explain()
     assert r.rc == {"ok": 0, "degraded": 1, "broken": 2}[expect.verdict]
+    assert_commands_paste(r)
     check = _app_check(r)
     if expect.code is None:
         assert check["status"] == "pass", r.explain()

@@ -13,6 +13,7 @@ from netcheck.lab.topology import Lab
 from tests.schema import validate_report
 
 from .conftest import NetcheckRun, run_netcheck
+from .pasting import assert_commands_paste
 
 # What the root cause's summary + hint must name for this host: the real interface,
 # gateway, resolver, route or port. (Scenario name -> strings.)
@@ -27,7 +28,7 @@ MUST_NAME = {
     "gateway_off_link": ["198.18.9.1", "eth0"],
     "blackhole_route": ["blackhole 198.18.2.0/24", "ip route del"],
     "unreachable_route": ["unreachable 198.18.2.0/24", "ip route del"],
-    "nothing_beyond_gateway": ["198.18.2.10", "traceroute"],
+    "nothing_beyond_gateway": ["198.18.2.10", "last hop"],
     "loopback_down": ["ip link set dev lo up"],
     "resolver_config_empty": ["/etc/resolv.conf"],
     "resolver_dropped": ["198.18.3.53"],
@@ -66,6 +67,7 @@ def test_scenario_is_diagnosed(lab: Lab, name: str) -> None:
     got = (run.verdict, rc["code"] if rc else None, rc["layer"] if rc else None)
     assert got == tuple(expect), run.explain()
     assert run.rc == {"ok": 0, "degraded": 1, "broken": 2}[expect.verdict]
+    assert_commands_paste(run)
     if expect.code is not None:
         assert rc is not None and rc["hint"] is not None, run.explain()
         text = _root_text(run)

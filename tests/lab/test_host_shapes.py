@@ -15,6 +15,7 @@ from netcheck.lab.scenarios_host import SCENARIOS_LIST
 from netcheck.lab.topology import Lab
 
 from .conftest import NetcheckRun, run_netcheck
+from .pasting import assert_commands_paste
 
 SCENARIOS = {s.name: s for s in SCENARIOS_LIST}
 
@@ -59,6 +60,7 @@ def test_host_shape_is_diagnosed(lab: Lab, name: str) -> None:
     rc = run.root_cause
     got = (run.verdict, rc["code"] if rc else None, rc["layer"] if rc else None)
     assert got == tuple(scenario.expect), run.explain()
+    assert_commands_paste(run)
     text = _root_text(run)
     for needle in MUST_NAME.get(name, []):
         assert needle in text, f"root cause does not name {needle!r}: {text}"

@@ -35,6 +35,7 @@ from netcheck.lab.scenarios_nginx import SCENARIOS_LIST, SITE, NginxScenario
 from netcheck.lab.topology import CLIENT_V4, CLIENT_V6, Lab
 
 from .conftest import NetcheckRun, lab_required, run_netcheck
+from .pasting import assert_commands_paste
 
 SHARED = [s.name for s in SCENARIOS_LIST
           if isinstance(s, NginxScenario) and not s.needs_own_lab]
@@ -186,6 +187,7 @@ def test_nginx_scenario_is_diagnosed(nginx_lab: Lab, name: str) -> None:
     got = (r.verdict, rc["code"] if rc else None, rc["layer"] if rc else None)
     assert got == tuple(expect), r.explain()
     assert r.rc == {"ok": 0, "degraded": 1, "broken": 2}[expect.verdict]
+    assert_commands_paste(r)
     if rc is not None:
         assert rc["hint"] and rc["hint"]["commands"], r.explain()
 

@@ -9,6 +9,7 @@ from netcheck.lab.scenarios import SCENARIOS
 from netcheck.lab.scenarios_noise import SCENARIOS_LIST
 from netcheck.lab.topology import Lab
 from tests.lab.conftest import NetcheckRun, run_netcheck
+from tests.lab.pasting import assert_commands_paste
 
 RUNS_UNDER_LOSS = 5
 # Loss has tests of its own below (repeated runs); every other scenario of the module here.
@@ -68,6 +69,7 @@ def test_scenario_diagnosis(lab: Lab, name: str) -> None:
     run = run_netcheck(lab, *scenario.netcheck_argv())
     expect = scenario.expect
     assert run.verdict == expect.verdict, run.explain()
+    assert_commands_paste(run)
     if expect.code is not None:
         assert run.root_cause["code"] == expect.code, run.explain()
         assert run.root_cause["layer"] == expect.layer

@@ -28,6 +28,7 @@ from netcheck.lab.scenarios_server import (
 from netcheck.lab.topology import CLIENT_V4, GATEWAY_V4, SERVER_V4, Lab
 
 from .conftest import NetcheckRun, lab_required, run_netcheck
+from .pasting import assert_commands_paste
 
 NAMES = [s.name for s in SCENARIOS_LIST if isinstance(s, ServerScenario)]
 
@@ -97,6 +98,7 @@ def test_server_scenario_diagnosis(server_lab: Lab, name: str) -> None:
     assert got == tuple(scenario.expect), run.explain()
     assert run.rc == {"ok": 0, "degraded": 1, "broken": 2}[scenario.expect.verdict]
     assert run.elapsed < 10, run.explain()
+    assert_commands_paste(run)
 
 
 # -- the request-id round trip -----------------------------------------------------------------

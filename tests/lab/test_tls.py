@@ -22,6 +22,7 @@ from netcheck.lab.scenarios_tls import SCENARIOS_LIST, lab_ca, lab_ca_path, star
 from netcheck.lab.topology import Lab
 
 from .conftest import NetcheckRun, run_netcheck
+from .pasting import assert_commands_paste
 
 TLS_NAMES = [s.name for s in SCENARIOS_LIST]
 CERT_CODES = {"TLS_CERT_EXPIRED", "TLS_CERT_EXPIRING", "TLS_CERT_UNTRUSTED",
@@ -93,6 +94,7 @@ def test_tls_scenario_is_diagnosed(diagnosed: Diagnose, name: str) -> None:
     got = (run.verdict, rc["code"] if rc else None, rc["layer"] if rc else None)
     assert got == tuple(expect), run.explain()
     assert run.rc == {"ok": 0, "degraded": 1, "broken": 2}[expect.verdict]
+    assert_commands_paste(run)
     handshake = run.check("tls.handshake")
     assert handshake is not None, run.explain()
     if expect.code is None:

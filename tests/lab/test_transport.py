@@ -20,6 +20,7 @@ from netcheck.lab.topology import SERVER_V4, Lab
 from netcheck.probes import nmapscan
 
 from .conftest import NetcheckRun, run_netcheck
+from .pasting import assert_commands_paste
 
 FW_SCENARIOS = [s.name for s in SCENARIOS_LIST]
 # The rule text each scenario's finding must quote, and what its hint must name.
@@ -58,6 +59,7 @@ def test_transport_scenario(lab: Lab, name: str) -> None:
     rc = run.root_cause
     got = (run.verdict, rc["code"] if rc else None, rc["layer"] if rc else None)
     assert got == tuple(scenario.expect), run.explain()
+    assert_commands_paste(run)
     if name in QUOTED:
         quoted, command = QUOTED[name]
         assert rc is not None and rc["check"] == "transport.firewall", run.explain()

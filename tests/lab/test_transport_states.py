@@ -23,6 +23,7 @@ from netcheck.lab.scenarios_l4 import ROUTER_V4, ROUTER_V6, SCENARIOS_LIST
 from netcheck.lab.topology import Lab
 
 from .conftest import NetcheckRun, lab_with, run_netcheck
+from .pasting import assert_commands_paste
 from .test_exporter_lab import FETCH
 
 L4_NAMES = [s.name for s in SCENARIOS_LIST]
@@ -61,6 +62,7 @@ def test_scenario_is_diagnosed(l4_lab: Lab, name: str) -> None:
     got = (run.verdict, rc["code"] if rc else None, rc["layer"] if rc else None)
     assert got == tuple(SCENARIOS[name].expect), run.explain()
     assert run.rc == {"ok": 0, "degraded": 1, "broken": 2}[run.verdict or ""]
+    assert_commands_paste(run)
 
 
 # -- handshake, then RST before any byte ------------------------------------------------------

@@ -307,8 +307,11 @@ def test_refused_port_in_catalan_keeps_codes_and_keys() -> None:
     assert tcp_ca["hint"]["text"].startswith("L'equip respon però res no escolta a 127.0.0.1 "
                                              "port 9")
     # Commands are commands: only the words of their comments change.
-    assert tcp_ca["hint"]["commands"][:2] == tcp_en["hint"]["commands"][:2]
-    assert tcp_ca["hint"]["commands"][2] == "nmap -sT -p 9 127.0.0.1   # des d'aquí"
+    from netcheck.model import split_comment
+
+    assert [split_comment(c)[0] for c in tcp_ca["hint"]["commands"]] == \
+        [split_comment(c)[0] for c in tcp_en["hint"]["commands"]]
+    assert "nmap -sT -p 9 127.0.0.1   # des d'aquí" in tcp_ca["hint"]["commands"]
     assert tcp_ca["evidence"].keys() == tcp_en["evidence"].keys()
     root = catalan["root_cause"]
     assert (root["check"], root["code"], root["layer"]) == ("transport.tcp", "TCP_REFUSED", 4)
