@@ -689,6 +689,13 @@ def _judge_reached(flow: Trace, reached: Probe, distance: Optional[int]) -> Loca
             text += " " + _("(at {address}, hop {hop}, or right after it)").format(
                 address=address, hop=last)
         return Location(text, flow.method, last, address, middlebox=True)
+    if forged and distance is None:
+        # Nothing says how far the target is (it answers no echo request): a box just
+        # before it could answer in its name as well.
+        text = _("a SYN with TTL {hop} already gets the answer ({answer}); {address} does not "
+                 "answer ping, so whether the answer is its own cannot be told").format(
+                     hop=reached.ttl, answer=reached.answer, address=reached.address)
+        return Location(text, flow.method, reached.ttl, None)
     if reached.answer == "rst":
         text = ngettext("the reset comes from {address} itself, {hops} hop away",
                         "the reset comes from {address} itself, {hops} hops away",

@@ -87,9 +87,10 @@ ROWS: list[tuple[str, Trace, Optional[Trace], Optional[int], Optional[str], bool
      trace(hop(1, R1), hop(2, R2), hop(3, SERVER, state="reached", answer="rst",
                                        reply_ttl=62)), REACHES_3, 3, SERVER, False,
      ["the reset comes from 198.18.2.10 itself, 3 hops away"]),
-    ("a reset while the target's distance is unknown: no middlebox claimed",
-     trace(hop(1, R1), hop(2, SERVER, state="reached", answer="rst")), None, 2, SERVER, False,
-     ["198.18.2.10 itself, 2 hops away"]),
+    ("a reset while the target's distance is unknown: neither claimed",
+     trace(hop(1, R1), hop(2, SERVER, state="reached", answer="rst")), None, 2, None, False,
+     ["a SYN with TTL 2 already gets the answer (rst); 198.18.2.10 does not answer ping, so "
+      "whether the answer is its own cannot be told"]),
     ("the flow got through while traced",
      trace(hop(1, R1), hop(2, R2), hop(3, SERVER, state="reached", answer="syn-ack")),
      REACHES_3, 3, SERVER, False, ["reached 198.18.2.10 (hop 3)", "comes and goes"]),
