@@ -217,8 +217,16 @@ def _evidence(check: CheckOutcome, look: _Look) -> list[RenderableType]:
     # leaving trailing blanks that end up in pasted bug reports. A list of plain lines
     # (a redirect chain, a CNAME chain) reads best one item a line, as wget prints it.
     lines: list[tuple[int, str]] = []
-    for key, value in check.result.evidence.items():
-        if key == "path_trace" and isinstance(value, dict) and isinstance(value.get("flow"), dict):
+    from netcheck.render.evidence import evidence_view
+
+    evidence = check.result.evidence
+    for key, view in evidence_view(evidence):
+        value = evidence.get(key)
+        if view is not None:  # as the slide's command prints it (ip route get, dig, ...)
+            lines.append((4, f"{shown(str(key))}:"))
+            lines += [(6, shown(line)) for line in view]
+        elif key == "path_trace" and isinstance(value, dict) and isinstance(
+                value.get("flow"), dict):
             from netcheck.render.hops import hop_table  # the hops as `netcheck path` shows them
 
             flow = value["flow"]
