@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional
 
+from netcheck.i18n import _, ngettext
 from netcheck.lazy import asyncio
 from netcheck.model import Hint, Layer, Result, Status, failed, passed, skipped, warned
 from netcheck.registry import check
@@ -47,7 +48,7 @@ def server_options(ctx: Context) -> ServerOptions:
 
 def _proto_port(ctx: Context) -> str:
     opts = server_options(ctx)
-    return f"{opts.proto} port {opts.port}"
+    return _("{proto} port {port}").format(proto=opts.proto, port=opts.port)
 
 
 def _ss(ctx: Context) -> str:
@@ -155,7 +156,8 @@ def _owners_text(s: Listener, containers: dict[int, dict[str, Any]]) -> str:
         text = f"{name} (pid {shown})"
         proxy = next((containers[p] for p in pids if p in containers), None)
         if proxy and proxy.get("container_ip"):
-            text += f" -> container {proxy['container_ip']}:{proxy.get('container_port', '?')}"
+            text += " -> " + _("container {address}").format(
+                address=f"{proxy['container_ip']}:{proxy.get('container_port', '?')}")
         parts.append(text)
     return ", ".join(parts)
 
@@ -287,25 +289,29 @@ def _loopback_hint(ctx: Context, socks: list[Listener], containers: dict[int, di
     programs = {o.name for s in socks for o in s.owners}
     cmds: list[str] = []
     if "docker-proxy" in programs or containers:
-        cmds.append(f"docker ps --filter publish={opts.port}   # published as "
-                    f"127.0.0.1:{opts.port}:...")
-        cmds.append(f"docker run -p {opts.port}:{opts.port} ...   # not "
-                    f"-p 127.0.0.1:{opts.port}:{opts.port}")
+        cmds.append(f"docker ps --filter publish={opts.port}   # " + _(
+            "published as {binding}").format(binding=f"127.0.0.1:{opts.port}:..."))
+        cmds.append(f"docker run -p {opts.port}:{opts.port} ...   # " + _("not {other}").format(
+            other=f"-p 127.0.0.1:{opts.port}:{opts.port}"))
     if "nginx" in programs:
-        cmds.append(f"grep -rn 'listen' /etc/nginx/   # 'listen {opts.port};' (and "
-                    f"'listen [::]:{opts.port};'), not 'listen 127.0.0.1:{opts.port};'")
+        cmds.append("grep -rn 'listen' /etc/nginx/   # " + _(
+            "{good} (and {good6}), not {bad}").format(
+            good=f"'listen {opts.port};'", good6=f"'listen [::]:{opts.port};'",
+            bad=f"'listen 127.0.0.1:{opts.port};'"))
         cmds.append("nginx -t")
     if programs & {"apache2", "httpd"}:
-        cmds.append(f"grep -rn '^Listen' /etc/apache2/ /etc/httpd/ 2>/dev/null   # 'Listen "
-                    f"{opts.port}', not 'Listen 127.0.0.1:{opts.port}'")
+        cmds.append("grep -rn '^Listen' /etc/apache2/ /etc/httpd/ 2>/dev/null   # " + _(
+            "{good}, not {bad}").format(good=f"'Listen {opts.port}'",
+                                        bad=f"'Listen 127.0.0.1:{opts.port}'"))
     if "sshd" in programs:
         cmds.append("grep -n ListenAddress /etc/ssh/sshd_config   # 0.0.0.0 and ::")
     if unit.name and not unit.reason:
         cmds.append(f"systemctl restart {unit.name}")
     cmds.append(_ss(ctx))
-    return Hint(f"The service listens on {where} only: connections from other hosts are "
-                "refused. Make it listen on the address clients use, or on all of them "
-                f"(0.0.0.0:{opts.port} and [::]:{opts.port}), and restart it.", cmds)
+    return Hint(_("The service listens on {where} only: connections from other hosts are "
+                  "refused. Make it listen on the address clients use, or on all of them "
+                  "({all4} and {all6}), and restart it.").format(
+        where=where, all4=f"0.0.0.0:{opts.port}", all6=f"[::]:{opts.port}"), cmds)
 
 
 async def _listening_elsewhere(ctx: Context) -> list[str]:
@@ -339,9 +345,10 @@ async def _unpublished(ctx: Context, view: EngineView) -> list[tuple[Container, 
                   if p == opts.port] if c.pid else []
         if inside:
             a = inside[0][0]
-            found.append((c, f"listens on {f'[{a}]' if ':' in a else a}:{opts.port} inside"))
+            found.append((c, _("listens on {endpoint} inside").format(
+                endpoint=f"{f'[{a}]' if ':' in a else a}:{opts.port}")))
         elif (opts.port, opts.proto) in c.exposed:
-            found.append((c, f"exposes {opts.port}/{opts.proto}"))
+            found.append((c, _("exposes {port}").format(port=f"{opts.port}/{opts.proto}")))
         if len(found) >= 4:
             break
     return found
@@ -352,17 +359,20 @@ def _not_published(ctx: Context, view: EngineView, found: list[tuple[Container, 
     opts = server_options(ctx)
     c, how = found[0]
     cli = _cli(view)
-    summary = (f"{_proto_port(ctx)} is not published: container {c.label} ({c.state_text()}) "
-               f"{how}, but nothing on this host forwards the port to it")
+    summary = _("{what} is not published: container {name} ({state}) {how}, but nothing on "
+                "this host forwards the port to it").format(
+        what=_proto_port(ctx), name=c.label, state=c.state_text(), how=how)
     evidence["unpublished"] = [{"container": x.to_json(), "how": h} for x, h in found]
     return failed("SRV_PORT_NOT_PUBLISHED", summary, Hint(
-        f"The service runs in container {c.label}, but its port was never published: "
-        "clients reach this host, where nothing listens. Publish the port when the container "
-        f"is created (-p {opts.port}:{opts.port}, or ports: in a compose file) and create "
-        "it again: a running container's ports cannot be added.",
-        [f"{cli} ps --filter name={c.label}   # PORTS: {opts.port}/{opts.proto}, no '->'",
+        _("The service runs in container {name}, but its port was never published: clients "
+          "reach this host, where nothing listens. Publish the port when the container is "
+          "created ({publish}, or ports: in a compose file) and create it again: a running "
+          "container's ports cannot be added.").format(
+            name=c.label, publish=f"-p {opts.port}:{opts.port}"),
+        [f"{cli} ps --filter name={c.label}   # PORTS: {opts.port}/{opts.proto}, "
+         + _("no '->'"),
          f"{cli} inspect --format '{{{{json .HostConfig.PortBindings}}}}' {c.label}",
-         f"{cli} run -d -p {opts.port}:{opts.port} ...   # the same image and options"]),
+         f"{cli} run -d -p {opts.port}:{opts.port} ...   # " + _("the same image and options")]),
         **evidence)
 
 
@@ -377,20 +387,23 @@ def _published_loopback(ctx: Context, view: EngineView, pubs: list[Container],
         return None
     if not bindings and not containers:
         return None
-    name = pubs[0].label if pubs else "the container"
+    name = pubs[0].label if pubs else _("the container")
     cport = bindings[0].container_port if bindings else next(
         (p.get("container_port") for p in containers.values()), opts.port)
     cli = _cli(view)
     return failed("SRV_PORT_NOT_PUBLISHED",
-                  f"{_proto_port(ctx)} is published on loopback only: {described}; "
-                  f"{name}'s port {cport} is reachable from this host alone",
-                  Hint(f"{name}'s port is published as -p 127.0.0.1:{opts.port}:{cport}: only "
-                       "this host can connect. Publish it on every address (-p "
-                       f"{opts.port}:{cport}) and create the container again.",
+                  _("{what} is published on loopback only: {described}; {name}'s port {cport} "
+                    "is reachable from this host alone").format(
+                      what=_proto_port(ctx), described=described, name=name, cport=cport),
+                  Hint(_("{name}'s port is published as {loopback}: only this host can "
+                         "connect. Publish it on every address ({everywhere}) and create the "
+                         "container again.").format(
+                      name=name, loopback=f"-p 127.0.0.1:{opts.port}:{cport}",
+                      everywhere=f"-p {opts.port}:{cport}"),
                        [f"{cli} ps --filter publish={opts.port}   # 127.0.0.1:{opts.port}->"
                         f"{cport}/{opts.proto}",
-                        f"{cli} run -d -p {opts.port}:{cport} ...   # not -p "
-                        f"127.0.0.1:{opts.port}:{cport}", _ss(ctx)]), **evidence)
+                        f"{cli} run -d -p {opts.port}:{cport} ...   # " + _("not {other}").format(
+                            other=f"-p 127.0.0.1:{opts.port}:{cport}"), _ss(ctx)]), **evidence)
 
 
 @check("transport.listen", Layer.TRANSPORT, modes=SERVER,
@@ -418,10 +431,10 @@ async def port_listening(ctx: Context) -> Result:
     if containers:
         evidence["containers"] = list(containers.values())
     if not table.owners_visible:
-        evidence["owners_note"] = ("other users' processes cannot be looked into without "
-                                   "root: some owners may be missing")
+        evidence["owners_note"] = _("other users' processes cannot be looked into without "
+                                    "root: some owners may be missing")
     elif not table.owners_complete:
-        evidence["owners_note"] = "the search for owners stopped at its time bound"
+        evidence["owners_note"] = _("the search for owners stopped at its time bound")
     what = _proto_port(ctx)
     view = await engine_view(ctx)
     pubs = view.publishing(opts.port, opts.proto)
@@ -434,23 +447,27 @@ async def port_listening(ctx: Context) -> Result:
         elsewhere = await _listening_elsewhere(ctx)
         other_proto = "udp" if opts.proto == "tcp" else "tcp"
         other = (await listen_table(ctx, other_proto)).on_port(opts.port)
-        summary = f"nothing listens on {what}"
+        summary = _("nothing listens on {what}").format(what=what)
         notes = []
         if unit.state is not None and not unit.state.active:
-            notes.append(f"{unit.name} is {unit.state.active_line()}")
+            notes.append(_("{unit} is {state}").format(unit=unit.name,
+                                                       state=unit.state.active_line()))
         if opts.process and not await named_processes(ctx):
-            notes.append(f"no process named {opts.process} runs")
+            notes.append(_("no process named {name} runs").format(name=opts.process))
         if elsewhere:
-            notes.append(f"the service listens on {', '.join(elsewhere)} instead")
+            notes.append(_("the service listens on {where} instead").format(
+                where=", ".join(elsewhere)))
         if other:
-            notes.append(f"{other_proto} port {opts.port} is open ({other[0].endpoint})")
+            notes.append(_("{proto} port {port} is open ({endpoint})").format(
+                proto=other_proto, port=opts.port, endpoint=other[0].endpoint))
             evidence["other_proto"] = [s.ss_line() for s in other]
         if pubs:
             from netcheck.probes.docker import names
 
-            notes.append(f"it is published by container {names(pubs[:3])}"
-                         + (" of a container engine that is not running" if view.stored
-                            else ""))
+            notes.append((_("it is published by container {names} of a container engine "
+                            "that is not running") if view.stored
+                          else _("it is published by container {names}")).format(
+                names=names(pubs[:3])))
             evidence["containers"] = [c.to_json() for c in pubs[:8]]
         elif view.down_socket:
             notes.append(view.down_socket)
@@ -461,19 +478,20 @@ async def port_listening(ctx: Context) -> Result:
         if pubs:
             cmds += _container_commands(ctx, view, pubs[0])
         cmds.append(_ss(ctx))
-        text = (f"Nothing on this host listens on {what}: the service is not running, or it "
-                "listens on another port. Start it (or fix the port in its configuration) "
-                "and check that the port is in LISTEN.")
+        text = _("Nothing on this host listens on {what}: the service is not running, or it "
+                 "listens on another port. Start it (or fix the port in its configuration) "
+                 "and check that the port is in LISTEN.").format(what=what)
         if elsewhere:
-            text = (f"The service runs but listens on {', '.join(elsewhere)}, not on {what}: "
-                    "fix the port in its configuration (or use the port it listens on), "
-                    "then restart it.")
+            text = _("The service runs but listens on {where}, not on {what}: fix the port in "
+                     "its configuration (or use the port it listens on), then restart "
+                     "it.").format(where=", ".join(elsewhere), what=what)
         if pubs:
-            text = (f"Nothing listens on {what} because container {pubs[0].label}, which "
-                    "publishes it, is not running (the container check says why): Docker "
-                    "holds a published port only while its container runs.")
+            text = _("Nothing listens on {what} because container {name}, which publishes "
+                     "it, is not running (the container check says why): Docker holds a "
+                     "published port only while its container runs.").format(
+                what=what, name=pubs[0].label)
         return failed("SRV_NOT_LISTENING", summary, Hint(text, cmds), **evidence)
-    described = "; ".join(f"{s.endpoint} ({s.kind()}"
+    described = "; ".join(f"{s.endpoint} ({s.kind_text()}"
                           + (f", {_owners_text(s, containers)}" if s.owners else "") + ")"
                           for s in socks)
     external = [s for s in socks if not s.loopback]
@@ -488,27 +506,32 @@ async def port_listening(ctx: Context) -> Result:
                 return result
         unit = await unit_info(ctx)
         return failed("SRV_LISTEN_LOOPBACK_ONLY",
-                      f"{what} listens on loopback only: {described}; other hosts are refused",
+                      _("{what} listens on loopback only: {described}; other hosts are "
+                        "refused").format(what=what, described=described),
                       _loopback_hint(ctx, socks, containers, unit), **evidence)
     served = {f for s in socks for f in s.families_served}
     if fam is not None and fam not in served and not client_local:
         only = "IPv4" if 4 in served else "IPv6"
         return failed("SRV_NOT_LISTENING",
-                      f"nothing listens on {what} for IPv{fam}, the client {opts.client}'s "
-                      f"family: {described}",
-                      Hint(f"The service listens on {only} only, and the client connects over "
-                           f"IPv{fam}. Make it listen on [::]:{opts.port} (or "
-                           f"0.0.0.0:{opts.port}) too, or have the client use {only}.",
+                      _("nothing listens on {what} for {family}, the client {client}'s family: "
+                        "{described}").format(what=what, family=f"IPv{fam}",
+                                              client=opts.client, described=described),
+                      Hint(_("The service listens on {only} only, and the client connects over "
+                             "{family}. Make it listen on {all6} (or {all4}) too, or have the "
+                             "client use {only}.").format(
+                          only=only, family=f"IPv{fam}", all6=f"[::]:{opts.port}",
+                          all4=f"0.0.0.0:{opts.port}"),
                            [_ss(ctx)]), **evidence)
     summary = f"{what}: {described}"
     if 4 not in served:
-        summary += "; IPv4 clients are refused"
+        summary += "; " + _("IPv4 clients are refused")
     elif 6 not in served:
-        summary += "; IPv6 clients are refused"
+        summary += "; " + _("IPv6 clients are refused")
     full = [s for s in socks if s.backlog_full]
     if full:
-        summary += (f"; accept queue full on {full[0].endpoint} ({full[0].recv_q} waiting, "
-                    f"limit {full[0].send_q}): the program is not accepting")
+        summary += "; " + _("accept queue full on {endpoint} ({waiting} waiting, limit "
+                            "{limit}): the program is not accepting").format(
+            endpoint=full[0].endpoint, waiting=full[0].recv_q, limit=full[0].send_q)
     return passed(summary, **evidence)
 
 
@@ -531,9 +554,9 @@ async def container_listening(ctx: Context) -> Result:
             if c.running and c.pid and not c.down()]
     if not pubs:
         if not view.reachable:
-            return skipped("no container engine answers here: no container to look into",
+            return skipped(_("no container engine answers here: no container to look into"),
                            engine=view.to_json())
-        return skipped(f"no running container publishes {_proto_port(ctx)}",
+        return skipped(_("no running container publishes {what}").format(what=_proto_port(ctx)),
                        engine=view.to_json())
     rows = []
     bad: list[tuple[Container, int, list[tuple[str, int]]]] = []
@@ -546,34 +569,43 @@ async def container_listening(ctx: Context) -> Result:
                      "listening": [f"[{a}]:{p}" if ":" in a else f"{a}:{p}"
                                    for a, p in on_port],
                      "others": sorted({f"{a}:{p}" for a, p in inside if p != cport})[:8]})
-        if not on_port or all(docker.is_loopback(a) for a, _ in on_port):
+        if not on_port or all(docker.is_loopback(a) for a, _port in on_port):
             bad.append((c, cport, on_port))
     evidence: dict[str, Any] = {"port": opts.port, "inside": rows, "engine": view.to_json()}
     if not bad:
-        return passed("; ".join(f"container {r['container']} listens on "
-                                f"{', '.join(r['listening'])} (published as {opts.port})"
+        return passed("; ".join(_("container {name} listens on {where} (published as "
+                                  "{port})").format(name=r["container"],
+                                                    where=", ".join(r["listening"]),
+                                                    port=opts.port)
                                 for r in rows), **evidence)
     c, cport, on_port = bad[0]
     cli = _cli(view)
-    cmds = [f"{cli} exec {c.label} ss -tlnp   # or netstat -tlnp where the image has no ss",
+    cmds = [f"{cli} exec {c.label} ss -tlnp   # "
+            + _("or netstat -tlnp where the image has no ss"),
             *_container_commands(ctx, view, c)[1:], f"{cli} restart {c.label}"]
     if on_port:
         where = ", ".join(f"{a}:{p}" for a, p in on_port)
         return failed("SRV_CONTAINER_NOT_LISTENING",
-                      f"container {c.label} listens on {where} only, its own loopback: the "
-                      f"connections {opts.port} forwards to its port {cport} are refused",
-                      Hint(f"The application in {c.label} listens on the container's own "
-                           f"127.0.0.1: traffic forwarded from the host arrives on the "
-                           f"container's address ({', '.join(c.addresses) or '?'}) and is "
-                           f"refused. Make it listen on 0.0.0.0:{cport} (its bind or listen "
-                           "setting), then restart the container.", cmds), **evidence)
+                      _("container {name} listens on {where} only, its own loopback: the "
+                        "connections {port} forwards to its port {cport} are refused").format(
+                          name=c.label, where=where, port=opts.port, cport=cport),
+                      Hint(_("The application in {name} listens on the container's own "
+                             "127.0.0.1: traffic forwarded from the host arrives on the "
+                             "container's address ({addresses}) and is refused. Make it listen "
+                             "on {everywhere} (its bind or listen setting), then restart the "
+                             "container.").format(name=c.label,
+                                                   addresses=", ".join(c.addresses) or "?",
+                                                   everywhere=f"0.0.0.0:{cport}"),
+                           cmds), **evidence)
     return failed("SRV_CONTAINER_NOT_LISTENING",
-                  f"nothing listens inside container {c.label} on its port {cport}, where "
-                  f"{_proto_port(ctx)} is forwarded",
-                  Hint(f"The port is published to {c.label}'s port {cport}, but nothing in "
-                       "the container listens there: the application listens on another "
-                       "port, or has not started. Compare the -p mapping with the port the "
-                       "application uses, and read its log.", cmds), **evidence)
+                  _("nothing listens inside container {name} on its port {cport}, where {what} "
+                    "is forwarded").format(name=c.label, cport=cport, what=_proto_port(ctx)),
+                  Hint(_("The port is published to {name}'s port {cport}, but nothing in the "
+                         "container listens there: the application listens on another port, "
+                         "or has not started. Compare the -p mapping with the port the "
+                         "application uses, and read its log.").format(name=c.label,
+                                                                        cport=cport),
+                       cmds), **evidence)
 
 
 @dataclass
@@ -659,7 +691,7 @@ async def _inbound_flows(ctx: Context) -> Inbound:
         family = ipaddress.ip_address(ip).version
         if fam is not None and family != fam:
             continue
-        oif, _ = await towards(ip)
+        oif, _local = await towards(ip)
         found.flows_fwd.append(Flow(family, proxy.get("proto", opts.proto), ip, port,
                                     saddr=opts.client, sport=CLIENT_PORTS,
                                     iifname=iif_to_client, oifname=oif, hook="forward"))
@@ -693,17 +725,23 @@ def _inbound_hint(blocks: list[Any]) -> Hint:
     first = blocks[0]
     if first.rule is not None:
         r = first.rule
-        where = f"chain {r.chain} of table {r.family} {r.table}"
+        where = _("chain {chain} of table {table}").format(chain=r.chain,
+                                                           table=f"{r.family} {r.table}")
         tag = f" (handle {r.handle})" if r.handle is not None else ""
-        text = (f"This host's own firewall {first.action}s clients' connections to the port "
-                f"on arrival: the rule `{r.quoted}`{tag} in {where}. Delete it if it is not "
-                "wanted, or insert an accept for the port before it:")
+        text = (_("This host's own firewall drops clients' connections to the port on "
+                  "arrival: the rule {rule} in {where}. Delete it if it is not wanted, or "
+                  "insert an accept for the port before it:") if first.action == "drop" else
+                _("This host's own firewall rejects clients' connections to the port on "
+                  "arrival: the rule {rule} in {where}. Delete it if it is not wanted, or "
+                  "insert an accept for the port before it:")).format(
+            rule=f"`{r.quoted}`{tag}", where=where)
         commands.append(f"nft -a list chain {r.family} {r.table} {r.chain}"
                         if r.source == "nft" else f"{r.command} -L {r.chain} -n -v --line-numbers")
     else:
-        label = first.chain.label if first.chain else f"the {first.flow.hook} chain"
-        text = (f"The policy of {label} is {first.action} and no rule accepts the port before "
-                "it: add an accept rule for it.")
+        label = first.chain.label if first.chain else _("the {hook} chain").format(
+            hook=first.flow.hook)
+        text = _("The policy of {chain} is {action} and no rule accepts the port before it: "
+                 "add an accept rule for it.").format(chain=label, action=first.action)
     return Hint(text, commands)
 
 
@@ -718,16 +756,19 @@ async def inbound_firewall(ctx: Context) -> Result:
     sends the traffic there). A drop or reject, or a drop policy, is quoted with its table,
     chain and handle. Needs CAP_NET_ADMIN.
     """
+    from netcheck.checks.transport import _flow as flow_text  # Flow.describe(), translated
+
     from netcheck.probes import firewall
 
     if not firewall.has_cap_net_admin():
-        return skipped(firewall.NEEDS_ROOT)
+        return skipped(_(firewall.NEEDS_ROOT))  # a literal in transport.py: in the catalogues
     judged, flows = await inbound(ctx)
     if not judged:
-        return skipped("no address of this host to judge a connection to")
+        return skipped(_("no address of this host to judge a connection to"))
     unreadable = next((fw for fw in judged if not fw.readable), None)
     if unreadable is not None:
-        return skipped(f"cannot read the firewall rules: {unreadable.reason}")
+        return skipped(_("cannot read the firewall rules: {reason}").format(
+            reason=unreadable.reason))
     verdicts = [v for fw in judged for v in fw.verdicts]
     evidence: dict[str, Any] = {"hooks": [fw.hook for fw in judged],
                                 "ruleset": judged[0].ruleset.summary() if judged[0].ruleset
@@ -736,13 +777,17 @@ async def inbound_firewall(ctx: Context) -> Result:
                                 "dnat": flows.dnat,
                                 "duration_ms": round(sum(fw.duration_ms for fw in judged), 1)}
     opts = server_options(ctx)
-    client = f" from {opts.client}" if opts.client else ""
+    client = " " + _("from {client}").format(client=opts.client) if opts.client else ""
     blocks = [v for v in verdicts if v.blocked]
     if blocks:
         first = blocks[0]
-        maybe = "" if first.certain else "probably "
-        summary = (f"this host's firewall {maybe}{first.action}s {first.flow.describe()}{client}"
-                   f" ({first.flow.hook}): {first.describe()}")
+        says = {(True, "drop"): _("this host's firewall drops {flow}"),
+                (False, "drop"): _("this host's firewall probably drops {flow}"),
+                (True, "reject"): _("this host's firewall rejects {flow}"),
+                (False, "reject"): _("this host's firewall probably rejects {flow}")}
+        summary = (says.get((first.certain, first.action), says[(first.certain, "drop")])
+                   .format(flow=flow_text(first.flow) + client)
+                   + f" ({first.flow.hook}): {first.describe()}")
         # A container's published port is reached through the forward chain only (Docker's
         # DNAT): blocked there, it is blocked for every client. On the input side, one
         # address of several blocked leaves the others.
@@ -752,29 +797,31 @@ async def inbound_firewall(ctx: Context) -> Result:
                 into and all(v.blocked for v in into)):
             return failed("SRV_FW_INPUT_BLOCK", summary, _inbound_hint(blocks), **evidence)
         open_to = sorted({v.flow.daddr for v in verdicts} - {v.flow.daddr for v in blocks})
-        return warned("SRV_FW_INPUT_BLOCK", f"{summary}; {', '.join(open_to)} may pass",
+        return warned("SRV_FW_INPUT_BLOCK", summary + "; " + _("{addresses} may pass").format(
+                          addresses=", ".join(open_to)),
                       _inbound_hint(blocks), **evidence)
     unknown = [v for v in verdicts if v.action == "unknown"]
     if unknown:
-        why = "; ".join(unknown[0].uncertain[:2]) or "the evaluation was capped"
-        return skipped(f"could not judge the rules for {unknown[0].flow.describe()}: {why}",
-                       **evidence)
+        why = "; ".join(unknown[0].uncertain[:2]) or _("the evaluation was capped")
+        return skipped(_("could not judge the rules for {flow}: {why}").format(
+            flow=flow_text(unknown[0].flow), why=why), **evidence)
     addrs = sorted({v.flow.daddr for v in verdicts})
-    summary = (f"no rule of the input chains blocks {_proto_port(ctx)}{client} to "
-               f"{', '.join(addrs)}")
+    summary = _("no rule of the input chains blocks {what} to {addresses}").format(
+        what=_proto_port(ctx) + client, addresses=", ".join(addrs))
     if flows.dnat:
         to = sorted({f"{v.flow.daddr}:{v.flow.dport}" for v in verdicts
                      if v.flow.hook == "forward"})
-        summary = (f"DNAT sends {_proto_port(ctx)}{client} to {', '.join(to)} (nat "
-                   f"{flows.dnat[0]['rule']['chain']}), and no rule of the forward chains "
-                   "blocks it")
+        summary = _("DNAT sends {what} to {to} (nat {chain}), and no rule of the forward "
+                    "chains blocks it").format(what=_proto_port(ctx) + client,
+                                               to=", ".join(to),
+                                               chain=flows.dnat[0]["rule"]["chain"])
         if flows.flows_in:
-            summary += (f"; nor the input chains, to "
-                        f"{', '.join(sorted({f.daddr for f in flows.flows_in}))}")
+            summary += "; " + _("nor the input chains, to {addresses}").format(
+                addresses=", ".join(sorted({f.daddr for f in flows.flows_in})))
     elif any(v.flow.hook == "forward" for v in verdicts):
-        summary += " (nor the forward chains, to the container)"
+        summary += " " + _("(nor the forward chains, to the container)")
     if any(not v.certain for v in verdicts):
-        summary += " (uncertain: some rules were not understood, see the evidence)"
+        summary += " " + _("(uncertain: some rules were not understood, see the evidence)")
     return passed(summary, **evidence)
 
 
@@ -808,28 +855,28 @@ async def local_handshake(ctx: Context) -> Result:
 
     opts = server_options(ctx)
     if opts.proto != "tcp":
-        return skipped("UDP has no handshake: a datagram is not answered unless the "
-                       "application speaks first (use the log check)")
+        return skipped(_("UDP has no handshake: a datagram is not answered unless the "
+                         "application speaks first (use the log check)"))
     socks = await bound(ctx)
     expected: dict[str, Listener] = {}
     for s in socks:
         if s.wildcard:
             for fam in s.families_served:
                 expected.setdefault("127.0.0.1" if fam == 4 else "::1", s)
-                for address, _ in _own_addresses(ctx, (fam,)):
+                for address, _ifname in _own_addresses(ctx, (fam,)):
                     expected.setdefault(address, s)
         else:
             expected.setdefault(s.address, s)
     # Addresses it is not bound to are tried as well: their refusal shows who cannot connect.
     others = [a for a in ("127.0.0.1", "::1") if a not in expected]
-    others += [a for a, _ in _own_addresses(ctx) if a not in expected]
+    others += [a for a, _ifname in _own_addresses(ctx) if a not in expected]
     targets = [*list(expected)[:MAX_ADDRESSES], *others[:4]]
     timeout = min(ctx.timeout, 2.0)
     results = await asyncio.gather(*(ctx.blocking(handshake, a, opts.port, timeout)
                                      for a in targets))
     rows = [{**r.to_json(), "expected": r.address in expected} for r in results]
     evidence: dict[str, Any] = {"port": opts.port, "handshakes": rows,
-                                "rtt": "the kernel's handshake RTT (TCP_INFO)"}
+                                "rtt": _("the kernel's handshake RTT (TCP_INFO)")}
     opened = [r for r in results if r.state == "open"]
     if opened:
         evidence["rtt_ms"] = round(min(r.rtt_ms or 0.0 for r in opened), 3)
@@ -838,41 +885,49 @@ async def local_handshake(ctx: Context) -> Result:
     def endpoint(address: str) -> str:
         return f"[{address}]:{opts.port}" if ":" in address else f"{address}:{opts.port}"
 
-    shown = ", ".join(f"{endpoint(r.address)} in {r.rtt_ms:.2f} ms" for r in opened[:6])
+    shown = ", ".join(_("{endpoint} in {ms} ms").format(endpoint=endpoint(r.address),
+                                                          ms=f"{r.rtt_ms:.2f}")
+                      for r in opened[:6])
     refused = [r.address for r in results if r.address not in expected and r.state == "refused"]
     if not bad:
-        summary = f"handshake completed with {shown}" if shown else "no handshake expected"
+        summary = (_("handshake completed with {endpoints}").format(endpoints=shown) if shown
+                   else _("no handshake expected"))
         if refused:
-            summary += f"; {', '.join(endpoint(a) for a in refused[:4])} refused (not bound there)"
+            summary += "; " + _("{endpoints} refused (not bound there)").format(
+                endpoints=", ".join(endpoint(a) for a in refused[:4]))
         return passed(summary, **evidence)
     first = bad[0]
     block = await _local_block(ctx, first.address)
-    what = f"a local connect to {endpoint(first.address)} {_outcome(first)}"
+    what = _outcome(first).format(endpoint=endpoint(first.address))
     if block is not None:
-        return failed("SRV_FW_INPUT_BLOCK", f"{what}: this host's input chain "
-                      f"{block.action}s it: {block.describe()}", _inbound_hint([block]),
-                      **evidence)
+        return failed("SRV_FW_INPUT_BLOCK", f"{what}: " + (
+            _("this host's input chain drops it: {rule}") if block.action == "drop" else
+            _("this host's input chain rejects it: {rule}")).format(rule=block.describe()),
+                      _inbound_hint([block]), **evidence)
     listener = expected[first.address]
     if listener.backlog_full:
-        why = (f"the listening socket's accept queue is full ({listener.recv_q} waiting, limit "
-               f"{listener.send_q}): the program no longer calls accept() — it hangs or is "
-               "overloaded")
+        why = _("the listening socket's accept queue is full ({waiting} waiting, limit "
+                "{limit}): the program no longer calls accept() — it hangs or is "
+                "overloaded").format(waiting=listener.recv_q, limit=listener.send_q)
     else:
-        why = "the socket exists but does not complete handshakes"
+        why = _("the socket exists but does not complete handshakes")
     return Result(Status.ERROR, f"{what}: {why}", evidence=evidence, hint=Hint(
-        "Look at the program holding the port (is it stuck?) and restart it.",
+        _("Look at the program holding the port (is it stuck?) and restart it."),
         [_ss(ctx), "ps -o pid,stat,etime,cmd -p " + ",".join(
             str(o.pid) for o in listener.owners[:4]) if listener.owners else _ss(ctx)]))
 
 
 def _outcome(r: Any) -> str:
+    """What a local connect met, a text with an {endpoint} placeholder still to fill."""
     if r.state == "timeout":
-        return "timed out"
+        return _("a local connect to {endpoint} timed out")
     if r.state == "refused":
-        return "was refused"
+        return _("a local connect to {endpoint} was refused")
     if r.state == "unreachable":
-        return f"was answered 'unreachable' ({r.errno})"
-    return f"failed ({r.errno or r.state})"
+        return _("a local connect to {endpoint} was answered 'unreachable' ({errno})").replace(
+            "{errno}", str(r.errno))
+    return _("a local connect to {endpoint} failed ({errno})").replace(
+        "{errno}", str(r.errno or r.state))
 
 
 # -- layer 7 -----------------------------------------------------------------------------------
@@ -907,22 +962,23 @@ async def container_running(ctx: Context) -> Result:
     cli = _cli(view)
     if not pubs:
         if view.reachable:
-            return skipped(f"no container of {view.product} {view.version} publishes "
-                           f"{_proto_port(ctx)}", **evidence)
+            return skipped(_("no container of {engine} publishes {what}").format(
+                engine=f"{view.product} {view.version}", what=_proto_port(ctx)), **evidence)
         if view.down_socket:
-            return skipped(f"{view.down_socket}: which container would publish the port is "
-                           "not known", **evidence)
+            return skipped(_("{problem}: which container would publish the port is not "
+                             "known").format(problem=view.down_socket), **evidence)
         why = f": {view.problems[0]}" if view.problems else ""
-        return skipped(f"no container engine answers here (no Docker or Podman socket){why}",
-                       **evidence)
+        return skipped(_("no container engine answers here (no Docker or Podman socket)")
+                       + why, **evidence)
     if view.stored:
         c = pubs[0]
         return failed("SRV_CONTAINER_DOWN",
-                      f"{view.down_socket}: container {c.label}, which publishes "
-                      f"{_proto_port(ctx)}, is down with it",
-                      Hint("Docker itself is stopped, so none of its containers runs. Start "
-                           "it (containers with a restart policy come back with it), read why "
-                           "it stopped, then check the container:",
+                      _("{problem}: container {name}, which publishes {what}, is down with "
+                        "it").format(problem=view.down_socket, name=c.label,
+                                     what=_proto_port(ctx)),
+                      Hint(_("Docker itself is stopped, so none of its containers runs. Start "
+                             "it (containers with a restart policy come back with it), read "
+                             "why it stopped, then check the container:"),
                            ["systemctl status docker", "systemctl start docker",
                             "journalctl -u docker -n 50 --no-pager", f"{cli} ps -a"]),
                       **evidence)
@@ -930,49 +986,62 @@ async def container_running(ctx: Context) -> Result:
     unhealthy = [c for c in up if c.health == "unhealthy"]
     if up and len(unhealthy) < len(up):
         good = [c for c in up if c.health != "unhealthy"]
-        summary = "; ".join(f"container {c.label} ({c.image}) {c.state_text()}, "
-                            f"{c.restart_count} restarts, publishes "
-                            f"{', '.join(b.text() for b in c.publishes(opts.port, opts.proto))}"
-                            + (f", at {', '.join(c.addresses)}" if c.addresses else "")
+        summary = "; ".join(_("container {name} ({image}) {state}, {restarts} restarts, "
+                              "publishes {bindings}").format(
+                                  name=c.label, image=c.image, state=c.state_text(),
+                                  restarts=c.restart_count,
+                                  bindings=", ".join(b.text() for b in c.publishes(
+                                      opts.port, opts.proto)))
+                            + (", " + _("at {addresses}").format(
+                                addresses=", ".join(c.addresses)) if c.addresses else "")
                             for c in good[:3])
         return passed(summary, **evidence)
     if unhealthy:
         c = unhealthy[0]
         return warned("SRV_CONTAINER_DOWN",
-                      f"container {c.label} runs but is unhealthy: its health check fails"
+                      _("container {name} runs but is unhealthy: its health check "
+                        "fails").format(name=c.label)
                       + (f" ({c.health_log})" if c.health_log else ""),
-                      Hint(f"{c.label}'s own health check fails: the application inside does "
-                           "not answer as it should. Read the health log and the container's "
-                           "log.", [f"{cli} inspect --format '{{{{json .State.Health}}}}' "
+                      Hint(_("{name}'s own health check fails: the application inside does "
+                             "not answer as it should. Read the health log and the "
+                             "container's log.").format(name=c.label),
+                           [f"{cli} inspect --format '{{{{json .State.Health}}}}' "
                                     f"{c.label}", *_container_commands(ctx, view, c)[1:],
                                     f"{cli} restart {c.label}"]), **evidence)
     c = pubs[0]
     last = await _last_lines(ctx, c)
     evidence["last_log_lines"] = last
-    said = f"; its log ends with: {last[-1]}" if last else ""
+    said = "; " + _("its log ends with: {line}").format(line=last[-1]) if last else ""
     cmds = _container_commands(ctx, view, c)
     if c.paused:
-        return failed("SRV_CONTAINER_DOWN", f"container {c.label}, which publishes "
-                      f"{_proto_port(ctx)}, is paused", Hint(
-                          f"{c.label} is paused: its processes are frozen. Unpause it.",
+        return failed("SRV_CONTAINER_DOWN", _("container {name}, which publishes {what}, is "
+                                              "paused").format(name=c.label,
+                                                               what=_proto_port(ctx)), Hint(
+                          _("{name} is paused: its processes are frozen. Unpause it.").format(
+                              name=c.label),
                           [f"{cli} unpause {c.label}", *cmds]), **evidence)
-    why = c.error or (f"exit code {c.exit_code}" if c.exit_code is not None else "")
+    why = c.error or (_("exit code {code}").format(code=c.exit_code)
+                      if c.exit_code is not None else "")
     if c.oom_killed:
-        why = "killed by the kernel's OOM killer (out of memory)"
+        why = _("killed by the kernel's OOM killer (out of memory)")
     if c.looping():
         return failed("SRV_CONTAINER_DOWN",
-                      f"container {c.label}, which publishes {_proto_port(ctx)}, restarts "
-                      f"in a loop: {c.state_text()}, {c.restart_count} restarts (restart "
-                      f"policy {c.restart_policy or '?'}), last {why}{said}",
-                      Hint(f"{c.label}'s application exits as soon as it starts and Docker "
-                           "starts it again and again. Its log says why; fix the cause (its "
-                           "configuration, a missing file or dependency), then restart it.",
+                      _("container {name}, which publishes {what}, restarts in a loop: "
+                        "{state}, {restarts} restarts (restart policy {policy}), last "
+                        "{why}").format(name=c.label, what=_proto_port(ctx),
+                                        state=c.state_text(), restarts=c.restart_count,
+                                        policy=c.restart_policy or "?", why=why) + said,
+                      Hint(_("{name}'s application exits as soon as it starts and Docker "
+                             "starts it again and again. Its log says why; fix the cause (its "
+                             "configuration, a missing file or dependency), then restart "
+                             "it.").format(name=c.label),
                            [*cmds, f"{cli} restart {c.label}"]), **evidence)
     return failed("SRV_CONTAINER_DOWN",
-                  f"container {c.label}, which publishes {_proto_port(ctx)}, is not running: "
-                  f"{c.state_text()}{' (' + why + ')' if why else ''}{said}",
-                  Hint(f"{c.label} has stopped, so nothing serves the port. Its log says why "
-                       "it stopped: fix that, then start it again.",
+                  _("container {name}, which publishes {what}, is not running: {state}").format(
+                      name=c.label, what=_proto_port(ctx), state=c.state_text())
+                  + (" (" + why + ")" if why else "") + said,
+                  Hint(_("{name} has stopped, so nothing serves the port. Its log says why it "
+                         "stopped: fix that, then start it again.").format(name=c.label),
                        [*cmds, f"{cli} start {c.label}"]), **evidence)
 
 
@@ -995,14 +1064,16 @@ async def service_unit(ctx: Context) -> Result:
         if reason:
             return skipped(reason, **evidence)
         if info.candidates:
-            return skipped(f"no --service given and nothing listens: {', '.join(info.candidates)}"
-                           " could serve the port (give --service UNIT)", **evidence)
-        return skipped("no --service given, and no unit holds a process on the port "
-                       "(give --service UNIT)", **evidence)
+            return skipped(_("no --service given and nothing listens: {units} could serve the "
+                             "port (give --service UNIT)").format(
+                units=", ".join(info.candidates)), **evidence)
+        return skipped(_("no --service given, and no unit holds a process on the port "
+                         "(give --service UNIT)"), **evidence)
     if info.reason:
         return skipped(f"{info.name}: {info.reason}", **evidence)
     if info.ref is not None and (info.ref.user is not None or info.name.endswith(".scope")):
-        return skipped(f"the listening process belongs to {info.ref.describe()}", **evidence)
+        return skipped(_("the listening process belongs to {unit}").format(
+            unit=info.ref.describe()), **evidence)
     if info.error or info.state is None:
         return Result(Status.ERROR, f"systemctl show {info.name}: {info.error}",
                       evidence=evidence)
@@ -1010,44 +1081,53 @@ async def service_unit(ctx: Context) -> Result:
     evidence.update(st.to_json())
     name = st.unit
     if not st.exists:
-        return failed("SRV_SERVICE_INACTIVE", f"{name} is not installed (not-found)", Hint(
-            f"There is no unit {name} on this host: the service is not installed, or it has "
-            "another name. Find it:",
+        return failed("SRV_SERVICE_INACTIVE", _("{unit} is not installed (not-found)").format(
+            unit=name), Hint(
+            _("There is no unit {unit} on this host: the service is not installed, or it has "
+              "another name. Find it:").format(unit=name),
             [f"systemctl list-units --type=service --all | grep -i "
              f"{name.split('.')[0].split('@')[0]}", "systemctl list-unit-files --type=service"]),
             **evidence)
-    boot = {True: "enabled at boot", False: f"not enabled at boot ({st.boot})",
-            None: f"started by another unit ({st.boot})"}[st.starts_at_boot]
+    boot = {True: _("enabled at boot"),
+            False: _("not enabled at boot ({state})").format(state=st.boot),
+            None: _("started by another unit ({state})").format(state=st.boot)
+            }[st.starts_at_boot]
     if st.masked:
-        return failed("SRV_SERVICE_INACTIVE", f"{name} is masked: it cannot be started",
-                      Hint(f"{name} is masked (linked to /dev/null): unmask it, then start and "
-                           "enable it.", _unit_commands(info)), **evidence)
+        return failed("SRV_SERVICE_INACTIVE", _("{unit} is masked: it cannot be started").format(
+            unit=name),
+                      Hint(_("{unit} is masked (linked to /dev/null): unmask it, then start "
+                             "and enable it.").format(unit=name), _unit_commands(info)),
+                      **evidence)
     if st.active:
         summary = f"{name} {st.active_line()}, {boot}"
         if st.main_pid:
-            summary += f", main pid {st.main_pid}"
+            summary += ", " + _("main pid {pid}").format(pid=st.main_pid)
         if st.starts_at_boot is False:
-            summary += f" (it will not start after a reboot: systemctl enable {name})"
+            summary += " " + _("(it will not start after a reboot: {command})").format(
+                command=f"systemctl enable {name}")
         return passed(summary, **evidence)
     failure = st.failure()
-    detail = f"{name} is {st.active_line()}"
+    detail = _("{unit} is {state}").format(unit=name, state=st.active_line())
     if failure:
         detail += f" ({failure})"
     if st.restarts:
-        detail += f", restarted {st.restarts} times"
+        detail += ", " + ngettext("restarted {n} time", "restarted {n} times",
+                                  st.restarts).format(n=st.restarts)
     if st.log:
-        detail += f"; last log: {st.log[-1]}"
+        detail += "; " + _("last log: {line}").format(line=st.log[-1])
     if st.active_state == "activating" and st.sub_state not in ("auto-restart",):
-        return warned("SRV_SERVICE_INACTIVE", f"{detail}: still starting", Hint(
-            f"{name} has not finished starting: wait, or read why it hangs.",
+        return warned("SRV_SERVICE_INACTIVE", detail + ": " + _("still starting"), Hint(
+            _("{unit} has not finished starting: wait, or read why it hangs.").format(
+                unit=name),
             [f"systemctl status {name}", f"journalctl -u {name} -n 50 --no-pager"]),
             **evidence)
-    text = (f"{name} is not running ({st.active_state}): read why it stopped, fix it, and "
-            "start it" + (" (and enable it, so that it starts at boot)."
-                          if st.starts_at_boot is False else "."))
+    text = (_("{unit} is not running ({state}): read why it stopped, fix it, and start it "
+              "(and enable it, so that it starts at boot).") if st.starts_at_boot is False
+            else _("{unit} is not running ({state}): read why it stopped, fix it, and start "
+                   "it.")).format(unit=name, state=st.active_state)
     if st.sub_state == "auto-restart":
-        text = (f"{name} keeps failing and systemd restarts it ({st.restarts} restarts): read "
-                "its log for the error.")
+        text = _("{unit} keeps failing and systemd restarts it ({restarts} restarts): read its "
+                 "log for the error.").format(unit=name, restarts=st.restarts)
     return failed("SRV_SERVICE_INACTIVE", detail, Hint(text, _unit_commands(info)),
                   port=opts.port, **evidence)
 
@@ -1076,44 +1156,48 @@ async def service_process(ctx: Context) -> Result:
                 cmds.append(f"systemctl list-units --type=service --all | grep -i "
                             f"{opts.process.rsplit('/', 1)[-1]}")
             holders = _all_owners(socks)
-            summary = f"no process named {opts.process} is running"
+            summary = _("no process named {name} is running").format(name=opts.process)
             if holders:
-                summary += f" (the port is held by {holders})"
+                summary += " " + _("(the port is held by {holders})").format(holders=holders)
             return failed("SRV_PROCESS_MISSING", summary, Hint(
-                f"{opts.process} is not running: start the service that runs it and read its "
-                "log for why it stopped.", cmds), **evidence)
+                _("{name} is not running: start the service that runs it and read its log for "
+                  "why it stopped.").format(name=opts.process), cmds), **evidence)
         listening = table.of_pids([p.pid for p in procs])
         evidence["listening"] = [s.ss_line() for s in listening]
         first = procs[0]
-        summary = (f"{opts.process}: {len(procs)} process{'es' if len(procs) > 1 else ''} "
-                   f"(pid {first.pid}, user {first.user or '?'}, up {first.uptime_text()})")
+        summary = f"{opts.process}: " + ngettext(
+            "{n} process (pid {pid}, user {user}, up {uptime})",
+            "{n} processes (pid {pid}, user {user}, up {uptime})", len(procs)).format(
+            n=len(procs), pid=first.pid, user=first.user or "?", uptime=first.uptime_words())
         on_port = [s for s in listening if s.port == opts.port]
         if listening:
-            summary += f", listening on {', '.join(s.endpoint for s in listening[:4])}"
+            summary += ", " + _("listening on {endpoints}").format(
+                endpoints=", ".join(s.endpoint for s in listening[:4]))
         if socks and not on_port:
-            summary += f"; {_proto_port(ctx)} is held by {_all_owners(socks) or '?'}"
+            summary += "; " + _("{what} is held by {holders}").format(
+                what=_proto_port(ctx), holders=_all_owners(socks) or "?")
         return passed(summary, **evidence)
     pids = _owner_pids(socks)
     if not socks:
-        return skipped("nothing listens on the port and no --process given: no process to look "
-                       "at")
+        return skipped(_("nothing listens on the port and no --process given: no process to "
+                         "look at"))
     if not pids:
-        return skipped("the processes holding the port are not visible (other users' "
-                       "processes need root)")
+        return skipped(_("the processes holding the port are not visible (other users' "
+                         "processes need root)"))
     infos = [await process(ctx, pid) for pid in pids[:8]]
     evidence = {"processes": [i.to_json() for i in infos],
                 "listening": [s.ss_line() for s in table.of_pids(pids)][:16]}
     alive = [i for i in infos if not i.error and i.status != "zombie"]
     if not alive:
-        return failed("SRV_PROCESS_MISSING", "the processes that held the port have ended",
-                      Hint("The service's processes ended during the check: look at its log.",
-                           [_ss(ctx)]), **evidence)
+        return failed("SRV_PROCESS_MISSING", _("the processes that held the port have ended"),
+                      Hint(_("The service's processes ended during the check: look at its "
+                             "log."), [_ss(ctx)]), **evidence)
     first = alive[0]
-    summary = (f"{first.name} pid {first.pid}, user {first.user or '?'}, up "
-               f"{first.uptime_text()}")
+    summary = _("{name} pid {pid}, user {user}, up {uptime}").format(
+        name=first.name, pid=first.pid, user=first.user or "?", uptime=first.uptime_words())
     if len(alive) > 1:
-        summary += f" (+{len(alive) - 1} more: " + ", ".join(
-            f"{i.name} {i.pid}" for i in alive[1:4]) + ")"
+        summary += " " + _("(+{n} more: {others})").format(
+            n=len(alive) - 1, others=", ".join(f"{i.name} {i.pid}" for i in alive[1:4]))
     return passed(summary, **evidence)
 
 
@@ -1135,9 +1219,10 @@ async def _log_sources(ctx: Context) -> _Sources:
     unit = await unit_info(ctx)
     if opts.log == "journal":
         if unit.name is None:
-            found.skip = "--log journal needs the unit: give --service UNIT"
+            found.skip = _("--log journal needs the unit: give --service UNIT")
         elif systemd.journal_reason(opts.procfs):
-            found.skip = f"{unit.name}'s journal: {systemd.journal_reason(opts.procfs)}"
+            found.skip = _("{unit}'s journal: {reason}").format(
+                unit=unit.name, reason=systemd.journal_reason(opts.procfs))
         else:
             found.journal, found.how = unit.name, "--log journal"
         return found
@@ -1176,8 +1261,8 @@ async def _log_sources(ctx: Context) -> _Sources:
         if unit.name and systemd.journal_reason(opts.procfs) is None:
             found.journal, found.how = unit.name, "the unit's journal (no log file found)"
         else:
-            found.skip = ("no log of the service found (none held open, none at the usual "
-                          "places): give it with --log FILE, or --log journal")
+            found.skip = _("no log of the service found (none held open, none at the usual "
+                           "places): give it with --log FILE, or --log journal")
     return found
 
 
@@ -1185,11 +1270,11 @@ def _who(ctx: Context) -> str:
     """``request ID``, ``requests from IP`` or ``request ID from IP`` (empty: neither)."""
     opts = server_options(ctx)
     if opts.search_id and opts.client:
-        return f"request {opts.search_id} from {opts.client}"
+        return _("request {id} from {client}").format(id=opts.search_id, client=opts.client)
     if opts.search_id:
-        return f"request {opts.search_id}"
+        return _("request {id}").format(id=opts.search_id)
     if opts.client:
-        return f"requests from {opts.client}"
+        return _("requests from {client}").format(client=opts.client)
     return ""
 
 
@@ -1206,9 +1291,9 @@ def _log_hint(ctx: Context, access: list[str], errors: list[str], unit: Optional
         cmds.append(f"tail -n 50 {path}")
     if unit:
         cmds.append(f"journalctl -u {unit} --since '-{opts.since_text}' -p err --no-pager")
-    return Hint("The service answered with server errors (5xx) or logged errors: the fault is "
-                "in the application or what stands behind it (an upstream, a PHP/Python "
-                "worker, a database). Read the error log at those times.", cmds)
+    return Hint(_("The service answered with server errors (5xx) or logged errors: the fault "
+                  "is in the application or what stands behind it (an upstream, a PHP/Python "
+                  "worker, a database). Read the error log at those times."), cmds)
 
 
 async def _container_log(ctx: Context, c: Container, since: float, deadline: float, who: str,
@@ -1221,36 +1306,42 @@ async def _container_log(ctx: Context, c: Container, since: float, deadline: flo
     view = await engine_view(ctx)
     scan = await ctx.blocking(docker.scan_log, c, since, opts.search_id, opts.client, deadline)
     evidence["container_log"] = scan.to_json()
-    window = f"the last {opts.since_text}"
+    window = _("the last {duration}").format(duration=opts.since_text)
     cli = _cli(view)
     grep = opts.search_id or opts.client
     base = f"{cli} logs --since {docker.since_flag(opts.since_s)} {c.label} 2>&1"
     cmds = [f"{base} | grep -F {grep}" if grep else f"{base} | tail -n 50",
             f"{cli} logs --tail 50 {c.label}"]
     if scan.error:
-        return skipped(f"container {c.label}'s log: {scan.error}", **evidence)
+        return skipped(_("container {name}'s log: {error}").format(name=c.label,
+                                                                   error=scan.error), **evidence)
     note = f" ({scan.stopped})" if scan.stopped else ""
     counts = ", ".join(f"{k} {v}" for k, v in sorted(scan.statuses.items()))
-    hint = Hint(f"The application in {c.label} answered with server errors (5xx): the fault is "
-                "in the application or what it depends on (a database, an upstream). Read its "
-                "log at those times.", cmds)
+    hint = Hint(_("The application in {name} answered with server errors (5xx): the fault is "
+                  "in the application or what it depends on (a database, an upstream). Read "
+                  "its log at those times.").format(name=c.label), cmds)
     if who:
         if scan.matched:
-            found = (f"{who} found in container {c.label}'s log: {scan.matched} line"
-                     f"{'s' if scan.matched > 1 else ''}, last: {scan.matches[-1]}{note}")
+            found = ngettext("{who} found in container {name}'s log: {n} line, last: {last}",
+                             "{who} found in container {name}'s log: {n} lines, last: {last}",
+                             scan.matched).format(who=who, name=c.label, n=scan.matched,
+                                                  last=scan.matches[-1]) + note
             if scan.matched_5xx:
-                return warned("SRV_LOG_ERRORS", f"{found}; {scan.matched_5xx} answered 5xx",
-                              hint, **evidence)
+                return warned("SRV_LOG_ERRORS", found + "; " + _("{n} answered 5xx").format(
+                    n=scan.matched_5xx), hint, **evidence)
             return passed(found, **evidence)
-        return passed(f"NOT found: no {who} in container {c.label}'s log ({scan.lines} lines "
-                      f"in {window}){note}: it did not reach the container (look at the way in: "
-                      f"a firewall, the published port, another container)", **evidence)
+        return passed(_("NOT found: no {who} in container {name}'s log ({lines} lines in "
+                        "{window}){note}: it did not reach the container (look at the way in: "
+                        "a firewall, the published port, another container)").format(
+            who=who, name=c.label, lines=scan.lines, window=window, note=note), **evidence)
     if scan.statuses.get("5xx"):
-        return warned("SRV_LOG_ERRORS", f"container {c.label}'s log: {scan.statuses['5xx']} "
-                      f"of its requests in {window} were answered 5xx{note}", hint, **evidence)
-    return passed(f"container {c.label}'s log: {scan.lines} lines in {window}"
-                  f"{' (' + counts + ')' if counts else ''}, no server errors{note}",
-                  **evidence)
+        return warned("SRV_LOG_ERRORS", _("container {name}'s log: {n} of its requests in "
+                                          "{window} were answered 5xx").format(
+            name=c.label, n=scan.statuses["5xx"], window=window) + note, hint, **evidence)
+    return passed(_("container {name}'s log: {lines} lines in {window}").format(
+        name=c.label, lines=scan.lines, window=window)
+                  + (" (" + counts + ")" if counts else "") + ", "
+                  + _("no server errors") + note, **evidence)
 
 
 @check("app.request_log", Layer.APPLICATION, modes=SERVER, codes=("SRV_LOG_ERRORS",))
@@ -1272,7 +1363,7 @@ async def request_log(ctx: Context) -> Result:
     opts = server_options(ctx)
     sources = await _log_sources(ctx)
     since = time.time() - opts.since_s
-    window = f"the last {opts.since_text}"
+    window = _("the last {duration}").format(duration=opts.since_text)
     evidence: dict[str, Any] = {"since": opts.since_text, "found_by": sources.how,
                                 "request_id": opts.search_id, "client": opts.client}
     if sources.skip:
@@ -1294,20 +1385,25 @@ async def request_log(ctx: Context) -> Result:
         if who and scan.matched:
             line = scan.matches[-1]
             if scan.matched_5xx or scan.errors:
-                return warned("SRV_LOG_ERRORS", f"{who} found in {sources.journal}'s journal "
-                              f"with errors: {(scan.errors or [line])[-1]}", hint, **evidence)
-            return passed(f"{who} found in {sources.journal}'s journal ({scan.matched} "
-                          f"line{'s' if scan.matched > 1 else ''}): {line}", **evidence)
+                return warned("SRV_LOG_ERRORS", _("{who} found in {unit}'s journal with "
+                                                  "errors: {line}").format(
+                    who=who, unit=sources.journal, line=(scan.errors or [line])[-1]), hint,
+                    **evidence)
+            return passed(ngettext("{who} found in {unit}'s journal ({n} line): {line}",
+                                   "{who} found in {unit}'s journal ({n} lines): {line}",
+                                   scan.matched).format(who=who, unit=sources.journal,
+                                                        n=scan.matched, line=line), **evidence)
         if scan.errors:
-            return warned("SRV_LOG_ERRORS", f"{sources.journal}'s journal has "
-                          f"{len(scan.errors)} error line(s) in {window}: {scan.errors[-1]}",
-                          hint, **evidence)
+            return warned("SRV_LOG_ERRORS", _("{unit}'s journal has {n} error line(s) in "
+                                              "{window}: {line}").format(
+                unit=sources.journal, n=len(scan.errors), window=window, line=scan.errors[-1]),
+                hint, **evidence)
         if who:
-            return passed(f"NOT found: no {who} in {sources.journal}'s journal "
-                          f"({scan.lines} lines in {window}): it did not reach the service",
-                          **evidence)
-        return passed(f"{sources.journal}'s journal: {scan.lines} lines in {window}, no "
-                      "errors", **evidence)
+            return passed(_("NOT found: no {who} in {unit}'s journal ({lines} lines in "
+                            "{window}): it did not reach the service").format(
+                who=who, unit=sources.journal, lines=scan.lines, window=window), **evidence)
+        return passed(_("{unit}'s journal: {lines} lines in {window}, no errors").format(
+            unit=sources.journal, lines=scan.lines, window=window), **evidence)
     access = None
     if sources.access:
         access = await ctx.blocking(logs.scan_access, sources.access, since, opts.search_id,
@@ -1315,8 +1411,8 @@ async def request_log(ctx: Context) -> Result:
         evidence["access"] = access.to_json()
         if access.error:
             if "ermission" in access.error:
-                return skipped(f"{access.error} (run as root, or as a member of the group that "
-                               "owns the log, e.g. adm)", **evidence)
+                return skipped(access.error + " " + _("(run as root, or as a member of the group "
+                                                      "that owns the log, e.g. adm)"), **evidence)
             return Result(Status.ERROR, access.error, evidence=evidence)
     # Errors in the error log: the client's own, or (found by id only) those of the client
     # whose request matched.
@@ -1333,44 +1429,57 @@ async def request_log(ctx: Context) -> Result:
         await unit_info(ctx)).reason else None)
     if access is None:  # only an error log
         if err_lines:
-            return warned("SRV_LOG_ERRORS", f"{sum(e.count for e in err_scans)} error(s) "
-                          f"{'for ' + error_client + ' ' if error_client else ''}in "
-                          f"{window}: {err_lines[-1].text}", hint, **evidence)
-        return passed(f"no errors {'for ' + error_client + ' ' if error_client else ''}in "
-                      f"{window} in {', '.join(sources.errors)}", **evidence)
+            return warned("SRV_LOG_ERRORS", (
+                _("{n} error(s) for {client} in {window}: {line}") if error_client else
+                _("{n} error(s) in {window}: {line}")).format(
+                n=sum(e.count for e in err_scans), client=error_client, window=window,
+                line=err_lines[-1].text), hint, **evidence)
+        return passed((_("no errors for {client} in {window} in {files}") if error_client else
+                       _("no errors in {window} in {files}")).format(
+            client=error_client, window=window, files=", ".join(sources.errors)), **evidence)
     shown_file = sources.access[0] if len(sources.access) == 1 else (
-        f"{len(sources.access)} access logs ({', '.join(sources.access[:3])}"
-        f"{' ...' if len(sources.access) > 3 else ''})")
+        _("{n} access logs ({files})").format(
+            n=len(sources.access), files=", ".join(sources.access[:3])
+            + (" ..." if len(sources.access) > 3 else "")))
     if access.matches and len(sources.access) > 1:
         shown_file = access.matches[-1].file
     note = f" ({access.stopped})" if access.stopped else ""
     if not access.parsed_any and access.requests:
-        note += " (no line has an access-log timestamp: is it in the combined format?)"
+        note += " " + _("(no line has an access-log timestamp: is it in the combined format?)")
     if who:
         if access.matched:
             last = access.matches[-1]
             status = f" -> {last.status}" if last.status is not None else ""
-            found = (f"{who} found in {shown_file}: {access.matched} line"
-                     f"{'s' if access.matched > 1 else ''}, last {last.client or '?'} "
-                     f"\"{last.request or '?'}\"{status}")
+            found = ngettext("{who} found in {file}: {n} line, last {request}",
+                             "{who} found in {file}: {n} lines, last {request}",
+                             access.matched).format(
+                who=who, file=shown_file, n=access.matched,
+                request=f"{last.client or '?'} \"{last.request or '?'}\"{status}")
             if access.matched_5xx or err_lines:
                 bad = [m for m in access.matches if m.status and m.status >= 500]
-                why = (f"{access.matched_5xx} answered 5xx" if access.matched_5xx else
-                       f"the error log says: {err_lines[-1].text}")
+                says = _("the error log says: {line}")
+                why = (_("{n} answered 5xx").format(n=access.matched_5xx)
+                       if access.matched_5xx else says.format(line=err_lines[-1].text))
                 if bad and err_lines:
-                    why += f"; the error log says: {err_lines[-1].text}"
+                    why += "; " + says.format(line=err_lines[-1].text)
                 return warned("SRV_LOG_ERRORS", f"{found}; {why}{note}", hint, **evidence)
             return passed(found + note, **evidence)
-        return passed(f"NOT found: no {who} in {shown_file} ({access.requests} requests in "
-                      f"{window}){note}: it did not reach this service (look at the way in: a "
-                      "firewall, a proxy, another server or virtual host)", **evidence)
+        return passed(_("NOT found: no {who} in {file} ({requests} requests in {window}){note}: "
+                        "it did not reach this service (look at the way in: a firewall, a "
+                        "proxy, another server or virtual host)").format(
+            who=who, file=shown_file, requests=access.requests, window=window, note=note),
+            **evidence)
     counts = ", ".join(f"{k} {v}" for k, v in sorted(access.statuses.items()))
     if access.server_error_count or err_lines:
-        what = (f"{access.server_error_count} of {access.requests} requests in {window} were "
-                f"answered 5xx" if access.server_error_count else
-                f"{sum(e.count for e in err_scans)} error(s) in the error log in {window}")
+        what = (_("{n} of {requests} requests in {window} were answered 5xx").format(
+                    n=access.server_error_count, requests=access.requests, window=window)
+                if access.server_error_count else
+                _("{n} error(s) in the error log in {window}").format(
+                    n=sum(e.count for e in err_scans), window=window))
         last = (access.server_errors[-1].text if access.server_errors
                 else err_lines[-1].text)
         return warned("SRV_LOG_ERRORS", f"{what}: {last}{note}", hint, **evidence)
-    return passed(f"{access.requests} requests in {window} in {shown_file}"
-                  f"{' (' + counts + ')' if counts else ''}, no server errors{note}", **evidence)
+    return passed(_("{requests} requests in {window} in {file}").format(
+        requests=access.requests, window=window, file=shown_file)
+                  + (" (" + counts + ")" if counts else "") + ", " + _("no server errors")
+                  + note, **evidence)

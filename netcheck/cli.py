@@ -110,19 +110,47 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+# argparse's own messages (argparse calls its module's ``_``), in the reader's language: a
+# usage error reads like the rest of netcheck. Anything else argparse says stays as it is.
+_ARGPARSE_TEXTS = frozenset((
+    i18n.N_("the following arguments are required: %s"),
+    i18n.N_("argument %(argument_name)s: %(message)s"),
+    i18n.N_("unrecognized arguments: %s"),
+    i18n.N_("invalid choice: %(value)r (choose from %(choices)s)"),
+    i18n.N_("expected one argument"),
+    i18n.N_("expected at least one argument"),
+    i18n.N_("expected at most one argument"),
+    i18n.N_("not allowed with argument %s"),
+    i18n.N_("invalid %(type)s value: %(value)r"),
+    i18n.N_("one of the arguments %s is required"),
+    i18n.N_("ambiguous option: %(option)s could match %(matches)s"),
+    i18n.N_("ignored explicit argument %r"),
+))
+
+
+def _argparse_text(message: str) -> str:
+    return i18n._(message) if message in _ARGPARSE_TEXTS else message
+
+
+argparse._ = _argparse_text  # type: ignore[attr-defined]
+
+
 def _positive(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        raise argparse.ArgumentTypeError(i18n._("{value} is not a number").format(
+            value=repr(text))) from None
     if not 0 < value <= 3600:
-        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 3600 seconds")
+        raise argparse.ArgumentTypeError(i18n._(
+            "{value} must be between 0 and 3600 seconds").format(value=repr(text)))
     return value
 
 
 def _port(text: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise argparse.ArgumentTypeError(f"port {text[:20]!r} is not a number from 1 to 65535")
+        raise argparse.ArgumentTypeError(i18n._(
+            "port {value} is not a number from 1 to 65535").format(value=repr(text[:20])))
     return int(text)
 
 
@@ -182,7 +210,8 @@ def _external(name: str):  # type: ignore[no-untyped-def]
         return importlib.import_module(module)
     except ModuleNotFoundError as exc:
         if exc.name and module.startswith(exc.name):
-            raise UsageError(f"netcheck {name} is not available in this version yet") from None
+            raise UsageError(i18n._("netcheck {command} is not available in this version "
+                                    "yet").format(command=name)) from None
         raise
 
 
@@ -222,6 +251,16 @@ def _format_of(argv: Sequence[str]) -> str:
         elif arg.startswith("--format="):
             chosen = arg.split("=", 1)[1]
     return chosen if chosen in FORMATS else "text"
+
+
+def _lang_of(argv: Sequence[str]) -> Optional[str]:
+    """``--lang`` among raw arguments (even ones the parser refuses), or None."""
+    for i, arg in enumerate(argv):
+        if arg == "--lang" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--lang="):
+            return arg.split("=", 1)[1]
+    return None
 
 
 def _target_text(argv: Sequence[str]) -> str:
@@ -292,6 +331,8 @@ def _run(args_list: list[str], out: IO[str], err: IO[str], started: float) -> in
     try:
         import contextlib
 
+        # The language of usage errors, before the parser has read --lang.
+        i18n.set_language(i18n.choose(_lang_of(args_list)))
         try:
             with contextlib.redirect_stdout(out):  # -h prints through argparse
                 argv_n = _normalise(args_list)
@@ -300,8 +341,8 @@ def _run(args_list: list[str], out: IO[str], err: IO[str], started: float) -> in
         except SystemExit as exc:  # only -h/--help gets here: errors raise UsageError
             return exc.code if isinstance(exc.code, int) else 0
         if args.command is None:
-            raise UsageError("give a TARGET (e.g. netcheck www.example.org) or a command; "
-                             "see netcheck --help")
+            raise UsageError(i18n._("give a TARGET (e.g. netcheck www.example.org) or a "
+                                    "command; see netcheck --help"))
         _choose_language(args, err)
         args.started = started  # the deadline's clock, for every command
         if args.command == "checks":
@@ -315,9 +356,9 @@ def _run(args_list: list[str], out: IO[str], err: IO[str], started: float) -> in
     except UsageError as exc:
         return _fail(args_list, str(exc), out, err)
     except Terminated:
-        return _fail(args_list, "terminated (SIGTERM)", out, err)
+        return _fail(args_list, i18n._("terminated (SIGTERM)"), out, err)
     except KeyboardInterrupt:
-        return _fail(args_list, "interrupted", out, err)
+        return _fail(args_list, i18n._("interrupted"), out, err)
     except BrokenPipeError:  # `netcheck ... | head`: the reader left, nothing to say
         try:
             os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
@@ -356,11 +397,12 @@ def _diagnose(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     except TargetError as exc:
         raise UsageError(str(exc)) from None
     if args.interface is not None and not _valid_ifname(args.interface):
-        raise UsageError(f"--interface {args.interface[:20]!r} is not a valid interface name")
+        raise UsageError(i18n._("--interface {value} is not a valid interface name").format(
+            value=repr(args.interface[:20])))
     for flag in ("cafile", "cert", "key"):
         _readable_file(flag, getattr(args, flag))
     if bool(args.cert) != bool(args.key) and args.cert is None:
-        raise UsageError("--key needs --cert")
+        raise UsageError(i18n._("--key needs --cert"))
     _usable_tls_files(args.cafile, args.cert, args.key)
     options = Options(timeout=args.timeout, deadline=args.deadline, family=args.family,
                       interface=args.interface, lang=args.lang, verbose=args.verbose,
@@ -394,7 +436,8 @@ async def _bounded(coro, deadline: float):  # type: ignore[no-untyped-def]
     try:
         return await asyncio.wait_for(coro, deadline)
     except asyncio.TimeoutError:
-        raise UsageError(f"no result within the deadline ({deadline:g} s)") from None
+        raise UsageError(i18n._("no result within the deadline ({seconds} s)").format(
+            seconds=f"{deadline:g}")) from None
 
 
 def _readable_file(flag: str, path: Optional[str]) -> None:
@@ -403,9 +446,11 @@ def _readable_file(flag: str, path: Optional[str]) -> None:
         return
     cut = path if len(path) <= 80 else path[:77] + "..."
     if not os.path.isfile(path):
-        raise UsageError(f"--{flag} {cut!r}: no such file")
+        raise UsageError(i18n._("{option} {value}: no such file").format(
+            option=f"--{flag}", value=repr(cut)))
     if not os.access(path, os.R_OK):
-        raise UsageError(f"--{flag} {cut!r}: not readable")
+        raise UsageError(i18n._("{option} {value}: not readable").format(
+            option=f"--{flag}", value=repr(cut)))
 
 
 class _LiveLadder:
@@ -461,13 +506,15 @@ def _usable_tls_files(cafile: Optional[str], cert: Optional[str], key: Optional[
         try:
             ctx.load_verify_locations(cafile=cafile)
         except (ssl.SSLError, OSError, ValueError):
-            raise UsageError(f"--cafile {cafile[:80]!r}: not a PEM certificate bundle") from None
+            raise UsageError(i18n._("--cafile {value}: not a PEM certificate bundle").format(
+                value=repr(cafile[:80]))) from None
     if cert:
         try:
             ctx.load_cert_chain(cert, key)
         except (ssl.SSLError, OSError, ValueError):
-            raise UsageError(f"--cert {cert[:80]!r}: not a PEM certificate with its key "
-                             "(or --key does not match it)") from None
+            raise UsageError(i18n._("--cert {value}: not a PEM certificate with its key (or "
+                                    "--key does not match it)").format(
+                value=repr(cert[:80]))) from None
 
 
 def _valid_ifname(name: str) -> bool:

@@ -67,7 +67,7 @@ def normalise_unit(name: str) -> str:
         name += ".service"
         if len(name) > UNIT_NAME_MAX:
             raise UnitNameError(f"unit name {shown!r} is too long")
-    prefix, _, _suffix = name.rpartition(".")
+    prefix, _dot, _suffix = name.rpartition(".")
     if not prefix or prefix.startswith(".") or prefix.count("@") > 1:
         raise UnitNameError(f"unit name {shown!r} is not a valid systemd unit name")
     if "@" in prefix and prefix.startswith("@"):
@@ -92,10 +92,14 @@ def not_running_reason(procfs: str = "/proc", runtime_dir: str = "/run/systemd/s
                 pid1 = fh.read().strip() or "?"
         except OSError:
             pid1 = "unknown"
-        return (f"systemd is not the init system here (PID 1 is {pid1}: a container, a "
-                "chroot or another init): there is no unit to ask")
+        from netcheck.i18n import _
+
+        return _("systemd is not the init system here (PID 1 is {pid1}: a container, a chroot "
+                 "or another init)").format(pid1=pid1) + ": " + _("there is no unit to ask")
     if _tool("systemctl") is None:
-        return "systemctl is not installed"
+        from netcheck.i18n import _
+
+        return _("systemctl is not installed")
     return None
 
 
@@ -288,11 +292,13 @@ def show(unit: str, timeout: float = 2.0, user: bool = False) -> UnitState:
 
 def journal_reason(procfs: str = "/proc") -> Optional[str]:
     """Why the journal cannot be read here, or None."""
+    from netcheck.i18n import _
+
     reason = not_running_reason(procfs)
     if reason:
-        return reason.replace("there is no unit to ask", "there is no journal to read")
+        return reason.replace(_("there is no unit to ask"), _("there is no journal to read"))
     if _tool("journalctl") is None:
-        return "journalctl is not installed"
+        return _("journalctl is not installed")
     return None
 
 

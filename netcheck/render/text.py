@@ -148,7 +148,8 @@ def _header(report: Report, look: _Look) -> RenderableType:
     line = Text()
     line.append(f"netcheck {report.version}", style=look.style("bold"))
     if report.mode != "diagnose":
-        line.append("  " + _("{mode} mode").format(mode=report.mode))
+        line.append("  " + (_("server mode") if report.mode == "server"
+                            else _("{mode} mode").format(mode=report.mode)))
     line.append("  ")
     line.append(shown(canonical_target(target) or "-"), style=look.style("bold"))
     addresses = target.get("addresses") or []

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 from typing import IO, Any, Optional
 
+from netcheck.i18n import _
 from netcheck.server.inputs import DEFAULT_SINCE, BadInput
 
 FORMATS = ("text", "json", "ndjson", "nagios")
@@ -85,7 +86,7 @@ def settings(args: argparse.Namespace) -> Any:
     from netcheck.server import inputs as o
 
     if args.port is None:
-        raise BadInput("--port is required: netcheck server --port N")
+        raise BadInput(_("--port is required: netcheck server --port N"))
     # Checked before the settings are built: bad input never imports the runner.
     port, proto = o.parse_port(str(args.port)), o.parse_proto(str(args.proto))
     checked = {
@@ -104,12 +105,13 @@ def settings(args: argparse.Namespace) -> Any:
         sysroot=args.sysroot, scan=False, started=args.started,
         port=port, proto=proto, since_text=str(args.since), **checked)
     if args.interface is not None and not _valid_ifname(args.interface):
-        raise BadInput(f"--interface {args.interface[:20]!r} is not a valid interface name")
+        raise BadInput(_("--interface {value} is not a valid interface name").format(
+            value=repr(args.interface[:20])))
     if opts.client is not None:
         version = 4 if ":" not in opts.client else 6
         if args.family is not None and args.family != version:
-            raise BadInput(f"--client {opts.client} is IPv{version}, but -{args.family} was "
-                           "given")
+            raise BadInput(_("--client {client} is {family}, but {option} was given").format(
+                client=opts.client, family=f"IPv{version}", option=f"-{args.family}"))
     if args.log is not None:
         opts.log = o.parse_log(args.log)
     for flag in ("cafile", "cert", "key"):  # taken by every command, unused here
@@ -156,8 +158,8 @@ def _fail(args: argparse.Namespace, message: str, out: IO[str], err: IO[str]) ->
 def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     """Run ``netcheck server``; returns the exit status (0 ok ... 3 unknown)."""
     if args.format not in FORMATS:
-        return _fail(args, f"--format {args.format} is not available for netcheck server",
-                     out, err)
+        return _fail(args, _("--format {format} is not available for netcheck server").format(
+            format=args.format), out, err)
     try:
         opts = settings(args)
     except BadInput as exc:

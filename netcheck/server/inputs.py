@@ -13,6 +13,8 @@ import ipaddress
 import os
 import re
 
+from netcheck.i18n import _
+
 DEFAULT_SINCE = "1h"
 MAX_SINCE_S = 366 * 86400
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{4,64}$")
@@ -28,14 +30,15 @@ class BadInput(ValueError):
 def parse_port(text: str) -> int:
     """``--port``: a number from 1 to 65535."""
     if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise BadInput(f"--port {text[:20]!r} is not a number from 1 to 65535")
+        raise BadInput(_("--port {value} is not a number from 1 to 65535").format(
+            value=repr(text[:20])))
     return int(text)
 
 
 def parse_proto(text: str) -> str:
     """``--proto``: tcp or udp."""
     if text.lower() not in PROTOCOLS:
-        raise BadInput(f"--proto {text[:20]!r}: tcp or udp")
+        raise BadInput(_("--proto {value}: tcp or udp").format(value=repr(text[:20])))
     return text.lower()
 
 
@@ -47,12 +50,13 @@ def parse_since(text: str) -> float:
     else:
         m = _DURATION.match(value)
         if not value or m is None or not any(m.groups()):
-            raise BadInput(f"--since {text[:20]!r} is not a duration (e.g. 30s, 15m, 2h, 1d, "
-                           "1h30m)")
+            raise BadInput(_("--since {value} is not a duration (e.g. 30s, 15m, 2h, 1d, "
+                             "1h30m)").format(value=repr(text[:20])))
         w, d, h, mi, s = (int(g) if g else 0 for g in m.groups())
         seconds = float(w * 604800 + d * 86400 + h * 3600 + mi * 60 + s)
     if not 0 < seconds <= MAX_SINCE_S:
-        raise BadInput(f"--since {text[:20]!r} must be more than 0 s and at most 366 days")
+        raise BadInput(_("--since {value} must be more than 0 s and at most 366 days").format(
+            value=repr(text[:20])))
     return seconds
 
 
@@ -61,7 +65,8 @@ def parse_client(text: str) -> str:
     try:
         ip = ipaddress.ip_address(text.strip("[]"))
     except ValueError:
-        raise BadInput(f"--client {text[:40]!r} is not an IP address") from None
+        raise BadInput(_("--client {value} is not an IP address").format(
+            value=repr(text[:40]))) from None
     mapped = getattr(ip, "ipv4_mapped", None)
     return str(mapped if mapped is not None else ip)
 
@@ -69,16 +74,17 @@ def parse_client(text: str) -> str:
 def parse_request_id(text: str) -> str:
     """``--request-id``: the id netcheck diagnose prints (letters, digits, ``._-``)."""
     if not _REQUEST_ID.match(text):
-        raise BadInput(f"--request-id {text[:20]!r}: 4 to 64 letters, digits, '.', '_' or '-' "
-                       "(the id netcheck diagnose prints)")
+        raise BadInput(_("--request-id {value}: 4 to 64 letters, digits, '.', '_' or '-' "
+                         "(the id netcheck diagnose prints)").format(value=repr(text[:20])))
     return text
 
 
 def parse_process(text: str) -> str:
     """``--process``: a program name (``nginx``) or path (``/usr/sbin/nginx``)."""
     if not _PROCESS.match(text) or text.startswith("-"):
-        raise BadInput(f"--process {text[:20]!r}: a program name such as nginx or "
-                       "/usr/sbin/nginx (letters, digits, '._+:@/-')")
+        raise BadInput(_("--process {value}: a program name such as nginx or "
+                         "/usr/sbin/nginx (letters, digits, '._+:@/-')").format(
+            value=repr(text[:20])))
     return text
 
 
@@ -98,13 +104,14 @@ def parse_log(text: str) -> str:
         return text
     shown = text if len(text) <= 80 else text[:77] + "..."
     if not text or len(text) > 4096 or "\0" in text:
-        raise BadInput("--log: give a log file or 'journal'")
+        raise BadInput(_("--log: give a log file or 'journal'"))
     if not os.path.exists(text):
-        raise BadInput(f"--log {shown!r}: no such file")
+        raise BadInput(_("--log {value}: no such file").format(value=repr(shown)))
     if os.path.isdir(text):
-        raise BadInput(f"--log {shown!r} is a directory: give the access log inside it")
+        raise BadInput(_("--log {value} is a directory: give the access log inside it").format(
+            value=repr(shown)))
     if not os.path.isfile(text) and not os.path.islink(text):
-        raise BadInput(f"--log {shown!r} is not a regular file")
+        raise BadInput(_("--log {value} is not a regular file").format(value=repr(shown)))
     from netcheck.probes.logs import sniff_binary
 
     why = sniff_binary(text)

@@ -22,7 +22,7 @@ import socket
 import struct
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
@@ -113,21 +113,32 @@ class Listener:
                 and self.send_q > 0 and self.recv_q > self.send_q)
 
     def kind(self) -> str:
-        """In words: which clients this socket can take."""
+        """In words: which clients this socket can take (English, for the evidence)."""
+        return self._kind(lambda text: text)
+
+    def kind_text(self) -> str:
+        """:meth:`kind` in the reader's language, for a summary."""
+        from netcheck.i18n import _
+
+        return self._kind(_)
+
+    def _kind(self, say: Callable[[str], str]) -> str:
+        from netcheck.i18n import N_
+
         if self.wildcard and self.family == 4:
-            what = "every IPv4 address"
+            what = say(N_("every IPv4 address"))
         elif self.wildcard and self.dual_stack:
-            what = "every IPv6 and IPv4 address (dual-stack)"
+            what = say(N_("every IPv6 and IPv4 address (dual-stack)"))
         elif self.wildcard and self.v6only:
-            what = "every IPv6 address (IPv6 only)"
+            what = say(N_("every IPv6 address (IPv6 only)"))
         elif self.wildcard:
-            what = "every IPv6 address"
+            what = say(N_("every IPv6 address"))
         elif self.loopback:
-            what = "loopback only"
+            what = say(N_("loopback only"))
         else:
-            what = "this address only"
+            what = say(N_("this address only"))
         if self.device:
-            what += f", bound to device {self.device}"
+            what += say(N_(", bound to device {device}")).format(device=self.device)
         return what
 
     def ss_line(self) -> str:
@@ -437,6 +448,12 @@ class ProcessInfo:
             return "?"
         return human_duration(self.uptime_s)
 
+    def uptime_words(self) -> str:
+        """:meth:`uptime_text` in the reader's language, for a summary."""
+        if self.uptime_s is None:
+            return "?"
+        return human_duration(self.uptime_s, translated=True)
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"pid": self.pid, "name": self.name, "user": self.user,
                                "uptime": self.uptime_text(), "cmdline": self.cmdline}
@@ -451,14 +468,19 @@ class ProcessInfo:
         return out
 
 
-def human_duration(seconds: float) -> str:
-    """``3 days 2 h``, ``4 min 10 s``: the way ``systemctl status`` says how long ago."""
+def human_duration(seconds: float, translated: bool = False) -> str:
+    """``3 days 2 h``, ``4 min 10 s``: the way ``systemctl status`` says how long ago
+    (``translated``: the days in the reader's language; h, min and s are units)."""
     s = int(max(0, seconds))
     for unit, size, sub, subsize in (("day", 86400, "h", 3600), ("h", 3600, "min", 60),
                                      ("min", 60, "s", 1)):
         if s >= size:
             main, rest = divmod(s, size)
             label = f"{main} {unit}{'s' if unit == 'day' and main != 1 else ''}"
+            if translated and unit == "day":
+                from netcheck.i18n import ngettext
+
+                label = ngettext("{n} day", "{n} days", main).format(n=main)
             return f"{label} {rest // subsize} {sub}" if rest // subsize else label
     return f"{s} s"
 
