@@ -268,11 +268,14 @@ def repair(args: argparse.Namespace, diagnose: Callable[[], Any], out: IO[str], 
         raise Refused(_("netcheck fix changes this host's network and needs root (sudo "
                         "netcheck fix ...); --plan shows the plan without it"))
     if os.geteuid() == 0:
-        stale = left_behind()
-        if stale:
+        for stale in left_behind():
+            if not stale.lock():
+                raise Refused(_("the repair of journal {path} is still running (pid {pid})"
+                                ).format(path=stale.path, pid=stale.start.get("pid")))
+            stale.unlock()
             raise Refused(_("a repair of {time} was neither kept nor undone (journal {path}): "
                             "run netcheck fix --rollback first").format(
-                                time=stale[0].start.get("time"), path=stale[0].path))
+                                time=stale.start.get("time"), path=stale.path))
     before = current = report_document(diagnose())
     session.before = before
     o.line(_("Diagnosis: {line}").format(line=summary_line(before)))

@@ -232,9 +232,18 @@ class Journal:
 
 
 def read_lines(path: Path) -> list[dict[str, Any]]:
-    """The lines of a journal (without following a link; bounded)."""
+    """The lines of a journal (without following a link; bounded).
+
+    A journal's undos are run as root, so one that is not a regular file of this user, or
+    that others may write, is refused: it could hold anybody's commands.
+    """
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fh.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() \
+                or info.st_mode & 0o022:
+            raise JournalError(errno.EPERM, f"{path.name} is not a journal of this user that "
+                                            "only it may write: not replayed")
         data = fh.read(MAX_JOURNAL + 1)
     if len(data) > MAX_JOURNAL:
         raise JournalError(errno.EFBIG, f"{path.name} is too large to be a journal")
@@ -251,9 +260,10 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
 
 
 def journals(where: Optional[Path] = None) -> list[Path]:
-    """Every journal file, oldest first."""
+    """Every journal file, oldest first (none unless the directory is ours alone)."""
     folder = where or directory()
     try:
+        _own_dir(folder)
         names = sorted(os.listdir(folder))
     except FileNotFoundError:
         return []

@@ -343,11 +343,10 @@ def prove_gateway(ifname: str, ifindex: int, src_mac: Optional[str], src_ip: Opt
         proof.why_not = "no address of this host on the candidate's link"
         return proof
     if mac is None:
-        try:
-            _ran, mac = neighbour.probe_on_wire(ifname, ifindex, src_mac, src_ip, candidate,
-                                                min(timeout, 1.0))
-        except OSError as exc:
-            proof.why_not = f"cannot send ARP/NDP: {exc.strerror or exc}"
+        ran, mac = neighbour.probe_on_wire(ifname, ifindex, src_mac, src_ip, candidate,
+                                           min(timeout, 1.0))
+        if not ran:
+            proof.why_not = "cannot send ARP/NDP here (needs root, or CAP_NET_RAW)"
             return proof
     if not mac or mac.startswith("("):
         proof.why_not = "nothing answers ARP/NDP for it"

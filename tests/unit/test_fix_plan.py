@@ -645,6 +645,23 @@ def test_journal_of_another_namespace_is_never_replayed(fix_dir: Path, tmp_path:
     assert a.read_text() == "a2\n"
 
 
+def test_a_journal_others_may_write_is_never_replayed(fix_dir: Path, tmp_path: Path) -> None:
+    """Undos run as root: a journal anyone could have written (or planted in a directory
+    others may write) is refused, never replayed."""
+    j, a, _b = _journal_with_two_writes(tmp_path)
+    j.unlock()
+    os.chmod(j.path, 0o666)
+    assert journal.left_behind() == []
+    out, err = StringIO(), StringIO()
+    assert run(["fix", "--rollback"], out, err) == 1
+    assert a.read_text() == "a2\n"
+    os.chmod(j.path, 0o600)
+    os.chmod(fix_dir, 0o777)
+    assert run(["fix", "--rollback"], StringIO(), err) == 3
+    assert "only it may write" in err.getvalue() and a.read_text() == "a2\n"
+    os.chmod(fix_dir, 0o700)
+
+
 def test_journal_directory_must_be_ours_alone(tmp_path: Path) -> None:
     loose = tmp_path / "loose"
     loose.mkdir(mode=0o777)

@@ -1,0 +1,142 @@
+"""Repairs of name resolution: a resolver that answered, through whoever writes
+resolv.conf; a stale /etc/hosts line commented out."""
+
+from __future__ import annotations
+
+from typing import Any, Union
+
+from netcheck.fix import actions, owners
+from netcheck.fix.model import NO_SUCH, Host, Proofs, Step
+from netcheck.i18n import _
+
+
+def resolver_servers(check: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(configured, dead) name servers of the report."""
+    ev = check.get("evidence") or {}
+    configured = [str(s) for s in ev.get("nameservers") or []]
+    servers = ev.get("servers") or {}
+    dead = [s for s, v in servers.items() if v == "DNS_RESOLVER_UNREACHABLE"]
+    return configured or list(servers), dead
+
+
+def resolver(doc: dict[str, Any], check: dict[str, Any], host: Host,
+              proofs: Proofs) -> Union[list[Step], str]:
+    configured, dead = resolver_servers(check)
+    good = [r for r in proofs.resolvers if r.proven]
+    if not good:
+        tried = "; ".join(f"{r.address} ({r.source}): {r.rcode or r.error}"
+                          for r in proofs.resolvers)
+        return (_("no name server that answers could be found ({tried}): netcheck does not "
+                  "guess one").format(tried=tried) if tried else
+                _("no other name server is known (no DHCP lease, no network manager, no "
+                  "gateway that answers DNS): netcheck does not guess one"))
+    chosen = [r.address for r in good[:3]]
+    why = "; ".join(_("{server} ({source}) answered {rcode} for {name}").format(
+        server=r.address, source=r.source, rcode=r.rcode,
+        name=(doc.get("target") or {}).get("host")) for r in good[:3])
+    if dead:
+        why = _("the configured name servers do not answer ({dead}); {why}").format(
+            dead=", ".join(dead), why=why)
+    else:
+        why = _("no name server is configured; {why}").format(why=why)
+    ifname = (doc.get("host") or {}).get("egress_interface")
+    owner = host.owner(ifname if isinstance(ifname, str) else None)
+    dns = host.dns
+    if dns.kind == owners.NM and owner.via_nmcli:
+        steps = []
+        for fam in (4, 6):
+            mine = [s for s in chosen if (":" in s) == (fam == 6)]
+            if mine:
+                do, undo = owners.nm_modify(owner, str(ifname), f"ipv{fam}.dns", ",".join(mine))
+                steps.append(Step(do, undo, why, owners.NM, True))
+        return steps
+    if dns.kind == "systemd-resolved" and isinstance(ifname, str):
+        old = dns.resolved_servers
+        undo = (["resolvectl", "dns", ifname, *old] if old else ["resolvectl", "revert", ifname])
+        return [Step([actions.run(["resolvectl", "dns", ifname, *chosen])],
+                     [actions.run(undo)], why, "systemd-resolved",
+                     note=_("runtime only: systemd-resolved keeps it until the link is "
+                            "reconfigured; DNS= in the link's network configuration keeps it"))]
+    if dns.kind == "resolvconf" and isinstance(ifname, str):
+        record = f"{ifname}.netcheck"
+        body = "".join(f"nameserver {s}\n" for s in chosen)
+        return [Step([actions.run(["resolvconf", "-a", record], input=body)],
+                     [actions.run(["resolvconf", "-d", record], tolerate=NO_SUCH)], why,
+                     "resolvconf", note=_("runtime only: resolvconf forgets it at reboot"))]
+    if owner.via_networkd and isinstance(ifname, str):
+        path = owners.dropin_path(owner)
+        do, undo = owners.networkd_dropin(owner, ifname, "Network",
+                                          [f"DNS={s}" for s in chosen], host.dropins.get(path))
+        return [Step(do, undo, why, owners.NETWORKD, True)]
+    if dns.kind != "file" or dns.text is None:
+        return _("{path} is written by {owner}, which netcheck cannot change here").format(
+            path=dns.path, owner=dns.link or dns.kind)
+    new = resolv_conf_with(dns.text, chosen, dead)
+    return [Step([actions.write(dns.path, new, dns.text, shown=_(
+        "edit {path}: nameserver {servers}{dropped}").format(
+            path=dns.path, servers=", ".join(chosen),
+            dropped=_(" (the silent ones commented out)") if dead else ""))],
+                 [actions.write(dns.path, dns.text, new, shown=_(
+                     "put {path} back as it was (kept in the journal)").format(path=dns.path))],
+                 why, "file", True)]
+
+
+def resolv_conf_with(text: str, servers: list[str], dead: list[str]) -> str:
+    """resolv.conf with ``servers`` where the first nameserver line was (at the end when
+    there was none) and the lines of ``dead`` servers commented out."""
+    out: list[str] = []
+    placed = False
+    dead_set = set(dead)
+    new = [f"nameserver {s}" for s in servers]
+    for line in text.splitlines():
+        words = line.split()
+        if words[:1] == ["nameserver"] and len(words) > 1:
+            if not placed:
+                out += new
+                placed = True
+            if words[1] in dead_set or words[1] in servers:
+                if words[1] in dead_set:
+                    out.append(f"# netcheck fix: no answer: {line}")
+                continue
+        out.append(line)
+    if not placed:
+        out += new
+    return "\n".join(out) + "\n"
+
+
+def hosts_without(text: str, name: str, addresses: list[str]) -> tuple[str, list[str]]:
+    """The hosts file with the lines that map ``name`` to ``addresses`` commented out; and
+    those lines."""
+    wanted = name.lower().rstrip(".")
+    out, hit = [], []
+    for line in text.splitlines(keepends=True):
+        words = line.split("#")[0].split()
+        if len(words) >= 2 and words[0] in addresses and wanted in (
+                w.lower().rstrip(".") for w in words[1:]):
+            hit.append(line.rstrip("\n"))
+            out.append("# netcheck fix: " + line)
+        else:
+            out.append(line)
+    return "".join(out), hit
+
+
+def hosts(doc: dict[str, Any], check: dict[str, Any], host: Host,
+           proofs: Proofs) -> Union[list[Step], str]:
+    ev = check.get("evidence") or {}
+    if check.get("status") != "fail":
+        return _("the hosts file's address works: the override is a choice, not a fault")
+    name = (doc.get("target") or {}).get("host")
+    path = ev.get("file") if isinstance(ev.get("file"), str) else host.hosts_path
+    if path != host.hosts_path or host.hosts_text is None or not isinstance(name, str):
+        return _("the hosts file could not be read")
+    new, lines = hosts_without(host.hosts_text, name, [str(a) for a in ev.get("hosts") or []])
+    if not lines:
+        return _("{path} no longer maps {name} to {addresses}").format(
+            path=path, name=name, addresses=", ".join(ev.get("hosts") or []))
+    shown_lines = " | ".join(lines)
+    return [Step([actions.write(path, new, host.hosts_text, shown=_(
+        "edit {path}: comment out `{lines}`").format(path=path, lines=shown_lines))],
+                 [actions.write(path, host.hosts_text, new, shown=_(
+                     "put {path} back as it was (kept in the journal)").format(path=path))],
+                 _("{summary}: the line wins over DNS").format(summary=check.get("summary")),
+                 "file", True)]
