@@ -9,6 +9,10 @@ lab. The scenarios are the test suite's.
 Nothing printed before the fault is fixed gives it away: ``lab list`` and ``up`` say what a
 student would meet, ``up --exercise`` only the symptom; the answer comes with ``check`` after
 the repair, or with ``up --spoil``.
+
+``campaign`` runs generated networks, one fault each, and grades netcheck's answers
+(docs/campaigns.md); ``up --case SEED`` rebuilds one of its cases for a developer, who is
+told the fault and the expected diagnosis at once.
 """
 
 from __future__ import annotations
