@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # Debian packages the lab and the probes use (binaries checked, packages installed if missing).
-LAB_DEBS := iproute2 nftables iptables iputils-ping ethtool tcpdump dnsutils util-linux procps nmap prometheus fping tshark nginx curl dnsmasq-base docker.io busybox-static
+LAB_DEBS := iproute2 nftables iptables iputils-ping ethtool tcpdump dnsutils util-linux procps nmap prometheus fping tshark nginx curl dnsmasq-base docker.io busybox-static tinyproxy
 
 .PHONY: all venv deps test lint demo bench campaign clean
 

@@ -9,10 +9,9 @@ a status, a greeting, a rejection, silence, or another protocol on the port.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any, Callable, Optional
-from netcheck import hints
 
+from netcheck import hints
 from netcheck.hints import server_side_command
 from netcheck.i18n import N_, _, ngettext
 from netcheck.model import Hint, Layer, Result, Status, failed, passed, skipped
@@ -267,7 +266,7 @@ def _title(r: HttpResult) -> str:
 TLS_REQUIRES = ("transport.tcp", "tls.handshake", "tls.certificate")
 
 
-@check("http.response", Layer.APPLICATION, requires=TLS_REQUIRES,
+@check("http.response", Layer.APPLICATION, requires=(*TLS_REQUIRES, "http.proxy"),
        codes=("HTTP_CLIENT_ERROR", "HTTP_SERVER_ERROR", "HTTP_REDIRECT_LOOP", "APP_TIMEOUT",
               "APP_PROTOCOL_MISMATCH", "APP_CONNECTION_RESET"), proves_flow=True,
        applies=_for(HTTP_SCHEMES, N_("not an http(s) target ({scheme}://)")))
@@ -284,17 +283,15 @@ async def http_response(ctx: Context) -> Result:
     from netcheck.probes import http
 
     assert ctx.target is not None
+    from netcheck.checks.middlebox import proxy_choice
+
     parts = http.parts_of(ctx.target)
-    proxy_env: Any = os.environ
-    try:
-        direct = http.proxy_for(parts.scheme, parts.host, parts.port, proxy_env) is None
-    except http.UrlError:
-        direct = True
+    direct = proxy_choice(ctx, parts).proxy is None  # through a proxy: http.proxy's ladder
     if direct:
         reset = await _reset_before_a_byte(ctx)
         if reset is not None:
             return reset
-    address = await _open_address(ctx)
+    address = await _open_address(ctx) if direct else None
     if address is None and direct:
         return skipped(_("no address of the target accepted the TCP connection"))
     from netcheck.probes import shared

@@ -192,6 +192,13 @@ def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
     diag.add_argument("--watch", nargs="?", type=_positive, const=WATCH_DEFAULT,
                       metavar="SECONDS", help="diagnose again and again, every SECONDS "
                       f"(default {WATCH_DEFAULT:g}); a line per round, a block per change")
+    via = diag.add_mutually_exclusive_group()
+    via.add_argument("--proxy", metavar="URL", help="HTTP(S) proxy to use, http[s]://[user:pw@]"
+                     "host[:port] (default: http_proxy, https_proxy, all_proxy as curl reads them)")
+    via.add_argument("--no-proxy", action="store_true",
+                     help="ignore the proxy configured in the environment")
+    diag.add_argument("--portal-url", metavar="URL", help="connectivity-check URL for captive "
+                      "portal detection (default: the network manager's, when it has one)")
     _common(diag)
     lst = sub.add_parser("checks", help="list the registered checks, by layer")
     _common(lst)
@@ -219,7 +226,7 @@ _VALUED = {"--format", "--timeout", "--deadline", "--interface", "--cafile", "--
            "--lang", "--port", "--sysroot", "--filter", "--session", "--max-sessions",
            "--capture", "-w", "--write", "--concurrency", "--listen", "--config", "--allow",
            "--only", "--proto", "--service", "--process", "--log", "--client", "--request-id",
-           "--confirm-timeout", "--since", "--count", "--max-hops"}
+           "--confirm-timeout", "--since", "--count", "--max-hops", "--proxy", "--portal-url"}
 
 def _normalise(argv: list[str]) -> list[str]:
     """Put the command first; no command means ``diagnose`` (``netcheck TARGET``)."""
@@ -404,10 +411,12 @@ def _diagnose(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     if bool(args.cert) != bool(args.key) and args.cert is None:
         raise UsageError(i18n._("--key needs --cert"))
     _usable_tls_files(args.cafile, args.cert, args.key)
+    _usable_urls(args.proxy, args.portal_url)
     options = Options(timeout=args.timeout, deadline=args.deadline, family=args.family,
                       interface=args.interface, lang=args.lang, verbose=args.verbose,
                       sysroot=args.sysroot, cafile=args.cafile, cert=args.cert, key=args.key,
-                      scan=args.scan, started=args.started, locate=True)
+                      scan=args.scan, started=args.started, locate=True, proxy=args.proxy,
+                      no_proxy=args.no_proxy, portal_url=args.portal_url)
     reg = registry.load()
     for warning in reg.warnings:
         registry.warn(warning)
@@ -515,6 +524,25 @@ def _usable_tls_files(cafile: Optional[str], cert: Optional[str], key: Optional[
             raise UsageError(i18n._("--cert {value}: not a PEM certificate with its key (or "
                                     "--key does not match it)").format(
                 value=repr(cert[:80]))) from None
+
+
+def _usable_urls(proxy: Optional[str], portal_url: Optional[str]) -> None:
+    """--proxy and --portal-url must be URLs netcheck can use (said without any password)."""
+    from netcheck.probes.http import UrlError, parse_proxy, split_url
+
+    if proxy is not None:
+        try:
+            parse_proxy(proxy, "--proxy")  # the message names --proxy, never the password
+        except UrlError as exc:
+            raise UsageError(str(exc)) from None
+    if portal_url is not None:
+        try:
+            scheme = split_url(portal_url).scheme
+        except UrlError as exc:
+            raise UsageError(f"--portal-url: {exc}") from None
+        if scheme != "http":
+            raise UsageError("--portal-url must be an http:// URL: a portal intercepts plain "
+                             "HTTP (https would only show a certificate error)")
 
 
 def _valid_ifname(name: str) -> bool:

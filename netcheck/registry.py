@@ -27,6 +27,7 @@ BUILTIN_MODULES = (
     "netcheck.checks.network",
     "netcheck.checks.transport",
     "netcheck.checks.presentation",
+    "netcheck.checks.middlebox",  # proxies and portals: before the application they carry
     "netcheck.checks.application",
     "netcheck.checks.server",
 )

@@ -57,6 +57,13 @@ class Options:
     # Find where a silent (or reset) flow's packets stop: TTL-limited probes, root_cause.location
     # (netcheck.locate). Off unless asked: a batch sweep must not trace every silent port.
     locate: bool = False
+    # HTTP(S) proxy: --proxy URL (None: the environment's, as curl reads it); --no-proxy
+    # (no_proxy=True) goes direct whatever the environment says (netcheck.probes.http).
+    proxy: Optional[str] = None
+    no_proxy: bool = False
+    # --portal-url: a connectivity-check URL for captive-portal detection, when the network
+    # manager has none configured (netcheck.probes.portal).
+    portal_url: Optional[str] = None
 
 
 @dataclass
@@ -585,7 +592,9 @@ def choose_root_cause(outcomes: list[CheckOutcome]) -> Optional[CheckOutcome]:
 # target look silent at L3: DNS_RESOLVER_UNREACHABLE or TARGET_UNREACHABLE are its symptoms.
 # A container that publishes the port but is down (or its engine stopped: server mode's
 # SRV_CONTAINER_DOWN, L7) is why nothing listens on the port (SRV_NOT_LISTENING, L4).
-EXPLAINS_BELOW = frozenset({"FW_LOCAL_INPUT_BLOCK", "SRV_CONTAINER_DOWN"})
+# A captive portal (CAPTIVE_PORTAL, L7) resets or drops what it does not intercept and
+# rewrites DNS or spoofs certificates: TCP_REFUSED, TLS_CERT_HOSTNAME_MISMATCH... are its doing.
+EXPLAINS_BELOW = frozenset({"FW_LOCAL_INPUT_BLOCK", "SRV_CONTAINER_DOWN", "CAPTIVE_PORTAL"})
 
 
 def verdict_of(outcomes: list[CheckOutcome]) -> Verdict:

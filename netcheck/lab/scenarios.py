@@ -406,7 +406,8 @@ _EXTRA_MODULES = ("netcheck.lab.scenarios_tls", "netcheck.lab.scenarios_app",
                   "netcheck.lab.scenarios_fw", "netcheck.lab.scenarios_path",
                   "netcheck.lab.scenarios_nginx", "netcheck.lab.scenarios_server",
                   "netcheck.lab.scenarios_l4", "netcheck.lab.scenarios_noise",
-                  "netcheck.lab.scenarios_host", "netcheck.lab.scenarios_docker")
+                  "netcheck.lab.scenarios_host", "netcheck.lab.scenarios_docker",
+                  "netcheck.lab.scenarios_portal")
 
 
 def register_late(found: list[Scenario]) -> None:

@@ -9,9 +9,10 @@ hostile server is bounded everywhere — headers at ``max_header_bytes``, bodies
 ``timeout`` and the whole fetch by ``deadline``. ``fetch`` never raises for anything the
 network does: the answer is an :class:`HttpResult` whose ``outcome`` says what happened.
 
-Proxies follow curl's reading of ``http_proxy`` / ``https_proxy`` / ``no_proxy`` (lower case
-first, then upper case): absolute-form requests for http, ``CONNECT`` for https. Credentials in
-a proxy URL are used, and shown only as ``***``.
+Proxies follow curl's reading of ``http_proxy`` / ``https_proxy`` / ``all_proxy`` / ``no_proxy``
+(lower case first, then upper case, except ``HTTP_PROXY``, which curl ignores since httpoxy):
+absolute-form requests for http, ``CONNECT`` for https, TLS to an ``https://`` proxy first.
+Credentials in a proxy URL are used, and shown only as ``***``.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ MAX_INTERIM = 5  # 1xx responses skipped before the real one (100 Continue, 103 
 BODY_SAMPLE_BYTES = 2048  # kept to read an error page's <title>
 DEFAULT_PORTS = {"http": 80, "https": 443}
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
-DEFAULT_PROXY_PORT = 1080  # what curl assumes when a proxy URL names no port
+DEFAULT_PROXY_PORT = 1080  # what curl assumes when an http:// proxy URL names no port
+PROXY_DEFAULT_PORTS = {"http": DEFAULT_PROXY_PORT, "https": 443}
+SOCKS_SCHEMES = ("socks4", "socks4a", "socks5", "socks5h")
 
 _STATUS_LINE = re.compile(rb"^HTTP/(\d(?:\.\d)?) +(\d{3})(?: +(.*?))?\s*$")
 # A status line still arriving: "HTTP/1.1 20" may become one, "HTTP/x" never will.
@@ -183,6 +186,7 @@ class Proxy:
     source: str = "explicit"
     username: Optional[str] = None
     password: Optional[str] = field(default=None, repr=False)
+    scheme: str = "http"  # https: TLS to the proxy itself first (curl's HTTPS proxy)
 
     @property
     def display(self) -> str:
@@ -191,7 +195,7 @@ class Proxy:
         if self.username is not None:
             cred = f"{self.username}:***@" if self.password is not None else f"{self.username}@"
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{cred}{host}:{self.port}"
+        return f"{self.scheme}://{cred}{host}:{self.port}"
 
     def authorization(self) -> Optional[str]:
         """The Proxy-Authorization value (Basic), or None without credentials."""
@@ -204,7 +208,7 @@ class Proxy:
 
 
 def parse_proxy(text: str, source: str = "explicit") -> Proxy:
-    """``http://[user[:password]@]host[:port]`` or ``host:port`` -> :class:`Proxy`."""
+    """``http(s)://[user[:password]@]host[:port]`` or ``host:port`` -> :class:`Proxy`."""
     from urllib.parse import urlsplit
 
     from netcheck.target import TargetError, normalize_host
@@ -220,16 +224,21 @@ def parse_proxy(text: str, source: str = "explicit") -> Proxy:
         port = parts.port
     except ValueError:
         raise UrlError(f"{source}={shown!r} is not a valid proxy URL") from None
-    if parts.scheme.lower() != "http":
-        raise UrlError(f"{source}={shown!r}: only http:// proxies are supported, "
-                       f"not {parts.scheme.lower()}://")
+    scheme = parts.scheme.lower()
+    if scheme in SOCKS_SCHEMES:
+        raise UrlError(f"{source}={shown!r}: a SOCKS proxy ({scheme}://); netcheck walks only "
+                       "http:// and https:// proxies")
+    if scheme not in PROXY_DEFAULT_PORTS:
+        raise UrlError(f"{source}={shown!r}: only http:// and https:// proxies are supported, "
+                       f"not {scheme}://")
     if not parts.hostname:
         raise UrlError(f"{source}={shown!r} names no proxy host")
     try:
         host = normalize_host(parts.hostname)
     except TargetError:
         raise UrlError(f"{source}={shown!r}: bad proxy host") from None
-    return Proxy(host, port or DEFAULT_PROXY_PORT, source, parts.username, parts.password)
+    return Proxy(host, port or PROXY_DEFAULT_PORTS[scheme], source, parts.username,
+                 parts.password, scheme)
 
 
 def _entry_host_port(entry: str) -> tuple[str, Optional[str]]:
@@ -276,23 +285,99 @@ def bypass_proxy(host: str, port: int, no_proxy: str) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class ProxyChoice:
+    """Which proxy a URL goes through, and why: what curl would do with the same settings.
+
+    ``proxy`` None means direct; ``source`` names what set the proxy (a variable, or
+    ``--proxy``); ``bypass`` what sent the URL direct although a proxy is set (``no_proxy``,
+    ``NO_PROXY`` or ``--no-proxy``); ``ignored`` variables that are set but not read
+    (``HTTP_PROXY``); ``error`` a setting that names no usable proxy (never with a password).
+    """
+
+    proxy: Optional[Proxy] = None
+    source: Optional[str] = None
+    bypass: Optional[str] = None
+    ignored: tuple[str, ...] = ()
+    error: Optional[str] = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"proxy": self.proxy.display if self.proxy else None,
+                               "source": self.source}
+        for key in ("bypass", "error"):
+            if getattr(self, key):
+                out[key] = getattr(self, key)
+        if self.ignored:
+            out["ignored"] = list(self.ignored)
+        return out
+
+
+def _first_set(env: Mapping[str, str], names: tuple[str, ...]) -> tuple[Optional[str], str]:
+    for name in names:
+        if (env.get(name) or "").strip():
+            return name, env[name]
+    return None, ""
+
+
+def proxy_variables(scheme: str) -> tuple[str, ...]:
+    """The variables curl reads for a URL of this scheme, in its order of precedence.
+
+    ``http_proxy`` exists in lower case only (httpoxy: a CGI server turns a request's
+    ``Proxy:`` header into ``HTTP_PROXY``); the others in both cases, lower case first.
+    """
+    scheme = scheme.lower()
+    own = ("http_proxy",) if scheme == "http" else (f"{scheme}_proxy", f"{scheme.upper()}_PROXY")
+    return (*own, "all_proxy", "ALL_PROXY")
+
+
+def choose_proxy(scheme: str, host: str, port: int, env: Optional[Mapping[str, str]], *,
+                 explicit: Union[None, str, Proxy] = None,
+                 disabled: bool = False) -> ProxyChoice:
+    """The proxy for ``scheme://host:port``: ``--proxy`` (``explicit``), else the environment.
+
+    ``disabled`` (``--no-proxy``) goes direct whatever is set. ``no_proxy`` / ``NO_PROXY``
+    exempt hosts from either kind of proxy, as they do for curl's ``-x``.
+    """
+    env = env or {}
+    ignored = tuple(n for n in ("HTTP_PROXY",) if scheme.lower() == "http"
+                    and (env.get(n) or "").strip() and not (env.get("http_proxy") or "").strip())
+    if disabled:
+        return ProxyChoice(bypass="--no-proxy", ignored=ignored)
+    if explicit is not None:
+        source, value = "--proxy", explicit
+    else:
+        name, text = _first_set(env, proxy_variables(scheme))
+        if name is None:
+            return ProxyChoice(ignored=ignored)
+        source, value = name, text
+    exempt, listing = _first_set(env, ("no_proxy", "NO_PROXY"))
+    if exempt is not None and bypass_proxy(host, port, listing):
+        return ProxyChoice(source=source, bypass=exempt, ignored=ignored)
+    if isinstance(value, Proxy):
+        return ProxyChoice(value, source, ignored=ignored)
+    try:
+        return ProxyChoice(parse_proxy(value, source), source, ignored=ignored)
+    except UrlError as exc:
+        return ProxyChoice(source=source, ignored=ignored, error=str(exc))
+
+
+def proxy_arguments(explicit: Optional[str], disabled: bool,
+                    env: Optional[Mapping[str, str]]) -> dict[str, Any]:
+    """:func:`fetch`'s ``proxy`` and ``env`` for ``--proxy`` / ``--no-proxy`` / the environment."""
+    if disabled:
+        return {"proxy": None, "env": None}
+    return {"proxy": explicit, "env": env}
+
+
 def proxy_for(scheme: str, host: str, port: int, env: Mapping[str, str]) -> Optional[Proxy]:
     """The proxy the environment names for this URL, or None (none set, or no_proxy says so).
 
     :class:`UrlError` when the variable is set but unusable.
     """
-    var = f"{scheme.lower()}_proxy"
-    value, source = None, None
-    for name in (var, var.upper()):
-        if (env.get(name) or "").strip():
-            value, source = env[name], name
-            break
-    if value is None or source is None:
-        return None
-    no_proxy = env.get("no_proxy") or env.get("NO_PROXY") or ""
-    if bypass_proxy(host, port, no_proxy):
-        return None
-    return parse_proxy(value, source)
+    choice = choose_proxy(scheme, host, port, env)
+    if choice.error is not None:
+        raise UrlError(choice.error)
+    return choice.proxy
 
 
 # -- HTTP/1.1 framing ----------------------------------------------------------------------
@@ -517,6 +602,9 @@ class Hop:
     content_type: Optional[str] = None
     content_length: Optional[int] = None
     title: Optional[str] = None
+    via: Optional[str] = None  # Via: the answer passed a proxy
+    proxy_status: Optional[str] = None  # Proxy-Status / X-Squid-Error: a proxy's own error
+    proxy_authenticate: Optional[str] = None  # Proxy-Authenticate of a 407
     body_bytes: int = 0
     truncated: Optional[str] = None  # why the body was not read to its end: size | time | ...
     keep_alive: bool = False
@@ -530,6 +618,8 @@ class Hop:
     transfer_ms: Optional[float] = None  # first response byte -> last byte read
     total_ms: Optional[float] = None
     error: Optional[str] = None
+    # The first bytes of the body (not in the JSON): what a connectivity check compares.
+    sample: bytes = field(default=b"", repr=False)
 
     @property
     def timings(self) -> dict[str, float]:
@@ -541,7 +631,8 @@ class Hop:
         out: dict[str, Any] = {"url": self.url}
         for key in ("address", "port", "connection", "proxy", "status", "status_line",
                     "location", "next_url", "scheme_change", "server", "content_type",
-                    "content_length", "title", "body_bytes", "truncated", "tls", "error"):
+                    "content_length", "title", "via", "proxy_status", "proxy_authenticate",
+                    "body_bytes", "truncated", "tls", "error"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
@@ -671,14 +762,13 @@ class _Fetcher:
         self.pool.clear()
 
     def proxy_for(self, parts: UrlParts) -> Optional[Proxy]:
-        if self.proxy is not None:
-            return self.proxy
-        if self.env is None:
+        if self.proxy is None and self.env is None:
             return None
-        try:
-            return proxy_for(parts.scheme, parts.host, parts.port, self.env)
-        except UrlError as exc:
-            raise _Fail("proxy_failed", str(exc)) from None
+        choice = choose_proxy(parts.scheme, parts.host, parts.port, self.env,
+                              explicit=self.proxy)
+        if choice.error is not None:
+            raise _Fail("proxy_failed", choice.error)
+        return choice.proxy
 
     async def addresses(self, host: str, hop: Hop) -> list[str]:
         try:
@@ -774,14 +864,42 @@ class _Fetcher:
             raise _Fail("proxy_failed" if proxy else "connect_failed",
                         f"cannot connect to {what}: " + "; ".join(errors))
         try:
+            if proxy is not None and proxy.scheme == "https":
+                await self.proxy_tls(stream, proxy)
             if proxy is not None and parts.scheme == "https":
                 await self.tunnel(stream, parts, proxy, hop)
+                if stream.tls is not None:  # TLS to the server inside TLS to the proxy
+                    stream = Tunnelled(stream)
             if parts.scheme == "https":
                 await self.start_tls(stream, parts, hop)
         except BaseException:
             stream.close()
             raise
         return stream
+
+    async def proxy_tls(self, stream: Stream, proxy: Proxy) -> None:
+        """TLS with an https:// proxy itself, verified against the proxy's name."""
+        await self.handshake(stream, proxy.host, f"proxy {proxy.display}", "proxy_failed")
+
+    async def handshake(self, stream: Stream, host: str, what: str, outcome: str) -> None:
+        """TLS on ``stream``, verified for ``host``; a failure ends the hop as ``outcome``,
+        told about ``what`` (the server's authority, or the proxy)."""
+        import ssl
+
+        context = self.tls_context(host)
+        try:
+            await stream.start_tls(context, host.split("%")[0], self.bound(self.timeout))
+        except asyncio.TimeoutError:
+            raise _Fail(outcome, f"TLS handshake with {what} timed out after "
+                                 f"{self.timeout:g} s") from None
+        except ssl.SSLCertVerificationError as exc:
+            raise _Fail(outcome, f"certificate of {what} does not verify: "
+                                 f"{exc.verify_message or exc.reason}") from None
+        except ssl.SSLError as exc:
+            raise _Fail(outcome, f"TLS handshake with {what} failed: "
+                                 f"{exc.reason or exc}") from None
+        except OSError as exc:
+            raise _Fail(outcome, f"TLS handshake with {what}: {os_error_name(exc)}") from None
 
     async def tunnel(self, stream: Stream, parts: UrlParts, proxy: Proxy, hop: Hop) -> None:
         """CONNECT through the proxy; a refusal becomes the hop's (final) status."""
@@ -797,7 +915,12 @@ class _Fetcher:
         except (OSError, asyncio.TimeoutError) as exc:
             raise _Fail("proxy_failed", f"sending CONNECT to {proxy.display}: "
                                         f"{os_error_name(exc)}") from None
-        head = await self.read_head(stream, hop, t0)
+        try:
+            head = await self.read_head(stream, hop, t0)
+        except _Fail as fail:  # the proxy's answer to CONNECT, not the server's
+            raise _Fail("proxy_failed", f"the proxy {proxy.display} accepted the connection "
+                                        f"but its answer to CONNECT failed: {fail.detail}"
+                        ) from None
         hop.tunnel_ms = (time.monotonic() - t0) * 1000
         if head.status // 100 != 2:
             hop.from_proxy = True
@@ -806,24 +929,9 @@ class _Fetcher:
         hop.ttfb_ms = None  # the proxy's answer is not the server's first byte
 
     async def start_tls(self, stream: Stream, parts: UrlParts, hop: Hop) -> None:
-        import ssl
-
-        context = self.tls_context(parts.host)
+        self.tls_context(parts.host)  # loaded before the clock starts: netcheck's own time
         t0 = time.monotonic()
-        try:
-            await stream.start_tls(context, parts.host.split("%")[0], self.bound(self.timeout))
-        except asyncio.TimeoutError:
-            raise _Fail("tls_failed", f"TLS handshake with {parts.authority} timed out "
-                                      f"after {self.timeout:g} s") from None
-        except ssl.SSLCertVerificationError as exc:
-            raise _Fail("tls_failed", f"certificate of {parts.authority} does not verify: "
-                                      f"{exc.verify_message or exc.reason}") from None
-        except ssl.SSLError as exc:
-            raise _Fail("tls_failed", f"TLS handshake with {parts.authority} failed: "
-                                      f"{exc.reason or exc}") from None
-        except OSError as exc:
-            raise _Fail("tls_failed", f"TLS handshake with {parts.authority}: "
-                                      f"{os_error_name(exc)}") from None
+        await self.handshake(stream, parts.host, parts.authority, "tls_failed")
         hop.tls_ms = (time.monotonic() - t0) * 1000
         tls = stream.tls
         if tls is not None:
@@ -1015,6 +1123,28 @@ class _Fetcher:
         raise _Fail("closed", "the connection was closed twice")  # not reached
 
 
+class Tunnelled(Stream):
+    """A stream carried inside another one's TLS: https to a server through an https proxy.
+
+    Stream's TLS reads and writes raw bytes through ``_raw_recv`` and ``sendall_raw``; here
+    those are the outer stream's decrypted reads and encrypted writes.
+    """
+
+    def __init__(self, outer: Stream) -> None:
+        super().__init__(outer.sock)
+        self.outer = outer
+        self.address, self.port = outer.address, outer.port
+
+    async def _raw_recv(self, until: float) -> bytes:
+        try:
+            return await self.outer.recv(until)
+        except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError):
+            return b""
+
+    async def sendall_raw(self, data: bytes, until: float) -> None:
+        await self.outer.send(data, until)
+
+
 class _ProxyRefused(Exception):
     def __init__(self, head: Head) -> None:
         super().__init__(head.status_line)
@@ -1024,6 +1154,15 @@ class _ProxyRefused(Exception):
 def _record_head(hop: Hop, head: Head) -> None:
     hop.status, hop.reason, hop.status_line = head.status, head.reason, head.status_line
     hop.http_version = head.version
+    # What tells a proxy's own answer from one it forwards (RFC 9110 7.6.3: a proxy adds
+    # Via to what it forwards; RFC 9209's Proxy-Status and squid's X-Squid-Error mark its
+    # own errors), and the scheme a 407 asks for.
+    for attr, name in (("via", "Via"), ("proxy_status", "Proxy-Status"),
+                       ("proxy_status", "X-Squid-Error"),
+                       ("proxy_authenticate", "Proxy-Authenticate")):
+        value = head.headers.get(name)
+        if value is not None:
+            setattr(hop, attr, shown(value, 200))
     hop.server = first_line((head.headers.get("Server") or "").encode("latin-1", "replace"),
                             120) or None
     hop.content_type = head.headers.get("Content-Type")
@@ -1067,8 +1206,9 @@ async def fetch(target: Union[str, UrlParts, Any], *, address: Optional[str] = N
       ``unverified_hosts``: names whose certificate is not verified (one already judged
       elsewhere: the application is still looked at, as ``curl -k`` would).
     user_agent: default ``netcheck/VERSION (+request_id)``.
-    proxy: a proxy for every hop; otherwise ``env`` (e.g. ``os.environ``) is read per hop for
-      http_proxy/https_proxy/no_proxy. Neither given: direct.
+    proxy: a proxy for every hop (``no_proxy`` in ``env`` still exempts hosts, as for curl's
+      ``-x``); otherwise ``env`` (e.g. ``os.environ``) is read per hop for http_proxy,
+      https_proxy, all_proxy and no_proxy (:func:`choose_proxy`). Neither given: direct.
     resolve: async name -> addresses, for redirects to another host (default: getaddrinfo).
     dns_ms: the first hop's resolution time, when the caller resolved it.
     mss: TCP_MAXSEG set before connect(): the peer then sends segments no larger.
@@ -1087,7 +1227,7 @@ async def fetch(target: Union[str, UrlParts, Any], *, address: Optional[str] = N
     result = HttpResult(current.url, user_agent=ua)
     explicit: Optional[Proxy] = None
     try:
-        explicit = parse_proxy(proxy) if isinstance(proxy, str) else proxy
+        explicit = parse_proxy(proxy, "--proxy") if isinstance(proxy, str) else proxy
     except UrlError as exc:
         result.outcome, result.detail = "proxy_failed", str(exc)
         return result
@@ -1149,6 +1289,7 @@ async def _follow(fetcher: _Fetcher, result: HttpResult, current: UrlParts, seen
                 _finish(result, hop)
             return
         hop.total_ms = fetcher.ms_since(t0, overhead)
+        hop.sample = sample[:512]
         hop.title = page_title(sample) if head.status >= 400 else None
         location = head.headers.get("Location")
         if head.status in REDIRECT_STATUSES and location:

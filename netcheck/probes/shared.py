@@ -129,7 +129,8 @@ def http_get(ctx: Context, address: Optional[str], mss: Optional[int] = None) ->
             http.parts_of(ctx.target), address=address, timeout=ctx.timeout,
             deadline=max(0.2, ctx.time_left() - HTTP_RESERVE), cafile=ctx.options.cafile,
             cert=ctx.options.cert, key=ctx.options.key, request_id=ctx.options.request_id,
-            env=os.environ, resolve=resolve, dns_ms=dns_ms, mss=mss,
+            **http.proxy_arguments(ctx.options.proxy, ctx.options.no_proxy, os.environ),
+            resolve=resolve, dns_ms=dns_ms, mss=mss,
             hop_refusal=ctx.options.hop_refusal)
 
     return ctx.memo(("http", address, mss), get)

@@ -215,7 +215,7 @@ def test_proxy_credentials_are_used_but_never_shown() -> None:
 
 
 @pytest.mark.parametrize("text", ["socks5://bob:hunter2@198.18.0.8:1080",
-                                  "https://bob:hunter2@198.18.0.8", "http://bob:hunter2@:80",
+                                  "ftp://bob:hunter2@198.18.0.8", "http://bob:hunter2@:80",
                                   "http://bob:hunter2@198.18.0.8:99999"])
 def test_unusable_proxy_is_an_error_without_its_password(text: str) -> None:
     with pytest.raises(UrlError) as info:
