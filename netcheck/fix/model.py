@@ -17,6 +17,13 @@ from netcheck.fix.actions import Action
 from netcheck.fix.owners import DnsOwner, Owner
 from netcheck.fix.prove import GatewayProof, ResolverProof
 
+
+class Local(str):
+    """A planner's reason for no plan, when the fault is on this host all the same (a local
+    service down, a setting it will not guess): the advice is for this host's administrator,
+    not the network's."""
+
+
 NO_SUCH = ["No such process", "No such file or directory", "Cannot assign requested address",
            "does a matching rule exist", "Bad rule"]
 ALREADY = ["File exists"]

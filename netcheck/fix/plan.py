@@ -47,6 +47,7 @@ from netcheck.fix import repair_dns, repair_fw, repair_net
 from netcheck.fix.model import (
     Advice,
     Host,
+    Local,
     Plan,
     Proofs,
     Step,
@@ -210,7 +211,9 @@ def advice(doc: dict[str, Any], reason: Optional[str], proofs: Proofs) -> Advice
     code, _check = root_check(doc)
     if reason is None:
         reason = _("{code} is not something this host can repair by itself").format(code=code)
-    return Advice(code, reason, whom(code, doc), ticket(doc), proofs.to_json())
+    asked = (_("this host's administrator: the fault is here, but not one netcheck repairs")
+             if isinstance(reason, Local) else whom(code, doc))
+    return Advice(code, str(reason), asked, ticket(doc), proofs.to_json())
 
 
 def _position(doc: dict[str, Any]) -> tuple[int, int]:

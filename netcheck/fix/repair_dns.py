@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Union
 
 from netcheck.fix import actions, owners
-from netcheck.fix.model import NO_SUCH, Host, Proofs, Step
+from netcheck.fix.model import NO_SUCH, Host, Local, Proofs, Step
 from netcheck.i18n import _
 
 
@@ -22,6 +22,19 @@ def resolver_servers(check: dict[str, Any]) -> tuple[list[str], list[str]]:
 def resolver(doc: dict[str, Any], check: dict[str, Any], host: Host,
               proofs: Proofs) -> Union[list[Step], str]:
     configured, dead = resolver_servers(check)
+    ev = check.get("evidence") or {}
+    sources = (ev.get("nsswitch") or {}).get("sources")
+    if check.get("code") == "DNS_NO_RESOLVER" and isinstance(sources, list) \
+            and not {"dns", "resolve"} & set(sources):
+        return Local(_("name servers are not asked at all: the hosts: line of "
+                       "/etc/nsswitch.conf is '{line}'; add dns to it (hosts: files dns)").format(
+                           line=" ".join(str(x) for x in sources)))
+    local = [s for s in dead if s.startswith(("127.", "::1"))]
+    if local and len(local) == len(dead):
+        # Restarting a service is no change that can be undone: said, not done.
+        return Local(_("the local resolver {server} does not answer: it is a service of this "
+                       "host (systemd-resolved, dnsmasq...); start it again (systemctl restart "
+                       "systemd-resolved)").format(server=local[0]))
     good = [r for r in proofs.resolvers if r.proven]
     if not good:
         tried = "; ".join(f"{r.address} ({r.source}): {r.rcode or r.error}"

@@ -333,6 +333,24 @@ def test_resolver_goes_through_the_owner_of_resolv_conf() -> None:
                       Advice)
 
 
+def test_local_causes_of_silent_names_are_said_not_papered_over() -> None:
+    """nsswitch without dns, or a local stub that is down: adding a name server would not
+    help (the lab's nsswitch_without_dns, resolved_stub_down); this host's administrator is
+    told what to do."""
+    doc = json.loads(json.dumps(NO_RESOLVER))
+    doc["checks"][0]["evidence"].update(nameservers=["198.18.3.53"],
+                                        nsswitch={"hosts": "files", "sources": ["files"]})
+    made = plan.build(doc, Host(dns=DnsOwner("file", text="")), Proofs(resolvers=[ANSWERED]))
+    assert isinstance(made, Advice) and "add dns to it" in made.reason
+    assert made.whom is not None and made.whom.startswith("this host's administrator")
+    stub = report("DNS_RESOLVER_UNREACHABLE", "dns.servers", 3,
+                  {"servers": {"127.0.0.53": "DNS_RESOLVER_UNREACHABLE"}},
+                  target=NO_RESOLVER["target"])
+    made = plan.build(stub, Host(dns=DnsOwner("systemd-resolved"), systemd=True),
+                      Proofs(resolvers=[ANSWERED]))
+    assert isinstance(made, Advice) and "systemctl restart systemd-resolved" in made.reason
+
+
 def test_no_resolver_is_guessed() -> None:
     made = plan.build(DEAD_RESOLVER, Host(dns=DnsOwner("file", text="")),
                       Proofs(resolvers=[ResolverProof("198.18.1.1", "the gateway", None,
