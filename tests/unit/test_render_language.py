@@ -113,3 +113,49 @@ def test_a_report_read_back_from_json_is_the_same_document() -> None:
     # ...and renders in another language than the one it was made in.
     with i18n.language("ca"):
         assert "L'encaminador per defecte" in text_of(report_from_json(doc))
+
+
+# -- usage errors and server mode ---------------------------------------------------------------
+
+@pytest.mark.parametrize("args, expected", [
+    (["tcp://127.0.0.1:9", "--timeout", "x", "--lang", "ca"],
+     "argument --timeout: 'x' no és un nombre"),
+    (["tcp://127.0.0.1:9", "--bogus", "--lang", "ca"], "arguments no reconeguts: --bogus"),
+    (["--lang", "es"], "faltan estos argumentos: target"),
+    (["tcp://127.0.0.1:9", "--cafile", "/no/such/ca.pem", "--lang", "es"],
+     "--cafile '/no/such/ca.pem': no existe el fichero"),
+    (["server", "--port", "99999", "--lang", "ca"],
+     "--port '99999' no és un nombre de l'1 al 65535"),
+    (["server", "--port", "443", "--since", "soon", "--lang", "es"],
+     "--since 'soon' no es una duración"),
+])
+def test_usage_errors_in_the_language_asked(args: list[str], expected: str) -> None:
+    from io import StringIO
+
+    from netcheck.cli import run
+
+    out, err = StringIO(), StringIO()
+    assert run(args, out, err) == 3
+    assert expected in err.getvalue(), err.getvalue()
+
+
+def test_usage_errors_stay_english_by_default() -> None:
+    from io import StringIO
+
+    from netcheck.cli import run
+
+    err = StringIO()
+    assert run(["tcp://127.0.0.1:9", "--bogus"], StringIO(), err) == 3
+    assert "unrecognized arguments: --bogus" in err.getvalue()
+
+
+def test_listener_kinds_are_translated_for_summaries_only() -> None:
+    from netcheck.server.listeners import Listener, human_duration
+
+    socket_ = Listener(proto="tcp", family=4, address="0.0.0.0", port=80)
+    assert socket_.kind() == socket_.kind_text() == "every IPv4 address"
+    with i18n.language("ca"):
+        assert socket_.kind_text() == "totes les adreces IPv4"
+        assert socket_.kind() == "every IPv4 address"  # what the evidence says
+        assert human_duration(3 * 86400 + 7200, translated=True) == "3 dies 2 h"
+    assert human_duration(3 * 86400 + 7200) == "3 days 2 h"
