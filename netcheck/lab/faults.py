@@ -29,6 +29,7 @@ from netcheck.lab.compose import (
     host_prefix,
     prefix,
 )
+from netcheck.lab.scenarios_portal import router_portal
 from netcheck.lab.topology import python_argv
 
 GENERATOR = 1  # part of every case's random seed: bump when a seed's meaning changes
@@ -988,6 +989,12 @@ CATALOGUE: list[Fault] = [
           apply=lambda case, lab: chain(lab, "router", "prerouting",
                                         f'iifname "lan0" {nfproto(case.family)}drop'),
           families=each_family, shape=primary_only_for_v6()),
+    Fault("captive_portal", "portal", "fault",
+          "the router is a hotel's captive portal: it answers port 80 of every destination "
+          "with a redirect to its sign-in page and resets every other connection",
+          lambda case: Expectation(BROKEN, frozenset({"CAPTIVE_PORTAL"})), schemes=("http",),
+          apply=lambda case, lab: router_portal(lab, "lan0"),
+          truth=False),  # port 80 answers (the portal): a plain probe cannot tell
 ]
 
 

@@ -104,6 +104,34 @@ def hotel_portal(lab: Lab) -> None:
         "}\n"))
 
 
+ROUTER_PORTAL_PORT = 8080
+
+
+def router_portal(lab: Lab, lan: str) -> None:
+    """The router itself is the portal (the campaign's fault): a sign-in server on the router,
+    port 80 of whatever arrives on ``lan`` redirected to it, every other new TCP connection
+    from ``lan`` reset."""
+    label = "portal-router"
+    if _once(lab, f"server:{label}"):
+        argv = python_argv("-m", "netcheck.lab.portalserver", "--listen",
+                           f"0.0.0.0:{ROUTER_PORTAL_PORT},[::]:{ROUTER_PORTAL_PORT}",
+                           "--mode", "portal", "--name", PORTAL_HOST)
+        proc = lab.popen("router", argv, name=label,
+                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        proxies.wait_listening(lab, label, proc, "0.0.0.0", ROUTER_PORTAL_PORT)
+    lab.nft("router", (
+        f"table inet {PORTAL_TABLE} {{\n"
+        "  chain prerouting {\n"
+        "    type nat hook prerouting priority dstnat; policy accept;\n"
+        f"    iifname \"{lan}\" tcp dport 80 redirect to :{ROUTER_PORTAL_PORT}\n"
+        "  }\n"
+        "  chain forward {\n"
+        "    type filter hook forward priority 0; policy accept;\n"
+        f"    iifname \"{lan}\" tcp flags syn reject with tcp reset\n"
+        "  }\n"
+        "}\n"))
+
+
 def rewritten_dns(lab: Lab) -> None:
     """news.lab.test resolves to the portal, which answers TLS with its own certificate."""
     start_portal_server(lab, tls=True)
