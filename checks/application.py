@@ -732,6 +732,31 @@ async def _dns_target(ctx: Context) -> Result:
 
 # -- tcp:// : service identification --------------------------------------------------------
 
+async def _client_first_and_quiet(ctx: Context, address: str) -> Optional[Result]:
+    """A pass with no greeting waited for, when the port's protocol has the client speak
+    first and the transport rung's watch of this address's connection saw nothing come.
+
+    A server that spoke (binary on port 80) or closed is read as any other: None.
+    """
+    from netcheck.probes import banner, shared
+
+    assert ctx.target is not None
+    port = ctx.target.port
+    protocol = banner.client_speaks_first(port)
+    if protocol is None:
+        return None
+    seen = await shared.tcp_connect(ctx, address, port)
+    if seen.state != "open" or seen.after != "quiet" or seen.watched_ms is None:
+        return None
+    evidence = banner.BannerResult(address, port, "generic", state="silent").to_json()
+    evidence.update(client_first=protocol, waited_ms=0, watched_ms=round(seen.watched_ms, 1))
+    return passed(_("{address} port {port} waits for the client: {protocol} has the client "
+                    "speak first, and nothing came in the {ms} ms the connection was watched "
+                    "(no greeting waited for)").format(
+                        address=address, port=port, protocol=protocol,
+                        ms=f"{seen.watched_ms:.0f}"), **evidence)
+
+
 @check("app.banner", Layer.APPLICATION, requires=("transport.tcp",), codes=(RESET,),
        applies=_for(("tcp",), N_("not a tcp:// target ({scheme}://)")))
 async def app_banner(ctx: Context) -> Result:
@@ -752,6 +777,9 @@ async def app_banner(ctx: Context) -> Result:
     if address is None:
         return skipped(_("no address of the target accepted the TCP connection"))
     port = ctx.target.port
+    quiet = await _client_first_and_quiet(ctx, address)
+    if quiet is not None:
+        return quiet
     r = await banner.probe("generic", address, port, timeout=ctx.timeout)
     if r.state == "closed" and r.bytes_received == 0:
         reset = await _reset_on_second_look(ctx, address)

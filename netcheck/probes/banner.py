@@ -32,6 +32,28 @@ MAX_GREETING_BYTES = 4096
 GENERIC_WAIT = 0.5
 EHLO_NAME = "netcheck.invalid"  # RFC 6761: a name that can never be anyone's real one
 
+# Ports whose registered protocol (IANA service names) has the client speak first: a server
+# there sends nothing until asked, so a greeting is not waited for. Implicit-TLS ports are
+# here too (the client's ClientHello comes first). Servers that greet (SMTP 25/587, FTP 21,
+# SSH 22, POP3 110, IMAP 143, MySQL 3306, VNC 5900) are not.
+CLIENT_FIRST_PORTS: dict[int, str] = {
+    53: "DNS", 80: "HTTP", 88: "Kerberos", 111: "ONC RPC", 389: "LDAP", 443: "HTTPS",
+    445: "SMB", 465: "SMTPS", 636: "LDAPS", 853: "DNS over TLS", 993: "IMAPS", 995: "POP3S",
+    1433: "MS SQL", 1521: "Oracle", 1883: "MQTT", 2049: "NFS", 2379: "etcd",
+    3128: "HTTP proxy", 3389: "RDP", 5432: "PostgreSQL", 5672: "AMQP", 6379: "Redis",
+    6443: "HTTPS", 8000: "HTTP", 8080: "HTTP", 8443: "HTTPS", 8883: "MQTT over TLS",
+    9090: "HTTP", 9092: "Kafka", 9100: "HTTP", 9200: "HTTP", 11211: "memcached",
+    27017: "MongoDB",
+}
+
+
+def client_speaks_first(port: int) -> Optional[str]:
+    """The protocol registered on ``port`` when its client speaks first, else None.
+
+    None means "unknown, or the server greets": only then is a greeting worth waiting for.
+    """
+    return CLIENT_FIRST_PORTS.get(port)
+
 # First bytes -> what they are. Order matters: the most specific first.
 _TLS_RECORD = re.compile(rb"^[\x14-\x17]\x03[\x00-\x04]")
 
