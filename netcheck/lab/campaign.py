@@ -433,14 +433,49 @@ def main_campaign(seed: int, count: int, jobs: int, deadline: float, truth: bool
     return 0 if all(r.passed for r in results) else 1
 
 
+TABLE_BEGIN = "<!-- catalogue table: python -m netcheck.lab.campaign table --write FILE -->"
+TABLE_END = "<!-- end of catalogue table -->"
+
+
+def catalogue_table() -> str:
+    """The catalogue as a Markdown table, each entry with the case its first seed draws."""
+    rows = ["| seed | entry | class | kind | what is done to the network | "
+            "that seed's case expects |", "| --- | --- | --- | --- | --- | --- |"]
+    for seed in range(1, len(CATALOGUE) + 1):
+        case = generate(seed)
+        fault = case.fault
+        target = "name" if case.target.named else f"IPv{case.target.family} literal"
+        rows.append(f"| {seed} | `{fault.name}` | {fault.klass} | {fault.kind} | "
+                    f"{fault.how.replace('|', chr(92) + '|')} | {case.parts.family}, {target}: "
+                    f"{case.expectation().text()} |")
+    return "\n".join(rows) + "\n"
+
+
+def with_table(page: str) -> str:
+    """``page`` with the text between the table markers replaced by :func:`catalogue_table`."""
+    head, rest = page.split(TABLE_BEGIN, 1)
+    _, tail = rest.split(TABLE_END, 1)
+    return f"{head}{TABLE_BEGIN}\n{catalogue_table()}{TABLE_END}{tail}"
+
+
 def main(argv: Optional[list[str]] = None) -> int:
-    """``python -m netcheck.lab.campaign truth PLAN`` (run by the campaign in a client)."""
+    """``python -m netcheck.lab.campaign truth PLAN`` (run by the campaign in a client), or
+    ``table [--write FILE]``: the catalogue table (docs/campaigns.md holds it)."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) == 2 and args[0] == "truth":
         print(json.dumps(run_truth(json.loads(args[1]))), flush=True)
         os._exit(0)  # a resolver call still blocked in its thread must not hold us
+    if args == ["table"]:
+        print(catalogue_table(), end="")
+        return 0
+    if len(args) == 3 and args[:2] == ["table", "--write"]:
+        with open(args[2], encoding="utf-8") as fh:
+            page = fh.read()
+        with open(args[2], "w", encoding="utf-8") as fh:
+            fh.write(with_table(page))
+        return 0
 
-    print("usage: python -m netcheck.lab.campaign truth PLAN-JSON "
+    print("usage: python -m netcheck.lab.campaign truth PLAN-JSON | table [--write FILE] "
           "(campaigns run with: netcheck lab campaign)", file=sys.stderr)
     return 2
 

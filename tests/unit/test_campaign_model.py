@@ -28,6 +28,7 @@ from netcheck.lab.campaign import (
     generate,
     grade,
     truth_problems,
+    with_table,
 )
 from netcheck.lab.compose import Parts, links, routes
 
@@ -103,10 +104,12 @@ def test_generated_networks_are_consistent() -> None:
         assert set(routes(parts)) <= roles
 
 
-def test_docs_list_every_catalogue_entry() -> None:
+def test_docs_table_is_the_catalogue() -> None:
     page = (Path(__file__).resolve().parents[2] / "docs" / "campaigns.md").read_text()
-    missing = [f.name for f in CATALOGUE if f"`{f.name}`" not in page]
-    assert not missing, "docs/campaigns.md misses catalogue entries: " + ", ".join(missing)
+    assert with_table(page) == page, (
+        "docs/campaigns.md's catalogue table is stale: "
+        "python -m netcheck.lab.campaign table --write docs/campaigns.md")
+    assert all(f"`{f.name}`" in page for f in CATALOGUE)
 
 
 def test_traps_and_healthy_networks_never_accept_a_failure() -> None:
