@@ -85,8 +85,7 @@ def state(lab: Lab, role: str = "client") -> dict[str, Any]:
         "neighbours": _static_neighbours(out("ip", "neigh", "show", "nud", "permanent")
                                          + out("ip", "neigh", "show", "nud", "noarp")),
         "nft": COUNTERS.sub("counter", out("nft", "list", "ruleset")),
-        "rp_filter": out("sysctl", "net.ipv4.conf.all.rp_filter", "net.ipv4.conf.eth0.rp_filter",
-                         "net.ipv4.conf.eth1.rp_filter"),
+        "rp_filter": out("sysctl", "-a", "--pattern", r"^net\.ipv4\.conf\..*\.rp_filter$"),
         "resolv.conf": out("cat", "/etc/resolv.conf"),
         "hosts": out("cat", "/etc/hosts"),
     }
@@ -120,6 +119,10 @@ def _resolver_moved(lab: Lab) -> None:
     lab.write_client_file("resolv.conf", "search lab.test\nnameserver 198.18.3.99\n")
 
 
+def _wrong_gateway_v6(lab: Lab) -> None:
+    lab.ip("client", "-6", "route", "replace", "default", "via", "2001:db8:1::99", "dev", "eth0")
+
+
 def _output_blocked_twice(lab: Lab) -> None:
     # Two tables drop port 22: an accept before the first rule still meets the second.
     for table in ("fw_a", "fw_b"):
@@ -135,6 +138,7 @@ KEPT = [
     ("no_default_route", None, "ROUTE_NO_DEFAULT", True),
     ("wrong_gateway", None, "GATEWAY_UNREACHABLE", True),
     ("gateway_off_link", None, "GATEWAY_NOT_ON_LINK", True),
+    ("wrong_gateway_v6", ("tcp://[2001:db8:2::10]:22", "-6"), "GATEWAY_UNREACHABLE", False),
     ("gateway_static_neighbour", None, "GATEWAY_UNREACHABLE", False),
     ("reverse_path_filtered", None, "GATEWAY_UNREACHABLE", False),
     ("resolver_config_empty", None, "DNS_NO_RESOLVER", True),
@@ -148,7 +152,7 @@ KEPT = [
     ("pmtu_blackhole", None, "PMTU_BLACKHOLE", False),
     ("server_input_drop", None, "SRV_FW_INPUT_BLOCK", False),
 ]
-CUSTOM = {"resolver_moved": _resolver_moved}
+CUSTOM = {"resolver_moved": _resolver_moved, "wrong_gateway_v6": _wrong_gateway_v6}
 
 
 @pytest.mark.parametrize("name,args,code,lease", KEPT, ids=[k[0] for k in KEPT])
@@ -412,3 +416,19 @@ def test_killed_with_its_watchdog_then_rollback_replays_the_journal(
     assert_same(before, state(lab))
     # The journal kept the old hosts file beside it, as the plan said.
     assert any(p.read_text() == before["hosts"] for p in fix_dir.glob("*.hosts.orig"))
+
+
+def test_server_repair_that_does_not_help_is_rolled_back(lab: Lab, fix_dir: Path) -> None:
+    """Server side: two tables drop port 22 inbound; the accept before the first rule meets
+    the second, so the server's namespace is put back as it was."""
+    for table in ("in_a", "in_b"):
+        lab.nft("server", f"table inet {table} {{\n  chain input {{\n"
+                          "    type filter hook input priority 0; policy accept;\n"
+                          '    iifname "eth0" tcp dport 22 drop\n  }\n}\n')
+    before = state(lab, "server")
+    rc, doc, _err = run_fix(lab, fix_dir, "server", "--port", "22", "--client", "198.18.1.2",
+                            "--yes", role="server")
+    assert doc["before"]["mode"] == "server"
+    assert doc["before"]["root_cause"]["code"] == "SRV_FW_INPUT_BLOCK"
+    assert (rc, doc["outcome"], doc["applied"], doc["kept"]) == (2, "rolled_back", True, False)
+    assert_same(before, state(lab, "server"))
