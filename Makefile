@@ -23,6 +23,7 @@ deps:
 
 lint: venv
 	$(VENV)/bin/ruff check netcheck checks tests tools $(wildcard bench)
+	$(PY) -m mypy
 
 test: venv deps lint
 	$(PY) -m pytest -q -p no:cacheprovider tests

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 
 class LazyModule(ModuleType):
@@ -29,4 +29,9 @@ def lazy(name: str) -> Any:
     return sys.modules.get(name) or LazyModule(name)
 
 
-asyncio: Any = lazy("asyncio")
+# The type checker sees the real module (every name typed, as a plain import gives); at run
+# time the stand-in defers the ~30 ms import to the first attribute used.
+if TYPE_CHECKING:
+    import asyncio
+else:
+    asyncio = lazy("asyncio")
