@@ -34,6 +34,7 @@ from typing import Any, Optional
 ETH_P_IP, ETH_P_IPV6 = 0x0800, 0x86DD
 PACKET_OUTGOING = 4
 MAX_CANDIDATES = 6
+NEEDS_ROOT = "needs root, or CAP_NET_RAW"
 
 
 # -- where candidates come from --------------------------------------------------------------
@@ -346,7 +347,7 @@ def prove_gateway(ifname: str, ifindex: int, src_mac: Optional[str], src_ip: Opt
         ran, mac = neighbour.probe_on_wire(ifname, ifindex, src_mac, src_ip, candidate,
                                            min(timeout, 1.0))
         if not ran:
-            proof.why_not = "cannot send ARP/NDP here (needs root, or CAP_NET_RAW)"
+            proof.why_not = f"cannot send ARP/NDP here ({NEEDS_ROOT})"
             return proof
     if not mac or mac.startswith("("):
         proof.why_not = "nothing answers ARP/NDP for it"

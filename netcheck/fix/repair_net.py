@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any, Union
 
-from netcheck.fix import actions, owners
+from netcheck.fix import actions, owners, prove
 from netcheck.fix.model import (
     ALREADY,
     NO_SUCH,
     Host,
+    Local,
     Proofs,
     Step,
     family_of_check,
@@ -85,6 +86,9 @@ def _no_gateway(proofs: Proofs, family: int) -> str:
     if not tried:
         return _("no candidate for a gateway is known on this link (no DHCP lease, no "
                  "neighbour, no address to try): netcheck does not guess one")
+    if all(prove.NEEDS_ROOT in g.why_not for g in tried):
+        return Local(_("proving a gateway sends its own ARP and frames, which needs root: run "
+                       "netcheck fix as root"))
     shown = "; ".join(f"{g.address}: {g.why_not}" for g in tried)
     return _("no replacement gateway could be proved ({tried}): netcheck does not guess "
              "one").format(tried=shown)

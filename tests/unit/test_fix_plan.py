@@ -147,6 +147,14 @@ def test_no_gateway_is_guessed() -> None:
     assert isinstance(made, Advice) and "does not guess" in made.reason
 
 
+def test_unprivileged_plan_says_root_is_needed_to_prove_a_gateway() -> None:
+    tried = [GatewayProof(a, "s", why_not=f"cannot send ARP/NDP here ({prove.NEEDS_ROOT})")
+             for a in ("198.18.1.1", "198.18.1.254")]
+    made = plan.build(gateway_report(), Host(defaults=WRONG_DEFAULT), Proofs(gateways={4: tried}))
+    assert isinstance(made, Advice) and "run netcheck fix as root" in made.reason
+    assert made.whom is not None and made.whom.startswith("this host's administrator")
+
+
 def test_gateway_of_a_network_manager_profile_goes_through_nmcli() -> None:
     made = plan.build(gateway_report(), Host(owners={IFACE: NM_OWNER}, defaults=WRONG_DEFAULT),
                       Proofs(gateways={4: [PROVEN]}))
