@@ -52,11 +52,14 @@ ALLOWED = {
     "proxy", "ipsec", "xfrm", "rp_filter", "mac", "vm", "dad", "ndp", "ra", "ll", "rx", "tx",
     # words Spanish or Catalan share with English (ca "port", "errors", "present", ...)
     "port", "transport", "errors", "error", "present", "protocol", "local", "total", "normal",
-    "general", "final", "global", "virtual", "radio", "interfaces", "id", "clients", "mode",
+    "general", "final", "global", "virtual", "radio", "interfaces", "id", "clients", "client",
+    "mode",
     # units, programs and what they print (a quoted nft rule, a request line of a log)
     "s", "h", "min", "nginx", "apache", "docker", "podman", "systemd", "systemctl", "journal",
     "journalctl", "pid", "handle", "counter", "packets", "bytes", "get", "post", "head",
-    "upstream", "worker", "init", "chroot", "listen",
+    "upstream", "worker", "init", "chroot", "listen", "url", "uri", "cable", "nping", "arping",
+    "ps", "mss", "logs", "apt", "install", "tcpdump", "mtr", "tracepath", "traceroute", "curl",
+    "wget", "openssl", "nc", "ethtool", "sysctl",
 }
 WORD = re.compile(r"[^\W\d_]+(?:[-'’][^\W\d_]+)*")
 # A token with any of these is an address, a path, an id or a code, not a word to translate.
@@ -78,9 +81,16 @@ def _bare(text: str) -> str:
     return re.sub(r"\{[^{}]*\}", " ", text)
 
 
+# What a tool prints, quoted in a sentence ('fragmentation needed', 'Connection refused'):
+# the words as the tool says them, not words to translate.
+# An apostrophe inside a word (l'enllaç, host's) neither opens nor closes a quote; a quote may
+# run over one wrapped line.
+QUOTED = re.compile(r"(?<!\w)'[^']{1,80}?'(?!\w)")
+
+
 def _words(text: str) -> set[str]:
     found = set()
-    for token in text.split():
+    for token in QUOTED.sub(" ", text).split():
         if NOT_A_WORD.search(token) or token.lstrip("('\"").startswith("-"):
             continue  # an address, a path, an id, a code, an option (--scan)
         found |= {w.lower() for w in WORD.findall(token)}
