@@ -299,14 +299,16 @@ PORTAL_TEXTS = {
     "tls_other_name": N_("{url} is redirected to {portal} and TLS to {host} is "
                          "answered with a certificate for another name: a captive portal "
                          "intercepts the traffic"),
-    "tls_untrusted": N_("{url} is redirected to {portal} and TLS to {host} is "
-                        "answered with a certificate no CA vouches for: a captive portal "
-                        "intercepts the traffic"),
 }
 
 
-def _tls_state(connects: list[TcpResult], handshake: Any) -> Optional[str]:
-    """How the target's TLS port fared, in portal terms (see PortalFacts.target_tls)."""
+def _tls_state(connects: list[TcpResult], handshake: Any, host: str) -> Optional[str]:
+    """How the target's TLS port fared, in portal terms (see PortalFacts.target_tls).
+
+    A certificate that does not name ``host`` is "other_name" whether or not a CA vouches
+    for it (a portal's own certificate is usually both); one that names it but does not
+    verify (a private CA without --cafile) is "untrusted": a site's business, not a portal's.
+    """
     if connects and not any(c.handshake for c in connects):
         if all(c.state in ("refused", "reset") for c in connects):
             return "reset"
@@ -317,7 +319,13 @@ def _tls_state(connects: list[TcpResult], handshake: Any) -> Optional[str]:
         return "reset" if handshake.state in ("closed", "connect_failed") else "failed"
     if handshake.verified:
         return "ok"
-    return "other_name" if handshake.verify_code == HOSTNAME_MISMATCH else "untrusted"
+    from netcheck.probes.tls import hostname_matches
+
+    cert = handshake.certificate
+    if handshake.verify_code == HOSTNAME_MISMATCH or (
+            cert is not None and not hostname_matches(cert, host)):
+        return "other_name"
+    return "untrusted"
 
 
 async def _resolve(ctx: Context, name: str) -> list[str]:
@@ -358,7 +366,7 @@ async def _portal_facts(ctx: Context) -> tuple[PortalFacts, list[str]]:
     flow_failed = bool(connects) and not opened
     if target.scheme == "https" and connects:
         handshake = await tls.shared_handshake(ctx, opened[0]) if opened else None
-        facts.target_tls = _tls_state(connects, handshake)
+        facts.target_tls = _tls_state(connects, handshake, target.host)
         looked.append("tls")
         if facts.target_tls == "ok":
             return facts, looked  # a verified handshake: nothing intercepts this flow
@@ -371,13 +379,12 @@ async def _portal_facts(ctx: Context) -> tuple[PortalFacts, list[str]]:
     if target.scheme not in HTTP_SCHEMES or not addrs:
         return facts, looked
     if target.scheme == "http":
-        # The flow's own GET when it goes direct (one request, one line in the server's log).
+        # The flow's own GET (one request, one line in the server's log); through a proxy
+        # the flow is the proxy's (http.proxy), and only the connectivity check tells.
         direct = proxy_choice(ctx, _parts(ctx)).proxy is None
         if opened and direct:
             r = await shared.http_get(ctx, opened[0])
             facts.target_probe = portal.probe_of(_parts(ctx).url, r)
-        elif opened:
-            facts.target_probe = await _plain_get(ctx, _parts(ctx).url, opened[0])
     else:
         facts.target_probe = await _plain_get(ctx, f"http://{_parts(ctx).host_for_url}/",
                                               addrs[0])
@@ -415,10 +422,10 @@ async def _tls_on_443(ctx: Context, address: str) -> Optional[str]:
     assert ctx.target is not None
     c = await tcp.connect(address, 443, ctx.timeout)
     if not c.handshake:
-        return _tls_state([c], None)
+        return _tls_state([c], None, ctx.target.host)
     h = await tls.handshake(address, 443, ctx.target.host, cafile=ctx.options.cafile,
                             timeout=ctx.timeout)
-    return _tls_state([c], h)
+    return _tls_state([c], h, ctx.target.host)
 
 
 def _portal_result(ctx: Context, found: Finding, facts: PortalFacts,

@@ -164,7 +164,7 @@ class PortalFacts:
     ``target_tls``: how the target's own TLS port fared, for https targets (or port 443
     probed because port 80 redirected elsewhere): "ok" (verified), "reset" (RST to the SYN
     or right after it), "silent" (no answer), "other_name" (a certificate for another name),
-    "untrusted", "failed"; None: not looked at.
+    "untrusted" (names the host, does not verify), "failed"; None: not looked at.
     """
 
     host: str
@@ -214,8 +214,9 @@ def judge(facts: PortalFacts) -> Optional[Finding]:
     In order: the connectivity check answered otherwise than a free network answers it;
     the target's host answers 511; it redirects to another host whose address the target's
     name also resolves to (DNS rewritten); it redirects to another host while the target's
-    TLS is reset, silent, or answered with a certificate for another name (or one no CA
-    vouches for). A redirect to another host alone is a web site's business, not a portal.
+    TLS is reset, silent, or answered with a certificate for another name. A redirect to
+    another host alone, or with a certificate that names the host but does not verify (a
+    private CA), is a web site's business, not a portal's.
     """
     if facts.check is not None and facts.check_probe is not None:
         found = _check_intercepted(facts.check, facts.check_probe)
@@ -231,6 +232,6 @@ def judge(facts: PortalFacts) -> Optional[Finding]:
     assert probe.location is not None
     if facts.dns_rewritten:
         return Finding("dns_rewritten", probe.location)
-    if facts.target_tls in ("reset", "silent", "other_name", "untrusted"):
+    if facts.target_tls in ("reset", "silent", "other_name"):
         return Finding(f"tls_{facts.target_tls}", probe.location)
     return None

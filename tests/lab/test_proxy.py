@@ -37,6 +37,20 @@ def run(lab: Lab, *args: str, env: Optional[dict[str, str]] = None) -> NetcheckR
     return r
 
 
+# Round trips slowed by a machine busy with other labs are a warning about the path, not
+# about proxies: a healthy run is ok, or degraded by that warning alone.
+LOAD_WARNINGS = {"PATH_LATENCY"}
+
+
+def healthy(r: NetcheckRun) -> bool:
+    """ok, or degraded only by a timing warning of a loaded machine."""
+    if r.verdict == "ok":
+        return True
+    codes = {c["code"] for c in (r.doc or {}).get("checks", []) if c["status"] != "pass"
+             and c["status"] != "skip"}
+    return r.verdict == "degraded" and codes <= LOAD_WARNINGS
+
+
 def _cafile(lab: Lab) -> tuple[str, str]:
     return ("--cafile", str(app_ca_path(lab)))
 
@@ -46,13 +60,13 @@ def test_proxy_scenario_is_diagnosed(proxy_lab: Lab, name: str) -> None:
     scenario = SCENARIOS[name]
     r = run(proxy_lab, *scenario.netcheck_argv(proxy_lab))
     expect = scenario.expect
-    assert r.verdict == expect.verdict, r.explain()
     if expect.code is None:
-        assert r.root_cause is None, r.explain()
+        assert healthy(r), r.explain()
         check = r.check("http.proxy")
         assert check is not None and check["status"] == "pass", r.explain()
         assert r.check("http.response")["status"] == "pass", r.explain()  # type: ignore[index]
         return
+    assert r.verdict == expect.verdict, r.explain()
     rc = r.root_cause or {}
     assert (rc.get("code"), rc.get("layer"), rc.get("check")) == (
         expect.code, expect.layer, "http.proxy"), r.explain()
@@ -89,7 +103,7 @@ def test_407_from_the_environment_is_not_http_client_error(proxy_lab: Lab) -> No
 def test_credentials_from_all_proxy_are_used_and_masked(proxy_lab: Lab) -> None:
     url = proxies.PROXIES["proxy-auth"].url((proxies.AUTH_USER, proxies.AUTH_PASSWORD))
     r = run(proxy_lab, WEB, *_cafile(proxy_lab), env={"all_proxy": url})
-    assert r.verdict == "ok", r.explain()
+    assert healthy(r), r.explain()
     check = r.check("http.proxy") or {}
     assert "set by all_proxy" in check["summary"], r.explain()
     assert proxies.AUTH_PASSWORD not in r.stdout, r.explain()
@@ -100,7 +114,7 @@ def test_no_proxy_and_the_option_send_the_request_direct(proxy_lab: Lab) -> None
     for env, args, why in (({"https_proxy": dead, "no_proxy": ".lab.test"}, (), "no_proxy"),
                            ({"https_proxy": dead}, ("--no-proxy",), "--no-proxy")):
         r = run(proxy_lab, WEB, *_cafile(proxy_lab), *args, env=env)
-        assert r.verdict == "ok", r.explain()
+        assert healthy(r), r.explain()
         check = r.check("http.proxy") or {}
         assert check["status"] == "skip" and why in check["summary"], r.explain()
 
@@ -108,13 +122,13 @@ def test_no_proxy_and_the_option_send_the_request_direct(proxy_lab: Lab) -> None
 def test_upper_case_http_proxy_is_ignored_as_curl_ignores_it(proxy_lab: Lab) -> None:
     r = run(proxy_lab, "http://web.lab.test/",
             env={"HTTP_PROXY": proxies.PROXIES["proxy-down"].url()})
-    assert r.verdict == "ok", r.explain()
+    assert healthy(r), r.explain()
     assert "HTTP_PROXY" in (r.check("http.proxy") or {})["summary"], r.explain()
 
 
 def test_the_request_goes_through_tinyproxy(proxy_lab: Lab) -> None:
     # tinyproxy's own log has the CONNECT: the ladder went through the proxy, not around it.
     r = run(proxy_lab, *SCENARIOS["proxy_ok"].netcheck_argv(proxy_lab))
-    assert r.verdict == "ok", r.explain()
+    assert healthy(r), r.explain()
     log = (proxy_lab.state_dir / "tinyproxy-proxy.access").read_text(errors="replace")
     assert "CONNECT web.lab.test:443" in log, log[-2000:]

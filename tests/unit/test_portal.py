@@ -48,6 +48,9 @@ def probe(status: Optional[int], location: Optional[str] = None, body: str = "",
      "dns_rewritten"),
     # a site's own redirects are not a portal
     (PortalFacts("web.lab.test", target_probe=probe(302, SIGN_IN), target_tls="ok"), None),
+    # a private CA without --cafile, and port 80 sends to the single sign-on page
+    (PortalFacts("web.lab.test", target_probe=probe(302, SIGN_IN), target_tls="untrusted"),
+     None),
     (PortalFacts("web.lab.test", target_probe=probe(302, SIGN_IN)), None),
     (PortalFacts("web.lab.test", target_probe=probe(301, "https://web.lab.test/"),
                  target_tls="reset"), None),
