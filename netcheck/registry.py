@@ -143,7 +143,8 @@ def _third_party_modules() -> list[tuple[str, str]]:
     on the path wins, names compared as PEP 503 normalises them). Not importlib.metadata
     itself: importing it costs 30-60 ms on this project's machines (email, zipfile, csv),
     its ``entry_points()`` 2-10 ms more, where this reader takes about 1 ms
-    (tests/unit/test_entry_point_reader.py holds both to the same answer and compares costs).
+    (tests/unit/test_entry_point_reader.py holds both to the same answer and keeps
+    importlib.metadata out of the start-up).
     """
     if os.environ.get("NETCHECK_NO_PLUGINS"):
         return []

@@ -52,22 +52,13 @@ def test_first_distribution_on_the_path_wins_whatever_its_spelling(
     assert found == [("extra", "other.mod:x"), ("new", "acme.new:checks")]
 
 
-def test_reader_costs_less_than_importing_importlib_metadata() -> None:
-    # The reason the reader exists: it must stay cheaper than the import it avoids.
+def test_loading_the_checks_never_imports_importlib_metadata() -> None:
+    # The reason the reader exists (30-60 ms measured, see registry._third_party_modules): a
+    # deterministic stand-in for a timing test, which a loaded machine would make flaky.
     import subprocess
-    import time
 
-    code = ("import time, sys; t = time.perf_counter(); {stmt}; "
-            "sys.stdout.write(str(time.perf_counter() - t))")
-
-    def cost(stmt: str) -> float:
-        runs = [float(subprocess.run([sys.executable, "-c", code.format(stmt=stmt)],
-                                     capture_output=True, text=True, check=True).stdout)
-                for _ in range(5)]
-        return sorted(runs)[2]
-
-    start = time.perf_counter()
-    reader = cost("from netcheck import registry; registry._third_party_modules()")
-    metadata = cost("from netcheck import registry; import importlib.metadata as m; "
-                    "m.entry_points(group='netcheck.checks')")
-    assert reader < metadata, (reader, metadata, time.perf_counter() - start)
+    code = ("import sys; from netcheck import registry; registry.load(); "
+            "print(sorted(m for m in sys.modules if m.startswith('importlib.metadata')))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=60)
+    assert proc.stdout.strip() == "[]", proc.stdout
