@@ -499,6 +499,14 @@ async def _build_l3_view(ctx: Context) -> L3View:
         ifname, ifindex = _egress_of(ctx, path, lk)
         in_use = addrfam.configured(ctx.facts, fam)
         if ifindex is not None and ifname is not None:
+async def families_judged_below(ctx: Context) -> set[int]:
+    """The families whose address or route rung found a problem (failed or warned): what
+    the target's and the port's silence in those families would only repeat."""
+    view = await _l3_view(ctx)
+    return {f for states in (view.address_states, view.route_states)
+            for f, state in states.items() if state not in (OK, UNUSED)}
+
+
             addresses[fam] = FamilyAddresses(
                 fam, ifname, tuple(ctx.facts.addrs_of(ifindex, fam)), in_use,
                 any(addrfam.is_link_local(t) for t in addrfam.of_family(target_addrs, fam)))
@@ -2028,6 +2036,10 @@ async def _bursts_in_time(ctx: Context, task: asyncio.Future[dict[str, Any]]) ->
 def _with_burst(ping: icmp.PingResult, burst: Optional[icmp.BurstResult]) -> icmp.PingResult:
     """The ping, or a reply made of the burst's fastest one when the single ping was lost."""
     if ping.state == "reply" or burst is None or not burst.rtts_ms:
+    # A family whose address or route already failed (or warned) was judged there: its
+    # silence here would be that finding again, not the target's (not twice).
+    judged = await families_judged_below(ctx)
+    addrs = [a for a in addrs if addrfam.family_of(a) not in judged] or addrs
         return ping
     return icmp.PingResult(ping.address, "reply", method=burst.method,
                            rtt_ms=min(burst.rtts_ms), size=burst.size)

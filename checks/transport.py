@@ -443,12 +443,17 @@ async def tcp_connect(ctx: Context) -> Result:
     every = await ctx.addresses()
     if not every:
         return skipped(_("the target has no address to connect to"))
+    from netcheck.checks.network import families_judged_below
+
     network = ctx.result("network.target")
     skip_fams = set(network.evidence.get("unreachable_families", [])) if network else set()
-    # A family the network check already found unreachable is its finding, not ours; its
-    # connects are still shown (every resolved address is tried once, shared with it).
+    below = await families_judged_below(ctx)
+    # A family the network check already found unreachable is its finding, not ours, and so
+    # is one whose address or route failed; its connects are still shown (every resolved
+    # address is tried once, shared with it).
     addrs = [a for a in family.used(ctx.facts, every)
-             if family.label(family.family_of(a)) not in skip_fams] or every
+             if family.label(family.family_of(a)) not in skip_fams
+             and family.family_of(a) not in below] or every
     results = await shared.tcp_all(ctx, every, ctx.target.port)
     judged = [r for r in results if r.address in addrs]
     # Pings only tell something about a connect that got no answer (this host refusing to
