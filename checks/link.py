@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Optional
 from netcheck.facts import Link
 from netcheck.hints import IFUPDOWN, NETWORKMANAGER, NO_MANAGER, Manager, link_up, usable
 from netcheck.i18n import N_, _, ngettext, pgettext
-from netcheck.model import Hint, Layer, Result, failed, passed, skipped, warned
+from netcheck.model import Hint, Layer, Result, Status, failed, passed, skipped, warned
 from netcheck.probes import wireless
 from netcheck.registry import check
 
@@ -345,6 +345,15 @@ async def counters_clean(ctx: Context) -> Result:
     evidence["ip_s_h"] = [_line(s, evidence[s]["end"]) for s in ("rx", "tx")]  # type: ignore
     grown = {k: end.get(k, 0) - start.get(k, 0) for k in GROWING_COUNTERS
              if end.get(k, 0) > start.get(k, 0)}
+    own = _own_oversize_drops(ctx, grown)
+    if own:
+        evidence["own_probes_dropped"] = own
+        return passed(_("{ifname}: tx_dropped +{n} during the run: frames too big for the "
+                        "link, this run's own path-MTU probes ({sent} over the path MTU of "
+                        "{path_mtu} bytes, see network.pmtu), not a fault of the "
+                        "link").format(ifname=name, n=grown["tx_dropped"],
+                                       sent=own["oversize_probes"], path_mtu=own["path_mtu"]),
+                      **evidence)
     if grown:
         what = ", ".join(f"{k} +{v}" for k, v in grown.items())
         return warned("LINK_ERRORS", _("{ifname}: {counters} during the run").format(
@@ -356,6 +365,21 @@ async def counters_clean(ctx: Context) -> Result:
     rx, tx = evidence["rx"], evidence["tx"]  # type: ignore[assignment]
     return passed(_("{ifname}: no errors or drops during the run (RX {rx}B, TX {tx}B)").format(
         ifname=name, rx=_human(rx['end']['bytes']), tx=_human(tx['end']['bytes'])), **evidence)
+
+
+def _own_oversize_drops(ctx: Context, grown: dict[str, int]) -> Optional[dict[str, int]]:
+    """When the only growth is transmit drops and this run sent path-MTU probes too big for
+    the path that network.pmtu found smaller than the interface's MTU: the link refused
+    frames larger than it carries (a veth or a driver drops a frame over the peer's MTU,
+    and the kernel's resends of it). None otherwise."""
+    pmtu = ctx.result("network.pmtu")
+    if set(grown) != {"tx_dropped"} or pmtu is None or pmtu.status not in (
+            Status.WARN, Status.FAIL):
+        return None
+    sent, path_mtu = pmtu.evidence.get("oversize_probes"), pmtu.evidence.get("path_mtu")
+    if not isinstance(sent, int) or not isinstance(path_mtu, int) or sent <= 0:
+        return None
+    return {"oversize_probes": sent, "path_mtu": path_mtu}
 
 
 def _problem(ctx: Context, link: Link,

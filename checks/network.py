@@ -341,6 +341,13 @@ class GatewayFacts:
     ipsec: Optional[str] = None  # an xfrm policy that swallows the probes
     rp_dropped: int = 0  # packets reverse-path filtering dropped while the probes ran
     rp_strict: tuple[str, ...] = ()  # interfaces with rp_filter=1 (strict)
+    # What lies beyond it (the target, a name server) was asked through it and nothing of it
+    # answered: a gateway that answers only ARP then forwards nothing either.
+    beyond_silent: bool = False
+    # A probe of the flow whose TTL runs out at the gateway: True when the gateway answered
+    # "time exceeded" (it handles this host's IP packets), False when nothing came, None
+    # when not tried.
+    ttl_hop: Optional[bool] = None
 
 
 STATIC_NUD = ("PERMANENT", "NOARP")
@@ -367,6 +374,17 @@ def judge_gateway(g: GatewayFacts) -> Judged:
         return Judged(Status.PASS, None, _("gateway {gateway} on {ifname} forwards: the name "
                                            "server {server} answers through it").format(
                                                server=g.through[1], **values), reason="through")
+    if not g.on_link:
+        # No IP comes back from a gateway outside this host's prefixes even when it answers
+        # neighbour discovery (IPv6 asks for any address on the link): the router has no
+        # route back to a source address that is not on its network.
+        text = _("gateway {gateway} is outside every prefix of {ifname} ({prefixes})").format(
+            prefixes=", ".join(g.prefixes) or _("no address"), **values)
+        if g.wire_mac:
+            text += " " + _("(it answers {how} with {mac}, but no IP reply comes back to an "
+                            "address outside its network)").format(
+                                how="ARP" if v4 else "NDP", **values)
+        return Judged(Status.FAIL, "GATEWAY_NOT_ON_LINK", text, reason="not_on_link")
     if g.wire_mac:
         pinned = g.neigh_state in STATIC_NUD and g.neigh_mac and (
             g.neigh_mac.lower() != g.wire_mac.lower())
@@ -399,6 +417,18 @@ def judge_gateway(g: GatewayFacts) -> Judged:
                 "packets failed it while the probes ran (strict rp_filter on {interfaces}): "
                 "they come back by another way than they left").format(
                     count=g.rp_dropped, interfaces=", ".join(g.rp_strict)), reason="rp_filter")
+        if g.beyond_silent and g.ttl_hop is False:
+            # ARP is the link only: not one IP packet comes back from it or through it, and a
+            # probe whose TTL runs out there gets no "time exceeded" (a router that only
+            # drops ping still sends those). It does not handle this host's IP packets.
+            return Judged(Status.FAIL, "GATEWAY_UNREACHABLE", answers + ", " + _(
+                "but no IP packet comes back from it or through it: no ping reply, nothing "
+                "beyond it answers, and a probe whose TTL runs out there gets no 'time "
+                "exceeded'"), reason="link_only_no_ip")
+        if g.ttl_hop:
+            return Judged(Status.PASS, None, answers + " " + _(
+                "and routes this host's packets (a probe whose TTL runs out there gets its "
+                "'time exceeded'), but sends no ping reply"), reason="link_only")
         return Judged(Status.PASS, None, answers + " " + _(
             "but sent no IP reply (it drops ping, and nothing answered through it yet)"),
                       reason="link_only")
@@ -416,11 +446,6 @@ def judge_gateway(g: GatewayFacts) -> Judged:
             "gateway {gateway} on {ifname} is known on the link ({state}, {mac}) but did not "
             "confirm it (no ping reply; an ARP probe needs root)").format(**values),
                       reason="cache")
-    if not g.on_link:
-        return Judged(Status.FAIL, "GATEWAY_NOT_ON_LINK", _(
-            "gateway {gateway} is outside every prefix of {ifname} ({prefixes})").format(
-                prefixes=", ".join(g.prefixes) or _("no address"), **values),
-                      reason="not_on_link")
     if g.probed:
         why = (_("gateway {gateway} answers neither ARP nor ping on {ifname}") if v4
                else _("gateway {gateway} answers neither neighbour solicitation nor ping on "
@@ -474,6 +499,14 @@ class L3View:
         return {f: route_state(fr) for f, fr in self.routes.items()}
 
 
+async def families_judged_below(ctx: Context) -> set[int]:
+    """The families whose address or route rung found a problem (failed or warned): what
+    the target's and the port's silence in those families would only repeat."""
+    view = await _l3_view(ctx)
+    return {f for states in (view.address_states, view.route_states)
+            for f, state in states.items() if state not in (OK, UNUSED)}
+
+
 def _l3_view(ctx: Context) -> asyncio.Task[L3View]:
     return ctx.memo(("network", "l3-view"), lambda: _build_l3_view(ctx))
 
@@ -486,6 +519,10 @@ async def _build_l3_view(ctx: Context) -> L3View:
     if ctx.target is not None and ctx.target.is_name and not target_addrs:
         res = await ctx.resolution()
         servers = [addrfam.bare(s) for s in res.servers]
+        if all(_loopback(s) for s in servers):
+            # A local stub answers from this host: the path the name needs is its
+            # upstreams' (when they are known), not loopback's.
+            servers = [addrfam.bare(u) for u in res.config.upstreams]
         # A name the servers answered for (NXDOMAIN, no record) did resolve as far as the
         # path goes: they are reachable, only the name is missing.
         resolved = any(a.rcode is not None for a in res.answers) or res.source == "hosts"
@@ -493,20 +530,13 @@ async def _build_l3_view(ctx: Context) -> L3View:
     resolver = tuple(servers) if flow.resolver else ()
     addresses: dict[int, FamilyAddresses] = {}
     routes: dict[int, FamilyRoute] = {}
+    wanted = await _resolver_families(ctx)
     for fam in flow.all:
         lk = _lookup_for(path, fam, resolver if fam in flow.resolver and
                          fam not in flow.target else ())
         ifname, ifindex = _egress_of(ctx, path, lk)
-        in_use = addrfam.configured(ctx.facts, fam)
+        in_use = addrfam.configured(ctx.facts, fam) or fam in wanted
         if ifindex is not None and ifname is not None:
-async def families_judged_below(ctx: Context) -> set[int]:
-    """The families whose address or route rung found a problem (failed or warned): what
-    the target's and the port's silence in those families would only repeat."""
-    view = await _l3_view(ctx)
-    return {f for states in (view.address_states, view.route_states)
-            for f, state in states.items() if state not in (OK, UNUSED)}
-
-
             addresses[fam] = FamilyAddresses(
                 fam, ifname, tuple(ctx.facts.addrs_of(ifindex, fam)), in_use,
                 any(addrfam.is_link_local(t) for t in addrfam.of_family(target_addrs, fam)))
@@ -514,6 +544,17 @@ async def families_judged_below(ctx: Context) -> set[int]:
             routes[fam] = FamilyRoute(fam, lk, in_use, _culprit(ctx, lk),
                                       _other_tables(ctx, fam) if lk.type == "none" else ())
     return L3View(path, flow, resolver, addresses, routes)
+
+
+async def _resolver_families(ctx: Context) -> set[int]:
+    """The families of the name servers this host is configured to ask beyond itself
+    (resolv.conf's, a local stub's upstreams): a host told to ask an IPv4 name server
+    means to use IPv4, even when its IPv4 address and routes are gone (a lease expired)."""
+    if ctx.target is None or not ctx.target.is_name:
+        return set()
+    cfg = (await ctx.resolution()).config
+    return {addrfam.family_of(a) for a in [*cfg.nameservers, *cfg.upstreams]
+            if not _loopback(addrfam.bare(a))}
 
 
 def _lookup_for(path: PathInfo, fam: int, prefer: tuple[str, ...]) -> Any:
@@ -1096,7 +1137,7 @@ async def _probe_gateway(ctx: Context, fam: int, gw: str, ifname: str, ifindex: 
     probed, mac = wire_t.result() if wire_t.done() else (True, None)
     neigh = neigh_t.result() if neigh_t.done() else neighbour.NeighbourResult(
         gw, ifindex, "not waited for")
-    through = through_t.result() if through_t.done() else None
+    through, asked = through_t.result() if through_t.done() else (None, False)
     evidence: dict[str, Any] = {"gateway": gw, "interface": ifname, "on_link": on_link,
                                 "prefixes": [str(p) for p in prefixes],
                                 "neighbour": neigh.to_json(), "ping": ping_res.to_json()}
@@ -1107,19 +1148,24 @@ async def _probe_gateway(ctx: Context, fam: int, gw: str, ifname: str, ifindex: 
     if through:
         evidence["answered_through"] = {"role": through[0], "address": through[1]}
     facts = GatewayFacts(gw, ifname, on_link, tuple(str(p) for p in prefixes), ping_res.state,
-                         probed, mac, neigh.state, neigh.lladdr, through)
+                         probed, mac, neigh.state, neigh.lladdr, through,
+                         beyond_silent=asked and through_t.done() and not through)
     if mac and ping_res.state != "reply" and not through:
-        # Only the link answered: look for what swallows the IP replies.
+        # Only the link answered: look for what swallows the IP replies, and whether the
+        # gateway handles this host's packets at all (its "time exceeded").
         rp_after = _rp_filter_drops(ctx)
-        input_block, conflict, policy = await asyncio.gather(
+        input_block, conflict, policy, ttl_hop = await asyncio.gather(
             _input_drops_reply(ctx, gw, src, ifname),
             _own_address_claimed(ctx, fam, ifname, link.mac if link else None, src),
-            _ipsec_takes(ctx, src, gw, fam, ifindex))
+            _ipsec_takes(ctx, src, gw, fam, ifindex),
+            _gateway_hop(ctx, gw, fam) if facts.beyond_silent else _nothing())
         rp_dropped = rp_after - rp_before if rp_before is not None and rp_after is not None \
             else 0
         facts = dataclasses.replace(facts, input_block=input_block, own_conflict=conflict,
                                     ipsec=policy, rp_dropped=rp_dropped,
-                                    rp_strict=_rp_strict(ctx))
+                                    rp_strict=_rp_strict(ctx), ttl_hop=ttl_hop)
+        if ttl_hop is not None:
+            evidence["ttl_1_probe"] = "time exceeded" if ttl_hop else "no answer"
         if rp_dropped:
             evidence["rp_filter"] = {"dropped": rp_dropped, "strict": list(facts.rp_strict)}
         evidence["state"] = "link_only"
@@ -1161,30 +1207,68 @@ def _rp_strict(ctx: Context) -> tuple[str, ...]:
                  if not lk.is_loopback and max(every, value(lk.name)) == 1)
 
 
-async def _answered_through(ctx: Context, fam: int) -> Optional[tuple[str, str]]:
-    """What answered from beyond the gateway of a family: a name server or the target."""
+async def _answered_through(ctx: Context, fam: int
+                            ) -> tuple[Optional[tuple[str, str]], bool]:
+    """What answered from beyond the gateway of a family — ``(role, address)`` of a name
+    server or the target, or None — and whether anything beyond it was asked at all."""
     if ctx.target is None:
-        return None
+        return None, False
+    asked = False
     try:
         if ctx.target.is_name:
             res = await ctx.resolution()
             for a in res.answers:
-                if a.rcode is not None and addrfam.family_of(a.server) == fam \
-                        and _beyond_link(ctx, a.server):
-                    return ("name server", a.server)
+                if addrfam.family_of(a.server) != fam or not _beyond_link(ctx, a.server):
+                    continue
+                if a.rcode is not None:
+                    return ("name server", a.server), True
+                asked = asked or a.error == "timeout"
         addrs = [a for a in addrfam.of_family(await ctx.addresses(), fam) if _beyond_link(ctx, a)]
         if not addrs:
-            return None
+            return None, asked
         pings = asyncio.ensure_future(shared.ping_all(ctx, addrs))
         for c in await shared.tcp_all(ctx, addrs, ctx.target.port):
             if c.answered:
-                return ("target", c.address)
+                return ("target", c.address), True
         for p in await pings:
             if p.state == "reply":
-                return ("target", p.address)
+                return ("target", p.address), True
     except Exception:
-        return None
+        return None, False
+    return None, True
+
+
+async def _nothing() -> None:
     return None
+
+
+async def _gateway_hop(ctx: Context, gw: str, fam: int) -> Optional[bool]:
+    """Does the gateway handle this host's IP packets? Probes of the flow (a SYN to the
+    target's port, an echo) whose TTL runs out at the gateway: a router that forwards
+    answers "time exceeded" even when it drops ping to itself. True / False, or None when
+    no probe could be sent."""
+    from netcheck.probes import hops
+
+    assert ctx.target is not None
+    wait = max(0.2, min(0.5, ctx.timeout))  # the first hop's answer comes in milliseconds
+    targets = [a for a in addrfam.of_family(await ctx.addresses(), fam) if _beyond_link(ctx, a)]
+    probes: list[Any] = []
+    if targets:
+        probes.append(hops.tcp_probe(targets[0], ctx.target.port, 1, wait))
+    elif ctx.target.is_name:  # not resolved: the queries to the name server are the flow
+        servers = [addrfam.bare(s) for s in (await ctx.resolution()).servers]
+        targets = [s for s in addrfam.of_family(servers, fam) if _beyond_link(ctx, s)]
+        if targets:
+            probes.append(hops.udp_probe(targets[0], 53, 1, wait,
+                                         hops.dns_query(ctx.target.host)))
+    if not probes:
+        return None
+    probes.append(hops.icmp_probe(targets[0], 1, wait))
+    found = await asyncio.gather(*probes, return_exceptions=True)
+    done = [p for p in found if not isinstance(p, BaseException) and p.state != "error"]
+    if not done:
+        return None
+    return any(p.state == "hop" for p in done)
 
 
 def _beyond_link(ctx: Context, address: str) -> bool:
@@ -1597,6 +1681,15 @@ def _servers_hint(ctx: Context, res: dns.Resolution, code: str, first: ServerRec
     return Hint(text, cmds)
 
 
+def first_server_wait_ms(res: dns.Resolution, server: str) -> float:
+    """How long the system resolver waits for a failing ``server`` before it asks the next:
+    resolv.conf's timeout when it stays silent, else the time its error took to come."""
+    mine = [a for a in res.answers if a.server == server and not a.answered]
+    if any(a.error == "timeout" for a in mine):
+        return res.config.timeout * 1000.0
+    return max((a.rtt_ms or 0.0 for a in mine), default=0.0)
+
+
 def judge_resolution(res: dns.Resolution, families: tuple[int, ...]
                      ) -> tuple[Status, Optional[str], str]:
     """dns.resolution's judgement: the recorded resolution in, ``(status, code, text)`` out."""
@@ -1628,13 +1721,22 @@ def judge_resolution(res: dns.Resolution, families: tuple[int, ...]
     verdicts = _server_verdicts(res)
     first = res.config.nameservers[0] if res.config.nameservers else None
     if first and verdicts.get(first, "ok") != "ok" and not res.config.rotate:
-        # The system resolver asks the servers in order: every lookup waits for the first
-        # one (resolv.conf's timeout, 5 s by default) before it asks the next.
-        return Status.WARN, "DNS_SLOW", _(
-            "{summary}, but only after the first name server {server} fails ({code}): every "
-            "lookup waits for it first").format(summary=summary, server=first,
-                                                code=verdicts[first]) + " " + _(
-            "({timeout} s each time: resolv.conf's timeout)").format(timeout=res.config.timeout)
+        # The system resolver asks the servers in order and moves on when the first one
+        # fails: at once for an error (an ICMP error, no route, REFUSED, SERVFAIL), only
+        # after resolv.conf's timeout (5 s by default) for silence.
+        record = ServerRecord.of(first, res.answers)
+        wait_ms = first_server_wait_ms(res, first)
+        answering = next((s for s in res.config.nameservers if verdicts.get(s) == "ok"), None)
+        values = {"summary": summary, "server": first, "problem": record.problem,
+                  "next": answering or _("the next server")}
+        if wait_ms > SLOW_DNS_MS:
+            return Status.WARN, "DNS_SLOW", _(
+                "{summary}, but only after the first name server {server} fails "
+                "({problem}): every lookup waits {seconds} s for it before asking "
+                "{next}").format(seconds=f"{wait_ms / 1000:.3g}", **values) + (" " + _(
+                    "(resolv.conf's timeout)") if "timeout" in record.errors else "")
+        summary += " " + _("(the first name server {server} fails at once ({problem}): the "
+                           "resolver moves on to {next} without waiting)").format(**values)
     if res.duration_ms > res.config.timeout * 1000:
         return Status.WARN, "DNS_SLOW", _(
             "{summary}: slower than resolv.conf's timeout of {timeout} s, so the system "
@@ -1662,6 +1764,9 @@ async def dns_resolution(ctx: Context) -> Result:
     status, code, text = judge_resolution(res, ctx.families)
     if code is None:
         return Result(status, text, evidence=evidence)
+    first = res.config.nameservers[0] if res.config.nameservers else None
+    silent_first = (code == "DNS_SLOW" and first is not None and
+                    _server_verdicts(res).get(first) == "DNS_RESOLVER_UNREACHABLE")
     fqdn = res.fqdn or res.name
     if code == "DNS_NXDOMAIN":
         hint = Hint(_("Check the spelling of the name; if it is right, the domain's DNS lacks "
@@ -1681,7 +1786,13 @@ async def dns_resolution(ctx: Context) -> Result:
         hint = Hint(_("Resolution works but is slow: the resolver or its upstream is "
                       "overloaded or far away; every new connection waits for it."),
                     [hints.dig(fqdn), "cat /etc/resolv.conf"])
-    return Result(status, text, code=code, hint=hint, evidence=evidence)
+    result = Result(status, text, code=code, hint=hint, evidence=evidence)
+    if silent_first:
+        assert first is not None
+        # The wait rests on that server's silence: what breaks its family's path explains
+        # it (runner.explained_by).
+        result.unanswered = (first,)
+    return result
 
 
 @check("dns.hosts_file", Layer.NETWORK, applies=_name_target, requires=("dns.config",),
@@ -1925,6 +2036,10 @@ async def target_reachable(ctx: Context) -> Result:
     addrs = addrfam.used(ctx.facts, (await ctx.addresses())[:8])
     if not addrs:
         return skipped(_("the target has no address to try"))
+    # A family whose address or route already failed (or warned) was judged there: its
+    # silence here would be that finding again, not the target's (not twice).
+    judged = await families_judged_below(ctx)
+    addrs = [a for a in addrs if addrfam.family_of(a) not in judged] or addrs
     bursts_task = shared.path_bursts(ctx)
     ping_task = asyncio.ensure_future(shared.ping_all(ctx, addrs))
     conns = await shared.tcp_all(ctx, addrs, ctx.target.port)
@@ -1971,6 +2086,16 @@ async def target_reachable(ctx: Context) -> Result:
     finding = _path_finding(bursts) if working else None
     if finding is not None and (finding[0] is Status.FAIL or not broken):
         status, code, text, where, family = finding
+        handshakes = [c for c in conns if c.answered and addrfam.name(
+            addrfam.family_of(c.address)) == family]
+        if status is Status.FAIL and handshakes:
+            # The flow's own packets (its TCP handshake) went and came back: echoes lost on
+            # the way (a router that rate-limits or deprioritises ICMP, or loss TCP's
+            # retransmissions get over) degrade it, they do not break it.
+            status = Status.WARN
+            text += " " + _("(but the TCP handshake to port {port} gets through: the lost "
+                            "echoes slow the flow down, they do not stop it)").format(
+                                port=ctx.target.port)
         path = await ctx.path()
         target_addr = next((a for a in bursts["targets"] if ("ipv6" if ":" in a else "ipv4")
                             == family), addrs[0])
@@ -1986,6 +2111,7 @@ async def target_reachable(ctx: Context) -> Result:
         fam = sorted(broken)[0]
         bad = next(a for a in addrs if ("IPv6" if ":" in a else "IPv4") == fam)
         evidence["unreachable_families"] = sorted(broken)
+        evidence["family"] = addrfam.name(addrfam.family_of(bad))  # the contract's families rule
         return warned("TARGET_UNREACHABLE",
                       _("{family} {problem} while {working} works").format(
                           family=fam, problem=_why_silent(ctx, bad, pings, conns),
@@ -2036,10 +2162,6 @@ async def _bursts_in_time(ctx: Context, task: asyncio.Future[dict[str, Any]]) ->
 def _with_burst(ping: icmp.PingResult, burst: Optional[icmp.BurstResult]) -> icmp.PingResult:
     """The ping, or a reply made of the burst's fastest one when the single ping was lost."""
     if ping.state == "reply" or burst is None or not burst.rtts_ms:
-    # A family whose address or route already failed (or warned) was judged there: its
-    # silence here would be that finding again, not the target's (not twice).
-    judged = await families_judged_below(ctx)
-    addrs = [a for a in addrs if addrfam.family_of(a) not in judged] or addrs
         return ping
     return icmp.PingResult(ping.address, "reply", method=burst.method,
                            rtt_ms=min(burst.rtts_ms), size=burst.size)
@@ -2070,7 +2192,9 @@ async def path_mtu(ctx: Context) -> Result:
     in bursts so that a lost packet is not taken for a vanished size: a router with a
     smaller MTU must answer "fragmentation needed"; if small packets pass and full-size ones
     vanish with no such answer — more of them than the path's loss explains — the path is
-    a black hole for big transfers (handshakes work, downloads stall).
+    a black hole for big transfers (handshakes work, downloads stall): broken when the
+    flow's own transfer stalls on it (an HTTP download), a warning while the exchange asked
+    for still works.
     """
     target = ctx.result("network.target")
     answering = list(target.evidence.get("answering_ping", [])) if target else []
@@ -2125,15 +2249,31 @@ async def path_mtu(ctx: Context) -> Result:
         # Full-size silence that the small packets' own loss explains is loss, not MTU.
         return passed(_("small packets were lost too: packet loss, not an MTU problem"),
                       **evidence)
-    found = await _search_path_mtu(addr, hdr, mtu, t)
+    sizes: list[tuple[int, int]] = [(mtu, _attempts(full))]
+    found = await _search_path_mtu(addr, hdr, mtu, t, sizes)
     evidence["path_mtu"] = found
+    if found is not None:
+        # The probes too big for the path: a link that refuses them counts them (and the
+        # kernel's resends of them) as its own drops; link.errors tells those apart.
+        evidence["oversize_probes"] = sum(n for size, n in sizes if size > found)
     if found is None:
         return passed(_("full-size packets were lost once, then passed: plain packet loss"),
                       **evidence)
-    return failed("PMTU_BLACKHOLE",
-                  _("packets over {path_mtu} bytes to {address} vanish with no ICMP "
-                    "'fragmentation needed' (path MTU {path_mtu}, {ifname} MTU {mtu})").format(
-                        path_mtu=found, address=addr, ifname=link.name, mtu=mtu),
+    # Broken only when the flow's own transfer stalls on it; a handshake and small exchanges
+    # pass a black hole (their packets are small): then it is a warning of what big
+    # transfers will meet.
+    stalled = await _transfer_stalled(ctx, target)
+    summary = _("packets over {path_mtu} bytes to {address} vanish with no ICMP "
+                "'fragmentation needed' (path MTU {path_mtu}, {ifname} MTU {mtu})").format(
+                    path_mtu=found, address=addr, ifname=link.name, mtu=mtu)
+    if stalled is not None:
+        evidence["transfer"] = stalled
+        summary += " " + _("and the transfer from {address} stalls").format(address=addr)
+    else:
+        summary += " " + _("(the exchange asked for still works: its packets are small; big "
+                           "transfers will stall)")
+    report = failed if stalled is not None else warned
+    return report("PMTU_BLACKHOLE", summary,
                   Hint(_("A router on the path has a smaller MTU and its ICMP 'too big' "
                          "messages are dropped by a firewall: big transfers stall. Lower "
                          "this host's MTU (or clamp the TCP MSS on the router) and let ICMP "
@@ -2146,6 +2286,21 @@ async def path_mtu(ctx: Context) -> Result:
 
 SMALL_MSS = 536  # the minimum every IPv4 path must carry (RFC 879)
 STALLS = ("timeout", "stall", "body_stall")
+
+
+async def _transfer_stalled(ctx: Context, target: Optional[Result]) -> Optional[dict[str, Any]]:
+    """The flow's own transfer when it stalls (the run's GET of an http(s) target), else
+    None: nothing of the flow stalled (or it moves no data that could)."""
+    assert ctx.target is not None
+    if target is None or ctx.target.scheme not in ("http", "https"):
+        return None
+    opened = [c["address"] for c in target.evidence.get("tcp", []) if c.get("state") == "open"]
+    if not opened:
+        return None
+    got = await shared.http_get(ctx, opened[0])
+    if got.outcome not in STALLS:
+        return None
+    return {"outcome": got.outcome, "bytes": got.bytes_received}
 
 
 async def _pmtu_by_http(ctx: Context, target: Result) -> Optional[Result]:
@@ -2199,10 +2354,17 @@ PMTU_INTERVAL = 0.005
 SEARCH_PROBES = 4
 
 
-async def _search_path_mtu(addr: str, hdr: int, mtu: int, timeout: float) -> Optional[int]:
+def _attempts(burst: icmp.BurstResult) -> int:
+    """Probes a burst tried to send: those sent, and the one the kernel refused."""
+    return burst.sent + (1 if burst.state == "send_error" else 0)
+
+
+async def _search_path_mtu(addr: str, hdr: int, mtu: int, timeout: float,
+                           sent: Optional[list[tuple[int, int]]] = None) -> Optional[int]:
     """The largest packet that gets through, by rounds of parallel bursts of DF probes.
 
-    None when the full size passes on a second try (the first loss was chance).
+    None when the full size passes on a second try (the first loss was chance). ``sent``
+    gets ``(size, probes tried)`` for every burst.
     """
     floor = 1280 if ":" in addr else 576
     low, high = floor, mtu  # low: assumed to pass, high: known to vanish
@@ -2217,6 +2379,8 @@ async def _search_path_mtu(addr: str, hdr: int, mtu: int, timeout: float) -> Opt
         probes.append(icmp.burst(addr, timeout, PMTU_PROBES if high == mtu else SEARCH_PROBES,
                                  PMTU_INTERVAL, high - hdr, df=True))
         results = await asyncio.gather(*probes)
+        if sent is not None:
+            sent += [(s, _attempts(r)) for s, r in zip([*sizes, high], results)]
         if results[-1].received and high == mtu:
             return None
         passing = [s for s, r in zip(sizes, results[:-1]) if r.received]

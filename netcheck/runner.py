@@ -9,6 +9,7 @@ checks asking the same question wait on the same probe instead of sending it twi
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import socket
 import threading
@@ -257,8 +258,13 @@ class Context:
             addresses = [self._default_probe_address()]
             try:
                 res = await self.resolution()
-                if res.servers:
-                    addresses, basis = [s.split("%")[0] for s in res.servers[:4]], "name server"
+                servers = [addrfam.bare(s) for s in res.servers[:4]]
+                if servers and all(_on_this_host(s) for s in servers):
+                    # A local stub answers from this host: the queries that leave it are its
+                    # upstreams', and when those are not known, they go by the default route.
+                    servers = [addrfam.bare(u) for u in res.config.upstreams[:4]]
+                if servers:
+                    addresses, basis = servers, "name server"
             except Exception:
                 pass
         # One more lookup for each family asked for that the basis has no address of: what
@@ -318,6 +324,14 @@ class Context:
         if candidates:
             return candidates[0].name, candidates[0].index
         return None, None
+
+
+def _on_this_host(address: str) -> bool:
+    """A loopback address (a stub resolver on 127.0.0.53, ::1)."""
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def _not_tried(blocker: Optional[CheckOutcome], blocker_id: str) -> str:
@@ -576,13 +590,45 @@ def choose_root_cause(outcomes: list[CheckOutcome]) -> Optional[CheckOutcome]:
     The lowest failing layer wins; within a layer, the check declared first (the ladder's
     order: interface before address before route before gateway). Checks only judge the
     path to the target, so a broken interface elsewhere never gets here. A warning can be
-    the root cause only when nothing failed.
+    the root cause only when nothing failed. A finding that is a consequence of another of
+    the same status (:func:`explained_by`) gives way to it.
     """
     for status in (Status.FAIL, Status.WARN):
         found = [o for o in outcomes if o.status is status]
         if found:
             # ... except a finding that explains failures below its own layer (EXPLAINS_BELOW)
-            return next((o for o in found if o.result.code in EXPLAINS_BELOW), found[0])
+            below = next((o for o in found if o.result.code in EXPLAINS_BELOW), None)
+            if below is not None:
+                return below
+            return next((o for o in found if explained_by(o, found) is None), found[0])
+    return None
+
+
+# Slowness that lost or slow packets give anyway: a resolver waits for the datagram that got
+# lost, every exchange takes the path's round trips.
+SLOWNESS = frozenset({"DNS_SLOW"})
+PATH_QUALITY = frozenset({"PATH_LOSS", "PATH_LATENCY"})
+
+
+def explained_by(outcome: CheckOutcome, others: list[CheckOutcome]) -> Optional[CheckOutcome]:
+    """The finding among ``others`` that ``outcome`` is a consequence of, or None.
+
+    - A finding that rests on the silence of some addresses (``Result.unanswered``: a name
+      server that times out) follows from a finding that names their family as broken
+      (``evidence.family``: that family's address, route, gateway or target fails): a
+      resolver waits for an IPv4 name server because IPv4 does not get through.
+    - Slowness (SLOWNESS) follows from loss or latency on the path (PATH_QUALITY).
+    """
+    silent = {addrfam.family_of(a) for a in outcome.result.unanswered}
+    for other in others:
+        if other is outcome or int(other.layer) > int(outcome.layer):
+            continue  # a higher layer's finding never explains a lower one's
+        family = other.result.evidence.get("family")
+        if len(silent) == 1 and family in (addrfam.IPV4, addrfam.IPV6) and \
+                addrfam.from_name(family) in silent:
+            return other
+        if outcome.result.code in SLOWNESS and other.result.code in PATH_QUALITY:
+            return other
     return None
 
 

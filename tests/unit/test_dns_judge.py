@@ -106,6 +106,10 @@ A_OK = dns.DnsAnswer("198.18.3.53", "www.lab.test", "A", "NOERROR", ["198.18.2.1
 A_NX = dns.DnsAnswer("198.18.3.53", "www", "A", "NXDOMAIN")
 DEAD_FIRST = dns.DnsAnswer("198.18.3.99", "www.lab.test", "A", error="timeout", sent=10)
 A_OK_2ND = dns.DnsAnswer("198.18.3.53", "www.lab.test", "A", "NOERROR", ["198.18.2.10"])
+UNROUTED_FIRST = dns.DnsAnswer("198.18.3.99", "www.lab.test", "A", rtt_ms=0.1,
+                               error="network unreachable")
+LATE_ERROR_FIRST = dns.DnsAnswer("198.18.3.99", "www.lab.test", "A", rtt_ms=3050.0,
+                                 error="host unreachable from 198.18.1.1")
 V4 = (socket.AF_INET,)
 
 
@@ -119,7 +123,15 @@ V4 = (socket.AF_INET,)
     (_res([A_OK], duration=800), Status.WARN, "DNS_SLOW", ["over 500 ms"]),
     (_res([A_OK], duration=1500, timeout=1), Status.WARN, "DNS_SLOW", ["timeout of 1 s"]),
     (_res([DEAD_FIRST, A_OK_2ND], nameservers=["198.18.3.99", "198.18.3.53"], timeout=2),
-     Status.WARN, "DNS_SLOW", ["198.18.3.99", "2 s each time"]),
+     Status.WARN, "DNS_SLOW", ["198.18.3.99", "no answer to 10 queries", "waits 2 s",
+                               "before asking 198.18.3.53"]),
+    # An error comes at once (no route, an ICMP error): the resolver moves on, nobody waits.
+    (_res([UNROUTED_FIRST, A_OK_2ND], nameservers=["198.18.3.99", "198.18.3.53"]),
+     Status.PASS, None, ["fails at once", "without waiting"]),
+    # ... but an ICMP error that takes seconds (a router's ARP for a host that is gone)
+    # is waited for.
+    (_res([LATE_ERROR_FIRST, A_OK_2ND], nameservers=["198.18.3.99", "198.18.3.53"]),
+     Status.WARN, "DNS_SLOW", ["198.18.3.99", "waits 3.05 s"]),
     # With `options rotate` the dead first server is not asked first every time.
     (_res([DEAD_FIRST, A_OK_2ND], nameservers=["198.18.3.99", "198.18.3.53"], rotate=True),
      Status.PASS, None, ["198.18.2.10"]),

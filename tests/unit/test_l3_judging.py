@@ -216,6 +216,18 @@ GATEWAY_ROWS: list[tuple[net.GatewayFacts, Status, Optional[str], str]] = [
      "GATEWAY_UNREACHABLE", "rp_filter"),
     (gw(wire_mac=GW_MAC, rp_dropped=12), Status.PASS, None, "link_only"),  # loose: no proof
     (gw(wire_mac=GW_MAC), Status.PASS, None, "link_only"),
+    # ARP, and not one IP packet back from it or through it, not even a "time exceeded":
+    # it does not handle this host's packets (port security, a hotspot's gate).
+    (gw(wire_mac=GW_MAC, beyond_silent=True, ttl_hop=False), Status.FAIL,
+     "GATEWAY_UNREACHABLE", "link_only_no_ip"),
+    # ... while a router that only drops ping to itself still says "time exceeded".
+    (gw(wire_mac=GW_MAC, beyond_silent=True, ttl_hop=True), Status.PASS, None, "link_only"),
+    (gw(wire_mac=GW_MAC, beyond_silent=True), Status.PASS, None, "link_only"),  # not tried
+    # IPv6 asks for any address on the link: a gateway outside every prefix answers NDP,
+    # but its replies cannot come back to an address outside its network.
+    (net.GatewayFacts("2001:db8:1::1", "eth0", on_link=False, probed=True, wire_mac=GW_MAC,
+                      prefixes=("2001:db8:11::/64",)), Status.FAIL, "GATEWAY_NOT_ON_LINK",
+     "not_on_link"),
     # Without root: the kernel's cache is a hint, said as one.
     (gw(probed=False, neigh_state="REACHABLE", neigh_mac=GW_MAC), Status.PASS, None, "cache"),
     (gw(probed=False, neigh_state="STALE", neigh_mac=GW_MAC), Status.PASS, None, "cache"),

@@ -319,6 +319,52 @@ def test_warning_is_the_root_cause_when_nothing_failed() -> None:
     assert report.verdict is Verdict.DEGRADED
 
 
+def _silent_on(result: Result, *addresses: str) -> Result:
+    result.unanswered = addresses
+    return result
+
+
+def test_a_wait_for_a_silent_server_gives_way_to_what_breaks_its_family() -> None:
+    # The resolver waits for the IPv4 name server because IPv4 does not get through: the
+    # finding that names IPv4 is the cause, declared later in the layer or not.
+    report = diagnose_now([
+        make("resolution", Layer.NETWORK, _silent_on(warned("DNS_SLOW", "waits 5 s for "
+                                                             "198.18.3.53"), "198.18.3.53"),
+             order=1),
+        make("target", Layer.NETWORK, warned("TARGET_UNREACHABLE", "IPv4 silent",
+                                             family="ipv4"), order=2),
+    ])
+    assert report.root_cause.id == "network.target"
+
+
+def test_a_silent_server_of_another_family_is_not_explained() -> None:
+    report = diagnose_now([
+        make("resolution", Layer.NETWORK, _silent_on(warned("DNS_SLOW", "waits"),
+                                                     "2001:db8:3::53"), order=1),
+        make("target", Layer.NETWORK, warned("TARGET_UNREACHABLE", "IPv4 silent",
+                                             family="ipv4"), order=2),
+    ])
+    assert report.root_cause.id == "network.resolution"
+
+
+def test_slowness_gives_way_to_loss_on_the_path() -> None:
+    report = diagnose_now([
+        make("resolution", Layer.NETWORK, warned("DNS_SLOW", "1400 ms"), order=1),
+        make("target", Layer.NETWORK, warned("PATH_LOSS", "4 of 30 lost", family="ipv6"),
+             order=2),
+    ])
+    assert report.root_cause.id == "network.target"
+
+
+def test_a_higher_layer_never_explains_a_lower_one() -> None:
+    report = diagnose_now([
+        make("resolution", Layer.NETWORK, _silent_on(warned("DNS_SLOW", "waits"),
+                                                     "198.18.3.53")),
+        make("tcp", Layer.TRANSPORT, warned("TCP_FILTERED", "IPv4 silent", family="ipv4")),
+    ])
+    assert report.root_cause.id == "network.resolution"
+
+
 def test_skips_and_errors_are_never_the_root_cause() -> None:
     report = diagnose_now([
         make("nic", Layer.PHYSICAL, skipped("needs root")),
