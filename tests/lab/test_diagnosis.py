@@ -19,7 +19,7 @@ from .pasting import assert_commands_paste
 # gateway, resolver, route or port. (Scenario name -> strings.)
 MUST_NAME = {
     "client_interface_down": ["eth0", "ip link set dev eth0 up"],
-    "carrier_lost": ["eth0"],
+    "carrier_lost": ["eth0", "r-client", "ip -n "],  # the peer and its namespace, by name
     "no_address": ["eth0"],
     "link_local_only": ["eth0", "169.254"],
     "duplicate_address": ["eth0", "2001:db8:1::1"],

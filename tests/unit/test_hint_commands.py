@@ -6,6 +6,7 @@ from __future__ import annotations
 import shlex
 import subprocess
 from io import StringIO
+from typing import Any
 
 import pytest
 
@@ -96,3 +97,28 @@ def test_trace_uses_what_exists_and_parses() -> None:
         program = command.split()[0]
         assert hints.have(program) or "not installed here" in command, command
         assert subprocess.run(["bash", "-n", "-c", command]).returncode == 0
+
+
+def _cert(subject: str, issuer: str) -> Any:
+    from netcheck.probes.tls import CertSummary
+
+    return CertSummary(subject, issuer, [], "2026-01-01T00:00:00Z", "2026-12-01T00:00:00Z", 5,
+                       "1", "ecdsa-with-SHA256", subject == issuer, False, "EC", "00")
+
+
+def test_certbot_only_for_a_public_acme_ca() -> None:
+    from netcheck.checks.presentation import _acme, _dn_parts, issuer_is_public
+
+    store = frozenset({_dn_parts("CN=ISRG Root X1,O=Internet Security Research Group,C=US"),
+                       _dn_parts("CN=DigiCert Global Root G2,O=DigiCert Inc,C=US")})
+    lets_encrypt = [_cert("CN=www.example.org", "CN=R11,O=Let's Encrypt,C=US"),
+                    _cert("CN=R11,O=Let's Encrypt,C=US",
+                          "CN=ISRG Root X1,O=Internet Security Research Group,C=US")]
+    digicert = [_cert("CN=shop.example.org", "CN=DigiCert Global Root G2,O=DigiCert Inc,C=US")]
+    private = [_cert("CN=www.lab.test,O=netcheck lab", "CN=netcheck lab CA,O=netcheck lab")]
+    assert issuer_is_public(lets_encrypt, store) and _acme(lets_encrypt)
+    assert issuer_is_public(digicert, store) and not _acme(digicert)
+    assert not issuer_is_public(private, store)
+    # the order of the attributes does not matter, the values do
+    assert _dn_parts("O=DigiCert Inc,CN=DigiCert Global Root G2,C=US") in store
+    assert _dn_parts("CN=DigiCert Global Root G2,O=Evil Inc,C=US") not in store
