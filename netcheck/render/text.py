@@ -217,9 +217,9 @@ def _evidence(check: CheckOutcome, look: _Look) -> list[RenderableType]:
     # One renderable per line: a multi-line block would be padded to its widest line,
     # leaving trailing blanks that end up in pasted bug reports. A list of plain lines
     # (a redirect chain, a CNAME chain) reads best one item a line, as wget prints it.
-    lines: list[tuple[int, str]] = []
     from netcheck.render.evidence import evidence_view
 
+    lines: list[tuple[int, str]] = []
     evidence = check.result.evidence
     for key, view in evidence_view(evidence):
         value = evidence.get(key)
