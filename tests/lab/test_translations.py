@@ -155,6 +155,11 @@ def assert_reads_in_both(doc: dict[str, object] | None, explain: str) -> None:
         with i18n.language(lang):
             text = text_of(report, width=80)
             line = quiet_line(report).split(": ", 1)[1]
+        # An 80-column terminal: no line wider (a command excepted: it is never wrapped) and
+        # none padded with blanks.
+        assert [ln for ln in text.splitlines()
+                if len(ln) > 80 and not ln.lstrip().startswith("$ ")] == [], text
+        assert [ln for ln in text.splitlines() if ln != ln.rstrip()] == [], text
         leftovers = english_words(text + "\n" + line, str(report.target.get("input") or ""))
         if leftovers:
             problems[lang] = (leftovers, text)
