@@ -82,7 +82,10 @@ resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[2]), int(sys.argv[2])))
 from netcheck.cli import run
 out, err = io.StringIO(), io.StringIO()
 code = run(["pcap", sys.argv[1], "--format", "json"], out=out, err=err)
-peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+# VmHWM belongs to this process image; ru_maxrss would carry the forking parent's peak
+# across exec (a big pytest process made the bound fail for nothing).
+peak_kb = next(int(line.split()[1]) for line in open("/proc/self/status")
+               if line.startswith("VmHWM:"))
 print(json.dumps({"code": code, "peak_kb": peak_kb, "err": err.getvalue()[-400:]}))
 print(out.getvalue())
 """
