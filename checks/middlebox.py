@@ -173,8 +173,8 @@ def _refused(proxy: Proxy, source: str, code: str, reason: str, r: HttpResult,
                      "{status} (it asks for {scheme})")
         return failed(AUTH, text.format(scheme=scheme, **base), Hint(
             _("The proxy answers 407 Proxy Authentication Required. Put the user name and "
-              "password in the proxy URL as curl reads it ({source}=http://USER:PASSWORD@host:"
-              "port/; a character such as @ in the password written %40), or ask whoever runs "
+              "password in {source} as curl reads them: before the proxy's host, joined by a "
+              "colon and followed by @ (an @ in the password written %40); or ask whoever runs "
               "the proxy for an account.").format(source=source), commands), **evidence)
     texts = {
         "forbidden": N_("the proxy {proxy} (set by {source}) forbids this destination: "
@@ -222,8 +222,9 @@ async def http_proxy(ctx: Context) -> Result:
                              "https:// proxies").format(source=choice.source), **evidence)
         return failed(UNREACHABLE, _("{source} does not name a usable proxy: {error}").format(
             source=choice.source, error=choice.error), Hint(
-                _("Fix the variable (curl's form: http://[USER:PASSWORD@]host:port/) or unset "
-                  "it."), ["env | grep -i _proxy"]), **evidence)
+                _("Fix the variable (curl's form: http://host:port/, with the user name and "
+                  "password before the host when the proxy wants them) or unset it."),
+                ["env | grep -i _proxy"]), **evidence)
     proxy, source = choice.proxy, choice.source or "--proxy"
     if proxy is None:
         return skipped(_direct_reason(choice, parts.host), **evidence)

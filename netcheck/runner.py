@@ -460,6 +460,11 @@ def top_down(outcomes: list[CheckOutcome], checks: list[Check]) -> list[CheckOut
     Findings about the path itself stay what they are: a handshake does not prove that
     full-size packets pass. Each demoted finding keeps its code and hint and names its proof
     in ``evidence.top_down``.
+
+    Through a proxy (the proof's ``evidence.proxy``), the flow goes to the proxy, not to the
+    target: the rungs that test the target directly (its ping, its port, its TLS, its name)
+    are off the flow's path too, and so demoted; the rungs of the path the flow shares with
+    them (``Check.path_part``: interface, address, route, gateway) stay what they are.
     """
     declared = {c.id: c for c in checks}
     proofs = [o for o in outcomes if o.status in (Status.PASS, Status.WARN)
@@ -467,13 +472,16 @@ def top_down(outcomes: list[CheckOutcome], checks: list[Check]) -> list[CheckOut
     if not proofs:
         return outcomes
     proof = max(proofs, key=lambda o: int(o.layer))
+    proxy = proof.result.evidence.get("proxy")
     out = []
     for o in outcomes:
         chk = declared.get(o.id)
-        if (o.status is Status.FAIL and chk is not None and chk.scope == "host"
-                and o.layer < proof.layer):
-            note = _("(off the path of this flow: {check} proved it works)").format(
-                check=proof.id)
+        off_path = chk is not None and (chk.scope == "host" or bool(proxy) and not chk.path_part)
+        if o.status is Status.FAIL and off_path and o.layer < proof.layer:
+            note = (_("(off the path of this flow: it goes through the proxy {proxy}, which "
+                      "carries it)").format(proxy=proxy) if proxy and chk.scope != "host"
+                    else _("(off the path of this flow: {check} proved it works)").format(
+                        check=proof.id))
             result = replace(o.result, status=Status.WARN, summary=f"{o.result.summary} {note}",
                              evidence={**o.result.evidence, "top_down": {
                                  "was": Status.FAIL.value, "proved_by": proof.id}})

@@ -132,3 +132,24 @@ def test_the_request_goes_through_tinyproxy(proxy_lab: Lab) -> None:
     assert healthy(r), r.explain()
     log = (proxy_lab.state_dir / "tinyproxy-proxy.access").read_text(errors="replace")
     assert "CONNECT web.lab.test:443" in log, log[-2000:]
+
+
+def test_where_only_the_proxy_may_reach_out_the_direct_failure_is_not_the_cause(
+        proxy_lab: Lab) -> None:
+    # The router drops the client's own connections to the web server; the proxy's pass.
+    table = "netcheck_lab_proxy_only"
+    proxy_lab.nft("router", (
+        f"table inet {table} {{\n  chain forward {{\n"
+        "    type filter hook forward priority 0; policy accept;\n"
+        '    iifname "r-client" ip daddr 198.18.2.30 tcp dport 443 drop\n'
+        '    iifname "r-client" ip6 daddr 2001:db8:2::30 tcp dport 443 drop\n  }\n}\n'))
+    try:
+        r = run(proxy_lab, WEB, *_cafile(proxy_lab), "--timeout", "1",
+                env={"https_proxy": proxies.PROXIES["proxy"].url()})
+    finally:
+        proxy_lab.exec("router", ["nft", "delete", "table", "inet", table], check=True)
+    assert r.verdict == "degraded", r.explain()
+    assert (r.check("http.proxy") or {})["status"] == "pass", r.explain()
+    tcp = r.check("transport.tcp") or {}
+    assert (tcp["status"], tcp["code"]) == ("warn", "TCP_FILTERED"), r.explain()
+    assert "through the proxy" in tcp["summary"], r.explain()

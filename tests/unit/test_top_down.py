@@ -80,6 +80,27 @@ def test_an_application_failure_above_a_working_connect_is_the_root_cause() -> N
         "HTTP_SERVER_ERROR"
 
 
+def test_through_a_working_proxy_the_direct_rungs_are_off_the_path() -> None:
+    # Only the proxy may reach out: the direct connect to the target is filtered, the
+    # request goes through the proxy. The gateway's rung is the path both share: kept.
+    gateway = replace(make("gateway", Layer.NETWORK, failed("GATEWAY_UNREACHABLE", "v6 gw")),
+                      path_part="gateway")
+    direct = make("tcp", Layer.TRANSPORT, failed("TCP_FILTERED", "no answer to SYN"))
+    via = prover(Layer.APPLICATION, passed("carried", proxy="http://198.18.2.70:3128"),
+                 name="proxy")
+    report = diagnose_now([gateway, direct, via])
+    tcp = outcome(report, "transport.tcp")
+    assert tcp.status is Status.WARN and "through the proxy http://198.18.2.70:3128" in \
+        tcp.result.summary
+    assert outcome(report, "network.gateway").status is Status.FAIL
+
+
+def test_without_a_proxy_a_direct_failure_below_a_proof_stays() -> None:
+    direct = make("tcp", Layer.TRANSPORT, failed("TCP_FILTERED", "no answer to SYN"))
+    report = diagnose_now([direct, prover(Layer.APPLICATION, passed("200"), name="http")])
+    assert outcome(report, "transport.tcp").status is Status.FAIL
+
+
 def test_scope_is_declared_from_a_known_set() -> None:
     with pytest.raises(ValueError, match="scope"):
         registry.check("x.y", Layer.LINK, scope="elsewhere")
@@ -88,7 +109,7 @@ def test_scope_is_declared_from_a_known_set() -> None:
 def test_builtin_declarations() -> None:
     checks = registry.load(third_party=False).by_id()
     assert {c for c, k in checks.items() if k.proves_flow} == {
-        "transport.tcp", "http.response", "app.protocol"}
+        "transport.tcp", "http.proxy", "http.response", "app.protocol"}
     hosts = {c for c, k in checks.items() if k.scope == "host"}
     assert {"physical.nic", "network.service", "network.loopback", "link.others"} <= hosts
     assert not hosts & {"network.pmtu", "network.gateway", "link.carrier", "network.route"}
