@@ -713,8 +713,9 @@ def _address_claimed(ctx: Context, ifname: str, mac: str, address: str) -> async
     """The run's one ARP probe for this host's own address: the MAC of another host that
     claims it, "" when nobody does, "error" when it could not be sent."""
     async def probe() -> str:
-        # RFC 5227 waits a second for answers; a host on the link answers in milliseconds.
-        wait = max(0.2, min(ctx.timeout, 1.0))
+        # RFC 5227 waits a second before *using* an address; a host on the link that holds it
+        # answers the probe in milliseconds, and every healthy run would wait out that second.
+        wait = max(0.2, min(ctx.timeout / 4, 0.3))
         try:
             found = await ctx.blocking(neighbour.arp_conflict_probe, ifname, mac, address, wait)
         except (OSError, ValueError):
