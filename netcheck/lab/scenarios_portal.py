@@ -88,18 +88,34 @@ def start_check_server(lab: Lab) -> None:
 def hotel_portal(lab: Lab) -> None:
     """The router sends port 80 of every destination to the portal and resets the rest."""
     start_portal_server(lab)
+    _portal_rules(lab, (80,))
+
+
+def spoofing_portal(lab: Lab) -> None:
+    """The router sends ports 80 and 443 of every destination to the portal, which answers
+    TLS with its own certificate (one the lab's CA issued, for portal.lab.test)."""
+    start_portal_server(lab, tls=True)
+    _portal_rules(lab, (80, 443))
+
+
+def _portal_rules(lab: Lab, ports: tuple[int, ...]) -> None:
+    """DNAT of these ports (any destination) to the portal; every other new TCP reset."""
+    dnat = "".join(
+        f"    iifname \"r-client\" ip daddr != {PORTAL_V4} tcp dport {port} "
+        f"dnat ip to {PORTAL_V4}:{port}\n"
+        f"    iifname \"r-client\" ip6 daddr != {PORTAL_V6} tcp dport {port} "
+        f"dnat ip6 to [{PORTAL_V6}]:{port}\n" for port in ports)
+    allowed = ", ".join(str(p) for p in ports)
     lab.nft("router", (
         f"table inet {PORTAL_TABLE} {{\n"
         "  chain prerouting {\n"
         "    type nat hook prerouting priority dstnat; policy accept;\n"
-        f"    iifname \"r-client\" ip daddr != {PORTAL_V4} tcp dport 80 "
-        f"dnat ip to {PORTAL_V4}:80\n"
-        f"    iifname \"r-client\" ip6 daddr != {PORTAL_V6} tcp dport 80 "
-        f"dnat ip6 to [{PORTAL_V6}]:80\n"
+        f"{dnat}"
         "  }\n"
         "  chain forward {\n"
         "    type filter hook forward priority 0; policy accept;\n"
-        "    iifname \"r-client\" tcp dport != 80 tcp flags syn reject with tcp reset\n"
+        f"    iifname \"r-client\" tcp dport != {{ {allowed} }} tcp flags syn "
+        "reject with tcp reset\n"
         "  }\n"
         "}\n"))
 
@@ -192,6 +208,12 @@ SCENARIOS_LIST: list[Scenario] = [
        "ssh web.lab.test: 'Connection refused', though the server runs sshd.",
        "ssh://web.lab.test", _with(_web, start_check_server, hotel_portal), "broken",
        "CAPTIVE_PORTAL", ("--portal-url", CHECK_URL)),
+    _s("portal_spoofed_tls",
+       "A portal that intercepts HTTPS too: the router sends ports 80 and 443 to the sign-in "
+       "server, which answers TLS with its own certificate.",
+       "The browser warns that the certificate of web.lab.test is for portal.lab.test.",
+       "https://web.lab.test/", _with(_web, spoofing_portal), "broken", "CAPTIVE_PORTAL",
+       CAFILE),
     _s("portal_dns_rewritten",
        "A portal that rewrites DNS: news.lab.test resolves to the portal, which answers TLS "
        "with its own certificate and HTTP with a redirect to its sign-in page.",

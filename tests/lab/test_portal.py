@@ -20,11 +20,13 @@ from .conftest import NetcheckRun, lab_with, run_netcheck
 from .test_proxy import healthy
 
 HOTEL = [s for s in SCENARIOS_LIST if s.name.startswith("portal_hotel_")]
+SPOOFED = SCENARIOS["portal_spoofed_tls"]
 OTHERS = [SCENARIOS["portal_dns_rewritten"], SCENARIOS["portal_free_network"]]
 # What the portal causes below layer 7, scenario by scenario: the finding it outranks.
 CAUSED = {"portal_hotel_https": ("transport.tcp", "TCP_REFUSED"),
           "portal_hotel_ssh": ("transport.tcp", "TCP_REFUSED"),
-          "portal_dns_rewritten": ("tls.certificate", "TLS_CERT_HOSTNAME_MISMATCH")}
+          "portal_dns_rewritten": ("tls.certificate", "TLS_CERT_HOSTNAME_MISMATCH"),
+          "portal_spoofed_tls": ("tls.certificate", "TLS_CERT_HOSTNAME_MISMATCH")}
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +60,13 @@ def _assert_portal(r: NetcheckRun, name: str) -> None:
 @pytest.mark.parametrize("name", [s.name for s in HOTEL])
 def test_hotel_portal_is_named_above_what_it_breaks(hotel_lab: Lab, name: str) -> None:
     _assert_portal(diagnose(hotel_lab, name), name)
+
+
+def test_portal_that_spoofs_tls_is_named_above_the_certificate(lab: Lab) -> None:
+    SPOOFED.apply(lab)
+    r = diagnose(lab, SPOOFED.name)
+    _assert_portal(r, SPOOFED.name)
+    assert (r.check("app.portal") or {})["evidence"]["how"] == "tls_other_name", r.explain()
 
 
 def test_portal_that_rewrites_dns_is_named_above_the_certificate(plain_lab: Lab) -> None:
