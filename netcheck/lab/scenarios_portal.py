@@ -251,7 +251,7 @@ SCENARIOS_LIST: list[Scenario] = [
        "PROXY_REFUSED", ("--proxy", P["proxy-strict"].url(), *CAFILE)),
     _s("proxy_cut_off", "The proxy answers, but the parent proxy it sends everything to is "
        "down: it cannot reach the target.",
-       "curl says 'Received HTTP code 500 from proxy after CONNECT'; without the proxy the "
+       "curl says 'Received HTTP code 502 from proxy after CONNECT'; without the proxy the "
        "site works.",
        "https://web.lab.test/", _with(_web, _proxy("proxy-down", "proxy-cut")), "broken",
        "PROXY_REFUSED", ("--proxy", P["proxy-cut"].url(), *CAFILE)),
