@@ -27,6 +27,8 @@ PROVIDES = {
     # dockerd, not docker: a docker CLI alone (another package, a static binary in
     # /usr/local/bin) is no engine. busybox-static: the lab's image is its one binary.
     "docker.io": "dockerd", "busybox-static": "busybox",
+    # The exporter bench's baseline (bench/exporter_bench.py only, not the lab's LAB_DEBS).
+    "prometheus-blackbox-exporter": "prometheus-blackbox-exporter",
 }
 POLICY = "/usr/sbin/policy-rc.d"
 

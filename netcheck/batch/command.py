@@ -15,7 +15,15 @@ from types import FrameType, TracebackType
 from typing import IO, Any, Coroutine, Optional, TypeVar
 
 from netcheck.batch.profile import OPTION_KEYS, Entry, Profile
-from netcheck.batch.run import DEFAULT_CONCURRENCY, MAX_CONCURRENCY, Done, Settings, Summary
+from netcheck.batch.run import (
+    DEFAULT_CONCURRENCY,
+    LADDER_CONCURRENCY,
+    LADDERS,
+    MAX_CONCURRENCY,
+    Done,
+    Settings,
+    Summary,
+)
 
 FORMATS = ("text", "json", "ndjson", "junit", "nagios", "prometheus")
 MAX_PROBLEMS_SHOWN = 50
@@ -36,6 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
                         help="run only these checks: a layer (4, transport), an id "
                              "(transport.tcp) or an id prefix (dns); repeatable, or comma-"
                              "separated. --only transport.tcp is a plain connect sweep")
+    parser.add_argument("--ladder", choices=LADDERS, default="always",
+                        help="always (the default): every target gets the whole diagnosis; "
+                             "on-failure: first the exchange alone (name, connect, TLS, "
+                             "request) as blackbox_exporter does it, and the diagnosis only "
+                             "for targets where it fails or warns (tcp, http and https "
+                             f"targets; at most {LADDER_CONCURRENCY} diagnoses at once)")
     parser.add_argument("--timeout", metavar="S", help="per-probe timeout (default 2)")
     parser.add_argument("--deadline", metavar="S", help="bound on each target (default 15)")
     fam = parser.add_mutually_exclusive_group()
@@ -81,7 +95,8 @@ def _settings(args: argparse.Namespace) -> tuple[Settings, dict[str, Any]]:
     if not text.isdigit() or not 1 <= int(text) <= MAX_CONCURRENCY:
         raise _Bad(f"--concurrency {text[:20]!r} must be a number from 1 to {MAX_CONCURRENCY}")
     settings = Settings(concurrency=int(text), family=args.family, lang=args.lang or "en",
-                        sysroot=args.sysroot, only=tuple(args.only), scan=args.scan)
+                        sysroot=args.sysroot, only=tuple(args.only), scan=args.scan,
+                        ladder=args.ladder)
     defaults: dict[str, Any] = {}
     for name in ("timeout", "deadline"):
         value = _float(name, getattr(args, name))
@@ -133,13 +148,13 @@ def _fail(args: argparse.Namespace, message: str, out: IO[str], err: IO[str]) ->
     return 3
 
 
-def _raise_fd_limit(concurrency: int) -> None:
-    """A few sockets per diagnosis: make sure the soft descriptor limit does not cut a run."""
+def raise_fd_limit(want: int) -> None:
+    """Raise the soft descriptor limit to ``want`` (never past the hard limit), so that the
+    sockets of many probes at once do not cut a run short."""
     try:
         import resource
 
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        want = concurrency * 16 + 64
         if soft != resource.RLIM_INFINITY and soft < want:
             new = want if hard == resource.RLIM_INFINITY else min(want, hard)
             resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
@@ -228,7 +243,7 @@ def _run(args: argparse.Namespace, out: IO[str], err: IO[str],
     if len(problems) > MAX_PROBLEMS_SHOWN:
         err.write(f"netcheck batch: ... and {len(problems) - MAX_PROBLEMS_SHOWN} more problems "
                   "(each is an unknown result)\n")
-    _raise_fd_limit(settings.concurrency)
+    raise_fd_limit(settings.concurrency * 16 + 64)  # a few sockets per diagnosis
     output = _output(args, out, err)
     output.begin(profile, settings)
     window = max(256, settings.concurrency * 8) if output.ordered else None

@@ -1,10 +1,15 @@
 """Diagnose the entries of a profile concurrently, sharing what a batch can share.
 
-Every target gets the full diagnosis (or the checks ``--only`` selects), but all of them
-read ONE facts snapshot (links, addresses, routes: the host does not change between two
-targets of one run) and share ONE resolver cache (a hundred URLs on one name ask the
-resolver once). Concurrency is a fixed pool of workers pulling from the entry list, so a
-100 000-target profile holds ``concurrency`` diagnoses in memory, never 100 000 tasks.
+Every target gets the full diagnosis (or the checks ``--only`` selects) — or, with
+``--ladder on-failure``, first the exchange alone (:mod:`netcheck.fastprobe`: name, connect,
+TLS, request) and the ladder only when that fails or warns. All of them share ONE
+:class:`~netcheck.hoststate.HostState`: what does not depend on the target (the netlink
+snapshot, firewall rules, socket tables, the network manager) is read once every few seconds,
+and name resolutions are cached by their TTL (a hundred URLs on one name ask the resolver
+once). Concurrency is a fixed pool of workers pulling from the entry list, so a 100 000-target
+profile holds ``concurrency`` diagnoses in memory, never 100 000 tasks; with ``on-failure``
+the ladders among them are bounded further (:data:`LADDER_CONCURRENCY`), so a run of failing
+targets cannot hold up the exchanges of the healthy ones.
 
 Nothing here prints: results go to ``on_done`` as each target finishes.
 """
@@ -26,6 +31,9 @@ if TYPE_CHECKING:
 
 DEFAULT_CONCURRENCY = 32
 MAX_CONCURRENCY = 4096
+# With --ladder on-failure: ladders at once, whatever --concurrency says (exchanges use it).
+LADDER_CONCURRENCY = 32
+LADDERS = ("always", "on-failure")
 # Codes that mean "this port does not take connections from here": what expect = "closed" wants.
 CLOSED_CODES = ("TCP_REFUSED", "TCP_FILTERED", "TCP_ADMIN_PROHIBITED", "FW_LOCAL_OUTPUT_BLOCK")
 OPEN_UNEXPECTED = "TCP_OPEN_UNEXPECTED"
@@ -46,6 +54,9 @@ class Settings:
     sysroot: str = "/"
     only: tuple[str, ...] = ()
     scan: bool = False
+    # "always": every target gets the ladder; "on-failure": the exchange first, the ladder
+    # only when it fails or warns (netcheck.fastprobe).
+    ladder: str = "always"
 
 
 @dataclass
@@ -162,7 +173,7 @@ def problem_report(entry: Entry, source: str) -> Report:
     return error_report(entry.text or entry.name, f"{source}:{entry.line}: {entry.problem}")
 
 
-def _options(entry: Entry, settings: Settings) -> Any:
+def _options(entry: Entry, settings: Settings, started: Optional[float] = None) -> Any:
     from netcheck.runner import Options
 
     opts = entry.options
@@ -170,24 +181,47 @@ def _options(entry: Entry, settings: Settings) -> Any:
                    deadline=opts.get("deadline", settings.deadline),
                    family=opts.get("family", settings.family), lang=settings.lang,
                    sysroot=settings.sysroot, cafile=opts.get("cafile"), cert=opts.get("cert"),
-                   key=opts.get("key"), scan=settings.scan)
+                   key=opts.get("key"), scan=settings.scan, started=started)
 
 
-async def diagnose_entry(entry: Entry, settings: Settings, checks: list[Check], facts: Any,
-                         shared: dict[Any, Any], source: str) -> Report:
-    """One entry's report: the diagnosis with its expectation applied, never an exception."""
+@dataclass
+class Run:
+    """What every entry of one batch shares: the host state, the checks, the ladder's bound.
+
+    ``facts``: a snapshot to use for every entry (tests); None: the host state's, at most a
+    few seconds old.
+    """
+
+    settings: Settings
+    checks: list[Check]
+    state: Any  # netcheck.hoststate.HostState
+    source: str = ""
+    facts: Any = None
+    ladders: Optional[asyncio.Semaphore] = None
+
+    async def host_facts(self) -> Any:
+        return self.facts if self.facts is not None else await self.state.facts()
+
+
+async def diagnose_entry(entry: Entry, run: Run) -> Report:
+    """One entry's report: the exchange when it is healthy (``--ladder on-failure``), else the
+    diagnosis with its expectation applied; never an exception."""
     from netcheck.redact import shown
     from netcheck.render.json import error_report
-    from netcheck.runner import diagnose
 
     if not entry.runnable:
-        return problem_report(entry, source)
-    options = _options(entry, settings)
+        return problem_report(entry, run.source)
+    assert entry.target is not None
+    started = time.monotonic()
+    options = _options(entry, run.settings, started)
     try:
+        if run.settings.ladder == "on-failure":
+            healthy = await _healthy_exchange(entry, run, options)
+            if healthy is not None:
+                return healthy
         # The runner keeps its own deadline; this is the backstop should anything hang.
-        report = await asyncio.wait_for(
-            diagnose(entry.target, options, checks, facts=facts, shared=shared),
-            options.deadline + 1.0)
+        report = await asyncio.wait_for(_ladder(entry, run, options),
+                                        options.deadline + 1.0 - (time.monotonic() - started))
     except asyncio.TimeoutError:
         return error_report(entry.text, f"no result within the deadline ({options.deadline:g} s)")
     except Exception as exc:  # one target's crash must not take the batch down
@@ -195,6 +229,42 @@ async def diagnose_entry(entry: Entry, settings: Settings, checks: list[Check], 
         return error_report(entry.text,
                             shown(f"internal error: {type(exc).__name__}: {exc}", 300))
     return apply_expectation(report, entry.expect)
+
+
+async def _healthy_exchange(entry: Entry, run: Run, options: Any) -> Optional[Report]:
+    """The report of a healthy exchange, or None when the ladder must run (it failed or
+    warned, or the target has no exchange of its own)."""
+    from netcheck import fastprobe
+
+    assert entry.target is not None
+    if fastprobe.why_no_exchange(entry.target, entry.expect, run.settings.only) is not None:
+        return None
+    left = max(options.deadline / 2, options.deadline - DEADLINE_KEEP_FOR_LADDER)
+    try:
+        ex = await asyncio.wait_for(fastprobe.exchange(
+            entry.target, run.state, timeout=min(options.timeout, left), deadline=left,
+            family=options.family, cafile=options.cafile, cert=options.cert, key=options.key,
+            request_id=options.request_id), left)
+    except asyncio.TimeoutError:
+        return None
+    if not fastprobe.healthy(ex).ok:
+        return None
+    return fastprobe.report(ex, run.checks, await run.host_facts(), options.request_id)
+
+
+# What the exchange leaves of a target's deadline at least, for the ladder that explains a
+# failure (the ladder counts the whole deadline from the target's start, the exchange included).
+DEADLINE_KEEP_FOR_LADDER = 2.0
+
+
+async def _ladder(entry: Entry, run: Run, options: Any) -> Report:
+    from netcheck.runner import diagnose
+
+    facts = await run.host_facts()
+    if run.ladders is None:
+        return await diagnose(entry.target, options, run.checks, facts=facts, shared=run.state)
+    async with run.ladders:
+        return await diagnose(entry.target, options, run.checks, facts=facts, shared=run.state)
 
 
 async def run_profile(profile: Profile, settings: Settings, checks: list[Check],
@@ -209,15 +279,14 @@ async def run_profile(profile: Profile, settings: Settings, checks: list[Check],
     ``window`` results (one slow target cannot make it hold the whole batch).
     ``summary``: filled in as targets finish, so a caller interrupted half-way still has it.
     """
-    from netcheck.runner import run_blocking
+    from netcheck.hoststate import HostState
 
     t0 = time.monotonic()
     summary = summary if summary is not None else Summary()
-    if facts is None and profile.runnable:
-        from netcheck.facts import snapshot
-
-        facts = await run_blocking(snapshot, settings.sysroot)
-    shared: dict[Any, Any] = {}
+    state = HostState(settings.sysroot)
+    run = Run(settings, checks, state, profile.source, facts)
+    if settings.ladder == "on-failure":
+        run.ladders = asyncio.Semaphore(min(settings.concurrency, LADDER_CONCURRENCY))
     queue = iter(enumerate(profile.entries))
     finished: set[int] = set()
     low = 0  # the first index not finished yet
@@ -234,7 +303,7 @@ async def run_profile(profile: Profile, settings: Settings, checks: list[Check],
                     await moved.wait_for(functools.partial(admitted, index))
             if on_start is not None and entry.runnable:
                 on_start(entry)
-            report = await diagnose_entry(entry, settings, checks, facts, shared, profile.source)
+            report = await diagnose_entry(entry, run)
             summary.add(report.verdict)
             on_done(Done(index, entry, report))
             if window is not None:
@@ -258,9 +327,7 @@ async def run_profile(profile: Profile, settings: Settings, checks: list[Check],
     finally:
         summary.duration_ms = (time.monotonic() - t0) * 1000
         # Lookups still running for nobody (a target hit its deadline first).
-        for task in shared.values():
-            if isinstance(task, asyncio.Future) and not task.done():
-                task.cancel()
+        state.cancel_pending()
     return summary
 
 

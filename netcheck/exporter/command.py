@@ -8,20 +8,26 @@ import os
 from typing import IO
 
 DEFAULT_LISTEN = "127.0.0.1:9115"
+FD_WANTED = 65536  # the soft descriptor limit is raised towards this (never past the hard one)
 
 
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     """The options of ``netcheck serve``."""
     parser.description = ("Prometheus exporter: GET /probe?target=T[&module=M][&format=json] "
-                          "runs one diagnosis; /metrics shows the exporter's own metrics. "
-                          "Probes only what --allow or the config names.")
+                          "probes one target — first the exchange alone, as blackbox_exporter "
+                          "does, and the whole diagnosis when it fails or warns (a module's "
+                          "ladder = \"always\", or format=json, always diagnose); /metrics "
+                          "shows the exporter's own metrics. Probes only what --allow or the "
+                          "config names.")
     parser.add_argument("--listen", metavar="ADDR:PORT", default=DEFAULT_LISTEN,
                         help=f"address and port to listen on (default {DEFAULT_LISTEN})")
     parser.add_argument("--config", metavar="FILE", help="TOML config: modules, targets, allow")
     parser.add_argument("--allow", metavar="CIDR|HOST", action="append", default=[],
                         help="a network, address, host name or *.domain that may be probed "
                              "(repeatable; added to the config's allow-list)")
-    parser.add_argument("--concurrency", metavar="N", help="probes at once (default 8)")
+    parser.add_argument("--concurrency", metavar="N",
+                        help="diagnosis ladders at once (default 8); exchanges are bounded "
+                             "by the descriptor limit instead")
     parser.add_argument("--deadline", metavar="S",
                         help="bound on one probe in seconds (default 10; never past the "
                              "scrape timeout Prometheus sends)")
@@ -95,6 +101,10 @@ def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         if not text.isdigit() or not 1 <= int(text) <= 65536:
             raise UsageError("--max-connections must be a number from 1 to 65536")
         max_connections = int(text)
+    from netcheck.batch.command import raise_fd_limit
+
+    # The exchanges are bounded by descriptors (exporter.server.exchange_limit): have them.
+    raise_fd_limit(FD_WANTED)
     reg = registry.load()
     for warning in reg.warnings:
         registry.warn(warning)
@@ -120,9 +130,9 @@ def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
                   "/probe will be refused (400)\n")
     err.write(f"netcheck serve: listening on {server.url} (modules: "
               f"{', '.join(sorted(config.modules))}; allow: {config.allow.describe()}; "
-              f"{len(config.targets)} named targets; concurrency {config.concurrency}; "
-              f"deadline {config.deadline:g} s; at most {server.max_connections} "
-              f"connections)\n")
+              f"{len(config.targets)} named targets; {exporter.exchanges} exchanges and "
+              f"{config.concurrency} diagnoses at once; deadline {config.deadline:g} s; at "
+              f"most {server.max_connections} connections)\n")
     err.flush()
     try:
         server.serve_forever(poll_interval=0.2)

@@ -17,6 +17,9 @@
     [modules.connect]        # a light probe: the TCP connect alone
     only = ["transport.tcp"]
 
+    [modules.diagnose]       # every scrape walks the whole ladder, even when all works
+    ladder = "always"
+
     [modules.telnet_shut]
     scheme = "tcp"
     port = 23
@@ -39,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Optional, Union
 
 from netcheck.batch.profile import OPTION_KEYS, build_target, check_option, unknown_key_message
+from netcheck.fastprobe import LADDER_CHOICES
 from netcheck.target import Target, TargetError, normalize_host
 
 if TYPE_CHECKING:
@@ -46,7 +50,9 @@ if TYPE_CHECKING:
 
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 MODULE_KEYS = {**{k: v for k, v in OPTION_KEYS.items() if k != "target"},
-               "only": "checks to run (as netcheck batch --only), e.g. [\"transport.tcp\"]"}
+               "only": "checks to run (as netcheck batch --only), e.g. [\"transport.tcp\"]",
+               "ladder": "when the diagnosis ladder runs: \"on-failure\" (after an exchange "
+                         "that fails or warns; the default) or \"always\""}
 EXPORTER_KEYS = ("allow", "concurrency", "deadline")
 DEFAULT_MODULE = "default"
 DEFAULT_CONCURRENCY = 8
@@ -69,6 +75,12 @@ class Module:
     @property
     def expect(self) -> str:
         return str(self.options.get("expect", "open"))
+
+    @property
+    def ladder(self) -> str:
+        """``on-failure`` (the exchange first, the ladder when it fails or warns) or
+        ``always``."""
+        return str(self.options.get("ladder", "on-failure"))
 
 
 @dataclass
@@ -204,6 +216,12 @@ def _module(name: str, table: Any, base: str, where: str) -> Module:
             if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
                 raise ConfigError(f"{where}: [modules.{name}] only must be a list of strings")
             module.only = tuple(items)
+            continue
+        if key == "ladder":
+            if value not in LADDER_CHOICES:
+                raise ConfigError(f"{where}: [modules.{name}] ladder must be "
+                                  + " or ".join(f'"{c}"' for c in LADDER_CHOICES))
+            module.options[key] = value
             continue
         if key not in MODULE_KEYS:
             raise ConfigError(f"{where}: [modules.{name}] {unknown_key_message(key, MODULE_KEYS)}")

@@ -1,19 +1,22 @@
 """The exporter's connections: read each request whole, cheaply, and never run out.
 
-One selector loop accepts connections and reads each request — head and body — within one
-total deadline, with no thread per connection: a client that trickles a header line now and
-then costs a descriptor and nothing more. The number of open connections is capped below the
-descriptor limit, with the probes' share kept back; at the cap the oldest connection still
-sending its request is answered 503 and closed to make room, so a scrape that sends its
-request at once always gets in. A complete request goes to one of a bounded set of handler
-threads (none free: 503 at once). Every connection answers one request and closes, so
-nothing after it — a body, a pipelined request — is ever read as another request. Should
-the process still run out of descriptors (EMFILE), the cap is lowered to what is open, one
-line says so, and accepting pauses a moment instead of spinning.
+One selector, watched by the exporter's event loop, accepts connections and reads each
+request — head and body — within one total deadline, with no thread per connection: a client
+that trickles a header line now and then costs a descriptor and nothing more. The number of
+open connections is capped below the descriptor limit, with the probes' share kept back; at
+the cap the oldest connection still sending its request is answered 503 and closed to make
+room, so a scrape that sends its request at once always gets in. A complete request is
+answered by a coroutine on the same event loop — no thread per request, none per probe —
+within a bound on the answers under way (reached: 503 at once). Every connection answers one
+request and closes, so nothing after it — a body, a pipelined request — is ever read as
+another request. Should the process still run out of descriptors (EMFILE), the cap is
+lowered to what is open, one line says so, and accepting pauses a moment instead of
+spinning.
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import re
 import selectors
@@ -21,7 +24,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Awaitable, Callable, Optional
 
 from netcheck.redact import shown
 
@@ -50,8 +53,8 @@ TEXT_TYPE = "text/plain; charset=utf-8"
 
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 
-# handle(socket, request head, client address): answer one request on a blocking socket.
-Handle = Callable[[socket.socket, bytes, Any], None]
+# handle(request head, client address, when the connection came): the whole answer to send.
+Handle = Callable[[bytes, Any, float], Awaitable[bytes]]
 
 
 @dataclass
@@ -108,14 +111,16 @@ def body_length(head: bytes) -> int:
 
 
 class ConnectionServer:
-    """A listening socket, its selector loop and the bounded handler threads.
+    """A listening socket, its selector loop, and the answers given on an event loop.
 
     ``serve_forever()``, ``shutdown()`` (from another thread) and ``server_close()`` as in
-    :mod:`socketserver`. ``log`` gets one line per notable event; ``dropped`` the reason of
+    :mod:`socketserver`. ``handle`` runs on ``loop`` (running in another thread), at most
+    ``handlers`` at once. ``log`` gets one line per notable event; ``dropped`` the reason of
     every connection closed without reaching ``handle``.
     """
 
-    def __init__(self, address: tuple[str, int], handle: Handle, *, handlers: int,
+    def __init__(self, address: tuple[str, int], handle: Handle, *,
+                 loop: asyncio.AbstractEventLoop, handlers: int,
                  max_connections: int, read_timeout: float = REQUEST_READ_TIMEOUT,
                  log: Callable[[str], None] = lambda line: None,
                  dropped: Callable[[str], None] = lambda reason: None) -> None:
@@ -131,6 +136,7 @@ class ConnectionServer:
             raise
         self.server_address = self.socket.getsockname()
         self.handle = handle
+        self.loop = loop
         self.max_connections = max_connections
         self.read_timeout = read_timeout
         self.log = log
@@ -140,8 +146,7 @@ class ConnectionServer:
         self._handling = 0
         self._lock = threading.Lock()
         self._selector = selectors.DefaultSelector()
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
+        self._wake: Optional[asyncio.Event] = None
         self._stop = False
         self._stopped = threading.Event()
         self._stopped.set()
@@ -158,10 +163,23 @@ class ConnectionServer:
     # -- the loop ---------------------------------------------------------------------------
 
     def serve_forever(self, poll_interval: float = 0.5) -> None:
-        """Accept, read and dispatch until ``shutdown()``."""
+        """Accept, read and dispatch until ``shutdown()``: the work is done on the event loop
+        (one thread for the connections and the answers), this thread only waits."""
         self._stop = False
         self._stopped.clear()
-        self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
+        try:
+            asyncio.run_coroutine_threadsafe(self._serve(poll_interval), self.loop).result()
+        except RuntimeError:  # the loop is closed
+            pass
+        finally:
+            self._stopped.set()
+
+    async def _serve(self, poll_interval: float) -> None:
+        """The selector, watched by the event loop: its descriptor is readable whenever one of
+        the sockets registered in it is. Expiries are looked at every ``poll_interval`` at
+        most, and sooner when the oldest unfinished request's time is up."""
+        self._wake = asyncio.Event()
+        self.loop.add_reader(self._selector.fileno(), self._ready)
         self._start_accepting()
         try:
             while not self._stop:
@@ -172,47 +190,49 @@ class ConnectionServer:
                     wait = min(wait, max(0.0, first.since + self.read_timeout - now))
                 if not self._accepting:
                     wait = min(wait, max(0.0, self._resume_at - now))
-                for key, _ in self._selector.select(wait):
-                    if key.data == "accept":
-                        self._accept()
-                    elif key.data == "wake":
-                        self._drain_wake()
-                    elif key.fileobj in self._pending:
-                        self._read(key.fileobj)  # type: ignore[arg-type]
+                try:
+                    await asyncio.wait_for(self._wake.wait(), wait)
+                except asyncio.TimeoutError:
+                    pass
+                self._wake.clear()
                 now = time.monotonic()
                 self._expire(now)
                 if not self._accepting and now >= self._resume_at:
                     self._start_accepting()
         finally:
+            self.loop.remove_reader(self._selector.fileno())
             for sock in list(self._pending):
                 self._forget(sock)
                 sock.close()
             for key in list(self._selector.get_map().values()):
                 self._selector.unregister(key.fileobj)
             self._accepting = False
-            self._stopped.set()
+
+    def _ready(self) -> None:
+        """Whatever the selector has ready: new connections, request bytes."""
+        for key, _ in self._selector.select(0):
+            if key.data == "accept":
+                self._accept()
+            elif key.fileobj in self._pending:
+                self._read(key.fileobj)  # type: ignore[arg-type]
+        if not self._accepting and self._wake is not None:
+            self._wake.set()  # paused (EMFILE): the serving loop times the resumption
 
     def shutdown(self) -> None:
-        """Stop ``serve_forever`` and wait until it has returned (never from its own thread)."""
+        """Stop ``serve_forever`` and wait until it has returned (never from the loop)."""
         self._stop = True
-        try:
-            self._wake_w.send(b"x")
-        except OSError:
-            pass
+        wake = self._wake
+        if wake is not None:
+            try:
+                self.loop.call_soon_threadsafe(wake.set)
+            except RuntimeError:  # the loop is closed: serve_forever has returned
+                return
         self._stopped.wait()
 
     def server_close(self) -> None:
-        """Close the listening socket and the loop's own descriptors."""
+        """Close the listening socket and the selector."""
         self.socket.close()
         self._selector.close()
-        self._wake_r.close()
-        self._wake_w.close()
-
-    def _drain_wake(self) -> None:
-        try:
-            self._wake_r.recv(64)
-        except OSError:
-            pass
 
     def _start_accepting(self) -> None:
         if not self._accepting:
@@ -288,12 +308,9 @@ class ConnectionServer:
 
     def _read(self, sock: socket.socket) -> None:
         pending = self._pending[sock]
-        try:
-            data = sock.recv(65536)
-        except (BlockingIOError, InterruptedError):
+        data = _recv_now(sock)
+        if data is None:
             return
-        except OSError:
-            data = b""
         if not data:
             self._forget(sock)
             sock.close()
@@ -342,29 +359,35 @@ class ConnectionServer:
     def _dispatch(self, sock: socket.socket, pending: _Pending) -> None:
         self._forget(sock)
         if not self.handlers.acquire(blocking=False):
-            self._answer_and_close(sock, 503, "busy: every handler is answering a request",
+            self._answer_and_close(sock, 503, "busy: too many requests being answered",
                                    "busy")
             return
         with self._lock:
             self._handling += 1
-        try:
-            threading.Thread(target=self._handle, args=(sock, pending), daemon=True,
-                             name="netcheck-serve-request").start()
-        except RuntimeError:  # no thread to be had
-            self._handled()
-            self._answer_and_close(sock, 503, "busy", "busy")
+        self.loop.create_task(self._answer(sock, pending))
 
-    def _handle(self, sock: socket.socket, pending: _Pending) -> None:
+    async def _answer(self, sock: socket.socket, pending: _Pending) -> None:
+        """Answer one request on the event loop: the handler's bytes, sent within
+        ``WRITE_TIMEOUT`` in total, then the lingering close."""
         try:
-            sock.setblocking(True)
-            sock.settimeout(WRITE_TIMEOUT)
-            self.handle(sock, pending.head or b"", pending.client)
+            answer = await self.handle(pending.head or b"", pending.client, pending.since)
+            try:
+                sent = sock.send(answer)  # an answer fits the socket buffer: no waiting
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            if sent < len(answer):
+                await asyncio.wait_for(self.loop.sock_sendall(sock, answer[sent:]),
+                                       WRITE_TIMEOUT)
+        except (OSError, asyncio.TimeoutError):
+            pass  # the scraper gave up (reset, closed, write timeout): nothing to tell it
         except Exception as exc:  # one line, never a traceback: the next request still works
             self.log(f"request from {pending.client[0]} failed: {type(exc).__name__}: "
                      f"{shown(str(exc), 200)}")
         finally:
-            _close(sock, LINGER)
-            self._handled()
+            try:
+                await _close_async(self.loop, sock, LINGER)
+            finally:
+                self._handled()
 
     def _handled(self) -> None:
         with self._lock:
@@ -398,6 +421,51 @@ class ConnectionServer:
             pass
         with self._lock:
             self._pending.pop(sock, None)
+
+
+def _recv_now(sock: socket.socket) -> Optional[bytes]:
+    """What a non-blocking socket has (b"" at its end or on an error), None for nothing yet."""
+    try:
+        return sock.recv(65536)
+    except (BlockingIOError, InterruptedError):
+        return None
+    except OSError:
+        return b""
+
+
+async def _close_async(loop: asyncio.AbstractEventLoop, sock: socket.socket,
+                       linger: float) -> None:
+    """:func:`_close` on the event loop: the client's last bytes are waited for without a
+    thread (a reader callback and a timer, no task)."""
+    done = loop.create_future()
+    got = 0
+
+    def finish() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    def readable() -> None:
+        nonlocal got
+        data = _recv_now(sock)
+        if data is None:
+            return
+        got += len(data)
+        if not data or got >= 65536:
+            finish()
+
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        loop.add_reader(sock.fileno(), readable)
+    except (OSError, ValueError):
+        sock.close()
+        return
+    timer = loop.call_later(linger, finish)
+    try:
+        await done
+    finally:
+        timer.cancel()
+        loop.remove_reader(sock.fileno())
+        sock.close()
 
 
 def _close(sock: socket.socket, linger: float) -> None:

@@ -1,13 +1,25 @@
-"""The exporter's HTTP side: ``/probe`` runs one diagnosis, ``/metrics`` shows the exporter.
+"""The exporter's HTTP side: ``/probe`` answers one probe, ``/metrics`` shows the exporter.
 
 As in blackbox_exporter's prober/handler.go, the handler owns everything around the probe:
-it checks the request and the allow-list before anything is sent, takes a slot (bounded
-concurrency), sets the deadline (the module's, shortened to Prometheus' scrape timeout),
-times the probe, and counts the outcome. The diagnosis itself is the same one
-``netcheck diagnose`` runs, in its own event loop on a worker thread; the handler waits
-for it at most until the deadline, so a probe never holds a scrape longer than that. Every
-HTTP hop the diagnosis requests — redirects included — passes the same allow-list first
-(:meth:`Config.hop_refusal`).
+it checks the request and the allow-list before anything is sent, sets the deadline (the
+module's, shortened to Prometheus' scrape timeout, counted from when the request came in, so
+time spent waiting is part of it), times the probe and counts the outcome.
+
+A probe has two phases (:meth:`Exporter.probe`). First the exchange alone, as blackbox does
+it (:mod:`netcheck.fastprobe`: name, connect, TLS, request): when it works with nothing
+worth a warning, the answer is blackbox's metrics with ``probe_success 1`` at once. When it
+fails or warns — or the module asks for ``ladder = "always"``, or the request for
+``format=json`` — the diagnosis ladder runs (the same one ``netcheck diagnose`` runs) and its
+root cause and hint are the answer. Both phases are coroutines on one event loop, with no
+thread per request or per probe: exchanges are bounded by the descriptors they may use, the
+ladder by ``concurrency`` (a few), so a flood of failing targets queues for the ladder while
+healthy ones keep their answers. An exchange still running when a fifth of the deadline is
+gone starts the ladder beside it when a slot is free, so a silent target still gets its
+whole diagnosis within the scrape. A request that cannot be answered in time is told 503.
+What does not depend on the target (the netlink snapshot, firewall rules, socket tables, the
+network manager, name resolutions) is read once for every probe of a few seconds
+(:class:`netcheck.hoststate.HostState`). Every HTTP hop either phase requests — redirects
+included — passes the same allow-list first (:meth:`Config.hop_refusal`).
 
 Connections (a cap, a total deadline per request, bodies, one request per connection) are
 :mod:`netcheck.exporter.connections`' business; a request reaches :class:`Handler` whole.
@@ -18,20 +30,23 @@ and ``format=json`` leaves this host's socket table and process names out unless
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import re
-import socket
 import threading
 import time
+from concurrent.futures import Future
 from http.server import BaseHTTPRequestHandler
-from typing import IO, TYPE_CHECKING, Any, Optional
+from typing import IO, TYPE_CHECKING, Any, Coroutine, Optional, TypeVar
 from urllib.parse import parse_qs, parse_qsl, quote, unquote, urlsplit
 
 from netcheck import __version__
 from netcheck.exporter.config import DEFAULT_MODULE, Config, Module
 from netcheck.exporter.connections import (
     DROP_REASONS,
+    FD_RESERVE,
+    FDS_PER_PROBE,
     REQUEST_READ_TIMEOUT,
     ConnectionServer,
     connection_cap,
@@ -40,26 +55,40 @@ from netcheck.redact import mask_secrets, shown
 from netcheck.target import Target, TargetError
 
 if TYPE_CHECKING:
+    from netcheck.fastprobe import Exchange
     from netcheck.model import Report
 
+T = TypeVar("T")
 # Prometheus sends its scrape timeout; blackbox keeps this much back for the answer itself.
 SCRAPE_TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
 TIMEOUT_OFFSET = 0.5
 MIN_DEADLINE = 0.5
 # After the deadline, the handler waits this much more for the runner's own partial report.
 GRACE = 0.3
+# An exchange still running this far into the deadline (a fraction of it, at least
+# HEDGE_MIN seconds) starts the ladder beside it, when a ladder slot is free at that moment.
+HEDGE_FRACTION = 0.2
+HEDGE_MIN = 0.5
+# Ladders waiting for a slot beyond this many per slot are told 503 at once: they would only
+# wait out their deadline.
+QUEUE_PER_SLOT = 4
+# Exchanges at once: the descriptors left after the connections, the ladder and a reserve,
+# FDS_PER_EXCHANGE each (a connect per address, the request, a DNS socket), within bounds.
+FDS_PER_EXCHANGE = 4
+MIN_EXCHANGES = 16
+MAX_EXCHANGES = 4096
 MAX_QUERY_FIELDS = 16
+MAX_REMEMBERED_REQUESTS = 10_000
 PARAMETERS = ("target", "module", "format")
 JSON_TYPE = "application/json; charset=utf-8"
 TEXT_TYPE = "text/plain; charset=utf-8"
 
-# SocketInfo.describe() ends with the owner, "(python3, pid 4242)": left out unless allowed.
 _OWNER = re.compile(r" \(.*, pid \d+\)")
 # Evidence keys that describe this host rather than the target: its other connections and
 # the processes behind them. The exporter's JSON leaves them out unless
 # --expose-local-details allows them.
 LOCAL_DETAIL_KEYS = frozenset({"sockets", "pid", "process", "processes", "owners"})
-EXTRA_HANDLERS = 8  # handler threads beyond two per probe slot: /metrics, refusals
+EXTRA_ANSWERS = 8  # answers under way beyond the probes': /metrics, refusals
 
 
 class Rejected(Exception):
@@ -136,12 +165,65 @@ def _strip_local(value: Any) -> Any:
     return value
 
 
+def exchange_limit(concurrency: int, max_connections: int) -> int:
+    """Exchanges at once: what the descriptor limit leaves after the connections, the
+    ladder's share and a reserve, ``FDS_PER_EXCHANGE`` each."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_EXCHANGES
+    free = soft - FD_RESERVE - FDS_PER_PROBE * concurrency - max_connections
+    return max(MIN_EXCHANGES, min(MAX_EXCHANGES, free // FDS_PER_EXCHANGE))
+
+
+class ProbeLoop:
+    """The event loop every probe runs on, in a daemon thread of its own."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="netcheck-probes")
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_forever()
+            tasks = asyncio.all_tasks(self.loop)
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                self.loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        finally:
+            self.loop.close()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
+        """Run ``coro`` on the loop; its concurrent future."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def stop(self) -> None:
+        """End the loop (the probes still running are cancelled) and wait for it a moment."""
+        if self.loop.is_closed():
+            return
+        try:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        except RuntimeError:
+            return
+        self._thread.join(timeout=2)
+
+
 class Exporter:
-    """The probing logic and the exporter's own metrics, apart from any HTTP plumbing."""
+    """The probing logic and the exporter's own metrics, apart from any HTTP plumbing.
+
+    ``answer_*`` return ``(status, content type, body)``; :meth:`answer_probe_async` and
+    :meth:`probe` run on the exporter's event loop (:attr:`loop`, started on first use),
+    :meth:`answer_probe` is the same from any other thread.
+    """
 
     def __init__(self, config: Config, checks: list[Any], *, lang: str = "en",
                  sysroot: str = "/", log: Optional[IO[str]] = None,
-                 expose_local_details: bool = False) -> None:
+                 expose_local_details: bool = False,
+                 exchanges: Optional[int] = None) -> None:
         from prometheus_client import (
             CollectorRegistry,
             Counter,
@@ -153,14 +235,27 @@ class Exporter:
         )
 
         from netcheck.exporter.config import resolve_checks
+        from netcheck.hoststate import HostState
 
         self.config = config
         resolve_checks(config, checks)
+        self.checks = list(checks)
         self.lang = lang
         self.sysroot = sysroot
         self.log = log
         self.expose_local_details = expose_local_details
-        self.slots = threading.BoundedSemaphore(config.concurrency)
+        self.exchanges = exchanges or exchange_limit(config.concurrency,
+                                                     connection_cap(config.concurrency))
+        self.state = HostState(sysroot)
+        self._loop: Optional[ProbeLoop] = None
+        self._loop_lock = threading.Lock()
+        self._ladder_slots: Optional[asyncio.Semaphore] = None
+        self._exchanging = 0
+        # Queries already checked, and what they ask for: a scrape sends the same one every
+        # interval, and the allow-list and the config do not change while serving.
+        self._requests: dict[str, tuple[Target, Module, str]] = {}
+        self._laddering = 0
+        self._queued = 0
         self.registry = CollectorRegistry()
         process_collector.ProcessCollector(registry=self.registry)
         platform_collector.PlatformCollector(registry=self.registry)
@@ -176,8 +271,26 @@ class Exporter:
             "netcheck_exporter_redirects_refused",
             "Probes whose redirect led outside the allow-list (the hop was not requested)",
             registry=self.registry)
-        self.in_flight = Gauge("netcheck_exporter_probes_in_flight", "Probes running now",
+        self._probing = 0
+        Gauge("netcheck_exporter_probes_in_flight", "Probes running now",
+              registry=self.registry).set_function(lambda: self._probing)
+        self.ladders = Counter("netcheck_exporter_ladders",
+                               "Diagnosis ladders run, by why: the exchange failed or warned "
+                               "(exchange), it was slow (slow), the module asks for it "
+                               "(module), format=json (json)", ["reason"],
                                registry=self.registry)
+        self.exchange_results = Counter("netcheck_exporter_exchanges",
+                                        "Exchanges (the first phase), by result",
+                                        ["result"], registry=self.registry)
+        Gauge("netcheck_exporter_ladders_in_flight", "Diagnosis ladders running now",
+              registry=self.registry).set_function(lambda: self._laddering)
+        Gauge("netcheck_exporter_exchanges_in_flight", "Exchanges running now",
+              registry=self.registry).set_function(lambda: self._exchanging)
+        Gauge("netcheck_exporter_exchange_limit", "Exchanges allowed at once (from the "
+              "descriptor limit)", registry=self.registry).set(self.exchanges)
+        Gauge("netcheck_exporter_host_snapshots", "Netlink snapshots of this host taken so far "
+              "(shared by the probes of a few seconds)",
+              registry=self.registry).set_function(lambda: self.state.facts_reads)
         self.connections = Gauge("netcheck_exporter_connections",
                                  "HTTP connections open now", registry=self.registry)
         self.dropped = Counter("netcheck_exporter_connections_dropped",
@@ -185,9 +298,10 @@ class Exporter:
                                ["reason"], registry=self.registry)
         self.duration = Histogram("netcheck_exporter_probe_duration_seconds",
                                   "How long probes took, by module", ["module"],
-                                  buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 15, 30, 60),
+                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5,
+                                           10, 15, 30, 60),
                                   registry=self.registry)
-        Gauge("netcheck_exporter_concurrency_limit", "Probes allowed at once",
+        Gauge("netcheck_exporter_concurrency_limit", "Diagnosis ladders allowed at once",
               registry=self.registry).set(config.concurrency)
         Gauge("netcheck_exporter_allowed_entries", "Entries of the allow-list plus named targets",
               registry=self.registry).set(len(config.allow.networks) + len(config.allow.names)
@@ -196,9 +310,29 @@ class Exporter:
             self.rejections.labels(reason)
         for reason in DROP_REASONS:
             self.dropped.labels(reason)
-        for module in config.modules:
-            for result in ("success", "failure"):
-                self.probes.labels(module, result)
+        for reason in ("exchange", "slow", "module", "json"):
+            self.ladders.labels(reason)
+        self._exchange_healthy = self.exchange_results.labels("healthy")
+        self._exchange_laddered = self.exchange_results.labels("ladder")
+        # The children looked up once (labels() takes a lock and hashes every time).
+        self._outcome = {(module, ok): self.probes.labels(module, "success" if ok else "failure")
+                         for module in config.modules for ok in (True, False)}
+        self._duration = {module: self.duration.labels(module) for module in config.modules}
+
+    @property
+    def loop(self) -> ProbeLoop:
+        """The probes' event loop (started on first use)."""
+        with self._loop_lock:
+            if self._loop is None:
+                self._loop = ProbeLoop()
+            return self._loop
+
+    def close(self) -> None:
+        """Stop the probes' event loop."""
+        with self._loop_lock:
+            if self._loop is not None:
+                self._loop.stop()
+                self._loop = None
 
     # -- /probe -----------------------------------------------------------------------------
 
@@ -257,50 +391,180 @@ class Exporter:
                 deadline = min(deadline, limit)
         return max(MIN_DEADLINE, deadline)
 
-    def probe(self, target: Target, module: Module, deadline: float) -> Report:
-        """Run the diagnosis within ``deadline`` seconds; the report, whatever happened.
+    # -- the two phases -----------------------------------------------------------------------
 
-        Raises Rejected(503) when no slot frees up before the deadline.
+    async def probe(self, target: Target, module: Module, deadline: float,
+                    since: Optional[float] = None, fmt: str = "prometheus"
+                    ) -> tuple[Optional[Report], Optional[Exchange]]:
+        """One probe within ``deadline`` seconds of ``since`` (default: now), on the loop.
+
+        ``(report, None)`` when the ladder ran, ``(None, exchange)`` when the exchange alone
+        answered. Raises Rejected(503) when the answer cannot be had: too many exchanges under
+        way, or no ladder slot frees up within the deadline.
         """
-        from netcheck.render.json import error_report
+        from netcheck import fastprobe
 
-        start = time.monotonic()
-        if not self.slots.acquire(timeout=deadline):
-            raise Rejected(503, f"{self.config.concurrency} probes already running; none "
-                           f"finished within the deadline ({deadline:g} s)", "busy")
-        left = max(MIN_DEADLINE, deadline - (time.monotonic() - start))
-        box: dict[str, Any] = {}
-        finished = threading.Event()
+        start = time.monotonic() if since is None else since
+        until = start + deadline
+        why = ("format=json shows the whole diagnosis" if fmt == "json" else
+               fastprobe.why_no_exchange(target, module.expect, module.only, module.ladder))
+        self._probing += 1
+        try:
+            if why is not None:
+                reason = "json" if fmt == "json" else "module"
+                report = await self._ladder_when_free(target, module, start, until, reason)
+                return self._counted(report, None, module, start)
+            report, ex = await self._two_phases(target, module, start, until)
+            return self._counted(report, ex, module, start)
+        finally:
+            self._probing -= 1
 
-        def work() -> None:
-            # The slot is released by the worker, not the handler: a probe that outlives its
-            # answer still counts against the bound until it really ends.
-            self.in_flight.inc()
+    async def _two_phases(self, target: Target, module: Module, start: float,
+                          until: float) -> tuple[Optional[Report], Optional[Exchange]]:
+        from netcheck import fastprobe
+
+        if self._exchanging >= self.exchanges:
+            raise Rejected(503, f"{self.exchanges} exchanges already under way: overloaded",
+                           "busy")
+        self._exchanging += 1
+        loop = asyncio.get_running_loop()
+        end = max(time.monotonic() + 0.05, until - GRACE)
+        exchange = loop.create_task(self._exchange(target, module, end))
+        ladder: list[Optional[asyncio.Task[Report]]] = [None]
+        timed_out = [False]
+
+        def hedge() -> None:  # slow: the ladder beside it, if a slot is free right now
+            if not exchange.done():
+                ladder[0] = self._ladder_now(target, module, start, until, "slow")
+
+        def stop() -> None:
+            timed_out[0] = True
+            exchange.cancel()
+
+        # Timers rather than wait_for(): no task and no future more per probe (the loop.time()
+        # clock is time.monotonic()).
+        timers = [loop.call_at(start + max(HEDGE_MIN, HEDGE_FRACTION * (until - start)), hedge),
+                  loop.call_at(end, stop)]
+        try:
+            ex: Optional[Exchange] = None
             try:
-                box["report"] = self._diagnose(target, module, left)
-            except BaseException as exc:  # handed to the handler as an error report
-                box["error"] = exc
-            finally:
-                self.in_flight.dec()
-                self.slots.release()
-                finished.set()
+                ex = await exchange
+            except asyncio.CancelledError:
+                if not timed_out[0]:
+                    raise
+            if ex is not None and fastprobe.healthy(ex).ok:
+                self._exchange_healthy.inc()
+                return None, ex
+            self._exchange_laddered.inc()
+            running = ladder[0]
+            if running is None:
+                return await self._ladder_when_free(target, module, start, until,
+                                                    "exchange"), None
+            return await running, None
+        finally:
+            self._exchanging -= 1
+            for timer in timers:
+                timer.cancel()
+            if not exchange.done():
+                exchange.cancel()
+            running = ladder[0]
+            if running is not None and not running.done():
+                running.cancel()  # the exchange answered: the ladder is not needed
 
-        threading.Thread(target=work, daemon=True, name="probe").start()
-        finished.wait(left + GRACE)
-        report = box.get("report")
-        if report is None:
-            exc = box.get("error")
-            message = (f"internal error: {type(exc).__name__}: {shown(str(exc), 300)}"
-                       if exc is not None else f"no result within the deadline ({left:g} s)")
-            report = error_report(target.input, message)
-        seconds = time.monotonic() - start
+    async def _exchange(self, target: Target, module: Module, end: float) -> Exchange:
+        from netcheck import fastprobe
+
+        opts = module.options
+        left = max(0.05, end - time.monotonic())
+        return await fastprobe.exchange(
+            target, self.state, timeout=min(float(opts.get("timeout", 2.0)), left),
+            deadline=left, family=opts.get("family"), cafile=opts.get("cafile"),
+            cert=opts.get("cert"), key=opts.get("key"), hop_refusal=self.config.hop_refusal)
+
+    def _slots(self) -> asyncio.Semaphore:
+        if self._ladder_slots is None:
+            self._ladder_slots = asyncio.Semaphore(self.config.concurrency)
+        return self._ladder_slots
+
+    def _ladder_now(self, target: Target, module: Module, start: float, until: float,
+                    reason: str) -> Optional[asyncio.Task[Report]]:
+        """The ladder started at once when a slot is free, else None."""
+        slots = self._slots()
+        if slots.locked():
+            return None
+        return asyncio.ensure_future(self._ladder_in_slot(target, module, start, until,
+                                                          reason, acquired=False))
+
+    async def _ladder_when_free(self, target: Target, module: Module, start: float,
+                                until: float, reason: str) -> Report:
+        """The ladder, once a slot frees up within the deadline; else Rejected(503)."""
+        slots = self._slots()
+        if slots.locked() and self._queued >= QUEUE_PER_SLOT * self.config.concurrency:
+            raise Rejected(503, f"{self.config.concurrency} probes already running and "
+                           f"{self._queued} waiting: overloaded", "busy")
+        self._queued += 1
+        try:
+            await asyncio.wait_for(slots.acquire(), max(0.0, until - time.monotonic()))
+        except asyncio.TimeoutError:
+            raise Rejected(503, f"{self.config.concurrency} probes already running; none "
+                           f"finished within the deadline ({until - start:g} s)",
+                           "busy") from None
+        finally:
+            self._queued -= 1
+        return await self._ladder_in_slot(target, module, start, until, reason, acquired=True)
+
+    async def _ladder_in_slot(self, target: Target, module: Module, start: float,
+                              until: float, reason: str, acquired: bool) -> Report:
+        slots = self._slots()
+        if not acquired:
+            await slots.acquire()
+        self._laddering += 1
+        self.ladders.labels(reason).inc()
+        try:
+            return await self._diagnose(target, module, start, until)
+        finally:
+            self._laddering -= 1
+            slots.release()
+
+    async def _diagnose(self, target: Target, module: Module, start: float,
+                        until: float) -> Report:
+        from netcheck.batch.run import apply_expectation
+        from netcheck.render.json import error_report
+        from netcheck.runner import Options, diagnose
+
+        opts = module.options
+        deadline = until - start  # the runner counts it from ``started``: waiting included
+        # hop_refusal: every HTTP hop of the run, redirects included, passes the allow-list
+        # before any packet goes to it.
+        options = Options(timeout=min(float(opts.get("timeout", 2.0)), deadline),
+                          deadline=deadline, family=opts.get("family"), lang=self.lang,
+                          sysroot=self.sysroot, cafile=opts.get("cafile"),
+                          cert=opts.get("cert"), key=opts.get("key"),
+                          hop_refusal=self.config.hop_refusal, started=start)
+        try:
+            facts = await asyncio.wait_for(self.state.facts(),
+                                           max(0.05, until - time.monotonic()))
+            report = await asyncio.wait_for(
+                diagnose(target, options, module.checks or [], facts=facts, shared=self.state),
+                max(0.05, until - time.monotonic() + GRACE))
+        except asyncio.TimeoutError:
+            return error_report(target.input, f"no result within the deadline "
+                                              f"({deadline:g} s)")
+        except Exception as exc:  # one probe's crash is its own answer, not the exporter's
+            return error_report(target.input, f"internal error: {type(exc).__name__}: "
+                                              f"{shown(str(exc), 300)}")
+        return apply_expectation(report, module.expect)
+
+    def _counted(self, report: Optional[Report], ex: Optional[Exchange], module: Module,
+                 start: float) -> tuple[Optional[Report], Optional[Exchange]]:
         from netcheck.model import Verdict
 
-        ok = report.verdict in (Verdict.OK, Verdict.DEGRADED)
-        self.probes.labels(module.name, "success" if ok else "failure").inc()
-        self.duration.labels(module.name).observe(seconds)
-        self._note_refused_redirect(report)
-        return report
+        ok = report is None or report.verdict in (Verdict.OK, Verdict.DEGRADED)
+        self._outcome[module.name, ok].inc()
+        self._duration[module.name].observe(time.monotonic() - start)
+        if report is not None:
+            self._note_refused_redirect(report)
+        return report, ex
 
     def _note_refused_redirect(self, report: Report) -> None:
         """Count and log a redirect the allow-list stopped (the report says it too)."""
@@ -311,41 +575,28 @@ class Exporter:
                 self._log(f"probe {shown(report.target.get('input') or '', 200)}: "
                           f"{shown(str(outcome.result.evidence.get('detail')), 300)}")
 
-    def _diagnose(self, target: Target, module: Module, deadline: float) -> Report:
-        import asyncio
-
-        from netcheck.batch.run import apply_expectation
-        from netcheck.render.json import error_report
-        from netcheck.runner import Options, diagnose
-
-        opts = module.options
-        # hop_refusal: every HTTP hop of the run, redirects included, passes the allow-list
-        # before any packet goes to it.
-        options = Options(timeout=min(float(opts.get("timeout", 2.0)), deadline),
-                          deadline=deadline, family=opts.get("family"), lang=self.lang,
-                          sysroot=self.sysroot, cafile=opts.get("cafile"),
-                          cert=opts.get("cert"), key=opts.get("key"),
-                          hop_refusal=self.config.hop_refusal)
-
-        async def bounded() -> Report:
-            try:
-                return await asyncio.wait_for(diagnose(target, options, module.checks or []),
-                                              deadline)
-            except asyncio.TimeoutError:
-                return error_report(target.input, f"no result within the deadline "
-                                                  f"({deadline:g} s)")
-
-        return apply_expectation(asyncio.run(bounded()), module.expect)
-
     # -- answers ------------------------------------------------------------------------------
 
     def answer_probe(self, query: str, scrape_timeout: Optional[str]) -> tuple[int, str, bytes]:
-        """(status, content type, body) for ``/probe?query``."""
-        from netcheck.render.prometheus import content_type, render_prometheus
+        """(status, content type, body) for ``/probe?query``, from any thread but the loop's."""
+        return self.loop.submit(self.answer_probe_async(query, scrape_timeout)).result()
+
+    async def answer_probe_async(self, query: str, scrape_timeout: Optional[str],
+                                 since: Optional[float] = None) -> tuple[int, str, bytes]:
+        """(status, content type, body) for ``/probe?query``; ``since``: when the request
+        came in (its deadline counts from then)."""
+        from netcheck.render.prometheus import content_type
 
         try:
-            target, module, fmt = self.check_request(query)
-            report = self.probe(target, module, self.deadline_for(module, scrape_timeout))
+            request = self._requests.get(query)
+            if request is None:
+                request = self.check_request(query)
+                if len(self._requests) >= MAX_REMEMBERED_REQUESTS:
+                    self._requests.clear()
+                self._requests[query] = request
+            target, module, fmt = request
+            report, ex = await self.probe(target, module,
+                                          self.deadline_for(module, scrape_timeout), since, fmt)
         except Rejected as exc:
             self.rejections.labels(exc.kind).inc()
             reason = shown(exc.reason, 400)
@@ -357,13 +608,18 @@ class Exporter:
                 doc = error_document(shown_target, reason)
                 return exc.status, JSON_TYPE, (json.dumps(doc, indent=2) + "\n").encode()
             return exc.status, TEXT_TYPE, (reason + "\n").encode()
+        if ex is not None:
+            from netcheck import fastprobe
+
+            return 200, content_type(), fastprobe.exposition(ex).encode("utf-8")
+        assert report is not None
         if fmt == "json":
             doc = report.to_json()
             if not self.expose_local_details:
                 doc = without_local_details(doc)
             body = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
             return 200, JSON_TYPE, body.encode("utf-8")
-        return 200, content_type(), render_prometheus(report).encode("utf-8")
+        return 200, content_type(), ladder_exposition(report).encode("utf-8")
 
     def answer_metrics(self) -> tuple[int, str, bytes]:
         from prometheus_client import generate_latest
@@ -388,6 +644,21 @@ class Exporter:
                 self.log.flush()
             except (OSError, ValueError):
                 pass
+
+def ladder_exposition(report: Report) -> str:
+    """The ladder's report as the exporter answers it: every netcheck metric of the report,
+    blackbox's HTTP phases and redirects when the HTTP rung ran, and ``netcheck_ladder 1``."""
+    from netcheck import fastprobe
+    from netcheck.render import prometheus
+
+    http = next((c.result.evidence for c in report.checks if c.id == "http.response"), None)
+    timings = http.get("timings") if isinstance(http, dict) else None
+    redirects = http.get("redirects") if isinstance(http, dict) else None
+    metrics = prometheus.families([({}, prometheus.probe_values(report))])
+    metrics += fastprobe.extra_families(
+        timings if isinstance(timings, dict) else None, ladder=True,
+        redirects=redirects if isinstance(redirects, int) else None)
+    return prometheus.exposition(metrics)
 
 
 def query_parameters(query: str) -> dict[str, str]:
@@ -431,38 +702,26 @@ def _target_param(query: str) -> str:
 
 # -- HTTP ---------------------------------------------------------------------------------------
 
-class _Writer(io.RawIOBase):
-    """The answer goes straight to the socket (blocking, ``WRITE_TIMEOUT`` in total)."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        self.sock.sendall(data)
-        return len(data)
-
-
 class Handler(BaseHTTPRequestHandler):
-    """One request, read whole by the server beforehand; GET only, everything else 405."""
+    """One request, read whole beforehand, parsed with no socket: the answer goes to a
+    buffer the server then sends. GET only, everything else 405. A ``/probe`` is left in
+    :attr:`deferred` for the event loop (:meth:`Server._answer_request`)."""
 
     server_version = f"netcheck/{__version__}"
     sys_version = ""
     protocol_version = "HTTP/1.1"
 
-    def __init__(self, sock: socket.socket, head: bytes, client: Any, server: Server) -> None:
+    def __init__(self, head: bytes, client: Any, server: Server) -> None:
         self._head = head
-        super().__init__(sock, client, server)  # type: ignore[arg-type]
+        self.deferred: Optional[tuple[str, Optional[str]]] = None
+        super().__init__(None, client, server)  # type: ignore[arg-type]
 
     def setup(self) -> None:
-        self.connection = self.request
         self.rfile = io.BytesIO(self._head)  # type: ignore[assignment]
-        self.wfile = _Writer(self.request)  # type: ignore[assignment]
+        self.wfile = io.BytesIO()  # type: ignore[assignment]
 
     def finish(self) -> None:
-        pass  # the server closes the connection
+        pass  # the server sends the buffer and closes the connection
 
     def handle_expect_100(self) -> bool:
         return True  # the server already said 100 Continue when it read the body
@@ -471,35 +730,38 @@ class Handler(BaseHTTPRequestHandler):
         exporter: Exporter = self.server.exporter  # type: ignore[attr-defined]
         url = urlsplit(self.path)
         if url.path == "/probe":
-            answer = exporter.answer_probe(url.query, self.headers.get(SCRAPE_TIMEOUT_HEADER))
-        elif url.path == "/metrics":
+            self.deferred = (url.query, self.headers.get(SCRAPE_TIMEOUT_HEADER))
+            return
+        if url.path == "/metrics":
             answer = exporter.answer_metrics()
         elif url.path in ("/", ""):
             answer = exporter.answer_index()
         else:
             answer = (404, TEXT_TYPE, b"not found: /probe, /metrics\n")
-        self._send(*answer)
+        self.send(*answer)
 
     def _refuse_method(self) -> None:
-        self._send(405, TEXT_TYPE, b"only GET\n", allow=True)
+        self.send(405, TEXT_TYPE, b"only GET\n", allow=True)
 
     do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _refuse_method  # noqa: N815
 
-    def _send(self, status: int, ctype: str, body: bytes, allow: bool = False) -> None:
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            if allow:
-                self.send_header("Allow", "GET")
-            # One request per connection: nothing after it (a body, a pipelined request)
-            # is ever read as another request.
-            self.send_header("Connection", "close")
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
-        except OSError:
-            pass  # the scraper gave up (reset, closed, write timeout): nothing to tell it
+    def send(self, status: int, ctype: str, body: bytes, allow: bool = False) -> None:
+        """Write the whole answer to the buffer."""
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        if allow:
+            self.send_header("Allow", "GET")
+        # One request per connection: nothing after it (a body, a pipelined request)
+        # is ever read as another request.
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def answer(self) -> bytes:
+        """What was written so far."""
+        return self.wfile.getvalue()  # type: ignore[attr-defined,no-any-return]
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base signature
         if not getattr(self.server, "verbose", False):
@@ -528,13 +790,14 @@ def shown_request(line: str) -> str:
 
 class Server(ConnectionServer):
     """The exporter served over HTTP: the connection limits of :class:`ConnectionServer`,
-    each request answered by :class:`Handler` with the exporter's answers."""
+    each request answered on the exporter's event loop with the exporter's answers."""
 
     def __init__(self, address: tuple[str, int], exporter: Exporter, verbose: bool = False,
                  *, max_connections: Optional[int] = None,
                  read_timeout: float = REQUEST_READ_TIMEOUT) -> None:
         concurrency = exporter.config.concurrency
-        super().__init__(address, self._answer, handlers=2 * concurrency + EXTRA_HANDLERS,
+        super().__init__(address, self._answer_request, loop=exporter.loop.loop,
+                         handlers=exporter.exchanges + concurrency + EXTRA_ANSWERS,
                          max_connections=max_connections or connection_cap(concurrency),
                          read_timeout=read_timeout, log=exporter._log,
                          dropped=lambda reason: exporter.dropped.labels(reason).inc())
@@ -548,8 +811,59 @@ class Server(ConnectionServer):
         shown_host = f"[{host}]" if ":" in str(host) else str(host)
         return f"http://{shown_host}:{port}"
 
-    def _answer(self, sock: socket.socket, head: bytes, client: Any) -> None:
-        Handler(sock, head, client, self)
+    async def _answer_request(self, head: bytes, client: Any, since: float) -> bytes:
+        fast = None if self.verbose else _plain_probe(head)
+        if fast is not None:
+            # The common scrape, read without http.server's parser (a third of a healthy
+            # probe's cost); anything else — another method or path, an odd request line, a
+            # fragment, too many headers, -v logging — goes through Handler.
+            answer = await self.exporter.answer_probe_async(*fast, since)
+            return _response(*answer)
+        handler = Handler(head, client, self)
+        if handler.deferred is not None:
+            query, scrape_timeout = handler.deferred
+            answer = await self.exporter.answer_probe_async(query, scrape_timeout, since)
+            handler.send(*answer)
+        return handler.answer()
+
+    def server_close(self) -> None:
+        """Close the listening socket and stop the exporter's event loop."""
+        super().server_close()
+        self.exporter.close()
+
+
+# ``GET /probe?QUERY HTTP/1.x``: printable ASCII, no fragment, nothing http.server would refuse.
+_PLAIN_PROBE = re.compile(rb"GET /probe\?([!\"$-~]*) HTTP/1\.[01]\r?\n")
+_SCRAPE_TIMEOUT = re.compile(rb"\nX-Prometheus-Scrape-Timeout-Seconds:[ \t]*([!-~]*)", re.I)
+MAX_PLAIN_HEADERS = 64  # http.server allows 100; a scrape sends a handful
+_dates: list[Any] = [0, ""]  # second, its HTTP date: one formatdate() a second
+
+
+def _plain_probe(head: bytes) -> Optional[tuple[str, Optional[str]]]:
+    """(query, scrape timeout) of a plain ``GET /probe?...`` request, or None."""
+    match = _PLAIN_PROBE.match(head)
+    if match is None or head.count(b"\n") > MAX_PLAIN_HEADERS + 2:
+        return None
+    timeout = _SCRAPE_TIMEOUT.search(head)
+    return (match.group(1).decode("ascii"),
+            timeout.group(1).decode("ascii") if timeout is not None else None)
+
+
+def _response(status: int, ctype: str, body: bytes) -> bytes:
+    """A whole answer, as :meth:`Handler.send` writes it."""
+    from email.utils import formatdate
+    from http import HTTPStatus
+
+    now = int(time.time())
+    if _dates[0] != now:
+        _dates[:] = [now, formatdate(now, usegmt=True)]
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = ""
+    return (f"HTTP/1.1 {status} {reason}\r\nServer: {Handler.server_version}\r\n"
+            f"Date: {_dates[1]}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n").encode("latin-1") + body
 
 
 def start(exporter: Exporter, host: str = "127.0.0.1", port: int = 0, verbose: bool = False,

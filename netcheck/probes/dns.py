@@ -98,6 +98,9 @@ class DnsAnswer:
     error: Optional[str] = None  # timeout | unreachable | rejected | network | malformed
     sent: int = 1  # datagrams sent for this question (netcheck's retries)
     attempt: Optional[int] = None  # which of them was answered (1 = the first)
+    # How long the answer may be cached (RFC 1035 TTL; for an answer without the type asked,
+    # RFC 2308's negative TTL from the SOA); None: the answer says nothing about it.
+    ttl: Optional[int] = None
 
     @property
     def answered(self) -> bool:
@@ -499,6 +502,7 @@ async def query(server: str, qname: str, rdtype: str, timeout: float,
     exchange.counted(answer)
     answer.rcode = dns.rcode.to_text(response.rcode())
     want = dns.rdatatype.from_text(rdtype)
+    answer.ttl = _ttl(response)
     for rrset in response.answer:
         if rrset.rdtype == dns.rdatatype.CNAME:
             for rr in rrset:
@@ -507,6 +511,20 @@ async def query(server: str, qname: str, rdtype: str, timeout: float,
         elif rrset.rdtype == want:
             answer.addresses.extend(rr.to_text() for rr in rrset)
     return answer
+
+
+def _ttl(response: object) -> Optional[int]:
+    """The smallest TTL of the answer section; with no answer, the SOA's negative TTL
+    (RFC 2308: the smaller of the SOA record's own TTL and its MINIMUM field)."""
+    import dns.rdatatype
+
+    ttls = [rrset.ttl for rrset in response.answer]  # type: ignore[attr-defined]
+    if ttls:
+        return min(ttls)
+    for rrset in response.authority:  # type: ignore[attr-defined]
+        if rrset.rdtype == dns.rdatatype.SOA:
+            return min([rrset.ttl, *(rr.minimum for rr in rrset)])
+    return None
 
 
 class IcmpError(Exception):

@@ -618,6 +618,9 @@ class Hop:
     transfer_ms: Optional[float] = None  # first response byte -> last byte read
     total_ms: Optional[float] = None
     error: Optional[str] = None
+    # The certificates the server sent (DER, leaf first): what a caller judges the chain's
+    # expiry by without a second handshake. Not in the JSON.
+    peer_chain: list[bytes] = field(default_factory=list, repr=False)
     # The first bytes of the body (not in the JSON): what a connectivity check compares.
     sample: bytes = field(default=b"", repr=False)
 
@@ -938,6 +941,9 @@ class _Fetcher:
             cipher = tls.cipher()
             hop.tls = {"version": tls.version(), "cipher": cipher[0] if cipher else None,
                        "alpn": tls.selected_alpn_protocol()}
+            from netcheck.probes.tls import _chain_der
+
+            hop.peer_chain = _chain_der(tls)
 
     async def read_head(self, stream: Stream, hop: Hop, sent_at: float) -> Head:
         """Read a status line and headers within ``timeout`` of the request; skip 1xx."""

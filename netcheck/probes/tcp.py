@@ -140,7 +140,13 @@ async def connect(address: str, port: int, timeout: float,
         except OSError:
             pass
         left = timeout - (time.monotonic() - start)
-        window = watch_window(result.rtt_ms, left) if watch is None else min(watch, left)
+        # The kernel's own handshake RTT where it has one: a busy event loop's stopwatch
+        # (many probes at once) would stretch the four round trips with its own delays.
+        from netcheck.server.handshake import kernel_rtt_ms
+
+        kernel = kernel_rtt_ms(sock)
+        rtt = min(result.rtt_ms, kernel) if kernel else result.rtt_ms
+        window = watch_window(rtt, left) if watch is None else min(watch, left)
         if window > 0:
             await _watch(loop, sock, window, result)
         return result
