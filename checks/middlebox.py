@@ -360,6 +360,10 @@ async def _portal_facts(ctx: Context) -> tuple[PortalFacts, list[str]]:
     target = ctx.target
     facts = portal.PortalFacts(host=target.host)
     looked: list[str] = []
+    check = portal.check_url(ctx.options.portal_url, ctx.options.sysroot)
+    facts.check = check
+    if check is None and target.scheme not in HTTP_SCHEMES:
+        return facts, looked  # nothing could tell: no need to wait for the target's connects
     facts.target_addresses = await ctx.addresses()
     addrs = facts.target_addresses
     connects = await shared.tcp_all(ctx, addrs, target.port) if addrs else []
@@ -372,8 +376,6 @@ async def _portal_facts(ctx: Context) -> tuple[PortalFacts, list[str]]:
         if facts.target_tls == "ok":
             return facts, looked  # a verified handshake: nothing intercepts this flow
         flow_failed = True
-    check = portal.check_url(ctx.options.portal_url, ctx.options.sysroot)
-    facts.check = check
     if check is not None and (target.scheme == "http" or flow_failed):
         facts.check_probe = await _plain_get(ctx, check.url, None)
         looked.append("check")
@@ -483,7 +485,7 @@ async def captive_portal(ctx: Context) -> Result:
         return _portal_result(ctx, found, facts, evidence)
     host = facts.host
     if not looked:
-        return skipped(_("not looked for: the port answers and no connectivity-check URL is "
+        return skipped(_("not looked for: not a web target, and no connectivity-check URL is "
                          "configured (NetworkManager's [connectivity] uri, or --portal-url)")
                        if facts.check is None else
                        _("not looked for: the port answers (not a web target)"), **evidence)
