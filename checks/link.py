@@ -12,15 +12,18 @@ from __future__ import annotations
 import shlex
 from typing import TYPE_CHECKING, Optional
 
-from netcheck.facts import Link
 from netcheck.hints import IFUPDOWN, NETWORKMANAGER, NO_MANAGER, Manager, link_up, usable
 from netcheck.i18n import N_, _, ngettext, pgettext
+from netcheck.lazy import lazy
 from netcheck.model import Hint, Layer, Result, Status, failed, passed, skipped, warned
-from netcheck.probes import wireless
 from netcheck.registry import check
 
 if TYPE_CHECKING:
+    from netcheck.facts import Link
+    from netcheck.probes import wireless
     from netcheck.runner import Context
+else:  # imported at first use: `netcheck checks` lists the checks without the probes
+    wireless = lazy("netcheck.probes.wireless")
 
 WEAK_SIGNAL_DBM = -70
 GROWING_COUNTERS = ("rx_errors", "tx_errors", "rx_dropped", "tx_dropped")

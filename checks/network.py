@@ -10,20 +10,25 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import shutil
-import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
-from netcheck import family as addrfam
 from netcheck import hints
 from netcheck.i18n import _, ngettext, probe_text
-from netcheck.lazy import asyncio
+from netcheck.lazy import asyncio, lazy
 from netcheck.model import Hint, Layer, Result, Status, failed, passed, skipped, warned
-from netcheck.probes import dns, icmp, neighbour, shared
 from netcheck.registry import check
 
 if TYPE_CHECKING:
+    import socket
+
+    from netcheck import family as addrfam
+    from netcheck.probes import dns, icmp, neighbour, shared
     from netcheck.runner import Context, PathInfo
+else:  # imported at first use: `netcheck checks` lists the checks without the probes
+    socket, addrfam = lazy("socket"), lazy("netcheck.family")
+    dns, icmp, neighbour, shared = (lazy(f"netcheck.probes.{name}")
+                                    for name in ("dns", "icmp", "neighbour", "shared"))
 
 SLOW_DNS_MS = 500.0
 

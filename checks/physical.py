@@ -11,13 +11,16 @@ import os
 from typing import TYPE_CHECKING, Optional
 
 from netcheck.i18n import _, ngettext
+from netcheck.lazy import lazy
 from netcheck.model import Hint, Layer, Result, failed, passed, skipped
-from netcheck.probes import hardware
-from netcheck.probes.hardware import NetDevice
 from netcheck.registry import check
 
 if TYPE_CHECKING:
+    from netcheck.probes import hardware
+    from netcheck.probes.hardware import NetDevice
     from netcheck.runner import Context
+else:  # imported at first use: `netcheck checks` lists the checks without the probes
+    hardware = lazy("netcheck.probes.hardware")
 
 
 def _interface_names(ctx: Context) -> list[str]:

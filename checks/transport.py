@@ -11,17 +11,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
-from netcheck import family, hints
+from netcheck import hints
 from netcheck.hints import server_side_command
 from netcheck.i18n import _, ngettext
+from netcheck.lazy import lazy
 from netcheck.model import Hint, Layer, Result, Status, failed, passed, skipped, warned
-from netcheck.probes import shared
-from netcheck.probes.tcp import TcpResult
 from netcheck.registry import check
 
 if TYPE_CHECKING:
-    from netcheck.probes import firewall
+    from netcheck import family
+    from netcheck.probes import firewall, shared
+    from netcheck.probes.tcp import TcpResult
     from netcheck.runner import Context
+else:  # imported at first use: `netcheck checks` lists the checks without the probes
+    family, shared = lazy("netcheck.family"), lazy("netcheck.probes.shared")
 
 FW_CODE = "FW_LOCAL_OUTPUT_BLOCK"
 
