@@ -22,7 +22,6 @@ shell anywhere, and the lab's teardown ends the listener by PID.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import os
 import shutil
@@ -38,7 +37,9 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 if TYPE_CHECKING:
     from netcheck.lab.topology import Lab
 
-SWEEP_NET = ipaddress.ip_network("198.19.0.0/22")
+# The lab's sweep helpers live with the lab tests (tests/lab/scale.py).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 SERVER = "198.18.2.10"
 PORT = 9000
 N_TARGETS = 1000
@@ -100,29 +101,24 @@ def _tool(name: str) -> str:
 
 
 def addresses(n: int) -> list[str]:
-    """n addresses of the sweep network, skipping .0 and .255 of each /24."""
-    found = [str(a) for a in SWEEP_NET.hosts() if not str(a).endswith((".0", ".255"))]
-    if n > len(found):
-        raise SystemExit(f"at most {len(found)} targets fit in {SWEEP_NET}")
-    return found[:n]
+    """n addresses of the sweep network (tests.lab.scale's), a SystemExit when they do not fit."""
+    from tests.lab import scale
+
+    try:
+        return scale.addresses(n)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def prepare(lab: Lab, addrs: Sequence[str]) -> None:
     """Server answers on every address (one ip -batch), router routes them, one listener."""
-    batch = "".join(f"addr add {a}/32 dev eth0\n" for a in addrs)
-    lab.exec("server", [_tool("ip"), "-batch", "-"], input=batch, check=True, timeout=60)
-    lab.ip("router", "route", "add", str(SWEEP_NET), "via", SERVER)
-    # Room for a burst of SYNs: the per-namespace accept backlog and SYN queue.
-    lab.exec("server", [_tool("sysctl"), "-q", "-w", "net.core.somaxconn=4096",
-                        "net.ipv4.tcp_max_syn_backlog=8192"], check=True)
-    ready = lab.state_dir / "sweep-listener.ready"
-    lab.popen("server", [sys.executable, "-c", LISTENER, str(PORT), str(ready)],
-              name="sweep-listener")
-    deadline = time.monotonic() + 10
-    while not ready.exists():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"listener did not start: {lab.log('sweep-listener')}")
-        time.sleep(0.02)
+    from tests.lab import scale
+
+    scale.add_addresses(lab, addrs)
+    try:
+        scale.start_server(lab, "sweep-listener", LISTENER, str(PORT))
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def run_in_client(lab: Lab, argv: Sequence[str], stdin_text: str = "",

@@ -13,9 +13,9 @@ fails or warns — or the module asks for ``ladder = "always"``, or the request 
 root cause and hint are the answer. Both phases are coroutines on one event loop, with no
 thread per request or per probe: exchanges are bounded by the descriptors they may use, the
 ladder by ``concurrency`` (a few), so a flood of failing targets queues for the ladder while
-healthy ones keep their answers. An exchange still running when a fifth of the deadline is
-gone starts the ladder beside it when a slot is free, so a silent target still gets its
-whole diagnosis within the scrape. A request that cannot be answered in time is told 503.
+healthy ones keep their answers. An exchange still running halfway through the deadline
+starts the ladder beside it when a slot is free, so a silent target still gets its whole
+diagnosis within the scrape. A request that cannot be answered in time is told 503.
 What does not depend on the target (the netlink snapshot, firewall rules, socket tables, the
 network manager, name resolutions) is read once for every probe of a few seconds
 (:class:`netcheck.hoststate.HostState`). Every HTTP hop either phase requests — redirects
@@ -65,9 +65,11 @@ TIMEOUT_OFFSET = 0.5
 MIN_DEADLINE = 0.5
 # After the deadline, the handler waits this much more for the runner's own partial report.
 GRACE = 0.3
-# An exchange still running this far into the deadline (a fraction of it, at least
-# HEDGE_MIN seconds) starts the ladder beside it, when a ladder slot is free at that moment.
-HEDGE_FRACTION = 0.2
+# An exchange still running halfway through the deadline (at least HEDGE_MIN seconds in)
+# starts the ladder beside it, when a ladder slot is free at that moment: the ladder keeps
+# half the time to explain a target that goes silent, and a slow but healthy target still
+# has the whole deadline to answer.
+HEDGE_FRACTION = 0.5
 HEDGE_MIN = 0.5
 # Ladders waiting for a slot beyond this many per slot are told 503 at once: they would only
 # wait out their deadline.

@@ -28,7 +28,9 @@ from tests import canary
 from tests.canary import stop
 from tests.schema import validate_report
 
+from . import scale
 from .conftest import lab_required
+from .scale import POLL
 
 pytestmark = pytest.mark.lab
 
@@ -48,30 +50,6 @@ except OSError as exc:
     status, body = 0, str(exc)
 print(json.dumps({"status": status, "elapsed": time.monotonic() - start, "body": body}))
 """
-
-# Runs inside the client namespace: poll Prometheus' query API until every expected series
-# has its value (or the time is up); print what the last queries returned.
-POLL = r"""
-import json, sys, time, urllib.parse, urllib.request
-base, wanted, limit = sys.argv[1], json.loads(sys.argv[2]), float(sys.argv[3])
-deadline = time.monotonic() + limit
-seen = {}
-while True:
-    seen = {}
-    for query in wanted:
-        url = base + "/api/v1/query?" + urllib.parse.urlencode({"query": query})
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                data = json.load(r)["data"]["result"]
-        except OSError:
-            data = []
-        seen[query] = [[s["metric"], s["value"][1]] for s in data]
-    if all(len(seen[q]) >= n for q, n in wanted.items()) or time.monotonic() > deadline:
-        break
-    time.sleep(0.25)
-print(json.dumps(seen))
-"""
-
 
 # The machine's proxy settings must never steer lab traffic (nor the exporter's own fetches).
 NO_PROXY_ENV = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
@@ -103,30 +81,6 @@ def prometheus_binary() -> str:
     return found
 
 
-SCRAPE_CONFIG = """\
-global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-scrape_configs:
-  - job_name: netcheck
-    metrics_path: /probe
-    params:
-      module: [connect]
-    static_configs:
-      - targets: ["tcp://198.18.2.10:22", "tcp://198.18.2.10:2222"]
-    relabel_configs:
-      - source_labels: [__address__]
-        target_label: __param_target
-      - source_labels: [__param_target]
-        target_label: instance
-      - target_label: __address__
-        replacement: {exporter}
-  - job_name: netcheck_exporter
-    static_configs:
-      - targets: ["{exporter}"]
-"""
-
-
 def test_prometheus_scrapes_the_exporter_in_the_lab(lab: Lab, tmp_path: Path) -> None:
     binary = prometheus_binary()
     config = tmp_path / "netcheck.toml"
@@ -134,7 +88,8 @@ def test_prometheus_scrapes_the_exporter_in_the_lab(lab: Lab, tmp_path: Path) ->
                       "timeout = 0.4\n")
     exporter = start_exporter(lab, "--allow", "198.18.2.0/24", "--config", str(config))
     prom_config = tmp_path / "prometheus.yml"
-    prom_config.write_text(SCRAPE_CONFIG.replace("{exporter}", EXPORTER))
+    prom_config.write_text(scale.prometheus_config(
+        EXPORTER, ["tcp://198.18.2.10:22", "tcp://198.18.2.10:2222"], 1, 1, module="connect"))
     data = tmp_path / "data"
     data.mkdir()
     prometheus = lab.popen("client", [binary, f"--config.file={prom_config}",

@@ -288,7 +288,10 @@ def test_a_silent_port_answers_within_the_deadline(serve: Any) -> None:
 def test_busy_exporter_answers_503_within_the_deadline(serve: Any) -> None:
     silent = SilentPort()
     try:
-        base = serve("[exporter]\nconcurrency = 1\ndeadline = 2\n", "127.0.0.1")
+        # The one ladder slot is taken at once (a silent port's exchange would give it up
+        # only when it fails): the second probe finds it busy.
+        base = serve("[exporter]\nconcurrency = 1\ndeadline = 2\n"
+                     "[modules.default]\nladder = \"always\"\n", "127.0.0.1")
         url = f"{base}/probe?target=tcp://127.0.0.1:{silent.port}"
         first = threading.Thread(target=get, args=(url,))
         first.start()
