@@ -43,7 +43,6 @@ from netcheck.pcap.decode import (
     NOT_IP,
     TUNNEL_PROTOS,
     locate,
-    tcp_options,
 )
 from netcheck.pcap.filters import Filter
 from netcheck.pcap.payload import MAX_DIALOGUE, MAX_HTTP, TEXT_BUDGET, Payloads
@@ -61,6 +60,7 @@ from netcheck.pcap.tcpsession import (
     Session,
     flag_letters,
 )
+from netcheck.pcap.tcpstate import ack_role, control, record, retransmission
 from netcheck.pcap.traffic import MAX_DNS, MAX_FLOWS, MAX_KINDS, MAX_TEXT, DnsLog, OtherTraffic
 
 # The names other modules and the tests know this module by, wherever they now live.
@@ -345,10 +345,10 @@ class Analyzer:
             if tags is not None and rev.nextseq >= 0 and 0 < (ack - rev.nextseq) & MASK < HALF:
                 tags.append(("ack_unseen",))  # Wireshark: "ACKed segment that wasn't captured"
         if flags & 7:  # SYN, FIN or RST: the handshake and the close
-            self._control(s, fwd, rev, c2s, flags, seq, ack, seglen, t, buf, l4, thl, end,
-                          dup, tags)
+            control(s, fwd, rev, c2s, flags, seq, ack, seglen, t, buf, l4, thl, end, dup,
+                    tags)
         elif flags & 16 and (not s.hs_done or tags is not None):
-            self._ack_role(s, fwd, rev, c2s, ack, tags)
+            ack_role(s, fwd, rev, c2s, ack, tags)
 
         # -- Wireshark's analysis flags, in its order --
         nextseq = fwd.nextseq
@@ -401,8 +401,8 @@ class Analyzer:
                     not_adv = False
                 if not_adv or (seglen and rev.lastack >= 0
                                and (rev.lastack - seq - seglen) & MASK < HALF):
-                    again = self._retransmission(s, fwd, rev, t, seq, seglen, syn_fin,
-                                                 not_adv, tags)
+                    again = retransmission(s, fwd, rev, t, seq, seglen, syn_fin, not_adv,
+                                           tags)
                     s.dup_retrans += dup and again
             nxt = (seq + seglen + syn_fin) & MASK
             if nextseq < 0 or 0 < (nxt - nextseq) & MASK < HALF and not zwp:
@@ -438,54 +438,8 @@ class Analyzer:
             tags.append(("ack",))
 
         if tags is not None:
-            self._record(s, fwd, rev, c2s, n, t, flags, seq, ack, win, seglen, buf, l4, thl,
-                         end, tags)
-
-    def _retransmission(self, s: Session, fwd: Flow, rev: Flow, t: float, seq: int,
-                        seglen: int, syn_fin: int, not_adv: bool,
-                        tags: Optional[list[tuple]]) -> bool:
-        """Which kind of segment that does not advance the sequence this is, in Wireshark's
-        order (fast retransmission, out of order, spurious, retransmission); True if it holds
-        bytes already seen (anything but out of order)."""
-        if not_adv and rev.dupacknum >= 2 and rev.lastack == seq \
-                and t - rev.lastack_t < 0.02:
-            s.fast_retrans += 1
-            code = "fast_retrans"
-        elif not_adv and t - fwd.nextseq_t < (s.irtt if s.irtt > 0 else 0.003) \
-                and fwd.nextseq != (seq + seglen + syn_fin) & MASK:
-            s.ooo += 1
-            code = "ooo"
-        elif seglen and rev.lastack >= 0 and (rev.lastack - seq - seglen) & MASK < HALF:
-            s.spurious += 1
-            code = "spurious"
-        elif not_adv:
-            s.retrans += 1
-            code = "retrans"
-        else:
-            return False
-        if tags is not None:
-            tags.append((code,))
-        return code != "ooo"
-
-    def _ack_role(self, s: Session, fwd: Flow, rev: Flow, c2s: bool, ack: int,
-                  tags: Optional[list[tuple]]) -> None:
-        """An ACK without SYN/FIN/RST: the handshake's third packet, or the ACK of a FIN."""
-        if not s.hs_done:
-            if c2s and s.synack_n:
-                s.hs_done = True
-                if tags is not None:
-                    tags.append(("hs_ack", s.irtt, s.handshake_seen))
-            elif c2s and s.handshake_seen and fwd.lastack < 0 and tags is not None:
-                # The client's first ACK after its SYN: it acknowledges a SYN-ACK that is
-                # not in the capture (it went another way, or was not captured).
-                tags.append(("hs_ack_unseen", s.irtt))
-            return
-        if rev.fin_n and (ack - rev.fin_seq - 1) & MASK < HALF \
-                and not (fwd.lastack >= 0 and (fwd.lastack - rev.fin_seq - 1) & MASK < HALF):
-            # The first ACK that covers the peer's FIN.
-            assert tags is not None
-            tags.append(("last_ack",) if fwd.fin_n else
-                        ("fin_ack", "client" if c2s else "server"))
+            record(s, fwd, rev, c2s, n, t, flags, seq, ack, win, seglen, buf, l4, thl, end,
+                   tags)
 
     def _reopen(self, old: Session, c2s: bool, t: float, n: int, buf: bytes,
                 l4: int) -> tuple[Session, bool]:
@@ -496,115 +450,7 @@ class Analyzer:
         src, dst = (old.caddr, old.saddr) if c2s else (old.saddr, old.caddr)
         return self._open(src, dst, sp, dp, True, t, n)
 
-    def _control(self, s: Session, fwd: Flow, rev: Flow, c2s: bool, flags: int, seq: int,
-                 ack: int, seglen: int, t: float, buf: bytes, l4: int, thl: int, end: int,
-                 dup: bool, tags: Optional[list[tuple]]) -> None:
-        """SYN, SYN-ACK, FIN and RST: the handshake and the close."""
-        side = "client" if c2s else "server"
-        if flags & SYN:
-            opts = tcp_options(buf, l4 + 20, l4 + thl, end) if thl > 20 else {}
-            if not opts.get("cut"):  # options the snap length cut are unknown, not absent
-                fwd.mss = opts.get("mss", fwd.mss)  # type: ignore[assignment]
-                fwd.sack_perm = bool(opts.get("sack_perm")) or fwd.sack_perm
-                fwd.timestamps = "tsval" in opts or fwd.timestamps
-                fwd.wscale = opts["wscale"] if "wscale" in opts else -2  # type: ignore
-            retry = fwd.syns > 0 and seq == fwd.isn
-            if not flags & ACK:
-                s.syn_t = t
-                s.handshake_seen = True
-                fwd.syns += 1
-                fwd.isn = seq
-                if retry and not dup:
-                    s.syn_retries += 1
-                if tags is not None:
-                    tags.append(("syn_retry", fwd.syns) if retry else ("syn", seq))
-            else:
-                new_isn = fwd.syns > 0 and seq != fwd.isn
-                fwd.syns += 1
-                fwd.isn = seq
-                s.synack_n += 1
-                if retry and not dup:
-                    s.synack_retries += 1
-                if new_isn:
-                    self._rebase(s, fwd, rev, seq)
-                if tags is not None:
-                    tags.append(("synack_retry", fwd.syns) if retry else
-                                ("synack_new", seq) if new_isn else ("synack", seq, ack))
-        if flags & FIN and fwd.fin_n == 0:
-            fwd.fin_seq = (seq + seglen) & MASK
-            fwd.fin_n = 1
-            if s.first_closer is None:
-                s.first_closer = side
-                if tags is not None:
-                    tags.append(("fin_first", side))
-            else:
-                # The second FIN: does it acknowledge the first one? If not, both sides
-                # closed at once (each sent FIN before it saw the other's).
-                acks_other = bool(flags & ACK) and rev.fin_seq >= 0 and \
-                    (ack - rev.fin_seq - 1) & MASK < HALF
-                s.simultaneous = not acks_other
-                s.three_way = acks_other and not self._fin_acked_before(fwd, rev)
-                if tags is not None:
-                    tags.append(("fin_second", side, s.simultaneous))
-        elif flags & FIN and tags is not None:
-            tags.append(("fin_again", side))
-        if flags & RST:
-            fwd.rst_n += 1
-            if s.first_rst is None:
-                s.first_rst = side
-                if s.first_closer is None:
-                    s.first_closer = side
-                refused = not c2s and not s.synack_n and s.handshake_seen and not s.hs_done
-                if refused:
-                    s.refused = True
-                if tags is not None:
-                    kind = "refused" if refused else ("after_fin" if (s.c.fin_n or s.s.fin_n)
-                                                      else "abort")
-                    tags.append(("rst", side, kind))
-            elif tags is not None:
-                tags.append(("rst", side, "again"))
-
-    def _rebase(self, s: Session, fwd: Flow, rev: Flow, seq: int) -> None:
-        """A SYN-ACK with another ISN than the one before: the server started the handshake
-        afresh. As Wireshark does, the session stays one and its numbers count from the new
-        ISN (bytes included: never the distance between two ISNs); unlike Wireshark, what was
-        expected before is forgotten too, so the data that follows is not taken for
-        retransmissions (see the corpus tests' tshark quirks)."""
-        s.synack_isns += 1
-        fwd.base = seq
-        fwd.nextseq = -1
-        fwd.maxend = -1
-        fwd.follower = None
-        rev.lastack = -1
-        rev.dupacknum = 0
-
-    @staticmethod
-    def _fin_acked_before(fwd: Flow, rev: Flow) -> bool:
-        """True if this side had already sent a pure ACK for the peer's FIN (four-way)."""
-        return fwd.lastack >= 0 and rev.fin_seq >= 0 and \
-            (fwd.lastack - rev.fin_seq - 1) & MASK < HALF
-
-    def _record(self, s: Session, fwd: Flow, rev: Flow, c2s: bool, n: int, t: float,
-                flags: int, seq: int, ack: int, win: int, seglen: int, buf: bytes, l4: int,
-                thl: int, end: int, tags: list[tuple]) -> None:
-        """Keep one event of the session whose detail was asked for."""
-        events = s.events
-        assert events is not None
-        if len(events) >= MAX_EVENTS:
-            s.events_dropped += 1
-            return
-        opts = tcp_options(buf, l4 + 20, l4 + thl, end) if thl > 20 else {}
-        if not flags & SYN and fwd.wscale >= 0 and rev.wscale >= 0:
-            win <<= fwd.wscale  # both sides agreed on scaling: Wireshark shows it applied
-        rel_seq = (seq - fwd.base) & MASK
-        rel_ack = (ack - rev.base) & MASK if flags & ACK and rev.base >= 0 else 0
-        if "sack" in opts:
-            opts["sack"] = [((a - rev.base) & MASK, (b - rev.base) & MASK)
-                            for a, b in opts["sack"]]  # type: ignore[attr-defined]
-        events.append((n, t, c2s, flags, rel_seq, rel_ack, win, seglen, opts, tags,
-                       (seq, ack)))
-
-    # -- UDP, DNS, ICMP, IPsec ---------------------------------------------------------------
+    # -- the report -------------------------------------------------------------------------
 
     def session(self, sid: int) -> Optional[Session]:
         """The kept session with this id (or the one asked for, even beyond the cap), or None."""
