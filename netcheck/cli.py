@@ -7,23 +7,44 @@ needs them, so ``netcheck --version`` and ``netcheck checks`` start fast.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import signal
 import sys
-import threading
 import time
-from typing import IO, Any, Iterator, NoReturn, Optional, Sequence
+from typing import IO, NoReturn, Optional, Sequence
 
 from netcheck import __version__, i18n
+from netcheck.cliutil import (
+    EXIT_UNKNOWN,
+    FORMATS,
+    SIGTERM,
+    SigtermGuard,
+    Terminated,
+    UsageError,
+    add_common_options,
+    bounded,
+    build_options,
+    known_options,
+    port,
+    positive,
+    readable_file,
+    render,
+    usable_tls_files,
+    usable_urls,
+    valid_ifname,
+    valued_options,
+    write_error,
+)
 from netcheck.redact import mask_secrets, shown
+
+# Re-exported: commands and tests name them as netcheck.cli's.
+__all__ = ["EXIT_UNKNOWN", "FORMATS", "SigtermGuard", "Terminated", "UsageError", "build_parser",
+           "main", "run"]
 
 # The deadline bounds the whole run as the user sees it: for the console command that
 # includes the interpreter's start-up (main() passes this); an in-process run() starts its
 # clock when it is called.
 STARTED = time.monotonic()
 
-EXIT_UNKNOWN = 3
 # Commands that live in their own modules, imported only when chosen (pip's pattern):
 # each module has add_arguments(parser, command) and run(args, out, err) -> exit code.
 EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
@@ -38,71 +59,7 @@ EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
     "path": ("netcheck.path_command", "where packets to TARGET stop, hop by hop (as mtr)"),
 }
 COMMANDS = ("diagnose", "checks", *EXTERNAL_COMMANDS)
-FORMATS = ("text", "json", "ndjson", "nagios", "junit", "prometheus")
 WATCH_DEFAULT = 5.0  # seconds between the rounds of --watch
-
-
-class UsageError(Exception):
-    """Bad command-line input: one line for the user, exit code 3."""
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so the run ends the same way.
-
-    A KeyboardInterrupt subclass on purpose: asyncio lets it through at once instead of
-    storing it in whichever task happened to run.
-    """
-
-
-class SigtermGuard:
-    """SIGTERM as an interrupt that never cuts a document in half.
-
-    While installed, the first SIGTERM raises :class:`Terminated` in the main thread, unless
-    output is being written (:meth:`writing`): then it waits until the document is complete.
-    After the first one, or while the error document is written, further SIGTERMs wait too.
-    Installed only from the main thread (elsewhere signals cannot be handled) and put back
-    as it was afterwards, so an in-process caller keeps its own handler.
-    """
-
-    def __init__(self) -> None:
-        self.raised = False
-        self.pending = False
-        self._writing = 0
-        self._previous: Any = None
-        self._installed = False
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.raised or self._writing:
-            self.pending = True
-            return
-        self.raised = True
-        raise Terminated()
-
-    def install(self) -> None:
-        """Handle SIGTERM from now on (a no-op outside the main thread)."""
-        if self._installed or threading.current_thread() is not threading.main_thread():
-            return
-        self._previous = signal.signal(signal.SIGTERM, self._handle)
-        self._installed = True
-
-    def uninstall(self) -> None:
-        """Give SIGTERM back to whoever had it."""
-        if self._installed:
-            signal.signal(signal.SIGTERM, self._previous)
-            self._installed = False
-        self.raised = self.pending = False  # the next in-process run starts afresh
-
-    @contextlib.contextmanager
-    def writing(self) -> Iterator[None]:
-        """A block during which a SIGTERM waits: the document being written gets finished."""
-        self._writing += 1
-        try:
-            yield
-        finally:
-            self._writing -= 1
-
-
-_SIGTERM = SigtermGuard()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -135,48 +92,6 @@ def _argparse_text(message: str) -> str:
 argparse._ = _argparse_text  # type: ignore[attr-defined]
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(i18n._("{value} is not a number").format(
-            value=repr(text))) from None
-    if not 0 < value <= 3600:
-        raise argparse.ArgumentTypeError(i18n._(
-            "{value} must be between 0 and 3600 seconds").format(value=repr(text)))
-    return value
-
-
-def _port(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise argparse.ArgumentTypeError(i18n._(
-            "port {value} is not a number from 1 to 65535").format(value=repr(text[:20])))
-    return int(text)
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", choices=FORMATS, default="text", help="output format")
-    p.add_argument("--json", dest="format", action="store_const", const="json",
-                   help="same as --format json")
-    p.add_argument("--timeout", type=_positive, default=2.0, help="per-probe timeout (s)")
-    p.add_argument("--deadline", type=_positive, default=15.0, help="bound on the whole run (s)")
-    fam = p.add_mutually_exclusive_group()
-    fam.add_argument("-4", dest="family", action="store_const", const=4, help="IPv4 only")
-    fam.add_argument("-6", dest="family", action="store_const", const=6, help="IPv6 only")
-    p.add_argument("--interface", metavar="IF", help="diagnose this egress interface")
-    p.add_argument("--cafile", metavar="PATH", help="extra CA bundle for TLS")
-    p.add_argument("--cert", metavar="PATH", help="client certificate for mutual TLS")
-    p.add_argument("--key", metavar="PATH", help="client key for mutual TLS")
-    p.add_argument("--scan", action="store_true",
-                   help="identify the service with nmap (-sV) when nmap is installed")
-    p.add_argument("--lang", choices=("en", "es", "ca"), help="language of texts")
-    p.add_argument("--no-color", action="store_true", help="no colours")
-    p.add_argument("-q", "--quiet", action="store_true", help="only the diagnosis")
-    p.add_argument("-v", "--verbose", action="store_true", help="show the evidence")
-    p.add_argument("--sysroot", default=os.environ.get("NETCHECK_SYSROOT", "/"),
-                   help=argparse.SUPPRESS)
-
-
 def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
     """The argument parser (``netcheck TARGET`` is rewritten to ``netcheck diagnose TARGET``).
 
@@ -188,8 +103,8 @@ def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     diag = sub.add_parser("diagnose", help="walk L1 -> L7 towards TARGET")
     diag.add_argument("target", help="host, host:port, address, [v6]:port or scheme://host[:port]")
-    diag.add_argument("--port", type=_port, help="override the port")
-    diag.add_argument("--watch", nargs="?", type=_positive, const=WATCH_DEFAULT,
+    diag.add_argument("--port", type=port, help="override the port")
+    diag.add_argument("--watch", nargs="?", type=positive, const=WATCH_DEFAULT,
                       metavar="SECONDS", help="diagnose again and again, every SECONDS "
                       f"(default {WATCH_DEFAULT:g}); a line per round, a block per change")
     via = diag.add_mutually_exclusive_group()
@@ -199,9 +114,9 @@ def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
                      help="ignore the proxy configured in the environment")
     diag.add_argument("--portal-url", metavar="URL", help="connectivity-check URL for captive "
                       "portal detection (default: the network manager's, when it has one)")
-    _common(diag)
+    add_common_options(diag)
     lst = sub.add_parser("checks", help="list the registered checks, by layer")
-    _common(lst)
+    add_common_options(lst)
     for name, (_module, text) in EXTERNAL_COMMANDS.items():
         ext = sub.add_parser(name, help=text)
         if name == command:
@@ -222,21 +137,48 @@ def _external(name: str):  # type: ignore[no-untyped-def]
         raise
 
 
-_VALUED = {"--format", "--timeout", "--deadline", "--interface", "--cafile", "--cert", "--key",
-           "--lang", "--port", "--sysroot", "--filter", "--session", "--max-sessions",
-           "--capture", "-w", "--write", "--concurrency", "--listen", "--config", "--allow",
-           "--only", "--proto", "--service", "--process", "--log", "--client", "--request-id",
-           "--confirm-timeout", "--since", "--count", "--max-hops", "--proxy", "--portal-url"}
+def _valued(argv: Sequence[str]) -> set[str]:
+    """The options that take a value, read from the parsers (``--timeout 5``: skip the 5).
+
+    The base parser (diagnose, checks, the common options) is built at once; the external
+    commands' parsers, which import their modules, only when an option the base parser does
+    not know comes before the first positional word (``netcheck --scheme https batch``).
+    """
+    base = build_parser()
+    known, valued = known_options(base), valued_options(base)
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif not arg.startswith("-") or arg == "-":
+            return valued  # the command word, or the target: nothing unknown before it
+        elif arg.split("=", 1)[0] not in known:
+            break
+        else:
+            skip = arg in valued
+    else:
+        return valued
+    sub = next(a for a in base._actions if isinstance(a, argparse._SubParsersAction))
+    for name in EXTERNAL_COMMANDS:
+        try:
+            _external(name).add_arguments(sub.choices[name], name)
+        except Exception:  # noqa: BLE001 - a command that cannot load takes no options here;
+            continue  # running it says why, in its own words
+    # An option the base parser knows keeps its meaning there (``--json`` is a flag; only
+    # ``lab campaign --json FILE``, after its command word, takes a value).
+    return valued | (valued_options(base) - known)
+
 
 def _normalise(argv: list[str]) -> list[str]:
     """Put the command first; no command means ``diagnose`` (``netcheck TARGET``)."""
     if any(a in ("-h", "--help", "--version") for a in argv[:1]):
         return argv
     skip = False
+    valued = _valued(argv)
     for i, arg in enumerate(argv):  # the first positional word (not an option's value)
         if skip:
             skip = False
-        elif arg in _VALUED:
+        elif arg in valued:
             skip = True
         elif not arg.startswith("-") or arg == "-":
             if arg in COMMANDS:
@@ -273,11 +215,12 @@ def _lang_of(argv: Sequence[str]) -> Optional[str]:
 def _target_text(argv: Sequence[str]) -> str:
     """The TARGET among the arguments (skipping option values), secrets masked."""
     skip = False
+    valued = _valued(argv)
     for arg in argv:
         if skip:
             skip = False
             continue
-        if arg in _VALUED:
+        if arg in valued:
             skip = True
         elif not arg.startswith("-") and arg not in COMMANDS:
             return mask_secrets(_mask(arg))
@@ -302,20 +245,14 @@ def _mask(text: str) -> str:
 def _fail(argv: Sequence[str], message: str, out: IO[str], err: IO[str]) -> int:
     """Say why netcheck cannot run: one line on stderr, or for a machine format one document
     of that format on stdout (verdict unknown), as scripts and monitoring read it."""
-    message = " ".join(message.split())[:300]
     fmt = _format_of(argv)
-    with _SIGTERM.writing():
-        if fmt == "text":
-            err.write(f"netcheck: error: {shown(message)}\n")
-        elif _normalise(list(argv))[:1] in (["pcap"], ["trace"]):
-            from netcheck.pcap.command import error_document  # their own schema
+    if fmt != "text" and _normalise(list(argv))[:1] in (["pcap"], ["trace"]):
+        from netcheck.pcap.command import error_document  # their own schema
 
-            out.write(error_document(message))
-        else:
-            from netcheck.render.json import error_report
-
-            out.write(_document(error_report(_target_text(argv), message), fmt))
-    return EXIT_UNKNOWN
+        with SIGTERM.writing():
+            out.write(error_document(" ".join(message.split())[:300]))
+        return EXIT_UNKNOWN
+    return write_error(message, fmt, _target_text(argv), out, err)
 
 
 def run(argv: Optional[Sequence[str]] = None, out: IO[str] = sys.stdout,
@@ -358,7 +295,7 @@ def _run(args_list: list[str], out: IO[str], err: IO[str], started: float) -> in
             return int(_external(args.command).run(args, out, err))
         # SIGTERM (a monitoring system's timeout, systemd, kill) ends a diagnosis as Ctrl-C
         # does: with the one document the format promises, never half of it.
-        _SIGTERM.install()
+        SIGTERM.install()
         return _diagnose(args, out, err)
     except UsageError as exc:
         return _fail(args_list, str(exc), out, err)
@@ -375,7 +312,7 @@ def _run(args_list: list[str], out: IO[str], err: IO[str], started: float) -> in
     except Exception as exc:  # the contract: one clear line (or one JSON), never a traceback
         return _fail(args_list, f"internal error: {type(exc).__name__}: {exc}", out, err)
     finally:
-        _SIGTERM.uninstall()
+        SIGTERM.uninstall()
 
 
 def _choose_language(args: argparse.Namespace, err: IO[str]) -> None:
@@ -396,70 +333,43 @@ def _diagnose(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     import asyncio
 
     from netcheck import registry
-    from netcheck.runner import Options, diagnose
+    from netcheck.runner import diagnose
     from netcheck.target import TargetError, parse_target
 
     try:
         target = parse_target(args.target, args.port)
     except TargetError as exc:
         raise UsageError(str(exc)) from None
-    if args.interface is not None and not _valid_ifname(args.interface):
+    if args.interface is not None and not valid_ifname(args.interface):
         raise UsageError(i18n._("--interface {value} is not a valid interface name").format(
             value=repr(args.interface[:20])))
     for flag in ("cafile", "cert", "key"):
-        _readable_file(flag, getattr(args, flag))
+        readable_file(flag, getattr(args, flag))
     if bool(args.cert) != bool(args.key) and args.cert is None:
         raise UsageError(i18n._("--key needs --cert"))
-    _usable_tls_files(args.cafile, args.cert, args.key)
-    _usable_urls(args.proxy, args.portal_url)
-    options = Options(timeout=args.timeout, deadline=args.deadline, family=args.family,
-                      interface=args.interface, lang=args.lang, verbose=args.verbose,
-                      sysroot=args.sysroot, cafile=args.cafile, cert=args.cert, key=args.key,
-                      scan=args.scan, started=args.started, locate=True, proxy=args.proxy,
-                      no_proxy=args.no_proxy, portal_url=args.portal_url)
+    usable_tls_files(args.cafile, args.cert, args.key)
+    usable_urls(args.proxy, args.portal_url)
+    # Only the console diagnosis locates a silent flow's stop (a batch sweep must not).
+    options = build_options(args, locate=True)
     reg = registry.load()
     for warning in reg.warnings:
         registry.warn(warning)
     if args.watch is not None:
         from netcheck.watch import watch
 
-        return watch(target, options, reg.for_mode("diagnose"), args, out, err, _SIGTERM)
+        return watch(target, options, reg.for_mode("diagnose"), args, out, err, SIGTERM)
     budget = options.deadline - (time.monotonic() - args.started)
     live = _live_status(args, out)
     try:
-        report = asyncio.run(_bounded(
+        report = asyncio.run(bounded(
             diagnose(target, options, reg.for_mode("diagnose"),
                      on_progress=live.update if live else None),
             max(0.1, budget - 0.05)))
     finally:
         if live:
             live.stop()
-    _render(report, args, out)
+    render(report, args, out)
     return report.verdict.exit_code
-
-
-async def _bounded(coro, deadline: float):  # type: ignore[no-untyped-def]
-    """The runner keeps its own deadline; this is the backstop if the snapshot hangs."""
-    import asyncio
-
-    try:
-        return await asyncio.wait_for(coro, deadline)
-    except asyncio.TimeoutError:
-        raise UsageError(i18n._("no result within the deadline ({seconds} s)").format(
-            seconds=f"{deadline:g}")) from None
-
-
-def _readable_file(flag: str, path: Optional[str]) -> None:
-    """A path option must name a readable regular file; its contents are never shown."""
-    if path is None:
-        return
-    cut = path if len(path) <= 80 else path[:77] + "..."
-    if not os.path.isfile(path):
-        raise UsageError(i18n._("{option} {value}: no such file").format(
-            option=f"--{flag}", value=repr(cut)))
-    if not os.access(path, os.R_OK):
-        raise UsageError(i18n._("{option} {value}: not readable").format(
-            option=f"--{flag}", value=repr(cut)))
 
 
 class _LiveLadder:
@@ -501,101 +411,6 @@ def _live_status(args: argparse.Namespace, out: IO[str]) -> Optional[_LiveLadder
     if args.format != "text" or args.quiet or not wants_color(out, args.no_color):
         return None
     return _LiveLadder(out)
-
-
-def _usable_tls_files(cafile: Optional[str], cert: Optional[str], key: Optional[str]) -> None:
-    """Load the CA bundle and the client pair once, so a bad file is a clear usage error
-    rather than a TLS check that cannot start. Nothing of their contents is shown."""
-    if not (cafile or cert):
-        return
-    import ssl
-
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    if cafile:
-        try:
-            ctx.load_verify_locations(cafile=cafile)
-        except (ssl.SSLError, OSError, ValueError):
-            raise UsageError(i18n._("--cafile {value}: not a PEM certificate bundle").format(
-                value=repr(cafile[:80]))) from None
-    if cert:
-        try:
-            ctx.load_cert_chain(cert, key)
-        except (ssl.SSLError, OSError, ValueError):
-            raise UsageError(i18n._("--cert {value}: not a PEM certificate with its key (or "
-                                    "--key does not match it)").format(
-                value=repr(cert[:80]))) from None
-
-
-def _usable_urls(proxy: Optional[str], portal_url: Optional[str]) -> None:
-    """--proxy and --portal-url must be URLs netcheck can use (said without any password)."""
-    from netcheck.probes.http import UrlError, parse_proxy, split_url
-
-    if proxy is not None:
-        try:
-            parse_proxy(proxy, "--proxy")  # the message names --proxy, never the password
-        except UrlError as exc:
-            raise UsageError(str(exc)) from None
-    if portal_url is not None:
-        try:
-            scheme = split_url(portal_url).scheme
-        except UrlError as exc:
-            raise UsageError(f"--portal-url: {exc}") from None
-        if scheme != "http":
-            raise UsageError("--portal-url must be an http:// URL: a portal intercepts plain "
-                             "HTTP (https would only show a certificate error)")
-
-
-def _valid_ifname(name: str) -> bool:
-    return 0 < len(name) < 16 and all(c.isalnum() or c in "-_.@:" for c in name)
-
-
-def _document(report, fmt: str) -> str:  # type: ignore[no-untyped-def]
-    """One report in a machine format (json, ndjson, nagios, junit, prometheus), whole.
-
-    junit and prometheus are the batch's renderers with one target: a testsuite with one
-    testcase named by the target, and the probe metrics labelled ``target``.
-    """
-    if fmt in ("json", "ndjson"):
-        from netcheck.render.json import render_json
-
-        return render_json(report, indent=2 if fmt == "json" else None) + "\n"
-    if fmt == "nagios":
-        from netcheck.render.nagios import render_nagios
-
-        return render_nagios(report) + "\n"
-    from netcheck.render import canonical_target
-
-    target = canonical_target(report.target) or str(report.target.get("host") or "")
-    if fmt == "junit":
-        from netcheck.render.junit import render_junit
-
-        return render_junit([("netcheck", target or report.mode, report)])
-    if fmt == "prometheus":
-        from netcheck.render.prometheus import exposition, families, probe_values
-
-        return exposition(families([({"target": target}, probe_values(report))], ("target",)))
-    raise ValueError(f"not a machine format: {fmt}")
-
-
-def _render(report, args: argparse.Namespace, out: IO[str]) -> None:  # type: ignore[no-untyped-def]
-    """Write the report in the format asked for; a SIGTERM meanwhile waits until it is whole."""
-    with _SIGTERM.writing():
-        if args.format != "text":
-            out.write(_document(report, args.format))
-        elif args.quiet:
-            from netcheck.render.quiet import quiet_line
-
-            out.write(quiet_line(report) + "\n")
-        else:
-            from rich.console import Console
-
-            from netcheck.render import columns, wants_color
-            from netcheck.render.text import render_text
-
-            color = wants_color(out, args.no_color)
-            console = Console(file=out, no_color=not color, highlight=False,
-                              width=columns(out), color_system="auto" if color else None)
-            render_text(report, verbose=args.verbose, color=color, console=console)
 
 
 def _list_checks(out: IO[str]) -> int:

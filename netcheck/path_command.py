@@ -36,20 +36,20 @@ WORKING = ("syn-ack", "dns", "echo-reply", "udp")
 
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     """The options of ``netcheck path`` (plus those every command takes)."""
-    from netcheck.cli import _common, _port
+    from netcheck.cliutil import add_common_options, port
 
     parser.description = (
         "Where do packets to TARGET stop? The flow's own probes (a SYN to its port, a DNS "
         "query, or ICMP echo) with growing TTL, hop by hop, counted as mtr counts them.")
     parser.add_argument("target", help="host, host:port, address, [v6]:port or scheme://host")
-    parser.add_argument("--port", type=_port, help="override the port")
+    parser.add_argument("--port", type=port, help="override the port")
     parser.add_argument("--proto", choices=PROTOS,
                         help="tcp (default), udp (a DNS query to port 53) or icmp")
     parser.add_argument("--count", type=_count, default=DEFAULT_COUNT, metavar="N",
                         help=f"rounds of probes (default {DEFAULT_COUNT})")
     parser.add_argument("--max-hops", type=_hops, default=DEFAULT_MAX_HOPS, metavar="N",
                         dest="max_hops", help=f"highest TTL (default {DEFAULT_MAX_HOPS})")
-    _common(parser)
+    add_common_options(parser)
 
 
 def _bounded_int(text: str, low: int, high: int) -> int:
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     """Trace the path to ``args.target``; returns the exit status."""
     import asyncio
 
-    from netcheck.cli import UsageError
+    from netcheck.cliutil import UsageError
     from netcheck.target import TargetError, parse_target
 
     if args.format not in FORMATS:

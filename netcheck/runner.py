@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable, Optional, TypeVar
 
-from netcheck import __version__, i18n
+from netcheck import __version__, defaults, i18n
 from netcheck import family as addrfam
 from netcheck.facts import Facts, RouteLookup
 from netcheck.i18n import _
@@ -35,8 +35,8 @@ DEADLINE_MARGIN = 0.25
 class Options:
     """Run-wide settings from the command line."""
 
-    timeout: float = 2.0
-    deadline: float = 15.0
+    timeout: float = defaults.TIMEOUT
+    deadline: float = defaults.DEADLINE
     family: Optional[int] = None  # 4, 6 or None for both
     interface: Optional[str] = None
     # Language of the summaries and hints of this run; None: the process's (i18n.set_language).

@@ -228,7 +228,7 @@ def watch(target: Any, options: Any, checks: list[Any], args: argparse.Namespace
     (the worst verdict seen, as a batch does; 3 when no round finished)."""
     import asyncio
 
-    from netcheck.cli import Terminated, UsageError
+    from netcheck.cliutil import Terminated, UsageError
     from netcheck.locate import Memory
 
     if args.format not in FORMATS:

@@ -51,7 +51,7 @@ class Refused(Exception):
 
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     """``netcheck fix`` takes the options of ``netcheck diagnose`` and the repair's own."""
-    from netcheck.cli import _common, _port
+    from netcheck.cliutil import add_common_options, port
     from netcheck.fix.options import add_repair_options
 
     parser.description = (
@@ -61,8 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
         "time; otherwise every step is undone, last first. Needs root.")
     parser.add_argument("target", nargs="?",
                         help="host, host:port, address, [v6]:port or scheme://host[:port]")
-    parser.add_argument("--port", type=_port, help="override the port")
-    _common(parser)
+    parser.add_argument("--port", type=port, help="override the port")
+    add_common_options(parser)
     add_repair_options(parser)
 
 
@@ -499,30 +499,34 @@ def _fail(args: argparse.Namespace, message: str, out: IO[str], err: IO[str]) ->
 def _client_diagnosis(args: argparse.Namespace) -> Callable[[], Any]:
     """Validate the arguments once; a function that diagnoses the target again and again."""
     from netcheck import registry
-    from netcheck.cli import _bounded, _readable_file, _usable_tls_files, _valid_ifname
-    from netcheck.runner import Options, diagnose
+    from netcheck.cliutil import (
+        bounded,
+        build_options,
+        readable_file,
+        usable_tls_files,
+        valid_ifname,
+    )
+    from netcheck.runner import diagnose
     from netcheck.target import TargetError, parse_target
 
     try:
         target = parse_target(args.target, args.port)
     except TargetError as exc:
         raise Refused(str(exc)) from None
-    if args.interface is not None and not _valid_ifname(args.interface):
+    if args.interface is not None and not valid_ifname(args.interface):
         raise Refused(f"--interface {args.interface[:20]!r} is not a valid interface name")
     for flag in ("cafile", "cert", "key"):
-        _readable_file(flag, getattr(args, flag))
-    _usable_tls_files(args.cafile, args.cert, args.key)
+        readable_file(flag, getattr(args, flag))
+    usable_tls_files(args.cafile, args.cert, args.key)
     reg = registry.load()
     for warning in reg.warnings:
         registry.warn(warning)
     checks = reg.for_mode("diagnose")
 
     def once() -> Any:
-        options = Options(timeout=args.timeout, deadline=args.deadline, family=args.family,
-                          interface=args.interface, lang=args.lang, sysroot=args.sysroot,
-                          cafile=args.cafile, cert=args.cert, key=args.key,
-                          started=time.monotonic())
-        return asyncio.run(_bounded(diagnose(target, options, checks),
+        # Each round's deadline counts from its own start.
+        options = build_options(args, started=time.monotonic())
+        return asyncio.run(bounded(diagnose(target, options, checks),
                                     max(0.1, args.deadline - 0.05)))
 
     return once
@@ -530,7 +534,7 @@ def _client_diagnosis(args: argparse.Namespace) -> Callable[[], Any]:
 
 def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     """``netcheck fix``; returns the exit status (see the module's docstring)."""
-    from netcheck.cli import UsageError
+    from netcheck.cliutil import UsageError
 
     if args.format not in FORMATS:
         return _fail(args, f"--format {args.format} is not available for netcheck fix "

@@ -36,7 +36,7 @@ SERVER_OPTIONS = ("port", "proto", "service", "process", "log", "client", "reque
 
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     """The options of ``netcheck server`` (plus those every command takes)."""
-    from netcheck.cli import _common
+    from netcheck.cliutil import add_common_options
 
     parser.description = (
         "The server side: is the service on this host reachable, and did the client's "
@@ -59,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
                         help=f"how far back to read the log (default {DEFAULT_SINCE})")
     parser.add_argument("--fix", action="store_true",
                         help="repair what this host can (see netcheck fix --help)")
-    _common(parser)
+    add_common_options(parser)
     from netcheck.fix.options import add_repair_options
 
     add_repair_options(parser)
@@ -82,7 +82,7 @@ def input_text(args: argparse.Namespace) -> str:
 def settings(args: argparse.Namespace) -> Any:
     """Validate every value into :class:`~netcheck.server.options.ServerOptions`
     (:class:`~netcheck.server.inputs.BadInput` for the first wrong one)."""
-    from netcheck.cli import _readable_file, _valid_ifname
+    from netcheck.cliutil import UsageError, build_options, readable_file, valid_ifname
     from netcheck.server import inputs as o
 
     if args.port is None:
@@ -99,12 +99,10 @@ def settings(args: argparse.Namespace) -> Any:
     }
     from netcheck.server.options import ServerOptions
 
-    opts = ServerOptions(
-        timeout=args.timeout, deadline=args.deadline, family=args.family,
-        interface=args.interface, lang=args.lang, verbose=args.verbose,
-        sysroot=args.sysroot, scan=False, started=args.started,
-        port=port, proto=proto, since_text=str(args.since), **checked)
-    if args.interface is not None and not _valid_ifname(args.interface):
+    # cafile, cert and key are taken by every command but unused here; no nmap scan.
+    opts = build_options(args, ServerOptions, scan=False, cafile=None, cert=None, key=None,
+                         port=port, proto=proto, since_text=str(args.since), **checked)
+    if args.interface is not None and not valid_ifname(args.interface):
         raise BadInput(_("--interface {value} is not a valid interface name").format(
             value=repr(args.interface[:20])))
     if opts.client is not None:
@@ -116,8 +114,8 @@ def settings(args: argparse.Namespace) -> Any:
         opts.log = o.parse_log(args.log)
     for flag in ("cafile", "cert", "key"):  # taken by every command, unused here
         try:
-            _readable_file(flag, getattr(args, flag))
-        except Exception as exc:  # the CLI's UsageError: the same one line
+            readable_file(flag, getattr(args, flag))
+        except UsageError as exc:  # the same one line
             raise BadInput(str(exc)) from None
     return opts
 
@@ -139,20 +137,11 @@ def select_checks(reg: Any) -> list[Any]:
 
 
 def _fail(args: argparse.Namespace, message: str, out: IO[str], err: IO[str]) -> int:
-    message = " ".join(message.split())[:300]
+    from netcheck.cliutil import write_error
+
     fmt = getattr(args, "format", "text")
-    if fmt in ("json", "ndjson"):
-        import json
-
-        from netcheck.render.json import error_document
-
-        doc = error_document(input_text(args), message, mode="server")
-        out.write(json.dumps(doc, indent=None if fmt == "ndjson" else 2) + "\n")
-    elif fmt == "nagios":
-        out.write(f"NETCHECK UNKNOWN - {message.replace('|', '/')}\n")
-    else:
-        err.write(f"netcheck: error: {message}\n")
-    return 3
+    return write_error(message, fmt if fmt in FORMATS else "text", input_text(args), out, err,
+                       mode="server")
 
 
 def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
@@ -169,10 +158,10 @@ def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         from netcheck.fix.command import run_server
 
         return run_server(args, opts, out, err)
-    from netcheck.cli import _render
+    from netcheck.cliutil import render
 
     report = server_report(args, opts)
-    _render(report, args, out)
+    render(report, args, out)
     return int(report.verdict.exit_code)
 
 
@@ -183,7 +172,7 @@ def server_report(args: argparse.Namespace, opts: Any) -> Any:
     import time
 
     from netcheck import registry
-    from netcheck.cli import _bounded
+    from netcheck.cliutil import bounded
     from netcheck.runner import diagnose
     reg = registry.load()
     for warning in reg.warnings:
@@ -191,7 +180,7 @@ def server_report(args: argparse.Namespace, opts: Any) -> Any:
     report_target: dict[str, Any] = {"input": input_text(args), "scheme": None, "host": None,
                                      "port": opts.port, "addresses": []}
     budget = opts.deadline - (time.monotonic() - opts.started)
-    report = asyncio.run(_bounded(
+    report = asyncio.run(bounded(
         diagnose(client_target(opts), opts, select_checks(reg), mode="server",
                  report_target=report_target),
         max(0.1, budget - 0.05)))
