@@ -16,7 +16,7 @@ from netcheck.hints import IFUPDOWN, NETWORKMANAGER, NO_MANAGER, Manager, link_u
 from netcheck.i18n import N_, _, ngettext, pgettext
 from netcheck.lazy import lazy
 from netcheck.model import Hint, Layer, Result, Status, failed, passed, skipped, warned
-from netcheck.registry import check
+from netcheck.registry import RECIPROCAL, check
 
 if TYPE_CHECKING:
     from netcheck.facts import Link
@@ -65,7 +65,8 @@ def _blocked_radio(ctx: Context, name: str) -> list[wireless.RfkillSwitch]:
     return [s for s in switches if s.soft or s.hard]
 
 
-@check("link.exists", Layer.LINK, codes=("LINK_MISSING",), path_part="interface")
+@check("link.exists", Layer.LINK, codes=("LINK_MISSING",), path_part="interface",
+       modes=RECIPROCAL)
 async def interface_exists(ctx: Context) -> Result:
     """Egress interface exists.
 
@@ -132,7 +133,7 @@ def _not_associated_hint(state: wireless.WirelessState, mgr: Manager) -> Hint:
     return Hint(text, commands)
 
 
-@check("link.wifi", Layer.LINK, requires=("link.exists",),
+@check("link.wifi", Layer.LINK, requires=("link.exists",), modes=RECIPROCAL,
        codes=("WIFI_RFKILL_SOFT", "WIFI_RFKILL_HARD", "WIFI_NOT_ASSOCIATED", "WIFI_WEAK_SIGNAL"),
        path_part="interface")
 async def wifi_associated(ctx: Context) -> Result:
@@ -186,7 +187,7 @@ async def wifi_associated(ctx: Context) -> Result:
 
 
 @check("link.admin_up", Layer.LINK, requires=("link.exists",), codes=("LINK_ADMIN_DOWN",),
-       path_part="interface")
+       path_part="interface", modes=RECIPROCAL)
 async def admin_up(ctx: Context) -> Result:
     """Interface is administratively up.
 
@@ -286,7 +287,7 @@ async def _no_carrier_hint(ctx: Context, name: str, link: Link) -> Hint:
 
 
 @check("link.carrier", Layer.LINK, requires=("link.admin_up",), codes=("LINK_NO_CARRIER",),
-       path_part="interface")
+       path_part="interface", modes=RECIPROCAL)
 async def carrier(ctx: Context) -> Result:
     """Interface has carrier.
 
@@ -326,7 +327,7 @@ def _line(side: str, stats: dict[str, int]) -> str:
 
 
 @check("link.errors", Layer.LINK, requires=("link.exists",), codes=("LINK_ERRORS",),
-       runs_last=True)
+       runs_last=True, modes=RECIPROCAL)
 async def counters_clean(ctx: Context) -> Result:
     """No errors or drops during the run.
 
@@ -406,7 +407,7 @@ def _problem(ctx: Context, link: Link,
     return "LINK_NO_CARRIER", N_("{ifname} has no carrier")
 
 
-@check("link.others", Layer.LINK, scope="host")
+@check("link.others", Layer.LINK, scope="host", modes=RECIPROCAL)
 async def other_interfaces(ctx: Context) -> Result:
     """Other interfaces (off the path).
 

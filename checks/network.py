@@ -17,7 +17,7 @@ from netcheck import hints
 from netcheck.i18n import _, ngettext, probe_text
 from netcheck.lazy import asyncio, lazy
 from netcheck.model import Hint, Layer, Result, Status, failed, passed, skipped, warned
-from netcheck.registry import check
+from netcheck.registry import RECIPROCAL, check
 
 if TYPE_CHECKING:
     import socket
@@ -52,7 +52,8 @@ def _fam_name(family: int) -> str:
 
 # -- the host itself -----------------------------------------------------------------
 
-@check("network.service", Layer.NETWORK, codes=("NET_SERVICE_INACTIVE",), scope="host")
+@check("network.service", Layer.NETWORK, codes=("NET_SERVICE_INACTIVE",), scope="host",
+       modes=RECIPROCAL)
 async def network_service(ctx: Context) -> Result:
     """Network manager is running.
 
@@ -80,7 +81,8 @@ async def network_service(ctx: Context) -> Result:
                   manager=mgr.to_json())
 
 
-@check("network.loopback", Layer.NETWORK, codes=("LOOPBACK_DOWN",), scope="host")
+@check("network.loopback", Layer.NETWORK, codes=("LOOPBACK_DOWN",), scope="host",
+       modes=RECIPROCAL)
 async def loopback(ctx: Context) -> Result:
     """Loopback interface works.
 
@@ -620,7 +622,8 @@ def _family_evidence(fam: Optional[int]) -> dict[str, str]:
 # -- the rungs -----------------------------------------------------------------------------------
 
 @check("network.address", Layer.NETWORK, requires=("link.carrier",),
-       codes=("ADDR_NONE", "ADDR_LINK_LOCAL_ONLY", "ADDR_DAD_FAILED"), path_part="address")
+       codes=("ADDR_NONE", "ADDR_LINK_LOCAL_ONLY", "ADDR_DAD_FAILED"), path_part="address",
+       modes=RECIPROCAL)
 async def address(ctx: Context) -> Result:
     """Egress interface has an address.
 
@@ -731,7 +734,8 @@ def _address_claimed(ctx: Context, ifname: str, mac: str, address: str) -> async
 
 
 @check("network.route", Layer.NETWORK, requires=("network.address",),
-       codes=("ROUTE_NO_DEFAULT", "ROUTE_UNREACHABLE"), path_part="route")
+       codes=("ROUTE_NO_DEFAULT", "ROUTE_UNREACHABLE"), path_part="route",
+       modes=RECIPROCAL)
 async def route(ctx: Context) -> Result:
     """Route to the target.
 
@@ -1020,7 +1024,8 @@ async def ipsec(ctx: Context) -> Result:
 
 
 @check("network.gateway", Layer.NETWORK, requires=("network.route",),
-       codes=("GATEWAY_NOT_ON_LINK", "GATEWAY_UNREACHABLE"), path_part="gateway")
+       codes=("GATEWAY_NOT_ON_LINK", "GATEWAY_UNREACHABLE"), path_part="gateway",
+       modes=RECIPROCAL)
 async def gateway(ctx: Context) -> Result:
     """Gateway answers on the link.
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Optional
 from netcheck.i18n import _, ngettext
 from netcheck.lazy import lazy
 from netcheck.model import Hint, Layer, Result, failed, passed, skipped
-from netcheck.registry import check
+from netcheck.registry import RECIPROCAL, check
 
 if TYPE_CHECKING:
     from netcheck.probes import hardware
@@ -79,7 +79,8 @@ async def _stays_on_host(ctx: Context) -> Optional[str]:
     return None
 
 
-@check("physical.nic", Layer.PHYSICAL, codes=("NIC_MISSING", "NIC_NO_DRIVER"), scope="host")
+@check("physical.nic", Layer.PHYSICAL, codes=("NIC_MISSING", "NIC_NO_DRIVER"), scope="host",
+       modes=RECIPROCAL)
 async def nic_present(ctx: Context) -> Result:
     """Network device present with a driver.
 

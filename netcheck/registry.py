@@ -38,6 +38,10 @@ RunFn = Callable[["Context"], Awaitable[Result]]
 SCOPES = ("path", "host")
 # The parts of the path a rung can judge (Check.path_part).
 PATH_PARTS = ("", "interface", "address", "route", "gateway")
+# Check.modes of this host's own lower layers that also run in server mode, judged there
+# towards the client (``netcheck server --client``) or the default route: the "reciprocal
+# lower layers". Not dns.* (no name to resolve), nor the rungs that probe the target.
+RECIPROCAL = ("diagnose", "server")
 AppliesFn = Callable[["Context"], Optional[str]]
 
 

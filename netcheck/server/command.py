@@ -5,7 +5,8 @@ input still gives one clear line — or, with ``--format json``, one netcheck/1 
 ``mode: "server"`` — and exit status 3.
 
 The run is the ordinary runner's: the server checks (``checks/server.py``, mode ``server``)
-plus this host's own layer 1-3 checks of client mode, the "reciprocal lower layers". Those
+plus this host's own layer 1-3 checks of client mode declared with
+``modes=registry.RECIPROCAL``, the "reciprocal lower layers". Those
 judge the interface and gateway of the way packets take to a target; here the target is the
 client (``--client``), so they judge the way back to it — or, without ``--client``, the
 default route's. The report's ``target`` describes the service instead:
@@ -22,14 +23,6 @@ from netcheck.i18n import _
 from netcheck.server.inputs import DEFAULT_SINCE, BadInput
 
 FORMATS = ("text", "json", "ndjson", "nagios")
-# This host's own lower layers, from client mode, judged towards the client (see above).
-# dns.* (no name to resolve), network.target and network.pmtu (they probe the client as a
-# server, which it is not) are left out.
-RECIPROCAL_CHECKS = (
-    "physical.nic", "link.exists", "link.wifi", "link.admin_up", "link.carrier",
-    "link.errors", "link.others", "network.service", "network.loopback", "network.address",
-    "network.route", "network.gateway",
-)
 SERVER_OPTIONS = ("port", "proto", "service", "process", "log", "client", "request_id",
                   "since")
 
@@ -131,9 +124,9 @@ def client_target(opts: Any) -> Optional[Any]:
 
 
 def select_checks(reg: Any) -> list[Any]:
-    """Server checks and the reciprocal lower layers, in ladder order."""
-    chosen = [c for c in reg.checks if "server" in c.modes or c.id in RECIPROCAL_CHECKS]
-    return sorted(chosen, key=lambda c: (int(c.layer), c.order))
+    """Server checks and the reciprocal lower layers (``modes`` holds "server": see
+    ``registry.RECIPROCAL``), in ladder order."""
+    return sorted(reg.for_mode("server"), key=lambda c: (int(c.layer), c.order))
 
 
 def _fail(args: argparse.Namespace, message: str, out: IO[str], err: IO[str]) -> int:
