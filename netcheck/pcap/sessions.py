@@ -112,7 +112,8 @@ class Analyzer:
         # The collectors: DNS exchanges, the TCP payloads, and everything but TCP.
         self.dns = DnsLog(MAX_DNS)
         self.payloads = Payloads(self.dns)
-        self.traffic = OtherTraffic(self.table, self.dns)
+        self.max_events = MAX_EVENTS  # events kept of a recorded session
+        self.traffic = OtherTraffic(self.table, self.dns, self.max_events)
         self.tls_collecting = self.payloads.tls_collecting
         # Called once per new data segment; an attribute, so it costs no more than a method.
         self._app = self.payloads.segment
@@ -439,7 +440,7 @@ class Analyzer:
 
         if tags is not None:
             record(s, fwd, rev, c2s, n, t, flags, seq, ack, win, seglen, buf, l4, thl, end,
-                   tags)
+                   tags, self.max_events)
 
     def _reopen(self, old: Session, c2s: bool, t: float, n: int, buf: bytes,
                 l4: int) -> tuple[Session, bool]:

@@ -175,11 +175,11 @@ def _fin_acked_before(fwd: Flow, rev: Flow) -> bool:
 
 def record(s: Session, fwd: Flow, rev: Flow, c2s: bool, n: int, t: float,
            flags: int, seq: int, ack: int, win: int, seglen: int, buf: bytes, l4: int,
-           thl: int, end: int, tags: list[tuple]) -> None:
-    """Keep one event of the session whose detail was asked for."""
+           thl: int, end: int, tags: list[tuple], limit: int = MAX_EVENTS) -> None:
+    """Keep one event of the session whose detail was asked for (at most ``limit``)."""
     events = s.events
     assert events is not None
-    if len(events) >= MAX_EVENTS:
+    if len(events) >= limit:
         s.events_dropped += 1
         return
     opts = tcp_options(buf, l4 + 20, l4 + thl, end) if thl > 20 else {}

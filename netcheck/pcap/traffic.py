@@ -104,11 +104,13 @@ class OtherTraffic:
     """Everything but TCP sessions: UDP flows, DNS, IKE, ESP/AH, ICMP, and the counts of
     what was seen and not looked inside."""
 
-    def __init__(self, table: dict[bytes, tuple[Session, bool]], dns: DnsLog) -> None:
+    def __init__(self, table: dict[bytes, tuple[Session, bool]], dns: DnsLog,
+                 max_events: int = MAX_EVENTS) -> None:
         """table: the analysis' live TCP sessions (an ICMP error is told to the one it
-        quotes); dns: where DNS exchanges go."""
+        quotes); dns: where DNS exchanges go; max_events: events kept of a recorded session."""
         self.table = table
         self.dns = dns
+        self.max_events = max_events
         self.udp_flows: dict[bytes, list[Any]] = {}
         self.udp_dropped = [0, 0]  # flows, packets
         self.ike: dict[str, Any] = {}
@@ -202,7 +204,7 @@ class OtherTraffic:
             if entry is not None:
                 s = entry[0]
                 s.icmp = f"{name} from {address(src)}"
-                if s.events is not None and len(s.events) < MAX_EVENTS:
+                if s.events is not None and len(s.events) < self.max_events:
                     s.events.append((n, t, None, 0, 0, 0, 0, 0, {}, [("icmp", s.icmp)],
                                      None))
 
