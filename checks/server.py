@@ -10,40 +10,47 @@ pointed at the way back to ``--client``). Declared in root-cause order within ea
   the client's request in its log — a stopped unit explains a missing process, which
   explains a request that never got an answer.
 
-Every measurement is shared through ``ctx.memo``: the socket table, the unit's state and the
-processes are read once per run, whichever check asks first.
+What they judge is measured by ``netcheck.server.measure`` (the socket table, the unit's
+state, the processes, the containers, the inbound flows, the log sources), each once per run
+through ``ctx.memo``, whichever check asks first; this module judges and words the findings.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Collection, Optional, Sequence
 
 from netcheck.i18n import _, ngettext
 from netcheck.lazy import asyncio
 from netcheck.model import Hint, Layer, Result, Status, failed, passed, skipped, warned
 from netcheck.registry import check
+from netcheck.server.measure import (
+    MAX_ADDRESSES,
+    UnitInfo,
+    bound,
+    client_family,
+    container_proxies,
+    engine_view,
+    inbound,
+    last_lines,
+    listen_table,
+    local_block,
+    log_sources,
+    named_processes,
+    own_addresses,
+    owner_pids,
+    process,
+    server_options,
+    unit_info,
+)
 
 if TYPE_CHECKING:
     from netcheck.probes.docker import Container, EngineView
-    from netcheck.probes.systemd import UnitRef, UnitState
     from netcheck.runner import Context
-    from netcheck.server.listeners import Listener, ListenTable, ProcessInfo
-    from netcheck.server.options import ServerOptions
+    from netcheck.server.listeners import Listener
 
 SERVER = ("server",)
-# Source ports clients connect from: unknown, so rules on them are judged over this range.
-CLIENT_PORTS = (1024, 65535)
-MAX_ADDRESSES = 8
-
-
-def server_options(ctx: Context) -> ServerOptions:
-    """The run's server settings (imported here, not at start-up: it brings the runner)."""
-    from netcheck.server.options import server_options as settings
-
-    return settings(ctx)
 
 
 def _proto_port(ctx: Context) -> str:
@@ -59,53 +66,6 @@ def _ss(ctx: Context) -> str:
 
 # -- shared measurements -----------------------------------------------------------------------
 
-def listen_table(ctx: Context, proto: Optional[str] = None) -> asyncio.Task[ListenTable]:
-    """This host's listening sockets of the protocol, with their owners (once per run)."""
-    from netcheck.server import listeners
-
-    opts = server_options(ctx)
-    proto = proto or opts.proto
-    return ctx.memo(("server", "listeners", proto), lambda: ctx.blocking(
-        listeners.read_table, proto, opts.procfs, min(ctx.timeout, 2.0)))
-
-
-async def bound(ctx: Context) -> list[Listener]:
-    """The sockets bound to the port asked about."""
-    table = await listen_table(ctx)
-    return table.on_port(server_options(ctx).port)
-
-
-def process(ctx: Context, pid: int) -> asyncio.Task[ProcessInfo]:
-    """``ps`` for one process (once per run)."""
-    from netcheck.server import listeners
-
-    return ctx.memo(("server", "process", pid), lambda: ctx.blocking(
-        listeners.process_info, pid))
-
-
-def named_processes(ctx: Context) -> asyncio.Task[list[ProcessInfo]]:
-    """The running processes called as ``--process`` says (once per run)."""
-    from netcheck.server import listeners
-
-    name = server_options(ctx).process or ""
-    return ctx.memo(("server", "named", name), lambda: ctx.blocking(
-        listeners.matching_processes, name))
-
-
-def engine_view(ctx: Context) -> asyncio.Task[EngineView]:
-    """This namespace's container engine and its containers (once per run)."""
-    from netcheck.probes import docker
-
-    opts = server_options(ctx)
-    return ctx.memo(("server", "engine"), lambda: ctx.blocking(
-        docker.read_engine, opts.procfs, min(ctx.timeout, 2.0)))
-
-
-async def publishing(ctx: Context) -> list[Container]:
-    """The containers configured to publish the port (any state)."""
-    opts = server_options(ctx)
-    return (await engine_view(ctx)).publishing(opts.port, opts.proto)
-
 
 def _cli(view: EngineView) -> str:
     return "podman" if view.product == "Podman" else "docker"
@@ -118,30 +78,6 @@ def _container_commands(ctx: Context, view: EngineView, c: Container) -> list[st
     cli, opts = _cli(view), server_options(ctx)
     logs = f"{cli} logs --since {since_flag(min(opts.since_s, 600.0))} {c.label}"
     return [f"{cli} ps -a --filter name={c.label}", logs, f"{cli} inspect {c.label}"]
-
-
-def _owner_pids(socks: list[Listener]) -> list[int]:
-    pids: list[int] = []
-    for s in socks:
-        for o in s.owners:
-            if o.pid not in pids:
-                pids.append(o.pid)
-    return pids
-
-
-async def _containers(ctx: Context, socks: list[Listener]) -> dict[int, dict[str, Any]]:
-    """Owners that forward the port to a container (docker-proxy...), by pid."""
-    from netcheck.server.listeners import CONTAINER_PROXIES, container_proxy
-
-    found: dict[int, dict[str, Any]] = {}
-    for s in socks:
-        for o in s.owners:
-            if o.name in CONTAINER_PROXIES and o.pid not in found:
-                info = await process(ctx, o.pid)
-                proxy = container_proxy(o.name, info.argv)
-                if proxy is not None:
-                    found[o.pid] = proxy
-    return found
 
 
 def _owners_text(s: Listener, containers: dict[int, dict[str, Any]]) -> str:
@@ -172,95 +108,6 @@ def _all_owners(socks: list[Listener]) -> str:
                 pids.append(o.pid)
     return ", ".join(f"{name} (pid {', '.join(map(str, pids[:4]))}"
                      f"{' ...' if len(pids) > 4 else ''})" for name, pids in names.items())
-
-
-def _own_addresses(ctx: Context, families: tuple[int, ...] = (4, 6)) -> list[tuple[str, str]]:
-    """(address, interface) of this host's usable addresses, loopback and link-local left out."""
-    found: list[tuple[str, str]] = []
-    for a in ctx.facts.addresses:
-        try:
-            ip = ipaddress.ip_address(a.address)
-        except ValueError:
-            continue
-        if ip.version not in families or ip.is_loopback or ip.is_link_local:
-            continue
-        if getattr(a, "dad_failed", False):
-            continue
-        link = ctx.facts.link(index=a.ifindex)
-        found.append((a.address, link.name if link else ""))
-    return found[:MAX_ADDRESSES]
-
-
-def _client_family(ctx: Context) -> Optional[int]:
-    client = server_options(ctx).client
-    if not client:
-        return None
-    return ipaddress.ip_address(client).version
-
-
-@dataclass
-class UnitInfo:
-    """The unit behind the service: its name, how it was found, and its state if asked."""
-
-    name: Optional[str] = None
-    how: str = ""
-    ref: Optional[UnitRef] = None
-    state: Optional[UnitState] = None
-    reason: Optional[str] = None  # why systemd was not asked
-    error: Optional[str] = None  # systemctl failed
-    candidates: list[str] = field(default_factory=list)
-
-
-def unit_info(ctx: Context) -> asyncio.Task[UnitInfo]:
-    """Which unit runs the service, and its state (once per run)."""
-    return ctx.memo(("server", "unit"), lambda: _unit_info(ctx))
-
-
-async def _unit_info(ctx: Context) -> UnitInfo:
-    from netcheck.probes import systemd
-
-    opts = server_options(ctx)
-    info = UnitInfo()
-    if opts.service:
-        info.name, info.how = opts.service, "given with --service"
-    else:
-        socks = await bound(ctx)
-        pids = _owner_pids(socks)
-        if opts.process:
-            pids += [p.pid for p in await named_processes(ctx) if p.pid not in pids]
-        for pid in pids[:16]:
-            ref = await ctx.blocking(systemd.unit_of_pid, pid, opts.procfs)
-            if ref is not None:
-                info.ref = ref
-                info.name = ref.unit
-                info.how = f"whose cgroup holds pid {pid} ({ref.cgroup})"
-                if ref.unit.endswith(".service"):
-                    break
-        if info.name is None and not socks:
-            candidates = systemd.installed_units_for_port(opts.port, opts.sysroot)
-            info.candidates = candidates
-            if len(candidates) == 1:
-                info.name, info.how = candidates[0], f"the unit installed for port {opts.port}"
-    if info.name is None:
-        return info
-    info.reason = systemd.not_running_reason(opts.procfs)
-    if info.reason or (info.ref is not None and (info.ref.user is not None
-                                                 or info.name.endswith(".scope"))):
-        return info
-    try:
-        info.state = await ctx.blocking(systemd.show, info.name, min(ctx.timeout, 3.0))
-    except systemd.SystemdError as exc:
-        info.error = str(exc)
-        return info
-    if systemd.journal_reason(opts.procfs) is None:
-        try:
-            info.state.log = await ctx.blocking(systemd.journal, info.name, None, 10,
-                                                min(ctx.timeout, 3.0))
-        except systemd.SystemdError as exc:
-            info.state.log_note = f"journalctl: {exc}"
-    else:
-        info.state.log_note = systemd.journal_reason(opts.procfs)
-    return info
 
 
 def _unit_commands(info: UnitInfo, start: bool = True) -> list[str]:
@@ -423,7 +270,7 @@ async def port_listening(ctx: Context) -> Result:
     if table.error:
         return Result(Status.ERROR, table.error)
     socks = table.on_port(opts.port)
-    containers = await _containers(ctx, socks)
+    containers = await container_proxies(ctx, socks)
     evidence: dict[str, Any] = {
         "port": opts.port, "proto": opts.proto, "source": table.source,
         "ss": [s.ss_line() for s in socks], "listeners": [s.to_json() for s in socks],
@@ -495,7 +342,7 @@ async def port_listening(ctx: Context) -> Result:
                           + (f", {_owners_text(s, containers)}" if s.owners else "") + ")"
                           for s in socks)
     external = [s for s in socks if not s.loopback]
-    fam = _client_family(ctx)
+    fam = client_family(ctx)
     client_local = opts.client is not None and ipaddress.ip_address(opts.client).is_loopback
     if not external and not client_local:
         container_socks = all(o.pid in containers for s in socks
@@ -606,112 +453,6 @@ async def container_listening(ctx: Context) -> Result:
                          "application uses, and read its log.").format(name=c.label,
                                                                         cport=cport),
                        cmds), **evidence)
-
-
-@dataclass
-class Inbound:
-    """A client's new connection to the port, as this host's netfilter handles it."""
-
-    flows_in: list[Any] = field(default_factory=list)  # reaching this host (input hook)
-    flows_fwd: list[Any] = field(default_factory=list)  # sent on to a container (forward)
-    dnat: list[dict[str, Any]] = field(default_factory=list)  # the nat rules that did it
-
-
-async def _inbound_flows(ctx: Context) -> Inbound:
-    """The flows a client's new connection to the port would be, after the nat chains.
-
-    A packet to one of this host's addresses meets nat PREROUTING first: Docker's published
-    ports are DNAT rules there (``-m addrtype --dst-type LOCAL -j DOCKER``, then ``-j DNAT
-    --to-destination CONTAINER:PORT``), and a DNAT-ed packet leaves through the forward
-    chains towards the container's bridge, never reaching the input chains. Where no DNAT
-    rule for the port can be seen but a container proxy holds it, the forward chains are
-    judged for the container docker-proxy names.
-    """
-    from netcheck.facts import route_get
-    from netcheck.probes.firewall import Flow, dnat_of, has_cap_net_admin, rules
-
-    opts = server_options(ctx)
-    socks = [s for s in await bound(ctx) if not s.loopback]
-    fam = _client_family(ctx)
-    iif_to_client = None
-    if opts.client:
-        try:
-            iif_to_client = (await ctx.path()).interface
-        except Exception:  # no route back: interface rules stay uncertain
-            iif_to_client = None
-    targets: list[tuple[str, str]] = []
-    if socks:
-        for s in socks:
-            if s.wildcard:
-                targets += _own_addresses(ctx, s.families_served)
-            else:
-                link = next((lk for a, lk in _own_addresses(ctx) if a == s.address), "")
-                targets.append((s.address, link))
-    else:  # nothing listens: judge what a client would meet once it does
-        targets = _own_addresses(ctx)
-    rs = await rules(ctx) if has_cap_net_admin() else None
-    names = {lk.index: lk.name for lk in ctx.facts.links}
-
-    async def towards(address: str) -> tuple[Optional[str], bool]:
-        """(the interface packets to ``address`` leave by, is it this host's own)."""
-        lookup = (await ctx.blocking(route_get, [address], None, names))[0]
-        return lookup.ifname, lookup.type == "local"
-
-    found = Inbound()
-    seen: set[str] = set()
-    for address, ifname in targets:
-        family = ipaddress.ip_address(address).version
-        if address in seen or (fam is not None and family != fam):
-            continue
-        seen.add(address)
-        flow = Flow(family, opts.proto, address, opts.port, saddr=opts.client,
-                    sport=CLIENT_PORTS, iifname=iif_to_client or ifname or None, hook="input",
-                    local_daddr=True)
-        nat = dnat_of(rs, flow) if rs is not None and rs.readable else None
-        if nat is None:
-            found.flows_in.append(flow)
-        else:
-            oif, local = await towards(nat.addr)
-            moved = Flow(family, opts.proto, nat.addr, nat.port or opts.port,
-                         saddr=opts.client, sport=CLIENT_PORTS, iifname=flow.iifname,
-                         oifname=oif, hook="input" if local else "forward",
-                         local_daddr=local)
-            group = found.flows_in if local else found.flows_fwd
-            if moved not in group:  # every address of the host DNAT-ed to one container
-                group.append(moved)
-            found.dnat.append({"from": f"{address}:{opts.port}", **nat.to_json()})
-        if len(found.flows_in) + len(found.flows_fwd) >= MAX_ADDRESSES:
-            break
-    if found.dnat:
-        return found
-    for proxy in (await _containers(ctx, socks)).values():
-        ip, port = proxy.get("container_ip"), proxy.get("container_port")
-        if not ip or not isinstance(port, int):
-            continue
-        family = ipaddress.ip_address(ip).version
-        if fam is not None and family != fam:
-            continue
-        oif, _local = await towards(ip)
-        found.flows_fwd.append(Flow(family, proxy.get("proto", opts.proto), ip, port,
-                                    saddr=opts.client, sport=CLIENT_PORTS,
-                                    iifname=iif_to_client, oifname=oif, hook="forward"))
-    return found
-
-
-def inbound(ctx: Context) -> asyncio.Task[tuple[list[Any], Inbound]]:
-    """This host's rules judged for a client's connection to the port (once per run)."""
-    return ctx.memo(("server", "inbound"), lambda: _inbound(ctx))
-
-
-async def _inbound(ctx: Context) -> tuple[list[Any], Inbound]:
-    from netcheck.probes import firewall
-
-    flows = await _inbound_flows(ctx)
-    found = []
-    for group, hook in ((flows.flows_in, "input"), (flows.flows_fwd, "forward")):
-        if group:
-            found.append(await firewall.judge_flows(ctx, group, hook))
-    return found, flows
 
 
 def _inbound_hint(blocks: list[Any]) -> Hint:
@@ -825,20 +566,6 @@ async def inbound_firewall(ctx: Context) -> Result:
     return passed(summary, **evidence)
 
 
-async def _local_block(ctx: Context, address: str) -> Optional[Any]:
-    """The input rule that drops a local connection to ``address`` (it comes in on lo)."""
-    from netcheck.probes import firewall
-
-    if not firewall.has_cap_net_admin():
-        return None
-    opts = server_options(ctx)
-    family = ipaddress.ip_address(address).version
-    flow = firewall.Flow(family, opts.proto, address, opts.port, saddr=address,
-                         sport=CLIENT_PORTS, iifname="lo", hook="input")
-    fw = await firewall.judge_flows(ctx, [flow], "input")
-    return next((v for v in fw.verdicts if v.blocked), None) if fw.readable else None
-
-
 @check("transport.local_handshake", Layer.TRANSPORT, modes=SERVER,
        requires=("transport.listen", "transport.container_listen"),
        codes=("SRV_FW_INPUT_BLOCK",))
@@ -863,13 +590,13 @@ async def local_handshake(ctx: Context) -> Result:
         if s.wildcard:
             for fam in s.families_served:
                 expected.setdefault("127.0.0.1" if fam == 4 else "::1", s)
-                for address, _ifname in _own_addresses(ctx, (fam,)):
+                for address, _ifname in own_addresses(ctx, (fam,)):
                     expected.setdefault(address, s)
         else:
             expected.setdefault(s.address, s)
     # Addresses it is not bound to are tried as well: their refusal shows who cannot connect.
     others = [a for a in ("127.0.0.1", "::1") if a not in expected]
-    others += [a for a, _ifname in _own_addresses(ctx) if a not in expected]
+    others += [a for a, _ifname in own_addresses(ctx) if a not in expected]
     targets = [*list(expected)[:MAX_ADDRESSES], *others[:4]]
     timeout = min(ctx.timeout, 2.0)
     results = await asyncio.gather(*(ctx.blocking(handshake, a, opts.port, timeout)
@@ -880,41 +607,71 @@ async def local_handshake(ctx: Context) -> Result:
     opened = [r for r in results if r.state == "open"]
     if opened:
         evidence["rtt_ms"] = round(min(r.rtt_ms or 0.0 for r in opened), 3)
-    bad = [r for r in results if r.address in expected and r.state != "open"]
-
-    def endpoint(address: str) -> str:
-        return f"[{address}]:{opts.port}" if ":" in address else f"{address}:{opts.port}"
-
-    shown = ", ".join(_("{endpoint} in {ms} ms").format(endpoint=endpoint(r.address),
-                                                          ms=f"{r.rtt_ms:.2f}")
-                      for r in opened[:6])
-    refused = [r.address for r in results if r.address not in expected and r.state == "refused"]
-    if not bad:
-        summary = (_("handshake completed with {endpoints}").format(endpoints=shown) if shown
-                   else _("no handshake expected"))
-        if refused:
-            summary += "; " + _("{endpoints} refused (not bound there)").format(
-                endpoints=", ".join(endpoint(a) for a in refused[:4]))
+    first = first_failed_handshake(results, expected)
+    if first is None:
+        status, code, summary = judge_handshakes(opts.port, results, expected)
         return passed(summary, **evidence)
-    first = bad[0]
-    block = await _local_block(ctx, first.address)
-    what = _outcome(first).format(endpoint=endpoint(first.address))
-    if block is not None:
-        return failed("SRV_FW_INPUT_BLOCK", f"{what}: " + (
-            _("this host's input chain drops it: {rule}") if block.action == "drop" else
-            _("this host's input chain rejects it: {rule}")).format(rule=block.describe()),
-                      _inbound_hint([block]), **evidence)
+    block = await local_block(ctx, first.address)
     listener = expected[first.address]
-    if listener.backlog_full:
-        why = _("the listening socket's accept queue is full ({waiting} waiting, limit "
-                "{limit}): the program no longer calls accept() — it hangs or is "
-                "overloaded").format(waiting=listener.recv_q, limit=listener.send_q)
-    else:
-        why = _("the socket exists but does not complete handshakes")
-    return Result(Status.ERROR, f"{what}: {why}", evidence=evidence, hint=Hint(
+    status, code, summary = judge_handshakes(
+        opts.port, results, expected,
+        block=(block.action, block.describe()) if block is not None else None,
+        backlog=(listener.recv_q, listener.send_q) if listener.backlog_full else None)
+    if code is not None and block is not None:
+        return failed(code, summary, _inbound_hint([block]), **evidence)
+    return Result(status, summary, evidence=evidence, hint=Hint(
         _("Look at the program holding the port (is it stuck?) and restart it."),
         [_ss(ctx), "ps -o pid,stat,etime,cmd -p " + ",".join(
             str(o.pid) for o in listener.owners[:4]) if listener.owners else _ss(ctx)]))
+
+
+def first_failed_handshake(results: Sequence[Any],
+                           expected: Collection[str]) -> Optional[Any]:
+    """The first connect to an address the port is bound to that did not open (or None)."""
+    return next((r for r in results if r.address in expected and r.state != "open"), None)
+
+
+def judge_handshakes(port: int, results: Sequence[Any], expected: Collection[str],
+                     block: Optional[tuple[str, str]] = None,
+                     backlog: Optional[tuple[int, int]] = None,
+                     ) -> tuple[Status, Optional[str], str]:
+    """The local handshakes judged: facts in, ``(status, code, text)`` out.
+
+    ``results`` are the connects made (``Handshake``: address, state, rtt_ms, errno),
+    ``expected`` the addresses the port is bound to. For the first of those that did not
+    open: ``block``, the (action, rule) of this host's input rule that stops a local connect
+    to it, and ``backlog``, (waiting, limit) when its listening socket's accept queue is full.
+    """
+    def endpoint(address: str) -> str:
+        return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+    first = first_failed_handshake(results, expected)
+    if first is None:
+        opened = [r for r in results if r.state == "open"]
+        shown = ", ".join(_("{endpoint} in {ms} ms").format(endpoint=endpoint(r.address),
+                                                              ms=f"{r.rtt_ms:.2f}")
+                          for r in opened[:6])
+        summary = (_("handshake completed with {endpoints}").format(endpoints=shown) if shown
+                   else _("no handshake expected"))
+        refused = [r.address for r in results
+                   if r.address not in expected and r.state == "refused"]
+        if refused:
+            summary += "; " + _("{endpoints} refused (not bound there)").format(
+                endpoints=", ".join(endpoint(a) for a in refused[:4]))
+        return Status.PASS, None, summary
+    what = _outcome(first).format(endpoint=endpoint(first.address))
+    if block is not None:
+        action, rule = block
+        return Status.FAIL, "SRV_FW_INPUT_BLOCK", f"{what}: " + (
+            _("this host's input chain drops it: {rule}") if action == "drop" else
+            _("this host's input chain rejects it: {rule}")).format(rule=rule)
+    if backlog is not None:
+        why = _("the listening socket's accept queue is full ({waiting} waiting, limit "
+                "{limit}): the program no longer calls accept() — it hangs or is "
+                "overloaded").format(waiting=backlog[0], limit=backlog[1])
+    else:
+        why = _("the socket exists but does not complete handshakes")
+    return Status.ERROR, None, f"{what}: {why}"
 
 
 def _outcome(r: Any) -> str:
@@ -931,16 +688,6 @@ def _outcome(r: Any) -> str:
 
 
 # -- layer 7 -----------------------------------------------------------------------------------
-
-async def _last_lines(ctx: Context, c: Container) -> list[str]:
-    """The container's last log lines of the window (why it stopped, often)."""
-    from netcheck.probes import docker
-
-    opts = server_options(ctx)
-    deadline = time.monotonic() + max(0.2, min(ctx.time_left() - 0.8, 2.0))
-    scan = await ctx.blocking(docker.scan_log, c, time.time() - max(opts.since_s, 3600.0),
-                              None, None, deadline)
-    return scan.last_lines[-3:]
 
 
 @check("app.container", Layer.APPLICATION, modes=SERVER, codes=("SRV_CONTAINER_DOWN",))
@@ -1009,7 +756,7 @@ async def container_running(ctx: Context) -> Result:
                                     f"{c.label}", *_container_commands(ctx, view, c)[1:],
                                     f"{cli} restart {c.label}"]), **evidence)
     c = pubs[0]
-    last = await _last_lines(ctx, c)
+    last = await last_lines(ctx, c)
     evidence["last_log_lines"] = last
     said = "; " + _("its log ends with: {line}").format(line=last[-1]) if last else ""
     cmds = _container_commands(ctx, view, c)
@@ -1177,7 +924,7 @@ async def service_process(ctx: Context) -> Result:
             summary += "; " + _("{what} is held by {holders}").format(
                 what=_proto_port(ctx), holders=_all_owners(socks) or "?")
         return passed(summary, **evidence)
-    pids = _owner_pids(socks)
+    pids = owner_pids(socks)
     if not socks:
         return skipped(_("nothing listens on the port and no --process given: no process to "
                          "look at"))
@@ -1199,71 +946,6 @@ async def service_process(ctx: Context) -> Result:
         summary += " " + _("(+{n} more: {others})").format(
             n=len(alive) - 1, others=", ".join(f"{i.name} {i.pid}" for i in alive[1:4]))
     return passed(summary, **evidence)
-
-
-@dataclass
-class _Sources:
-    access: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    journal: Optional[str] = None
-    container: Optional[Container] = None  # the log of the container publishing the port
-    how: str = ""
-    skip: Optional[str] = None
-
-
-async def _log_sources(ctx: Context) -> _Sources:
-    from netcheck.probes import logs, systemd
-
-    opts = server_options(ctx)
-    found = _Sources()
-    unit = await unit_info(ctx)
-    if opts.log == "journal":
-        if unit.name is None:
-            found.skip = _("--log journal needs the unit: give --service UNIT")
-        elif systemd.journal_reason(opts.procfs):
-            found.skip = _("{unit}'s journal: {reason}").format(
-                unit=unit.name, reason=systemd.journal_reason(opts.procfs))
-        else:
-            found.journal, found.how = unit.name, "--log journal"
-        return found
-    if opts.log:
-        kind = logs.classify(opts.log)
-        (found.errors if kind == "error" else found.access).append(opts.log)
-        found.how = "given with --log"
-    else:
-        pubs = sorted(await publishing(ctx), key=lambda c: c.down())
-        if pubs and not (await engine_view(ctx)).stored:
-            found.container = pubs[0]
-            found.how = (f"the log of container {pubs[0].label}, which publishes the port "
-                         f"({pubs[0].log_driver or '?'} driver)")
-            return found
-    socks = await bound(ctx)
-    pids = _owner_pids(socks)
-    if opts.process:
-        pids += [p.pid for p in await named_processes(ctx) if p.pid not in pids]
-    if unit.state is not None and unit.state.main_pid and unit.state.main_pid not in pids:
-        pids.append(unit.state.main_pid)
-    held = await ctx.blocking(logs.open_log_files, pids, opts.procfs)
-    names = sorted({o.name for s in socks for o in s.owners}
-                   | ({unit.name.split(".")[0]} if unit.name else set())
-                   | ({opts.process.rsplit("/", 1)[-1]} if opts.process else set()))
-    usual = logs.default_logs(names)
-    for path in [*held, *usual]:
-        kind = logs.classify(path)
-        if kind == "error" and path not in found.errors:
-            found.errors.append(path)
-        elif kind == "access" and not opts.log and path not in found.access:
-            found.access.append(path)
-    if not opts.log:
-        found.how = ("held open by the service" if held else
-                     "the usual place for " + ", ".join(names) if usual else "")
-    if not found.access and not found.errors and not opts.log:
-        if unit.name and systemd.journal_reason(opts.procfs) is None:
-            found.journal, found.how = unit.name, "the unit's journal (no log file found)"
-        else:
-            found.skip = _("no log of the service found (none held open, none at the usual "
-                           "places): give it with --log FILE, or --log journal")
-    return found
 
 
 def _who(ctx: Context) -> str:
@@ -1361,7 +1043,7 @@ async def request_log(ctx: Context) -> Result:
     from netcheck.probes import logs
 
     opts = server_options(ctx)
-    sources = await _log_sources(ctx)
+    sources = await log_sources(ctx)
     since = time.time() - opts.since_s
     window = _("the last {duration}").format(duration=opts.since_text)
     evidence: dict[str, Any] = {"since": opts.since_text, "found_by": sources.how,

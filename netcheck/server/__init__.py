@@ -6,6 +6,7 @@ answering a local handshake (``nping --tcp-connect localhost``); the input firew
 service's unit (``systemctl status``) and processes (``ps aux``); and the client's request
 found in the service's log ("check the log against the client's").
 
-``command`` is the CLI glue, ``listeners`` reads the socket tables, ``options`` carries the
-settings to the checks (``checks/server.py``).
+``command`` is the CLI glue, ``listeners`` reads the socket tables, ``measure`` gathers what
+the checks judge, once per run, ``options`` carries the settings to the checks
+(``checks/server.py``).
 """
