@@ -96,7 +96,9 @@ class JsonOutput(Output):
         self.skipped: set[int] = set()
 
     def done(self, done: Done) -> None:
-        self.pending[done.index] = _indented(result_document(done), "    ")
+        # One result a line, without indentation: json's C encoder only writes compact text,
+        # and a 10 000-target document would otherwise spend most of its time being indented.
+        self.pending[done.index] = json.dumps(result_document(done), ensure_ascii=False)
         while self.next in self.pending:
             self._write(self.pending.pop(self.next))
             self.next += 1

@@ -564,7 +564,9 @@ def read_target_lines(lines: Iterable[str], source: str = "<stdin>",
         except TargetError as exc:
             profile.entries.append(Entry(label, "", number, label, problem=shown(str(exc))))
             continue
-        label = shown_target(target) if profile.defaults else target.input
+        # Only a default scheme or port can make the target differ from the line as typed.
+        changed = "scheme" in profile.defaults or "port" in profile.defaults
+        label = shown_target(target) if changed else target.input
         first = seen.get(label)
         if first is not None:  # a list pasted twice: say so, but it is no failure
             if len(profile.notes) < 1000:

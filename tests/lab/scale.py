@@ -202,6 +202,14 @@ def start_prometheus(lab: Lab, folder: Path, config: str, listen: str) -> Any:
                                 "--log.level=warn"], name="prometheus")
 
 
+def round_queries(seconds: float, job: str = "netcheck") -> tuple[str, str, str]:
+    """PromQL over the last ``seconds``, per target: its lowest ``up`` (1: no scrape missed),
+    how many scrapes it had, and its slowest scrape."""
+    window = f"{{job=\"{job}\"}}[{seconds:g}s]"
+    return (f"min_over_time(up{window})", f"count_over_time(up{window})",
+            f"max_over_time(scrape_duration_seconds{window})")
+
+
 def query(lab: Lab, base: str, queries: Sequence[str]) -> dict[str, list[tuple[dict[str, str],
                                                                              str]]]:
     """Each PromQL query's instant result: [(labels, value)] (asked once, inside the client)."""

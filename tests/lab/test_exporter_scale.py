@@ -40,10 +40,7 @@ def test_prometheus_scrapes_a_hundred_targets_with_no_missed_scrape(lab: Lab,
     prometheus = scale.start_prometheus(lab, tmp_path, config, PROMETHEUS)
     try:
         time.sleep(INTERVAL * ROUNDS + 2)
-        window = f"[{INTERVAL * ROUNDS:g}s]"
-        up_min = f'min_over_time(up{{job="netcheck"}}{window})'
-        rounds = f'count_over_time(up{{job="netcheck"}}{window})'
-        slowest = f'max_over_time(scrape_duration_seconds{{job="netcheck"}}{window})'
+        up_min, rounds, slowest = scale.round_queries(INTERVAL * ROUNDS)
         busy = 'netcheck_exporter_rejections_total{reason="busy"}'
         dropped = 'sum(netcheck_exporter_connections_dropped_total)'
         seen = scale.query(lab, f"http://{PROMETHEUS}", [
