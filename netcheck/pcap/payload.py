@@ -69,7 +69,11 @@ class Payloads:
         elif start >= stop:
             return
         elif app == "http":
-            self._http(s, fwd, c2s, seq, seglen, buf, start, stop, tags, gap)
+            if c2s or gap or buf.startswith(b"HTTP/", start):
+                self._http(s, fwd, c2s, seq, seglen, buf, start, stop, tags, gap)
+            elif P.ends_chunked_body(buf, start, stop):
+                # (A body segment, the most frequent kind, without a call more.)
+                s.http_next = (seq + seglen) & MASK  # the last chunk: the answer ends
         elif app in ("smtp", "pop3", "ssh"):
             data = buf[start:stop]
             if app != "ssh" and data[:1] == b"\x16" and P.looks_like_tls_record(data):
