@@ -40,6 +40,7 @@ bench: venv deps
 	$(PY) bench/run.py
 	$(PY) bench/batch_bench.py
 	$(PY) bench/pcap_bench.py
+	$(PY) bench/exporter_bench.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -44,6 +44,11 @@ if TYPE_CHECKING:
 EXCHANGE_SCHEMES = ("tcp", "http", "https")
 LADDER_CHOICES = ("on-failure", "always")
 MAX_ADDRESSES = 8  # as the transport rung: a name with more is a pool
+# A new connection is watched four handshake round trips for a reset before any byte, as
+# the transport rung does, but at least this long (the rung: 15 ms): a reset from accept()
+# comes one round trip after the handshake; a later one, after a slow check on the server, is
+# the ladder's to find.
+WATCH_FLOOR = 0.005
 # blackbox_exporter's names for the HTTP phases (probe_http_duration_seconds{phase}), from the
 # HTTP probe's per-hop timings summed over the redirects.
 HTTP_PHASES = (("resolve", "dns_ms"), ("connect", "connect_ms"), ("tls", "tls_ms"),
@@ -168,11 +173,13 @@ async def exchange(target: Target, state: HostState, *, timeout: float = 2.0,
     both = len(addrfam.families_of(ex.judged)) > 1
     connects: Optional[asyncio.Future[list[TcpResult]]] = None
     if target.scheme == "tcp" and len(ex.judged) == 1:
-        ex.connects = [await tcp.connect(ex.judged[0], target.port, timeout)]
+        ex.connects = [await tcp.connect(ex.judged[0], target.port, timeout,
+                                         watch_floor=WATCH_FLOOR)]
     elif target.scheme == "tcp" or both:
         # tcp://: the connects are the exchange. http(s) to a name of both families: every
         # address is connected to, so a family that fails shows (the transport rung's rule).
-        connects = asyncio.gather(*(tcp.connect(a, target.port, timeout) for a in ex.judged))
+        connects = asyncio.gather(*(tcp.connect(a, target.port, timeout, watch_floor=WATCH_FLOOR)
+                                    for a in ex.judged))
     try:
         if target.scheme in ("http", "https"):
             ex.http = await _fetch(ex, state, timeout=timeout,

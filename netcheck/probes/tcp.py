@@ -90,17 +90,17 @@ class TcpResult:
         return out
 
 
-def watch_window(rtt_ms: float, timeout: float) -> float:
+def watch_window(rtt_ms: float, timeout: float, floor: float = WATCH_MIN_S) -> float:
     """Seconds to watch a fresh connection: a few round trips, within bounds and the timeout."""
-    return max(0.0, min(max(WATCH_MIN_S, WATCH_RTTS * rtt_ms / 1000), WATCH_MAX_S, timeout))
+    return max(0.0, min(max(floor, WATCH_RTTS * rtt_ms / 1000), WATCH_MAX_S, timeout))
 
 
 async def connect(address: str, port: int, timeout: float,
-                  watch: Optional[float] = None) -> TcpResult:
+                  watch: Optional[float] = None, watch_floor: float = WATCH_MIN_S) -> TcpResult:
     """Open a TCP connection, watch what the server does on its own, close; classify it all.
 
     ``watch``: seconds to watch an open connection; None: a few handshake round trips
-    (:func:`watch_window`); 0: not at all.
+    (:func:`watch_window`), at least ``watch_floor`` seconds; 0: not at all.
     """
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     result = TcpResult(address, port, "timeout")
@@ -146,7 +146,7 @@ async def connect(address: str, port: int, timeout: float,
 
         kernel = kernel_rtt_ms(sock)
         rtt = min(result.rtt_ms, kernel) if kernel else result.rtt_ms
-        window = watch_window(rtt, left) if watch is None else min(watch, left)
+        window = watch_window(rtt, left, watch_floor) if watch is None else min(watch, left)
         if window > 0:
             await _watch(loop, sock, window, result)
         return result
