@@ -4,7 +4,8 @@
 
     [exporter]
     allow = ["198.18.2.0/24", "www.lab.test", "*.lab.test"]  # --allow adds to it
-    concurrency = 8          # probes at once; more wait (within their deadline) or get 503
+    concurrency = 8          # diagnosis ladders at once; more wait (within their deadline)
+                             # or get 503 (the exchanges are bounded by descriptors)
     deadline = 10            # seconds per probe, shortened to Prometheus' scrape timeout
 
     [targets]                # named here = allowed, even with no allow-list

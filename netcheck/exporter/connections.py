@@ -17,6 +17,7 @@ spinning.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import errno
 import re
 import selectors
@@ -168,9 +169,23 @@ class ConnectionServer:
         self._stop = False
         self._stopped.clear()
         try:
-            asyncio.run_coroutine_threadsafe(self._serve(poll_interval), self.loop).result()
+            serving = asyncio.run_coroutine_threadsafe(self._serve(poll_interval), self.loop)
         except RuntimeError:  # the loop is closed
-            pass
+            self._stopped.set()
+            return
+        try:
+            serving.result()
+        except (RuntimeError, concurrent.futures.CancelledError):
+            pass  # the loop was stopped under it
+        except BaseException:  # Ctrl-C in this thread: the loop lets go of the sockets first
+            self._stop = True
+            if self._wake is not None:
+                self.loop.call_soon_threadsafe(self._wake.set)
+            try:
+                serving.result(timeout=2)
+            except Exception:
+                pass
+            raise
         finally:
             self._stopped.set()
 

@@ -536,9 +536,12 @@ class Exporter:
 
         opts = module.options
         deadline = until - start  # the runner counts it from ``started``: waiting included
+        # Each probe of the ladder waits at most half of what is left (a ladder started late,
+        # beside a slow exchange, still has time to judge what its probes met).
+        timeout = min(float(opts.get("timeout", 2.0)), max(0.2, (until - time.monotonic()) / 2))
         # hop_refusal: every HTTP hop of the run, redirects included, passes the allow-list
         # before any packet goes to it.
-        options = Options(timeout=min(float(opts.get("timeout", 2.0)), deadline),
+        options = Options(timeout=timeout,
                           deadline=deadline, family=opts.get("family"), lang=self.lang,
                           sysroot=self.sysroot, cafile=opts.get("cafile"),
                           cert=opts.get("cert"), key=opts.get("key"),

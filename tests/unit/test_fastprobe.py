@@ -27,6 +27,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
@@ -42,7 +43,7 @@ from netcheck.target import parse_target
 from tests import canary
 from tests.schema import validate_report
 
-from .test_exporter import Exporters, Listener, get
+from .test_exporter import Exporters, Listener, SilentPort, get
 from .test_exporter_hardening import redirect_to_canary  # noqa: F401 - a fixture
 from .test_render_junit_prom import check_metrics
 
@@ -210,6 +211,73 @@ def test_a_module_that_asks_for_the_ladder_always_gets_it(serve: Any) -> None:
         assert (metric(body, "probe_success"), metric(body, "netcheck_ladder")) == ("1.0", "1.0")
         assert 'netcheck_check_status{check="transport.tcp",layer="4"} 0.0' in body
     finally:
+        listener.close()
+
+
+def test_a_silent_port_gets_its_ladder_halfway_through_the_deadline(serve: Any) -> None:
+    """The exchange waits for the silent port as long as it may; halfway through the
+    deadline the ladder starts beside it, and its root cause is the answer, in time."""
+    silent = SilentPort()
+    try:
+        base = serve("[exporter]\ndeadline = 4\n[modules.patient]\ntimeout = 2.5\n",
+                     "127.0.0.1")
+        status, _, body, elapsed = get(f"{base}/probe?target=tcp://127.0.0.1:{silent.port}"
+                                       "&module=patient")
+        assert status == 200 and elapsed < 4 + 0.6, elapsed
+        assert metric(body, "probe_success") == "0.0" and metric(body, "netcheck_ladder") == "1.0"
+        assert "netcheck_root_cause{" in body, body
+        _, _, own, _ = get(f"{base}/metrics")
+        assert 'netcheck_exporter_ladders_total{reason="slow"} 1.0' in own
+    finally:
+        silent.close()
+
+
+def test_an_overloaded_exporter_answers_503_at_once(serve: Any) -> None:
+    """One ladder slot, four probes waiting for it: the next one is told 503 at once, not
+    after its deadline; with every exchange in use, so is a healthy target's probe."""
+    silent = SilentPort()
+    try:
+        base = serve('[exporter]\nconcurrency = 1\ndeadline = 4\n'
+                     '[modules.full]\nladder = "always"\n', "127.0.0.1")
+        url = f"{base}/probe?target=tcp://127.0.0.1:{silent.port}&module=full"
+        waiting = [threading.Thread(target=get, args=(url,)) for _ in range(5)]
+        for thread in waiting:
+            thread.start()
+            time.sleep(0.05)
+        time.sleep(0.3)
+        status, _, body, elapsed = get(url)
+        assert status == 503 and "waiting: overloaded" in body, body
+        assert elapsed < 0.5, elapsed
+        for thread in waiting:
+            thread.join()
+    finally:
+        silent.close()
+
+
+def test_when_every_exchange_is_in_use_a_probe_is_told_503_at_once() -> None:
+    from netcheck import registry
+    from netcheck.exporter import config as configs
+    from netcheck.exporter.server import Exporter, start
+
+    silent = SilentPort()
+    listener = Listener()
+    config = configs.parse("[exporter]\ndeadline = 3\n")
+    config.allow.add("127.0.0.1")
+    server, _ = start(Exporter(config, registry.load().for_mode("diagnose"), exchanges=1))
+    try:
+        first = threading.Thread(target=get, args=(
+            f"{server.url}/probe?target=tcp://127.0.0.1:{silent.port}",))
+        first.start()
+        time.sleep(0.3)
+        status, _, body, elapsed = get(f"{server.url}/probe?target=tcp://127.0.0.1:"
+                                       f"{listener.port}")
+        assert status == 503 and "exchanges already under way" in body, body
+        assert elapsed < 0.5
+        first.join()
+    finally:
+        server.shutdown()
+        server.server_close()
+        silent.close()
         listener.close()
 
 
