@@ -1873,13 +1873,25 @@ class PathSample:
     rtt_avg_ms: Optional[float] = None
     rtt_max_ms: Optional[float] = None
     rtt_mdev_ms: Optional[float] = None
+    rtt_median_ms: Optional[float] = None
+    jitter_ms: Optional[float] = None  # median change between consecutive round trips
 
     @classmethod
     def of(cls, address: str, role: str, stats: dict[str, Any]) -> PathSample:
         """From :func:`icmp.burst_stats` (or a burst's ``to_json()``)."""
         return cls(address, role, int(stats.get("sent") or 0), int(stats.get("received") or 0),
                    stats.get("rtt_min_ms"), stats.get("rtt_avg_ms"), stats.get("rtt_max_ms"),
-                   stats.get("rtt_mdev_ms"))
+                   stats.get("rtt_mdev_ms"), stats.get("rtt_median_ms"), stats.get("jitter_ms"))
+
+    @property
+    def typical_ms(self) -> float:
+        """The usual round trip: the median (a few slow replies do not make a path slow)."""
+        return (self.rtt_median_ms if self.rtt_median_ms is not None else self.rtt_avg_ms) or 0.0
+
+    @property
+    def spread_ms(self) -> float:
+        """How much round trips swing from one to the next (mdev when not measured)."""
+        return (self.jitter_ms if self.jitter_ms is not None else self.rtt_mdev_ms) or 0.0
 
     @property
     def loss_pct(self) -> float:
@@ -1950,16 +1962,18 @@ def judge_path(gateway: Optional[PathSample], target: Optional[PathSample]
             text = _("packets to {target} are lost: {numbers} (about {each} % each way)").format(
                 target=s.address, numbers=s.numbers(), each=each_way)
         return status, "PATH_LOSS", text, where
+    # Typical values, not averages: a busy CPU on this host delays a few replies by tens of
+    # milliseconds, which is no fault of the path (and no reason to warn on a healthy one).
     if gateway is not None and gateway.received >= MIN_SAMPLES and (
-            (gateway.rtt_avg_ms or 0) >= LINK_RTT_MS or (gateway.rtt_mdev_ms or 0) >= JITTER_MS):
+            gateway.typical_ms >= LINK_RTT_MS or gateway.spread_ms >= JITTER_MS):
         return Status.WARN, "PATH_LATENCY", _(
             "round trips to the gateway {gateway} are slow or uneven for a local link: "
             "{numbers}").format(gateway=gateway.address, numbers=gateway.numbers()), "link"
     if target is None or target.received < MIN_SAMPLES:
         return None
-    base_jitter = max(gateway.rtt_mdev_ms or 0.0, 1.0) if gateway and gateway.received else 1.0
-    jitter = target.rtt_mdev_ms or 0.0
-    if (target.rtt_avg_ms or 0) >= TARGET_RTT_MS or (
+    base_jitter = max(gateway.spread_ms, 1.0) if gateway and gateway.received else 1.0
+    jitter = target.spread_ms
+    if target.typical_ms >= TARGET_RTT_MS or (
             jitter >= JITTER_MS and jitter >= JITTER_RATIO * base_jitter):
         where = "beyond" if gateway is not None and gateway.received else "target"
         base = (_(" (to the gateway {gateway}: RTT avg {avg} ms, mdev {mdev} ms)").format(

@@ -444,7 +444,8 @@ class BurstResult:
 
 
 def burst_stats(sent: int, rtts_ms: list[float]) -> dict[str, object]:
-    """sent, received, loss_pct and RTT min/avg/max/mdev the way iputils ``ping`` prints them.
+    """sent, received, loss_pct and RTT min/avg/max/mdev the way iputils ``ping`` prints them,
+    plus the median round trip and the median change between consecutive ones (jitter).
 
     mdev is ping's: the standard deviation of the round trips, sqrt(mean(x²) − mean(x)²).
     """
@@ -456,8 +457,21 @@ def burst_stats(sent: int, rtts_ms: list[float]) -> dict[str, object]:
         avg = sum(rtts_ms) / received
         var = max(0.0, sum(x * x for x in rtts_ms) / received - avg * avg)
         out.update(rtt_min_ms=round(min(rtts_ms), 3), rtt_avg_ms=round(avg, 3),
-                   rtt_max_ms=round(max(rtts_ms), 3), rtt_mdev_ms=round(var ** 0.5, 3))
+                   rtt_max_ms=round(max(rtts_ms), 3), rtt_mdev_ms=round(var ** 0.5, 3),
+                   rtt_median_ms=round(_median(rtts_ms), 3))
+        if received >= 3:
+            # The typical change from one round trip to the next: a path whose queues swing
+            # moves every sample, while this host's own scheduling hiccups (a busy CPU) move a
+            # few, which avg and mdev would take for the path's.
+            out["jitter_ms"] = round(_median([abs(b - a) for a, b in zip(rtts_ms, rtts_ms[1:])]),
+                                     3)
     return out
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 async def burst(address: str, timeout: float, count: int = BURST_COUNT,

@@ -83,3 +83,35 @@ def test_a_burst_on_loopback_counts_every_reply() -> None:
     assert result.to_json()["loss_pct"] == 0.0
     assert result.duration_ms < 500  # the stragglers' wait ends when all are back
 
+
+
+def _sample(address: str, role: str, rtts: list[float]) -> PathSample:
+    return PathSample.of(address, role, icmp.burst_stats(len(rtts), rtts))
+
+
+def test_a_busy_host_is_not_a_slow_path() -> None:
+    # This host's CPU was busy for a moment: five replies of thirty sat in its queues for
+    # 80-200 ms. avg and mdev would call the link slow and uneven; the path is healthy.
+    spiky = [0.4] * 30
+    for i, late in zip((3, 9, 14, 21, 27), (80.0, 200.0, 120.0, 150.0, 90.0)):
+        spiky[i] = late
+    gateway = _sample("198.18.1.1", "gateway", spiky)
+    assert (gateway.rtt_mdev_ms or 0) > 30 and (gateway.rtt_avg_ms or 0) > 20
+    assert network.judge_path(gateway, _sample("198.18.2.10", "target", spiky)) is None
+
+
+def test_a_path_whose_queues_swing_is_latency_beyond_the_gateway() -> None:
+    import random
+
+    rng = random.Random(7)
+    swinging = [150.0 + rng.uniform(-120.0, 120.0) for _ in range(30)]
+    got = network.judge_path(_sample("198.18.1.1", "gateway", [0.4] * 30),
+                             _sample("198.18.2.10", "target", swinging))
+    assert got is not None and (got[0], got[1], got[3]) == (Status.WARN, "PATH_LATENCY",
+                                                              "beyond"), got
+
+
+def test_burst_stats_give_the_median_and_the_jitter() -> None:
+    stats = icmp.burst_stats(5, [1.0, 9.0, 2.0, 3.0, 4.0])
+    assert stats["rtt_median_ms"] == 3.0
+    assert stats["jitter_ms"] == 4.0  # |8|, |7|, |1|, |1| -> median 4
