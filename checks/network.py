@@ -272,6 +272,7 @@ class FamilyRoute:
     in_use: bool = True
     culprit: Optional[str] = None  # the route that discards the packets, as `ip route` says it
     other_tables: tuple[str, ...] = ()  # default routes in tables no rule led the lookup to
+    culprit_rule: Optional[int] = None  # the priority of the policy rule that discards them
 
 
 def route_state(fr: FamilyRoute) -> str:
@@ -279,7 +280,7 @@ def route_state(fr: FamilyRoute) -> str:
     kind = fr.lookup.type
     if kind in ("unicast", "local"):
         return OK
-    if kind in ("unreachable", "blackhole", "prohibit"):
+    if kind in ("unreachable", "blackhole", "prohibit") or fr.culprit_rule is not None:
         return "ROUTE_UNREACHABLE"
     if kind == "none":
         return "ROUTE_NO_DEFAULT" if fr.in_use else UNUSED
@@ -315,6 +316,12 @@ def judge_route(flow: addrfam.FlowFamilies, per: dict[int, FamilyRoute],
     lk = fr.lookup
     status = Status.WARN if working else Status.FAIL
     tail = _needed_text(part, fam, resolver, working)
+    if code == "ROUTE_UNREACHABLE" and fr.culprit_rule is not None:
+        return Judged(status, code, _("the policy rule '{rule}' makes {destination} "
+                                      "unreachable: the kernel discards the packets before any "
+                                      "routing table is looked at").format(
+                                          rule=fr.culprit, destination=lk.destination) + tail,
+                      fam, f"rule:{fr.culprit_rule}")
     if code == "ROUTE_UNREACHABLE":
         shown = fr.culprit or f"{lk.type} route"
         return Judged(status, code, _("the route to {destination} is '{route}': the kernel "
@@ -548,8 +555,14 @@ async def _build_l3_view(ctx: Context) -> L3View:
                 fam, ifname, tuple(ctx.facts.addrs_of(ifindex, fam)), in_use,
                 any(addrfam.is_link_local(t) for t in addrfam.of_family(target_addrs, fam)))
         if lk is not None:
-            routes[fam] = FamilyRoute(fam, lk, in_use, _culprit(ctx, lk),
-                                      _other_tables(ctx, fam) if lk.type == "none" else ())
+            culprit, rule = _culprit(ctx, lk), None
+            if culprit is None and lk.type in ("none", "unreachable", "blackhole", "prohibit"):
+                found = _rule_culprit(ctx, lk)
+                culprit, rule = ((found.text().replace("\t", " "), found.priority) if found
+                                 else (None, None))
+            routes[fam] = FamilyRoute(fam, lk, in_use, culprit,
+                                      _other_tables(ctx, fam) if lk.type == "none" else (),
+                                      culprit_rule=rule)
     return L3View(path, flow, resolver, addresses, routes)
 
 
@@ -594,6 +607,27 @@ def _culprit(ctx: Context, lk: Any) -> Optional[str]:
         return None
     found = _covering_routes(ctx, lk.destination, {"unreachable", "blackhole", "prohibit"})
     return found[0] if found else None
+
+
+def _rule_culprit(ctx: Context, lk: Any) -> Any:
+    """The policy rule (``ip rule ... unreachable|blackhole|prohibit``) that discards
+    packets to the lookup's destination before any table is looked at, or None. Only
+    rules every packet to it meets (no mark, interface, port or user condition) count."""
+    ip = ipaddress.ip_address(addrfam.bare(lk.destination))
+    for rule in ctx.facts.rules_of(addrfam.family_of(lk.destination)):
+        if rule.invert or rule.fwmark is not None or rule.iifname or rule.oifname or \
+                rule.ipproto is not None or rule.dport is not None or rule.uid is not None:
+            continue
+        if rule.src and rule.src_len:
+            continue  # depends on the source address: not every packet meets it
+        if rule.dst and ip not in ipaddress.ip_network(f"{rule.dst}/{rule.dst_len}",
+                                                       strict=False):
+            continue
+        if rule.action in ("unreachable", "blackhole", "prohibit"):
+            return rule
+        if rule.action == "lookup" and rule.table == 254:
+            return None  # main was looked at first: its missing route is the cause
+    return None
 
 
 def _covering_routes(ctx: Context, destination: str, kinds: set[str]) -> list[str]:
@@ -770,6 +804,13 @@ async def route(ctx: Context) -> Result:
     ifname, _ifindex = _egress_of(ctx, path, lk)
     ifname = ifname or "<interface>"
     v6 = judged.family == addrfam.V6
+    if judged.code == "ROUTE_UNREACHABLE" and judged.reason.startswith("rule:"):
+        ip = f"ip {'-6 ' if v6 else ''}"
+        return make(judged.code, judged.text,
+                    Hint(_("Remove the policy rule that throws the traffic away (a lockdown "
+                           "or VPN script may have left it)."),
+                         [f"{ip}rule show", f"{ip}rule del pref {judged.reason[5:]}",
+                          f"ip route get {lk.destination}"]), rule=fr.culprit, **evidence)
     if judged.code == "ROUTE_UNREACHABLE":
         shown = judged.reason
         return make(judged.code, judged.text,
@@ -946,6 +987,37 @@ def _flows_of(ctx: Context, view: L3View) -> list[tuple[int, str, str, int, Any]
     return flows
 
 
+async def _name_server_ipsec(ctx: Context, found: Any, judged: list[Any],
+                             evidence: dict[str, Any]) -> tuple[Optional[str], Optional[int],
+                                                                list[int]]:
+    """(code, family, working families) of the name servers' flows (resolv.conf's beyond
+    this host, a local stub's upstreams) when every server of one family is cut off by a
+    policy and another family's server is not; (None, None, []) otherwise."""
+    from netcheck.probes import xfrm
+
+    cfg = (await ctx.resolution()).config
+    servers = [addrfam.bare(a) for a in dict.fromkeys([*cfg.nameservers, *cfg.upstreams])
+               if not _loopback(addrfam.bare(a))]
+    if not servers:
+        return None, None, []
+    lookups = await _route_lookups(ctx, servers)
+    per: dict[int, list[Any]] = {}
+    for server in servers:
+        lk = lookups.get(server)
+        v = xfrm.judge(found, lk.prefsrc if lk else None, server, _PROTO_NUMBERS["udp"], 53,
+                       lk.oif if lk and lk.oif else 0)
+        fam = addrfam.family_of(server)
+        per.setdefault(fam, []).append(v)
+        judged.append((fam, "udp", server, 53, v))
+        evidence["flows"].append({"flow": f"udp {server} port 53", **v.to_json()})
+    cut = [f for f, vs in per.items() if all(v.outcome in ("block", "no_sa") for v in vs)]
+    working = [f for f in per if f not in cut]
+    if not cut or not working:
+        return None, None, []  # all cut off: dns.servers says so, with what the queries met
+    first = next(v for v in per[cut[0]] if v.outcome in ("block", "no_sa"))
+    return ("IPSEC_POLICY_BLOCK" if first.outcome == "block" else "IPSEC_NO_SA"), cut[0], working
+
+
 @check("network.ipsec", Layer.NETWORK, requires=("network.route",),
        codes=("IPSEC_NO_SA", "IPSEC_POLICY_BLOCK"))
 async def ipsec(ctx: Context) -> Result:
@@ -986,6 +1058,10 @@ async def ipsec(ctx: Context) -> Result:
         states[fam] = (OK if not mine or len(bad) < len(mine) else
                        "IPSEC_POLICY_BLOCK" if bad[0].outcome == "block" else "IPSEC_NO_SA")
     code, fam, _part, working = _combine(view.flow, states, "IPSEC_NO_SA")
+    if code is None and ctx.target.is_name and not view.resolver:
+        # The name resolved, but the host still asks its name servers for every name: one
+        # family's servers cut off while the other's answer is that family lost.
+        code, fam, working = await _name_server_ipsec(ctx, found, judged, evidence)
     if code is None:
         protected = [(d, v) for _f, _p, d, _port, v in judged if v.outcome == "protected"]
         if protected:
@@ -1132,7 +1208,7 @@ async def _probe_gateway(ctx: Context, fam: int, gw: str, ifname: str, ifindex: 
     link = ctx.facts.link(index=ifindex)
     # What answers through the gateway (the target, a name server) is proof too, and the
     # target's probes start now: nobody waits twice.
-    through_t = asyncio.ensure_future(_answered_through(ctx, fam))
+    through_t = asyncio.ensure_future(_answered_through(ctx, fam, gw))
     ping_t = shared.ping(ctx, gw)
     wire_t = ctx.blocking(neighbour.probe_on_wire, ifname, ifindex,
                           link.mac if link else None, src, gw, ctx.timeout)
@@ -1142,7 +1218,7 @@ async def _probe_gateway(ctx: Context, fam: int, gw: str, ifname: str, ifindex: 
     while pending:  # stop at the first proof of IP both ways instead of every timeout
         _done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
         if (ping_t.done() and ping_t.result().state == "reply") or (
-                through_t.done() and through_t.result()):
+                through_t.done() and through_t.result()[0]):
             break
     ping_res = ping_t.result() if ping_t.done() else icmp.PingResult(gw, "not waited for")
     probed, mac = wire_t.result() if wire_t.done() else (True, None)
@@ -1218,23 +1294,28 @@ def _rp_strict(ctx: Context) -> tuple[str, ...]:
                  if not lk.is_loopback and max(every, value(lk.name)) == 1)
 
 
-async def _answered_through(ctx: Context, fam: int
+async def _answered_through(ctx: Context, fam: int, gw: str
                             ) -> tuple[Optional[tuple[str, str]], bool]:
-    """What answered from beyond the gateway of a family — ``(role, address)`` of a name
-    server or the target, or None — and whether anything beyond it was asked at all."""
+    """What answered from beyond the gateway ``gw`` of a family — ``(role, address)`` of a
+    name server or the target whose packets the kernel sends through ``gw`` — or None, and
+    whether anything beyond it was asked at all."""
     if ctx.target is None:
         return None, False
     asked = False
     try:
         if ctx.target.is_name:
             res = await ctx.resolution()
+            servers = [a for a in dict.fromkeys(addrfam.bare(x.server) for x in res.answers)
+                       if addrfam.family_of(a) == fam and _beyond_link(ctx, a)]
+            through = set(await _through_gateway(ctx, servers, gw))
             for a in res.answers:
-                if addrfam.family_of(a.server) != fam or not _beyond_link(ctx, a.server):
+                if addrfam.bare(a.server) not in through:
                     continue
                 if a.rcode is not None:
                     return ("name server", a.server), True
                 asked = asked or a.error == "timeout"
-        addrs = [a for a in addrfam.of_family(await ctx.addresses(), fam) if _beyond_link(ctx, a)]
+        addrs = await _through_gateway(ctx, [a for a in addrfam.of_family(
+            await ctx.addresses(), fam) if _beyond_link(ctx, a)], gw)
         if not addrs:
             return None, asked
         pings = asyncio.ensure_future(shared.ping_all(ctx, addrs))
@@ -1251,6 +1332,35 @@ async def _answered_through(ctx: Context, fam: int
 
 async def _nothing() -> None:
     return None
+
+
+async def _route_lookups(ctx: Context, addresses: list[str]) -> dict[str, Any]:
+    """The kernel's route lookup (``ip route get``) of each address: the path's own, else
+    asked now; an address missing from the answer could not be looked up."""
+    from netcheck.facts import route_get
+
+    path = await ctx.path()
+    known = {lk.destination: lk for lk in [*path.lookups, *path.by_family.values()]}
+    missing = [a for a in addresses if a not in known]
+    if missing:
+        names = {lk.index: lk.name for lk in ctx.facts.links}
+        oif = path.ifindex if ctx.options.interface else None
+        try:
+            known.update({lk.destination: lk for lk in await ctx.blocking(
+                route_get, missing, oif, names)})
+        except OSError:
+            pass
+    return {a: known[a] for a in addresses if a in known}
+
+
+async def _through_gateway(ctx: Context, addresses: list[str], gw: str) -> list[str]:
+    """Those of ``addresses`` the kernel sends through ``gw`` (``ip route get``): a name
+    server that answers by another router proves nothing of this one."""
+    if not addresses:
+        return []
+    known = await _route_lookups(ctx, addresses)
+    return [a for a in addresses if a not in known or (
+        known[a].gateway is not None and addrfam.bare(known[a].gateway) == addrfam.bare(gw))]
 
 
 async def _gateway_hop(ctx: Context, gw: str, fam: int) -> Optional[bool]:
@@ -1445,6 +1555,7 @@ class ServerRecord:
     errors: tuple[str, ...] = ()  # what the unanswered questions met (timeout, rejected ...)
     sent: int = 0  # datagrams sent, resends included
     retried: int = 0  # questions answered only after a resend
+    addresses: int = 0  # addresses its answers held
 
     @classmethod
     def of(cls, server: str, answers: list[dns.DnsAnswer]) -> ServerRecord:
@@ -1452,7 +1563,15 @@ class ServerRecord:
         mine = [a for a in answers if a.server == server]
         return cls(server, tuple(a.rcode for a in mine if a.rcode),
                    tuple(a.error for a in mine if a.error and not a.rcode),
-                   sum(a.sent for a in mine), sum(1 for a in mine if a.rcode and a.retried))
+                   sum(a.sent for a in mine), sum(1 for a in mine if a.rcode and a.retried),
+                   sum(len(a.addresses) for a in mine))
+
+    @property
+    def partial(self) -> bool:
+        """It answered some questions with no address and stayed silent to the others (the
+        A question lost, the empty AAAA answer back): nothing it said is an answer yet."""
+        return (not self.addresses and "timeout" in self.errors
+                and set(self.rcodes) <= {"NOERROR"} and bool(self.rcodes))
 
     @property
     def asked(self) -> bool:
@@ -1462,11 +1581,11 @@ class ServerRecord:
     def state(self) -> str:
         """ok | DNS_REFUSED | DNS_SERVFAIL | DNS_RESOLVER_UNREACHABLE (as dig would tell)."""
         rcodes = set(self.rcodes)
-        if rcodes & {"NOERROR", "NXDOMAIN"}:
+        if rcodes & {"NOERROR", "NXDOMAIN"} and not self.partial:
             return "ok"
         if "REFUSED" in rcodes:
             return "DNS_REFUSED"
-        if rcodes:
+        if rcodes - {"NOERROR"}:
             return "DNS_SERVFAIL"
         return "DNS_RESOLVER_UNREACHABLE"
 
@@ -1478,6 +1597,11 @@ class ServerRecord:
             return _("answers REFUSED")
         if state == "DNS_SERVFAIL":
             return _("answers {rcode}").format(rcode=sorted(set(self.rcodes))[0])
+        if self.partial:
+            return _("answers {answered} of {questions} questions, with no address, and not "
+                     "the others (no answer to {sent} queries)").format(
+                         answered=len(self.rcodes), questions=len(self.rcodes) + len(
+                             self.errors), sent=self.sent)
         errors = ", ".join(probe_text(e) for e in sorted(set(self.errors))) or _("no answer")
         if set(self.errors) == {"timeout"} and self.sent > 1:
             return _("no answer to {sent} queries").format(sent=self.sent)
@@ -1495,6 +1619,12 @@ def _silence_explained_by_loss(rec: ServerRecord, burst: Optional[dict[str, Any]
     return back < 1.0 and (1.0 - back) ** max(1, rec.sent) > 0.01
 
 
+def _lossy(burst: Optional[dict[str, Any]]) -> bool:
+    """Burst statistics showing more lost round trips than a healthy path loses."""
+    return bool(burst and burst.get("sent") and burst["received"] < burst["sent"]
+                and float(burst.get("loss_pct") or 0) >= LOSS_WARN_PCT)
+
+
 def judge_servers(configured: list[ServerRecord], upstreams: list[ServerRecord], name: str,
                   stub_kind: Optional[str] = None, in_hosts: bool = False,
                   server_burst: Optional[dict[str, Any]] = None,
@@ -1504,7 +1634,7 @@ def judge_servers(configured: list[ServerRecord], upstreams: list[ServerRecord],
     ``configured``: resolv.conf's servers in order; ``upstreams``: the local stub's upstream
     servers asked directly (empty when there is no stub or they are unknown);
     ``server_burst``: burst statistics (:func:`icmp.burst_stats`) of the first server when
-    it answered nothing.
+    it answered nothing (behind a local stub that fails: of its first silent upstream).
     """
     asked = [r for r in configured if r.asked]
     working = [r for r in asked if r.state == "ok"]
@@ -1512,6 +1642,15 @@ def judge_servers(configured: list[ServerRecord], upstreams: list[ServerRecord],
         summary = ngettext("{servers} answers", "{servers} answer", len(working)).format(
             servers=", ".join(r.server for r in working))
         broken = [r for r in asked if r.state != "ok"]
+        if broken and not in_hosts:
+            # The lookups still get answers, but a server this host is told to ask fails:
+            # a lost family (its path broken) or a lost spare, what the next fault hits.
+            bad = broken[0]
+            return Status.WARN, bad.state, ngettext(
+                "name server {server}: {problem}, while {servers} answers",
+                "name server {server}: {problem}, while {servers} answer",
+                len(working)).format(server=bad.server, problem=bad.problem,
+                                     servers=", ".join(r.server for r in working))
         if broken:
             summary += f" ({', '.join(f'{r.server}: {r.state}' for r in broken)})"
         resent = sum(r.retried for r in working)
@@ -1532,10 +1671,31 @@ def judge_servers(configured: list[ServerRecord], upstreams: list[ServerRecord],
                else _("the local stub {server}")).format(server=first.server)
         up_ok = [r for r in upstreams if r.asked and r.state == "ok"]
         up_bad = [r for r in upstreams if r.asked and r.state != "ok"]
+        if up_ok and all(r.retried for r in up_ok) and _lossy(server_burst):
+            # The upstream answers netcheck only after resends: the stub, which sends its
+            # question fewer times, lost its answers on the same lossy path.
+            assert server_burst is not None
+            return Status.FAIL, "PATH_LOSS", _(
+                "{who} fails ({problem}), and its upstream {server} answers only after "
+                "resends, while only {received} of {sent} pings to it came back ({loss} % "
+                "lost): the path to it loses most packets").format(
+                    who=who, problem=first.problem, server=up_ok[0].server,
+                    received=server_burst["received"], sent=server_burst["sent"],
+                    loss=f"{server_burst['loss_pct']:g}")
         if up_ok:
             return Status.FAIL, first.state, _(
                 "{who} fails ({problem}), but its upstream {upstream} answers: the stub is "
                 "the problem").format(who=who, problem=first.problem, upstream=up_ok[0].server)
+        if up_bad and up_bad[0].state == "DNS_RESOLVER_UNREACHABLE" and \
+                _silence_explained_by_loss(up_bad[0], server_burst):
+            assert server_burst is not None
+            return Status.FAIL, "PATH_LOSS", _(
+                "{who} fails ({problem}) because its upstream {server} is silent too "
+                "({up_problem}), and only {received} of {sent} pings to it came back ({loss} % "
+                "lost): the path to it loses most packets").format(
+                    who=who, problem=first.problem, server=up_bad[0].server,
+                    up_problem=up_bad[0].problem, received=server_burst["received"],
+                    sent=server_burst["sent"], loss=f"{server_burst['loss_pct']:g}")
         if up_bad:
             return Status.FAIL, up_bad[0].state, _(
                 "{who} fails ({problem}) because its upstream {upstream} fails too "
@@ -1613,12 +1773,19 @@ async def dns_servers(ctx: Context) -> Result:
         evidence["upstreams"] = [a.to_json() for a in res.upstream_answers]
     first = next((r for r in records if r.asked), None)
     burst_stats = None
-    if (first is not None and first.state == "DNS_RESOLVER_UNREACHABLE"
-            and "timeout" in first.errors and not _loopback(first.server)
+    # The server whose silence is to be explained: the first one, or behind a local stub
+    # that fails, its first silent upstream (the stub's own silence is its upstream's).
+    far = first
+    if first is not None and _loopback(first.server) and first.state != "ok":
+        far = next((r for r in upstreams if r.asked and r.state != "ok"), None) or next(
+            (r for r in upstreams if r.retried), None)
+    if (far is not None and not _loopback(far.server)
+            and ((far.state == "DNS_RESOLVER_UNREACHABLE" and "timeout" in far.errors)
+                 or (far.state == "ok" and far.retried))
             and not any(r.state == "ok" for r in records)):
         # Is the server's host there at all? Tells a dead host, a silent service and a
         # path that loses most packets apart.
-        server_burst = await shared.burst(ctx, first.server)
+        server_burst = await shared.burst(ctx, far.server)
         evidence["server_ping"] = server_burst.to_json()
         burst_stats = server_burst.stats() if server_burst.measured else None
     status, code, text = judge_servers(records, upstreams, res.name, res.config.stub_kind,
@@ -1626,6 +1793,18 @@ async def dns_servers(ctx: Context) -> Result:
     if code is None:
         return Result(status, text, evidence=evidence)
     assert first is not None
+    if status is Status.WARN:
+        bad = [r for r in records if r.asked and r.state != "ok"]
+        good = {addrfam.family_of(r.server) for r in records if r.state == "ok"}
+        lost = {addrfam.family_of(r.server) for r in bad}
+        if len(lost) == 1 and not lost & good:  # one family's servers fail, the other's work
+            evidence["family"] = addrfam.name(lost.pop())
+        result = warned(code, text, _servers_hint(ctx, res, code, bad[0], [], None),
+                        **evidence)
+        # What breaks its family's path, or loses its datagrams, explains a silent one
+        # (runner.explained_by).
+        result.unanswered = tuple(r.server for r in bad if r.state == "DNS_RESOLVER_UNREACHABLE")
+        return result
     result = failed(code, text, _servers_hint(ctx, res, code, first, upstreams, burst_stats),
                     **evidence)
     if code in ("DNS_RESOLVER_UNREACHABLE", "PATH_LOSS"):
@@ -1657,6 +1836,11 @@ def _servers_hint(ctx: Context, res: dns.Resolution, code: str, first: ServerRec
              else ["ss -lunp 'sport = :53'", "systemctl restart dnsmasq unbound"])
             + [hints.dig(name, first.server)]
             + [hints.dig(name, u.server) for u in upstreams[:1]])
+    if stub and code == "PATH_LOSS":
+        up = next((r for r in upstreams if r.state != "ok"), upstreams[0])
+        return Hint(_("Most packets to the name server are lost on the way: find where with "
+                      "mtr, and look at the link and the routers on that path."),
+                    [hints.count_loss(up.server), f"ping -c 50 -i 0.2 {up.server}"])
     if stub:
         up = next((r for r in upstreams if r.state != "ok"), upstreams[0])
         return Hint(_("The stub works but the server it forwards to ({server}) fails: fix "
@@ -2234,8 +2418,6 @@ async def path_mtu(ctx: Context) -> Result:
     if not answering:
         return skipped(_("the target does not answer ping: the path MTU cannot be probed"))
     path = await ctx.path()
-    fam_addrs = [a for a in answering if (":" in a) == (path.family == socket.AF_INET6)]
-    addr = (fam_addrs or answering)[0]
     link = ctx.facts.link(index=path.ifindex) if path.ifindex else None
     if link is None or link.mtu <= 0:
         return skipped(_("no egress interface MTU to test"))
@@ -2243,6 +2425,38 @@ async def path_mtu(ctx: Context) -> Result:
         # The packets never leave this host: no router on the way can have a smaller MTU.
         return skipped(_("the target is on this host ({ifname}): there is no path MTU to "
                          "probe").format(ifname=link.name))
+    # One address of each family the target answers on: a router may drop the "too big"
+    # of one family only (ICMPv6's packet-too-big and ICMP's fragmentation-needed are two
+    # rules), so the flow's other family can meet a black hole the first does not.
+    first = {}
+    for a in sorted(answering, key=lambda a: addrfam.family_of(a) != path.family):
+        first.setdefault(addrfam.family_of(a), a)
+    assert target is not None
+    found = await asyncio.gather(*(_path_mtu_to(ctx, target, _egress_link(ctx, path, fam, link),
+                                                addr) for fam, addr in first.items()))
+    rank = {Status.FAIL: 0, Status.WARN: 1}
+    worst = min(found, key=lambda r: (rank.get(r.status, 2), r.code != "PMTU_BLACKHOLE"))
+    oversize = sum(int(r.evidence.get("oversize_probes") or 0) for r in found)
+    if oversize:
+        worst.evidence["oversize_probes"] = oversize
+    if len(found) > 1:
+        worst.evidence["families"] = {addrfam.name(f): r.code or r.status.value
+                                      for f, r in zip(first, found)}
+        if worst.code and any(r.code != worst.code for r in found):
+            worst.evidence["family"] = addrfam.name(addrfam.family_of(
+                str(worst.evidence["address"])))
+    return worst
+
+
+def _egress_link(ctx: Context, path: PathInfo, family: int, default: Any) -> Any:
+    """The interface a family's packets leave by (its route lookup's), else ``default``."""
+    lk = path.for_family(family)
+    link = ctx.facts.link(index=lk.oif) if lk is not None and lk.oif is not None else None
+    return link if link is not None and link.mtu > 0 and not link.is_loopback else default
+
+
+async def _path_mtu_to(ctx: Context, target: Result, link: Any, addr: str) -> Result:
+    """network.pmtu's probes of one address (see :func:`path_mtu`)."""
     hdr = _header_bytes(addr)
     mtu = link.mtu
     # The target answered ping already: a probe silent for many of its round trips is lost.
@@ -2288,9 +2502,11 @@ async def path_mtu(ctx: Context) -> Result:
     # pass a black hole (their packets are small): then it is a warning of what big
     # transfers will meet.
     stalled = await _transfer_stalled(ctx, target)
-    summary = _("packets over {path_mtu} bytes to {address} vanish with no ICMP "
-                "'fragmentation needed' (path MTU {path_mtu}, {ifname} MTU {mtu})").format(
-                    path_mtu=found, address=addr, ifname=link.name, mtu=mtu)
+    summary = (_("packets over {path_mtu} bytes to {address} vanish with no ICMPv6 'packet "
+                 "too big' (path MTU {path_mtu}, {ifname} MTU {mtu})") if ":" in addr
+               else _("packets over {path_mtu} bytes to {address} vanish with no ICMP "
+                      "'fragmentation needed' (path MTU {path_mtu}, {ifname} MTU {mtu})")).format(
+                          path_mtu=found, address=addr, ifname=link.name, mtu=mtu)
     if stalled is not None:
         evidence["transfer"] = stalled
         summary += " " + _("and the transfer from {address} stalls").format(address=addr)

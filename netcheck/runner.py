@@ -626,6 +626,8 @@ def explained_by(outcome: CheckOutcome, others: list[CheckOutcome]) -> Optional[
       (``evidence.family``: that family's address, route, gateway or target fails): a
       resolver waits for an IPv4 name server because IPv4 does not get through.
     - Slowness (SLOWNESS) follows from loss or latency on the path (PATH_QUALITY).
+    Between two findings that explain each other (a silent name server and the target's
+    silence, both naming IPv4), the one that does not rest on silence is the cause.
     """
     silent = {addrfam.family_of(a) for a in outcome.result.unanswered}
     for other in others:
@@ -633,7 +635,7 @@ def explained_by(outcome: CheckOutcome, others: list[CheckOutcome]) -> Optional[
             continue  # a higher layer's finding never explains a lower one's
         family = other.result.evidence.get("family")
         if len(silent) == 1 and family in (addrfam.IPV4, addrfam.IPV6) and \
-                addrfam.from_name(family) in silent:
+                addrfam.from_name(family) in silent and not other.result.unanswered:
             return other
         if outcome.result.code in SLOWNESS and other.result.code in PATH_QUALITY:
             return other

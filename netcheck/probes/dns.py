@@ -53,6 +53,7 @@ class ResolverConfig:
     rotate: bool = False  # options rotate
     upstreams: list[str] = field(default_factory=list)  # behind a local stub
     upstream_source: Optional[str] = None  # where the upstreams were read
+    stub_program: Optional[str] = None  # who listens on the stub's address (dnsmasq...)
     error: Optional[str] = None
 
     @property
@@ -70,6 +71,9 @@ class ResolverConfig:
         """``systemd-resolved``, ``local`` (dnsmasq, unbound...) or None (no stub)."""
         if self.stub is None:
             return None
+        if self.stub_program is not None:  # who really listens there, whatever the address
+            return ("systemd-resolved" if self.stub_program.startswith("systemd-resolve")
+                    else "local")
         return "systemd-resolved" if self.stub in STUB_ADDRESSES else "local"
 
     def to_json(self) -> dict[str, object]:
@@ -242,7 +246,10 @@ def parse_resolv_conf(path: str) -> ResolverConfig:
         elif words[0] == "options":
             _options(cfg, words[1:])
     if cfg.stub is not None and path != RESOLVED_UPSTREAMS:
-        cfg.upstreams, cfg.upstream_source = find_upstreams(cfg.stub_kind or "local")
+        listener = _stub_listener(cfg.stub)
+        if listener is not None:
+            cfg.stub_program = os.path.basename(listener[1][0])
+        cfg.upstreams, cfg.upstream_source = find_upstreams(cfg.stub_kind or "local", listener)
     return cfg
 
 
@@ -269,12 +276,20 @@ def _is_loopback(address: str) -> bool:
         return False
 
 
-def find_upstreams(kind: str) -> tuple[list[str], Optional[str]]:
+def find_upstreams(kind: str, listener: Optional[tuple[int, list[str]]] = None
+                   ) -> tuple[list[str], Optional[str]]:
     """The servers a local stub forwards to, and where that was read (None: not found).
 
+    First who really listens on the stub's address (``ss -lunp 'sport = :53'``): a dnsmasq
+    started with its servers on the command line says them there. Then by kind:
     systemd-resolved: its own list of upstreams (``/run/systemd/resolve/resolv.conf``), or
     ``resolvectl dns``. A dnsmasq or unbound on loopback: their configuration files.
     """
+    if listener is not None:
+        found, source = _listener_upstreams(*listener)
+        found = [a for a in dict.fromkeys(found) if not _is_loopback(a)]
+        if found:
+            return found[:3], source
     readers = ([_resolved_upstreams, _resolvectl_upstreams] if kind == "systemd-resolved"
                else [_dnsmasq_upstreams, _unbound_upstreams, _resolved_upstreams])
     for reader in readers:
@@ -283,6 +298,93 @@ def find_upstreams(kind: str) -> tuple[list[str], Optional[str]]:
         if found:
             return found[:3], source
     return [], None
+
+
+def _udp_inode(address: str, port: int = 53) -> Optional[str]:
+    """The inode of this namespace's UDP socket bound to address:port (/proc/net/udp[6])."""
+    try:
+        packed = socket.inet_pton(socket.AF_INET6 if ":" in address else socket.AF_INET,
+                                  address)
+    except OSError:
+        return None
+    # The kernel prints the address as 32-bit words in host (little-endian) order.
+    words = [packed[i:i + 4][::-1].hex().upper() for i in range(0, len(packed), 4)]
+    wanted = f"{''.join(words)}:{port:04X}"
+    try:
+        text = _read_small("/proc/net/udp6" if ":" in address else "/proc/net/udp")
+    except OSError:
+        return None
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) > 9 and fields[1] == wanted:
+            return fields[9]
+    return None
+
+
+def _socket_owner(inode: str) -> Optional[int]:
+    """The PID of a process holding socket ``inode`` (needs the right to read its fds)."""
+    link = f"socket:[{inode}]"
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            for fd in os.scandir(f"/proc/{entry.name}/fd"):
+                if os.readlink(fd.path) == link:
+                    return int(entry.name)
+        except OSError:
+            continue
+    return None
+
+
+def _stub_listener(stub: str) -> Optional[tuple[int, list[str]]]:
+    """(PID, command line) of the program listening on the stub's address, port 53 (as
+    ``ss -lunp`` finds it; None when it cannot be told, e.g. without the right to read
+    other processes' descriptors)."""
+    inode = _udp_inode(stub.split("%")[0])
+    pid = _socket_owner(inode) if inode and inode != "0" else None
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            argv = [a.decode(errors="replace") for a in fh.read(65536).split(b"\0") if a]
+    except OSError:
+        return None
+    return (pid, argv) if argv else None
+
+
+def _listener_upstreams(pid: int, argv: list[str]) -> tuple[list[str], Optional[str]]:
+    """The upstreams a dnsmasq listening on the stub's address was started with: its
+    ``--server=``/``-S``, and the files of its ``--conf-file``/``-C`` (``server=`` lines)
+    and ``--resolv-file``/``-r`` (``nameserver`` lines)."""
+    if os.path.basename(argv[0]) != "dnsmasq":
+        return [], None
+    found: list[str] = []
+    options: list[tuple[str, str]] = []
+    for i, arg in enumerate(argv[1:], 1):
+        key, eq, value = arg.partition("=")
+        if not eq and key in ("-S", "--server", "-C", "--conf-file", "-r", "--resolv-file"):
+            value = argv[i + 1] if i + 1 < len(argv) else ""
+        elif not eq and len(key) > 2 and key[:2] in ("-S", "-C", "-r"):
+            key, value = key[:2], key[2:]
+        options.append((key, value))
+    for key, value in options:
+        if key in ("-S", "--server") and not value.startswith("/"):
+            host = value.split("#")[0].split("@")[0].strip()
+            if _valid_ip(host):
+                found.append(host)
+    for key, value in options:
+        try:
+            if key in ("-C", "--conf-file") and value:
+                for line in _read_small(value).splitlines():
+                    k, _sep, v = line.split("#", 1)[0].strip().partition("=")
+                    host = v.split("#")[0].split("@")[0].strip()
+                    if k == "server" and not v.startswith("/") and _valid_ip(host):
+                        found.append(host)
+            elif key in ("-r", "--resolv-file") and value and not found:
+                found += _nameserver_lines(_read_small(value))
+        except OSError:
+            continue
+    return found, f"the command line of dnsmasq (pid {pid})" if found else None
 
 
 def _resolved_upstreams() -> tuple[list[str], Optional[str]]:
@@ -696,8 +798,12 @@ async def resolve_like_system(name: str, families: tuple[int, ...], resolv_conf:
 
 def _first_answering(batch: list[DnsAnswer], servers: list[str]) -> Optional[str]:
     for server in servers:
-        if any(a.server == server and a.rcode == "NOERROR" for a in batch):
-            return server
+        mine = [a for a in batch if a.server == server]
+        if not any(a.rcode == "NOERROR" for a in mine):
+            continue
+        if not any(a.addresses for a in mine) and any(not a.answered for a in mine):
+            continue  # an empty answer beside an unanswered question says nothing yet
+        return server
     return None
 
 

@@ -131,6 +131,38 @@ def test_unbound_forwarders_through_includes(tmp_path: Path,
     assert cfg.stub == "::1" and cfg.upstreams == ["198.18.3.53"]
 
 
+def test_the_socket_a_stub_listens_on_names_its_process() -> None:
+    # `ss -lunp` done by hand: /proc/net/udp's inode, then the process holding it.
+    import os
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        inode = dns._udp_inode("127.0.0.1", port)
+        assert inode is not None and dns._socket_owner(inode) == os.getpid()
+    assert dns._udp_inode("127.0.0.1", port) is None  # closed: nobody listens any more
+
+
+def test_dnsmasq_upstreams_from_its_command_line(tmp_path: Path) -> None:
+    conf = _conf(tmp_path, "server=198.18.3.54\nserver=/corp.test/198.18.9.9\n", "extra.conf")
+    argv = ["/usr/sbin/dnsmasq", "--keep-in-foreground", "--no-resolv",
+            "--listen-address=127.0.0.53", "--server=198.18.3.53", "-S", "2001:db8:3::53",
+            "--server=/corp.test/198.18.9.9", f"--conf-file={conf}"]
+    found, source = dns._listener_upstreams(4242, argv)
+    assert found == ["198.18.3.53", "2001:db8:3::53", "198.18.3.54"]
+    assert source is not None and "4242" in source
+    # Another program on the stub's address says nothing of dnsmasq's options.
+    assert dns._listener_upstreams(7, ["/lib/systemd/systemd-resolved"]) == ([], None)
+
+
+def test_the_listener_decides_what_kind_of_stub_it_is() -> None:
+    cfg = dns.ResolverConfig("/etc/resolv.conf", ["127.0.0.53"], stub_program="dnsmasq")
+    assert cfg.stub_kind == "local"  # on systemd-resolved's address, but not resolved
+    cfg.stub_program = "systemd-resolved"
+    assert cfg.stub_kind == "systemd-resolved"
+
+
 def _nss(tmp_path: Path, line: str) -> dns.NssHosts:
     return dns.parse_nsswitch(_conf(tmp_path, f"{line}\n", "nsswitch.conf"))
 

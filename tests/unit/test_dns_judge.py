@@ -31,6 +31,8 @@ STUB_SERVFAIL = ServerRecord("127.0.0.1", ("SERVFAIL", "SERVFAIL"), (), 2)
 STUB_OK = ServerRecord("127.0.0.53", ("NOERROR",), (), 1)
 UP_OK = ServerRecord("198.18.3.53", ("NOERROR",), (), 1)
 UP_SILENT = ServerRecord("198.18.3.53", (), ("timeout",), 10)
+UP_RETRIED = ServerRecord("198.18.3.53", ("NOERROR",), (), 6, retried=1, addresses=1)
+PARTIAL = ServerRecord("198.18.3.53", ("NOERROR",), ("timeout",), 21)
 PINGS_ALL = {"sent": 30, "received": 30, "loss_pct": 0.0}
 PINGS_NONE = {"sent": 30, "received": 0, "loss_pct": 100.0}
 PINGS_FEW = {"sent": 30, "received": 2, "loss_pct": 93.3}  # 20 silent queries: chance
@@ -41,8 +43,13 @@ PINGS_FEW = {"sent": 30, "received": 2, "loss_pct": 93.3}  # 20 silent queries: 
     ([OK], [], None, False, None, Status.PASS, None, ["198.18.3.53 answers"]),
     ([NX], [], None, False, None, Status.PASS, None, ["answers"]),  # the server works
     ([RETRIED], [], None, False, None, Status.PASS, None, ["2 questions", "resend"]),
-    ([SILENT, SECOND_OK], [], None, False, None, Status.PASS, None,
-     ["198.18.3.54 answers", "198.18.3.53: DNS_RESOLVER_UNREACHABLE"]),
+    # Lookups still get answers, but a server this host is told to ask fails: a warning
+    # (its family's path, or a spare the next fault needs).
+    ([SILENT, SECOND_OK], [], None, False, None, Status.WARN, "DNS_RESOLVER_UNREACHABLE",
+     ["198.18.3.53: no answer to 20 queries", "while 198.18.3.54 answers"]),
+    ([REFUSED, SECOND_OK], [], None, False, None, Status.WARN, "DNS_REFUSED",
+     ["198.18.3.53: answers REFUSED"]),
+    ([SILENT, SECOND_OK], [], None, True, None, Status.PASS, None, ["198.18.3.54 answers"]),
     ([SILENT], [], None, True, None, Status.PASS, None, ["hosts file"]),
     ([SILENT], [], None, False, None, Status.FAIL, "DNS_RESOLVER_UNREACHABLE",
      ["no answer to 20 queries"]),
@@ -65,6 +72,19 @@ PINGS_FEW = {"sent": 30, "received": 2, "loss_pct": 93.3}  # 20 silent queries: 
      ["local stub 127.0.0.1", "the stub is the problem"]),
     ([STUB_SERVFAIL], [UP_SILENT], "local", False, None, Status.FAIL,
      "DNS_RESOLVER_UNREACHABLE", ["the upstream is the problem", "198.18.3.53"]),
+    # An upstream that answers netcheck only after resends, on a path that loses most
+    # pings: the stub (which asks it fewer times) lost its answers there.
+    ([STUB_DOWN], [UP_RETRIED], "local", False, PINGS_FEW, Status.FAIL, "PATH_LOSS",
+     ["answers only after resends", "2 of 30"]),
+    ([STUB_DOWN], [UP_RETRIED], "local", False, PINGS_ALL, Status.FAIL,
+     "DNS_RESOLVER_UNREACHABLE", ["the stub is the problem"]),
+    # The A question lost, the empty AAAA answer back: no answer yet, not "no address".
+    ([PARTIAL], [], None, False, None, Status.FAIL, "DNS_RESOLVER_UNREACHABLE",
+     ["answers 1 of 2 questions, with no address"]),
+    ([PARTIAL], [], None, False, PINGS_FEW, Status.FAIL, "PATH_LOSS", ["2 of 30"]),
+    # ... unless the path to the upstream loses most packets: then that is the fault.
+    ([STUB_DOWN], [UP_SILENT], "local", False, PINGS_FEW, Status.FAIL, "PATH_LOSS",
+     ["upstream 198.18.3.53 is silent too", "2 of 30", "loses"]),
     ([STUB_DOWN], [], "systemd-resolved", False, None, Status.FAIL, "DNS_RESOLVER_UNREACHABLE",
      ["127.0.0.53"]),  # upstreams unknown: the stub is all there is to judge
     ([ServerRecord("198.18.3.53")], [], None, False, None, Status.SKIP, None, ["no name"]),

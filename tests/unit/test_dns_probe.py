@@ -46,3 +46,18 @@ def test_block_list_sized_hosts_file_is_fast(tmp_path: Path) -> None:
     start = time.perf_counter()
     assert dns.hosts_lookup(str(hosts), "www.lab.test") == ["198.18.2.77"]
     assert time.perf_counter() - start < 2.0  # generous: a line loop takes ~0.4 s here
+
+
+def test_an_empty_answer_beside_a_lost_question_settles_nothing() -> None:
+    # The A question lost on the way, the empty AAAA answer back: "no address" would be a
+    # guess; the next server that answered both settles it.
+    lost_a = dns.DnsAnswer("198.18.3.53", "www.lab.test", "A", error="timeout", sent=10)
+    empty_aaaa = dns.DnsAnswer("198.18.3.53", "www.lab.test", "AAAA", "NOERROR")
+    other = [dns.DnsAnswer("198.18.3.54", "www.lab.test", "A", "NOERROR", ["198.18.2.10"]),
+             dns.DnsAnswer("198.18.3.54", "www.lab.test", "AAAA", "NOERROR")]
+    servers = ["198.18.3.53", "198.18.3.54"]
+    assert dns._settle([lost_a, empty_aaaa], servers) is None
+    assert dns._settle([lost_a, empty_aaaa, *other], servers) == ["198.18.2.10"]
+    # Both questions answered, neither with an address: that is an answer (DNS_NO_ADDRESS).
+    empty_a = dns.DnsAnswer("198.18.3.53", "www.lab.test", "A", "NOERROR")
+    assert dns._settle([empty_a, empty_aaaa], servers) == []

@@ -173,6 +173,12 @@ ROUTE_ROWS: list[tuple[Any, dict[int, net.FamilyRoute], Status, Optional[str], O
     (DNS_V4, {V4: fr(lookup("198.18.3.53", "none")),
               V6: fr(lookup("2001:db8:2::10", gw="2001:db8:1::1"))},
      Status.FAIL, "ROUTE_NO_DEFAULT", V4, ("198.18.3.53",)),
+    # `ip rule add to ... unreachable`: the lookup fails as with no route, but a rule, not
+    # a missing route, throws the packets away.
+    (DNS_V4, {V4: net.FamilyRoute(V4, lookup("198.18.3.53", "none"), True,
+                                  "100: from all to 198.18.3.0/24 unreachable", culprit_rule=100),
+              V6: fr(lookup("2001:db8:2::10", gw="2001:db8:1::1"))},
+     Status.FAIL, "ROUTE_UNREACHABLE", V4, ("policy rule '100: from all to 198.18.3.0/24",)),
 ]
 
 
