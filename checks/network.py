@@ -1671,31 +1671,27 @@ def judge_servers(configured: list[ServerRecord], upstreams: list[ServerRecord],
                else _("the local stub {server}")).format(server=first.server)
         up_ok = [r for r in upstreams if r.asked and r.state == "ok"]
         up_bad = [r for r in upstreams if r.asked and r.state != "ok"]
+        # An upstream on a path that loses most packets: silent, or answering netcheck only
+        # after resends (the stub sends its question fewer times and lost the answers).
+        lossy: Optional[tuple[ServerRecord, str]] = None
         if up_ok and all(r.retried for r in up_ok) and _lossy(server_burst):
-            # The upstream answers netcheck only after resends: the stub, which sends its
-            # question fewer times, lost its answers on the same lossy path.
+            lossy = up_ok[0], _("answers only after resends")
+        elif not up_ok and up_bad and up_bad[0].state == "DNS_RESOLVER_UNREACHABLE" and \
+                _silence_explained_by_loss(up_bad[0], server_burst):
+            lossy = up_bad[0], _("is silent too ({problem})").format(problem=up_bad[0].problem)
+        if lossy is not None:
             assert server_burst is not None
             return Status.FAIL, "PATH_LOSS", _(
-                "{who} fails ({problem}), and its upstream {server} answers only after "
-                "resends, while only {received} of {sent} pings to it came back ({loss} % "
-                "lost): the path to it loses most packets").format(
-                    who=who, problem=first.problem, server=up_ok[0].server,
-                    received=server_burst["received"], sent=server_burst["sent"],
-                    loss=f"{server_burst['loss_pct']:g}")
+                "{who} fails ({problem}): its upstream {server} {what}, and only {received} of "
+                "{sent} pings to it came back ({loss} % lost): the path to it loses most "
+                "packets").format(who=who, problem=first.problem, server=lossy[0].server,
+                                  what=lossy[1], received=server_burst["received"],
+                                  sent=server_burst["sent"],
+                                  loss=f"{server_burst['loss_pct']:g}")
         if up_ok:
             return Status.FAIL, first.state, _(
                 "{who} fails ({problem}), but its upstream {upstream} answers: the stub is "
                 "the problem").format(who=who, problem=first.problem, upstream=up_ok[0].server)
-        if up_bad and up_bad[0].state == "DNS_RESOLVER_UNREACHABLE" and \
-                _silence_explained_by_loss(up_bad[0], server_burst):
-            assert server_burst is not None
-            return Status.FAIL, "PATH_LOSS", _(
-                "{who} fails ({problem}) because its upstream {server} is silent too "
-                "({up_problem}), and only {received} of {sent} pings to it came back ({loss} % "
-                "lost): the path to it loses most packets").format(
-                    who=who, problem=first.problem, server=up_bad[0].server,
-                    up_problem=up_bad[0].problem, received=server_burst["received"],
-                    sent=server_burst["sent"], loss=f"{server_burst['loss_pct']:g}")
         if up_bad:
             return Status.FAIL, up_bad[0].state, _(
                 "{who} fails ({problem}) because its upstream {upstream} fails too "
