@@ -41,7 +41,10 @@ def _all(parts: list[Match]) -> Match:
 
 
 def _shown(token: str) -> str:
-    return repr(token if len(token) <= 40 else token[:37] + "...")
+    """A word of the filter quoted in an error: escaped first, then cut, so that escapes of
+    control or astral characters (up to 10 characters each) cannot lengthen the message."""
+    quoted = repr(token)
+    return quoted if len(quoted) <= 42 else quoted[:39] + "..."
 
 
 class Filter:

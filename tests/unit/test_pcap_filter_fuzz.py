@@ -45,6 +45,9 @@ def _check_outcome(text: str) -> None:
 @given(ANY_TEXT)
 @example("(" * 10_000 + "tcp" + ")" * 10_000)
 @example("not " * 100_000 + "tcp")
+# Found by this fuzz target: escapes of unprintable astral characters made the message long.
+@example("0000000000\x1b\x1b\x08\x08\U00010756\U00011747\U00012544\U00014647\U00018cd6"
+         "\U00018cd6\U0001b2fc\U0001e2fa\U0002ebe1")
 @example("(" * (MAX_DEPTH + 1) + "tcp" + ")" * (MAX_DEPTH + 1))
 @example(" and ".join(["tcp"] * 300))
 @example("x" * 100_000)
