@@ -60,6 +60,7 @@ ALLOWED = {
     "upstream", "worker", "init", "chroot", "listen", "url", "uri", "cable", "nping", "arping",
     "ps", "mss", "logs", "apt", "install", "tcpdump", "mtr", "tracepath", "traceroute", "curl",
     "wget", "openssl", "nc", "ethtool", "sysctl",
+    "web",  # the same word in Spanish and Catalan (RAE, IEC): "la web", "servidor web"
 }
 WORD = re.compile(r"[^\W\d_]+(?:[-'’][^\W\d_]+)*")
 # A token with any of these is an address, a path, an id or a code, not a word to translate.
