@@ -2183,6 +2183,15 @@ def _path_finding(bursts: dict[str, Any]) -> Optional[tuple[Status, str, str, st
     return found[0] if found else None
 
 
+def _syns_lost_to_loss(conns: list[Any], burst: Optional[icmp.BurstResult]) -> bool:
+    """Would the echoes' loss lose every SYN the connects sent (odds over 1 %)?"""
+    if burst is None or not burst.measured:
+        return False
+    back = burst.received / burst.sent
+    syns = sum(c.syns or 1 for c in conns)
+    return back < 1.0 and (1.0 - back) ** syns > 0.01
+
+
 def _path_hint(code: str, where: str, gateway: Optional[str], target: str,
                ifname: Optional[str]) -> Hint:
     if code == "PATH_LOSS" and where == "link":
@@ -2291,9 +2300,8 @@ async def target_reachable(ctx: Context) -> Result:
     finding = _path_finding(bursts) if working else None
     if finding is not None and (finding[0] is Status.FAIL or not broken):
         status, code, text, where, family = finding
-        handshakes = [c for c in conns if c.answered and addrfam.name(
-            addrfam.family_of(c.address)) == family]
-        if status is Status.FAIL and handshakes:
+        mine = [c for c in conns if addrfam.name(addrfam.family_of(c.address)) == family]
+        if status is Status.FAIL and any(c.answered for c in mine):
             # The flow's own packets (its TCP handshake) went and came back: echoes lost on
             # the way (a router that rate-limits or deprioritises ICMP, or loss TCP's
             # retransmissions get over) degrade it, they do not break it.
@@ -2301,6 +2309,13 @@ async def target_reachable(ctx: Context) -> Result:
             text += " " + _("(but the TCP handshake to port {port} gets through: the lost "
                             "echoes slow the flow down, they do not stop it)").format(
                                 port=ctx.target.port)
+        elif code == "PATH_LOSS" and mine and all(c.state == "timeout" for c in mine) and \
+                _syns_lost_to_loss(mine, bursts["targets"].get(mine[0].address)):
+            # ... and when the handshake's SYNs got no answer either, as often as the echoes'
+            # loss would have it, the loss stops the flow: that silence proves no firewall.
+            status = Status.FAIL
+            text += " " + _("(and the TCP handshake to port {port} got no answer: the loss "
+                            "stops the flow)").format(port=ctx.target.port)
         path = await ctx.path()
         target_addr = next((a for a in bursts["targets"] if ("ipv6" if ":" in a else "ipv4")
                             == family), addrs[0])

@@ -558,12 +558,17 @@ def _hosts_line(line: str, wanted: str, found: list[str]) -> list[str]:
 
 
 async def query(server: str, qname: str, rdtype: str, timeout: float,
-                interval: Optional[float] = None) -> DnsAnswer:
+                interval: Optional[float] = None, same_id: bool = False) -> DnsAnswer:
     """Ask one server one question, directly (like ``dig @server qname rdtype``).
 
     With ``interval`` the question is sent again every ``interval`` seconds (each time with
     a new id) until an answer comes or ``timeout`` is up, like ``dig +tries``: an answer to
     any of the datagrams counts, and its round trip is measured from the one it answers.
+    With ``same_id`` (for a stub on this host) the resends keep the id, as the system
+    resolver's do: a stub (dnsmasq) takes a new id for another client asking the same
+    question and waits for its one forwarded query, but forwards a retry again — one lost
+    upstream datagram must not leave it silent until netcheck gives up. The round trip is
+    then measured from the first send (what a client waits).
     """
     import dns.asyncquery
     import dns.exception
@@ -576,7 +581,7 @@ async def query(server: str, qname: str, rdtype: str, timeout: float,
     msg = dns.message.make_query(qname, rdtype)
     msg.flags |= dns.flags.RD
     start = time.monotonic()
-    exchange = _UdpExchange(server, msg, timeout, interval)
+    exchange = _UdpExchange(server, msg, timeout, interval, same_id)
     try:
         wire, answer.rtt_ms = await exchange.run()
         response = dns.message.from_wire(wire)
@@ -655,8 +660,9 @@ class _UdpExchange:
     """
 
     def __init__(self, server: str, msg: object, timeout: float,
-                 interval: Optional[float]) -> None:
+                 interval: Optional[float], same_id: bool = False) -> None:
         self.server, self.msg, self.timeout = server, msg, timeout
+        self.same_id = same_id  # resends are retries of one query (the round trip: from the first)
         self.interval = max(MIN_INTERVAL, interval) if interval else None
         self.sent_at: dict[int, float] = {}  # message id -> when it was sent
         self.order: list[int] = []
@@ -670,9 +676,9 @@ class _UdpExchange:
 
     def _send(self, sock: socket.socket) -> None:
         msg = self.msg
-        if self.order:
+        if self.order and not self.same_id:
             msg.id = int.from_bytes(os.urandom(2), "big")  # type: ignore[attr-defined]
-        self.sent_at[msg.id] = time.monotonic()  # type: ignore[attr-defined]
+        self.sent_at.setdefault(msg.id, time.monotonic())  # type: ignore[attr-defined]
         self.order.append(msg.id)  # type: ignore[attr-defined]
         sock.send(msg.to_wire())  # type: ignore[attr-defined]
 
@@ -769,13 +775,16 @@ async def resolve_like_system(name: str, families: tuple[int, ...], resolv_conf:
         if i == 0 and cfg.stub is not None and cfg.upstreams:
             upstream_task = asyncio.ensure_future(asyncio.gather(
                 *(query(u, candidate, rdtypes[0], timeout, interval) for u in cfg.upstreams)))
-        batch = await asyncio.gather(*(query(s, candidate, t, timeout, interval)
+        batch = await asyncio.gather(*(query(s, candidate, t, timeout, interval,
+                                             same_id=_is_loopback(s))
                                        for s in servers for t in rdtypes))
         res.answers.extend(batch)
         settled = _settle(batch, servers)
         if settled is None:
             if not any(a.answered for a in batch):
                 break  # no server answers at all: other search names would only wait too
+            if any(_partial([a for a in batch if a.server == s]) for s in servers):
+                break  # a lost question: whether this name exists is not known yet
             continue
         res.fqdn = candidate
         res.dns_addresses = settled
@@ -796,14 +805,18 @@ async def resolve_like_system(name: str, families: tuple[int, ...], resolv_conf:
     return res
 
 
+def _partial(answers: list[DnsAnswer]) -> bool:
+    """One server's answers to one name: empty (NOERROR, no address) beside a question it
+    left unanswered (the A question lost, the empty AAAA answer back): nothing settled."""
+    return (any(a.rcode == "NOERROR" for a in answers) and not any(a.addresses for a in answers)
+            and any(not a.answered for a in answers))
+
+
 def _first_answering(batch: list[DnsAnswer], servers: list[str]) -> Optional[str]:
     for server in servers:
         mine = [a for a in batch if a.server == server]
-        if not any(a.rcode == "NOERROR" for a in mine):
-            continue
-        if not any(a.addresses for a in mine) and any(not a.answered for a in mine):
-            continue  # an empty answer beside an unanswered question says nothing yet
-        return server
+        if any(a.rcode == "NOERROR" for a in mine) and not _partial(mine):
+            return server
     return None
 
 

@@ -7,6 +7,7 @@ the same pings. Asking here makes them share one packet instead of sending two.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any, Optional
 
 from netcheck.lazy import asyncio
@@ -32,7 +33,8 @@ async def connect_retrying(address: str, port: int, timeout: float,
     """Connects to address:port started ``stagger`` apart until one gets an answer.
 
     Any outcome but a timeout (SYN-ACK, RST, an ICMP error, this host's firewall) is an
-    answer and settles it; when every connect times out, the first one's result is given.
+    answer and settles it; when every connect times out, the first one's result is given,
+    with the SYNs of them all (what the silence of a lossy path is weighed against).
     """
     loop = asyncio.get_running_loop()
     start = loop.time()
@@ -46,7 +48,11 @@ async def connect_retrying(address: str, port: int, timeout: float,
                     return task.result()
             left = timeout - (loop.time() - start)
             if not pending and left < stagger:
-                return attempts[0].result()
+                first = attempts[0].result()
+                counted = [t.result().syns for t in attempts]
+                if all(n is not None for n in counted):
+                    first = dataclasses.replace(first, syns=sum(n or 0 for n in counted))
+                return first
             if left >= stagger:
                 attempts.append(asyncio.ensure_future(tcp.connect(address, port, left)))
     finally:

@@ -30,7 +30,10 @@ def test_forty_percent_loss_is_degraded_path_loss_every_time(lab: Lab) -> None:
         assert run.root_cause["code"] == "PATH_LOSS", f"run {i}: {run.explain()}"
         target = run.check("network.target")
         assert target["status"] == "warn" and target["code"] == "PATH_LOSS"
-        assert "beyond the gateway 198.18.1.1" in target["summary"]
+        # Either family's numbers may be the worst (and one A or AAAA answer in a hundred is
+        # lost all ten times it is sent: then the name has that family only, this run).
+        assert any(f"beyond the gateway {gw}" in target["summary"]
+                   for gw in ("198.18.1.1", "2001:db8:1::1")), target["summary"]
         burst = target["evidence"]["bursts"][target["evidence"]["location"]["address"]]
         assert burst["sent"] == 30 and burst["received"] == 30  # the gateway itself is clean
         lossy = [b for b in target["evidence"]["bursts"].values() if b["loss_pct"] >= 10]

@@ -165,14 +165,12 @@ def test_judge_resolution(res: dns.Resolution, status: Status, code: Optional[st
         assert word in got[2], got
 
 
-class LossyServer:
-    """A DNS server on a loopback address, port 53, that drops the first ``drop`` queries."""
+class Port53Server:
+    """A name server on port 53 of a loopback address; :meth:`reply` says what it sends
+    back to a query (None: nothing, the query is lost)."""
 
-    def __init__(self, address: str, drop: int) -> None:
-        import dns.message
-        import dns.rrset
-
-        self.drop, self.seen = drop, 0
+    def __init__(self, address: str) -> None:
+        self.seen = 0
         self.stop = threading.Event()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((address, 53))
@@ -187,16 +185,40 @@ class LossyServer:
                 except OSError:
                     return
                 self.seen += 1
-                if self.seen <= self.drop:
-                    continue
-                query = dns.message.from_wire(data)
-                reply = dns.message.make_response(query)
-                reply.answer.append(dns.rrset.from_text(query.question[0].name, 60, "IN", "A",
-                                                        "198.18.2.10"))
-                self.sock.sendto(reply.to_wire(), peer)
+                answer = self.reply(data)
+                if answer is not None:
+                    self.sock.sendto(answer, peer)
 
         self.thread = threading.Thread(target=serve, daemon=True)
         self.thread.start()
+
+    def reply(self, data: bytes) -> Optional[bytes]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(2)
+        self.sock.close()
+
+
+class LossyServer(Port53Server):
+    """Drops the first ``drop`` queries, then answers every A question with 198.18.2.10."""
+
+    def __init__(self, address: str, drop: int) -> None:
+        self.drop = drop
+        super().__init__(address)
+
+    def reply(self, data: bytes) -> Optional[bytes]:
+        import dns.message
+        import dns.rrset
+
+        if self.seen <= self.drop:
+            return None
+        query = dns.message.from_wire(data)
+        reply = dns.message.make_response(query)
+        reply.answer.append(dns.rrset.from_text(query.question[0].name, 60, "IN", "A",
+                                                "198.18.2.10"))
+        return reply.to_wire()
 
 
 @pytest.fixture
@@ -206,9 +228,7 @@ def lossy() -> Iterator[LossyServer]:
     except PermissionError:
         pytest.skip("binding port 53 needs root")
     yield server
-    server.stop.set()
-    server.thread.join(2)
-    server.sock.close()
+    server.close()
 
 
 def test_query_is_sent_again_until_answered(lossy: LossyServer) -> None:
@@ -223,6 +243,42 @@ def test_query_without_retries_times_out(lossy: LossyServer) -> None:
     assert answer.error == "timeout" and answer.sent == 1
 
 
+class StubLosingItsForward(Port53Server):
+    """A stub whose one forwarded query was lost, as dnsmasq behaves then: another id for
+    the same question is another client waiting for that forward (no answer); a retry of
+    an id it has seen is forwarded again (and answered)."""
+
+    def __init__(self, address: str) -> None:
+        self.ids: set[int] = set()
+        super().__init__(address)
+
+    def reply(self, data: bytes) -> Optional[bytes]:
+        import dns.message
+
+        qid = int.from_bytes(data[:2], "big")
+        retry = qid in self.ids
+        self.ids.add(qid)
+        if not retry:
+            return None
+        return dns.message.make_response(dns.message.from_wire(data)).to_wire()
+
+
+def test_a_stub_on_this_host_is_sent_retries_of_one_query() -> None:
+    try:
+        stub = StubLosingItsForward("127.53.0.2")
+    except PermissionError:
+        pytest.skip("binding port 53 needs root")
+    try:
+        retried = asyncio.run(dns.query("127.53.0.2", "www.lab.test", "A", 1.0, interval=0.1,
+                                        same_id=True))
+        assert retried.rcode == "NOERROR", retried
+        # New ids for every resend: the stub only ever sees new clients of its lost forward.
+        renamed = asyncio.run(dns.query("127.53.0.2", "www.lab.test", "A", 0.5, interval=0.1))
+        assert renamed.error == "timeout", renamed
+    finally:
+        stub.close()
+
+
 @pytest.fixture
 def answering() -> Iterator[LossyServer]:
     try:
@@ -230,9 +286,7 @@ def answering() -> Iterator[LossyServer]:
     except PermissionError:
         pytest.skip("binding port 53 needs root")
     yield server
-    server.stop.set()
-    server.thread.join(2)
-    server.sock.close()
+    server.close()
 
 
 @pytest.mark.parametrize(("line", "source", "addresses", "asked"), [
@@ -251,3 +305,39 @@ def test_nsswitch_order_decides_the_source(answering: LossyServer, tmp_path: Any
         str(tmp_path / "hosts"), 1.0, nsswitch=str(tmp_path / "nsswitch.conf")))
     assert (res.source, res.addresses) == (source, addresses)
     assert bool(res.answers) is asked and (answering.seen > 0) is asked
+
+
+class LosesEveryA(Port53Server):
+    """A name server whose A answers are always lost: it answers only AAAA questions, with
+    no record."""
+
+    def reply(self, data: bytes) -> Optional[bytes]:
+        import dns.message
+        import dns.rdatatype
+
+        query = dns.message.from_wire(data)
+        if query.question[0].rdtype != dns.rdatatype.AAAA:
+            return None
+        return dns.message.make_response(query).to_wire()
+
+
+def test_a_lost_question_stops_the_search_list(tmp_path: Any) -> None:
+    # The empty AAAA answer beside the lost A question does not say the name has no
+    # address, nor that it does not exist: no other search name is tried, nothing settles.
+    try:
+        server = LosesEveryA("127.53.0.3")
+    except PermissionError:
+        pytest.skip("binding port 53 needs root")
+    try:
+        conf = tmp_path / "resolv.conf"
+        conf.write_text("nameserver 127.53.0.3\nsearch lab.test\n")
+        hosts = tmp_path / "hosts"
+        hosts.write_text("")
+        res = asyncio.run(dns.resolve_like_system("svc.lab.test", (socket.AF_INET,
+                                                                    socket.AF_INET6),
+                                                  str(conf), str(hosts), 0.4))
+        assert res.tried == ["svc.lab.test"] and res.fqdn is None and not res.addresses, res
+        record = ServerRecord.of("127.53.0.3", res.answers)
+        assert record.partial and record.state == "DNS_RESOLVER_UNREACHABLE"
+    finally:
+        server.close()

@@ -22,7 +22,8 @@ from netcheck import family
 from netcheck.facts import Addr, Link, Route, RouteLookup
 from netcheck.model import CheckOutcome, Layer, Result, Status, failed
 from netcheck.probes import firewall as fw
-from netcheck.probes import xfrm
+from netcheck.probes import icmp, xfrm
+from netcheck.probes.tcp import TcpResult
 from netcheck.runner import choose_root_cause
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -381,3 +382,24 @@ def test_input_chain_outranks_the_silence_it_causes() -> None:
     assert choose_root_cause([dns, fw_out]) is dns  # the ladder's order otherwise
     ok = CheckOutcome("x.y", Layer.NETWORK, "t", Result(Status.PASS, "fine"))
     assert choose_root_cause([ok]) is None
+
+
+# -- loss against the flow's own handshake ----------------------------------------------------
+
+def _burst(received: int, sent: int = 30) -> icmp.BurstResult:
+    return icmp.BurstResult("198.18.2.10", sent=sent, rtts_ms=[0.3] * received)
+
+
+def _silent_connect(syns: int) -> TcpResult:
+    return TcpResult("198.18.2.10", 22, "timeout", syns=syns)
+
+
+@pytest.mark.parametrize("received,syns,lost_to_loss", [
+    (4, 10, True),  # 13 % of round trips back: ten silent SYNs are what loss gives (25 %)
+    (4, 60, False),  # ... sixty are not: something drops the SYNs themselves
+    (27, 10, False),  # 10 % lost: ten silent SYNs are a filter, not chance
+    (30, 2, False),  # nothing lost
+])
+def test_silent_syns_are_loss_only_as_often_as_loss_explains(received: int, syns: int,
+                                                              lost_to_loss: bool) -> None:
+    assert net._syns_lost_to_loss([_silent_connect(syns)], _burst(received)) is lost_to_loss
