@@ -544,7 +544,7 @@ async def _build_l3_view(ctx: Context) -> L3View:
     resolver = tuple(servers) if flow.resolver else ()
     addresses: dict[int, FamilyAddresses] = {}
     routes: dict[int, FamilyRoute] = {}
-    wanted = await _resolver_families(ctx)
+    wanted = await _families_meant(ctx, path)
     for fam in flow.all:
         lk = _lookup_for(path, fam, resolver if fam in flow.resolver and
                          fam not in flow.target else ())
@@ -566,15 +566,22 @@ async def _build_l3_view(ctx: Context) -> L3View:
     return L3View(path, flow, resolver, addresses, routes)
 
 
-async def _resolver_families(ctx: Context) -> set[int]:
-    """The families of the name servers this host is configured to ask beyond itself
-    (resolv.conf's, a local stub's upstreams): a host told to ask an IPv4 name server
-    means to use IPv4, even when its IPv4 address and routes are gone (a lease expired)."""
-    if ctx.target is None or not ctx.target.is_name:
-        return set()
-    cfg = (await ctx.resolution()).config
-    return {addrfam.family_of(a) for a in [*cfg.nameservers, *cfg.upstreams]
-            if not _loopback(addrfam.bare(a))}
+async def _families_meant(ctx: Context, path: PathInfo) -> set[int]:
+    """The families this host is configured to use even when its addresses and routes of
+    them are gone (a lease expired): those of the name servers it is told to ask beyond
+    itself (resolv.conf's, a local stub's upstreams), and IPv4 when a DHCP client keeps a
+    lease for the egress interface (dhclient, NetworkManager, systemd-networkd)."""
+    from netcheck.fix import prove
+
+    found: set[int] = set()
+    if ctx.target is not None and ctx.target.is_name:
+        cfg = (await ctx.resolution()).config
+        found |= {addrfam.family_of(a) for a in [*cfg.nameservers, *cfg.upstreams]
+                  if not _loopback(addrfam.bare(a))}
+    if addrfam.V4 not in found and path.interface and path.ifindex is not None:
+        if await ctx.blocking(prove.leases, path.interface, path.ifindex):
+            found.add(addrfam.V4)
+    return found
 
 
 def _lookup_for(path: PathInfo, fam: int, prefer: tuple[str, ...]) -> Any:
@@ -1305,10 +1312,12 @@ async def _answered_through(ctx: Context, fam: int, gw: str
     try:
         if ctx.target.is_name:
             res = await ctx.resolution()
-            servers = [a for a in dict.fromkeys(addrfam.bare(x.server) for x in res.answers)
+            # resolv.conf's servers, and a local stub's upstreams asked directly
+            answers = [*res.answers, *res.upstream_answers]
+            servers = [a for a in dict.fromkeys(addrfam.bare(x.server) for x in answers)
                        if addrfam.family_of(a) == fam and _beyond_link(ctx, a)]
             through = set(await _through_gateway(ctx, servers, gw))
-            for a in res.answers:
+            for a in answers:
                 if addrfam.bare(a.server) not in through:
                     continue
                 if a.rcode is not None:
@@ -1377,7 +1386,8 @@ async def _gateway_hop(ctx: Context, gw: str, fam: int) -> Optional[bool]:
     if targets:
         probes.append(hops.tcp_probe(targets[0], ctx.target.port, 1, wait))
     elif ctx.target.is_name:  # not resolved: the queries to the name server are the flow
-        servers = [addrfam.bare(s) for s in (await ctx.resolution()).servers]
+        res = await ctx.resolution()
+        servers = [addrfam.bare(s) for s in [*res.servers, *res.config.upstreams]]
         targets = [s for s in addrfam.of_family(servers, fam) if _beyond_link(ctx, s)]
         if targets:
             probes.append(hops.udp_probe(targets[0], 53, 1, wait,

@@ -516,6 +516,26 @@ def _wrong_subnet(case: Case, lab: ComposedLab) -> None:
 def _lease_expired(case: Case, lab: ComposedLab) -> None:
     fam = case.family or 4
     lab.ip("client", fam_flag(fam), "addr", "flush", "dev", "eth0", "scope", "global")
+    if fam == 4:
+        # What a DHCPv4 client leaves when its lease ran out and no server renewed it: the
+        # lease in its lease file, past its expiry.
+        from netcheck.lab import view
+
+        view.write_file(lab, "client", "/var/lib/dhcp/dhclient.eth0.leases", EXPIRED_LEASE.format(
+            address=client_addr(4), router=gw(4)))
+
+
+EXPIRED_LEASE = """lease {{
+  interface "eth0";
+  fixed-address {address};
+  option subnet-mask 255.255.255.0;
+  option routers {router};
+  option dhcp-lease-time 3600;
+  renew 2 2026/12/01 09:30:00;
+  rebind 2 2026/12/01 09:52:30;
+  expire 2 2026/12/01 10:00:00;
+}}
+"""
 
 
 def _apipa(case: Case, lab: ComposedLab) -> None:
@@ -667,7 +687,8 @@ CATALOGUE: list[Fault] = [
           shape=with_parts(vpn=True)),
     Fault("lease_expired", "address", "fault",
           "the client's global address of one family expired (DHCPv4 lease / SLAAC prefix "
-          "lifetime): ip addr flush scope global",
+          "lifetime): ip addr flush scope global; dhclient's lease file keeps the expired "
+          "lease",
           lambda case: (OK if case.family == 4 and case.parts.uplinks == 2 else
                         local({"ADDR_NONE"} if case.family == 4
                               else {"ADDR_LINK_LOCAL_ONLY"})(case)),
