@@ -21,9 +21,15 @@ def retransmission(s: Session, fwd: Flow, rev: Flow, t: float, seq: int,
                    seglen: int, syn_fin: int, not_adv: bool,
                    tags: Optional[list[tuple]]) -> bool:
     """Which kind of segment that does not advance the sequence this is, in Wireshark's
-    order (fast retransmission, out of order, spurious, retransmission); True if it holds
-    bytes already seen (anything but out of order)."""
-    if not_adv and rev.dupacknum >= 2 and rev.lastack == seq \
+    order since 4.0 (spurious, fast retransmission, out of order, retransmission); True if
+    it holds bytes already seen (anything but out of order)."""
+    # Bytes the peer already acknowledged are spurious first: under load a copy sent soon
+    # after the original also falls inside the out-of-order window, and Wireshark 4 names
+    # it spurious (3.x asked the other questions first).
+    if seglen and rev.lastack >= 0 and (rev.lastack - seq - seglen) & MASK < HALF:
+        s.spurious += 1
+        code = "spurious"
+    elif not_adv and rev.dupacknum >= 2 and rev.lastack == seq \
             and t - rev.lastack_t < 0.02:
         s.fast_retrans += 1
         code = "fast_retrans"
@@ -31,9 +37,6 @@ def retransmission(s: Session, fwd: Flow, rev: Flow, t: float, seq: int,
             and fwd.nextseq != (seq + seglen + syn_fin) & MASK:
         s.ooo += 1
         code = "ooo"
-    elif seglen and rev.lastack >= 0 and (rev.lastack - seq - seglen) & MASK < HALF:
-        s.spurious += 1
-        code = "spurious"
     elif not_adv:
         s.retrans += 1
         code = "retrans"

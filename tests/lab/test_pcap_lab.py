@@ -222,10 +222,12 @@ def start_capture(lab: Lab, path: Path, *extra: str, name: str = "pcap-tcpdump"
     assert TCPDUMP, "tcpdump is needed"
     # --immediate-mode: without it libpcap hands packets over in ring-buffer blocks (up to a
     # second late), and the packets of the last block are lost when tcpdump is stopped.
-    # -B: a 16 MB kernel buffer, so that a busy machine does not drop the bulk download's
-    # 64 KB (GRO-merged) frames before tcpdump reads them.
+    # -B: a 64 MB kernel buffer, so that a busy machine does not drop the bulk download's
+    # frames before tcpdump reads them. In immediate mode every slot of that ring is as
+    # large as the snapshot length (256 KB): 16 MB held only 64 frames, and a loaded CI
+    # machine dropped dozens.
     proc = lab.popen("client", [TCPDUMP, "-i", "eth0", "-n", "-U", "--immediate-mode",
-                                "-B", "16384", "-w", str(path), *extra], name=name)
+                                "-B", "65536", "-w", str(path), *extra], name=name)
     deadline = time.monotonic() + 5
     while "listening on" not in lab.log(name):
         if proc.poll() is not None or time.monotonic() > deadline:
