@@ -135,7 +135,9 @@ class Registry:
 def _import_module(name: str) -> list[Check]:
     before = len(_declared)
     module = importlib.import_module(name)
-    found = [c for c in _declared if c.module == module.__name__]
+    # A package's checks may be declared in its submodules (netcheck.checks.network.*).
+    found = [c for c in _declared
+             if c.module == module.__name__ or c.module.startswith(module.__name__ + ".")]
     return found if len(_declared) > before or found else []
 
 

@@ -1,10 +1,10 @@
 """Layer-3 judging without a network: facts in, (status, code, text) out.
 
-The address, route and gateway rungs judge through pure functions (checks/network.py), as
-presentation.handshake_problem does for TLS: every recorded state is one row here. Also the
-helpers they stand on: the address-family module, the xfrm reader (a dump recorded from a
-lab namespace), reply flows through recorded input chains, and the root-cause rule that
-lets this host's input chain outrank the silence it causes.
+The address, route and gateway rungs judge through pure functions
+(checks/network/judging.py), as presentation.handshake_problem does for TLS: every recorded
+state is one row here. Also the helpers they stand on: the address-family module, the xfrm
+reader (a dump recorded from a lab namespace), reply flows through recorded input chains,
+and the root-cause rule that lets this host's input chain outrank the silence it causes.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any, Optional
 
 import pytest
 from netcheck.checks import network as net
+from netcheck.checks.network import path as net_path
 
 from netcheck import family
 from netcheck.facts import Addr, Link, Route, RouteLookup
@@ -402,4 +403,4 @@ def _silent_connect(syns: int) -> TcpResult:
 ])
 def test_silent_syns_are_loss_only_as_often_as_loss_explains(received: int, syns: int,
                                                               lost_to_loss: bool) -> None:
-    assert net._syns_lost_to_loss([_silent_connect(syns)], _burst(received)) is lost_to_loss
+    assert net_path._syns_lost_to_loss([_silent_connect(syns)], _burst(received)) is lost_to_loss

@@ -17,6 +17,8 @@ def test_every_package_of_the_tree_is_shipped() -> None:
     listed = set(config["tool"]["setuptools"]["packages"])
     found = {".".join(p.parent.relative_to(ROOT).parts)
              for p in (ROOT / "netcheck").rglob("__init__.py")}
-    found.add("netcheck.checks")  # checks/ is installed under this name (package-dir)
+    # checks/ is installed as netcheck.checks (package-dir), with its subpackages
+    found |= {".".join(("netcheck", *p.parent.relative_to(ROOT).parts))
+              for p in (ROOT / "checks").rglob("__init__.py")}
     assert found - listed == set(), "packages missing from pyproject.toml"
     assert listed - found == set(), "pyproject.toml lists packages that do not exist"

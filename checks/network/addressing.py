@@ -1,0 +1,139 @@
+"""The address rungs: the egress interface has an address (``network.address``) and no other
+host on the link claims it (``network.address_conflict``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from netcheck.checks.network.common import _manager
+from netcheck.checks.network.judging import judge_address
+from netcheck.checks.network.view import _family_evidence, _l3_view
+
+from netcheck import hints
+from netcheck.i18n import _
+from netcheck.lazy import asyncio, lazy
+from netcheck.model import Hint, Layer, Result, Status, failed, passed, skipped, warned
+from netcheck.registry import RECIPROCAL, check
+
+if TYPE_CHECKING:
+    from netcheck import family as addrfam
+    from netcheck.probes import neighbour
+    from netcheck.runner import Context
+else:  # imported at first use: `netcheck checks` lists the checks without the probes
+    addrfam = lazy("netcheck.family")
+    neighbour = lazy("netcheck.probes.neighbour")
+
+
+# -- the rungs -----------------------------------------------------------------------------------
+
+@check("network.address", Layer.NETWORK, requires=("link.carrier",),
+       codes=("ADDR_NONE", "ADDR_LINK_LOCAL_ONLY", "ADDR_DAD_FAILED"), path_part="address",
+       modes=RECIPROCAL)
+async def address(ctx: Context) -> Result:
+    """Egress interface has an address.
+
+    Each family the flow needs — the target's, and the name servers' while the name does not
+    resolve — needs a usable address on the interface its packets leave by: only
+    169.254.x.x / fe80:: means DHCP or SLAAC failed; a duplicate address (DAD failed) is
+    unusable. One family failing while the other carries the flow is a warning naming it.
+    """
+    view = await _l3_view(ctx)
+    path = view.path
+    if path.ifindex is None or path.interface is None or not view.addresses:
+        return skipped(_("no egress interface to look at"))
+    judged = judge_address(view.flow, view.addresses, view.resolver)
+    evidence: dict[str, Any] = {
+        "interface": path.interface,
+        "addresses": {addrfam.label(f): [f"{a.address}/{a.prefixlen}" for a in fa.addresses]
+                      for f, fa in view.addresses.items()},
+        "families": view.flow.to_json(), **_family_evidence(judged.family)}
+    if judged.status is Status.PASS:
+        return passed(judged.text, **evidence)
+    fa = view.addresses[judged.family or addrfam.V4]
+    ifname = fa.ifname
+    make = failed if judged.status is Status.FAIL else warned
+    assert judged.code is not None
+    if judged.code == "ADDR_DAD_FAILED":
+        dup = judged.reason
+        return make(judged.code, judged.text,
+                    Hint(_("Find the other host with the same address (arping / ip neigh) and "
+                           "give one of them another address."),
+                         [hints.usable(f"arping -D -I {ifname} -c 2 {dup}") if ":" not in dup
+                          else f"ip -6 neigh show dev {ifname}",
+                          f"ip addr del {dup} dev {ifname}"]), **evidence)
+    mgr = await _manager(ctx)
+    if judged.code == "ADDR_LINK_LOCAL_ONLY":
+        return make(judged.code, judged.text,
+                    Hint(_("Ask the DHCP server again for an address on {ifname} and check that a "
+                           "DHCP server answers on this link.").format(ifname=ifname),
+                         hints.get_address(ifname, mgr)), **evidence)
+    v6 = judged.family == addrfam.V6
+    return make("ADDR_NONE", judged.text,
+                Hint(_("Give {ifname} an address: by DHCP, or by hand.").format(ifname=ifname),
+                     hints.get_address(ifname, mgr)
+                     + [f"ip {'-6 ' if v6 else ''}addr add <address>/<prefix> dev {ifname}"]),
+                **evidence)
+
+
+@check("network.address_conflict", Layer.NETWORK, requires=("link.carrier",),
+       codes=("ADDR_DAD_FAILED",), path_part="address")
+async def address_conflict(ctx: Context) -> Result:
+    """No other host uses this host's address.
+
+    An ARP probe for each IPv4 address of the egress interface, as RFC 5227 (``arping -D``)
+    sends it, with sender 0.0.0.0 so nobody's cache learns from it: a machine that answers
+    claims the address, and replies meant for this host go there. IPv6 has the kernel's own
+    duplicate address detection (``network.address``). Needs root.
+    """
+    path = await ctx.path()
+    link = ctx.facts.link(index=path.ifindex) if path.ifindex is not None else None
+    if link is None:
+        return skipped(_("no egress interface to look at"))
+    mine = [a.address for a in ctx.facts.addrs_of(link.index, addrfam.V4)
+            if not a.link_local and not a.dad_failed]
+    if not mine:
+        return skipped(_("{ifname} has no IPv4 address to probe").format(ifname=link.name))
+    if not link.mac or link.mac == "00:00:00:00:00:00" or link.flags & 0x80:  # IFF_NOARP
+        return skipped(_("{ifname} does not use ARP").format(ifname=link.name))
+    if not ctx.facts.privileged:
+        return skipped(_("needs root (or CAP_NET_RAW) to send ARP probes"))
+    found = await asyncio.gather(*(_address_claimed(ctx, link.name, link.mac, a) for a in mine))
+    evidence = {"interface": link.name, "probed": mine,
+                "answers": {a: m for a, m in zip(mine, found) if m}}
+    claimed = [(a, m) for a, m in zip(mine, found) if m and m != "error"]
+    if not claimed:
+        if all(m == "error" for m in found):
+            return skipped(_("could not send ARP probes on {ifname}").format(ifname=link.name),
+                           **evidence)
+        return passed(_("nobody else answers ARP for {addresses} on {ifname}").format(
+            addresses=", ".join(mine), ifname=link.name), family=addrfam.IPV4, **evidence)
+    addr, mac = claimed[0]
+    plen = next((a.prefixlen for a in ctx.facts.addrs_of(link.index) if a.address == addr), 32)
+    return failed("ADDR_DAD_FAILED",
+                  _("another host ({mac}) answers ARP for {address}, this host's own address on "
+                    "{ifname}: the address is a duplicate").format(
+                        mac=mac, address=addr, ifname=link.name),
+                  Hint(_("Two machines have {address}: replies meant for this host go to the "
+                         "other one ({mac}). Find it (its MAC address, the switch's MAC table) "
+                         "and give one of them another address.").format(address=addr, mac=mac),
+                       [hints.usable(f"arping -D -I {link.name} -c 2 {addr}"),
+                        f"ip neigh show dev {link.name}",
+                        f"ip addr del {addr}/{plen} dev {link.name}"]),
+                  family=addrfam.IPV4, **evidence)
+
+
+def _address_claimed(ctx: Context, ifname: str, mac: str, address: str) -> asyncio.Task[str]:
+    """The run's one ARP probe for this host's own address: the MAC of another host that
+    claims it, "" when nobody does, "error" when it could not be sent."""
+    async def probe() -> str:
+        # RFC 5227 waits a second before *using* an address; a host on the link that holds it
+        # answers the probe in milliseconds, and every healthy run would wait out that second.
+        wait = max(0.2, min(ctx.timeout / 4, 0.3))
+        try:
+            found = await ctx.blocking(neighbour.arp_conflict_probe, ifname, mac, address, wait)
+        except (OSError, ValueError):
+            return "error"
+        return found or ""
+
+    return ctx.memo(("arp-conflict", ifname, address), probe)

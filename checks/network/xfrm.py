@@ -1,0 +1,165 @@
+"""The IPsec rung (``network.ipsec``): what the xfrm policies and SAs do to the flow's
+packets.
+"""
+
+from __future__ import annotations
+
+import shutil
+from typing import TYPE_CHECKING, Any, Optional
+
+from netcheck.checks.network.common import _loopback
+from netcheck.checks.network.judging import OK, _combine
+from netcheck.checks.network.view import L3View, _l3_view, _route_lookups
+
+from netcheck.i18n import _
+from netcheck.lazy import asyncio, lazy
+from netcheck.model import Hint, Layer, Result, failed, passed, skipped, warned
+from netcheck.registry import check
+
+if TYPE_CHECKING:
+    from netcheck import family as addrfam
+    from netcheck.runner import Context
+else:  # imported at first use: `netcheck checks` lists the checks without the probes
+    addrfam = lazy("netcheck.family")
+
+
+def _xfrm(ctx: Context) -> asyncio.Task[Any]:
+    """The run's one reading of the xfrm policies and SAs (None without CAP_NET_ADMIN)."""
+    async def read() -> Any:
+        from netcheck.probes import firewall, xfrm
+
+        if not firewall.has_cap_net_admin():
+            return None
+        return await ctx.blocking(xfrm.read, max(0.5, min(2.0, ctx.timeout)))
+
+    return ctx.memo_shared(("xfrm", "read"), read)
+
+
+_PROTO_NUMBERS = {"tcp": 6, "udp": 17}
+
+
+def _flows_of(ctx: Context, view: L3View) -> list[tuple[int, str, str, int, Any]]:
+    """(family, protocol, destination, port, lookup) of what the run sends for the flow."""
+    assert ctx.target is not None
+    proto = "udp" if ctx.target.scheme == "dns" else "tcp"
+    flows = []
+    if view.path.basis == "target":
+        for lk in view.path.lookups[:8]:
+            flows.append((addrfam.family_of(lk.destination), proto, lk.destination,
+                          ctx.target.port, lk))
+    for server in view.resolver:
+        lk = next((x for x in view.path.lookups if x.destination == server), None)
+        flows.append((addrfam.family_of(server), "udp", server, 53, lk))
+    return flows
+
+
+async def _name_server_ipsec(ctx: Context, found: Any, judged: list[Any],
+                             evidence: dict[str, Any]) -> tuple[Optional[str], Optional[int],
+                                                                list[int]]:
+    """(code, family, working families) of the name servers' flows (resolv.conf's beyond
+    this host, a local stub's upstreams) when every server of one family is cut off by a
+    policy and another family's server is not; (None, None, []) otherwise."""
+    from netcheck.probes import xfrm
+
+    cfg = (await ctx.resolution()).config
+    servers = [addrfam.bare(a) for a in dict.fromkeys([*cfg.nameservers, *cfg.upstreams])
+               if not _loopback(addrfam.bare(a))]
+    if not servers:
+        return None, None, []
+    lookups = await _route_lookups(ctx, servers)
+    per: dict[int, list[Any]] = {}
+    for server in servers:
+        lk = lookups.get(server)
+        v = xfrm.judge(found, lk.prefsrc if lk else None, server, _PROTO_NUMBERS["udp"], 53,
+                       lk.oif if lk and lk.oif else 0)
+        fam = addrfam.family_of(server)
+        per.setdefault(fam, []).append(v)
+        judged.append((fam, "udp", server, 53, v))
+        evidence["flows"].append({"flow": f"udp {server} port 53", **v.to_json()})
+    cut = [f for f, vs in per.items() if all(v.outcome in ("block", "no_sa") for v in vs)]
+    working = [f for f in per if f not in cut]
+    if not cut or not working:
+        return None, None, []  # all cut off: dns.servers says so, with what the queries met
+    first = next(v for v in per[cut[0]] if v.outcome in ("block", "no_sa"))
+    return ("IPSEC_POLICY_BLOCK" if first.outcome == "block" else "IPSEC_NO_SA"), cut[0], working
+
+
+@check("network.ipsec", Layer.NETWORK, requires=("network.route",),
+       codes=("IPSEC_NO_SA", "IPSEC_POLICY_BLOCK"))
+async def ipsec(ctx: Context) -> Result:
+    """IPsec policies let the traffic out.
+
+    The kernel's xfrm policies (``ip xfrm policy``, read over netlink) are matched against
+    each flow the run sends (to the target's addresses and port; to the name servers while
+    the name does not resolve), direction out, as the kernel matches them: a covering policy
+    with ``action block`` discards the flow; one with a template sends it only through a
+    security association (``ip xfrm state``), and without one — the tunnel never came up —
+    the packets vanish. Needs root (CAP_NET_ADMIN) to read them.
+    """
+    from netcheck.probes import xfrm
+
+    if ctx.target is None:
+        return skipped(_("no target"))
+    view = await _l3_view(ctx)
+    found = await _xfrm(ctx)
+    if found is None:
+        return skipped(_("needs root (CAP_NET_ADMIN) to read the IPsec policies"))
+    if not found.readable:
+        return skipped(_("cannot read the IPsec policies: {error}").format(error=found.error))
+    if not any(p.direction == "out" for p in found.policies):
+        return passed(_("no IPsec policy on this host"), policies=0)
+    judged = []
+    for fam, proto, dst, port, lk in _flows_of(ctx, view):
+        verdict = xfrm.judge(found, lk.prefsrc if lk else None, dst, _PROTO_NUMBERS[proto],
+                             port, lk.oif if lk and lk.oif else 0)
+        judged.append((fam, proto, dst, port, verdict))
+    evidence: dict[str, Any] = {
+        "policies": len(found.policies), "states": len(found.states),
+        "flows": [{"flow": f"{proto} {dst} port {port}", **v.to_json()}
+                  for _f, proto, dst, port, v in judged]}
+    states: dict[int, str] = {}
+    for fam in view.flow.all:
+        mine = [v for f, _p, _d, _port, v in judged if f == fam]
+        bad = [v for v in mine if v.outcome in ("block", "no_sa")]
+        states[fam] = (OK if not mine or len(bad) < len(mine) else
+                       "IPSEC_POLICY_BLOCK" if bad[0].outcome == "block" else "IPSEC_NO_SA")
+    code, fam, _part, working = _combine(view.flow, states, "IPSEC_NO_SA")
+    if code is None and ctx.target.is_name and not view.resolver:
+        # The name resolved, but the host still asks its name servers for every name: one
+        # family's servers cut off while the other's answer is that family lost.
+        code, fam, working = await _name_server_ipsec(ctx, found, judged, evidence)
+    if code is None:
+        protected = [(d, v) for _f, _p, d, _port, v in judged if v.outcome == "protected"]
+        if protected:
+            dst, v = protected[0]
+            return passed(_("the traffic to {address} goes through IPsec ({sa})").format(
+                address=dst, sa=v.sa.text() if v.sa else v.policy.text()), **evidence)
+        return passed(_("no IPsec policy covers the traffic to {addresses}").format(
+            addresses=", ".join(d for _f, _p, d, _port, _v in judged) or "-"), **evidence)
+    fam_, proto, dst, port, v = next(x for x in judged if x[0] == fam
+                                     and x[4].outcome in ("block", "no_sa"))
+    assert v.policy is not None
+    flow = _("{protocol} port {port} to {address}").format(protocol=proto, port=port,
+                                                           address=dst)
+    make = warned if working else failed
+    evidence["family"] = addrfam.name(fam_)
+    delete = f"ip xfrm policy delete {v.policy.selector.text()} dir out"
+    if code == "IPSEC_POLICY_BLOCK":
+        return make(code, _("an IPsec policy blocks {flow}: {policy}").format(
+            flow=flow, policy=v.policy.text()),
+                    Hint(_("The kernel discards this traffic before it leaves: an xfrm policy "
+                           "with action block covers it. Delete the policy if it is not "
+                           "wanted (or narrow its selector)."),
+                         ["ip xfrm policy", delete]), **evidence)
+    peer = v.missing.daddr if v.missing is not None else dst
+    tools = [c for c, tool in (("swanctl --list-sas", "swanctl"), ("ipsec statusall", "ipsec"))
+             if shutil.which(tool)]
+    return make(code, _("{flow} must go through IPsec ({policy}), but there is no security "
+                        "association for it: the tunnel to {peer} is not up").format(
+                            flow=flow, policy=v.policy.text(), peer=peer),
+                Hint(_("The traffic to {address} may only leave through an IPsec tunnel, and "
+                       "the tunnel never came up (or went down): the kernel drops the packets "
+                       "silently. Bring the tunnel up with the IKE daemon and check that IKE "
+                       "(UDP 500 and 4500) reaches {peer}; remove the policy if the tunnel is "
+                       "no longer wanted.").format(address=dst, peer=peer),
+                     ["ip xfrm state", "ip xfrm policy", *tools, delete]), **evidence)
