@@ -23,10 +23,15 @@ if TYPE_CHECKING:
     from netcheck.probes import firewall, shared
     from netcheck.probes.tcp import TcpResult
     from netcheck.runner import Context
+    from netcheck.target import Target
 else:  # imported at first use: `netcheck checks` lists the checks without the probes
     family, shared = lazy("netcheck.family"), lazy("netcheck.probes.shared")
 
 FW_CODE = "FW_LOCAL_OUTPUT_BLOCK"
+# expect = "closed": a port that must stay shut accepts connections.
+OPEN_UNEXPECTED = "TCP_OPEN_UNEXPECTED"
+# What "this port takes no connections from here" looks like: what expect = "closed" wants.
+CLOSED_CODES = ("TCP_REFUSED", "TCP_FILTERED", "TCP_ADMIN_PROHIBITED", FW_CODE)
 
 
 def _flow(flow: firewall.Flow) -> str:
@@ -427,7 +432,7 @@ def judge_connects(results: Sequence[TcpResult],
 
 
 @check("transport.tcp", Layer.TRANSPORT, requires=("network.target",), proves_flow=True,
-       codes=("TCP_REFUSED", "TCP_FILTERED", "TCP_ADMIN_PROHIBITED", FW_CODE))
+       codes=(*CLOSED_CODES, OPEN_UNEXPECTED))
 async def tcp_connect(ctx: Context) -> Result:
     """Port accepts TCP connections.
 
@@ -438,7 +443,9 @@ async def tcp_connect(ctx: Context) -> Result:
     (a TCP-wrappers or fail2ban-style block: the application rung's finding), or waits.
     What this host stops itself (EPERM, a reject from its own address, a rule of its output
     chains) is its own firewall's doing; one address family failing while the other works
-    is a warning naming the family.
+    is a warning naming the family. A port expected closed (batch profile, exporter module:
+    ``expect = "closed"``) passes when it refuses, drops or rejects the connection and fails
+    when it accepts it.
     """
     from netcheck.probes import firewall
 
@@ -481,18 +488,51 @@ async def tcp_connect(ctx: Context) -> Result:
     through = [r for r in judged if r.handshake]
     if through:
         evidence["rtt_ms"] = round(min(r.rtt_ms or 0 for r in through), 3)
+    expect = ctx.options.expect
     if verdict.status is Status.PASS:
-        return passed(verdict.summary, **evidence)
+        return judge_expectation(passed(verdict.summary, **evidence), expect, ctx.target)
     bad = verdict.subject
     assert bad is not None and verdict.code is not None
     hint = _hint(verdict.code, bad, local[bad.address], fw)
     if verdict.status is Status.WARN:
         evidence["family"] = verdict.family
         fam = family.label(family.family_of(bad.address))
-        return warned(verdict.code, verdict.summary, Hint(
+        return judge_expectation(warned(verdict.code, verdict.summary, Hint(
             _("Clients that prefer {family} will fail or wait.").format(family=fam) + " "
-            + hint.text, hint.commands), **evidence)
-    return failed(verdict.code, verdict.summary, hint, **evidence)
+            + hint.text, hint.commands), **evidence), expect, ctx.target)
+    return judge_expectation(failed(verdict.code, verdict.summary, hint, **evidence), expect,
+                             ctx.target)
+
+
+def judge_expectation(result: Result, expect: str, target: Target) -> Result:
+    """The connects' result judged against what the port is expected to be.
+
+    ``expect = "closed"`` (a port that must stay shut): a refused, dropped or rejected
+    connect (CLOSED_CODES) passes, with ``evidence.observed`` naming what it met; one that
+    got through (on every family or one) fails with TCP_OPEN_UNEXPECTED and a hint to shut
+    it. What was measured stays in ``Result.measured``: the runner skips the checks above a
+    port shut as expected (nothing to look at, nothing failed) and lets them look at an open
+    one. ``"open"``, or anything else met (no address), is the result as it is.
+    """
+    if expect != "closed":
+        return result
+    port, host = target.port, target.host
+    evidence = {**result.evidence, "expected": "closed"}
+    if result.status in (Status.PASS, Status.WARN):
+        return Result(Status.FAIL, _("{found}, but port {port} should be closed").format(
+            found=result.summary, port=port), code=OPEN_UNEXPECTED, evidence=evidence,
+            hint=Hint(_("Something listens on {host} port {port}, which should be closed: "
+                        "stop the service or block the port on that host.").format(
+                            host=host, port=port),
+                      [f"ss -tlnp 'sport = :{port}'   # " + _("on {host}").format(host=host),
+                       "nft list ruleset",
+                       f"nmap -sT -p {port} {host}   # " + _("from here")]),
+            measured=result.status)
+    if result.status is Status.FAIL and result.code in CLOSED_CODES:
+        evidence["observed"] = result.code
+        return Result(Status.PASS, _("closed, as expected: {found}").format(
+            found=result.summary), evidence=evidence, measured=Status.FAIL)
+    return result
 
 
 def _precedence(r: TcpResult, local_reason: Optional[str] = None) -> int:

@@ -7,3 +7,7 @@ every command (``netcheck.cliutil``), the batch profile and the exporter's modul
 
 TIMEOUT = 2.0  # seconds, for each probe
 DEADLINE = 15.0  # seconds, for the whole run
+# What a target's port is expected to be: "open", or "closed" (a port that must stay shut:
+# the transport check passes when it refuses or drops the connection, fails when it accepts).
+EXPECT = "open"
+EXPECTS = ("open", "closed")

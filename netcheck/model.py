@@ -105,6 +105,15 @@ class Result:
     # of the path those packets take failed, the failure follows from it and the runner
     # turns it into a skip (runner.follow_ons). Not in the JSON: the evidence says it.
     unanswered: tuple[str, ...] = ()
+    # When an expectation turned the judgement around (Options.expect = "closed": a refused
+    # connect passes, an accepted one fails), what the check measured. The runner treats the
+    # checks above it by what was measured: a port shut as expected leaves them nothing to
+    # look at (runner: skipped, ``settled_by`` naming it), an open one that should be shut
+    # lets them run and still proves the flow (runner.top_down). Not in the JSON.
+    measured: Optional[Status] = None
+    # For such a skip: the check whose expected failure made this one pointless (blocked_by
+    # names failures only). Not in the JSON.
+    settled_by: Optional[str] = None
 
 
 def passed(summary: str, **evidence: Any) -> Result:

@@ -65,6 +65,9 @@ class Options:
     # --portal-url: a connectivity-check URL for captive-portal detection, when the network
     # manager has none configured (netcheck.probes.portal).
     portal_url: Optional[str] = None
+    # What the target's port is expected to be: "open", or "closed" (a port that must stay
+    # shut; the transport check judges it, batch profiles and exporter modules set it).
+    expect: str = defaults.EXPECT
 
 
 @dataclass
@@ -342,15 +345,35 @@ def _not_tried(blocker: Optional[CheckOutcome], blocker_id: str) -> str:
 
 
 def _blocked(outcome_of: dict[str, CheckOutcome], requires: tuple[str, ...]) -> Optional[str]:
-    """The id of the failed check that makes a dependant pointless, if any."""
+    """The id of the failed check that makes a dependant pointless, if any.
+
+    A check failed only by an expectation (``Result.measured``: the port accepts connections
+    but should be closed) blocks nothing: what is above it is there to look at.
+    """
     for req in requires:
         out = outcome_of.get(req)
         if out is None:
             continue
-        if out.status is Status.FAIL:
+        if out.status is Status.FAIL and out.result.measured is None:
             return req
         if out.result.blocked_by:
             return out.result.blocked_by
+    return None
+
+
+def _settled(outcome_of: dict[str, CheckOutcome],
+             requires: tuple[str, ...]) -> Optional[CheckOutcome]:
+    """The requirement whose failure was expected (measured a failure, judged a pass: a port
+    closed, as expected), directly or through a check skipped for it: what needs it has
+    nothing to look at, and nothing failed."""
+    for req in requires:
+        out = outcome_of.get(req)
+        if out is None:
+            continue
+        if out.result.measured is Status.FAIL:
+            return out
+        if out.result.settled_by:
+            return outcome_of.get(out.result.settled_by)
     return None
 
 
@@ -363,9 +386,12 @@ async def _run_one(ctx: Context, chk: Check, tasks: dict[str, asyncio.Task[Check
         await ctx.others_done.wait()
     start = time.monotonic()
     blocker = _blocked(outcome_of, chk.requires)
+    settled = _settled(outcome_of, chk.requires) if blocker is None else None
     if blocker is not None:
         result = Result(Status.SKIP, _not_tried(outcome_of.get(blocker), blocker),
                         blocked_by=blocker)
+    elif settled is not None:
+        result = Result(Status.SKIP, _not_tried(settled, settled.id), settled_by=settled.id)
     elif chk.needs_root and not ctx.facts.privileged:
         result = Result(Status.SKIP, _("needs root (or CAP_NET_RAW)"))
     else:
@@ -454,12 +480,13 @@ def top_down(outcomes: list[CheckOutcome], checks: list[Check]) -> list[CheckOut
 
     A check declared ``proves_flow`` that passed (or warned: one family still carried the
     flow) proves its exchange went to the target and came back, so every layer under it
-    worked for this flow. A failure below it of a check declared ``scope="host"`` (about
-    the host as a whole: its devices, the network manager, the loopback, other interfaces)
-    is then off this flow's path: it becomes a warning, never the root cause of a failure.
-    Findings about the path itself stay what they are: a handshake does not prove that
-    full-size packets pass. Each demoted finding keeps its code and hint and names its proof
-    in ``evidence.top_down``.
+    worked for this flow. What it measured counts, not what an expectation made of it: a
+    port closed as expected proves nothing, an open one that should be shut does. A failure
+    below it of a check declared ``scope="host"`` (about the host as a whole: its devices,
+    the network manager, the loopback, other interfaces) is then off this flow's path: it
+    becomes a warning, never the root cause of a failure. Findings about the path itself
+    stay what they are: a handshake does not prove that full-size packets pass. Each demoted
+    finding keeps its code and hint and names its proof in ``evidence.top_down``.
 
     Through a proxy (the proof's ``evidence.proxy``), the flow goes to the proxy, not to the
     target: the rungs that test the target directly (its ping, its port, its TLS, its name)
@@ -467,7 +494,8 @@ def top_down(outcomes: list[CheckOutcome], checks: list[Check]) -> list[CheckOut
     them (``Check.path_part``: interface, address, route, gateway) stay what they are.
     """
     declared = {c.id: c for c in checks}
-    proofs = [o for o in outcomes if o.status in (Status.PASS, Status.WARN)
+    proofs = [o for o in outcomes
+              if (o.result.measured or o.status) in (Status.PASS, Status.WARN)
               and getattr(declared.get(o.id), "proves_flow", False)]
     if not proofs:
         return outcomes

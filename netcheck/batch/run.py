@@ -11,20 +11,21 @@ profile holds ``concurrency`` diagnoses in memory, never 100 000 tasks; with ``o
 the ladders among them are bounded further (:data:`LADDER_CONCURRENCY`), so a run of failing
 targets cannot hold up the exchanges of the healthy ones.
 
+An entry's expectation (``expect = "closed"``) travels in its Options: the transport check
+judges it and the runner draws the verdict, so a report is never turned around here.
 Nothing here prints: results go to ``on_done`` as each target finishes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence
 
 from netcheck.batch.profile import Entry, Profile
-from netcheck.model import CheckOutcome, Hint, Layer, Report, Result, Status, Verdict
+from netcheck.model import CheckOutcome, Layer, Report, Status, Verdict
 
 if TYPE_CHECKING:
     from netcheck.registry import Check
@@ -34,9 +35,6 @@ MAX_CONCURRENCY = 4096
 # With --ladder on-failure: ladders at once, whatever --concurrency says (exchanges use it).
 LADDER_CONCURRENCY = 32
 LADDERS = ("always", "on-failure")
-# Codes that mean "this port does not take connections from here": what expect = "closed" wants.
-CLOSED_CODES = ("TCP_REFUSED", "TCP_FILTERED", "TCP_ADMIN_PROHIBITED", "FW_LOCAL_OUTPUT_BLOCK")
-OPEN_UNEXPECTED = "TCP_OPEN_UNEXPECTED"
 # The monitoring-plugins order for combining states (max_state_alt in their utils.c):
 # ok < unknown < warning < critical. A broken target is never hidden by an unknown one.
 SEVERITY = {Verdict.OK: 0, Verdict.UNKNOWN: 1, Verdict.DEGRADED: 2, Verdict.BROKEN: 3}
@@ -61,7 +59,7 @@ class Settings:
 
 @dataclass
 class Done:
-    """One finished entry: its position in the profile and its (expectation-applied) report."""
+    """One finished entry: its position in the profile and its report."""
 
     index: int
     entry: Entry
@@ -120,50 +118,6 @@ def select_checks(checks: Sequence[Check], only: Iterable[str]) -> list[Check]:
     return [c for c in checks if c in chosen]  # keep the ladder's order
 
 
-# -- expectations ---------------------------------------------------------------------------
-
-def apply_expectation(report: Report, expect: str) -> Report:
-    """Turn a report around for ``expect = "closed"``: a shut port is ok, an open one broken.
-
-    Only the transport check's finding is turned: a failure below layer 4 (no route, no
-    name, a silent host) means nothing can be said about the port, and stays as it is.
-    """
-    if expect != "closed":
-        return report
-    index = next((i for i, c in enumerate(report.checks) if c.id == "transport.tcp"), None)
-    if index is None:
-        return report
-    tcp = report.checks[index]
-    result = tcp.result
-    evidence = {**result.evidence, "expected": "closed"}
-    port = report.target.get("port")
-    host = report.target.get("host")
-    checks = list(report.checks)
-    if result.status in (Status.PASS, Status.WARN):
-        checks[index] = dataclasses.replace(tcp, result=Result(
-            Status.FAIL, f"{result.summary}, but port {port} should be closed",
-            code=OPEN_UNEXPECTED, evidence=evidence,
-            hint=Hint(f"Something listens on {host} port {port}, which the profile expects "
-                      "closed: stop the service or block the port on that host.",
-                      [f"ss -tlnp 'sport = :{port}'   # on {host}", "nft list ruleset",
-                       f"nmap -sT -p {port} {host}   # from here"])))
-    elif result.status is Status.FAIL and result.code in CLOSED_CODES:
-        evidence["observed"] = result.code
-        checks[index] = dataclasses.replace(tcp, result=Result(
-            Status.PASS, f"closed, as expected: {result.summary}", evidence=evidence))
-        for i, c in enumerate(checks):  # their blocker is no failure any more
-            if c.result.blocked_by == "transport.tcp":
-                checks[i] = dataclasses.replace(c, result=Result(
-                    Status.SKIP, "not checked: the port is closed, as expected"))
-    else:
-        return report
-    from netcheck.runner import choose_root_cause, verdict_of
-
-    verdict = verdict_of(checks)
-    root = choose_root_cause(checks) if verdict is not Verdict.OK else None
-    return dataclasses.replace(report, checks=checks, verdict=verdict, root_cause=root)
-
-
 # -- running --------------------------------------------------------------------------------
 
 def problem_report(entry: Entry, source: str) -> Report:
@@ -181,7 +135,8 @@ def _options(entry: Entry, settings: Settings, started: Optional[float] = None) 
                    deadline=opts.get("deadline", settings.deadline),
                    family=opts.get("family", settings.family), lang=settings.lang,
                    sysroot=settings.sysroot, cafile=opts.get("cafile"), cert=opts.get("cert"),
-                   key=opts.get("key"), scan=settings.scan, started=started)
+                   key=opts.get("key"), scan=settings.scan, started=started,
+                   expect=entry.expect)
 
 
 @dataclass
@@ -205,7 +160,7 @@ class Run:
 
 async def diagnose_entry(entry: Entry, run: Run) -> Report:
     """One entry's report: the exchange when it is healthy (``--ladder on-failure``), else the
-    diagnosis with its expectation applied; never an exception."""
+    diagnosis (its expectation judged by the transport check); never an exception."""
     from netcheck.redact import shown
     from netcheck.render.json import error_report
 
@@ -220,15 +175,14 @@ async def diagnose_entry(entry: Entry, run: Run) -> Report:
             if healthy is not None:
                 return healthy
         # The runner keeps its own deadline; this is the backstop should anything hang.
-        report = await asyncio.wait_for(_ladder(entry, run, options),
-                                        options.deadline + 1.0 - (time.monotonic() - started))
+        return await asyncio.wait_for(_ladder(entry, run, options),
+                                      options.deadline + 1.0 - (time.monotonic() - started))
     except asyncio.TimeoutError:
         return error_report(entry.text, f"no result within the deadline ({options.deadline:g} s)")
     except Exception as exc:  # one target's crash must not take the batch down
         # The exception's text may quote a URL or a banner: masked like any outside text.
         return error_report(entry.text,
                             shown(f"internal error: {type(exc).__name__}: {exc}", 300))
-    return apply_expectation(report, entry.expect)
 
 
 async def _healthy_exchange(entry: Entry, run: Run, options: Any) -> Optional[Report]:

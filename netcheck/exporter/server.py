@@ -530,7 +530,6 @@ class Exporter:
 
     async def _diagnose(self, target: Target, module: Module, start: float,
                         until: float) -> Report:
-        from netcheck.batch.run import apply_expectation
         from netcheck.render.json import error_report
         from netcheck.runner import Options, diagnose
 
@@ -540,12 +539,13 @@ class Exporter:
         # beside a slow exchange, still has time to judge what its probes met).
         timeout = min(float(opts.get("timeout", 2.0)), max(0.2, (until - time.monotonic()) / 2))
         # hop_refusal: every HTTP hop of the run, redirects included, passes the allow-list
-        # before any packet goes to it.
+        # before any packet goes to it; the expectation is judged by the transport check.
         options = Options(timeout=timeout,
                           deadline=deadline, family=opts.get("family"), lang=self.lang,
                           sysroot=self.sysroot, cafile=opts.get("cafile"),
                           cert=opts.get("cert"), key=opts.get("key"),
-                          hop_refusal=self.config.hop_refusal, started=start)
+                          hop_refusal=self.config.hop_refusal, started=start,
+                          expect=module.expect)
         try:
             facts = await asyncio.wait_for(self.state.facts(),
                                            max(0.05, until - time.monotonic()))
@@ -558,7 +558,7 @@ class Exporter:
         except Exception as exc:  # one probe's crash is its own answer, not the exporter's
             return error_report(target.input, f"internal error: {type(exc).__name__}: "
                                               f"{shown(str(exc), 300)}")
-        return apply_expectation(report, module.expect)
+        return report
 
     def _counted(self, report: Optional[Report], ex: Optional[Exchange], module: Module,
                  start: float) -> tuple[Optional[Report], Optional[Exchange]]:

@@ -15,15 +15,15 @@ import time
 from typing import Any, Iterator
 
 import pytest
+from netcheck.checks.transport import judge_expectation
 
 from netcheck import cli
 from netcheck.batch import run as batch_run
 from netcheck.batch.outputs import JsonOutput
 from netcheck.batch.profile import Profile, read_target_lines
-from netcheck.batch.run import Settings, Summary, apply_expectation, run_profile, select_checks
+from netcheck.batch.run import Settings, Summary, run_profile, select_checks
 from netcheck.facts import Facts
 from netcheck.model import (
-    CheckOutcome,
     Layer,
     Report,
     Result,
@@ -33,6 +33,8 @@ from netcheck.model import (
     passed,
 )
 from netcheck.registry import Check
+from netcheck.runner import Context, Options, diagnose
+from netcheck.target import parse_target
 from tests.schema import validate_report
 
 
@@ -169,53 +171,122 @@ def test_the_worst_verdict_follows_the_plugin_order() -> None:
 
 
 # -- expect = "closed" ----------------------------------------------------------------------
+# The transport check judges the expectation (checks.transport.judge_expectation) and the
+# runner draws the verdict: stand-in checks around a recorded connect, through the runner.
 
-def _report(*outcomes: CheckOutcome) -> Report:
-    from netcheck.runner import choose_root_cause, verdict_of
-
-    checks = list(outcomes)
-    verdict = verdict_of(checks)
-    return Report("diagnose", {"input": "tcp://198.18.2.10:23", "scheme": "tcp",
-                               "host": "198.18.2.10", "port": 23, "addresses": ["198.18.2.10"]},
-                  {"hostname": "h", "privileged": True, "egress_interface": "eth0"}, verdict,
-                  choose_root_cause(checks) if verdict is not Verdict.OK else None, checks,
-                  "2026-11-22T10:00:00Z", 10.0, "0.1.0")
+SHUT = parse_target("tcp://198.18.2.10:23")
 
 
-TARGET_OK = CheckOutcome("network.target", Layer.NETWORK, "Target answers", passed("pings"))
-TLS_BLOCKED = CheckOutcome("tls.handshake", Layer.PRESENTATION, "TLS", Result(
-    Status.SKIP, "not checked: transport.tcp failed", blocked_by="transport.tcp"))
+def _ladder(tcp_result: Result, ran: list[str], host_fault: bool = False) -> list[Check]:
+    """network.target passes; transport.tcp met ``tcp_result`` and judges it against the run's
+    expectation; TLS above it (two rungs) records whether it ran; with ``host_fault`` a
+    host-scope L3 finding fails (off the flow's path when the connect proves the flow)."""
+
+    async def target(ctx: Any) -> Result:
+        return passed("pings")
+
+    async def tcp(ctx: Context) -> Result:
+        return judge_expectation(tcp_result, ctx.options.expect, SHUT)
+
+    def above(check_id: str) -> Any:
+        async def run_(ctx: Any) -> Result:
+            ran.append(check_id)
+            return passed(f"{check_id} fine")
+        return run_
+
+    checks = [Check(id="network.target", layer=Layer.NETWORK, run=target),
+              Check(id="transport.tcp", layer=Layer.TRANSPORT, run=tcp,
+                    requires=("network.target",), proves_flow=True),
+              Check(id="tls.handshake", layer=Layer.PRESENTATION, run=above("tls.handshake"),
+                    requires=("transport.tcp",)),
+              Check(id="tls.certificate", layer=Layer.PRESENTATION,
+                    run=above("tls.certificate"), requires=("tls.handshake",), order=1)]
+    if host_fault:
+        async def manager(ctx: Any) -> Result:
+            return failed("NET_SERVICE_INACTIVE", "the network manager is not running")
+        checks.insert(0, Check(id="network.service", layer=Layer.NETWORK, run=manager,
+                               scope="host", order=-1))
+    return checks
 
 
-def tcp(result: Result) -> CheckOutcome:
-    return CheckOutcome("transport.tcp", Layer.TRANSPORT, "Port accepts TCP connections", result)
+def _diagnose(checks: list[Check], expect: str, lang: str = "en") -> Any:
+    return asyncio.run(diagnose(SHUT, Options(deadline=5, expect=expect, lang=lang), checks,
+                                facts=Facts()))
 
 
-@pytest.mark.parametrize("code", ["TCP_REFUSED", "TCP_FILTERED", "TCP_ADMIN_PROHIBITED"])
+def _outcome(report: Any, check_id: str) -> Any:
+    return next(o for o in report.checks if o.id == check_id)
+
+
+@pytest.mark.parametrize("code", ["TCP_REFUSED", "TCP_FILTERED", "TCP_ADMIN_PROHIBITED",
+                                  "FW_LOCAL_OUTPUT_BLOCK"])
 def test_a_shut_port_is_ok_when_expected_closed(code: str) -> None:
-    report = _report(TARGET_OK, tcp(failed(code, "port 23 says no")), TLS_BLOCKED)
-    turned = apply_expectation(report, "closed")
-    assert turned.verdict is Verdict.OK and turned.root_cause is None
-    assert turned.checks[1].status is Status.PASS
-    assert turned.checks[1].result.evidence["observed"] == code
-    assert turned.checks[2].result.blocked_by is None  # its blocker is no failure any more
-    validate_report(turned.to_json())
-    assert apply_expectation(report, "open") is report
+    ran: list[str] = []
+    report = _diagnose(_ladder(failed(code, "port 23 says no"), ran), "closed")
+    assert report.verdict is Verdict.OK and report.root_cause is None
+    tcp = _outcome(report, "transport.tcp")
+    assert tcp.status is Status.PASS
+    assert tcp.result.evidence == {"expected": "closed", "observed": code}
+    for check_id in ("tls.handshake", "tls.certificate"):  # nothing above it to look at
+        above = _outcome(report, check_id)
+        assert above.status is Status.SKIP
+        assert above.result.blocked_by is None  # its blocker is no failure
+        assert "port 23 says no" in above.result.summary
+    assert ran == []
+    validate_report(report.to_json())
+    # Expected open (the default), the same connect is the failure it is.
+    report = _diagnose(_ladder(failed(code, "port 23 says no"), ran), "open")
+    assert report.verdict is Verdict.BROKEN and report.root_cause.result.code == code
+    assert _outcome(report, "tls.handshake").result.blocked_by == "transport.tcp"
 
 
 def test_an_open_port_is_broken_when_expected_closed() -> None:
-    turned = apply_expectation(_report(TARGET_OK, tcp(passed("port 23 open (0.2 ms)"))), "closed")
-    assert turned.verdict is Verdict.BROKEN
-    assert turned.root_cause is not None and turned.root_cause.result.code == "TCP_OPEN_UNEXPECTED"
-    assert turned.root_cause.result.hint is not None
-    validate_report(turned.to_json())
+    ran: list[str] = []
+    report = _diagnose(_ladder(passed("port 23 open (0.2 ms)"), ran), "closed")
+    assert report.verdict is Verdict.BROKEN
+    assert report.root_cause is not None and report.root_cause.result.code == "TCP_OPEN_UNEXPECTED"
+    assert report.root_cause.result.hint is not None
+    assert "port 23 open (0.2 ms), but port 23 should be closed" in report.root_cause.result.summary
+    assert report.root_cause.result.evidence["expected"] == "closed"
+    assert ran == ["tls.handshake", "tls.certificate"]  # what listens is still looked at
+    validate_report(report.to_json())
+
+
+def test_an_open_port_still_proves_the_flow_and_a_shut_one_does_not() -> None:
+    # A host-scope finding below the connect is off the flow's path when the connect got
+    # through (top_down): the open port stays the root cause. A port shut as expected proves
+    # no flow: the host's finding stays a failure.
+    report = _diagnose(_ladder(passed("port 23 open (0.2 ms)"), [], host_fault=True), "closed")
+    assert report.root_cause.result.code == "TCP_OPEN_UNEXPECTED"
+    assert _outcome(report, "network.service").status is Status.WARN
+    report = _diagnose(_ladder(failed("TCP_REFUSED", "refused"), [], host_fault=True), "closed")
+    assert report.verdict is Verdict.BROKEN
+    assert report.root_cause.result.code == "NET_SERVICE_INACTIVE"
+
+
+def test_the_expectation_speaks_the_run_language() -> None:
+    report = _diagnose(_ladder(passed("abierto"), []), "closed", lang="es")
+    rc = report.root_cause.result
+    assert rc.code == "TCP_OPEN_UNEXPECTED"
+    assert "should be closed" not in rc.summary and "abierto" in rc.summary
+    assert "Something listens" not in rc.hint.text
 
 
 def test_a_lower_layer_failure_says_nothing_about_the_port() -> None:
-    gone = CheckOutcome("network.target", Layer.NETWORK, "Target answers",
-                        failed("TARGET_UNREACHABLE", "silent"))
-    report = _report(gone, tcp(Result(Status.SKIP, "blocked", blocked_by="network.target")))
-    assert apply_expectation(report, "closed") is report
+    skip = Result(Status.SKIP, "blocked", blocked_by="network.target")
+    assert judge_expectation(skip, "closed", SHUT) is skip
+    assert judge_expectation(passed("open"), "open", SHUT).status is Status.PASS
+
+    async def silent(ctx: Any) -> Result:
+        return failed("TARGET_UNREACHABLE", "silent")
+
+    ran: list[str] = []
+    checks = _ladder(passed("never measured"), ran)
+    checks[0] = Check(id="network.target", layer=Layer.NETWORK, run=silent)
+    report = _diagnose(checks, "closed")
+    assert report.verdict is Verdict.BROKEN
+    assert report.root_cause.result.code == "TARGET_UNREACHABLE"
+    assert _outcome(report, "transport.tcp").result.blocked_by == "network.target"
 
 
 # -- the command, end to end on loopback ----------------------------------------------------
@@ -293,6 +364,30 @@ def test_batch_profile_expect_closed_and_ndjson(monkeypatch: pytest.MonkeyPatch,
         validate_report(d)
         assert [c["id"] for c in d["checks"]] == ["transport.tcp"]
     assert {d["verdict"] for d in docs} == {"ok"}
+
+
+def test_batch_expect_closed_through_the_whole_ladder(monkeypatch: pytest.MonkeyPatch,
+                                                     listener: int, tmp_path: Any) -> None:
+    # The real transport check judges the expectation; the runner draws verdict and root cause.
+    shut = closed_port()
+    path = tmp_path / "lo.toml"
+    path.write_text('[defaults]\ntimeout = 1\nexpect = "closed"\nscheme = "tcp"\n'
+                    f'[lo]\nshut = {{ target = "127.0.0.1", port = {shut} }}\n'
+                    f'open = {{ target = "127.0.0.1", port = {listener} }}\n')
+    rc, out, err = batch(monkeypatch, "", str(path), "--format", "json")
+    assert rc == 2, err
+    shut_doc, open_doc = json.loads(out)["results"]
+    for d in (shut_doc, open_doc):
+        validate_report(d)
+    assert (shut_doc["verdict"], shut_doc["root_cause"]) == ("ok", None)
+    tcp = next(c for c in shut_doc["checks"] if c["id"] == "transport.tcp")
+    assert tcp["status"] == "pass" and tcp["summary"].startswith("closed, as expected: ")
+    assert (tcp["evidence"]["expected"], tcp["evidence"]["observed"]) == ("closed", "TCP_REFUSED")
+    above = [c for c in shut_doc["checks"] if c["id"] == "app.banner"]
+    assert above and above[0]["status"] == "skip" and above[0]["blocked_by"] is None
+    assert open_doc["verdict"] == "broken"
+    assert open_doc["root_cause"]["code"] == "TCP_OPEN_UNEXPECTED"
+    assert open_doc["root_cause"]["hint"]["commands"]
 
 
 def test_batch_text_table_has_no_progress_bar_when_piped(monkeypatch: pytest.MonkeyPatch,

@@ -268,6 +268,32 @@ def test_a_refused_port_names_its_root_cause(serve: Any) -> None:
     assert 'netcheck_root_cause{check="transport.tcp",code="TCP_REFUSED",layer="4"} 1.0' in body
 
 
+def test_a_module_that_expects_the_port_closed(serve: Any) -> None:
+    # The transport check judges the module's expectation; the exporter only renders.
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    shut = s.getsockname()[1]
+    s.close()
+    listener = Listener()
+    try:
+        base = serve('[modules.shut]\nscheme = "tcp"\nexpect = "closed"\n', "127.0.0.1")
+        status, _, body, _ = get(f"{base}/probe?target=127.0.0.1:{shut}&module=shut")
+        assert status == 200 and "probe_success 1.0" in body
+        assert "netcheck_root_cause{" not in body
+        status, _, body, _ = get(f"{base}/probe?target=127.0.0.1:{listener.port}&module=shut")
+        assert status == 200 and "probe_success 0.0" in body
+        assert ('netcheck_root_cause{check="transport.tcp",code="TCP_OPEN_UNEXPECTED",'
+                'layer="4"} 1.0') in body
+        status, _, body, _ = get(f"{base}/probe?target=127.0.0.1:{shut}&module=shut"
+                                 "&format=json")
+        doc = json.loads(body)
+        validate_report(doc)
+        tcp = next(c for c in doc["checks"] if c["id"] == "transport.tcp")
+        assert doc["verdict"] == "ok" and tcp["evidence"]["observed"] == "TCP_REFUSED"
+    finally:
+        listener.close()
+
+
 def test_a_silent_port_answers_within_the_deadline(serve: Any) -> None:
     silent = SilentPort()
     try:
