@@ -1,7 +1,8 @@
 """What every command's command line shares: the common options, their checks, the one
 :class:`~netcheck.runner.Options` builder, rendering a report and the error document.
 
-``netcheck.cli`` and the commands in their own modules (server, fix, path, watch) use these;
+``netcheck.cli`` and the commands in their own modules (server, fix, path, watch) use these,
+and so do ``netcheck batch`` and the exporter (from a profile entry's or a module's options);
 none of them builds ``Options`` by hand or keeps its own copy of a default. Light to import
 (no runner, no rich): the parsers are built from it at every start.
 """
@@ -13,7 +14,7 @@ import contextlib
 import os
 import signal
 import threading
-from typing import IO, Any, Iterator, Optional
+from typing import IO, Any, Iterator, Mapping, Optional, Union
 
 from netcheck import defaults, i18n
 from netcheck.redact import mask_secrets, shown
@@ -232,19 +233,24 @@ FROM_ARGS = ("timeout", "deadline", "family", "interface", "lang", "verbose", "s
              "cafile", "cert", "key", "scan", "started", "proxy", "no_proxy", "portal_url")
 
 
-def build_options(args: argparse.Namespace, cls: Any = None, **overrides: Any) -> Any:
+def build_options(args: Union[argparse.Namespace, Mapping[str, Any]], cls: Any = None,
+                  **overrides: Any) -> Any:
     """The run's :class:`~netcheck.runner.Options` (or ``cls``, a subclass) from parsed args.
 
-    The fields in :data:`FROM_ARGS` come from ``args`` when it has them; ``overrides`` set
-    the others (a subclass's own fields) or replace a parsed value. A field neither gives
-    keeps the dataclass's default: the defaults live in ``Options`` (``netcheck.defaults``).
+    ``args``: the parsed command line, or a mapping of the same names (a batch profile
+    entry's options, an exporter module's: their other keys, such as ``port`` or ``only``,
+    are not Options fields and are left out). The fields in :data:`FROM_ARGS` come from
+    ``args`` when it has them; ``overrides`` set the others (a subclass's own fields,
+    ``expect``) or replace a given value. A field neither gives keeps the dataclass's
+    default: the defaults live in ``Options`` (``netcheck.defaults``).
     """
     if cls is None:
         from netcheck.runner import Options
 
         cls = Options
-    values = {name: getattr(args, name) for name in FROM_ARGS
-              if name not in overrides and hasattr(args, name)}
+    given = args if isinstance(args, Mapping) else vars(args)
+    values = {name: given[name] for name in FROM_ARGS
+              if name not in overrides and name in given}
     return cls(**values, **overrides)
 
 

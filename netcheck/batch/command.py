@@ -14,6 +14,7 @@ import signal
 from types import FrameType, TracebackType
 from typing import IO, Any, Coroutine, Optional, TypeVar
 
+from netcheck import defaults as option_defaults
 from netcheck.batch.profile import OPTION_KEYS, Entry, Profile
 from netcheck.batch.run import (
     DEFAULT_CONCURRENCY,
@@ -50,14 +51,16 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
                              "request) as blackbox_exporter does it, and the diagnosis only "
                              "for targets where it fails or warns (tcp, http and https "
                              f"targets; at most {LADDER_CONCURRENCY} diagnoses at once)")
-    parser.add_argument("--timeout", metavar="S", help="per-probe timeout (default 2)")
-    parser.add_argument("--deadline", metavar="S", help="bound on each target (default 15)")
+    parser.add_argument("--timeout", metavar="S",
+                        help=f"per-probe timeout (default {option_defaults.TIMEOUT:g})")
+    parser.add_argument("--deadline", metavar="S",
+                        help=f"bound on each target (default {option_defaults.DEADLINE:g})")
     fam = parser.add_mutually_exclusive_group()
     fam.add_argument("-4", dest="family", action="store_const", const=4, help="IPv4 only")
     fam.add_argument("-6", dest="family", action="store_const", const=6, help="IPv6 only")
     parser.add_argument("--port", metavar="N", help="port for targets that name none")
     parser.add_argument("--scheme", metavar="S", help="scheme for targets written without one")
-    parser.add_argument("--expect", choices=("open", "closed"),
+    parser.add_argument("--expect", choices=option_defaults.EXPECTS,
                         help="expectation for targets that set none")
     parser.add_argument("--cafile", metavar="PATH", help="extra CA bundle for TLS")
     parser.add_argument("--scan", action="store_true", help="identify services with nmap -sV")

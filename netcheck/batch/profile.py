@@ -38,6 +38,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import IO, Any, Iterable, Iterator, Optional
 
+from netcheck.defaults import EXPECT, EXPECTS
 from netcheck.redact import shown
 from netcheck.target import DEFAULT_PORTS, Target, TargetError, parse_target
 from netcheck.untrusted import Limits, TomlScanner, UntrustedTextError, bounded_lines
@@ -55,7 +56,7 @@ OPTION_KEYS: dict[str, str] = {
     "expect": '"open" (default) or "closed": a port that must stay shut',
     "family": "4 or 6: one address family only",
 }
-EXPECTATIONS = ("open", "closed")
+EXPECTATIONS = EXPECTS
 DEFAULTS_SECTION = "defaults"
 # Bounds that keep a hostile or mistaken input from exhausting memory, time or the terminal
 # (docs/monitoring.md). 16 MiB is four times a 100 000-line profile; a line, a statement, a
@@ -86,7 +87,7 @@ class Entry:
 
     def __init__(self, name: str, group: str, line: int, text: str,
                  target: Optional[Target] = None, options: Optional[dict[str, Any]] = None,
-                 expect: str = "open", problem: Optional[str] = None) -> None:
+                 expect: str = EXPECT, problem: Optional[str] = None) -> None:
         self.name = name  # "group/name", or the target text for a line of stdin
         self.group = group
         self.line = line
@@ -503,7 +504,7 @@ class _Reader:
                 if overrides is None:
                     entry.target = build_target(text, defaults)
                     entry.options = shared_options  # one dict for all the plain entries
-                    entry.expect = defaults.get("expect", "open")
+                    entry.expect = defaults.get("expect", EXPECT)
                 else:
                     checked = {}
                     for key, val in overrides.items():
@@ -512,7 +513,7 @@ class _Reader:
                     entry.target = build_target(checked["target"], merged, explicit=checked)
                     entry.options = {k: v for k, v in merged.items()
                                      if k not in ("scheme", "port", "expect", "target")}
-                    entry.expect = merged.get("expect", "open")
+                    entry.expect = merged.get("expect", EXPECT)
                     if "key" in entry.options and "cert" not in entry.options:
                         raise ValueError("key needs cert")
                 if overrides is not None or reshaped:
@@ -551,7 +552,7 @@ def read_target_lines(lines: Iterable[str], source: str = "<stdin>",
     profile = Profile(source, defaults=dict(defaults or {}))
     seen: dict[str, int] = {}
     options = {k: v for k, v in profile.defaults.items() if k not in ("scheme", "port", "expect")}
-    expect = profile.defaults.get("expect", "open")
+    expect = profile.defaults.get("expect", EXPECT)
     for number, raw in enumerate(lines, 1):
         text = raw.strip()
         if " #" in text or "\t#" in text:

@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence
 
+from netcheck import defaults
 from netcheck.batch.profile import Entry, Profile
 from netcheck.model import CheckOutcome, Layer, Report, Status, Verdict
 
@@ -45,8 +46,8 @@ class Settings:
     """Batch-wide settings; an entry's own options (timeout, deadline, ...) take precedence."""
 
     concurrency: int = DEFAULT_CONCURRENCY
-    timeout: float = 2.0
-    deadline: float = 15.0
+    timeout: float = defaults.TIMEOUT
+    deadline: float = defaults.DEADLINE
     family: Optional[int] = None
     lang: str = "en"
     sysroot: str = "/"
@@ -128,15 +129,13 @@ def problem_report(entry: Entry, source: str) -> Report:
 
 
 def _options(entry: Entry, settings: Settings, started: Optional[float] = None) -> Any:
-    from netcheck.runner import Options
+    """The entry's Options, through the one builder: its own options over the batch's."""
+    from netcheck.cliutil import build_options
 
-    opts = entry.options
-    return Options(timeout=opts.get("timeout", settings.timeout),
-                   deadline=opts.get("deadline", settings.deadline),
-                   family=opts.get("family", settings.family), lang=settings.lang,
-                   sysroot=settings.sysroot, cafile=opts.get("cafile"), cert=opts.get("cert"),
-                   key=opts.get("key"), scan=settings.scan, started=started,
-                   expect=entry.expect)
+    given = {"timeout": settings.timeout, "deadline": settings.deadline,
+             "family": settings.family, **entry.options}
+    return build_options(given, lang=settings.lang, sysroot=settings.sysroot,
+                         scan=settings.scan, started=started, expect=entry.expect)
 
 
 @dataclass

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Optional, Union
 
 from netcheck.batch.profile import OPTION_KEYS, build_target, check_option, unknown_key_message
+from netcheck.defaults import EXPECT
 from netcheck.fastprobe import LADDER_CHOICES
 from netcheck.target import Target, TargetError, normalize_host
 
@@ -75,7 +76,7 @@ class Module:
 
     @property
     def expect(self) -> str:
-        return str(self.options.get("expect", "open"))
+        return str(self.options.get("expect", EXPECT))
 
     @property
     def ladder(self) -> str:

@@ -41,7 +41,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import IO, TYPE_CHECKING, Any, Coroutine, Optional, TypeVar
 from urllib.parse import parse_qs, parse_qsl, quote, unquote, urlsplit
 
-from netcheck import __version__
+from netcheck import __version__, defaults
 from netcheck.exporter.config import DEFAULT_MODULE, Config, Module
 from netcheck.exporter.connections import (
     DROP_REASONS,
@@ -478,8 +478,9 @@ class Exporter:
 
         opts = module.options
         left = max(0.05, end - time.monotonic())
+        timeout = float(opts.get("timeout", defaults.TIMEOUT))
         return await fastprobe.exchange(
-            target, self.state, timeout=min(float(opts.get("timeout", 2.0)), left),
+            target, self.state, timeout=min(timeout, left),
             deadline=left, family=opts.get("family"), cafile=opts.get("cafile"),
             cert=opts.get("cert"), key=opts.get("key"), hop_refusal=self.config.hop_refusal)
 
@@ -530,22 +531,21 @@ class Exporter:
 
     async def _diagnose(self, target: Target, module: Module, start: float,
                         until: float) -> Report:
+        from netcheck.cliutil import build_options
         from netcheck.render.json import error_report
-        from netcheck.runner import Options, diagnose
+        from netcheck.runner import diagnose
 
-        opts = module.options
         deadline = until - start  # the runner counts it from ``started``: waiting included
         # Each probe of the ladder waits at most half of what is left (a ladder started late,
         # beside a slow exchange, still has time to judge what its probes met).
-        timeout = min(float(opts.get("timeout", 2.0)), max(0.2, (until - time.monotonic()) / 2))
-        # hop_refusal: every HTTP hop of the run, redirects included, passes the allow-list
-        # before any packet goes to it; the expectation is judged by the transport check.
-        options = Options(timeout=timeout,
-                          deadline=deadline, family=opts.get("family"), lang=self.lang,
-                          sysroot=self.sysroot, cafile=opts.get("cafile"),
-                          cert=opts.get("cert"), key=opts.get("key"),
-                          hop_refusal=self.config.hop_refusal, started=start,
-                          expect=module.expect)
+        timeout = min(float(module.options.get("timeout", defaults.TIMEOUT)),
+                      max(0.2, (until - time.monotonic()) / 2))
+        # The module's options (family, TLS files) through the one builder; hop_refusal:
+        # every HTTP hop of the run, redirects included, passes the allow-list before any
+        # packet goes to it; the expectation is judged by the transport check.
+        options = build_options(module.options, timeout=timeout, deadline=deadline,
+                                lang=self.lang, sysroot=self.sysroot, started=start,
+                                hop_refusal=self.config.hop_refusal, expect=module.expect)
         try:
             facts = await asyncio.wait_for(self.state.facts(),
                                            max(0.05, until - time.monotonic()))

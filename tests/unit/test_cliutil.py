@@ -69,3 +69,13 @@ def test_build_options_builds_a_subclass_whose_own_fields_come_from_overrides() 
     assert isinstance(opts, ServerOptions)
     assert opts.port == 80 and opts.search_id == "abc" and not opts.scan
     assert opts.request_id != "abc" and opts.timeout == 1.0
+
+
+def test_build_options_from_a_mapping_keeps_only_options_fields() -> None:
+    # a batch entry's or an exporter module's options: other keys are no Options fields
+    opts = cliutil.build_options({"timeout": 0.5, "family": 4, "cafile": "/ca.pem",
+                                  "port": 23, "only": ("transport.tcp",), "lang": "es"},
+                                 lang="ca", expect="closed")
+    assert (opts.timeout, opts.family, opts.cafile, opts.lang) == (0.5, 4, "/ca.pem", "ca")
+    assert opts.expect == "closed" and opts.deadline == defaults.DEADLINE
+    assert Options().expect == defaults.EXPECT == "open"
