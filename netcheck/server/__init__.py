@@ -8,5 +8,5 @@ found in the service's log ("check the log against the client's").
 
 ``command`` is the CLI glue, ``listeners`` reads the socket tables, ``measure`` gathers what
 the checks judge, once per run, ``options`` carries the settings to the checks
-(``checks/server.py``).
+(``checks/server/``).
 """

@@ -4,7 +4,7 @@ Values are checked here rather than by argparse (as ``netcheck batch`` does), so
 input still gives one clear line — or, with ``--format json``, one netcheck/1 document with
 ``mode: "server"`` — and exit status 3.
 
-The run is the ordinary runner's: the server checks (``checks/server.py``, mode ``server``)
+The run is the ordinary runner's: the server checks (``checks/server/``, mode ``server``)
 plus this host's own layer 1-3 checks of client mode declared with
 ``modes=registry.RECIPROCAL``, the "reciprocal lower layers". Those
 judge the interface and gateway of the way packets take to a target; here the target is the

@@ -4,10 +4,10 @@ The socket table and the owners of the port, the processes, the container engine
 containers publishing the port, the unit behind the service, a client's connection as this
 host's netfilter handles it, and where the service's log is. Every measurement is shared
 through ``ctx.memo``: whichever check asks first reads it, the others wait on the same task.
-The words and the verdicts are the checks' (``checks/server.py``); this module reads.
+The words and the verdicts are the checks' (``checks/server/``); this module reads.
 
 Light to import (the probes are imported inside the functions that use them): the check
-module imports it at start-up.
+modules import it at start-up.
 """
 
 from __future__ import annotations
@@ -108,6 +108,46 @@ async def container_proxies(ctx: Context, socks: list[Listener]) -> dict[int, di
                 proxy = container_proxy(o.name, info.argv)
                 if proxy is not None:
                     found[o.pid] = proxy
+    return found
+
+
+async def _listening_elsewhere(ctx: Context) -> list[str]:
+    """Where the expected program (--process, or the unit's main process) does listen."""
+    opts = server_options(ctx)
+    pids: list[int] = []
+    if opts.process:
+        pids += [p.pid for p in await named_processes(ctx)]
+    unit = await unit_info(ctx)
+    if unit.state is not None and unit.state.main_pid:
+        pids.append(unit.state.main_pid)
+    if not pids:
+        return []
+    table = await listen_table(ctx)
+    return [f"{s.endpoint} ({s.owners[0].name}, pid {s.owners[0].pid})"
+            for s in table.of_pids(pids)][:6]
+
+
+async def _unpublished(ctx: Context, view: EngineView) -> list[tuple[Container, str]]:
+    """Running containers that serve the port inside but do not publish it on this host:
+    they expose it (``EXPOSE``, ``--expose``) or something listens on it in their namespace."""
+    from netcheck.probes import docker
+
+    opts = server_options(ctx)
+    found: list[tuple[Container, str]] = []
+    for c in view.containers:
+        if not c.running or c.publishes(opts.port, opts.proto):
+            continue
+        inside = [(a, p) for a, p in await ctx.blocking(docker.listeners_inside, c.pid,
+                                                        opts.proto, opts.procfs)
+                  if p == opts.port] if c.pid else []
+        if inside:
+            a = inside[0][0]
+            found.append((c, _("listens on {endpoint} inside").format(
+                endpoint=f"{f'[{a}]' if ':' in a else a}:{opts.port}")))
+        elif (opts.port, opts.proto) in c.exposed:
+            found.append((c, _("exposes {port}").format(port=f"{opts.port}/{opts.proto}")))
+        if len(found) >= 4:
+            break
     return found
 
 
