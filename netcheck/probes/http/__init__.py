@@ -93,9 +93,7 @@ __all__ = [
 
 
 MAX_BODY_BYTES = 1 << 20  # read this much of a body, then stop: enough to judge, bounded memory
-
 MAX_REDIRECTS = 10
-
 
 
 async def fetch(target: Union[str, UrlParts, Any], *, address: Optional[str] = None,

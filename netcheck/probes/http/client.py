@@ -32,15 +32,12 @@ if TYPE_CHECKING:
 
 
 MAX_INTERIM = 5  # 1xx responses skipped before the real one (100 Continue, 103 Early Hints)
-
 BODY_SAMPLE_BYTES = 2048  # kept to read an error page's <title>
 
 Resolver = Callable[[str], Awaitable[list[str]]]
-
 # Why a hop (host, port, scheme, path) may not be requested, or None when it may: the caller's
 # policy (the exporter's allow-list), asked before any packet goes to the hop.
 HopRefusal = Callable[[str, int, str, str], Optional[str]]
-
 
 
 class _Fail(Exception):
@@ -51,7 +48,6 @@ class _Fail(Exception):
         self.outcome = outcome
         self.detail = detail
         self.first = first
-
 
 
 class _Fetcher:
@@ -461,7 +457,6 @@ class _Fetcher:
         raise _Fail("closed", "the connection was closed twice")  # not reached
 
 
-
 class Tunnelled(Stream):
     """A stream carried inside another one's TLS: https to a server through an https proxy.
 
@@ -484,12 +479,10 @@ class Tunnelled(Stream):
         await self.outer.send(data, until)
 
 
-
 class _ProxyRefused(Exception):
     def __init__(self, head: Head) -> None:
         super().__init__(head.status_line)
         self.head = head
-
 
 
 def _record_head(hop: Hop, head: Head) -> None:
@@ -507,7 +500,6 @@ def _record_head(hop: Hop, head: Head) -> None:
     hop.server = first_line((head.headers.get("Server") or "").encode("latin-1", "replace"),
                             120) or None
     hop.content_type = head.headers.get("Content-Type")
-
 
 
 async def _getaddrinfo(host: str, timeout: float) -> list[str]:

@@ -14,25 +14,18 @@ from netcheck.probes.banner import first_line
 from netcheck.probes.http.url import UrlParts
 
 MAX_HEADER_BYTES = 64 * 1024  # curl allows 100 KiB, nginx 8 KiB per line: 64 KiB is plenty
-
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 
 _STATUS_LINE = re.compile(rb"^HTTP/(\d(?:\.\d)?) +(\d{3})(?: +(.*?))?\s*$")
-
 # A status line still arriving: "HTTP/1.1 20" may become one, "HTTP/x" never will.
 _STATUS_PREFIX = re.compile(rb"^HTTP/(\d(\.\d?)?)?( +(\d{1,3}( .*)?)?)?\r?$", re.DOTALL)
-
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
-
 _TOKEN = re.compile(rb"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
-
 
 
 class ProtocolError(ValueError):
     """The bytes received are not HTTP/1.x as RFC 9112 frames it."""
-
 
 
 class Headers:
@@ -56,7 +49,6 @@ class Headers:
         return len(self.items)
 
 
-
 @dataclass
 class Head:
     """A parsed status line and header block."""
@@ -66,7 +58,6 @@ class Head:
     reason: str
     status_line: str
     headers: Headers
-
 
 
 def parse_status_line(line: bytes) -> tuple[str, int, str]:
@@ -79,7 +70,6 @@ def parse_status_line(line: bytes) -> tuple[str, int, str]:
         raise ProtocolError(f"status {status} is out of range")
     reason = (match.group(3) or b"").decode("latin-1")
     return match.group(1).decode("ascii"), status, reason
-
 
 
 def parse_head(block: bytes) -> Head:
@@ -107,7 +97,6 @@ def parse_head(block: bytes) -> Head:
     return Head(version, status, reason, status_line, Headers(items))
 
 
-
 def could_be_http(prefix: bytes) -> bool:
     """Could a response that starts with these bytes still be HTTP/1.x?"""
     data = prefix.lstrip(b"\r\n")
@@ -121,7 +110,6 @@ def could_be_http(prefix: bytes) -> bool:
     if end < 0:
         return len(data) < 256 and bool(_STATUS_PREFIX.match(data))
     return bool(_STATUS_LINE.match(data[:end].rstrip(b"\r")))
-
 
 
 def body_framing(status: int, headers: Headers, method: str = "GET") -> tuple[str, Optional[int]]:
@@ -140,7 +128,6 @@ def body_framing(status: int, headers: Headers, method: str = "GET") -> tuple[st
             raise ProtocolError(f"bad Content-Length {sorted(lengths)[:3]}")
         return "length", int(next(iter(lengths)))
     return "close", None
-
 
 
 class ChunkedDecoder:
@@ -211,7 +198,6 @@ class ChunkedDecoder:
         return pieces
 
 
-
 def build_request(parts: UrlParts, user_agent: str, *, absolute: bool = False,
                   proxy_authorization: Optional[str] = None) -> bytes:
     """The GET request bytes: origin-form, or absolute-form for a proxy."""
@@ -225,11 +211,9 @@ def build_request(parts: UrlParts, user_agent: str, *, absolute: bool = False,
     return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
 
 
-
 def user_agent_for(request_id: Optional[str]) -> str:
     """``netcheck/VERSION (+REQUEST_ID)``: the server's log finds this run by its id."""
     return f"netcheck/{__version__} (+{request_id})" if request_id else f"netcheck/{__version__}"
-
 
 
 def page_title(sample: bytes) -> Optional[str]:

@@ -14,11 +14,8 @@ from typing import Any, Mapping, Optional, Union
 from netcheck.probes.http.url import UrlError, mask_credentials
 
 DEFAULT_PROXY_PORT = 1080  # what curl assumes when an http:// proxy URL names no port
-
 PROXY_DEFAULT_PORTS = {"http": DEFAULT_PROXY_PORT, "https": 443}
-
 SOCKS_SCHEMES = ("socks4", "socks4a", "socks5", "socks5h")
-
 
 
 @dataclass(frozen=True)
@@ -49,7 +46,6 @@ class Proxy:
 
         pair = f"{unquote(self.username)}:{unquote(self.password or '')}"
         return "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
-
 
 
 def parse_proxy(text: str, source: str = "explicit") -> Proxy:
@@ -86,7 +82,6 @@ def parse_proxy(text: str, source: str = "explicit") -> Proxy:
                  parts.password, scheme)
 
 
-
 def _entry_host_port(entry: str) -> tuple[str, Optional[str]]:
     if entry.startswith("["):
         host, _, after = entry[1:].partition("]")
@@ -95,7 +90,6 @@ def _entry_host_port(entry: str) -> tuple[str, Optional[str]]:
         host, _, port = entry.partition(":")
         return host, port
     return entry, None
-
 
 
 def bypass_proxy(host: str, port: int, no_proxy: str) -> bool:
@@ -132,7 +126,6 @@ def bypass_proxy(host: str, port: int, no_proxy: str) -> bool:
     return False
 
 
-
 @dataclass(frozen=True)
 class ProxyChoice:
     """Which proxy a URL goes through, and why: what curl would do with the same settings.
@@ -160,13 +153,11 @@ class ProxyChoice:
         return out
 
 
-
 def _first_set(env: Mapping[str, str], names: tuple[str, ...]) -> tuple[Optional[str], str]:
     for name in names:
         if (env.get(name) or "").strip():
             return name, env[name]
     return None, ""
-
 
 
 def proxy_variables(scheme: str) -> tuple[str, ...]:
@@ -178,7 +169,6 @@ def proxy_variables(scheme: str) -> tuple[str, ...]:
     scheme = scheme.lower()
     own = ("http_proxy",) if scheme == "http" else (f"{scheme}_proxy", f"{scheme.upper()}_PROXY")
     return (*own, "all_proxy", "ALL_PROXY")
-
 
 
 def choose_proxy(scheme: str, host: str, port: int, env: Optional[Mapping[str, str]], *,
@@ -212,14 +202,12 @@ def choose_proxy(scheme: str, host: str, port: int, env: Optional[Mapping[str, s
         return ProxyChoice(source=source, ignored=ignored, error=str(exc))
 
 
-
 def proxy_arguments(explicit: Optional[str], disabled: bool,
                     env: Optional[Mapping[str, str]]) -> dict[str, Any]:
     """:func:`fetch`'s ``proxy`` and ``env`` for ``--proxy`` / ``--no-proxy`` / the environment."""
     if disabled:
         return {"proxy": None, "env": None}
     return {"proxy": explicit, "env": env}
-
 
 
 def proxy_for(scheme: str, host: str, port: int, env: Mapping[str, str]) -> Optional[Proxy]:

@@ -94,7 +94,6 @@ async def _follow(fetcher: _Fetcher, result: HttpResult, current: UrlParts, seen
         return
 
 
-
 def _refuse(result: HttpResult, parts: UrlParts, reason: str) -> None:
     """End the fetch before ``parts``: the hops so far are the answer, the refusal the detail."""
     where = shown(parts.url, 300)
@@ -104,7 +103,6 @@ def _refuse(result: HttpResult, parts: UrlParts, reason: str) -> None:
     else:
         result.detail = f"request to {where} refused: {shown(reason)}"
     result.outcome = "not_allowed"
-
 
 
 def _finish(result: HttpResult, hop: Hop) -> None:

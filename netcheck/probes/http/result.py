@@ -88,7 +88,6 @@ class Hop:
         return text
 
 
-
 @dataclass
 class HttpResult:
     """What a fetch met, from the first request to the last."""

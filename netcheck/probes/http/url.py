@@ -8,14 +8,11 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 MAX_URL_LENGTH = 8192
-
 DEFAULT_PORTS = {"http": 80, "https": 443}
-
 
 
 class UrlError(ValueError):
     """A URL (or proxy URL) that cannot be used; the message never holds a password."""
-
 
 
 @dataclass(frozen=True)
@@ -47,7 +44,6 @@ class UrlParts:
         return (self.scheme, self.host, self.port)
 
 
-
 def _encode_path(path: str) -> str:
     from urllib.parse import quote
 
@@ -56,11 +52,9 @@ def _encode_path(path: str) -> str:
     return quote(path, safe="/?&=%:@!$'()*+,;~-._[]")
 
 
-
 def request_path(path: str) -> str:
     """A path (and query) as netcheck sends it: percent-encoded ASCII, what is valid kept."""
     return _encode_path(path)
-
 
 
 def split_url(text: str) -> UrlParts:
@@ -95,7 +89,6 @@ def split_url(text: str) -> UrlParts:
     return UrlParts(scheme, host, port or DEFAULT_PORTS[scheme], _encode_path(path))
 
 
-
 def parts_of(target: Union[str, UrlParts, Any]) -> UrlParts:
     """A URL string, UrlParts, or anything with scheme/host/port/path (netcheck's Target)."""
     if isinstance(target, UrlParts):
@@ -109,13 +102,11 @@ def parts_of(target: Union[str, UrlParts, Any]) -> UrlParts:
     return UrlParts(scheme, str(target.host), int(target.port), _encode_path(path))
 
 
-
 def resolve_location(base: UrlParts, location: str) -> str:
     """The absolute URL a Location header points to, relative to ``base`` (RFC 3986 5.2)."""
     from urllib.parse import urljoin
 
     return urljoin(base.url, location.strip())
-
 
 
 def mask_credentials(url: str) -> str:
