@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 from netcheck import hints
 from netcheck.hints import server_side_command
-from netcheck.i18n import _, ngettext
+from netcheck.i18n import N_, _, ngettext
 from netcheck.lazy import lazy
 from netcheck.model import Hint, Layer, Result, Status, failed, passed, skipped, warned
 from netcheck.registry import check
@@ -41,6 +41,20 @@ def _flow(flow: firewall.Flow) -> str:
             family="IPv6" if flow.family == 6 else "IPv4", address=flow.daddr)
     return _("{protocol} port {port} to {address}").format(
         protocol=flow.protocol, port=flow.dport, address=flow.daddr)
+
+
+def firewall_unreadable(reason: Optional[str], english: bool = False) -> str:
+    """Why the rules could not be read, in the reader's language (``english``: as the JSON
+    evidence keeps it): the firewall probe's reason code, or the tools' own words."""
+    from netcheck.probes import firewall
+
+    words = {firewall.NEEDS_ROOT: N_("needs root (CAP_NET_ADMIN) to read the firewall rules"),
+             firewall.NO_TOOL: N_("neither nft nor iptables-save is installed"),
+             firewall.NO_TARGET: N_("no target")}
+    text = words.get(reason or "")
+    if text is None:
+        return reason or ""
+    return text if english else _(text)
 
 
 def _own_addresses(ctx: Context) -> set[str]:
@@ -104,17 +118,14 @@ async def local_firewall(ctx: Context) -> Result:
 
     assert ctx.target is not None
     if not firewall.has_cap_net_admin():
-        # firewall.NEEDS_ROOT, in the reader's language (test_i18n keeps the two equal).
-        return skipped(_("needs root (CAP_NET_ADMIN) to read the firewall rules"))
+        return skipped(firewall_unreadable(firewall.NEEDS_ROOT))
     addrs = (await ctx.addresses())[:8]
     if not addrs:
         return skipped(_("the target has no address: no traffic to judge"))
     fw = await firewall.for_target(ctx)
     if not fw.readable:
-        reason = fw.reason
-        if reason == firewall.NEEDS_ROOT:
-            reason = _("needs root (CAP_NET_ADMIN) to read the firewall rules")
-        return skipped(_("cannot read the firewall rules: {reason}").format(reason=reason))
+        return skipped(_("cannot read the firewall rules: {reason}").format(
+            reason=firewall_unreadable(fw.reason)))
     evidence: dict[str, Any] = fw.summary_json()
     evidence["duration_ms"] = round(fw.duration_ms, 1)
     port = ctx.target.port
@@ -200,11 +211,11 @@ async def input_firewall(ctx: Context) -> Result:
     from netcheck.probes import firewall, replies
 
     if not firewall.has_cap_net_admin():
-        return skipped(_("needs root (CAP_NET_ADMIN) to read the firewall rules"))
+        return skipped(firewall_unreadable(firewall.NEEDS_ROOT))
     finding = await replies.dropped_replies(ctx)
     if not finding.readable:
         return skipped(_("cannot read the firewall rules: {reason}").format(
-            reason=finding.reason))
+            reason=firewall_unreadable(finding.reason)))
     evidence: dict[str, Any] = finding.to_json()
     judged = replies.judge_input(finding)
     if judged is None:
@@ -484,7 +495,7 @@ async def tcp_connect(ctx: Context) -> Result:
         "working": [r.address for r in results if r.handshake],
         "failing": [r.address for r in results if not r.handshake]}
     if fw is not None and not fw.readable:
-        evidence["local_firewall"] = fw.reason
+        evidence["local_firewall"] = firewall_unreadable(fw.reason, english=True)
     through = [r for r in judged if r.handshake]
     if through:
         evidence["rtt_ms"] = round(min(r.rtt_ms or 0 for r in through), 3)

@@ -70,18 +70,19 @@ async def inbound_firewall(ctx: Context) -> Result:
     chain and handle. Needs CAP_NET_ADMIN.
     """
     from netcheck.checks.transport import _flow as flow_text  # Flow.describe(), translated
+    from netcheck.checks.transport import firewall_unreadable
 
     from netcheck.probes import firewall
 
     if not firewall.has_cap_net_admin():
-        return skipped(_(firewall.NEEDS_ROOT))  # a literal in transport.py: in the catalogues
+        return skipped(firewall_unreadable(firewall.NEEDS_ROOT))
     judged, flows = await inbound(ctx)
     if not judged:
         return skipped(_("no address of this host to judge a connection to"))
     unreadable = next((fw for fw in judged if not fw.readable), None)
     if unreadable is not None:
         return skipped(_("cannot read the firewall rules: {reason}").format(
-            reason=unreadable.reason))
+            reason=firewall_unreadable(unreadable.reason)))
     verdicts = [v for fw in judged for v in fw.verdicts]
     evidence: dict[str, Any] = {"hooks": [fw.hook for fw in judged],
                                 "ruleset": judged[0].ruleset.summary() if judged[0].ruleset

@@ -206,11 +206,33 @@ def test_extractor_keeps_translations_and_drops_stale_ones() -> None:
 def test_english_texts_copied_from_the_probes_are_the_probes_own() -> None:
     from netcheck.checks.application import HEARD
 
-    from netcheck.probes import banner, firewall
+    from netcheck.probes import banner
 
     assert HEARD == banner.DESCRIPTIONS
-    transport = Path(REPO / "checks" / "transport.py").read_text(encoding="utf-8")
-    assert f'_("{firewall.NEEDS_ROOT}")' in transport
+
+
+@pytest.mark.parametrize("lang, words", [
+    ("en", "needs root (CAP_NET_ADMIN) to read the firewall rules"),
+    ("es", "necesita root (CAP_NET_ADMIN) para leer las reglas del cortafuegos")])
+def test_firewall_rules_unread_without_root_skip_saying_needs_root(
+        monkeypatch: pytest.MonkeyPatch, lang: str, words: str) -> None:
+    # The probe says why with a code (NEEDS_ROOT); the checks put it in the reader's words.
+    from netcheck.checks import transport
+
+    from netcheck.facts import Facts
+    from netcheck.probes import firewall
+    from netcheck.runner import Context, Options
+    from netcheck.target import parse_target
+
+    monkeypatch.setattr(firewall, "has_cap_net_admin", lambda: False)
+    assert firewall.read_ruleset().error == firewall.NEEDS_ROOT
+    ctx = Context(parse_target("tcp://198.18.0.10:22"), Options(), Facts())
+    with i18n.language(lang):
+        for check in (transport.local_firewall, transport.input_firewall):
+            result = asyncio.run(check(ctx))
+            assert (result.status, result.summary) == (Status.SKIP, words)
+        assert transport.firewall_unreadable(firewall.NEEDS_ROOT, english=True) == (
+            "needs root (CAP_NET_ADMIN) to read the firewall rules")
 
 
 def test_firewall_flows_read_the_same_in_english() -> None:

@@ -55,6 +55,8 @@ from netcheck.probes.firewall.read import (
     CAP_NET_ADMIN,
     MAX_OUTPUT_BYTES,
     NEEDS_ROOT,
+    NO_TARGET,
+    NO_TOOL,
     SBIN,
     _rule_text_from_nft,
     _which,
@@ -88,9 +90,10 @@ if TYPE_CHECKING:
 __all__ = [
     "BARE_META", "BLOCKING", "CAP_NET_ADMIN", "Chain", "Dnat", "Flow", "ICMP_TYPE_NUMBERS",
     "IFNAME_KEYS", "IPT_HOOKS", "IPT_NAT_PRIO", "IPT_TABLE_PRIO", "LocalFirewall", "MAX_DEPTH",
-    "MAX_OUTPUT_BYTES", "MAX_STEPS", "NAT_STATEMENTS", "NAT_TARGETS", "NEEDS_ROOT", "NamedSet",
-    "PASSIVE_STATEMENTS", "PASSIVE_TARGETS", "PROTO_NUMBERS", "REJECT_WITH", "Rule", "Ruleset",
-    "SBIN", "VERDICTS", "Verdict", "blocked_addresses", "dnat_of", "evaluate", "for_target",
+    "MAX_OUTPUT_BYTES", "MAX_STEPS", "NAT_STATEMENTS", "NAT_TARGETS", "NEEDS_ROOT", "NO_TARGET",
+    "NO_TOOL", "NamedSet", "PASSIVE_STATEMENTS", "PASSIVE_TARGETS", "PROTO_NUMBERS",
+    "REJECT_WITH", "Rule", "Ruleset", "SBIN", "VERDICTS", "Verdict", "blocked_addresses",
+    "dnat_of", "evaluate", "for_target",
     "has_cap_net_admin", "iptables_accept_match", "judge", "judge_flows", "merge_iptables_nft",
     "neighbour_advert_flow", "nft_accept_match", "parse_iptables_save", "parse_nft_json",
     "read_ruleset", "remedy_commands", "render_expr", "render_rule", "render_stmt",
@@ -105,7 +108,8 @@ class LocalFirewall:
     """This host's rules, judged for every flow netcheck sends to the target."""
 
     readable: bool
-    reason: Optional[str] = None  # why the rules could not be read
+    # Why the rules could not be read: NEEDS_ROOT, NO_TOOL, NO_TARGET, or the tools' own words.
+    reason: Optional[str] = None
     hook: str = "output"
     ruleset: Optional[Ruleset] = None
     verdicts: list[Verdict] = field(default_factory=list)
@@ -194,7 +198,7 @@ async def _for_target(ctx: Context, hook: str) -> LocalFirewall:
     if not has_cap_net_admin():
         return LocalFirewall(False, NEEDS_ROOT, hook)
     if ctx.target is None:
-        return LocalFirewall(False, "no target", hook)
+        return LocalFirewall(False, NO_TARGET, hook)
     addresses = (await ctx.addresses())[:8]
     paths: dict[str, tuple[Optional[str], Optional[str]]] = {}
     try:

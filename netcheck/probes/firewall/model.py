@@ -141,7 +141,7 @@ class Ruleset:
     sources: list[str] = field(default_factory=list)  # "nft 1.0.6", "iptables-legacy"...
     notes: list[str] = field(default_factory=list)  # what could not be read, and why
     readable: bool = True
-    error: Optional[str] = None
+    error: Optional[str] = None  # a reason code of read.py (NEEDS_ROOT, NO_TOOL) or the notes
 
     @property
     def rule_count(self) -> int:

@@ -18,7 +18,11 @@ from netcheck.probes.firewall.model import Rule, Ruleset
 from netcheck.probes.firewall.nft import _iptables_managed, merge_iptables_nft, parse_nft_json
 
 CAP_NET_ADMIN = 12
-NEEDS_ROOT = "needs root (CAP_NET_ADMIN) to read the firewall rules"
+# Why the rules could not be read: reason codes (the checks put them in words). Any other
+# reason is what the tools themselves said (a failed nft, iptables-save).
+NEEDS_ROOT = "needs_root"  # no CAP_NET_ADMIN
+NO_TOOL = "no_tool"  # neither nft nor iptables-save is installed
+NO_TARGET = "no_target"  # nothing to judge the rules for
 MAX_OUTPUT_BYTES = 256 << 20  # a ruleset listing larger than this is not read at all
 SBIN = "/usr/sbin:/sbin:/usr/bin:/bin"
 
@@ -121,7 +125,7 @@ def read_ruleset(timeout: float = 3.0) -> Ruleset:
     if not rs.sources and rs.notes:
         rs.readable, rs.error = False, "; ".join(rs.notes)
     elif not rs.sources:
-        rs.readable, rs.error = False, "neither nft nor iptables-save is installed"
+        rs.readable, rs.error = False, NO_TOOL
     return rs
 
 
