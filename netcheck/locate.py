@@ -27,6 +27,7 @@ from netcheck import family as addrfam
 from netcheck.i18n import _
 from netcheck.model import CheckOutcome, Location, Status
 from netcheck.probes import hops
+from netcheck.render.hops import limit_text
 
 if TYPE_CHECKING:
     from netcheck.runner import Context
@@ -236,9 +237,9 @@ class Locator:
             trace = flow_task.result()
             ref = ref_task.result() if ref_task.done() and not ref_task.cancelled() else None
             location = hops.judge(trace, ref)
-            evidence: dict[str, Any] = {"flow": trace.to_json()}
+            evidence: dict[str, Any] = {"flow": trace.to_json(limit_text)}
             if ref is not None:
-                evidence["reference"] = ref.to_json()
+                evidence["reference"] = ref.to_json(limit_text)
             new_root = replace(root, result=replace(
                 root.result, evidence={**root.result.evidence, "path_trace": evidence}))
             outcomes = [new_root if o is root else o for o in outcomes]

@@ -111,6 +111,7 @@ async def _trace(target: Any, args: argparse.Namespace, budget: float) -> dict[s
     from netcheck import family as addrfam
     from netcheck.facts import has_net_raw
     from netcheck.probes import dns, hops
+    from netcheck.render.hops import limit_text
 
     started = datetime.now(timezone.utc)
     t0 = time.monotonic()
@@ -150,9 +151,11 @@ async def _trace(target: Any, args: argparse.Namespace, budget: float) -> dict[s
         location = hops.judge(flow, ref)
     doc.update({
         "method": method, "port": port, "address": address, "privileged": privileged,
-        "flow": flow.to_json(), "reference": ref.to_json() if ref is not None else None,
+        "flow": flow.to_json(limit_text),
+        "reference": ref.to_json(limit_text) if ref is not None else None,
         "location": location.to_json() if location is not None else None,
-        "limits": list(dict.fromkeys(flow.limits + (ref.limits if ref is not None else []))),
+        "limits": [limit_text(limit) for limit in dict.fromkeys(
+            flow.limits + (ref.limits if ref is not None else []))],
         "started_at": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "duration_ms": round((time.monotonic() - t0) * 1000, 1)})
     return doc

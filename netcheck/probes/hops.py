@@ -30,7 +30,7 @@ import socket
 import struct
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from netcheck.i18n import _, ngettext
 from netcheck.lazy import asyncio
@@ -53,6 +53,19 @@ STAGGER = 0.004
 TAIL = 2
 # A probe is sent only if it can be waited for at least this long before the budget ends.
 MIN_WAIT = 0.15
+# What a trace could not do (Trace.limits): reason codes; the words are where a trace is shown
+# (netcheck.render.hops.limit_text).
+ECHO_NEEDS_PRIVILEGE = "echo_needs_privilege"  # no ICMP datagram socket and no raw socket
+RESET_TTL_NEEDS_ROOT = "reset_ttl_needs_root"  # a reset's arrival TTL takes a raw socket
+SEND_FAILED = "send_failed"  # some probes could not be sent (detail: the errno name)
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One thing a trace could not do, and why (a code; ``detail``: what the kernel said)."""
+
+    code: str
+    detail: Optional[str] = None
 
 
 @dataclass
@@ -125,7 +138,7 @@ class Trace:
     method: str
     port: Optional[int] = None
     hops: list[Hop] = field(default_factory=list)
-    limits: list[str] = field(default_factory=list)  # what could not be done, and why
+    limits: list[Limit] = field(default_factory=list)  # what could not be done, and why
     duration_ms: float = 0.0
     complete: bool = True  # False: the budget ended before every round was sent
 
@@ -155,7 +168,9 @@ class Trace:
         """Probes went out and were waited for."""
         return any(h.probes for h in self.hops)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, limit_text: Callable[[Limit], str] = lambda limit: limit.code
+                ) -> dict[str, Any]:
+        """The trace as JSON; ``limit_text`` says each limit (its code unless given)."""
         reached = self.reached
         out: dict[str, Any] = {"address": self.address, "method": self.method,
                                "hops": [h.to_json() for h in self.hops if h.probes],
@@ -168,7 +183,7 @@ class Trace:
             if reached.reply_ttl is not None:
                 out["reached"]["reply_ttl"] = reached.reply_ttl
         if self.limits:
-            out["limits"] = list(self.limits)
+            out["limits"] = [limit_text(limit) for limit in self.limits]
         if not self.complete:
             out["complete"] = False
         return out
@@ -479,8 +494,7 @@ async def trace(address: str, method: str, *, port: Optional[int] = None, max_ho
     end = start + max(0.0, budget)
     result = Trace(address, method, port)
     if method in (ICMP, ICMP_DF) and icmp.available_method(family) not in ("dgram", "raw"):
-        result.limits.append(_("ICMP echo needs root, CAP_NET_RAW or a ping_group_range "
-                               "that admits this user: no echo requests were sent"))
+        result.limits.append(Limit(ECHO_NEEDS_PRIVILEGE))
         return result
     payload = dns_query(qname) if method == UDP_DNS else b"netcheck"
     dport = port if port is not None else (53 if method == UDP_DNS else UDP_BASE_PORT)
@@ -490,8 +504,7 @@ async def trace(address: str, method: str, *, port: Optional[int] = None, max_ho
         if not replies.start(loop):
             replies = None
     if method == TCP and replies is None:
-        result.limits.append(_("without root the TTL a reset arrives with cannot be read: a "
-                               "reset's distance is told by TTL-limited SYNs only"))
+        result.limits.append(Limit(RESET_TTL_NEEDS_ROOT))
     tasks: list[asyncio.Task[Probe]] = []
     by_ttl: dict[int, list[asyncio.Task[Probe]]] = {}
 
@@ -580,7 +593,7 @@ async def trace(address: str, method: str, *, port: Optional[int] = None, max_ho
     result.hops = [Hop(ttl, [p for p in finished if p.ttl == ttl]) for ttl in range(1, top + 1)]
     for p in finished:
         if p.state == "error" and p.error:
-            note = _("some probes could not be sent: {error}").format(error=p.error)
+            note = Limit(SEND_FAILED, p.error)
             if note not in result.limits:
                 result.limits.append(note)
     mark_rate_limited(result)

@@ -8,10 +8,13 @@ through :func:`netcheck.redact.shown` like any outside text.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from netcheck.i18n import _
 from netcheck.redact import shown
+
+if TYPE_CHECKING:
+    from netcheck.probes.hops import Limit
 
 # What the target's answer means, in words (the JSON keeps the short names).
 _ANSWERS = {
@@ -26,6 +29,21 @@ _ANSWERS = {
 def answer_text(answer: Any) -> str:
     """``syn-ack`` -> ``SYN-ACK``; an ICMP error's name stays as it is."""
     return _ANSWERS.get(str(answer), str(answer))
+
+
+def limit_text(limit: Limit) -> str:
+    """What a trace could not do (:class:`netcheck.probes.hops.Limit`), in words."""
+    from netcheck.probes import hops
+
+    if limit.code == hops.ECHO_NEEDS_PRIVILEGE:
+        return _("ICMP echo needs root, CAP_NET_RAW or a ping_group_range that admits this "
+                 "user: no echo requests were sent")
+    if limit.code == hops.RESET_TTL_NEEDS_ROOT:
+        return _("without root the TTL a reset arrives with cannot be read: a reset's "
+                 "distance is told by TTL-limited SYNs only")
+    if limit.code == hops.SEND_FAILED:
+        return _("some probes could not be sent: {error}").format(error=limit.detail)
+    return limit.code
 
 
 def _ms(value: Any) -> str:

@@ -18,7 +18,7 @@ from netcheck.cli import run as cli_run
 from netcheck.model import CheckOutcome, Layer, Location, Report, Result, Status, Verdict
 from netcheck.probes import hops
 from netcheck.probes.hops import Hop, Probe, Trace
-from netcheck.render.hops import hop_table
+from netcheck.render.hops import hop_table, limit_text
 from netcheck.render.text import text_of
 from tests.schema import validate_report
 
@@ -232,7 +232,19 @@ def test_a_trace_never_outlasts_its_budget() -> None:
 def test_without_root_the_reset_ttl_is_said_to_be_unknown(listener: int) -> None:
     found = asyncio.run(hops.trace("127.0.0.1", hops.TCP, port=listener, max_hops=2,
                                    budget=2.0, privileged=False))
-    assert any("without root" in limit for limit in found.limits)
+    assert hops.Limit(hops.RESET_TTL_NEEDS_ROOT) in found.limits
+    assert "without root" in found.to_json(limit_text)["limits"][0]
+
+
+def test_without_an_icmp_socket_no_echo_is_sent_and_the_trace_says_why(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hops.icmp, "available_method", lambda family: "ping")
+    found = asyncio.run(hops.trace("127.0.0.1", hops.ICMP, budget=1.0))
+    assert not found.measured and found.limits == [hops.Limit(hops.ECHO_NEEDS_PRIVILEGE)]
+    assert found.to_json()["limits"] == ["echo_needs_privilege"]
+    assert found.to_json(limit_text)["limits"] == [
+        "ICMP echo needs root, CAP_NET_RAW or a ping_group_range that admits this user: no "
+        "echo requests were sent"]
 
 
 # -- the location in the report -----------------------------------------------------------
