@@ -57,6 +57,18 @@ def firewall_unreadable(reason: Optional[str], english: bool = False) -> str:
     return text if english else _(text)
 
 
+def remedy_commands(v: firewall.Verdict) -> list[str]:
+    """The commands that remove the blocking rule or let the flow through before it; for a rule
+    iptables-nft made, also its deletion through nft, said to be the same rule."""
+    from netcheck.probes import firewall
+
+    commands = firewall.remedy_commands(v)
+    same = firewall.nft_delete_command(v)
+    if same is not None:
+        commands.append(same + "   # " + _("the same rule, through nft"))
+    return commands
+
+
 def _own_addresses(ctx: Context) -> set[str]:
     """This host's addresses: an ICMP error "from" one of them was made by this host."""
     return {a.address.split("%")[0] for a in ctx.facts.addresses if getattr(a, "address", None)}
@@ -66,11 +78,9 @@ def _own_addresses(ctx: Context) -> set[str]:
 
 def _fw_hint(blocks: list[firewall.Verdict]) -> Hint:
     """Remove the rule, or let the port through before it: the exact commands, deduplicated."""
-    from netcheck.probes import firewall
-
     commands: list[str] = []
     for v in blocks:
-        for cmd in firewall.remedy_commands(v):
+        for cmd in remedy_commands(v):
             if cmd not in commands:
                 commands.append(cmd)
     first = blocks[0]
@@ -239,7 +249,7 @@ async def input_firewall(ctx: Context) -> Result:
              "everything looks silent although the packets go out and the network answers "
              "(ARP still works: it is not IP). A chain with policy drop needs `ct state "
              "established,related accept` before anything else.")
-    commands = list(firewall.remedy_commands(verdict))
+    commands = remedy_commands(verdict)
     chain = verdict.rule.chain if verdict.rule else (verdict.chain.name if verdict.chain else "")
     table = verdict.rule or verdict.chain
     if any(not e.answered and e.family == family.V6 for e in finding.expected):

@@ -28,11 +28,11 @@ if TYPE_CHECKING:
 
 
 def _inbound_hint(blocks: list[Any]) -> Hint:
-    from netcheck.probes import firewall
+    from netcheck.checks.transport import remedy_commands
 
     commands: list[str] = []
     for v in blocks:
-        for cmd in firewall.remedy_commands(v):
+        for cmd in remedy_commands(v):
             if cmd not in commands:
                 commands.append(cmd)
     first = blocks[0]

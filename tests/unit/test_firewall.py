@@ -221,10 +221,16 @@ def test_iptables_nft_rule_is_quoted_as_iptables_save_and_deleted_with_iptables(
     assert rule is not None and rule.source == "iptables-nft" and rule.handle == 2
     assert rule.quoted == ("-A OUTPUT -d 198.18.2.10/32 -p tcp -m tcp --dport 22 -j REJECT "
                            "--reject-with icmp-port-unreachable")
-    assert fw.remedy_commands(verdict)[:2] == [
+    assert fw.remedy_commands(verdict) == [
         "iptables -D OUTPUT -d 198.18.2.10/32 -p tcp -m tcp --dport 22 -j REJECT "
         "--reject-with icmp-port-unreachable",
         "iptables -I OUTPUT 1 -d 198.18.2.10 -p tcp --dport 22 -j ACCEPT"]
+    # The same rule through nft: a command from the probe, what it means from the check.
+    assert fw.nft_delete_command(verdict) == "nft delete rule ip filter OUTPUT handle 2"
+    from netcheck.checks.transport import remedy_commands
+
+    assert remedy_commands(verdict)[2:] == [
+        "nft delete rule ip filter OUTPUT handle 2   # the same rule, through nft"]
 
 
 @pytest.mark.parametrize("flow,action,position", [

@@ -67,6 +67,7 @@ from netcheck.probes.firewall.read import (
 from netcheck.probes.firewall.remedies import (
     iptables_accept_match,
     nft_accept_match,
+    nft_delete_command,
     remedy_commands,
 )
 from netcheck.probes.firewall.render import (
@@ -93,10 +94,10 @@ __all__ = [
     "MAX_OUTPUT_BYTES", "MAX_STEPS", "NAT_STATEMENTS", "NAT_TARGETS", "NEEDS_ROOT", "NO_TARGET",
     "NO_TOOL", "NamedSet", "PASSIVE_STATEMENTS", "PASSIVE_TARGETS", "PROTO_NUMBERS",
     "REJECT_WITH", "Rule", "Ruleset", "SBIN", "VERDICTS", "Verdict", "blocked_addresses",
-    "dnat_of", "evaluate", "for_target",
-    "has_cap_net_admin", "iptables_accept_match", "judge", "judge_flows", "merge_iptables_nft",
-    "neighbour_advert_flow", "nft_accept_match", "parse_iptables_save", "parse_nft_json",
-    "read_ruleset", "remedy_commands", "render_expr", "render_rule", "render_stmt",
+    "dnat_of", "evaluate", "for_target", "has_cap_net_admin", "iptables_accept_match", "judge",
+    "judge_flows", "merge_iptables_nft", "neighbour_advert_flow", "nft_accept_match",
+    "nft_delete_command", "parse_iptables_save", "parse_nft_json", "read_ruleset",
+    "remedy_commands", "render_expr", "render_rule", "render_stmt",
     "render_value", "reply_flow", "rules", "run_bounded", "target_flows",
     # private, kept where they were for what reaches them (tests patch _rule_text_from_nft)
     "_ephemeral_range", "_is_mapped", "_iptables_exprs", "_rule_text_from_nft", "_which",

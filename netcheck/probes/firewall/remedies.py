@@ -1,7 +1,12 @@
 """Remedies: the exact commands that remove a blocking rule, or let the flow through
-before it, in the syntax of the tool that made the rule (nft, iptables, ip6tables...)."""
+before it, in the syntax of the tool that made the rule (nft, iptables, ip6tables...).
+
+Commands only: what they mean is said by the checks that show them.
+"""
 
 from __future__ import annotations
+
+from typing import Optional
 
 from netcheck.probes.firewall.model import Flow, Verdict
 
@@ -35,6 +40,14 @@ def iptables_accept_match(flow: Flow) -> str:
     return f"-d {flow.daddr} -p {flow.protocol} --dport {flow.dport}"
 
 
+def nft_delete_command(v: Verdict) -> Optional[str]:
+    """For a rule iptables-nft made: the command that deletes the same rule through nft."""
+    r = v.rule
+    if r is None or r.source != "iptables-nft" or r.handle is None:
+        return None
+    return f"nft delete rule {r.family} {r.table} {r.chain} handle {r.handle}"
+
+
 def remedy_commands(v: Verdict) -> list[str]:
     """Exact commands that remove the blocking rule, or let this flow through before it."""
     flow = v.flow
@@ -52,9 +65,6 @@ def remedy_commands(v: Verdict) -> list[str]:
             cmds.append(f"{r.command} {table}-D {r.chain} {r.spec}")
         cmds.append(f"{r.command} {table}-I {r.chain} {r.position} "
                     f"{iptables_accept_match(flow)} -j ACCEPT")
-        if r.source == "iptables-nft" and r.handle is not None:
-            cmds.append(f"nft delete rule {r.family} {r.table} {r.chain} handle {r.handle}"
-                        "   # the same rule, through nft")
         return cmds
     if v.by_policy and v.chain is not None:
         c = v.chain
