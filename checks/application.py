@@ -33,8 +33,8 @@ NAMES = {"smtp": "SMTP", "pop3": "POP3", "imap": "IMAP", "ssh": "SSH", "dns": "D
 REJECTED = {"smtp": "SMTP_REJECTED", "pop3": "POP3_REJECTED", "imap": "IMAP_REJECTED"}
 # Time kept back from the run's deadline for the report itself.
 RESERVE = 0.4
-# netcheck.probes.banner.DESCRIPTIONS in the reader's language (test_i18n keeps the English
-# texts equal to the probe's): what a port was heard to speak.
+# What a port was heard to speak: netcheck.probes.banner.classify()'s kinds (banner.KINDS),
+# in words.
 HEARD = {
     "ssh": N_("an SSH server"),
     "http": N_("an HTTP server"),
@@ -50,11 +50,7 @@ HEARD = {
 
 def _heard(kind: Optional[str], otherwise: str) -> str:
     """What the port speaks, in words (``otherwise``, already translated, when unknown)."""
-    if kind in HEARD:
-        return _(HEARD[kind])
-    from netcheck.probes.banner import DESCRIPTIONS
-
-    return DESCRIPTIONS.get(kind or "", otherwise)
+    return _(HEARD[kind]) if kind in HEARD else otherwise
 
 
 def _on_server(command: str, note: str = "") -> str:

@@ -126,17 +126,8 @@ def classify(data: bytes) -> str:
     return "text"
 
 
-DESCRIPTIONS = {
-    "ssh": "an SSH server",
-    "http": "an HTTP server",
-    "tls": "a TLS service (it expects a TLS handshake first)",
-    "smtp": "a mail (SMTP) or FTP server's greeting",
-    "pop3": "a POP3 server",
-    "imap": "an IMAP server",
-    "binary": "binary data (not a text protocol)",
-    "text": "an unknown text protocol",
-    "empty": "nothing",
-}
+# Every kind classify() tells (the checks say them in words: netcheck.checks.application.HEARD).
+KINDS = ("ssh", "http", "tls", "smtp", "pop3", "imap", "binary", "text", "empty")
 
 
 @dataclass

@@ -203,12 +203,16 @@ def test_extractor_keeps_translations_and_drops_stale_ones() -> None:
 
 # -- English stays what the probes say -----------------------------------------------------------
 
-def test_english_texts_copied_from_the_probes_are_the_probes_own() -> None:
+def test_every_kind_of_banner_the_probe_tells_has_words() -> None:
     from netcheck.checks.application import HEARD
 
     from netcheck.probes import banner
 
-    assert HEARD == banner.DESCRIPTIONS
+    assert tuple(HEARD) == banner.KINDS
+    heard = {banner.classify(data) for data in (
+        b"", b"SSH-2.0-x", b"HTTP/1.1 200 OK", b"\x16\x03\x01\x00\x05hello", b"220 hi",
+        b"+OK", b"* OK ready", bytes(range(64)), b"hello")}
+    assert heard == set(banner.KINDS)
 
 
 @pytest.mark.parametrize("lang, words", [
