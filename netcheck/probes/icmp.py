@@ -388,7 +388,11 @@ async def _ping_binary(address: str, timeout: float, size: int, df: bool) -> Pin
 # -- bursts: loss and jitter, counted -------------------------------------------------
 
 BURST_COUNT = 30  # tens of probes: one lost packet moves the loss by 3 %, not 100 %
-BURST_INTERVAL = 0.01  # seconds between probes: the whole burst leaves in 0.3 s
+BURST_INTERVAL = 0.01  # seconds between probes: the whole burst leaves in 0.3 s at most
+# A request answered sooner lets the next one leave then, as ``ping -f`` paces itself, but
+# never sooner than this after it (iputils' shortest interval for a user): a fast path is
+# counted in tens of milliseconds, a lost request still holds the next one ``interval``.
+BURST_MIN_GAP = 0.002
 
 
 @dataclass
@@ -480,8 +484,10 @@ async def burst(address: str, timeout: float, count: int = BURST_COUNT,
     """Send ``count`` echo requests ``interval`` seconds apart and count what comes back.
 
     One socket for the whole burst, so replies are matched by sequence number and a late
-    reply still counts. After the last request it waits for the stragglers: a few times the
-    slowest round trip seen (the whole ``timeout`` when nothing came back at all).
+    reply still counts. A request answered before ``interval`` is up lets the next one leave
+    (:data:`BURST_MIN_GAP` after it at the soonest), like ``ping -f``. After the last request
+    it waits for the stragglers: a few times the slowest round trip seen (the whole
+    ``timeout`` when nothing came back at all).
     """
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     method = available_method(family)
@@ -512,6 +518,19 @@ async def _burst_socket(result: BurstResult, family: int, method: str, timeout: 
     sent_at: dict[int, float] = {}
     answered: set[int] = set()
     to = (result.address.split("%")[0], 0)
+    latest: list[int] = []  # the sequence number of the request sent last
+    answered_latest = asyncio.Event()
+
+    async def pace(since: float) -> None:
+        """Until the next request may leave: ``interval``, or its answer (not before
+        BURST_MIN_GAP)."""
+        try:
+            await asyncio.wait_for(answered_latest.wait(), interval)
+        except asyncio.TimeoutError:
+            return
+        rest = since + BURST_MIN_GAP - time.monotonic()
+        if rest > 0:
+            await asyncio.sleep(rest)
 
     async def send_all() -> None:
         for i in range(count):
@@ -525,11 +544,15 @@ async def _burst_socket(result: BurstResult, family: int, method: str, timeout: 
                 if not sent_at:
                     result.state = "send_error"
                     return
-            else:
-                sent_at[seq] = time.monotonic()
-                result.sent += 1
+                if i + 1 < count:
+                    await asyncio.sleep(interval)
+                continue
+            sent_at[seq] = time.monotonic()
+            result.sent += 1
+            latest[:] = [seq]
+            answered_latest.clear()
             if i + 1 < count:
-                await asyncio.sleep(interval)
+                await pace(sent_at[seq])
 
     def note_error(kind: int, code: int, sender: Optional[str], mtu: Optional[int]) -> None:
         result.icmp_errors += 1
@@ -576,6 +599,8 @@ async def _burst_socket(result: BurstResult, family: int, method: str, timeout: 
             if kind in (0, 129):
                 answered.add(seq)
                 result.rtts_ms.append((time.monotonic() - sent_at[seq]) * 1000)
+                if latest == [seq]:
+                    answered_latest.set()
             else:
                 note_error(kind, code, peer[0], mtu)
         sender.cancel()
