@@ -208,6 +208,8 @@ def usable_tls_files(cafile: Optional[str], cert: Optional[str], key: Optional[s
 
 def usable_urls(proxy: Optional[str], portal_url: Optional[str]) -> None:
     """--proxy and --portal-url must be URLs netcheck can use (said without any password)."""
+    if proxy is None and portal_url is None:
+        return  # nothing to parse: the HTTP client is not imported for a tcp:// run
     from netcheck.probes.http import UrlError, parse_proxy, split_url
 
     if proxy is not None:
