@@ -43,6 +43,7 @@ PATH_PARTS = ("", "interface", "address", "route", "gateway")
 # lower layers". Not dns.* (no name to resolve), nor the rungs that probe the target.
 RECIPROCAL = ("diagnose", "server")
 AppliesFn = Callable[["Context"], Optional[str]]
+StartFn = Callable[["Context"], None]
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,11 @@ class Check:
     # "address", "route" or "gateway"; "" for none. When it fails, what other checks sent
     # that way and got nothing back follows from it (runner.follow_ons).
     path_part: str = ""
+    # Starts the check's probes (memoized tasks its run() picks up) when the run begins,
+    # before its requirements are settled: a wait that only a timeout ends (nobody
+    # answering) overlaps the rungs below instead of following them. What it sends is what
+    # run() would send (even when a requirement then fails: run() is still blocked by it).
+    starts: Optional[StartFn] = None
     module: str = ""
     order: int = 0
 
@@ -99,6 +105,7 @@ def check(
     proves_flow: bool = False,
     scope: str = "path",
     path_part: str = "",
+    starts: Optional[StartFn] = None,
 ) -> Callable[[RunFn], RunFn]:
     """Declare a check. Use as a decorator on ``async def run(ctx) -> Result``."""
     if scope not in SCOPES:
@@ -110,7 +117,8 @@ def check(
         _declared.append(Check(
             id=id, layer=layer, run=fn, requires=tuple(requires), codes=tuple(codes),
             modes=tuple(modes), applies=applies, needs_root=needs_root, runs_last=runs_last,
-            proves_flow=proves_flow, scope=scope, path_part=path_part, module=fn.__module__,
+            proves_flow=proves_flow, scope=scope, path_part=path_part, starts=starts,
+            module=fn.__module__,
             order=len(_declared),
         ))
         return fn

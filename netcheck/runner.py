@@ -733,6 +733,15 @@ async def _diagnose(target: Optional[Target], options: Options, checks: list[Che
         ctx.locator = Locator(ctx)
     if target is not None and target.is_name:
         ctx.resolution()  # start resolving while nothing else needs the CPU
+    if target is not None and target.ip is not None:
+        # The kernel's route lookup (milliseconds) before the checks keep the loop and the
+        # interpreter busy: every rung on the path waits for it, the early probes first.
+        await asyncio.wait([ctx.path()])
+    # Probes that only a timeout ends start now, to overlap the rungs.
+    for chk in checks:
+        if chk.starts is not None and mode in chk.modes and (
+                facts.privileged or not chk.needs_root):
+            chk.starts(ctx)
     ordered = sorted(checks, key=lambda c: (int(c.layer), c.order))
     outcomes = top_down(await run_checks(ctx, ordered), ordered)
     outcomes = await follow_ons(ctx, outcomes, ordered)

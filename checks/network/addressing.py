@@ -76,8 +76,42 @@ async def address(ctx: Context) -> Result:
                 **evidence)
 
 
+def _start_arp_probes(ctx: Context) -> None:
+    """The ARP probes leave as soon as the egress interface is known: their wait for nobody
+    to answer overlaps the rungs below instead of following them."""
+    if not ctx.facts.privileged:
+        return
+    path = ctx.path()
+
+    def start(_done: object = None) -> None:
+        if path.cancelled() or path.exception() is not None:
+            return
+        link = _arp_link(ctx, path.result())
+        if link is not None:
+            for a in _probed(ctx, link):
+                _address_claimed(ctx, link.name, link.mac, a)
+
+    if path.done():
+        start()  # queued before the checks' first steps
+    else:
+        path.add_done_callback(start)
+
+
+def _arp_link(ctx: Context, path: Any) -> Any:
+    """The egress interface, None when there is none."""
+    return ctx.facts.link(index=path.ifindex) if path.ifindex is not None else None
+
+
+def _probed(ctx: Context, link: Any) -> list[str]:
+    """The IPv4 addresses of ``link`` to probe; none when the link does not use ARP."""
+    if not link.mac or link.mac == "00:00:00:00:00:00" or link.flags & 0x80:  # IFF_NOARP
+        return []
+    return [a.address for a in ctx.facts.addrs_of(link.index, addrfam.V4)
+            if not a.link_local and not a.dad_failed]
+
+
 @check("network.address_conflict", Layer.NETWORK, requires=("link.carrier",),
-       codes=("ADDR_DAD_FAILED",), path_part="address")
+       codes=("ADDR_DAD_FAILED",), path_part="address", starts=_start_arp_probes)
 async def address_conflict(ctx: Context) -> Result:
     """No other host uses this host's address.
 
@@ -86,8 +120,7 @@ async def address_conflict(ctx: Context) -> Result:
     claims the address, and replies meant for this host go there. IPv6 has the kernel's own
     duplicate address detection (``network.address``). Needs root.
     """
-    path = await ctx.path()
-    link = ctx.facts.link(index=path.ifindex) if path.ifindex is not None else None
+    link = _arp_link(ctx, await ctx.path())
     if link is None:
         return skipped(_("no egress interface to look at"))
     mine = [a.address for a in ctx.facts.addrs_of(link.index, addrfam.V4)
