@@ -25,8 +25,12 @@ lint: venv
 	$(VENV)/bin/ruff check netcheck checks tests tools $(wildcard bench)
 	$(PY) -m mypy
 
+# The suite runs in TEST_JOBS processes, a file each at a time (most lab tests wait on the
+# network, not the CPU); TEST_JOBS=0 runs it in this one process.
+TEST_JOBS ?= 3
+
 test: venv deps lint
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_JOBS) --dist loadfile tests
 
 demo: venv deps
 	$(PY) tools/demo.py $(SCENARIO)

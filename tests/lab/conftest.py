@@ -7,6 +7,7 @@ and an unusable machine is an error.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import pwd
@@ -50,6 +51,21 @@ def lab_support() -> None:
         pytest.skip(f"lab tests skipped: {problem} (NETCHECK_REQUIRE_LAB=1 makes this an error)")
     # Labs of test runs that crashed or were killed: only those whose creator is dead.
     cleanup_stale()
+
+
+@pytest.fixture
+def lab_up_turn() -> Iterator[None]:
+    """Wait for this test's turn to drive `netcheck lab up/check/down`.
+
+    `lab up` leaves a lab running on purpose, `lab check` grades the newest such lab and `lab
+    down` removes them all: with test files running side by side (make test runs pytest -n),
+    two such tests would grade or remove each other's lab. A lock file takes them in turn."""
+    with open("/run/netcheck-lab-up-tests.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture

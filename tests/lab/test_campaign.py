@@ -73,6 +73,7 @@ def test_pass_rate_is_at_least_98_percent(results: list[Result]) -> None:
         failed)
 
 
+@pytest.mark.usefixtures("lab_up_turn")  # `lab down` removes every lab `lab up` left
 def test_up_case_rebuilds_a_case_and_check_grades_it() -> None:
     prefix = "not built"
     # A case whose network is broken: `check` must say it is not fixed.

@@ -7,8 +7,13 @@ import shlex
 import subprocess
 import sys
 
+import pytest
+
 from netcheck.lab.scenarios import BASE_SCENARIOS
 from netcheck.lab.topology import list_namespaces
+
+# `lab up/check/down` act on every lab `lab up` left: one such test at a time.
+pytestmark = pytest.mark.usefixtures("lab_up_turn")
 
 
 def _netcheck(*args: str) -> subprocess.CompletedProcess[str]:
