@@ -19,6 +19,12 @@ no interface, address or route ever appears in the root namespace. Addresses com
 198.18.0.0/15 and 2001:db8::/32 (link-local only where a scenario needs it).
 
 Nothing here runs through a shell: every command is an argv list.
+
+The package, by concern: ``plan`` (roles, addresses, veth pairs, routes, sysctls, the client's
+files), ``commands`` (tools, isolated Python helpers, commands run without a shell, LabError),
+``namespaces`` (namespace names, the state directory, recorded processes, stale labs removed,
+whether a lab can be built here). Here: :class:`Lab` itself, and every name importable from
+``netcheck.lab.topology`` as before the split.
 """
 
 from __future__ import annotations
@@ -27,9 +33,6 @@ import atexit
 import itertools
 import json
 import os
-import re
-import shutil
-import signal
 import stat
 import subprocess
 import sys
@@ -39,333 +42,63 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from netcheck.lab.servers import DEFAULT_SLOW_MS, DNS_MODES  # noqa: F401 - DNS_MODES re-exported
+from netcheck.lab.topology.commands import (
+    LabError,
+    _run,
+    _run_all,
+    _tool,
+    isolated,
+    python_argv,
+)
+from netcheck.lab.topology.namespaces import (
+    ETC_NETNS,
+    NETNS_RUN,
+    NS_PATTERN,
+    PREFIX_PATTERN,
+    STATE_ROOT,
+    _destroy,
+    _pid_alive,
+    _proc_start_time,
+    cleanup_stale,
+    lab_support_problem,
+    list_namespaces,
+)
+from netcheck.lab.topology.plan import (
+    ADDRESSES,
+    CLIENT_HOSTS,
+    CLIENT_RESOLV_CONF,
+    CLIENT_V4,
+    CLIENT_V6,
+    COMMON_SYSCTLS,
+    DEFAULT_ROUTES,
+    DNS_V4,
+    DNS_V6,
+    GATEWAY_V4,
+    GATEWAY_V6,
+    ROLE_SYSCTLS,
+    ROLES,
+    SERVER_PORTS,
+    SERVER_V4,
+    SERVER_V6,
+    STUB_V4,
+    VETHS,
+)
 from netcheck.safefile import open_for_write
 
-ROLES = ("client", "router", "server", "dns", "stub")
-STATE_ROOT = Path(os.environ.get("NETCHECK_LAB_DIR", "/run/netcheck-lab"))
-ETC_NETNS = Path("/etc/netns")
-NETNS_RUN = Path("/run/netns")
-# nc<creator pid>-<counter>-<role>; the pid is what cleanup_stale() checks for liveness.
-NS_PATTERN = re.compile(r"^nc(?P<pid>[0-9]+)-(?P<n>[0-9]+)-(?P<role>[a-z]+)$")
-PREFIX_PATTERN = re.compile(r"^nc(?P<pid>[0-9]+)-(?P<n>[0-9]+)$")
-
-# Addresses netcheck, tests and students refer to.
-CLIENT_V4, CLIENT_V6 = "198.18.1.2", "2001:db8:1::2"
-GATEWAY_V4, GATEWAY_V6 = "198.18.1.1", "2001:db8:1::1"
-SERVER_V4, SERVER_V6 = "198.18.2.10", "2001:db8:2::10"
-DNS_V4, DNS_V6 = "198.18.3.53", "2001:db8:3::53"
-STUB_V4 = "198.18.4.1"
-SERVER_PORTS = (22, 80, 443)
-
-# veth pairs: (namespace that creates it, its end, peer namespace, peer end).
-VETHS: tuple[tuple[str, str, str, str], ...] = (
-    ("client", "eth0", "router", "r-client"),
-    ("client", "eth1", "stub", "eth0"),
-    ("server", "eth0", "router", "r-server"),
-    ("dns", "eth0", "router", "r-dns"),
-)
-ADDRESSES: dict[str, tuple[tuple[str, str], ...]] = {
-    "client": (("eth0", "198.18.1.2/24"), ("eth0", "2001:db8:1::2/64"), ("eth1", "198.18.4.2/24")),
-    "router": (
-        ("r-client", "198.18.1.1/24"), ("r-client", "2001:db8:1::1/64"),
-        ("r-server", "198.18.2.1/24"), ("r-server", "2001:db8:2::1/64"),
-        ("r-dns", "198.18.3.1/24"), ("r-dns", "2001:db8:3::1/64"),
-    ),
-    "server": (("eth0", "198.18.2.10/24"), ("eth0", "2001:db8:2::10/64")),
-    "dns": (("eth0", "198.18.3.53/24"), ("eth0", "2001:db8:3::53/64")),
-    "stub": (("eth0", "198.18.4.1/24"),),
-}
-# Batch lines cannot carry -4/-6, so defaults are spelled 0.0.0.0/0 and ::/0.
-DEFAULT_ROUTES: dict[str, tuple[str, ...]] = {
-    "client": ("route add 0.0.0.0/0 via 198.18.1.1 dev eth0",
-               "route add ::/0 via 2001:db8:1::1 dev eth0"),
-    "server": ("route add 0.0.0.0/0 via 198.18.2.1 dev eth0",
-               "route add ::/0 via 2001:db8:2::1 dev eth0"),
-    "dns": ("route add 0.0.0.0/0 via 198.18.3.1 dev eth0",
-            "route add ::/0 via 2001:db8:3::1 dev eth0"),
-}
-COMMON_SYSCTLS = (
-    # Addresses usable at once: no IPv6 duplicate address detection delay.
-    "net.ipv6.conf.all.accept_dad=0",
-    "net.ipv6.conf.default.accept_dad=0",
-    # The router and servers answer every probe with an ICMP error, not one a second:
-    # tests and netcheck retry quickly, and a rate-limited error looks like a drop.
-    "net.ipv4.icmp_ratelimit=0",
-    "net.ipv6.icmp.ratelimit=0",
-)
-ROLE_SYSCTLS: dict[str, tuple[str, ...]] = {
-    "router": ("net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"),
-    # What systemd sets on most distributions: unprivileged ICMP echo sockets allowed.
-    "client": ("net.ipv4.ping_group_range=0 2147483647",),
-}
-CLIENT_RESOLV_CONF = "search lab.test\nnameserver 198.18.3.53\n"
-CLIENT_HOSTS = "127.0.0.1 localhost\n::1 localhost\n"
+# Every public name the module had before it became a package, and the private ones other
+# modules and tests reach.
+__all__ = [
+    "ADDRESSES", "cleanup_stale", "CLIENT_HOSTS", "CLIENT_RESOLV_CONF", "CLIENT_V4", "CLIENT_V6",
+    "COMMON_SYSCTLS", "DEFAULT_ROUTES", "describe", "DNS_V4", "DNS_V6", "ETC_NETNS", "GATEWAY_V4",
+    "GATEWAY_V6", "isolated", "Lab", "lab_support_problem", "LabError", "list_namespaces",
+    "NETNS_RUN", "NS_PATTERN", "PREFIX_PATTERN", "python_argv", "ROLE_SYSCTLS", "ROLES",
+    "SERVER_PORTS", "SERVER_V4", "SERVER_V6", "STATE_ROOT", "STUB_V4", "VETHS",
+    # private: compose, docker, campaign and tests use them
+    "_pid_alive", "_proc_start_time", "_run", "_run_all", "_tool",
+]
 
 _counter = itertools.count(1)
 _live_labs: weakref.WeakSet[Lab] = weakref.WeakSet()
-
-
-class LabError(RuntimeError):
-    """A lab command failed; the message carries the command and its stderr."""
-
-
-def _tool(name: str) -> str:
-    """Absolute path of a system tool (sbin may be missing from PATH under sudo/cron)."""
-    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/bin:/bin")
-    if not found:
-        raise LabError(f"{name} not found: install it (Debian: apt-get install "
-                       "iproute2 nftables iputils-ping ethtool dnsutils)")
-    return found
-
-
-def python_argv(*args: str) -> list[str]:
-    """``[this interpreter, "-I", *args]``: how the lab starts a Python helper (as root).
-
-    Without ``-I`` Python puts the current directory first on ``sys.path`` for ``-m`` and
-    ``-c``, and reads PYTHONPATH, PYTHONSTARTUP and the user's site-packages: a ``netcheck/``
-    (or a ``socket.py``) planted in a directory others can write would run as root. In
-    isolated mode none of those count; netcheck is found where it is installed (the venv's
-    site-packages, an editable install included). ``-u`` because isolated mode also ignores
-    PYTHONUNBUFFERED, which the servers are started with so a log is whole when one dies.
-    """
-    return [sys.executable, "-I", "-u", *args]
-
-
-# This interpreter, however it is named (the venv's python is a link; a helper may be started
-# through a link with another name, as docker-proxy is).
-_PYTHON = os.path.realpath(sys.executable)
-_PYTHON_NAME = re.compile(r"^python[0-9.]*$")
-
-
-def _is_python(arg: str) -> bool:
-    if arg == sys.executable or _PYTHON_NAME.match(os.path.basename(arg)):
-        return True
-    return arg.startswith("/") and os.path.realpath(arg) == _PYTHON
-
-
-def isolated(argv: Sequence[str]) -> list[str]:
-    """``argv`` with ``-I`` after every Python interpreter in it that runs ``-m`` or ``-c``.
-
-    The safety net under :func:`python_argv`: every command the lab runs in a namespace passes
-    here, so a helper written as ``[sys.executable, "-m", ...]`` (or a wrapper that starts one
-    before the real command) never takes its modules from the current directory either.
-    """
-    out = list(argv)
-    i = 0
-    while i < len(out):
-        flags = []
-        for arg in out[i + 1:]:
-            if not arg.startswith("-"):
-                break
-            flags.append(arg)
-            if arg in ("-m", "-c"):
-                break
-        if flags and flags[-1] in ("-m", "-c") and "-I" not in flags and _is_python(out[i]):
-            out.insert(i + 1, "-I")
-            i += len(flags) + 1
-        i += 1
-    return out
-
-
-def _run(argv: Sequence[str], *, input: Optional[str] = None, timeout: float = 10.0,
-         check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run one command (argv list, never a shell) and raise LabError if it fails and ``check``."""
-    proc = subprocess.run(isolated(argv), input=input, capture_output=True, text=True,
-                          timeout=timeout, stdin=None if input is not None else subprocess.DEVNULL)
-    if check and proc.returncode != 0:
-        raise LabError(f"{' '.join(argv)} -> exit {proc.returncode}: {proc.stderr.strip()}")
-    return proc
-
-
-def _run_all(commands: Sequence[tuple[Sequence[str], Optional[str]]],
-             timeout: float = 10.0) -> None:
-    """Run independent commands concurrently; raise LabError naming every one that failed."""
-    procs = []
-    for argv, stdin in commands:
-        procs.append((argv, stdin, subprocess.Popen(
-            isolated(argv), text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL)))
-    failures = []
-    for argv, stdin, proc in procs:
-        try:
-            _, err = proc.communicate(stdin, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            failures.append(f"{' '.join(argv)} -> timed out")
-            continue
-        if proc.returncode != 0:
-            failures.append(f"{' '.join(argv)} -> exit {proc.returncode}: {err.strip()}")
-    if failures:
-        raise LabError("; ".join(failures))
-
-
-def list_namespaces() -> list[str]:
-    """Names of all named network namespaces (what ``ip netns list`` shows)."""
-    try:
-        return sorted(os.listdir(NETNS_RUN))
-    except FileNotFoundError:
-        return []
-
-
-def _proc_start_time(pid: int) -> Optional[int]:
-    """Start time of ``pid`` in clock ticks since boot, or None if there is no such process.
-
-    Stored next to every PID the lab records, so a PID reused by an unrelated process after a
-    crash is never mistaken for ours.
-    """
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    fields = stat.rsplit(")", 1)[1].split()
-    return int(fields[19])
-
-
-def _pid_alive(pid: int, start_time: Optional[int] = None) -> bool:
-    """True if ``pid`` runs (and, when given, is the same process that started at start_time)."""
-    now = _proc_start_time(pid)
-    if now is None:
-        return False
-    return start_time is None or now == start_time
-
-
-def _pid_netns_names(pid: int) -> list[str]:
-    """Named namespaces ``pid`` is in (``ip netns identify``), empty if none or gone."""
-    proc = _run([_tool("ip"), "netns", "identify", str(pid)], check=False, timeout=5)
-    return proc.stdout.split() if proc.returncode == 0 else []
-
-
-def _stop_recorded_pid(pid: int, start_time: Optional[int], namespaces: Sequence[str]) -> None:
-    """End a server the lab started, by PID, only if it is still that process in a lab namespace."""
-    if not _pid_alive(pid, start_time):
-        return
-    if not set(_pid_netns_names(pid)) & set(namespaces):
-        return  # not ours (any more): never signal it
-    for sig, wait in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 2.0)):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if not _pid_alive(pid, start_time) or _is_zombie(pid):
-                return
-            time.sleep(0.02)
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return False
-
-
-def _rmtree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def _rmdir_if_empty(path: Path) -> None:
-    try:
-        path.rmdir()
-    except OSError:
-        pass  # not empty (another lab uses it) or already gone
-
-
-def _destroy(prefix: str, namespaces: Sequence[str], pids: Sequence[tuple[int, Optional[int]]],
-             keep_logs: bool = False) -> list[str]:
-    """Stop recorded processes, delete namespaces and their /etc/netns files; return errors."""
-    from netcheck.lab import docker  # a Docker engine of the lab goes first, with its containers
-
-    errors: list[str] = docker.destroy(STATE_ROOT / prefix, namespaces)
-    for pid, start in pids:
-        try:
-            _stop_recorded_pid(pid, start, namespaces)
-        except Exception as exc:  # keep tearing down whatever else exists
-            errors.append(f"stopping pid {pid}: {exc}")
-    existing = set(list_namespaces())
-    for name in namespaces:
-        if not NS_PATTERN.match(name) or not name.startswith(prefix + "-"):
-            continue  # paranoia: only ever delete our own names
-        if name in existing:
-            proc = _run([_tool("ip"), "netns", "del", name], check=False)
-            if proc.returncode != 0:
-                errors.append(f"ip netns del {name}: {proc.stderr.strip()}")
-        _rmtree(ETC_NETNS / name)
-    _rmdir_if_empty(ETC_NETNS)
-    if not keep_logs:
-        _rmtree(STATE_ROOT / prefix)
-        _rmdir_if_empty(STATE_ROOT)
-    return errors
-
-
-def _read_state(prefix: str) -> Optional[dict[str, Any]]:
-    try:
-        return json.loads((STATE_ROOT / prefix / "state.json").read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def cleanup_stale(include_kept: bool = False) -> list[str]:
-    """Remove labs left behind by processes that no longer exist; return the namespaces removed.
-
-    Only namespaces named ``nc<pid>-<n>-<role>`` are considered, and only when process ``pid``
-    (the lab's creator) is dead. A lab brought up with ``keep=True`` (``python -m netcheck.lab
-    up``) outlives its creator on purpose and is removed only with ``include_kept=True``.
-    Processes are ended only if recorded in the lab's state file and still inside its namespaces.
-    """
-    groups: dict[str, list[str]] = {}
-    for name in list_namespaces():
-        match = NS_PATTERN.match(name)
-        if match:
-            groups.setdefault(f"nc{match['pid']}-{match['n']}", []).append(name)
-    # Half-built labs may have a state dir or /etc/netns files but no namespace left.
-    for root in (STATE_ROOT, ETC_NETNS):
-        if root.is_dir():
-            for entry in os.listdir(root):
-                match = PREFIX_PATTERN.match(entry) or NS_PATTERN.match(entry)
-                if match:
-                    groups.setdefault(f"nc{match['pid']}-{match['n']}", [])
-                    if NS_PATTERN.match(entry) and root == ETC_NETNS:
-                        groups[f"nc{match['pid']}-{match['n']}"].append(entry)
-    removed: list[str] = []
-    for prefix, names in sorted(groups.items()):
-        pid = int(PREFIX_PATTERN.match(prefix)["pid"])  # type: ignore[index]
-        state = _read_state(prefix) or {}
-        if state.get("keep") and not include_kept:
-            continue
-        if not state.get("keep") and _pid_alive(pid, state.get("creator_start")):
-            continue
-        namespaces = sorted(set(names) | set(state.get("namespaces", [])))
-        pids = [(int(p), s) for p, s in state.get("pids", [])]
-        _destroy(prefix, namespaces, pids)
-        removed.extend(n for n in namespaces if n in names)
-    return removed
-
-
-def lab_support_problem() -> Optional[str]:
-    """Why a lab cannot be built here (not root, tool missing, no netns), or None if it can."""
-    if os.geteuid() != 0:
-        return "the lab needs root (network namespaces, veth, nft)"
-    for tool in ("ip", "nft", "ethtool", "ping", "dig"):
-        try:
-            _tool(tool)
-        except LabError as exc:
-            return str(exc)
-    probe = f"nc{os.getpid()}-0-probe"
-    try:
-        proc = _run([_tool("ip"), "netns", "add", probe], check=False)
-        if proc.returncode != 0:
-            return f"`ip netns add` failed: {proc.stderr.strip()}"
-        proc = _run([_tool("ip"), "-n", probe, "link", "add", "eth0", "type", "veth",
-                     "peer", "name", "eth1"], check=False)
-        if proc.returncode != 0:
-            return f"cannot create a veth pair in a namespace: {proc.stderr.strip()}"
-    finally:
-        if probe in list_namespaces():
-            _run([_tool("ip"), "netns", "del", probe], check=False)
-    return None
 
 
 class Lab:
