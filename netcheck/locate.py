@@ -5,7 +5,8 @@ When the target, the port or a name server is silent (``TARGET_UNREACHABLE``,
 not be the server's (``TCP_REFUSED``, ``TCP_ADMIN_PROHIBITED``), the flow is sent again with
 growing TTL (:mod:`netcheck.probes.hops`) and the farthest hop that answers becomes the
 location; a reset or ICMP error that comes from fewer hops away than the target is named as
-a middlebox's.
+a middlebox's (:func:`judge`: the traces in, the location in words out; the probes only
+measure).
 
 The runner owns one :class:`Locator` per run. It overlaps the checks instead of adding to
 them: a connect to the port (or the name resolution) that has had no answer for
@@ -24,7 +25,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Optional
 
 from netcheck import family as addrfam
-from netcheck.i18n import _
+from netcheck.i18n import _, ngettext
 from netcheck.model import CheckOutcome, Location, Status
 from netcheck.probes import hops
 from netcheck.render.hops import limit_text
@@ -236,7 +237,7 @@ class Locator:
                 return outcomes, root, None
             trace = flow_task.result()
             ref = ref_task.result() if ref_task.done() and not ref_task.cancelled() else None
-            location = hops.judge(trace, ref)
+            location = judge(trace, ref)
             evidence: dict[str, Any] = {"flow": trace.to_json(limit_text)}
             if ref is not None:
                 evidence["reference"] = ref.to_json(limit_text)
@@ -322,3 +323,141 @@ def _from_evidence(root: CheckOutcome) -> Optional[Location]:
     return Location(loc["text"], str(loc.get("method") or "icmp-echo"),
                     last if isinstance(last, int) else None,
                     address if isinstance(address, str) else None)
+
+
+# -- where the packets stop: the judgement --------------------------------------------------
+
+def _gets_as_far(method: str) -> str:
+    """"<the probe> gets as far as {address} (hop {hop}) and nothing answers beyond it"."""
+    if method == hops.TCP:
+        return _("the SYN gets as far as {address} (hop {hop}) and nothing answers beyond it")
+    if method == hops.UDP_DNS:
+        return _("the DNS query gets as far as {address} (hop {hop}) and nothing answers "
+                 "beyond it")
+    if method == hops.ICMP_DF:
+        return _("full-size packets get as far as {address} (hop {hop}); beyond it they vanish")
+    return _("the packets get as far as {address} (hop {hop}) and nothing answers beyond it")
+
+
+def _nothing_answers(method: str) -> str:
+    if method == hops.TCP:
+        return _("not even the first router answers the SYN sent with TTL 1: the gateway "
+                 "drops it, or no router on the way sends ICMP 'time exceeded'")
+    if method == hops.ICMP_DF:
+        return _("full-size packets vanish before the first router: the link to the gateway "
+                 "does not carry them")
+    return _("not even the first router answers the probes sent with TTL 1: the gateway "
+             "drops them, or no router on the way sends ICMP 'time exceeded'")
+
+
+def judge(flow: hops.Trace, reference: Optional[hops.Trace] = None,
+          server_hops: Optional[int] = None) -> Optional[Location]:
+    """Where the flow stops, from its TTL-limited probes (facts in, finding out).
+
+    ``reference``: echo requests (or UDP to a closed port) to the same address, whose answer
+    tells how many hops away the target is; ``server_hops`` gives that directly instead. A
+    reset or an ICMP error from the target's address that a SYN meets sooner than the
+    target is is a middlebox's; a hop whose ICMP errors are missing while later hops answer
+    is never the place (only the farthest answer counts).
+    """
+    if not flow.measured:
+        return None
+    distance = server_hops
+    if distance is None and reference is not None and reference.reached is not None:
+        distance = reference.reached.ttl
+    reached = flow.reached
+    if reached is not None:
+        return _judge_reached(flow, reached, distance)
+    stopped = flow.stopped_by
+    last = flow.last_answering
+    if stopped is not None and (last is None or stopped.ttl > last.ttl):
+        return Location(_("{address} (hop {hop}) sends back '{icmp}': the packets go no "
+                          "further").format(address=stopped.address or "?", hop=stopped.ttl,
+                                            icmp=stopped.answer or "?"),
+                        flow.method, stopped.ttl, stopped.address)
+    if last is None:
+        return Location(_nothing_answers(flow.method), flow.method, 0, None)
+    address = last.addresses[-1] if last.addresses else None
+    text = _gets_as_far(flow.method).format(address=address or "?", hop=last.ttl)
+    if distance is not None and distance > last.ttl and flow.port is not None \
+            and flow.method != hops.ICMP_DF:
+        # Echo requests get through where the flow does not: a filter of this port.
+        if distance == last.ttl + 1:
+            text += "; " + _("{target} answers ping at hop {hop}: its own firewall, or the "
+                             "router just before it, drops port {port}").format(
+                                 target=flow.address, hop=distance, port=flow.port)
+        else:
+            text += "; " + _("ping gets through to {target} at hop {hop}: a firewall at hop "
+                             "{last} or the next one drops port {port}").format(
+                                 target=flow.address, hop=distance, last=last.ttl,
+                                 port=flow.port)
+    return Location(text, flow.method, last.ttl, address)
+
+
+def _judge_reached(flow: hops.Trace, reached: hops.Probe, distance: Optional[int]) -> Location:
+    before = flow.last_answering
+    prior = before if before is not None and before.ttl < reached.ttl else None
+    prior_addr = prior.addresses[-1] if prior is not None and prior.addresses else None
+    # How far the answer's sender is: its arrival TTL says exactly (root); otherwise the
+    # lowest TTL that already gets it is an upper bound.
+    exact = hops.hops_away(reached.reply_ttl) if reached.reply_ttl is not None else None
+    sender_hops = exact if exact is not None else reached.ttl
+    # A reset, or an ICMP error in the target's name: either may be a middlebox's.
+    forged = reached.answer == "rst" or reached.icmp_type is not None
+    if distance is not None and forged and sender_hops < distance:
+        what = "rst" if reached.answer == "rst" else "icmp"
+        text = _middlebox_text(what, sender_hops, distance, exact is not None)
+        last = (prior.ttl if prior is not None else 0) if exact is None else sender_hops
+        address = prior_addr if exact is None else _hop_address(flow, sender_hops)
+        if last == 0:
+            text += " " + _("(this host's gateway, or a box on its link, answers for the "
+                            "server)")
+        elif address:
+            text += " " + _("(at {address}, hop {hop}, or right after it)").format(
+                address=address, hop=last)
+        return Location(text, flow.method, last, address, middlebox=True)
+    if forged and distance is None:
+        # Nothing says how far the target is (it answers no echo request): a box just
+        # before it could answer in its name as well.
+        text = _("a SYN with TTL {hop} already gets the answer ({answer}); {address} does not "
+                 "answer ping, so whether the answer is its own cannot be told").format(
+                     hop=reached.ttl, answer=reached.answer, address=reached.address)
+        return Location(text, flow.method, reached.ttl, None)
+    if reached.answer == "rst":
+        text = ngettext("the reset comes from {address} itself, {hops} hop away",
+                        "the reset comes from {address} itself, {hops} hops away",
+                        sender_hops).format(address=reached.address, hops=sender_hops)
+    elif reached.icmp_type is not None:
+        text = _("{address} itself (hop {hop}) answers '{icmp}'").format(
+            address=reached.address, hop=reached.ttl, icmp=reached.answer)
+    else:
+        text = _("the probes reached {address} (hop {hop}) while the path was traced: the "
+                 "fault comes and goes").format(address=reached.address, hop=reached.ttl)
+    return Location(text, flow.method, reached.ttl, reached.address)
+
+
+def _hop_address(flow: hops.Trace, ttl: int) -> Optional[str]:
+    hop = flow.hop(ttl)
+    return hop.addresses[-1] if hop is not None and hop.addresses else None
+
+
+def _middlebox_text(what: str, hops: int, server_hops: int, exact: bool) -> str:
+    if what == "rst" and exact:
+        return ngettext("the reset comes from {hops} hop away, not from the server {server} "
+                        "hops away: a firewall or middlebox sends it in the server's name",
+                        "the reset comes from {hops} hops away, not from the server {server} "
+                        "hops away: a firewall or middlebox sends it in the server's name",
+                        hops).format(hops=hops, server=server_hops)
+    if what == "rst":
+        return ngettext("the reset comes from at most {hops} hop away (a SYN with TTL {hops} "
+                        "already gets it), not from the server {server} hops away: a firewall "
+                        "or middlebox sends it in the server's name",
+                        "the reset comes from at most {hops} hops away (a SYN with TTL {hops} "
+                        "already gets it), not from the server {server} hops away: a firewall "
+                        "or middlebox sends it in the server's name",
+                        hops).format(hops=hops, server=server_hops)
+    return ngettext("the ICMP error comes from at most {hops} hop away, not from the server "
+                    "{server} hops away: a firewall or middlebox sends it in the server's name",
+                    "the ICMP error comes from at most {hops} hops away, not from the server "
+                    "{server} hops away: a firewall or middlebox sends it in the server's name",
+                    hops).format(hops=hops, server=server_hops)

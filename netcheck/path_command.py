@@ -110,6 +110,7 @@ async def _trace(target: Any, args: argparse.Namespace, budget: float) -> dict[s
 
     from netcheck import family as addrfam
     from netcheck.facts import has_net_raw
+    from netcheck.locate import judge
     from netcheck.probes import dns, hops
     from netcheck.render.hops import limit_text
 
@@ -148,7 +149,7 @@ async def _trace(target: Any, args: argparse.Namespace, budget: float) -> dict[s
     location = None
     if reached is None or reached.answer not in WORKING or (ref is not None and ref.reached
                                                             and reached.ttl < ref.reached.ttl):
-        location = hops.judge(flow, ref)
+        location = judge(flow, ref)
     doc.update({
         "method": method, "port": port, "address": address, "privileged": privileged,
         "flow": flow.to_json(limit_text),

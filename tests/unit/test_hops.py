@@ -15,6 +15,7 @@ from typing import Any, Iterator, Optional
 import pytest
 
 from netcheck.cli import run as cli_run
+from netcheck.locate import judge
 from netcheck.model import CheckOutcome, Layer, Location, Report, Result, Status, Verdict
 from netcheck.probes import hops
 from netcheck.probes.hops import Hop, Probe, Trace
@@ -108,7 +109,7 @@ ROWS: list[tuple[str, Trace, Optional[Trace], Optional[int], Optional[str], bool
 def test_where_the_packets_stop(name: str, flow: Trace, reference: Optional[Trace],
                                 last_hop: Optional[int], address: Optional[str],
                                 middlebox: bool, words: list[str]) -> None:
-    found = hops.judge(flow, reference)
+    found = judge(flow, reference)
     assert found is not None
     assert (found.last_hop, found.address, found.middlebox) == (last_hop, address, middlebox)
     assert found.method == flow.method
@@ -118,7 +119,7 @@ def test_where_the_packets_stop(name: str, flow: Trace, reference: Optional[Trac
 
 
 def test_nothing_measured_is_no_location() -> None:
-    assert hops.judge(Trace(SERVER, hops.TCP, 22)) is None
+    assert judge(Trace(SERVER, hops.TCP, 22)) is None
 
 
 def test_a_hop_losing_answers_while_later_hops_answer_is_rate_limited() -> None:
