@@ -11,6 +11,7 @@ from netcheck.server.measure import UnitInfo, server_options
 
 if TYPE_CHECKING:
     from netcheck.probes.docker import Container, EngineView
+    from netcheck.probes.systemd import Unavailable
     from netcheck.runner import Context
     from netcheck.server.listeners import Listener
 
@@ -73,6 +74,23 @@ def _all_owners(socks: list[Listener]) -> str:
                 pids.append(o.pid)
     return ", ".join(f"{name} (pid {', '.join(map(str, pids[:4]))}"
                      f"{' ...' if len(pids) > 4 else ''})" for name, pids in names.items())
+
+
+def systemd_unavailable(reason: Unavailable, journal: bool = False) -> str:
+    """Why there is no systemd to ask (:class:`netcheck.probes.systemd.Unavailable`), in words;
+    ``journal``: what was wanted was the unit's journal, not the unit."""
+    from netcheck.probes import systemd
+
+    if reason.code == systemd.NOT_INIT:
+        return _("systemd is not the init system here (PID 1 is {pid1}: a container, a chroot "
+                 "or another init)").format(pid1=reason.pid1 or "unknown") + ": " + (
+                     _("there is no journal to read") if journal else
+                     _("there is no unit to ask"))
+    if reason.code == systemd.NO_SYSTEMCTL:
+        return _("systemctl is not installed")
+    if reason.code == systemd.NO_JOURNALCTL:
+        return _("journalctl is not installed")
+    return reason.code
 
 
 def _unit_commands(info: UnitInfo, start: bool = True) -> list[str]:

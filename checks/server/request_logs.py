@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Optional
 
-from netcheck.checks.server.common import SERVER, _cli
+from netcheck.checks.server.common import SERVER, _cli, systemd_unavailable
 
 from netcheck.i18n import _, ngettext
 from netcheck.model import Hint, Layer, Result, Status, passed, skipped, warned
@@ -119,6 +119,10 @@ async def request_log(ctx: Context) -> Result:
     window = _("the last {duration}").format(duration=opts.since_text)
     evidence: dict[str, Any] = {"since": opts.since_text, "found_by": sources.how,
                                 "request_id": opts.search_id, "client": opts.client}
+    if sources.journal_reason is not None:
+        return skipped(_("{unit}'s journal: {reason}").format(
+            unit=(await unit_info(ctx)).name,
+            reason=systemd_unavailable(sources.journal_reason, journal=True)), **evidence)
     if sources.skip:
         return skipped(sources.skip, **evidence)
     budget = max(0.3, min(ctx.time_left() - 0.8, 5.0))

@@ -14,6 +14,7 @@ from netcheck.checks.server.common import (
     _proto_port,
     _ss,
     _unit_commands,
+    systemd_unavailable,
 )
 
 from netcheck.i18n import _, ngettext
@@ -157,7 +158,7 @@ async def service_unit(ctx: Context) -> Result:
 
         reason = not_running_reason(opts.procfs)
         if reason:
-            return skipped(reason, **evidence)
+            return skipped(systemd_unavailable(reason), **evidence)
         if info.candidates:
             return skipped(_("no --service given and nothing listens: {units} could serve the "
                              "port (give --service UNIT)").format(
@@ -165,7 +166,7 @@ async def service_unit(ctx: Context) -> Result:
         return skipped(_("no --service given, and no unit holds a process on the port "
                          "(give --service UNIT)"), **evidence)
     if info.reason:
-        return skipped(f"{info.name}: {info.reason}", **evidence)
+        return skipped(f"{info.name}: {systemd_unavailable(info.reason)}", **evidence)
     if info.ref is not None and (info.ref.user is not None or info.name.endswith(".scope")):
         return skipped(_("the listening process belongs to {unit}").format(
             unit=info.ref.describe()), **evidence)
@@ -174,6 +175,8 @@ async def service_unit(ctx: Context) -> Result:
                       evidence=evidence)
     st = info.state
     evidence.update(st.to_json())
+    if info.journal_reason is not None:  # where to_json puts a note: last
+        evidence["log_note"] = systemd_unavailable(info.journal_reason, journal=True)
     name = st.unit
     if not st.exists:
         return failed("SRV_SERVICE_INACTIVE", _("{unit} is not installed (not-found)").format(

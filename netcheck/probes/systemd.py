@@ -8,7 +8,8 @@ A unit name never reaches a shell, and is checked against systemd's own grammar 
 before the unit, a timeout and a cap on their output (``firewall.run_bounded``).
 
 Where systemd is not PID 1 (a container, a chroot, these lab machines) there is no manager
-to ask: :func:`not_running_reason` says so and the checks skip. The parser is tested on
+to ask: :func:`not_running_reason` says why (a code and PID 1's name; the words are the
+checks') and the checks skip. The parser is tested on
 ``systemctl show`` outputs recorded from a real systemd 252 (tests/fixtures/systemd/).
 """
 
@@ -39,6 +40,20 @@ STARTS_AT_BOOT = ("enabled", "enabled-runtime", "alias")
 STARTED_BY_OTHERS = ("static", "indirect", "generated", "transient")
 # ExecMainCode is a CLD_* code from waitid(2).
 _EXIT_CODES = {"1": "exited", "2": "killed", "3": "dumped", "0": None}
+# Why systemd cannot be asked here (Unavailable.code); the words are where it is shown
+# (netcheck.checks.server.common.systemd_unavailable).
+NOT_INIT = "not_init"  # systemd is not PID 1 (a container, a chroot, another init)
+NO_SYSTEMCTL = "no_systemctl"
+NO_JOURNALCTL = "no_journalctl"
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """Why there is no systemd (or no journal) to ask here: a code, and for ``NOT_INIT`` what
+    PID 1 is instead (``/proc/1/comm``, ``?`` when empty, None when it cannot be read)."""
+
+    code: str
+    pid1: Optional[str] = None
 
 
 class UnitNameError(ValueError):
@@ -80,26 +95,22 @@ def _tool(name: str) -> Optional[str]:
 
 
 def not_running_reason(procfs: str = "/proc", runtime_dir: str = "/run/systemd/system"
-                       ) -> Optional[str]:
+                       ) -> Optional[Unavailable]:
     """Why there is no systemd to ask here, or None when systemd is the init system.
 
     sd_booted()'s test (``/run/systemd/system`` exists), plus systemctl being installed.
     """
     if not os.path.isdir(runtime_dir):
+        pid1: Optional[str]
         try:
             with open(os.path.join(procfs, "1", "comm"), encoding="utf-8",
                       errors="replace") as fh:
                 pid1 = fh.read().strip() or "?"
         except OSError:
-            pid1 = "unknown"
-        from netcheck.i18n import _
-
-        return _("systemd is not the init system here (PID 1 is {pid1}: a container, a chroot "
-                 "or another init)").format(pid1=pid1) + ": " + _("there is no unit to ask")
+            pid1 = None
+        return Unavailable(NOT_INIT, pid1)
     if _tool("systemctl") is None:
-        from netcheck.i18n import _
-
-        return _("systemctl is not installed")
+        return Unavailable(NO_SYSTEMCTL)
     return None
 
 
@@ -290,15 +301,14 @@ def show(unit: str, timeout: float = 2.0, user: bool = False) -> UnitState:
     return unit_state(unit, parse_show(out))
 
 
-def journal_reason(procfs: str = "/proc") -> Optional[str]:
-    """Why the journal cannot be read here, or None."""
-    from netcheck.i18n import _
-
+def journal_reason(procfs: str = "/proc") -> Optional[Unavailable]:
+    """Why the journal cannot be read here (:func:`not_running_reason`'s reasons, or
+    ``NO_JOURNALCTL``), or None."""
     reason = not_running_reason(procfs)
     if reason:
-        return reason.replace(_("there is no unit to ask"), _("there is no journal to read"))
+        return reason
     if _tool("journalctl") is None:
-        return _("journalctl is not installed")
+        return Unavailable(NO_JOURNALCTL)
     return None
 
 

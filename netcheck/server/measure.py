@@ -22,7 +22,7 @@ from netcheck.lazy import asyncio
 
 if TYPE_CHECKING:
     from netcheck.probes.docker import Container, EngineView
-    from netcheck.probes.systemd import UnitRef, UnitState
+    from netcheck.probes.systemd import Unavailable, UnitRef, UnitState
     from netcheck.runner import Context
     from netcheck.server.listeners import Listener, ListenTable, ProcessInfo
     from netcheck.server.options import ServerOptions
@@ -183,7 +183,8 @@ class UnitInfo:
     how: str = ""
     ref: Optional[UnitRef] = None
     state: Optional[UnitState] = None
-    reason: Optional[str] = None  # why systemd was not asked
+    reason: Optional[Unavailable] = None  # why systemd was not asked
+    journal_reason: Optional[Unavailable] = None  # why its journal was not read
     error: Optional[str] = None  # systemctl failed
     candidates: list[str] = field(default_factory=list)
 
@@ -229,14 +230,13 @@ async def _unit_info(ctx: Context) -> UnitInfo:
     except systemd.SystemdError as exc:
         info.error = str(exc)
         return info
-    if systemd.journal_reason(opts.procfs) is None:
+    info.journal_reason = systemd.journal_reason(opts.procfs)
+    if info.journal_reason is None:
         try:
             info.state.log = await ctx.blocking(systemd.journal, info.name, None, 10,
                                                 min(ctx.timeout, 3.0))
         except systemd.SystemdError as exc:
             info.state.log_note = f"journalctl: {exc}"
-    else:
-        info.state.log_note = systemd.journal_reason(opts.procfs)
     return info
 
 
@@ -379,6 +379,7 @@ class LogSources:
     container: Optional[Container] = None  # the log of the container publishing the port
     how: str = ""
     skip: Optional[str] = None
+    journal_reason: Optional[Unavailable] = None  # --log journal, and it cannot be read
 
 
 async def log_sources(ctx: Context) -> LogSources:
@@ -390,9 +391,8 @@ async def log_sources(ctx: Context) -> LogSources:
     if opts.log == "journal":
         if unit.name is None:
             found.skip = _("--log journal needs the unit: give --service UNIT")
-        elif systemd.journal_reason(opts.procfs):
-            found.skip = _("{unit}'s journal: {reason}").format(
-                unit=unit.name, reason=systemd.journal_reason(opts.procfs))
+        elif (why := systemd.journal_reason(opts.procfs)) is not None:
+            found.journal_reason = why
         else:
             found.journal, found.how = unit.name, "--log journal"
         return found

@@ -84,10 +84,26 @@ def test_systemctl_where_systemd_is_not_pid1_is_a_clear_error(
 
 
 def test_not_running_reason_names_pid1(tmp_path: Path) -> None:
+    from netcheck.checks.server.common import systemd_unavailable
+
     (tmp_path / "1").mkdir()
     (tmp_path / "1" / "comm").write_text("process_api\n")
     reason = systemd.not_running_reason(str(tmp_path), str(tmp_path / "no-such-dir"))
-    assert reason is not None and "PID 1 is process_api" in reason
+    assert reason == systemd.Unavailable(systemd.NOT_INIT, "process_api")
+    assert "PID 1 is process_api" in systemd_unavailable(reason)
+    assert systemd_unavailable(reason).endswith(": there is no unit to ask")
+    assert systemd_unavailable(reason, journal=True).endswith(": there is no journal to read")
+
+
+def test_journal_reason_without_journalctl(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from netcheck.checks.server.common import systemd_unavailable
+
+    monkeypatch.setattr(systemd, "not_running_reason", lambda procfs="/proc": None)
+    monkeypatch.setattr(systemd, "_tool", lambda name: None)
+    reason = systemd.journal_reason(str(tmp_path))
+    assert reason == systemd.Unavailable(systemd.NO_JOURNALCTL)
+    assert systemd_unavailable(reason, journal=True) == "journalctl is not installed"
 
 
 # -- the recorded states -----------------------------------------------------------------------
