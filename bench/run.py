@@ -55,8 +55,8 @@ SERVER = "198.18.2.10"
 GATEWAY = "198.18.1.1"
 DNS = "198.18.3.53"
 TARGET = f"tcp://{SERVER}:22"
-# Everything a diagnosis imports before it can measure anything (facts imports pyroute2 lazily).
-# The imports a diagnosis cannot avoid, made the way netcheck makes them.
+# Everything a diagnosis imports before it can measure anything (facts imports its netlink
+# client, netcheck.rtnl, lazily). The imports a diagnosis cannot avoid, made as netcheck does.
 IMPORT_FLOOR = ("import asyncio; from netcheck import cli, registry, runner, facts; "
                 "registry.load(); facts.iproute_class()")
 HTTPS_URL = "https://site.lab.test/"  # the nginx site of netcheck.lab.scenarios_nginx
@@ -335,11 +335,11 @@ def bench_healthy(results: Results, lab: Lab) -> None:
         manual_total.append(total)
 
     # Reference floors, same path (lab.exec): the bare exec, a bare interpreter, and the
-    # imports every diagnosis pays before and during its run (pyroute2 is imported lazily).
+    # imports every diagnosis pays before and during its run (the netlink client is lazy).
     floors: dict[str, list[str]] = {
         "ip netns exec true (lab.exec floor)": [_tool("true")],
         "python -c pass in client ns": [PYTHON, "-c", "pass"],
-        "netcheck import floor (cli+runner+checks+pyroute2)": [PYTHON, "-c", IMPORT_FLOOR],
+        "netcheck import floor (cli+runner+checks+netlink)": [PYTHON, "-c", IMPORT_FLOOR],
     }
     floor_samples: dict[str, list[float]] = {name: [] for name in floors}
     # Warm-up (not counted): bytecode, page cache, neighbour entries for both contenders.
