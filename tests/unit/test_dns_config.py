@@ -77,7 +77,7 @@ def _point(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **paths: str) -> Non
                 "DNSMASQ_CONF": "etc/dnsmasq.conf", "DNSMASQ_DIR": "etc/dnsmasq.d",
                 "UNBOUND_CONF": "etc/unbound/unbound.conf"}
     for name, rel in defaults.items():
-        monkeypatch.setattr(dns, name, str(tmp_path / paths.get(name, rel)))
+        monkeypatch.setattr(dns.resolvconf, name, str(tmp_path / paths.get(name, rel)))
     monkeypatch.setenv("PATH", str(tmp_path / "no-bin"))  # no resolvectl here
 
 
@@ -90,7 +90,7 @@ def test_resolved_stub_upstreams_from_its_own_file(tmp_path: Path,
     cfg = dns.parse_resolv_conf(_conf(tmp_path, "nameserver 127.0.0.53\noptions edns0\n"))
     assert cfg.stub == "127.0.0.53" and cfg.stub_kind == "systemd-resolved"
     assert cfg.upstreams == ["198.18.3.53", "2001:db8:3::53"]
-    assert cfg.upstream_source == dns.RESOLVED_UPSTREAMS
+    assert cfg.upstream_source == dns.resolvconf.RESOLVED_UPSTREAMS
 
 
 def test_resolved_stub_without_its_files_has_no_upstreams(
