@@ -727,10 +727,6 @@ async def _diagnose(target: Optional[Target], options: Options, checks: list[Che
     ctx = Context(target, options, facts, mode, shared)
     ctx._start = ctx_start
     ctx.on_progress = on_progress
-    if options.locate and mode == "diagnose" and target is not None:
-        from netcheck.locate import Locator
-
-        ctx.locator = Locator(ctx)
     if target is not None and target.is_name:
         ctx.resolution()  # start resolving while nothing else needs the CPU
     if target is not None and target.ip is not None:
@@ -742,6 +738,12 @@ async def _diagnose(target: Optional[Target], options: Options, checks: list[Che
         if chk.starts is not None and mode in chk.modes and (
                 facts.privileged or not chk.needs_root):
             chk.starts(ctx)
+    if options.locate and mode == "diagnose" and target is not None:
+        # After the early probes: importing the tracer (~10 ms) must not hold them back; it
+        # watches the checks' probes, and none has started yet.
+        from netcheck.locate import Locator
+
+        ctx.locator = Locator(ctx)
     ordered = sorted(checks, key=lambda c: (int(c.layer), c.order))
     outcomes = top_down(await run_checks(ctx, ordered), ordered)
     outcomes = await follow_ons(ctx, outcomes, ordered)
