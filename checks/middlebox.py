@@ -354,7 +354,7 @@ async def _plain_get(ctx: Context, url: str, address: Optional[str]) -> Any:
 async def _portal_facts(ctx: Context) -> tuple[PortalFacts, list[str]]:
     """What the portal judgement needs, gathered with as few new packets as possible: the
     target's own connects and handshake are the run's shared ones."""
-    from netcheck.probes import portal, shared, tls
+    from netcheck.probes import portal, shared
 
     assert ctx.target is not None
     target = ctx.target
@@ -370,6 +370,8 @@ async def _portal_facts(ctx: Context) -> tuple[PortalFacts, list[str]]:
     opened = [c.address for c in connects if c.state == "open"]
     flow_failed = bool(connects) and not opened
     if target.scheme == "https" and connects:
+        from netcheck.probes import tls  # not imported by a run that makes no handshake
+
         handshake = await tls.shared_handshake(ctx, opened[0]) if opened else None
         facts.target_tls = _tls_state(connects, handshake, target.host)
         looked.append("tls")
