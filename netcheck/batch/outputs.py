@@ -57,6 +57,13 @@ def result_name(done: Done) -> str:
     written the canonical way, as every other output writes it."""
     entry = done.entry
     if not entry.group and entry.name == entry.text and entry.runnable:
+        t, about = entry.target, done.report.target
+        if t is not None and "://" in t.input and t.input == about.get("input") and \
+                (t.scheme, t.host, t.port) == (about.get("scheme"), about.get("host"),
+                                               about.get("port")):
+            # What canonical_target gives without parsing the line again: written with its
+            # scheme, the entry's target has the path and user the line has.
+            return t.url
         return canonical_target(done.report.target) or entry.name
     return entry.name
 

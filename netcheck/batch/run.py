@@ -152,6 +152,7 @@ class Run:
     source: str = ""
     facts: Any = None
     ladders: Optional[asyncio.Semaphore] = None
+    sweep: Any = None  # netcheck.batch.sweep.Sweep: --only transport.tcp
 
     async def host_facts(self) -> Any:
         return self.facts if self.facts is not None else await self.state.facts()
@@ -169,6 +170,11 @@ async def diagnose_entry(entry: Entry, run: Run) -> Report:
     started = time.monotonic()
     options = _options(entry, run.settings, started)
     try:
+        address = run.sweep.address(entry, options.family) if run.sweep is not None else None
+        if address is not None:
+            swept = await run.sweep.report(entry, address, options)
+            if swept is not None:
+                return swept
         if run.settings.ladder == "on-failure":
             healthy = await _healthy_exchange(entry, run, options)
             if healthy is not None:
@@ -238,6 +244,11 @@ async def run_profile(profile: Profile, settings: Settings, checks: list[Check],
     summary = summary if summary is not None else Summary()
     state = HostState(settings.sysroot)
     run = Run(settings, checks, state, profile.source, facts)
+    from netcheck.batch import sweep
+
+    light = sweep.applies(checks)
+    if light is not None:
+        run.sweep = sweep.Sweep(light, state, facts)
     if settings.ladder == "on-failure":
         run.ladders = asyncio.Semaphore(min(settings.concurrency, LADDER_CONCURRENCY))
     queue = iter(enumerate(profile.entries))
