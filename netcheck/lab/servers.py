@@ -215,12 +215,15 @@ class DnsResponder:
         key = json.dumps(rows, sort_keys=True)
         if key == getattr(self, "_extra_key", None):
             return
-        self._extra_key = key
         nodes: dict = {}
         for name, rtype, rdatas in [*ZONE_ROWS, *rows]:
             rrset = dns.rrset.from_text(name, TTL, "IN", rtype, *rdatas)
             nodes.setdefault(rrset.name, {})[rrset.rdtype] = rrset
+        # Queries are answered by threads: the key is published only with the zone it stands
+        # for, or a second query (the AAAA beside an A) would be answered from the old zone
+        # while the first one is still building the new one (NXDOMAIN for a name just added).
         self.nodes = nodes
+        self._extra_key = key
 
     def answer(self, wire: bytes) -> Optional[bytes]:
         """The response to one query, or None for something that is not a DNS query at all."""
