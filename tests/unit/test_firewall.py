@@ -334,13 +334,15 @@ def huge_text() -> str:
 def test_a_hundred_thousand_rules_are_capped_and_say_so(huge_text: str) -> None:
     start = time.monotonic()
     rs = fw.parse_nft_json(huge_text)
-    verdict = fw.evaluate(rs, v4("198.18.2.10", 22))
+    # The step cap, not the time budget (which a loaded machine reaches first): a generous
+    # budget here; test_time_budget_caps_the_walk_too covers the other cap.
+    verdict = fw.evaluate(rs, v4("198.18.2.10", 22), time_budget=60.0)
     elapsed = time.monotonic() - start
     assert rs.rule_count == 100_000
     assert verdict.action == "unknown" and verdict.capped and not verdict.certain
     assert verdict.steps > fw.MAX_STEPS
     assert "too large" in json.dumps(verdict.to_json())
-    assert elapsed < 5.0
+    assert elapsed < 60.0  # bounded: no walk of all 100 000 rules per jump
 
 
 def test_a_match_early_in_a_huge_chain_is_still_found(huge_text: str) -> None:
