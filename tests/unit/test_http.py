@@ -503,9 +503,11 @@ def test_headers_in_tiny_pieces_are_read_without_quadratic_cost() -> None:
 
     threading.Thread(target=serve, daemon=True).start()
     start = time.monotonic()
-    r = fetch(f"http://127.0.0.1:{listener.getsockname()[1]}/", timeout=3)
+    # Bounds with room for a loaded machine (make test runs three files at once); a read
+    # that copied the whole head again for every piece takes far longer than these.
+    r = fetch(f"http://127.0.0.1:{listener.getsockname()[1]}/", timeout=6)
     listener.close()
-    assert r.outcome == "header_too_large" and time.monotonic() - start < 2.5
+    assert r.outcome == "header_too_large" and time.monotonic() - start < 5
 
 
 def test_empty_reply(raw_server: Any) -> None:

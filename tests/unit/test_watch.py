@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -204,7 +205,10 @@ def test_a_refused_port_in_between_is_seen_and_summarised_on_ctrl_c(flapping: Fl
     # to the causes seen: the refused rounds must be among them, in whatever order.
     causes = next(line for line in out.splitlines() if "causes seen:" in line)
     assert "TCP_REFUSED at L4 (transport.tcp" in causes, out
-    assert "flaps: the verdict changed 2 times" in out
+    # At least the two changes made here (a round slowed down by a loaded machine may add a
+    # warning in between).
+    flaps = re.search(r"flaps: the verdict changed (\d+) times", out)
+    assert flaps is not None and int(flaps.group(1)) >= 2, out
     rounds = [line for line in out.splitlines() if line[:2].isdigit()]
     assert len(rounds) >= 4  # one line a round
     assert f"of {len(rounds)} rounds" in out
