@@ -12,10 +12,10 @@ DNS is asked at all, and whether before or after the hosts file.
 
 The package, by concern: ``resolvconf`` (what resolv.conf says, and the upstreams a local
 stub forwards to: the files read live there, so that is where a test points them
-elsewhere), ``hosts`` (nsswitch.conf's ``hosts:`` line, the hosts file), ``query`` (one
-question to one server, sent again until answered). Here: the resolution as the system
-would make it (:func:`resolve_like_system`, :class:`Resolution`), and every name importable
-from ``netcheck.probes.dns`` as before the split.
+elsewhere), ``hosts`` (nsswitch.conf's ``hosts:`` line, the hosts file), ``exchange`` (one
+question to one server, sent again until answered: :func:`query`). Here: the resolution as
+the system would make it (:func:`resolve_like_system`, :class:`Resolution`), and every name
+importable from ``netcheck.probes.dns`` as before the split.
 """
 
 from __future__ import annotations
@@ -26,6 +26,14 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from netcheck.lazy import asyncio
+from netcheck.probes.dns.exchange import (
+    MIN_INTERVAL,
+    RETRY_INTERVAL,
+    DnsAnswer,
+    IcmpError,
+    _ttl,
+    query,
+)
 from netcheck.probes.dns.hosts import (
     DNS_SOURCES,
     MAX_HOSTS_BYTES,
@@ -33,14 +41,6 @@ from netcheck.probes.dns.hosts import (
     NssHosts,
     hosts_lookup,
     parse_nsswitch,
-)
-from netcheck.probes.dns.query import (
-    MIN_INTERVAL,
-    RETRY_INTERVAL,
-    DnsAnswer,
-    IcmpError,
-    _ttl,
-    query,
 )
 from netcheck.probes.dns.resolvconf import (
     DNSMASQ_CONF,
