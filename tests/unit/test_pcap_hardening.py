@@ -197,7 +197,7 @@ def test_unfinished_tls_records_are_held_for_a_bounded_number_of_sessions(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from netcheck.pcap import protocols
 
-    monkeypatch.setattr(protocols, "MAX_COLLECTING", 4)
+    monkeypatch.setattr(protocols.tls, "MAX_COLLECTING", 4)  # where TlsFollower looks it up
     big_hello = client_hello("www.lab.test") + b"\0" * 15_000  # one 15 KB handshake record
     rec = Recorder()
     for i in range(20):  # each session sends the record's first segment, then nothing more
