@@ -290,6 +290,8 @@ async def run_profile(profile: Profile, settings: Settings, checks: list[Check],
         raise
     finally:
         summary.duration_ms = (time.monotonic() - t0) * 1000
+        if run.sweep is not None:
+            run.sweep.close()
         # Lookups still running for nobody (a target hit its deadline first).
         state.cancel_pending()
     return summary

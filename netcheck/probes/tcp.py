@@ -182,6 +182,12 @@ async def _watch(loop: asyncio.AbstractEventLoop, sock: socket.socket, window: f
     if not readable:
         result.after = "quiet"
         return
+    read_after(sock, result)
+
+
+def read_after(sock: socket.socket, result: TcpResult) -> None:
+    """What a watched connection that became readable says (``after``), without taking it:
+    the server spoke, closed, reset (``state`` too), or an error."""
     try:
         data = sock.recv(1, socket.MSG_PEEK)
     except BlockingIOError:

@@ -1,14 +1,19 @@
 """The light sweep (``--only transport.tcp``): a handshake judged by the sweep is the report
-the transport check itself gives for the same connect; anything else goes to the check.
+the transport check itself gives for the same connect; anything else goes to the check; the
+batched connects tell apart what the check's own probe tells apart.
 
-No packet leaves: the check's connect probe is replaced by one that returns a given result
-(the route lookups are netlink questions to this host's kernel, nothing sent).
+The report comparisons send no packet: both probes are replaced by one that returns a given
+result (the route lookups are netlink questions to this host's kernel, nothing sent). The
+connects go to listeners this test owns on loopback.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+import socket
+import struct
+import threading
 from typing import Any, Optional
 
 import pytest
@@ -19,7 +24,7 @@ from netcheck.batch.profile import Entry, read_target_lines
 from netcheck.batch.run import Settings, _options
 from netcheck.facts import Facts
 from netcheck.model import Report
-from netcheck.probes import shared
+from netcheck.probes import shared, tcp
 from netcheck.probes.tcp import TcpResult
 from netcheck.registry import Check
 from netcheck.runner import diagnose
@@ -37,16 +42,20 @@ def entry_of(text: str, **defaults: Any) -> Entry:
     return read_target_lines(io.StringIO(text + "\n"), defaults=defaults).entries[0]
 
 
-def given_connect(monkeypatch: pytest.MonkeyPatch, result: TcpResult) -> list[str]:
-    asked: list[str] = []
-
+def given_connect(monkeypatch: pytest.MonkeyPatch, result: TcpResult) -> None:
+    """The check's probe and the sweep's batched one both meet ``result``."""
     async def connect(address: str, port: int, timeout: float, stagger: float = 0.25
                       ) -> TcpResult:
-        asked.append(address)
         return result
 
+    def batched(self: sweep.Connects, address: str, port: int, timeout: float
+                ) -> asyncio.Future[Optional[TcpResult]]:
+        future: asyncio.Future[Optional[TcpResult]] = asyncio.get_running_loop().create_future()
+        future.set_result(result if result.handshake else None)
+        return future
+
     monkeypatch.setattr(shared, "connect_retrying", connect)
-    return asked
+    monkeypatch.setattr(sweep.Connects, "connect", batched)
 
 
 def comparable(report: Report) -> dict[str, Any]:
@@ -101,6 +110,85 @@ def test_no_handshake_goes_to_the_check(monkeypatch: pytest.MonkeyPatch, state: 
     light = sweep.Sweep(tcp_check(), state=None, facts=Facts())
     options = _options(entry, Settings(timeout=1, deadline=5))
     assert asyncio.run(light.report(entry, ADDRESS, options)) is None
+
+
+# -- the batched connects, against the check's own probe, on loopback -------------------------
+
+def listener(mode: str) -> int:
+    """A loopback port whose server closes at once, speaks first, resets, or stays quiet."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(512)
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        while True:
+            conn, _ = srv.accept()
+            if mode == "quiet":
+                held.append(conn)  # open and silent until the test ends
+                continue
+            if mode == "spoke":
+                conn.sendall(b"SSH-2.0-lab\r\n")
+            if mode == "reset":
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return int(srv.getsockname()[1])
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = int(s.getsockname()[1])
+    s.close()  # nothing listens: the kernel answers RST
+    return port
+
+
+@pytest.mark.parametrize("mode", ["closed", "spoke", "reset", "quiet"])
+def test_batched_connects_tell_apart_what_the_probe_does(mode: str) -> None:
+    port = listener(mode)
+
+    async def go() -> tuple[Optional[TcpResult], TcpResult]:
+        connects = sweep.Connects()
+        try:
+            return (await connects.connect("127.0.0.1", port, 2.0),
+                    await tcp.connect("127.0.0.1", port, 2.0))
+        finally:
+            connects.close()
+
+    batched, own = asyncio.run(go())
+    assert batched is not None
+    assert (batched.state, batched.after, batched.local) == (own.state, own.after, own.local)
+    assert batched.handshake and batched.rtt_ms is not None
+    if mode == "quiet":  # watched as long as the probe watches: a few RTTs, at least 15 ms
+        assert batched.watched_ms is not None and batched.watched_ms >= 14
+
+
+def test_batched_connects_leave_a_refused_port_to_the_check() -> None:
+    async def go() -> Optional[TcpResult]:
+        connects = sweep.Connects()
+        try:
+            return await connects.connect("127.0.0.1", free_port(), 2.0)
+        finally:
+            connects.close()
+
+    assert asyncio.run(go()) is None
+
+
+def test_many_batched_connects_at_once() -> None:
+    port = listener("closed")
+
+    async def go() -> list[Optional[TcpResult]]:
+        connects = sweep.Connects()
+        try:
+            return list(await asyncio.gather(*(connects.connect("127.0.0.1", port, 2.0)
+                                               for _ in range(200))))
+        finally:
+            connects.close()
+
+    results = asyncio.run(go())
+    assert all(r is not None and (r.state, r.after) == ("open", "closed") for r in results)
 
 
 def test_names_and_left_out_families_are_not_swept() -> None:
