@@ -30,7 +30,9 @@ from typing import Any, Optional, Sequence
 
 from netcheck.lab.topology import SERVER_V4, Lab
 
-SWEEP = ipaddress.ip_network("198.19.0.0/22")
+Network = ipaddress.IPv4Network
+SWEEP = ipaddress.IPv4Network("198.19.0.0/22")
+LAB_RANGE = ipaddress.IPv4Network("198.18.0.0/15")
 FAST_PORT, SLOW_PORT, CLOSED_PORT = 8080, 8081, 8082
 SLOW_S = 1.5
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
@@ -110,20 +112,24 @@ def tool(name: str) -> str:
     return found
 
 
-def addresses(n: int) -> list[str]:
-    """n addresses of the sweep network, skipping .0 and .255 of each /24."""
-    found = [str(a) for a in SWEEP.hosts() if not str(a).endswith((".0", ".255"))]
+def addresses(n: int, network: Network = SWEEP) -> list[str]:
+    """n addresses of the sweep network (or ``network``, inside 198.18.0.0/15), skipping .0
+    and .255 of each /24."""
+    if not network.subnet_of(LAB_RANGE):
+        raise ValueError(f"{network} is outside the lab's {LAB_RANGE}")
+    found = [str(a) for a in network.hosts() if not str(a).endswith((".0", ".255"))]
     if n > len(found):
-        raise ValueError(f"at most {len(found)} targets fit in {SWEEP}")
+        raise ValueError(f"at most {len(found)} targets fit in {network}")
     return found[:n]
 
 
-def add_addresses(lab: Lab, addrs: Sequence[str]) -> None:
+def add_addresses(lab: Lab, addrs: Sequence[str], network: Network = SWEEP) -> None:
     """The server answers on every address (one ip -batch), the router routes the sweep
-    network to it, and the server's accept backlog and SYN queue have room for a burst."""
+    network (or ``network``) to it, and the server's accept backlog and SYN queue have room
+    for a burst."""
     batch = "".join(f"addr add {a}/32 dev eth0\n" for a in addrs)
-    lab.exec("server", [tool("ip"), "-batch", "-"], input=batch, check=True, timeout=60)
-    lab.ip("router", "route", "add", str(SWEEP), "via", SERVER_V4)
+    lab.exec("server", [tool("ip"), "-batch", "-"], input=batch, check=True, timeout=120)
+    lab.ip("router", "route", "add", str(network), "via", SERVER_V4)
     lab.exec("server", [tool("sysctl"), "-q", "-w", "net.core.somaxconn=4096",
                         "net.ipv4.tcp_max_syn_backlog=8192"], check=True)
 
