@@ -308,8 +308,11 @@ def _silent_server(evidence: dict[str, Any]) -> Optional[str]:
                   if state == "DNS_RESOLVER_UNREACHABLE" and isinstance(s, str)]
     upstreams = evidence.get("upstreams")
     if isinstance(upstreams, list):
+        # Silence only: an error this host's own stack gave (no route, a policy rule)
+        # never left it, and there is nothing on the way to find.
         found += [a["server"] for a in upstreams if isinstance(a, dict)
-                  and isinstance(a.get("server"), str) and not a.get("rcode")]
+                  and isinstance(a.get("server"), str) and not a.get("rcode")
+                  and a.get("error") in (None, "timeout")]
     return next((s for s in found if _traceable(s)), None)
 
 

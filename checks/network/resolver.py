@@ -238,6 +238,18 @@ def judge_servers(configured: list[ServerRecord], upstreams: list[ServerRecord],
                                      servers=", ".join(r.server for r in working))
         if broken:
             summary += f" ({', '.join(f'{r.server}: {r.state}' for r in broken)})"
+        up_ok = [r for r in upstreams if r.asked and r.state == "ok"]
+        up_bad = [r for r in upstreams if r.asked and r.state != "ok"]
+        if up_ok and up_bad and not in_hosts and stub_kind is not None:
+            # Behind a working stub the same holds one step further: an upstream it is told
+            # to ask fails while another answers (a lost family, or a lost spare).
+            bad = up_bad[0]
+            return Status.WARN, bad.state, ngettext(
+                "{stub} answers, but its upstream {server}: {problem}, while {servers} answers",
+                "{stub} answers, but its upstream {server}: {problem}, while {servers} answer",
+                len(up_ok)).format(stub=working[0].server, server=bad.server,
+                                   problem=bad.problem,
+                                   servers=", ".join(r.server for r in up_ok))
         resent = sum(r.retried for r in working)
         if resent:
             summary += " " + ngettext("({n} question answered only after a resend: datagrams "
@@ -368,16 +380,22 @@ async def dns_servers(ctx: Context) -> Result:
         return Result(status, text, evidence=evidence)
     assert first is not None
     if status is Status.WARN:
-        bad = [r for r in records if r.asked and r.state != "ok"]
-        good = {addrfam.family_of(r.server) for r in records if r.state == "ok"}
+        # The servers the warning is about: resolv.conf's, or the stub's upstreams.
+        pool = records if any(r.asked and r.state != "ok" for r in records) else upstreams
+        bad = [r for r in pool if r.asked and r.state != "ok"]
+        good = {addrfam.family_of(r.server) for r in pool if r.state == "ok"}
         lost = {addrfam.family_of(r.server) for r in bad}
         if len(lost) == 1 and not lost & good:  # one family's servers fail, the other's work
             evidence["family"] = addrfam.name(lost.pop())
-        result = warned(code, text, _servers_hint(ctx, res, code, bad[0], [], None),
-                        **evidence)
+        hint = (_servers_hint(ctx, res, code, first, upstreams, None) if pool is upstreams
+                else _servers_hint(ctx, res, code, bad[0], [], None))
+        result = warned(code, text, hint, **evidence)
         # What breaks its family's path, or loses its datagrams, explains a silent one
         # (runner.explained_by).
-        result.unanswered = tuple(r.server for r in bad if r.state == "DNS_RESOLVER_UNREACHABLE")
+        # Only silence is located: an error this host's own stack gave (no route, a policy
+        # rule) never left it, and its route lookup already says why.
+        result.unanswered = tuple(r.server for r in bad if r.state == "DNS_RESOLVER_UNREACHABLE"
+                                  and "timeout" in r.errors)
         return result
     result = failed(code, text, _servers_hint(ctx, res, code, first, upstreams, burst_stats),
                     **evidence)
@@ -393,7 +411,8 @@ def _servers_hint(ctx: Context, res: dns.Resolution, code: str, first: ServerRec
     """What to do about the name servers, by code and by who failed (stub or upstream)."""
     name = res.fqdn or res.name
     stub = res.config.stub_kind is not None and _loopback(first.server)
-    stub_is_culprit = stub and (any(r.state == "ok" for r in upstreams) or not upstreams)
+    stub_is_culprit = stub and first.state != "ok" and (
+        any(r.state == "ok" for r in upstreams) or not upstreams)
     if stub and stub_is_culprit:
         resolved = res.config.stub_kind == "systemd-resolved"
         text = (_("The local stub resolver on {server} fails while the server it forwards to "

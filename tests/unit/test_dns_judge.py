@@ -33,6 +33,7 @@ UP_OK = ServerRecord("198.18.3.53", ("NOERROR",), (), 1)
 UP_SILENT = ServerRecord("198.18.3.53", (), ("timeout",), 10)
 UP_RETRIED = ServerRecord("198.18.3.53", ("NOERROR",), (), 6, retried=1, addresses=1)
 PARTIAL = ServerRecord("198.18.3.53", ("NOERROR",), ("timeout",), 21)
+UP6_NO_ROUTE = ServerRecord("2001:db8:3::53", (), ("network unreachable",), 1)
 PINGS_ALL = {"sent": 30, "received": 30, "loss_pct": 0.0}
 PINGS_NONE = {"sent": 30, "received": 0, "loss_pct": 100.0}
 PINGS_FEW = {"sent": 30, "received": 2, "loss_pct": 93.3}  # 20 silent queries: chance
@@ -65,6 +66,13 @@ PINGS_FEW = {"sent": 30, "received": 2, "loss_pct": 93.3}  # 20 silent queries: 
     ([REFUSED], [], None, False, None, Status.FAIL, "DNS_REFUSED", ["refuses"]),
     ([SERVFAIL], [], None, False, None, Status.FAIL, "DNS_SERVFAIL", ["SERVFAIL"]),
     ([STUB_OK], [UP_SILENT], "systemd-resolved", False, None, Status.PASS, None,
+     ["127.0.0.53 answers"]),
+    # Behind a working stub, one upstream fails while another answers: the same warning as
+    # for resolv.conf's own servers (a policy rule made the IPv6 one unreachable).
+    ([STUB_OK], [UP_OK, UP6_NO_ROUTE], "systemd-resolved", False, None, Status.WARN,
+     "DNS_RESOLVER_UNREACHABLE", ["127.0.0.53 answers, but its upstream 2001:db8:3::53",
+                                  "network unreachable", "while 198.18.3.53 answers"]),
+    ([STUB_OK], [UP_OK, UP6_NO_ROUTE], "systemd-resolved", True, None, Status.PASS, None,
      ["127.0.0.53 answers"]),
     ([STUB_DOWN], [UP_OK], "systemd-resolved", False, None, Status.FAIL,
      "DNS_RESOLVER_UNREACHABLE", ["systemd-resolved stub", "the stub is the problem"]),
