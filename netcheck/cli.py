@@ -23,6 +23,7 @@ from netcheck.cliutil import (
     add_common_options,
     bounded,
     build_options,
+    early_probes,
     known_options,
     port,
     positive,
@@ -330,10 +331,6 @@ def _choose_language(args: argparse.Namespace, err: IO[str]) -> None:
 
 
 def _diagnose(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    import asyncio
-
-    from netcheck import registry
-    from netcheck.runner import diagnose
     from netcheck.target import TargetError, parse_target
 
     try:
@@ -349,8 +346,15 @@ def _diagnose(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         raise UsageError(i18n._("--key needs --cert"))
     usable_tls_files(args.cafile, args.cert, args.key)
     usable_urls(args.proxy, args.portal_url)
+    # The ARP probes' wait (0.3 s) overlaps what follows: imports, the snapshot.
+    early = early_probes(target, args)
+    import asyncio
+
+    from netcheck import registry
+    from netcheck.runner import diagnose
+
     # Only the console diagnosis locates a silent flow's stop (a batch sweep must not).
-    options = build_options(args, locate=True)
+    options = build_options(args, locate=True, early=early)
     reg = registry.load()
     for warning in reg.warnings:
         registry.warn(warning)

@@ -206,6 +206,18 @@ def usable_tls_files(cafile: Optional[str], cert: Optional[str], key: Optional[s
                 value=repr(cert[:80]))) from None
 
 
+def early_probes(target: Any, args: argparse.Namespace) -> Any:
+    """Send now the probes that only a wait ends (network.address_conflict's ARP probes, see
+    netcheck.probes.conflict), before asyncio and the checks are imported: their wait
+    overlaps the start-up. The Early handle (None: not allowed) goes into Options.early."""
+    from netcheck.probes import conflict
+
+    # ctx.timeout at the run's start: the per-probe timeout, within the deadline's margin.
+    timeout = max(0.05, min(args.timeout, args.deadline - 0.25))
+    return conflict.start(target.host, target.ip is not None, args.family, args.interface,
+                          timeout)
+
+
 def usable_urls(proxy: Optional[str], portal_url: Optional[str]) -> None:
     """--proxy and --portal-url must be URLs netcheck can use (said without any password)."""
     if proxy is None and portal_url is None:

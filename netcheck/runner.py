@@ -68,6 +68,9 @@ class Options:
     # What the target's port is expected to be: "open", or "closed" (a port that must stay
     # shut; the transport check judges it, batch profiles and exporter modules set it).
     expect: str = defaults.EXPECT
+    # Probes the console diagnosis sent when it started (netcheck.probes.conflict.Early:
+    # network.address_conflict's ARP probes), each taken once by the check that sends it.
+    early: Any = None
 
 
 @dataclass

@@ -18,11 +18,11 @@ from netcheck.registry import RECIPROCAL, check
 
 if TYPE_CHECKING:
     from netcheck import family as addrfam
-    from netcheck.probes import neighbour
+    from netcheck.probes import conflict
     from netcheck.runner import Context
 else:  # imported at first use: `netcheck checks` lists the checks without the probes
     addrfam = lazy("netcheck.family")
-    neighbour = lazy("netcheck.probes.neighbour")
+    conflict = lazy("netcheck.probes.conflict")
 
 
 # -- the rungs -----------------------------------------------------------------------------------
@@ -160,11 +160,11 @@ def _address_claimed(ctx: Context, ifname: str, mac: str, address: str) -> async
     """The run's one ARP probe for this host's own address: the MAC of another host that
     claims it, "" when nobody does, "error" when it could not be sent."""
     async def probe() -> str:
-        # RFC 5227 waits a second before *using* an address; a host on the link that holds it
-        # answers the probe in milliseconds, and every healthy run would wait out that second.
-        wait = max(0.2, min(ctx.timeout / 4, 0.3))
+        # The probe the process sent when it started (netcheck.probes.conflict), if it was
+        # for this interface and address; else one sent now.
         try:
-            found = await ctx.blocking(neighbour.arp_conflict_probe, ifname, mac, address, wait)
+            found = await ctx.blocking(conflict.claimed, ctx.options.early, ifname, mac,
+                                       address, conflict.probe_wait(ctx.timeout))
         except (OSError, ValueError):
             return "error"
         return found or ""
