@@ -20,7 +20,7 @@ from netcheck.registry import check
 
 if TYPE_CHECKING:
     from netcheck import family
-    from netcheck.probes import firewall, shared
+    from netcheck.probes import firewall, nmapscan, shared, sockets
     from netcheck.probes.tcp import TcpResult
     from netcheck.runner import Context
     from netcheck.target import Target
@@ -566,6 +566,15 @@ def _precedence(r: TcpResult, local_reason: Optional[str] = None) -> int:
 
 # -- transport.sockets -----------------------------------------------------------------------
 
+def _owners_error(snap: sockets.Snapshot) -> str:
+    """Why the sockets' owners are not named (``sockets.Snapshot.error``), in words."""
+    from netcheck.probes import sockets
+
+    if snap.error == sockets.OWNERS_UNREADABLE:
+        return _("cannot map sockets to processes: {error}").format(error=snap.error_detail)
+    return _("install psutil to name the processes that own these sockets")
+
+
 @check("transport.sockets", Layer.TRANSPORT)
 async def current_sockets(ctx: Context) -> Result:
     """Connections this host has to the target now.
@@ -600,7 +609,7 @@ async def current_sockets(ctx: Context) -> Result:
     if len(found) > sockets.MAX_LISTED:
         evidence["truncated"] = True
     if snap.error:
-        evidence["error"] = snap.error
+        evidence["error"] = _owners_error(snap)
     if not snap.owners_visible:
         evidence["note"] = ("without root, the processes of other users are not visible "
                             "(their sockets are listed without pid)")
@@ -619,6 +628,28 @@ async def current_sockets(ctx: Context) -> Result:
 
 def _scan_asked(ctx: Context) -> Optional[str]:
     return None if ctx.options.scan else _("not asked (use --scan)")
+
+
+def _scan_error(result: nmapscan.ServiceScan) -> str:
+    """Why nmap gave no port line (``nmapscan.ServiceScan.error``), in words."""
+    from netcheck.probes import nmapscan
+
+    code, detail = result.error, result.error_detail
+    if code == nmapscan.NMAP_MISSING:
+        return _("nmap is not installed")
+    if code == nmapscan.PYTHON_NMAP_MISSING:
+        return _("python-nmap is not installed")
+    if code == nmapscan.TIMED_OUT:
+        return _("nmap did not finish within {seconds} s").format(
+            seconds=f"{result.time_limit_s or 0:.1f}")
+    if code == nmapscan.NMAP_FAILED:
+        return _("nmap failed: {error}").format(error=detail)
+    if code == nmapscan.NO_RESULT:
+        host = result.address.split("%")[0]
+        if detail is None:
+            return _("nmap reported no result for {host}").format(host=host)
+        return _("nmap reported no result for {host}: {errors}").format(host=host, errors=detail)
+    return _("nmap gave no state for the port (host timeout?)")
 
 
 @check("transport.service", Layer.TRANSPORT, requires=("transport.tcp",), applies=_scan_asked)
@@ -644,7 +675,8 @@ async def service_scan(ctx: Context) -> Result:
         return skipped(_("not enough time left before the deadline for nmap (use --deadline)"))
     result = await ctx.blocking(nmapscan.scan, opened[0], ctx.target.port,
                                 ctx.facts.privileged, left)
-    evidence = result.to_json()
     if result.error:
-        return skipped(result.error, **evidence)
+        error = _scan_error(result)
+        return skipped(error, **result.to_json(error))
+    evidence = result.to_json()
     return passed(f"nmap: {' '.join(result.line.split())}", **evidence)

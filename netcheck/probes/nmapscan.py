@@ -15,6 +15,17 @@ from typing import Any, Optional
 
 SEARCH_PATH = "/usr/bin:/usr/local/bin:/usr/sbin:/bin"
 
+# ServiceScan.error: why there is no port line, as a code (checks/transport.py words it);
+# the facts stay beside it: error_detail (nmap's own message) and time_limit_s.
+NMAP_MISSING = "nmap_missing"  # no nmap binary
+PYTHON_NMAP_MISSING = "python_nmap_missing"  # the python-nmap module is not installed
+TIMED_OUT = "timed_out"  # nmap still ran after time_limit_s
+NMAP_FAILED = "nmap_failed"  # nmap (or python-nmap) failed: error_detail
+NO_RESULT = "no_result"  # no host in nmap's output (error_detail: nmap's errors, if any)
+NO_STATE = "no_state"  # the host, but no state for the port (host timeout?)
+# Facts for the wording only: not part of the evidence (to_json), which holds the words.
+_WORDING_FACTS = ("error", "error_detail", "time_limit_s")
+
 
 @dataclass
 class ServiceScan:
@@ -35,7 +46,9 @@ class ServiceScan:
     command: list[str] = field(default_factory=list)
     nmap_version: Optional[str] = None
     elapsed_s: Optional[float] = None
-    error: Optional[str] = None
+    error: Optional[str] = None  # one of the codes above
+    error_detail: Optional[str] = None
+    time_limit_s: Optional[float] = None
 
     @property
     def line(self) -> str:
@@ -46,8 +59,12 @@ class ServiceScan:
         port = f"{self.port}/tcp"
         return f"{port:<6} {self.state or '?':<5} {self.name or 'unknown':<7} {version}".rstrip()
 
-    def to_json(self) -> dict[str, Any]:
-        out = {k: v for k, v in vars(self).items() if v not in (None, "", [])}
+    def to_json(self, error: Optional[str] = None) -> dict[str, Any]:
+        """The evidence; ``error`` is the check's wording of the error code, if any."""
+        out = {k: v for k, v in vars(self).items()
+               if v not in (None, "", []) and k not in _WORDING_FACTS}
+        if error:
+            out["error"] = error
         out["line"] = self.line
         return out
 
@@ -71,12 +88,12 @@ def scan(address: str, port: int, privileged: bool, time_left: float) -> Service
     result = ServiceScan(address, port, scan_type="syn" if privileged else "connect")
     path = nmap_path()
     if path is None:
-        result.error = "nmap is not installed"
+        result.error = NMAP_MISSING
         return result
     try:
         import nmap
     except ImportError:
-        result.error = "python-nmap is not installed"
+        result.error = PYTHON_NMAP_MISSING
         return result
     host = address.split("%")[0]
     host_timeout = int(max(1.0, time_left - 0.5))
@@ -87,10 +104,10 @@ def scan(address: str, port: int, privileged: bool, time_left: float) -> Service
         data = scanner.scan(hosts=host, ports=str(port), arguments=args,
                             timeout=max(1, int(time_left)))
     except nmap.PortScannerTimeout:
-        result.error = f"nmap did not finish within {time_left:.1f} s"
+        result.error, result.time_limit_s = TIMED_OUT, time_left
         return result
     except (nmap.PortScannerError, OSError, ValueError) as exc:
-        result.error = f"nmap failed: {str(exc).strip()[:300]}"
+        result.error, result.error_detail = NMAP_FAILED, str(exc).strip()[:300]
         return result
     info = data.get("nmap", {}) if isinstance(data, dict) else {}
     result.nmap_version = ".".join(str(x) for x in scanner.nmap_version())
@@ -103,8 +120,8 @@ def scan(address: str, port: int, privileged: bool, time_left: float) -> Service
     hosts = data.get("scan", {}) if isinstance(data, dict) else {}
     entry = hosts.get(host) or (next(iter(hosts.values())) if hosts else None)
     if not entry:
-        result.error = (f"nmap reported no result for {host}"
-                        + (f": {' '.join(errors).strip()[:300]}" if errors else ""))
+        result.error = NO_RESULT
+        result.error_detail = " ".join(errors).strip()[:300] if errors else None
         return result
     port_info = entry.get("tcp", {}).get(port) or {}
     for key in ("state", "reason", "name", "product", "version", "extrainfo", "cpe", "conf",
@@ -113,5 +130,5 @@ def scan(address: str, port: int, privileged: bool, time_left: float) -> Service
         if value not in (None, ""):
             setattr(result, key, str(value))
     if result.state is None:
-        result.error = "nmap gave no state for the port (host timeout?)"
+        result.error = NO_STATE
     return result

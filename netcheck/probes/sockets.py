@@ -67,13 +67,21 @@ class SocketInfo:
         return out
 
 
+# Snapshot.error: reason codes, not sentences (checks/transport.py words them).
+NO_PSUTIL = "no_psutil"  # psutil is not installed
+OWNERS_UNREADABLE = "owners_unreadable"  # psutil.net_connections raised OSError
+
+
 @dataclass
 class Snapshot:
     """Sockets towards the target, with their owners where this user may see them."""
 
     sockets: list[SocketInfo] = field(default_factory=list)
     owners_visible: bool = True  # False: other users' processes are hidden (not root)
+    # Why the owners could not be named: NO_PSUTIL or OWNERS_UNREADABLE (the check words it),
+    # with the OS error's own text for the latter.
     error: Optional[str] = None
+    error_detail: Optional[str] = None
 
 
 @dataclass
@@ -160,7 +168,7 @@ def with_owners(found: list[SocketInfo]) -> Snapshot:
     try:
         import psutil
     except ImportError:
-        snap.error = "install psutil to name the processes that own these sockets"
+        snap.error = NO_PSUTIL
         return snap
     try:
         conns = psutil.net_connections(kind="inet")
@@ -168,7 +176,7 @@ def with_owners(found: list[SocketInfo]) -> Snapshot:
         snap.owners_visible = False
         return snap
     except OSError as exc:
-        snap.error = f"cannot map sockets to processes: {exc}"
+        snap.error, snap.error_detail = OWNERS_UNREADABLE, str(exc)
         return snap
     owners: dict[tuple[str, str, int, str, int], Optional[int]] = {}
     for c in conns:

@@ -505,4 +505,4 @@ def test_missing_nmap_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch) ->
 
     monkeypatch.setattr(nmapscan, "nmap_path", lambda: None)
     result = nmapscan.scan("198.18.2.10", 22, privileged=False, time_left=5.0)
-    assert result.error == "nmap is not installed"
+    assert result.error == nmapscan.NMAP_MISSING  # a code: checks.transport words it
