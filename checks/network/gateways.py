@@ -130,6 +130,14 @@ async def gateway(ctx: Context) -> Result:
                 **evidence)
 
 
+def _wire_answer(mac: Optional[str]) -> Optional[str]:
+    """The ARP / NDP probe's answer as shown: a MAC address, or the words for an
+    advertisement without one (``neighbour.NO_LLADDR_OPTION``)."""
+    if mac == neighbour.NO_LLADDR_OPTION:
+        return _("(no link-layer option)")
+    return mac
+
+
 async def _probe_gateway(ctx: Context, fam: int, gw: str, ifname: str, ifindex: int,
                          src: Optional[str]) -> tuple[GatewayFacts, dict[str, Any]]:
     """Ping, ARP / NDP from our own socket and the kernel's neighbour entry, at once; then,
@@ -154,6 +162,7 @@ async def _probe_gateway(ctx: Context, fam: int, gw: str, ifname: str, ifindex: 
             break
     ping_res = ping_t.result() if ping_t.done() else icmp.PingResult(gw, "not waited for")
     probed, mac = wire_t.result() if wire_t.done() else (True, None)
+    mac = _wire_answer(mac)
     neigh = neigh_t.result() if neigh_t.done() else neighbour.NeighbourResult(
         gw, ifindex, "not waited for")
     through, asked = through_t.result() if through_t.done() else (None, False)

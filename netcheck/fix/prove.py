@@ -349,7 +349,7 @@ def prove_gateway(ifname: str, ifindex: int, src_mac: Optional[str], src_ip: Opt
         if not ran:
             proof.why_not = f"cannot send ARP/NDP here ({NEEDS_ROOT})"
             return proof
-    if not mac or mac.startswith("("):
+    if not mac or mac == neighbour.NO_LLADDR_OPTION:
         proof.why_not = "nothing answers ARP/NDP for it"
         return proof
     proof.mac = mac

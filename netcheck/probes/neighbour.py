@@ -115,11 +115,17 @@ def arp_probe(ifname: str, src_mac: str, src_ip: str, target_ip: str,
                     return _mac_text(data[8:14])
 
 
+# ndp_probe's answer when a neighbour advertisement came without the target link-layer
+# address option: a reason code in the MAC's place (the checks word it), not a MAC.
+NO_LLADDR_OPTION = "no_lladdr_option"
+
+
 def ndp_probe(ifname: str, ifindex: int, src_mac: str, target_ip: str,
               timeout: float) -> Optional[str]:
     """Blocking: IPv6 neighbour solicitation for target_ip (needs CAP_NET_RAW).
 
-    Returns the link-layer address from the neighbour advertisement, or None.
+    Returns the link-layer address from the neighbour advertisement, NO_LLADDR_OPTION when
+    the advertisement carries none, or None when nothing answered.
     """
     target = socket.inet_pton(socket.AF_INET6, target_ip)
     group = "ff02::1:ff" + target[13:].hex()[:2] + ":" + target[14:].hex()
@@ -146,7 +152,7 @@ def ndp_probe(ifname: str, ifindex: int, src_mac: str, target_ip: str,
                     if opts[0] == 2:
                         return _mac_text(opts[2:8])
                     opts = opts[opts[1] * 8:]
-                return "(no link-layer option)"
+                return NO_LLADDR_OPTION
 
 
 def probe_on_wire(ifname: str, ifindex: int, src_mac: Optional[str], src_ip: Optional[str],

@@ -6,6 +6,7 @@ codes, so the evidence and summaries keep their text), Spanish and Catalan.
 
 from __future__ import annotations
 
+import struct
 import sys
 import types
 from typing import Any
@@ -157,3 +158,51 @@ def test_nmap_no_result_and_no_state(monkeypatch: pytest.MonkeyPatch) -> None:
         "en": "nmap gave no state for the port (host timeout?)",
         "es": "nmap no dio ningún estado para el puerto (¿se agotó el tiempo del equipo?)",
         "ca": "nmap no ha donat cap estat per al port (s'ha esgotat el temps de l'equip?)"}
+
+
+# -- neighbour (NDP) -------------------------------------------------------------------------
+
+class _FakeRawSocket:
+    """An ICMPv6 raw socket whose only packet is the neighbour advertisement given."""
+
+    def __init__(self, advert: bytes) -> None:
+        self.advert = advert
+
+    def __enter__(self) -> _FakeRawSocket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def setsockopt(self, *args: Any) -> None:
+        pass
+
+    def sendto(self, data: bytes, address: Any) -> int:
+        return len(data)
+
+    def settimeout(self, value: float) -> None:
+        pass
+
+    def recv(self, size: int) -> bytes:
+        return self.advert
+
+
+def test_ndp_advert_without_link_layer_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from netcheck.checks.network.gateways import _wire_answer
+
+    from netcheck.probes import neighbour
+
+    target = "2001:db8:1::1"
+    na = struct.pack("!BBHI16s", 136, 0, 0, 0x60000000, socket.inet_pton(socket.AF_INET6, target))
+    mac_option = bytes([2, 1]) + bytes.fromhex("02000000aa01")
+    for advert, answer in ((na, neighbour.NO_LLADDR_OPTION), (na + mac_option,
+                                                               "02:00:00:00:aa:01")):
+        monkeypatch.setattr(socket, "socket", lambda *args, a=advert: _FakeRawSocket(a))
+        assert neighbour.ndp_probe("eth0", 2, "02:00:00:00:00:01", target, 1.0) == answer
+    assert _words(_wire_answer, neighbour.NO_LLADDR_OPTION) == {
+        "en": "(no link-layer option)", "es": "(sin opción de dirección de enlace)",
+        "ca": "(sense opció d'adreça d'enllaç)"}
+    assert _words(_wire_answer, "02:00:00:00:aa:01")["es"] == "02:00:00:00:aa:01"
+    assert _wire_answer(None) is None
