@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
-from netcheck import hints
+from netcheck import hints, i18n
 from netcheck.hints import server_side_command
 from netcheck.i18n import N_, _, ngettext
 from netcheck.lazy import lazy
@@ -609,7 +609,8 @@ async def current_sockets(ctx: Context) -> Result:
     if len(found) > sockets.MAX_LISTED:
         evidence["truncated"] = True
     if snap.error:
-        evidence["error"] = _owners_error(snap)
+        with i18n.language("en"):  # evidence is never translated (netcheck.i18n)
+            evidence["error"] = _owners_error(snap)
     if not snap.owners_visible:
         evidence["note"] = ("without root, the processes of other users are not visible "
                             "(their sockets are listed without pid)")
@@ -676,7 +677,8 @@ async def service_scan(ctx: Context) -> Result:
     result = await ctx.blocking(nmapscan.scan, opened[0], ctx.target.port,
                                 ctx.facts.privileged, left)
     if result.error:
-        error = _scan_error(result)
-        return skipped(error, **result.to_json(error))
+        with i18n.language("en"):  # evidence is never translated (netcheck.i18n)
+            english = _scan_error(result)
+        return skipped(_scan_error(result), **result.to_json(english))
     evidence = result.to_json()
     return passed(f"nmap: {' '.join(result.line.split())}", **evidence)
