@@ -7,7 +7,7 @@ so a check can tell "an SSH server on port 80" from "a silent web server" withou
 
 Where a protocol needs it, one exchange follows: SMTP's ``EHLO`` (the capabilities, STARTTLS
 among them) and ``QUIT``. A DNS target is asked a question with dnspython. Nothing here judges;
-the checks in ``checks/application.py`` do.
+the checks in ``checks/application/`` do.
 """
 
 from __future__ import annotations
