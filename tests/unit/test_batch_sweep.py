@@ -157,9 +157,16 @@ def test_batched_connects_tell_apart_what_the_probe_does(mode: str) -> None:
         finally:
             connects.close()
 
-    batched, own = asyncio.run(go())
-    assert batched is not None
+    # What comes after the handshake is watched for a few RTTs: on a loaded machine the
+    # listener's thread may reset or speak after that window, for either probe. The same
+    # stimulus, seen in time by both, must be told apart alike: up to five tries at that.
+    for _ in range(5):
+        batched, own = asyncio.run(go())
+        assert batched is not None
+        if batched.after == own.after == mode:
+            break
     assert (batched.state, batched.after, batched.local) == (own.state, own.after, own.local)
+    assert batched.after == mode
     assert batched.handshake and batched.rtt_ms is not None
     if mode == "quiet":  # watched as long as the probe watches: a few RTTs, at least 15 ms
         assert batched.watched_ms is not None and batched.watched_ms >= 14
