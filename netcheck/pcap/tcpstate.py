@@ -17,6 +17,12 @@ from netcheck.pcap.decode import tcp_options
 from netcheck.pcap.tcpsession import ACK, FIN, HALF, MASK, MAX_EVENTS, RST, SYN, Flow, Session
 
 
+def _ns(seconds: float) -> int:
+    """A time difference in whole nanoseconds, as Wireshark compares them: in floats a gap
+    equal to the iRTT (both 155 µs on the wire) may come out a hair smaller or larger."""
+    return round(seconds * 1e9)
+
+
 def retransmission(s: Session, fwd: Flow, rev: Flow, t: float, seq: int,
                    seglen: int, syn_fin: int, not_adv: bool,
                    tags: Optional[list[tuple]]) -> bool:
@@ -30,10 +36,10 @@ def retransmission(s: Session, fwd: Flow, rev: Flow, t: float, seq: int,
         s.spurious += 1
         code = "spurious"
     elif not_adv and rev.dupacknum >= 2 and rev.lastack == seq \
-            and t - rev.lastack_t < 0.02:
+            and _ns(t - rev.lastack_t) < 20_000_000:
         s.fast_retrans += 1
         code = "fast_retrans"
-    elif not_adv and t - fwd.nextseq_t < (s.irtt if s.irtt > 0 else 0.003) \
+    elif not_adv and _ns(t - fwd.nextseq_t) < (_ns(s.irtt) if s.irtt > 0 else 3_000_000) \
             and fwd.nextseq != (seq + seglen + syn_fin) & MASK:
         s.ooo += 1
         code = "ooo"
