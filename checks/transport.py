@@ -76,13 +76,14 @@ def _own_addresses(ctx: Context) -> set[str]:
 
 # -- transport.firewall ----------------------------------------------------------------------
 
+def unique_remedies(blocks: list[firewall.Verdict]) -> list[str]:
+    """The remedy commands of every blocking verdict, each once, in order."""
+    return list(dict.fromkeys(cmd for v in blocks for cmd in remedy_commands(v)))
+
+
 def _fw_hint(blocks: list[firewall.Verdict]) -> Hint:
     """Remove the rule, or let the port through before it: the exact commands, deduplicated."""
-    commands: list[str] = []
-    for v in blocks:
-        for cmd in remedy_commands(v):
-            if cmd not in commands:
-                commands.append(cmd)
+    commands = unique_remedies(blocks)
     first = blocks[0]
     if first.rule is not None:
         r = first.rule

@@ -6,12 +6,12 @@ resets before its first byte, and TLS failing under the application.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from netcheck import hints
 from netcheck.hints import server_side_command
 from netcheck.i18n import N_, _
-from netcheck.model import Hint, Result, Status, failed
+from netcheck.model import Hint, Result, Status, failed, skipped
 
 if TYPE_CHECKING:
     from netcheck.probes.tcp import TcpResult
@@ -134,6 +134,18 @@ async def _reset_before_a_byte(ctx: Context) -> Optional[Result]:
         return None
     resets = [r for r in results if r.state == "reset"]
     return _reset_result(ctx, resets) if resets else None
+
+
+async def _talking_address(ctx: Context) -> Union[Result, str]:
+    """The address to talk to (one the transport check found open), or the result that ends
+    the check: every handshake reset before a byte, or no address accepted one."""
+    reset = await _reset_before_a_byte(ctx)
+    if reset is not None:
+        return reset
+    address = await _open_address(ctx)
+    if address is None:
+        return skipped(_("no address of the target accepted the TCP connection"))
+    return address
 
 
 async def _reset_on_second_look(ctx: Context, address: str) -> Optional[Result]:

@@ -19,8 +19,8 @@ from netcheck.checks.application.common import (
     _heard,
     _on_server,
     _open_address,
-    _reset_before_a_byte,
     _reset_on_second_look,
+    _talking_address,
     _tls_failure,
 )
 
@@ -51,12 +51,9 @@ async def app_protocol(ctx: Context) -> Result:
         return await _dns_target(ctx)
     from netcheck.probes import banner
 
-    reset = await _reset_before_a_byte(ctx)
-    if reset is not None:
-        return reset
-    address = await _open_address(ctx)
-    if address is None:
-        return skipped(_("no address of the target accepted the TCP connection"))
+    address = await _talking_address(ctx)
+    if isinstance(address, Result):
+        return address
     scheme, port, host = ctx.target.scheme, ctx.target.port, ctx.target.host
     proto = PROTOCOL_OF[scheme]
     tls_context = None

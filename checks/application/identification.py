@@ -10,9 +10,8 @@ from netcheck.checks.application.common import (
     RESET,
     _for,
     _heard,
-    _open_address,
-    _reset_before_a_byte,
     _reset_on_second_look,
+    _talking_address,
 )
 
 from netcheck.i18n import N_, _
@@ -61,12 +60,9 @@ async def app_banner(ctx: Context) -> Result:
     from netcheck.probes import banner
 
     assert ctx.target is not None
-    reset = await _reset_before_a_byte(ctx)
-    if reset is not None:
-        return reset
-    address = await _open_address(ctx)
-    if address is None:
-        return skipped(_("no address of the target accepted the TCP connection"))
+    address = await _talking_address(ctx)
+    if isinstance(address, Result):
+        return address
     port = ctx.target.port
     quiet = await _client_first_and_quiet(ctx, address)
     if quiet is not None:

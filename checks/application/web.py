@@ -12,9 +12,8 @@ from netcheck.checks.application.common import (
     _for,
     _heard,
     _on_server,
-    _open_address,
-    _reset_before_a_byte,
     _reset_on_second_look,
+    _talking_address,
     _tls_failure,
 )
 
@@ -135,13 +134,12 @@ async def http_response(ctx: Context) -> Result:
 
     parts = http.parts_of(ctx.target)
     direct = proxy_choice(ctx, parts).proxy is None  # through a proxy: http.proxy's ladder
+    address: Optional[str] = None
     if direct:
-        reset = await _reset_before_a_byte(ctx)
-        if reset is not None:
-            return reset
-    address = await _open_address(ctx) if direct else None
-    if address is None and direct:
-        return skipped(_("no address of the target accepted the TCP connection"))
+        talking = await _talking_address(ctx)
+        if isinstance(talking, Result):
+            return talking
+        address = talking
     from netcheck.probes import shared
 
     # The same GET the path-MTU check may already have sent (one request, one log line).

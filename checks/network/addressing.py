@@ -102,12 +102,19 @@ def _arp_link(ctx: Context, path: Any) -> Any:
     return ctx.facts.link(index=path.ifindex) if path.ifindex is not None else None
 
 
-def _probed(ctx: Context, link: Any) -> list[str]:
-    """The IPv4 addresses of ``link`` to probe; none when the link does not use ARP."""
-    if not link.mac or link.mac == "00:00:00:00:00:00" or link.flags & 0x80:  # IFF_NOARP
-        return []
+def _uses_arp(link: Any) -> bool:
+    return bool(link.mac) and link.mac != "00:00:00:00:00:00" and not link.flags & 0x80  # NOARP
+
+
+def _own_ipv4(ctx: Context, link: Any) -> list[str]:
+    """This host's IPv4 addresses on ``link`` that a conflict could take."""
     return [a.address for a in ctx.facts.addrs_of(link.index, addrfam.V4)
             if not a.link_local and not a.dad_failed]
+
+
+def _probed(ctx: Context, link: Any) -> list[str]:
+    """The IPv4 addresses of ``link`` to probe; none when the link does not use ARP."""
+    return _own_ipv4(ctx, link) if _uses_arp(link) else []
 
 
 @check("network.address_conflict", Layer.NETWORK, requires=("link.carrier",),
@@ -123,11 +130,10 @@ async def address_conflict(ctx: Context) -> Result:
     link = _arp_link(ctx, await ctx.path())
     if link is None:
         return skipped(_("no egress interface to look at"))
-    mine = [a.address for a in ctx.facts.addrs_of(link.index, addrfam.V4)
-            if not a.link_local and not a.dad_failed]
+    mine = _own_ipv4(ctx, link)
     if not mine:
         return skipped(_("{ifname} has no IPv4 address to probe").format(ifname=link.name))
-    if not link.mac or link.mac == "00:00:00:00:00:00" or link.flags & 0x80:  # IFF_NOARP
+    if not _uses_arp(link):
         return skipped(_("{ifname} does not use ARP").format(ifname=link.name))
     if not ctx.facts.privileged:
         return skipped(_("needs root (or CAP_NET_RAW) to send ARP probes"))

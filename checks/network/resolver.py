@@ -159,6 +159,12 @@ class ServerRecord:
                 and set(self.rcodes) <= {"NOERROR"} and bool(self.rcodes))
 
     @property
+    def silent(self) -> bool:
+        """No answer came back: what the path may explain and a trace may locate (an error
+        this host's own stack gave, no route or a policy rule, never left it)."""
+        return self.state == "DNS_RESOLVER_UNREACHABLE" and "timeout" in self.errors
+
+    @property
     def asked(self) -> bool:
         return bool(self.rcodes or self.errors)
 
@@ -391,11 +397,8 @@ async def dns_servers(ctx: Context) -> Result:
                 else _servers_hint(ctx, res, code, bad[0], [], None))
         result = warned(code, text, hint, **evidence)
         # What breaks its family's path, or loses its datagrams, explains a silent one
-        # (runner.explained_by).
-        # Only silence is located: an error this host's own stack gave (no route, a policy
-        # rule) never left it, and its route lookup already says why.
-        result.unanswered = tuple(r.server for r in bad if r.state == "DNS_RESOLVER_UNREACHABLE"
-                                  and "timeout" in r.errors)
+        # (runner.explained_by); only silence is located (ServerRecord.silent).
+        result.unanswered = tuple(r.server for r in bad if r.silent)
         return result
     result = failed(code, text, _servers_hint(ctx, res, code, first, upstreams, burst_stats),
                     **evidence)

@@ -28,13 +28,9 @@ if TYPE_CHECKING:
 
 
 def _inbound_hint(blocks: list[Any]) -> Hint:
-    from netcheck.checks.transport import remedy_commands
+    from netcheck.checks.transport import unique_remedies
 
-    commands: list[str] = []
-    for v in blocks:
-        for cmd in remedy_commands(v):
-            if cmd not in commands:
-                commands.append(cmd)
+    commands = unique_remedies(blocks)
     first = blocks[0]
     if first.rule is not None:
         r = first.rule
