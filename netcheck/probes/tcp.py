@@ -163,8 +163,13 @@ def _classify_error(sock: socket.socket, rc: int, result: TcpResult) -> None:
     elif rc == errno.ECONNREFUSED:
         result.state = "refused"
     elif rc in _RESET_ERRNOS:
-        # The RST came after the handshake, before connect() was looked at again.
+        # The RST came after the handshake, before connect() was looked at again: the
+        # connection had its local address, as when the reset is read after the handshake.
         result.state, result.after, result.watched_ms = "reset", "reset", 0.0
+        try:
+            result.local = sock.getsockname()[0]
+        except OSError:
+            pass
     elif rc in (errno.EPERM, errno.EACCES):
         result.state = "local"
     elif rc in (errno.EHOSTUNREACH, errno.ENETUNREACH):
