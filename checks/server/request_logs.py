@@ -12,10 +12,17 @@ from netcheck.checks.server.common import SERVER, _cli, systemd_unavailable
 from netcheck.i18n import _, ngettext
 from netcheck.model import Hint, Layer, Result, Status, passed, skipped, warned
 from netcheck.registry import check
-from netcheck.server.measure import engine_view, log_sources, server_options, unit_info
+from netcheck.server.measure import (
+    LogSources,
+    engine_view,
+    log_sources,
+    server_options,
+    unit_info,
+)
 
 if TYPE_CHECKING:
     from netcheck.probes.docker import Container
+    from netcheck.probes.logs import AccessScan, ErrorScan
     from netcheck.runner import Context
 
 
@@ -111,12 +118,9 @@ async def request_log(ctx: Context) -> Result:
     journal). 5xx answers or errors in the error log beside them are SRV_LOG_ERRORS (a
     warning).
     """
-    from netcheck.probes import logs
-
     opts = server_options(ctx)
     sources = await log_sources(ctx)
     since = time.time() - opts.since_s
-    window = _("the last {duration}").format(duration=opts.since_text)
     evidence: dict[str, Any] = {"since": opts.since_text, "found_by": sources.how,
                                 "request_id": opts.search_id, "client": opts.client}
     if sources.journal_reason is not None:
@@ -132,35 +136,53 @@ async def request_log(ctx: Context) -> Result:
         return await _container_log(ctx, sources.container, since, deadline, who, evidence)
     unit = (await unit_info(ctx)).name
     if sources.journal:
-        scan = await ctx.blocking(logs.scan_journal, sources.journal, since, opts.search_id,
-                                  opts.client, min(budget, 3.0))
-        evidence["journal"] = scan.to_json()
-        if scan.error:
-            return Result(Status.ERROR, f"journalctl -u {sources.journal}: {scan.error}",
-                          evidence=evidence)
-        hint = _log_hint(ctx, [], [], sources.journal)
-        if who and scan.matched:
-            line = scan.matches[-1]
-            if scan.matched_5xx or scan.errors:
-                return warned("SRV_LOG_ERRORS", _("{who} found in {unit}'s journal with "
-                                                  "errors: {line}").format(
-                    who=who, unit=sources.journal, line=(scan.errors or [line])[-1]), hint,
-                    **evidence)
-            return passed(ngettext("{who} found in {unit}'s journal ({n} line): {line}",
-                                   "{who} found in {unit}'s journal ({n} lines): {line}",
-                                   scan.matched).format(who=who, unit=sources.journal,
-                                                        n=scan.matched, line=line), **evidence)
-        if scan.errors:
-            return warned("SRV_LOG_ERRORS", _("{unit}'s journal has {n} error line(s) in "
-                                              "{window}: {line}").format(
-                unit=sources.journal, n=len(scan.errors), window=window, line=scan.errors[-1]),
-                hint, **evidence)
-        if who:
-            return passed(_("NOT found: no {who} in {unit}'s journal ({lines} lines in "
-                            "{window}): it did not reach the service").format(
-                who=who, unit=sources.journal, lines=scan.lines, window=window), **evidence)
-        return passed(_("{unit}'s journal: {lines} lines in {window}, no errors").format(
-            unit=sources.journal, lines=scan.lines, window=window), **evidence)
+        return await _journal_log(ctx, sources.journal, since, min(budget, 3.0), who, evidence)
+    return await _file_logs(ctx, sources, unit, since, deadline, who, evidence)
+
+
+async def _journal_log(ctx: Context, journal: str, since: float, budget: float, who: str,
+                       evidence: dict[str, Any]) -> Result:
+    """The unit's journal, when the service logs there rather than to files."""
+    from netcheck.probes import logs
+
+    opts = server_options(ctx)
+    window = _("the last {duration}").format(duration=opts.since_text)
+    scan = await ctx.blocking(logs.scan_journal, journal, since, opts.search_id, opts.client,
+                              budget)
+    evidence["journal"] = scan.to_json()
+    if scan.error:
+        return Result(Status.ERROR, f"journalctl -u {journal}: {scan.error}", evidence=evidence)
+    hint = _log_hint(ctx, [], [], journal)
+    if who and scan.matched:
+        line = scan.matches[-1]
+        if scan.matched_5xx or scan.errors:
+            return warned("SRV_LOG_ERRORS", _("{who} found in {unit}'s journal with "
+                                              "errors: {line}").format(
+                who=who, unit=journal, line=(scan.errors or [line])[-1]), hint, **evidence)
+        return passed(ngettext("{who} found in {unit}'s journal ({n} line): {line}",
+                               "{who} found in {unit}'s journal ({n} lines): {line}",
+                               scan.matched).format(who=who, unit=journal, n=scan.matched,
+                                                    line=line), **evidence)
+    if scan.errors:
+        return warned("SRV_LOG_ERRORS", _("{unit}'s journal has {n} error line(s) in "
+                                          "{window}: {line}").format(
+            unit=journal, n=len(scan.errors), window=window, line=scan.errors[-1]),
+            hint, **evidence)
+    if who:
+        return passed(_("NOT found: no {who} in {unit}'s journal ({lines} lines in "
+                        "{window}): it did not reach the service").format(
+            who=who, unit=journal, lines=scan.lines, window=window), **evidence)
+    return passed(_("{unit}'s journal: {lines} lines in {window}, no errors").format(
+        unit=journal, lines=scan.lines, window=window), **evidence)
+
+
+async def _file_logs(ctx: Context, sources: LogSources, unit: Optional[str], since: float,
+                     deadline: float, who: str, evidence: dict[str, Any]) -> Result:
+    """The access log(s) and the error log(s) beside them (either may be missing)."""
+    from netcheck.probes import logs
+
+    opts = server_options(ctx)
+    window = _("the last {duration}").format(duration=opts.since_text)
     access = None
     if sources.access:
         access = await ctx.blocking(logs.scan_access, sources.access, since, opts.search_id,
@@ -181,24 +203,37 @@ async def request_log(ctx: Context) -> Result:
         err_scans.append(await ctx.blocking(logs.scan_errors, path, since, error_client,
                                             logs.MAX_ERROR_LOG_BYTES, deadline + 1.0))
     evidence["error_logs"] = [e.to_json() for e in err_scans]
-    err_lines = [ln for e in err_scans for ln in e.lines]
     hint = _log_hint(ctx, sources.access, sources.errors, unit if unit and not (
         await unit_info(ctx)).reason else None)
-    if access is None:  # only an error log
-        if err_lines:
-            return warned("SRV_LOG_ERRORS", (
-                _("{n} error(s) for {client} in {window}: {line}") if error_client else
-                _("{n} error(s) in {window}: {line}")).format(
-                n=sum(e.count for e in err_scans), client=error_client, window=window,
-                line=err_lines[-1].text), hint, **evidence)
-        return passed((_("no errors for {client} in {window} in {files}") if error_client else
-                       _("no errors in {window} in {files}")).format(
-            client=error_client, window=window, files=", ".join(sources.errors)), **evidence)
-    shown_file = sources.access[0] if len(sources.access) == 1 else (
+    if access is None:
+        return _error_log_only(sources.errors, err_scans, error_client, window, hint, evidence)
+    return _access_log_result(sources.access, access, err_scans, who, window, hint, evidence)
+
+
+def _error_log_only(errors: list[str], err_scans: list[ErrorScan], error_client: Optional[str],
+                    window: str, hint: Hint, evidence: dict[str, Any]) -> Result:
+    """Only an error log to read (no access log found): its errors, the client's if known."""
+    err_lines = [ln for e in err_scans for ln in e.lines]
+    if err_lines:
+        return warned("SRV_LOG_ERRORS", (
+            _("{n} error(s) for {client} in {window}: {line}") if error_client else
+            _("{n} error(s) in {window}: {line}")).format(
+            n=sum(e.count for e in err_scans), client=error_client, window=window,
+            line=err_lines[-1].text), hint, **evidence)
+    return passed((_("no errors for {client} in {window} in {files}") if error_client else
+                   _("no errors in {window} in {files}")).format(
+        client=error_client, window=window, files=", ".join(errors)), **evidence)
+
+
+def _access_log_result(files: list[str], access: AccessScan, err_scans: list[ErrorScan],
+                       who: str, window: str, hint: Hint, evidence: dict[str, Any]) -> Result:
+    """The access log's verdict: the client's request found or not (when one is looked for),
+    else the 5xx answers of the window; the error log's lines back either up."""
+    err_lines = [ln for e in err_scans for ln in e.lines]
+    shown_file = files[0] if len(files) == 1 else (
         _("{n} access logs ({files})").format(
-            n=len(sources.access), files=", ".join(sources.access[:3])
-            + (" ..." if len(sources.access) > 3 else "")))
-    if access.matches and len(sources.access) > 1:
+            n=len(files), files=", ".join(files[:3]) + (" ..." if len(files) > 3 else "")))
+    if access.matches and len(files) > 1:
         shown_file = access.matches[-1].file
     note = f" ({access.stopped})" if access.stopped else ""
     if not access.parsed_any and access.requests:
@@ -233,9 +268,9 @@ async def request_log(ctx: Context) -> Result:
                 if access.server_error_count else
                 _("{n} error(s) in the error log in {window}").format(
                     n=sum(e.count for e in err_scans), window=window))
-        last = (access.server_errors[-1].text if access.server_errors
-                else err_lines[-1].text)
-        return warned("SRV_LOG_ERRORS", f"{what}: {last}{note}", hint, **evidence)
+        last_line = (access.server_errors[-1].text if access.server_errors
+                     else err_lines[-1].text)
+        return warned("SRV_LOG_ERRORS", f"{what}: {last_line}{note}", hint, **evidence)
     return passed(_("{requests} requests in {window} in {file}").format(
         requests=access.requests, window=window, file=shown_file)
                   + (" (" + counts + ")" if counts else "") + ", " + _("no server errors")
