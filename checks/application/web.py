@@ -4,7 +4,7 @@ shows it, the status, the times per hop), and its judging.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 from netcheck.checks.application.common import (
     HTTP_SCHEMES,
@@ -152,138 +152,185 @@ async def http_response(ctx: Context) -> Result:
     return _judge_http(ctx, parts, r)
 
 
-def _judge_http(ctx: Context, parts: UrlParts, r: HttpResult) -> Result:
+class _Told(NamedTuple):
+    """What every verdict on one answer says alike: the URLs, where it was, the commands."""
+
+    url: str
+    final: str
+    via: str
+    where: str
+    commands: list[str]
+    find_it: str
+    evidence: dict[str, Any]
+
+
+def _told(ctx: Context, parts: UrlParts, r: HttpResult) -> _Told:
     url = parts.url
-    final = r.final_url or url
     evidence = _http_evidence(ctx, r)
-    rid = ctx.options.request_id
     via = " " + _("via proxy {proxy}").format(proxy=r.proxy) if r.proxy else ""
     where = (f"{r.hops[-1].address}:{r.hops[-1].port}"
              if r.hops and r.hops[-1].address else f"{parts.authority}")
     commands = _http_commands(ctx, url, r.proxy)
     find_it = _("Search the server's log for request id {request_id} (netcheck's "
-                "User-Agent).").format(request_id=rid)
-    total = sum(h.total_ms or 0 for h in r.hops)
+                "User-Agent).").format(request_id=ctx.options.request_id)
+    return _Told(url, r.final_url or url, via, where, commands, find_it, evidence)
 
+
+def _judge_http(ctx: Context, parts: UrlParts, r: HttpResult) -> Result:
+    told = _told(ctx, parts, r)
     if r.outcome == "not_allowed":
-        # The run's hop policy (the exporter's allow-list) stopped the chain before a hop:
-        # nothing was sent there, so nothing past it can be judged — a skip that says why.
-        if r.status is None:
-            return skipped(f"{url}: {r.detail}", **evidence)
-        answers = _("{who} answers {status}").format(who=final, status=_status_text(r))
-        return skipped(f"{answers}; {r.detail}", **evidence)
-
+        return _not_allowed(r, told)
     if r.outcome in ("ok", "body_stall") and r.status is not None:
-        status = r.status
-        from_proxy = bool(r.hops and r.hops[-1].from_proxy)
-        who = (_("the proxy {proxy} (CONNECT to {authority})").format(
-            proxy=r.proxy, authority=parts.authority) if from_proxy else final)
-        if r.outcome == "body_stall":
-            return failed("APP_TIMEOUT",
-                          _("{url} answers {status}{via}, but the body stalled after "
-                            "{size}").format(url=final, status=_status_text(r), via=via,
-                                             size=_size(r.size)), Hint(
-                              _("The headers arrived, then the body stopped. A transfer that "
-                                "stalls once full-size packets flow is the signature of a "
-                                "path-MTU black hole (an ICMP 'too big' dropped on the way); "
-                                "otherwise the application stalls while writing.")
-                              + " " + find_it,
-                              [*commands, f"ping -M do -s 1472 -c 3 {parts.host}",
-                               *_server_side(ctx)]), **evidence)
-        answers = _("{who} answers {status}").format(who=who, status=_status_text(r))
-        if 400 <= status < 500:
-            return failed("HTTP_CLIENT_ERROR", answers + _chain_text(r) + _title(r),
-                          Hint(_client_error_text(status, final, from_proxy) + " " + find_it,
-                               [*commands, *_server_side(ctx)]), **evidence)
-        if status >= 500:
-            return failed("HTTP_SERVER_ERROR", answers + _chain_text(r) + _title(r),
-                          Hint(_server_error_text(status, from_proxy) + " " + find_it,
-                               [*commands, *_server_side(ctx)]), **evidence)
-        summary = _("{url} answers {status}{redirects}{via}: {size} in {ms} ms").format(
-            url=final, status=_status_text(r), redirects=_chain_text(r), via=via,
-            size=_size(r.size), ms=f"{total:.0f}")
-        if r.truncated_reason == "size":
-            summary += " " + _("(read the first {size}, then stopped)").format(size=_size(r.size))
-        elif r.truncated_reason:
-            summary += " " + _("(body not read to its end: {reason})").format(
-                reason=r.truncated_reason)
-        if r.server:
-            summary += f", Server: {r.server}"  # the header's own name
-        if 300 <= status < 400:
-            summary += " " + _("(a redirect without a Location to follow)")
-        return passed(summary, **evidence)
-
+        return _judge_answer(ctx, parts, r, told)
     if r.outcome in ("redirect_loop", "too_many_redirects", "redirect_refused"):
-        hops = " -> ".join(h.url for h in r.hops[:6]) + (" -> ..." if len(r.hops) > 6 else "")
-        if r.outcome == "redirect_refused":
-            text = _("{url}: the redirect chain ends in a Location netcheck will not follow "
-                     "({detail}); browsers refuse it too").format(url=url, detail=r.detail)
-        elif r.outcome == "redirect_loop":
-            text = _("{url} redirects in a loop: {hops} -> {next}").format(
-                url=url, hops=hops, next=r.hops[-1].next_url)
-        else:
-            text = _("{url} redirects more than {n} times: {hops}").format(
-                url=url, n=r.redirects, hops=hops)
-        return failed("HTTP_REDIRECT_LOOP", text, Hint(
-            _("The server (or the application behind it) sends the client round in circles: "
-              "usually a rewrite rule that matches its own target, an http->https redirect "
-              "behind a TLS-terminating proxy that never sees https, or a login page that "
-              "redirects to itself. Follow the chain and read each Location;") + " " + find_it,
-            [f"wget -S --max-redirect=20 {_q(url)}", f"curl -sIL --max-redirs 20 {_q(url)}",
-             _on_server("grep -rn 'return 30\\|rewrite' /etc/nginx/"),
-             *_server_side(ctx)[:1]]), **evidence)
-
+        return _redirect_failure(ctx, r, told)
     if r.outcome in ("timeout", "stall"):
-        first_hop = len(r.hops) <= 1
-        if r.outcome == "timeout":
-            text = _("connected to {endpoint}{via} but {url} sends no answer: {detail}").format(
-                endpoint=where, via=via, url=final if not first_hop else url, detail=r.detail)
-        else:
-            text = _("{url}{via}: the answer stalls: {detail}").format(url=final, via=via,
-                                                                       detail=r.detail)
-        return failed("APP_TIMEOUT", text, Hint(
-            _("The port accepts connections (the kernel, a proxy or a load balancer completes "
-              "the handshake) but the application never answers: a hung or overloaded worker, "
-              "an upstream it waits for, or — when only large answers stall — a path-MTU black "
-              "hole.") + " " + find_it,
-            [f"curl -v --max-time 10 {_q(url)}", *commands[:1],
-             _on_server(f"ss -tnp state established '( sport = :{parts.port} )'"),
-             *_server_side(ctx)[1:]]), **evidence)
-
+        return _no_answer(ctx, parts, r, told)
     if r.outcome in ("protocol_mismatch", "header_too_large", "closed"):
-        if r.outcome == "header_too_large":
-            text = _("{endpoint} answers {url} with headers larger than {kib} KiB: not a usable "
-                     "HTTP answer (curl and browsers give up too)").format(
-                         endpoint=where, url=url, kib=_max_header_kib())
-        elif r.outcome == "closed":
-            text = _("{endpoint}: {detail} (curl: 'Empty reply from server')").format(
-                endpoint=where, detail=r.detail)
-        else:
-            text = _("{endpoint} does not speak HTTP: it answers '{line}' — {heard}").format(
-                endpoint=where, line=r.first_line, heard=_heard(r.heard, _("something else")))
-        return failed("APP_PROTOCOL_MISMATCH", text, Hint(
-            _("Port {port} on {host} is not an HTTP server (or not a sane one). Is it the right "
-              "port for this URL? Which program listens there?").format(port=parts.port,
-                                                                        host=parts.host),
-            [hints.talk(parts.host, parts.port), f"curl -v {_q(url)}",
-             _on_server(f"ss -tlnp 'sport = :{parts.port}'",
-                        _("on the server: which program listens")),
-             *_server_side(ctx)[1:2]]), **evidence)
-
+        return _not_http(ctx, parts, r, told)
     if r.outcome == "tls_failed":
-        failing = r.hops[-1].url if r.hops else url
+        failing = r.hops[-1].url if r.hops else told.url
         fail_parts = _safe_parts(failing) or parts
         return _tls_failure(ctx, f"{failing}", r.detail or "", [
             f"openssl s_client -connect {fail_parts.host_for_url}:{fail_parts.port} "
-            f"-servername {fail_parts.host} </dev/null", f"netcheck {_q(failing)}"], **evidence)
+            f"-servername {fail_parts.host} </dev/null", f"netcheck {_q(failing)}"],
+            **told.evidence)
+    return _failed_below(r, told)
 
+
+def _not_allowed(r: HttpResult, told: _Told) -> Result:
+    # The run's hop policy (the exporter's allow-list) stopped the chain before a hop:
+    # nothing was sent there, so nothing past it can be judged — a skip that says why.
+    if r.status is None:
+        return skipped(f"{told.url}: {r.detail}", **told.evidence)
+    answers = _("{who} answers {status}").format(who=told.final, status=_status_text(r))
+    return skipped(f"{answers}; {r.detail}", **told.evidence)
+
+
+def _judge_answer(ctx: Context, parts: UrlParts, r: HttpResult, told: _Told) -> Result:
+    """An answer with a status: a stalled body, a 4xx, a 5xx, or the pass."""
+    assert r.status is not None
+    status = r.status
+    final = told.final
+    from_proxy = bool(r.hops and r.hops[-1].from_proxy)
+    who = (_("the proxy {proxy} (CONNECT to {authority})").format(
+        proxy=r.proxy, authority=parts.authority) if from_proxy else final)
+    if r.outcome == "body_stall":
+        return failed("APP_TIMEOUT",
+                      _("{url} answers {status}{via}, but the body stalled after "
+                        "{size}").format(url=final, status=_status_text(r), via=told.via,
+                                         size=_size(r.size)), Hint(
+                          _("The headers arrived, then the body stopped. A transfer that "
+                            "stalls once full-size packets flow is the signature of a "
+                            "path-MTU black hole (an ICMP 'too big' dropped on the way); "
+                            "otherwise the application stalls while writing.")
+                          + " " + told.find_it,
+                          [*told.commands, f"ping -M do -s 1472 -c 3 {parts.host}",
+                           *_server_side(ctx)]), **told.evidence)
+    answers = _("{who} answers {status}").format(who=who, status=_status_text(r))
+    if 400 <= status < 500:
+        return failed("HTTP_CLIENT_ERROR", answers + _chain_text(r) + _title(r),
+                      Hint(_client_error_text(status, final, from_proxy) + " " + told.find_it,
+                           [*told.commands, *_server_side(ctx)]), **told.evidence)
+    if status >= 500:
+        return failed("HTTP_SERVER_ERROR", answers + _chain_text(r) + _title(r),
+                      Hint(_server_error_text(status, from_proxy) + " " + told.find_it,
+                           [*told.commands, *_server_side(ctx)]), **told.evidence)
+    return passed(_answer_summary(r, told), **told.evidence)
+
+
+def _answer_summary(r: HttpResult, told: _Told) -> str:
+    """The pass's line: status, redirects, size and time, and what was not read."""
+    total = sum(h.total_ms or 0 for h in r.hops)
+    summary = _("{url} answers {status}{redirects}{via}: {size} in {ms} ms").format(
+        url=told.final, status=_status_text(r), redirects=_chain_text(r), via=told.via,
+        size=_size(r.size), ms=f"{total:.0f}")
+    if r.truncated_reason == "size":
+        summary += " " + _("(read the first {size}, then stopped)").format(size=_size(r.size))
+    elif r.truncated_reason:
+        summary += " " + _("(body not read to its end: {reason})").format(
+            reason=r.truncated_reason)
+    if r.server:
+        summary += f", Server: {r.server}"  # the header's own name
+    if r.status is not None and 300 <= r.status < 400:
+        summary += " " + _("(a redirect without a Location to follow)")
+    return summary
+
+
+def _redirect_failure(ctx: Context, r: HttpResult, told: _Told) -> Result:
+    url = told.url
+    hops = " -> ".join(h.url for h in r.hops[:6]) + (" -> ..." if len(r.hops) > 6 else "")
+    if r.outcome == "redirect_refused":
+        text = _("{url}: the redirect chain ends in a Location netcheck will not follow "
+                 "({detail}); browsers refuse it too").format(url=url, detail=r.detail)
+    elif r.outcome == "redirect_loop":
+        text = _("{url} redirects in a loop: {hops} -> {next}").format(
+            url=url, hops=hops, next=r.hops[-1].next_url)
+    else:
+        text = _("{url} redirects more than {n} times: {hops}").format(
+            url=url, n=r.redirects, hops=hops)
+    return failed("HTTP_REDIRECT_LOOP", text, Hint(
+        _("The server (or the application behind it) sends the client round in circles: "
+          "usually a rewrite rule that matches its own target, an http->https redirect "
+          "behind a TLS-terminating proxy that never sees https, or a login page that "
+          "redirects to itself. Follow the chain and read each Location;") + " " + told.find_it,
+        [f"wget -S --max-redirect=20 {_q(url)}", f"curl -sIL --max-redirs 20 {_q(url)}",
+         _on_server("grep -rn 'return 30\\|rewrite' /etc/nginx/"),
+         *_server_side(ctx)[:1]]), **told.evidence)
+
+
+def _no_answer(ctx: Context, parts: UrlParts, r: HttpResult, told: _Told) -> Result:
+    """Connected, then silence or a stall: the application, not the path, mostly."""
+    url = told.url
+    first_hop = len(r.hops) <= 1
+    if r.outcome == "timeout":
+        text = _("connected to {endpoint}{via} but {url} sends no answer: {detail}").format(
+            endpoint=told.where, via=told.via, url=told.final if not first_hop else url,
+            detail=r.detail)
+    else:
+        text = _("{url}{via}: the answer stalls: {detail}").format(url=told.final, via=told.via,
+                                                                   detail=r.detail)
+    return failed("APP_TIMEOUT", text, Hint(
+        _("The port accepts connections (the kernel, a proxy or a load balancer completes "
+          "the handshake) but the application never answers: a hung or overloaded worker, "
+          "an upstream it waits for, or — when only large answers stall — a path-MTU black "
+          "hole.") + " " + told.find_it,
+        [f"curl -v --max-time 10 {_q(url)}", *told.commands[:1],
+         _on_server(f"ss -tnp state established '( sport = :{parts.port} )'"),
+         *_server_side(ctx)[1:]]), **told.evidence)
+
+
+def _not_http(ctx: Context, parts: UrlParts, r: HttpResult, told: _Told) -> Result:
+    """An answer that is not HTTP: headers too large, an empty reply, another protocol."""
+    url, where = told.url, told.where
+    if r.outcome == "header_too_large":
+        text = _("{endpoint} answers {url} with headers larger than {kib} KiB: not a usable "
+                 "HTTP answer (curl and browsers give up too)").format(
+                     endpoint=where, url=url, kib=_max_header_kib())
+    elif r.outcome == "closed":
+        text = _("{endpoint}: {detail} (curl: 'Empty reply from server')").format(
+            endpoint=where, detail=r.detail)
+    else:
+        text = _("{endpoint} does not speak HTTP: it answers '{line}' — {heard}").format(
+            endpoint=where, line=r.first_line, heard=_heard(r.heard, _("something else")))
+    return failed("APP_PROTOCOL_MISMATCH", text, Hint(
+        _("Port {port} on {host} is not an HTTP server (or not a sane one). Is it the right "
+          "port for this URL? Which program listens there?").format(port=parts.port,
+                                                                    host=parts.host),
+        [hints.talk(parts.host, parts.port), f"curl -v {_q(url)}",
+         _on_server(f"ss -tlnp 'sport = :{parts.port}'",
+                    _("on the server: which program listens")),
+         *_server_side(ctx)[1:2]]), **told.evidence)
+
+
+def _failed_below(r: HttpResult, told: _Told) -> Result:
     # connect_failed, dns_failed, proxy_failed, error: mostly a redirect to somewhere else
     # that fails lower down, or a proxy that does not work; not a layer-7 code.
-    failing = r.hops[-1].url if r.hops else url
-    hint_cmds = [f"netcheck {_q(failing)}", *commands]
+    failing = r.hops[-1].url if r.hops else told.url
+    hint_cmds = [f"netcheck {_q(failing)}", *told.commands]
     if r.outcome == "proxy_failed":
-        hint_cmds = [*commands, "env | grep -i _proxy"]
-    return Result(Status.ERROR, f"{failing}{via}: {r.detail}", evidence=evidence,
+        hint_cmds = [*told.commands, "env | grep -i _proxy"]
+    return Result(Status.ERROR, f"{failing}{told.via}: {r.detail}", evidence=told.evidence,
                   hint=Hint(_("The request could not be completed below the application: "
                               "check the proxy settings.") if r.outcome == "proxy_failed"
                             else _("The request could not be completed below the application: "
