@@ -36,7 +36,7 @@ from netcheck.server.measure import (
 if TYPE_CHECKING:
     from netcheck.probes.docker import Container, EngineView
     from netcheck.runner import Context
-    from netcheck.server.listeners import Listener
+    from netcheck.server.listeners import Listener, ListenTable
 
 
 # -- layer 4 -----------------------------------------------------------------------------------
@@ -143,17 +143,7 @@ async def port_listening(ctx: Context) -> Result:
         return Result(Status.ERROR, table.error)
     socks = table.on_port(opts.port)
     containers = await container_proxies(ctx, socks)
-    evidence: dict[str, Any] = {
-        "port": opts.port, "proto": opts.proto, "source": table.source,
-        "ss": [s.ss_line() for s in socks], "listeners": [s.to_json() for s in socks],
-    }
-    if containers:
-        evidence["containers"] = list(containers.values())
-    if not table.owners_visible:
-        evidence["owners_note"] = _("other users' processes cannot be looked into without "
-                                    "root: some owners may be missing")
-    elif not table.owners_complete:
-        evidence["owners_note"] = _("the search for owners stopped at its time bound")
+    evidence = _listen_evidence(ctx, table, socks, containers)
     what = _proto_port(ctx)
     view = await engine_view(ctx)
     pubs = view.publishing(opts.port, opts.proto)
@@ -162,54 +152,7 @@ async def port_listening(ctx: Context) -> Result:
         if unpublished:
             return _not_published(ctx, view, unpublished, evidence)
     if not socks:
-        unit = await unit_info(ctx)
-        elsewhere = await _listening_elsewhere(ctx)
-        other_proto = "udp" if opts.proto == "tcp" else "tcp"
-        other = (await listen_table(ctx, other_proto)).on_port(opts.port)
-        summary = _("nothing listens on {what}").format(what=what)
-        notes = []
-        if unit.state is not None and not unit.state.active:
-            notes.append(_("{unit} is {state}").format(unit=unit.name,
-                                                       state=unit.state.active_line()))
-        if opts.process and not await named_processes(ctx):
-            notes.append(_("no process named {name} runs").format(name=opts.process))
-        if elsewhere:
-            notes.append(_("the service listens on {where} instead").format(
-                where=", ".join(elsewhere)))
-        if other:
-            notes.append(_("{proto} port {port} is open ({endpoint})").format(
-                proto=other_proto, port=opts.port, endpoint=other[0].endpoint))
-            evidence["other_proto"] = [s.ss_line() for s in other]
-        if pubs:
-            from netcheck.probes.docker import names
-
-            notes.append((_("it is published by container {names} of a container engine "
-                            "that is not running") if view.stored
-                          else _("it is published by container {names}")).format(
-                names=names(pubs[:3])))
-            evidence["containers"] = [c.to_json() for c in pubs[:8]]
-        elif view.down_socket:
-            notes.append(view.down_socket)
-        if notes:
-            summary += ": " + "; ".join(notes)
-        evidence["listening_elsewhere"] = elsewhere
-        cmds = _unit_commands(unit)
-        if pubs:
-            cmds += _container_commands(ctx, view, pubs[0])
-        cmds.append(_ss(ctx))
-        text = _("Nothing on this host listens on {what}: the service is not running, or it "
-                 "listens on another port. Start it (or fix the port in its configuration) "
-                 "and check that the port is in LISTEN.").format(what=what)
-        if elsewhere:
-            text = _("The service runs but listens on {where}, not on {what}: fix the port in "
-                     "its configuration (or use the port it listens on), then restart "
-                     "it.").format(where=", ".join(elsewhere), what=what)
-        if pubs:
-            text = _("Nothing listens on {what} because container {name}, which publishes "
-                     "it, is not running (the container check says why): Docker holds a "
-                     "published port only while its container runs.").format(
-                what=what, name=pubs[0].label)
-        return failed("SRV_NOT_LISTENING", summary, Hint(text, cmds), **evidence)
+        return await _nothing_listening(ctx, view, pubs, evidence)
     described = "; ".join(f"{s.endpoint} ({s.kind_text()}"
                           + (f", {_owners_text(s, containers)}" if s.owners else "") + ")"
                           for s in socks)
@@ -230,17 +173,113 @@ async def port_listening(ctx: Context) -> Result:
                       _loopback_hint(ctx, socks, containers, unit), **evidence)
     served = {f for s in socks for f in s.families_served}
     if fam is not None and fam not in served and not client_local:
-        only = "IPv4" if 4 in served else "IPv6"
-        return failed("SRV_NOT_LISTENING",
-                      _("nothing listens on {what} for {family}, the client {client}'s family: "
-                        "{described}").format(what=what, family=f"IPv{fam}",
-                                              client=opts.client, described=described),
-                      Hint(_("The service listens on {only} only, and the client connects over "
-                             "{family}. Make it listen on {all6} (or {all4}) too, or have the "
-                             "client use {only}.").format(
-                          only=only, family=f"IPv{fam}", all6=f"[::]:{opts.port}",
-                          all4=f"0.0.0.0:{opts.port}"),
-                           [_ss(ctx)]), **evidence)
+        return _client_family_not_served(ctx, fam, served, described, evidence)
+    return passed(_listening_summary(what, described, served, socks), **evidence)
+
+
+def _listen_evidence(ctx: Context, table: ListenTable, socks: list[Listener],
+                     containers: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """The sockets on the port as ``ss`` lines and records, the containers behind them, and
+    why some owners may be missing."""
+    opts = server_options(ctx)
+    evidence: dict[str, Any] = {
+        "port": opts.port, "proto": opts.proto, "source": table.source,
+        "ss": [s.ss_line() for s in socks], "listeners": [s.to_json() for s in socks],
+    }
+    if containers:
+        evidence["containers"] = list(containers.values())
+    if not table.owners_visible:
+        evidence["owners_note"] = _("other users' processes cannot be looked into without "
+                                    "root: some owners may be missing")
+    elif not table.owners_complete:
+        evidence["owners_note"] = _("the search for owners stopped at its time bound")
+    return evidence
+
+
+async def _nothing_listening(ctx: Context, view: EngineView, pubs: list[Container],
+                             evidence: dict[str, Any]) -> Result:
+    """SRV_NOT_LISTENING with no socket on the port: the unit's or the process's state, the
+    port the service listens on instead, the other protocol's socket, or the stopped
+    container that publishes it say why."""
+    opts = server_options(ctx)
+    what = _proto_port(ctx)
+    unit = await unit_info(ctx)
+    elsewhere = await _listening_elsewhere(ctx)
+    other_proto = "udp" if opts.proto == "tcp" else "tcp"
+    other = (await listen_table(ctx, other_proto)).on_port(opts.port)
+    summary = _("nothing listens on {what}").format(what=what)
+    notes = []
+    if unit.state is not None and not unit.state.active:
+        notes.append(_("{unit} is {state}").format(unit=unit.name,
+                                                   state=unit.state.active_line()))
+    if opts.process and not await named_processes(ctx):
+        notes.append(_("no process named {name} runs").format(name=opts.process))
+    if elsewhere:
+        notes.append(_("the service listens on {where} instead").format(
+            where=", ".join(elsewhere)))
+    if other:
+        notes.append(_("{proto} port {port} is open ({endpoint})").format(
+            proto=other_proto, port=opts.port, endpoint=other[0].endpoint))
+        evidence["other_proto"] = [s.ss_line() for s in other]
+    if pubs:
+        from netcheck.probes.docker import names
+
+        notes.append((_("it is published by container {names} of a container engine "
+                        "that is not running") if view.stored
+                      else _("it is published by container {names}")).format(
+            names=names(pubs[:3])))
+        evidence["containers"] = [c.to_json() for c in pubs[:8]]
+    elif view.down_socket:
+        notes.append(view.down_socket)
+    if notes:
+        summary += ": " + "; ".join(notes)
+    evidence["listening_elsewhere"] = elsewhere
+    cmds = _unit_commands(unit)
+    if pubs:
+        cmds += _container_commands(ctx, view, pubs[0])
+    cmds.append(_ss(ctx))
+    return failed("SRV_NOT_LISTENING", summary,
+                  Hint(_nothing_listening_text(what, elsewhere, pubs), cmds), **evidence)
+
+
+def _nothing_listening_text(what: str, elsewhere: list[str], pubs: list[Container]) -> str:
+    """The hint's text: a stopped container that publishes the port explains the most, a
+    service on another port next, else the service is not running."""
+    if pubs:
+        return _("Nothing listens on {what} because container {name}, which publishes "
+                 "it, is not running (the container check says why): Docker holds a "
+                 "published port only while its container runs.").format(
+            what=what, name=pubs[0].label)
+    if elsewhere:
+        return _("The service runs but listens on {where}, not on {what}: fix the port in "
+                 "its configuration (or use the port it listens on), then restart "
+                 "it.").format(where=", ".join(elsewhere), what=what)
+    return _("Nothing on this host listens on {what}: the service is not running, or it "
+             "listens on another port. Start it (or fix the port in its configuration) "
+             "and check that the port is in LISTEN.").format(what=what)
+
+
+def _client_family_not_served(ctx: Context, fam: int, served: set[int], described: str,
+                              evidence: dict[str, Any]) -> Result:
+    """SRV_NOT_LISTENING for the client's address family: the service listens on the other
+    one only."""
+    opts = server_options(ctx)
+    only = "IPv4" if 4 in served else "IPv6"
+    return failed("SRV_NOT_LISTENING",
+                  _("nothing listens on {what} for {family}, the client {client}'s family: "
+                    "{described}").format(what=_proto_port(ctx), family=f"IPv{fam}",
+                                          client=opts.client, described=described),
+                  Hint(_("The service listens on {only} only, and the client connects over "
+                         "{family}. Make it listen on {all6} (or {all4}) too, or have the "
+                         "client use {only}.").format(
+                      only=only, family=f"IPv{fam}", all6=f"[::]:{opts.port}",
+                      all4=f"0.0.0.0:{opts.port}"),
+                       [_ss(ctx)]), **evidence)
+
+
+def _listening_summary(what: str, described: str, served: set[int],
+                       socks: list[Listener]) -> str:
+    """The sockets, the family no one serves, and a full accept queue."""
     summary = f"{what}: {described}"
     if 4 not in served:
         summary += "; " + _("IPv4 clients are refused")
@@ -251,7 +290,7 @@ async def port_listening(ctx: Context) -> Result:
         summary += "; " + _("accept queue full on {endpoint} ({waiting} waiting, limit "
                             "{limit}): the program is not accepting").format(
             endpoint=full[0].endpoint, waiting=full[0].recv_q, limit=full[0].send_q)
-    return passed(summary, **evidence)
+    return summary
 
 
 @check("transport.container_listen", Layer.TRANSPORT, modes=SERVER,
@@ -265,8 +304,6 @@ async def container_listening(ctx: Context) -> Result:
     Nothing there, or only the container's own 127.0.0.1 (the most common container
     mistake), and every connection the host forwards to it is refused.
     """
-    from netcheck.probes import docker
-
     opts = server_options(ctx)
     view = await engine_view(ctx)
     pubs = [c for c in view.publishing(opts.port, opts.proto)
@@ -277,9 +314,29 @@ async def container_listening(ctx: Context) -> Result:
                            engine=view.to_json())
         return skipped(_("no running container publishes {what}").format(what=_proto_port(ctx)),
                        engine=view.to_json())
-    rows = []
+    rows, bad = await _listeners_inside(ctx, pubs[:4])
+    evidence: dict[str, Any] = {"port": opts.port, "inside": rows, "engine": view.to_json()}
+    if not bad:
+        return passed("; ".join(_("container {name} listens on {where} (published as "
+                                  "{port})").format(name=r["container"],
+                                                    where=", ".join(r["listening"]),
+                                                    port=opts.port)
+                                for r in rows), **evidence)
+    c, cport, on_port = bad[0]
+    return _container_not_listening(ctx, view, c, cport, on_port, evidence)
+
+
+async def _listeners_inside(ctx: Context, pubs: list[Container]
+                            ) -> tuple[list[dict[str, Any]],
+                                       list[tuple[Container, int, list[tuple[str, int]]]]]:
+    """Who listens inside each container on its side of the published port (one record a
+    container), and the containers where no one does but on their own loopback."""
+    from netcheck.probes import docker
+
+    opts = server_options(ctx)
+    rows: list[dict[str, Any]] = []
     bad: list[tuple[Container, int, list[tuple[str, int]]]] = []
-    for c in pubs[:4]:
+    for c in pubs:
         cport = c.publishes(opts.port, opts.proto)[0].container_port
         inside = await ctx.blocking(docker.listeners_inside, c.pid, opts.proto, opts.procfs)
         on_port = sorted({(a, p) for a, p in inside if p == cport})
@@ -290,14 +347,14 @@ async def container_listening(ctx: Context) -> Result:
                      "others": sorted({f"{a}:{p}" for a, p in inside if p != cport})[:8]})
         if not on_port or all(docker.is_loopback(a) for a, _port in on_port):
             bad.append((c, cport, on_port))
-    evidence: dict[str, Any] = {"port": opts.port, "inside": rows, "engine": view.to_json()}
-    if not bad:
-        return passed("; ".join(_("container {name} listens on {where} (published as "
-                                  "{port})").format(name=r["container"],
-                                                    where=", ".join(r["listening"]),
-                                                    port=opts.port)
-                                for r in rows), **evidence)
-    c, cport, on_port = bad[0]
+    return rows, bad
+
+
+def _container_not_listening(ctx: Context, view: EngineView, c: Container, cport: int,
+                             on_port: list[tuple[str, int]], evidence: dict[str, Any]) -> Result:
+    """SRV_CONTAINER_NOT_LISTENING: the container listens on its own loopback only, or not
+    on its side of the published port at all."""
+    opts = server_options(ctx)
     cli = _cli(view)
     cmds = [f"{cli} exec {c.label} ss -tlnp   # "
             + _("or netstat -tlnp where the image has no ss"),
