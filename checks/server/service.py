@@ -21,6 +21,7 @@ from netcheck.i18n import _, ngettext
 from netcheck.model import Hint, Layer, Result, Status, failed, passed, skipped, warned
 from netcheck.registry import check
 from netcheck.server.measure import (
+    UnitInfo,
     bound,
     engine_view,
     last_lines,
@@ -33,7 +34,10 @@ from netcheck.server.measure import (
 )
 
 if TYPE_CHECKING:
+    from netcheck.probes.docker import Container, EngineView
+    from netcheck.probes.systemd import UnitState
     from netcheck.runner import Context
+    from netcheck.server.listeners import Listener, ListenTable
 
 
 # -- layer 7 -----------------------------------------------------------------------------------
@@ -55,56 +59,83 @@ async def container_running(ctx: Context) -> Result:
     pubs = view.publishing(opts.port, opts.proto)
     evidence: dict[str, Any] = {"engine": view.to_json(),
                                 "containers": [c.to_json() for c in pubs[:8]]}
-    cli = _cli(view)
     if not pubs:
-        if view.reachable:
-            return skipped(_("no container of {engine} publishes {what}").format(
-                engine=f"{view.product} {view.version}", what=_proto_port(ctx)), **evidence)
-        if view.down_socket:
-            return skipped(_("{problem}: which container would publish the port is not "
-                             "known").format(problem=view.down_socket), **evidence)
-        why = f": {view.problems[0]}" if view.problems else ""
-        return skipped(_("no container engine answers here (no Docker or Podman socket)")
-                       + why, **evidence)
+        return _no_publishing_container(ctx, view, evidence)
     if view.stored:
-        c = pubs[0]
-        return failed("SRV_CONTAINER_DOWN",
-                      _("{problem}: container {name}, which publishes {what}, is down with "
-                        "it").format(problem=view.down_socket, name=c.label,
-                                     what=_proto_port(ctx)),
-                      Hint(_("Docker itself is stopped, so none of its containers runs. Start "
-                             "it (containers with a restart policy come back with it), read "
-                             "why it stopped, then check the container:"),
-                           ["systemctl status docker", "systemctl start docker",
-                            "journalctl -u docker -n 50 --no-pager", f"{cli} ps -a"]),
-                      **evidence)
+        return _engine_stopped(ctx, view, pubs[0], evidence)
     up = [c for c in pubs if not c.down()]
     unhealthy = [c for c in up if c.health == "unhealthy"]
     if up and len(unhealthy) < len(up):
         good = [c for c in up if c.health != "unhealthy"]
-        summary = "; ".join(_("container {name} ({image}) {state}, {restarts} restarts, "
-                              "publishes {bindings}").format(
-                                  name=c.label, image=c.image, state=c.state_text(),
-                                  restarts=c.restart_count,
-                                  bindings=", ".join(b.text() for b in c.publishes(
-                                      opts.port, opts.proto)))
-                            + (", " + _("at {addresses}").format(
-                                addresses=", ".join(c.addresses)) if c.addresses else "")
-                            for c in good[:3])
-        return passed(summary, **evidence)
+        return passed(_containers_up(ctx, good[:3]), **evidence)
     if unhealthy:
-        c = unhealthy[0]
-        return warned("SRV_CONTAINER_DOWN",
-                      _("container {name} runs but is unhealthy: its health check "
-                        "fails").format(name=c.label)
-                      + (f" ({c.health_log})" if c.health_log else ""),
-                      Hint(_("{name}'s own health check fails: the application inside does "
-                             "not answer as it should. Read the health log and the "
-                             "container's log.").format(name=c.label),
-                           [f"{cli} inspect --format '{{{{json .State.Health}}}}' "
-                                    f"{c.label}", *_container_commands(ctx, view, c)[1:],
-                                    f"{cli} restart {c.label}"]), **evidence)
-    c = pubs[0]
+        return _unhealthy(ctx, view, unhealthy[0], evidence)
+    return await _container_down(ctx, view, pubs[0], evidence)
+
+
+def _no_publishing_container(ctx: Context, view: EngineView, evidence: dict[str, Any]) -> Result:
+    """The skip when no container publishes the port, or no engine answers to say."""
+    if view.reachable:
+        return skipped(_("no container of {engine} publishes {what}").format(
+            engine=f"{view.product} {view.version}", what=_proto_port(ctx)), **evidence)
+    if view.down_socket:
+        return skipped(_("{problem}: which container would publish the port is not "
+                         "known").format(problem=view.down_socket), **evidence)
+    why = f": {view.problems[0]}" if view.problems else ""
+    return skipped(_("no container engine answers here (no Docker or Podman socket)")
+                   + why, **evidence)
+
+
+def _engine_stopped(ctx: Context, view: EngineView, c: Container,
+                    evidence: dict[str, Any]) -> Result:
+    """SRV_CONTAINER_DOWN with the engine: only its data root still names the container."""
+    cli = _cli(view)
+    return failed("SRV_CONTAINER_DOWN",
+                  _("{problem}: container {name}, which publishes {what}, is down with "
+                    "it").format(problem=view.down_socket, name=c.label,
+                                 what=_proto_port(ctx)),
+                  Hint(_("Docker itself is stopped, so none of its containers runs. Start "
+                         "it (containers with a restart policy come back with it), read "
+                         "why it stopped, then check the container:"),
+                       ["systemctl status docker", "systemctl start docker",
+                        "journalctl -u docker -n 50 --no-pager", f"{cli} ps -a"]),
+                  **evidence)
+
+
+def _containers_up(ctx: Context, good: list[Container]) -> str:
+    """The running, healthy containers: image, state, restarts, bindings and addresses."""
+    opts = server_options(ctx)
+    return "; ".join(_("container {name} ({image}) {state}, {restarts} restarts, "
+                       "publishes {bindings}").format(
+                           name=c.label, image=c.image, state=c.state_text(),
+                           restarts=c.restart_count,
+                           bindings=", ".join(b.text() for b in c.publishes(
+                               opts.port, opts.proto)))
+                     + (", " + _("at {addresses}").format(
+                         addresses=", ".join(c.addresses)) if c.addresses else "")
+                     for c in good)
+
+
+def _unhealthy(ctx: Context, view: EngineView, c: Container, evidence: dict[str, Any]) -> Result:
+    """SRV_CONTAINER_DOWN as a warning: the container runs, but its own health check fails."""
+    cli = _cli(view)
+    return warned("SRV_CONTAINER_DOWN",
+                  _("container {name} runs but is unhealthy: its health check "
+                    "fails").format(name=c.label)
+                  + (f" ({c.health_log})" if c.health_log else ""),
+                  Hint(_("{name}'s own health check fails: the application inside does "
+                         "not answer as it should. Read the health log and the "
+                         "container's log.").format(name=c.label),
+                       [f"{cli} inspect --format '{{{{json .State.Health}}}}' "
+                                f"{c.label}", *_container_commands(ctx, view, c)[1:],
+                                f"{cli} restart {c.label}"]), **evidence)
+
+
+async def _container_down(ctx: Context, view: EngineView, c: Container,
+                          evidence: dict[str, Any]) -> Result:
+    """SRV_CONTAINER_DOWN for a container that does not run: paused, restarting in a loop, or
+    stopped, with the last line of its log and its exit code (or OOM kill)."""
+    cli = _cli(view)
     last = await last_lines(ctx, c)
     evidence["last_log_lines"] = last
     said = "; " + _("its log ends with: {line}").format(line=last[-1]) if last else ""
@@ -154,17 +185,7 @@ async def service_unit(ctx: Context) -> Result:
     opts = server_options(ctx)
     evidence: dict[str, Any] = {"unit": info.name, "found": info.how}
     if info.name is None:
-        from netcheck.probes.systemd import not_running_reason
-
-        reason = not_running_reason(opts.procfs)
-        if reason:
-            return skipped(systemd_unavailable(reason), **evidence)
-        if info.candidates:
-            return skipped(_("no --service given and nothing listens: {units} could serve the "
-                             "port (give --service UNIT)").format(
-                units=", ".join(info.candidates)), **evidence)
-        return skipped(_("no --service given, and no unit holds a process on the port "
-                         "(give --service UNIT)"), **evidence)
+        return _no_unit(ctx, info, evidence)
     if info.reason:
         return skipped(f"{info.name}: {systemd_unavailable(info.reason)}", **evidence)
     if info.ref is not None and (info.ref.user is not None or info.name.endswith(".scope")):
@@ -204,6 +225,29 @@ async def service_unit(ctx: Context) -> Result:
             summary += " " + _("(it will not start after a reboot: {command})").format(
                 command=f"systemctl enable {name}")
         return passed(summary, **evidence)
+    return _unit_not_running(info, st, opts.port, evidence)
+
+
+def _no_unit(ctx: Context, info: UnitInfo, evidence: dict[str, Any]) -> Result:
+    """The skip when no unit was found: systemd is not running, or nothing named one."""
+    from netcheck.probes.systemd import not_running_reason
+
+    reason = not_running_reason(server_options(ctx).procfs)
+    if reason:
+        return skipped(systemd_unavailable(reason), **evidence)
+    if info.candidates:
+        return skipped(_("no --service given and nothing listens: {units} could serve the "
+                         "port (give --service UNIT)").format(
+            units=", ".join(info.candidates)), **evidence)
+    return skipped(_("no --service given, and no unit holds a process on the port "
+                     "(give --service UNIT)"), **evidence)
+
+
+def _unit_not_running(info: UnitInfo, st: UnitState, port: int,
+                      evidence: dict[str, Any]) -> Result:
+    """SRV_SERVICE_INACTIVE for a unit that is not active: still starting (a warning), failing
+    and restarted by systemd, or stopped; with its failure, restarts and last log line."""
+    name = st.unit
     failure = st.failure()
     detail = _("{unit} is {state}").format(unit=name, state=st.active_line())
     if failure:
@@ -227,7 +271,7 @@ async def service_unit(ctx: Context) -> Result:
         text = _("{unit} keeps failing and systemd restarts it ({restarts} restarts): read its "
                  "log for the error.").format(unit=name, restarts=st.restarts)
     return failed("SRV_SERVICE_INACTIVE", detail, Hint(text, _unit_commands(info)),
-                  port=opts.port, **evidence)
+                  port=port, **evidence)
 
 
 @check("app.process", Layer.APPLICATION, modes=SERVER, codes=("SRV_PROCESS_MISSING",))
@@ -242,39 +286,7 @@ async def service_process(ctx: Context) -> Result:
     table = await listen_table(ctx)
     socks = await bound(ctx)
     if opts.process:
-        procs = [p for p in await named_processes(ctx) if p.status != "zombie"]
-        evidence: dict[str, Any] = {"process": opts.process,
-                                    "running": [p.to_json() for p in procs]}
-        if not procs:
-            unit = await unit_info(ctx)
-            cmds = [f"pgrep -a {opts.process}"]
-            if unit.name and opts.service:
-                cmds = [*_unit_commands(unit), *cmds]
-            else:
-                cmds.append(f"systemctl list-units --type=service --all | grep -i "
-                            f"{opts.process.rsplit('/', 1)[-1]}")
-            holders = _all_owners(socks)
-            summary = _("no process named {name} is running").format(name=opts.process)
-            if holders:
-                summary += " " + _("(the port is held by {holders})").format(holders=holders)
-            return failed("SRV_PROCESS_MISSING", summary, Hint(
-                _("{name} is not running: start the service that runs it and read its log for "
-                  "why it stopped.").format(name=opts.process), cmds), **evidence)
-        listening = table.of_pids([p.pid for p in procs])
-        evidence["listening"] = [s.ss_line() for s in listening]
-        first = procs[0]
-        summary = f"{opts.process}: " + ngettext(
-            "{n} process (pid {pid}, user {user}, up {uptime})",
-            "{n} processes (pid {pid}, user {user}, up {uptime})", len(procs)).format(
-            n=len(procs), pid=first.pid, user=first.user or "?", uptime=first.uptime_words())
-        on_port = [s for s in listening if s.port == opts.port]
-        if listening:
-            summary += ", " + _("listening on {endpoints}").format(
-                endpoints=", ".join(s.endpoint for s in listening[:4]))
-        if socks and not on_port:
-            summary += "; " + _("{what} is held by {holders}").format(
-                what=_proto_port(ctx), holders=_all_owners(socks) or "?")
-        return passed(summary, **evidence)
+        return await _named_process(ctx, opts.process, table, socks)
     pids = owner_pids(socks)
     if not socks:
         return skipped(_("nothing listens on the port and no --process given: no process to "
@@ -297,3 +309,49 @@ async def service_process(ctx: Context) -> Result:
         summary += " " + _("(+{n} more: {others})").format(
             n=len(alive) - 1, others=", ".join(f"{i.name} {i.pid}" for i in alive[1:4]))
     return passed(summary, **evidence)
+
+
+async def _named_process(ctx: Context, name: str, table: ListenTable,
+                         socks: list[Listener]) -> Result:
+    """The program given with ``--process``: how many run, since when, and where they listen
+    (the port held by others is said)."""
+    opts = server_options(ctx)
+    procs = [p for p in await named_processes(ctx) if p.status != "zombie"]
+    evidence: dict[str, Any] = {"process": name, "running": [p.to_json() for p in procs]}
+    if not procs:
+        return await _named_process_missing(ctx, name, socks, evidence)
+    listening = table.of_pids([p.pid for p in procs])
+    evidence["listening"] = [s.ss_line() for s in listening]
+    first = procs[0]
+    summary = f"{name}: " + ngettext(
+        "{n} process (pid {pid}, user {user}, up {uptime})",
+        "{n} processes (pid {pid}, user {user}, up {uptime})", len(procs)).format(
+        n=len(procs), pid=first.pid, user=first.user or "?", uptime=first.uptime_words())
+    on_port = [s for s in listening if s.port == opts.port]
+    if listening:
+        summary += ", " + _("listening on {endpoints}").format(
+            endpoints=", ".join(s.endpoint for s in listening[:4]))
+    if socks and not on_port:
+        summary += "; " + _("{what} is held by {holders}").format(
+            what=_proto_port(ctx), holders=_all_owners(socks) or "?")
+    return passed(summary, **evidence)
+
+
+async def _named_process_missing(ctx: Context, name: str, socks: list[Listener],
+                                 evidence: dict[str, Any]) -> Result:
+    """SRV_PROCESS_MISSING: no process of that name runs (who holds the port instead)."""
+    opts = server_options(ctx)
+    unit = await unit_info(ctx)
+    cmds = [f"pgrep -a {name}"]
+    if unit.name and opts.service:
+        cmds = [*_unit_commands(unit), *cmds]
+    else:
+        cmds.append(f"systemctl list-units --type=service --all | grep -i "
+                    f"{name.rsplit('/', 1)[-1]}")
+    holders = _all_owners(socks)
+    summary = _("no process named {name} is running").format(name=name)
+    if holders:
+        summary += " " + _("(the port is held by {holders})").format(holders=holders)
+    return failed("SRV_PROCESS_MISSING", summary, Hint(
+        _("{name} is not running: start the service that runs it and read its log for "
+          "why it stopped.").format(name=name), cmds), **evidence)
