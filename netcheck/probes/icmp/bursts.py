@@ -142,104 +142,132 @@ async def burst(address: str, timeout: float, count: int = BURST_COUNT,
 
 async def _burst_socket(result: BurstResult, family: int, method: str, timeout: float,
                         count: int, interval: float, size: int, df: bool) -> None:
-    loop = asyncio.get_running_loop()
     try:
         sock, ident = _echo_socket(family, method, df, int.from_bytes(os.urandom(2), "big"))
     except OSError as exc:
         result.state, result.error = "unavailable", str(exc)
         return
-    base = int.from_bytes(os.urandom(2), "big")
-    sent_at: dict[int, float] = {}
-    answered: set[int] = set()
-    to = (result.address.split("%")[0], 0)
-    latest: list[int] = []  # the sequence number of the request sent last
-    answered_latest = asyncio.Event()
+    try:
+        await _SocketBurst(result, sock, family, method, ident, count, interval, size).run(
+            timeout)
+    finally:
+        sock.close()
 
-    async def pace(since: float) -> None:
+
+class _SocketBurst:
+    """One burst on one echo socket: the requests go out paced (:meth:`send_all`) while the
+    replies and ICMP errors are read and matched by sequence number (:meth:`receive_one`)."""
+
+    def __init__(self, result: BurstResult, sock: socket.socket, family: int, method: str,
+                 ident: int, count: int, interval: float, size: int) -> None:
+        self.result, self.sock, self.family, self.method = result, sock, family, method
+        self.ident, self.count, self.interval, self.size = ident, count, interval, size
+        self.base = int.from_bytes(os.urandom(2), "big")
+        self.sent_at: dict[int, float] = {}
+        self.answered: set[int] = set()
+        self.to = (result.address.split("%")[0], 0)
+        self.latest: Optional[int] = None  # the sequence number of the request sent last
+        self.answered_latest = asyncio.Event()
+
+    async def run(self, timeout: float) -> None:
+        """Send the burst and read what comes back until every request is accounted for or
+        the stragglers' wait is over."""
+        loop = asyncio.get_running_loop()
+        sender = asyncio.ensure_future(self.send_all())
+        while True:
+            left = self.time_left(sender, timeout)
+            if left <= 0:
+                break
+            if not await wait_readable(loop, self.sock, left):
+                continue
+            self.receive_one()
+        sender.cancel()
+
+    def time_left(self, sender: asyncio.Future[None], timeout: float) -> float:
+        """How long to wait for the next datagram (0: the burst is over)."""
+        now = time.monotonic()
+        result = self.result
+        if not sender.done():
+            return self.interval * 2 + 0.05  # wake up to look at the sender again
+        if result.state == "send_error" or len(self.answered) + result.icmp_errors >= len(
+                self.sent_at):
+            return 0.0
+        last = max(self.sent_at.values())
+        wait = (min(timeout, max(0.2, 4 * max(result.rtts_ms) / 1000))
+                if result.rtts_ms else timeout)
+        return last + wait - now
+
+    async def pace(self, since: float) -> None:
         """Until the next request may leave: ``interval``, or its answer (not before
         BURST_MIN_GAP)."""
         try:
-            await asyncio.wait_for(answered_latest.wait(), interval)
+            await asyncio.wait_for(self.answered_latest.wait(), self.interval)
         except asyncio.TimeoutError:
             return
         rest = since + BURST_MIN_GAP - time.monotonic()
         if rest > 0:
             await asyncio.sleep(rest)
 
-    async def send_all() -> None:
-        for i in range(count):
-            seq = (base + i) & 0xFFFF
+    async def send_all(self) -> None:
+        result, sock, family = self.result, self.sock, self.family
+        for i in range(self.count):
+            seq = (self.base + i) & 0xFFFF
             try:
-                sock.sendto(_echo_packet(family, ident, seq, size), to)
+                sock.sendto(_echo_packet(family, self.ident, seq, self.size), self.to)
             except OSError as exc:
                 result.error = errno.errorcode.get(exc.errno or 0, str(exc))
                 if exc.errno == errno.EMSGSIZE:
                     result.mtu = _local_mtu_hint(sock, family)
-                if not sent_at:
+                if not self.sent_at:
                     result.state = "send_error"
                     return
-                if i + 1 < count:
-                    await asyncio.sleep(interval)
+                if i + 1 < self.count:
+                    await asyncio.sleep(self.interval)
                 continue
-            sent_at[seq] = time.monotonic()
+            self.sent_at[seq] = time.monotonic()
             result.sent += 1
-            latest[:] = [seq]
-            answered_latest.clear()
-            if i + 1 < count:
-                await pace(sent_at[seq])
+            self.latest = seq
+            self.answered_latest.clear()
+            if i + 1 < self.count:
+                await self.pace(self.sent_at[seq])
 
-    def note_error(kind: int, code: int, sender: Optional[str], mtu: Optional[int]) -> None:
+    def note_error(self, kind: int, code: int, sender: Optional[str],
+                   mtu: Optional[int]) -> None:
+        result = self.result
         result.icmp_errors += 1
         if result.icmp_type is None:
             result.icmp_type, result.icmp_code, result.icmp_from = kind, code, sender
-        if mtu and _is_too_big(family, kind, code):
+        if mtu and _is_too_big(self.family, kind, code):
             result.mtu = mtu
 
-    try:
-        sender = asyncio.ensure_future(send_all())
-        while True:
-            now = time.monotonic()
-            if sender.done():
-                if result.state == "send_error" or len(answered) + result.icmp_errors >= len(
-                        sent_at):
-                    break
-                last = max(sent_at.values())
-                wait = (min(timeout, max(0.2, 4 * max(result.rtts_ms) / 1000))
-                        if result.rtts_ms else timeout)
-                left = last + wait - now
-            else:
-                left = interval * 2 + 0.05  # wake up to look at the sender again
-            if left <= 0:
-                break
-            if not await wait_readable(loop, sock, left):
-                continue
-            err = read_errqueue(sock)
-            if err is not None:
-                note_error(err[0], err[1], err[2], err[3])
-                continue
-            try:
-                data, peer = sock.recvfrom(65535)
-            except (BlockingIOError, InterruptedError):
-                continue
-            except OSError as exc:
-                result.error = errno.errorcode.get(exc.errno or 0, str(exc))
-                continue
-            parsed = _parse(family, method, data)
-            if parsed is None:
-                continue
-            kind, code, got_id, seq, mtu = parsed
-            if seq not in sent_at or seq in answered or (method == "raw" and got_id != ident):
-                continue
-            if kind in (0, 129):
-                answered.add(seq)
-                result.rtts_ms.append((time.monotonic() - sent_at[seq]) * 1000)
-                if latest == [seq]:
-                    answered_latest.set()
-            else:
-                note_error(kind, code, peer[0], mtu)
-        sender.cancel()
-    finally:
-        sock.close()
+    def receive_one(self) -> None:
+        """Read what made the socket readable: a queued ICMP error, or a datagram (a reply
+        to one of our requests, or an ICMP error quoting one)."""
+        err = read_errqueue(self.sock)
+        if err is not None:
+            self.note_error(err[0], err[1], err[2], err[3])
+            return
+        try:
+            data, peer = self.sock.recvfrom(65535)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self.result.error = errno.errorcode.get(exc.errno or 0, str(exc))
+            return
+        parsed = _parse(self.family, self.method, data)
+        if parsed is None:
+            return
+        kind, code, got_id, seq, mtu = parsed
+        if seq not in self.sent_at or seq in self.answered or (
+                self.method == "raw" and got_id != self.ident):
+            return
+        if kind in (0, 129):
+            self.answered.add(seq)
+            self.result.rtts_ms.append((time.monotonic() - self.sent_at[seq]) * 1000)
+            if self.latest == seq:
+                self.answered_latest.set()
+        else:
+            self.note_error(kind, code, peer[0], mtu)
 
 
 _PING_SUMMARY = re.compile(r"(\d+) packets transmitted, (\d+) (?:packets )?received")
