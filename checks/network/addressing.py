@@ -4,7 +4,7 @@ host on the link claims it (``network.address_conflict``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
 from netcheck.checks.network.common import _manager
 from netcheck.checks.network.judging import judge_address
@@ -19,6 +19,7 @@ from netcheck.registry import RECIPROCAL, check
 if TYPE_CHECKING:
     from netcheck import family as addrfam
     from netcheck.probes import conflict
+    from netcheck.probes.neighbour import ConflictWatch
     from netcheck.runner import Context
 else:  # imported at first use: `netcheck checks` lists the checks without the probes
     addrfam = lazy("netcheck.family")
@@ -124,8 +125,12 @@ async def address_conflict(ctx: Context) -> Result:
 
     An ARP probe for each IPv4 address of the egress interface, as RFC 5227 (``arping -D``)
     sends it, with sender 0.0.0.0 so nobody's cache learns from it: a machine that answers
-    claims the address, and replies meant for this host go there. IPv6 has the kernel's own
-    duplicate address detection (``network.address``). Needs root.
+    claims the address, and replies meant for this host go there. Nobody answering is the
+    proof, so the wait matters: the gateway (or the on-link target) gets the same probe for
+    its own address, and the wait ends 20 times its answer after the start (at least 0.1 s,
+    at most 0.3 s); on Wi-Fi, whose dozing stations hear broadcasts late, or when nobody sizes
+    it, the whole 0.3 s. IPv6 has the kernel's own duplicate address detection
+    (``network.address``). Needs root.
     """
     link = _arp_link(ctx, await ctx.path())
     if link is None:
@@ -137,9 +142,11 @@ async def address_conflict(ctx: Context) -> Result:
         return skipped(_("{ifname} does not use ARP").format(ifname=link.name))
     if not ctx.facts.privileged:
         return skipped(_("needs root (or CAP_NET_RAW) to send ARP probes"))
-    found = await asyncio.gather(*(_address_claimed(ctx, link.name, link.mac, a) for a in mine))
+    watches = await asyncio.gather(*(_address_watch(ctx, link.name, link.mac, a) for a in mine))
+    found = ["error" if w is None else w.claimed_by or "" for w in watches]
     evidence = {"interface": link.name, "probed": mine,
-                "answers": {a: m for a, m in zip(mine, found) if m}}
+                "answers": {a: m for a, m in zip(mine, found) if m},
+                "listened": {a: w.to_json() for a, w in zip(mine, watches) if w is not None}}
     claimed = [(a, m) for a, m in zip(mine, found) if m and m != "error"]
     if not claimed:
         if all(m == "error" for m in found):
@@ -165,14 +172,35 @@ async def address_conflict(ctx: Context) -> Result:
 def _address_claimed(ctx: Context, ifname: str, mac: str, address: str) -> asyncio.Task[str]:
     """The run's one ARP probe for this host's own address: the MAC of another host that
     claims it, "" when nobody does, "error" when it could not be sent."""
-    async def probe() -> str:
+    async def mac_of_claimant() -> str:
+        watch = await _address_watch(ctx, ifname, mac, address)
+        return "error" if watch is None else watch.claimed_by or ""
+
+    return ctx.memo(("arp-conflict-mac", ifname, address), mac_of_claimant)
+
+
+def _address_watch(ctx: Context, ifname: str, mac: str,
+                   address: str) -> asyncio.Task[Optional[ConflictWatch]]:
+    """The run's one ARP probe for this host's own address, as it went (None: it could not
+    be sent)."""
+    async def probe() -> Optional[ConflictWatch]:
         # The probe the process sent when it started (netcheck.probes.conflict), if it was
-        # for this interface and address; else one sent now.
+        # for this interface and address; else one sent now, its wait sized by the path's
+        # first neighbour.
+        reference = _first_neighbour(await ctx.path(), ifname)
         try:
-            found = await ctx.blocking(conflict.claimed, ctx.options.early, ifname, mac,
-                                       address, conflict.probe_wait(ctx.timeout))
+            return await ctx.blocking(conflict.claimed, ctx.options.early, ifname, mac, address,
+                                      conflict.probe_wait(ctx.timeout), reference)
         except (OSError, ValueError):
-            return "error"
-        return found or ""
+            return None
 
     return ctx.memo(("arp-conflict", ifname, address), probe)
+
+
+def _first_neighbour(path: Any, ifname: str) -> Optional[str]:
+    """The IPv4 neighbour the path's packets go to first on ``ifname``, when they leave by it."""
+    lookup = path.for_family(addrfam.V4)
+    if lookup is None or lookup.ifname != ifname:
+        return None
+    return conflict.on_link_neighbour(lookup.gateway, lookup.destination,
+                                      lookup.type == "unicast")

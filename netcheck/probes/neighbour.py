@@ -7,6 +7,7 @@ datagram to the discard port sets it going, then the neighbour table is watched.
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 import time
@@ -174,33 +175,91 @@ def probe_on_wire(ifname: str, ifindex: int, src_mac: Optional[str], src_ip: Opt
         return False, None
 
 
+# How long an RFC 5227 probe listens once the link has shown how fast it answers: a host on
+# the link answers ARP from its kernel, as fast as the neighbour that sized the wait, give or
+# take its load; CALIBRATED_FACTOR times that neighbour's answer, never under MIN_SETTLE.
+MIN_SETTLE = 0.1
+CALIBRATED_FACTOR = 20
+
+
+@dataclass(frozen=True)
+class ConflictWatch:
+    """What ARP probes for this host's own address met, and how long they listened."""
+
+    claimed_by: Optional[str]  # the MAC of another host that claims the address; None: nobody
+    waited: float  # seconds listened
+    probes: int  # probes sent
+    reference: Optional[str] = None  # the neighbour whose answer sized the wait
+    reference_rtt: Optional[float] = None  # seconds it took to answer the same kind of probe
+
+    def to_json(self) -> dict[str, object]:
+        """The evidence: how the absence of a conflict was shown."""
+        doc: dict[str, object] = {"waited_ms": round(self.waited * 1000, 1), "probes": self.probes}
+        if self.reference is not None:
+            doc["sized_by"] = self.reference
+            if self.reference_rtt is not None:
+                doc["sized_by_rtt_ms"] = round(self.reference_rtt * 1000, 2)
+        return doc
+
+
+def _probe_packet(own: bytes, wanted: bytes) -> bytes:
+    """An RFC 5227 ARP probe: who has ``wanted``? (sender IP 0.0.0.0, target MAC zero)."""
+    return struct.pack("!HHBBH6s4s6s4s", 1, ETH_P_IP, 6, 4, 1, own, b"\0" * 4, b"\0" * 6,
+                       wanted)
+
+
+def is_wireless(ifname: str) -> bool:
+    """A Wi-Fi interface (cfg80211's sysfs entries): its dozing stations hear broadcasts only
+    at the access point's DTIM beacons, hundreds of milliseconds apart."""
+    base = f"/sys/class/net/{ifname}"
+    return os.path.exists(f"{base}/wireless") or os.path.exists(f"{base}/phy80211")
+
+
 def arp_conflict_probe(ifname: str, own_mac: str, address: str, timeout: float,
-                       probes: int = 2, interval: float = 0.1) -> Optional[str]:
+                       probes: int = 2, interval: float = 0.1,
+                       reference: Optional[str] = None) -> ConflictWatch:
     """Blocking: is ``address`` (this host's own IPv4 address) in use by another machine?
 
     Sends ARP probes as RFC 5227 (and ``arping -D``) does: "who has ADDRESS?" with sender
     IP 0.0.0.0, so no cache on the link learns anything from them. Any host that answers,
     or that announces or probes ADDRESS itself from another MAC address while we listen,
-    claims the address. Returns that host's MAC, or None when nobody did within
-    ``timeout``. Raises OSError without CAP_NET_RAW.
+    claims the address. Nobody answering within ``timeout`` is the proof of absence.
+
+    ``reference`` (a neighbour on the link, the gateway) sizes that wait: it gets the same
+    probe for its own address, and a host that holds ours would answer as it does. Once it
+    has answered, the second probe leaves and the wait ends CALIBRATED_FACTOR times its
+    answer after the start, never under MIN_SETTLE, never over ``timeout``. Without a
+    reference, on Wi-Fi, or when it does not answer, the whole ``timeout`` is waited.
+    Raises OSError without CAP_NET_RAW.
     """
     own = _mac_bytes(own_mac)
     wanted = socket.inet_aton(address)
+    if reference is not None and (reference == address or is_wireless(ifname)):
+        reference = None
     with socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ARP)) as sock:
         sock.bind((ifname, ETH_P_ARP))
-        probe = struct.pack("!HHBBH6s4s6s4s", 1, ETH_P_IP, 6, 4, 1, own, b"\0" * 4,
-                            b"\0" * 6, wanted)
         start = time.monotonic()
+        sock.sendto(_probe_packet(own, wanted), (ifname, ETH_P_ARP, 0, 1, b"\xff" * 6))
+        sent = 1
+        ref = socket.inet_aton(reference) if reference is not None else None
+        if ref is not None:
+            sock.sendto(_probe_packet(own, ref), (ifname, ETH_P_ARP, 0, 1, b"\xff" * 6))
+        ref_rtt: Optional[float] = None
         deadline = start + timeout
-        sent = 0
+        next_probe = start + interval
+
+        def watched(claimed_by: Optional[str], now: float) -> ConflictWatch:
+            return ConflictWatch(claimed_by, now - start, sent, reference, ref_rtt)
+
         while True:
             now = time.monotonic()
-            if sent < probes and now >= start + sent * interval:
-                sock.sendto(probe, (ifname, ETH_P_ARP, 0, 1, b"\xff" * 6))
+            if sent < probes and now >= next_probe:
+                sock.sendto(_probe_packet(own, wanted), (ifname, ETH_P_ARP, 0, 1, b"\xff" * 6))
                 sent += 1
+                next_probe = now + interval
             if now >= deadline:
-                return None
-            wake = deadline if sent >= probes else min(deadline, start + sent * interval)
+                return watched(None, now)
+            wake = deadline if sent >= probes else min(deadline, next_probe)
             sock.settimeout(max(0.001, wake - now))
             try:
                 data, where = sock.recvfrom(128)
@@ -213,6 +272,13 @@ def arp_conflict_probe(ifname: str, own_mac: str, address: str, timeout: float,
             if sender_mac == own:
                 continue
             if sender_ip == wanted and op in (1, 2):
-                return _mac_text(sender_mac)  # an answer, or its own announcement
+                # an answer, or its own announcement
+                return watched(_mac_text(sender_mac), time.monotonic())
             if op == 1 and sender_ip == b"\0" * 4 and target_ip == wanted:
-                return _mac_text(sender_mac)  # another host probing for it right now
+                # another host probing for it right now
+                return watched(_mac_text(sender_mac), time.monotonic())
+            if op == 2 and ref is not None and sender_ip == ref and ref_rtt is None:
+                now = time.monotonic()
+                ref_rtt = now - start
+                next_probe = now  # the retry leaves now, answered as fast
+                deadline = min(deadline, start + max(MIN_SETTLE, CALIBRATED_FACTOR * ref_rtt))
