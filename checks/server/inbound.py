@@ -15,6 +15,7 @@ from netcheck.model import Hint, Layer, Result, Status, failed, passed, skipped,
 from netcheck.registry import check
 from netcheck.server.measure import (
     MAX_ADDRESSES,
+    Inbound,
     bound,
     inbound,
     local_block,
@@ -90,31 +91,46 @@ async def inbound_firewall(ctx: Context) -> Result:
     client = " " + _("from {client}").format(client=opts.client) if opts.client else ""
     blocks = [v for v in verdicts if v.blocked]
     if blocks:
-        first = blocks[0]
-        says = {(True, "drop"): _("this host's firewall drops {flow}"),
-                (False, "drop"): _("this host's firewall probably drops {flow}"),
-                (True, "reject"): _("this host's firewall rejects {flow}"),
-                (False, "reject"): _("this host's firewall probably rejects {flow}")}
-        summary = (says.get((first.certain, first.action), says[(first.certain, "drop")])
-                   .format(flow=flow_text(first.flow) + client)
-                   + f" ({first.flow.hook}): {first.describe()}")
-        # A container's published port is reached through the forward chain only (Docker's
-        # DNAT): blocked there, it is blocked for every client. On the input side, one
-        # address of several blocked leaves the others.
-        forward = [v for v in verdicts if v.flow.hook == "forward"]
-        into = [v for v in verdicts if v.flow.hook == "input"]
-        if (forward and all(v.blocked for v in forward)) or (
-                into and all(v.blocked for v in into)):
-            return failed("SRV_FW_INPUT_BLOCK", summary, _inbound_hint(blocks), **evidence)
-        open_to = sorted({v.flow.daddr for v in verdicts} - {v.flow.daddr for v in blocks})
-        return warned("SRV_FW_INPUT_BLOCK", summary + "; " + _("{addresses} may pass").format(
-                          addresses=", ".join(open_to)),
-                      _inbound_hint(blocks), **evidence)
+        return _blocked(verdicts, blocks, client, evidence)
     unknown = [v for v in verdicts if v.action == "unknown"]
     if unknown:
         why = "; ".join(unknown[0].uncertain[:2]) or _("the evaluation was capped")
         return skipped(_("could not judge the rules for {flow}: {why}").format(
             flow=flow_text(unknown[0].flow), why=why), **evidence)
+    return passed(_nothing_blocks(ctx, verdicts, flows, client), **evidence)
+
+
+def _blocked(verdicts: list[Any], blocks: list[Any], client: str,
+             evidence: dict[str, Any]) -> Result:
+    """SRV_FW_INPUT_BLOCK: the first blocking rule quoted; a failure when it blocks every way
+    in, a warning when some addresses may pass."""
+    from netcheck.checks.transport import _flow as flow_text  # Flow.describe(), translated
+
+    first = blocks[0]
+    says = {(True, "drop"): _("this host's firewall drops {flow}"),
+            (False, "drop"): _("this host's firewall probably drops {flow}"),
+            (True, "reject"): _("this host's firewall rejects {flow}"),
+            (False, "reject"): _("this host's firewall probably rejects {flow}")}
+    summary = (says.get((first.certain, first.action), says[(first.certain, "drop")])
+               .format(flow=flow_text(first.flow) + client)
+               + f" ({first.flow.hook}): {first.describe()}")
+    # A container's published port is reached through the forward chain only (Docker's
+    # DNAT): blocked there, it is blocked for every client. On the input side, one
+    # address of several blocked leaves the others.
+    forward = [v for v in verdicts if v.flow.hook == "forward"]
+    into = [v for v in verdicts if v.flow.hook == "input"]
+    if (forward and all(v.blocked for v in forward)) or (
+            into and all(v.blocked for v in into)):
+        return failed("SRV_FW_INPUT_BLOCK", summary, _inbound_hint(blocks), **evidence)
+    open_to = sorted({v.flow.daddr for v in verdicts} - {v.flow.daddr for v in blocks})
+    return warned("SRV_FW_INPUT_BLOCK", summary + "; " + _("{addresses} may pass").format(
+                      addresses=", ".join(open_to)),
+                  _inbound_hint(blocks), **evidence)
+
+
+def _nothing_blocks(ctx: Context, verdicts: list[Any], flows: Inbound, client: str) -> str:
+    """The passing summary: the addresses judged, and the DNAT and forward chains a
+    container's port goes through."""
     addrs = sorted({v.flow.daddr for v in verdicts})
     summary = _("no rule of the input chains blocks {what} to {addresses}").format(
         what=_proto_port(ctx) + client, addresses=", ".join(addrs))
@@ -132,7 +148,7 @@ async def inbound_firewall(ctx: Context) -> Result:
         summary += " " + _("(nor the forward chains, to the container)")
     if any(not v.certain for v in verdicts):
         summary += " " + _("(uncertain: some rules were not understood, see the evidence)")
-    return passed(summary, **evidence)
+    return summary
 
 
 @check("transport.local_handshake", Layer.TRANSPORT, modes=SERVER,
@@ -185,13 +201,20 @@ async def local_handshake(ctx: Context) -> Result:
     status, code, summary = judge_handshakes(
         opts.port, results, expected,
         block=(block.action, block.describe()) if block is not None else None,
-        backlog=(listener.recv_q, listener.send_q) if listener.backlog_full else None)
+        backlog=_full_backlog(listener))
     if code is not None and block is not None:
         return failed(code, summary, _inbound_hint([block]), **evidence)
     return Result(status, summary, evidence=evidence, hint=Hint(
         _("Look at the program holding the port (is it stuck?) and restart it."),
         [_ss(ctx), "ps -o pid,stat,etime,cmd -p " + ",".join(
             str(o.pid) for o in listener.owners[:4]) if listener.owners else _ss(ctx)]))
+
+
+def _full_backlog(s: Listener) -> Optional[tuple[int, int]]:
+    """(waiting, limit) when the socket's accept queue is full, else None."""
+    if s.backlog_full and s.recv_q is not None and s.send_q is not None:
+        return s.recv_q, s.send_q
+    return None
 
 
 def first_failed_handshake(results: Sequence[Any],
