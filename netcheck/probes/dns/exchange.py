@@ -11,7 +11,7 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Union
 
 from netcheck.lazy import asyncio
 
@@ -84,8 +84,6 @@ async def query(server: str, qname: str, rdtype: str, timeout: float,
     import dns.exception
     import dns.flags
     import dns.message
-    import dns.rcode
-    import dns.rdatatype
 
     answer = DnsAnswer(server, qname, rdtype)
     msg = dns.message.make_query(qname, rdtype)
@@ -102,32 +100,42 @@ async def query(server: str, qname: str, rdtype: str, timeout: float,
     except (dns.exception.Timeout, asyncio.TimeoutError):
         answer.error = "timeout"
         return exchange.counted(answer)
-    except IcmpError as exc:
-        answer.error = exc.describe()
-        answer.rtt_ms = (time.monotonic() - start) * 1000
-        return exchange.counted(answer)
-    except OSError as exc:
-        answer.error = {errno.ENETUNREACH: "network unreachable",
-                        errno.EHOSTUNREACH: "host unreachable",
-                        errno.EPERM: "blocked locally", errno.EACCES: "blocked locally",
-                        }.get(exc.errno or 0, f"error: {exc.strerror or exc}")
+    except (IcmpError, OSError) as exc:
+        answer.error = _network_error(exc)
         answer.rtt_ms = (time.monotonic() - start) * 1000
         return exchange.counted(answer)
     except (dns.exception.DNSException, ValueError, EOFError) as exc:
         answer.error = f"malformed: {type(exc).__name__}"
         return exchange.counted(answer)
     exchange.counted(answer)
-    answer.rcode = dns.rcode.to_text(response.rcode())
-    want = dns.rdatatype.from_text(rdtype)
+    _read_response(answer, response)
+    return answer
+
+
+def _network_error(exc: Union[IcmpError, OSError]) -> str:
+    """What the network said instead of an answer: an ICMP error, or the socket's errno."""
+    if isinstance(exc, IcmpError):
+        return exc.describe()
+    return {errno.ENETUNREACH: "network unreachable", errno.EHOSTUNREACH: "host unreachable",
+            errno.EPERM: "blocked locally", errno.EACCES: "blocked locally",
+            }.get(exc.errno or 0, f"error: {exc.strerror or exc}")
+
+
+def _read_response(answer: DnsAnswer, response: object) -> None:
+    """The rcode, the TTL, the CNAME chain and the records of the type asked."""
+    import dns.rcode
+    import dns.rdatatype
+
+    answer.rcode = dns.rcode.to_text(response.rcode())  # type: ignore[attr-defined]
+    want = dns.rdatatype.from_text(answer.rdtype)
     answer.ttl = _ttl(response)
-    for rrset in response.answer:
+    for rrset in response.answer:  # type: ignore[attr-defined]
         if rrset.rdtype == dns.rdatatype.CNAME:
             for rr in rrset:
                 answer.cnames.append([rrset.name.to_text().rstrip("."),
                                       rr.target.to_text().rstrip(".")])
         elif rrset.rdtype == want:
             answer.addresses.extend(rr.to_text() for rr in rrset)
-    return answer
 
 
 def _ttl(response: object) -> Optional[int]:
