@@ -286,9 +286,20 @@ def judge_gateway(g: GatewayFacts) -> Judged:
     an IP reply does not come are looked for (a static neighbour entry with another MAC,
     this host's own input chain, another host on this host's address, an IPsec policy).
     """
-    v4 = ":" not in g.gateway
     values = {"gateway": g.gateway, "ifname": g.ifname, "mac": g.wire_mac or g.neigh_mac,
               "state": g.neigh_state}
+    proof = _ip_comes_back(g, values)
+    if proof is not None:
+        return proof
+    if not g.on_link:
+        return _gateway_off_link(g, values)
+    if g.wire_mac:
+        return _link_answers_only(g, values)
+    return _link_silent(g, values)
+
+
+def _ip_comes_back(g: GatewayFacts, values: dict[str, Any]) -> Optional[Judged]:
+    """A pass when IP proves the gateway works: its ping reply, or an answer through it."""
     if g.ping == "reply":
         return Judged(Status.PASS, None, _("gateway {gateway} on {ifname} answers ping").format(
             **values), reason="ping")
@@ -299,64 +310,80 @@ def judge_gateway(g: GatewayFacts) -> Judged:
         return Judged(Status.PASS, None, _("gateway {gateway} on {ifname} forwards: the name "
                                            "server {server} answers through it").format(
                                                server=g.through[1], **values), reason="through")
-    if not g.on_link:
-        # No IP comes back from a gateway outside this host's prefixes even when it answers
-        # neighbour discovery (IPv6 asks for any address on the link): the router has no
-        # route back to a source address that is not on its network.
-        text = _("gateway {gateway} is outside every prefix of {ifname} ({prefixes})").format(
-            prefixes=", ".join(g.prefixes) or _("no address"), **values)
-        if g.wire_mac:
-            text += " " + _("(it answers {how} with {mac}, but no IP reply comes back to an "
-                            "address outside its network)").format(
-                                how="ARP" if v4 else "NDP", **values)
-        return Judged(Status.FAIL, "GATEWAY_NOT_ON_LINK", text, reason="not_on_link")
+    return None
+
+
+def _gateway_off_link(g: GatewayFacts, values: dict[str, Any]) -> Judged:
+    """GATEWAY_NOT_ON_LINK: the gateway is outside every prefix of the interface."""
+    # No IP comes back from a gateway outside this host's prefixes even when it answers
+    # neighbour discovery (IPv6 asks for any address on the link): the router has no
+    # route back to a source address that is not on its network.
+    text = _("gateway {gateway} is outside every prefix of {ifname} ({prefixes})").format(
+        prefixes=", ".join(g.prefixes) or _("no address"), **values)
     if g.wire_mac:
-        pinned = g.neigh_state in STATIC_NUD and g.neigh_mac and (
-            g.neigh_mac.lower() != g.wire_mac.lower())
-        if pinned:
-            return Judged(Status.FAIL, "GATEWAY_UNREACHABLE", _(
-                "the neighbour table pins gateway {gateway} to {pinned} ({state}), but the "
-                "gateway answers {how} with {mac}: every frame goes to a MAC address nobody "
-                "has").format(pinned=g.neigh_mac, how="ARP" if v4 else "NDP",
-                              **values), reason="static_neighbour")
-        answers = (_("gateway {gateway} on {ifname} answers ARP ({mac})") if v4
-                   else _("gateway {gateway} on {ifname} answers neighbour solicitation "
-                          "({mac})")).format(**values)
-        if g.input_block:
-            return Judged(Status.SKIP, None, answers + ", " + _(
-                "but no IP reply gets in: this host's input chain drops it ({rule}); see "
-                "transport.input_firewall").format(rule=g.input_block), reason="input_block")
-        if g.own_conflict:
-            return Judged(Status.SKIP, None, answers + ", " + _(
-                "but no IP reply comes back: another host answers ARP for this host's own "
-                "address {conflict}, so the replies go there; see "
-                "network.address_conflict").format(conflict=g.own_conflict),
-                reason="own_conflict")
-        if g.ipsec:
-            return Judged(Status.SKIP, None, answers + ", " + _(
-                "but no IP reply comes back: an IPsec policy takes the traffic ({policy}); see "
-                "network.ipsec").format(policy=g.ipsec), reason="ipsec")
-        if v4 and g.rp_dropped and g.rp_strict:
-            return Judged(Status.FAIL, "GATEWAY_UNREACHABLE", answers + ", " + _(
-                "but its replies are dropped by this host's reverse-path filter: {count} "
-                "packets failed it while the probes ran (strict rp_filter on {interfaces}): "
-                "they come back by another way than they left").format(
-                    count=g.rp_dropped, interfaces=", ".join(g.rp_strict)), reason="rp_filter")
-        if g.beyond_silent and g.ttl_hop is False:
-            # ARP is the link only: not one IP packet comes back from it or through it, and a
-            # probe whose TTL runs out there gets no "time exceeded" (a router that only
-            # drops ping still sends those). It does not handle this host's IP packets.
-            return Judged(Status.FAIL, "GATEWAY_UNREACHABLE", answers + ", " + _(
-                "but no IP packet comes back from it or through it: no ping reply, nothing "
-                "beyond it answers, and a probe whose TTL runs out there gets no 'time "
-                "exceeded'"), reason="link_only_no_ip")
-        if g.ttl_hop:
-            return Judged(Status.PASS, None, answers + " " + _(
-                "and routes this host's packets (a probe whose TTL runs out there gets its "
-                "'time exceeded'), but sends no ping reply"), reason="link_only")
+        text += " " + _("(it answers {how} with {mac}, but no IP reply comes back to an "
+                        "address outside its network)").format(
+                            how="ARP" if ":" not in g.gateway else "NDP", **values)
+    return Judged(Status.FAIL, "GATEWAY_NOT_ON_LINK", text, reason="not_on_link")
+
+
+def _link_answers_only(g: GatewayFacts, values: dict[str, Any]) -> Judged:
+    """The gateway answers ARP / neighbour solicitation but no IP reply came: why not (a
+    pinned MAC, this host's input chain, an address conflict, IPsec, rp_filter), or whether
+    it handles IP at all (a TTL probe's 'time exceeded')."""
+    v4 = ":" not in g.gateway
+    pinned = g.neigh_state in STATIC_NUD and g.neigh_mac and (
+        g.neigh_mac.lower() != (g.wire_mac or "").lower())
+    if pinned:
+        return Judged(Status.FAIL, "GATEWAY_UNREACHABLE", _(
+            "the neighbour table pins gateway {gateway} to {pinned} ({state}), but the "
+            "gateway answers {how} with {mac}: every frame goes to a MAC address nobody "
+            "has").format(pinned=g.neigh_mac, how="ARP" if v4 else "NDP",
+                          **values), reason="static_neighbour")
+    answers = (_("gateway {gateway} on {ifname} answers ARP ({mac})") if v4
+               else _("gateway {gateway} on {ifname} answers neighbour solicitation "
+                      "({mac})")).format(**values)
+    if g.input_block:
+        return Judged(Status.SKIP, None, answers + ", " + _(
+            "but no IP reply gets in: this host's input chain drops it ({rule}); see "
+            "transport.input_firewall").format(rule=g.input_block), reason="input_block")
+    if g.own_conflict:
+        return Judged(Status.SKIP, None, answers + ", " + _(
+            "but no IP reply comes back: another host answers ARP for this host's own "
+            "address {conflict}, so the replies go there; see "
+            "network.address_conflict").format(conflict=g.own_conflict),
+            reason="own_conflict")
+    if g.ipsec:
+        return Judged(Status.SKIP, None, answers + ", " + _(
+            "but no IP reply comes back: an IPsec policy takes the traffic ({policy}); see "
+            "network.ipsec").format(policy=g.ipsec), reason="ipsec")
+    if v4 and g.rp_dropped and g.rp_strict:
+        return Judged(Status.FAIL, "GATEWAY_UNREACHABLE", answers + ", " + _(
+            "but its replies are dropped by this host's reverse-path filter: {count} "
+            "packets failed it while the probes ran (strict rp_filter on {interfaces}): "
+            "they come back by another way than they left").format(
+                count=g.rp_dropped, interfaces=", ".join(g.rp_strict)), reason="rp_filter")
+    if g.beyond_silent and g.ttl_hop is False:
+        # ARP is the link only: not one IP packet comes back from it or through it, and a
+        # probe whose TTL runs out there gets no "time exceeded" (a router that only
+        # drops ping still sends those). It does not handle this host's IP packets.
+        return Judged(Status.FAIL, "GATEWAY_UNREACHABLE", answers + ", " + _(
+            "but no IP packet comes back from it or through it: no ping reply, nothing "
+            "beyond it answers, and a probe whose TTL runs out there gets no 'time "
+            "exceeded'"), reason="link_only_no_ip")
+    if g.ttl_hop:
         return Judged(Status.PASS, None, answers + " " + _(
-            "but sent no IP reply (it drops ping, and nothing answered through it yet)"),
-                      reason="link_only")
+            "and routes this host's packets (a probe whose TTL runs out there gets its "
+            "'time exceeded'), but sends no ping reply"), reason="link_only")
+    return Judged(Status.PASS, None, answers + " " + _(
+        "but sent no IP reply (it drops ping, and nothing answered through it yet)"),
+                  reason="link_only")
+
+
+def _link_silent(g: GatewayFacts, values: dict[str, Any]) -> Judged:
+    """No answer on the link either: what the neighbour cache knows (when this host could
+    not probe), this host's input chain, or GATEWAY_UNREACHABLE."""
+    v4 = ":" not in g.gateway
     if g.probed and g.input_block and not v4:
         return Judged(Status.SKIP, None, _(
             "gateway {gateway} on {ifname}: no neighbour advertisement gets in, this host's "
