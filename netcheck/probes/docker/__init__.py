@@ -152,33 +152,49 @@ def read_engine(procfs: str = "/proc", timeout: float = 2.0,
             view.elsewhere.append(f"unix://{path} (pid {api.peer_pid})")
             continue
         view.socket, view.how, view.reachable = path, how, True
-        if isinstance(version, dict):
-            view.version = str(version.get("Version") or "")
-            comps = version.get("Components") or []
-            if any(isinstance(c, dict) and "podman" in str(c.get("Name", "")).lower()
-                   for c in comps):
-                view.product = "Podman"
+        _note_version(view, version)
+        _read_containers(view, api, deadline)
+        return view
+    _read_stopped_engine(view, procfs, environ, config_path)
+    return view
+
+
+def _note_version(view: EngineView, version: Any) -> None:
+    """The engine's version, and whether it is Podman (its ``/version`` names a component)."""
+    if isinstance(version, dict):
+        view.version = str(version.get("Version") or "")
+        comps = version.get("Components") or []
+        if any(isinstance(c, dict) and "podman" in str(c.get("Name", "")).lower()
+               for c in comps):
+            view.product = "Podman"
+
+
+def _read_containers(view: EngineView, api: Api, deadline: float) -> None:
+    """``docker ps -a`` then ``docker inspect`` of each, within MAX_CONTAINERS and the time."""
+    try:
+        listing = api.get("/containers/json?all=1")
+    except EngineError as exc:
+        view.problems.append(str(exc))
+        return
+    items = [i for i in listing if isinstance(i, dict)] if isinstance(listing, list) else []
+    view.truncated = len(items) > MAX_CONTAINERS
+    for item in items[:MAX_CONTAINERS]:
+        if time.monotonic() > deadline:
+            view.truncated = True
+            break
         try:
-            listing = api.get("/containers/json?all=1")
+            data = api.get(f"/containers/{item.get('Id')}/json")
         except EngineError as exc:
             view.problems.append(str(exc))
-            return view
-        items = [i for i in listing if isinstance(i, dict)] if isinstance(listing, list) else []
-        view.truncated = len(items) > MAX_CONTAINERS
-        for item in items[:MAX_CONTAINERS]:
-            if time.monotonic() > deadline:
-                view.truncated = True
-                break
-            try:
-                data = api.get(f"/containers/{item.get('Id')}/json")
-            except EngineError as exc:
-                view.problems.append(str(exc))
-                continue
-            if isinstance(data, dict):
-                view.containers.append(Container.from_inspect(data))
-        return view
-    # No engine answers. A socket that refuses connections is a stopped engine's; a stopped
-    # dockerd removes its socket, but what it keeps on disk still names its containers.
+            continue
+        if isinstance(data, dict):
+            view.containers.append(Container.from_inspect(data))
+
+
+def _read_stopped_engine(view: EngineView, procfs: str, environ: Optional[Mapping[str, str]],
+                         config_path: str) -> None:
+    """No engine answers. A socket that refuses connections is a stopped engine's; a stopped
+    dockerd removes its socket, but what it keeps on disk still names its containers."""
     refused = next((p for p in view.problems if "refuses connections" in p), None)
     cfg = daemon_config(config_path)
     root = cfg.get("data-root") or cfg.get("graph") or DEFAULT_DATA_ROOT
@@ -194,7 +210,6 @@ def read_engine(procfs: str = "/proc", timeout: float = 2.0,
         view.stopped = (f"the engine is not running: nothing answers at unix://{hosts[0]} "
                         f"(its data root {root} keeps {len(view.containers)} container"
                         f"{'s' if len(view.containers) != 1 else ''})")
-    return view
 
 
 def stored_containers(data_root: str, limit: int = MAX_CONTAINERS) -> list[Container]:
