@@ -79,20 +79,9 @@ def certificate_problems(r: TlsResult, host: str) -> list[tuple[str, str]]:
     cert, kind = r.certificate, verify_kind(r.verify_code)
     found: list[tuple[str, str]] = []
     subject = short_name(cert.subject) if cert else _("the certificate")
-    if cert is not None and cert.days_left < 0:
-        found.append(("TLS_CERT_EXPIRED",
-                      _("certificate {subject} expired on {date} ({ago})").format(
-                          subject=subject, date=_day(cert.not_after), ago=_ago(cert.days_left))))
-    elif cert is not None and cert.not_yet_valid:
-        found.append(("TLS_CERT_EXPIRED",
-                      _("certificate {subject} is not valid yet: valid from {date} (check the "
-                        "clocks)").format(subject=subject, date=_day(cert.not_before))))
-    elif kind in ("expired", "not_yet_valid"):
-        culprit = _chain_culprit(r.chain, kind)
-        found.append(("TLS_CERT_EXPIRED",
-                      (_("a certificate in the chain ({subject}) has expired") if kind == "expired"
-                       else _("a certificate in the chain ({subject}) is not valid yet")).format(
-                          subject=culprit)))
+    expired = _expired(r, kind, subject)
+    if expired is not None:
+        found.append(("TLS_CERT_EXPIRED", expired))
     names = ", ".join(cert.san) if cert and cert.san else _("no DNS names")
     if kind == "hostname" or (r.verified is False and cert is not None
                               and not hostname_matches(cert, host)):
@@ -113,20 +102,47 @@ def certificate_problems(r: TlsResult, host: str) -> list[tuple[str, str]]:
         found.append(("TLS_CERT_UNTRUSTED",
                       _("the certificate does not verify (verify error {code}: "
                         "{message})").format(code=r.verify_code, message=r.verify_message)))
-    if r.verified and cert is not None:
-        soonest = min([cert, *[c for c in r.chain[1:] if not c.self_signed]],
-                      key=lambda c: c.days_left)
-        if soonest.days_left < EXPIRING_DAYS:
-            days = soonest.days_left
-            text = (ngettext("certificate {subject} expires on {date}, in {n} day",
-                             "certificate {subject} expires on {date}, in {n} days", days)
-                    if soonest is cert else
-                    ngettext("chain certificate {subject} expires on {date}, in {n} day",
-                             "chain certificate {subject} expires on {date}, in {n} days", days))
-            found.append(("TLS_CERT_EXPIRING", text.format(
-                subject=subject if soonest is cert else short_name(soonest.subject),
-                date=_day(soonest.not_after), n=days)))
+    expiring = _expiring(r, subject)
+    if expiring is not None:
+        found.append(("TLS_CERT_EXPIRING", expiring))
     return found
+
+
+def _expired(r: TlsResult, kind: Optional[str], subject: str) -> Optional[str]:
+    """The summary when the certificate (read from itself) or one in its chain (as OpenSSL
+    said) is out of its dates."""
+    cert = r.certificate
+    if cert is not None and cert.days_left < 0:
+        return _("certificate {subject} expired on {date} ({ago})").format(
+            subject=subject, date=_day(cert.not_after), ago=_ago(cert.days_left))
+    if cert is not None and cert.not_yet_valid:
+        return _("certificate {subject} is not valid yet: valid from {date} (check the "
+                 "clocks)").format(subject=subject, date=_day(cert.not_before))
+    if kind in ("expired", "not_yet_valid"):
+        culprit = _chain_culprit(r.chain, kind)
+        return (_("a certificate in the chain ({subject}) has expired") if kind == "expired"
+                else _("a certificate in the chain ({subject}) is not valid yet")).format(
+                    subject=culprit)
+    return None
+
+
+def _expiring(r: TlsResult, subject: str) -> Optional[str]:
+    """The summary when a verified certificate, or one its chain needs, expires soon."""
+    cert = r.certificate
+    if not r.verified or cert is None:
+        return None
+    soonest = min([cert, *[c for c in r.chain[1:] if not c.self_signed]],
+                  key=lambda c: c.days_left)
+    if soonest.days_left >= EXPIRING_DAYS:
+        return None
+    days = soonest.days_left
+    text = (ngettext("certificate {subject} expires on {date}, in {n} day",
+                     "certificate {subject} expires on {date}, in {n} days", days)
+            if soonest is cert else
+            ngettext("chain certificate {subject} expires on {date}, in {n} day",
+                     "chain certificate {subject} expires on {date}, in {n} days", days))
+    return text.format(subject=subject if soonest is cert else short_name(soonest.subject),
+                       date=_day(soonest.not_after), n=days)
 
 
 def _chain_culprit(chain: list[CertSummary], kind: str) -> str:
@@ -138,13 +154,27 @@ def _chain_culprit(chain: list[CertSummary], kind: str) -> str:
 
 
 def _certificate_hint(code: str, r: TlsResult, ctx: Context) -> Hint:
-    name, where = _host_of(ctx), _endpoint(r)
+    if code == "TLS_CERT_EXPIRED":
+        return _expired_hint(r, ctx)
+    if code == "TLS_CERT_EXPIRING":
+        return _expiring_hint(r, ctx)
+    if code == "TLS_CERT_HOSTNAME_MISMATCH":
+        return _mismatch_hint(r, ctx)
+    return _untrusted_hint(r, ctx)
+
+
+def _on_server_note() -> str:
+    return "   # " + _("on the server")
+
+
+def _renewal(r: TlsResult) -> tuple[str, bool]:
+    """How to get the certificate again, and whether certbot does it.
+
+    certbot only renews what an ACME CA (Let's Encrypt) issued; a certificate of a private
+    CA (not in this host's trust store) comes again from that CA.
+    """
     cert = r.certificate
-    show = [_dates(r)]
-    on_server = "   # " + _("on the server")
     issuer = f"'{short_name(cert.issuer)}'" if cert else _("its issuer")
-    # certbot only renews what an ACME CA (Let's Encrypt) issued; a certificate of a private
-    # CA (not in this host's trust store) comes again from that CA.
     public = issuer_is_public(r.chain, _system_store())
     acme = public and _acme(r.chain)
     if public:
@@ -153,36 +183,57 @@ def _certificate_hint(code: str, r: TlsResult, ctx: Context) -> Hint:
     else:
         how = _("{issuer} is a private CA (it is not in this host's trust store): issue a new "
                 "certificate from that CA").format(issuer=issuer)
-    if code == "TLS_CERT_EXPIRED":
-        if cert is not None and cert.not_yet_valid:
-            return Hint(_("The certificate of {name} ({endpoint}) is valid only from {date}: "
-                          "the server's (or this host's) clock is wrong, or it was issued with "
-                          "a future start. Check both clocks, then reissue it if the date is "
-                          "wrong:").format(name=name, endpoint=where,
-                                           date=_day(cert.not_before)),
-                        ["timedatectl   # " + _("here and on the server"), *show])
-        when = _day(cert.not_after) if cert is not None else _("some time ago")
-        return Hint(_("The certificate of {name} ({endpoint}) expired on {date}: {how}, "
-                      "install it and reload the service on port {port}.").format(
-                          name=name, endpoint=where, date=when, how=how, port=r.port),
-                    [*show, *([f"certbot renew{on_server}"] if acme else [])])
-    if code == "TLS_CERT_EXPIRING":
-        # English says "days" even for one (it always has); the catalogs choose the form.
-        when = (ngettext("{date} ({n} days)", "{date} ({n} days)", cert.days_left).format(
-            date=_day(cert.not_after), n=cert.days_left) if cert else _("soon"))
-        return Hint(_("The certificate of {name} ({endpoint}) expires on {when}: {how} now, "
-                      "and make sure renewal happens before the date next time.").format(
-                          name=name, endpoint=where, when=when, how=how),
-                    [*show, *([f"certbot renew --dry-run{on_server}",
+    return how, acme
+
+
+def _expired_hint(r: TlsResult, ctx: Context) -> Hint:
+    name, where, cert = _host_of(ctx), _endpoint(r), r.certificate
+    show = [_dates(r)]
+    how, acme = _renewal(r)
+    if cert is not None and cert.not_yet_valid:
+        return Hint(_("The certificate of {name} ({endpoint}) is valid only from {date}: "
+                      "the server's (or this host's) clock is wrong, or it was issued with "
+                      "a future start. Check both clocks, then reissue it if the date is "
+                      "wrong:").format(name=name, endpoint=where, date=_day(cert.not_before)),
+                    ["timedatectl   # " + _("here and on the server"), *show])
+    when = _day(cert.not_after) if cert is not None else _("some time ago")
+    return Hint(_("The certificate of {name} ({endpoint}) expired on {date}: {how}, "
+                  "install it and reload the service on port {port}.").format(
+                      name=name, endpoint=where, date=when, how=how, port=r.port),
+                [*show, *([f"certbot renew{_on_server_note()}"] if acme else [])])
+
+
+def _expiring_hint(r: TlsResult, ctx: Context) -> Hint:
+    name, where, cert = _host_of(ctx), _endpoint(r), r.certificate
+    how, acme = _renewal(r)
+    on_server = _on_server_note()
+    # English says "days" even for one (it always has); the catalogs choose the form.
+    when = (ngettext("{date} ({n} days)", "{date} ({n} days)", cert.days_left).format(
+        date=_day(cert.not_after), n=cert.days_left) if cert else _("soon"))
+    return Hint(_("The certificate of {name} ({endpoint}) expires on {when}: {how} now, "
+                  "and make sure renewal happens before the date next time.").format(
+                      name=name, endpoint=where, when=when, how=how),
+                [_dates(r), *([f"certbot renew --dry-run{on_server}",
                                f"systemctl list-timers 'certbot*'{on_server}"] if acme else [])])
-    if code == "TLS_CERT_HOSTNAME_MISMATCH":
-        names = ", ".join(cert.san) if cert and cert.san else _("no names")
-        return Hint(_("The certificate served at {endpoint} names {names}, not {name}. "
-                      "Install a certificate whose subjectAltName includes {name} (or use a "
-                      "name it covers); on a shared address check the server's SNI/virtual "
-                      "host for this name. For the certificate: {how}.").format(
-                          endpoint=where, names=names, name=name, how=how),
-                    [*show, *([f"certbot certonly -d {name}{on_server}"] if acme else [])])
+
+
+def _mismatch_hint(r: TlsResult, ctx: Context) -> Hint:
+    name, where, cert = _host_of(ctx), _endpoint(r), r.certificate
+    how, acme = _renewal(r)
+    names = ", ".join(cert.san) if cert and cert.san else _("no names")
+    return Hint(_("The certificate served at {endpoint} names {names}, not {name}. "
+                  "Install a certificate whose subjectAltName includes {name} (or use a "
+                  "name it covers); on a shared address check the server's SNI/virtual "
+                  "host for this name. For the certificate: {how}.").format(
+                      endpoint=where, names=names, name=name, how=how),
+                [_dates(r), *([f"certbot certonly -d {name}{_on_server_note()}"] if acme else [])])
+
+
+def _untrusted_hint(r: TlsResult, ctx: Context) -> Hint:
+    """Not trusted here: a --cafile that lacks its CA, a self-signed one, an unknown CA."""
+    name, where, cert = _host_of(ctx), _endpoint(r), r.certificate
+    show = [_dates(r)]
+    issuer = f"'{short_name(cert.issuer)}'" if cert else _("its issuer")
     cafile = ctx.options.cafile
     target = ctx.target.url if ctx.target else name
     if cafile:
@@ -192,18 +243,7 @@ def _certificate_hint(code: str, r: TlsResult, ctx: Context) -> Hint:
                       "(fullchain.pem):").format(name=name, endpoint=where, issuer=issuer,
                                                  cafile=cafile), show)
     if cert is not None and cert.self_signed:
-        fingerprint = ":".join(cert.sha256[i:i + 2] for i in range(0, len(cert.sha256), 2))
-        saved = f"{name}.crt"
-        return Hint(_("{name} ({endpoint}) presents a self-signed certificate ({subject}): no "
-                      "client trusts it. Replace it with one from a CA (Let's Encrypt: "
-                      "certbot), or, if you control the clients, trust this one explicitly "
-                      "with --cafile, after checking its fingerprint with the server's "
-                      "administrator:").format(name=name, endpoint=where,
-                                               subject=short_name(cert.subject)),
-                    [f"{_s_client(r)} 2>/dev/null | openssl x509 -out {saved}",
-                     f"openssl x509 -noout -fingerprint -sha256 -in {saved}   # "
-                     + _("must be {fingerprint}").format(fingerprint=fingerprint.upper()),
-                     f"netcheck {target} --cafile {saved}"])
+        return _self_signed_hint(r, name, where, target)
     issuer_name = short_name(cert.issuer) if cert else ""
     slug = "".join(ch if ch.isalnum() or ch in ".-" else "-"
                    for ch in issuer_name).strip("-").lower() or "ca"
@@ -216,6 +256,23 @@ def _certificate_hint(code: str, r: TlsResult, ctx: Context) -> Hint:
                  + _("CA.crt: the certificate of {issuer}").format(issuer=issuer),
                  f"cp CA.crt /usr/local/share/ca-certificates/{slug}.crt",
                  "update-ca-certificates"])
+
+
+def _self_signed_hint(r: TlsResult, name: str, where: str, target: str) -> Hint:
+    cert = r.certificate
+    assert cert is not None
+    fingerprint = ":".join(cert.sha256[i:i + 2] for i in range(0, len(cert.sha256), 2))
+    saved = f"{name}.crt"
+    return Hint(_("{name} ({endpoint}) presents a self-signed certificate ({subject}): no "
+                  "client trusts it. Replace it with one from a CA (Let's Encrypt: "
+                  "certbot), or, if you control the clients, trust this one explicitly "
+                  "with --cafile, after checking its fingerprint with the server's "
+                  "administrator:").format(name=name, endpoint=where,
+                                           subject=short_name(cert.subject)),
+                [f"{_s_client(r)} 2>/dev/null | openssl x509 -out {saved}",
+                 f"openssl x509 -noout -fingerprint -sha256 -in {saved}   # "
+                 + _("must be {fingerprint}").format(fingerprint=fingerprint.upper()),
+                 f"netcheck {target} --cafile {saved}"])
 
 
 def _certificate_evidence(r: TlsResult, ctx: Context,
