@@ -259,36 +259,15 @@ async def inbound_flows(ctx: Context) -> Inbound:
     rule for the port can be seen but a container proxy holds it, the forward chains are
     judged for the container docker-proxy names.
     """
-    from netcheck.facts import route_get
     from netcheck.probes.firewall import Flow, dnat_of, has_cap_net_admin, rules
 
     opts = server_options(ctx)
     socks = [s for s in await bound(ctx) if not s.loopback]
     fam = client_family(ctx)
-    iif_to_client = None
-    if opts.client:
-        try:
-            iif_to_client = (await ctx.path()).interface
-        except Exception:  # no route back: interface rules stay uncertain
-            iif_to_client = None
-    targets: list[tuple[str, str]] = []
-    if socks:
-        for s in socks:
-            if s.wildcard:
-                targets += own_addresses(ctx, s.families_served)
-            else:
-                link = next((lk for a, lk in own_addresses(ctx) if a == s.address), "")
-                targets.append((s.address, link))
-    else:  # nothing listens: judge what a client would meet once it does
-        targets = own_addresses(ctx)
+    iif_to_client = await _interface_to_client(ctx)
+    targets = _inbound_targets(ctx, socks)
     rs = await rules(ctx) if has_cap_net_admin() else None
     names = {lk.index: lk.name for lk in ctx.facts.links}
-
-    async def towards(address: str) -> tuple[Optional[str], bool]:
-        """(the interface packets to ``address`` leave by, is it this host's own)."""
-        lookup = (await ctx.blocking(route_get, [address], None, names))[0]
-        return lookup.ifname, lookup.type == "local"
-
     found = Inbound()
     seen: set[str] = set()
     for address, ifname in targets:
@@ -303,7 +282,7 @@ async def inbound_flows(ctx: Context) -> Inbound:
         if nat is None:
             found.flows_in.append(flow)
         else:
-            oif, local = await towards(nat.addr)
+            oif, local = await _route_towards(ctx, names, nat.addr)
             moved = Flow(family, opts.proto, nat.addr, nat.port or opts.port,
                          saddr=opts.client, sport=CLIENT_PORTS, iifname=flow.iifname,
                          oifname=oif, hook="input" if local else "forward",
@@ -316,6 +295,54 @@ async def inbound_flows(ctx: Context) -> Inbound:
             break
     if found.dnat:
         return found
+    found.flows_fwd += await _container_proxy_flows(ctx, socks, fam, iif_to_client, names)
+    return found
+
+
+async def _interface_to_client(ctx: Context) -> Optional[str]:
+    """The interface the route back to ``--client`` leaves by (None: no client, no route)."""
+    if not server_options(ctx).client:
+        return None
+    try:
+        return (await ctx.path()).interface
+    except Exception:  # no route back: interface rules stay uncertain
+        return None
+
+
+def _inbound_targets(ctx: Context, socks: list[Listener]) -> list[tuple[str, str]]:
+    """(address, interface) a client may connect to: each socket's own address, every own
+    address of the families a wildcard serves, or all of them when nothing listens."""
+    targets: list[tuple[str, str]] = []
+    if socks:
+        for s in socks:
+            if s.wildcard:
+                targets += own_addresses(ctx, s.families_served)
+            else:
+                link = next((lk for a, lk in own_addresses(ctx) if a == s.address), "")
+                targets.append((s.address, link))
+    else:  # nothing listens: judge what a client would meet once it does
+        targets = own_addresses(ctx)
+    return targets
+
+
+async def _route_towards(ctx: Context, names: dict[int, str],
+                         address: str) -> tuple[Optional[str], bool]:
+    """(the interface packets to ``address`` leave by, is it this host's own)."""
+    from netcheck.facts import route_get
+
+    lookup = (await ctx.blocking(route_get, [address], None, names))[0]
+    return lookup.ifname, lookup.type == "local"
+
+
+async def _container_proxy_flows(ctx: Context, socks: list[Listener], fam: Optional[int],
+                                 iif_to_client: Optional[str],
+                                 names: dict[int, str]) -> list[Any]:
+    """The forward flows to the containers the port's proxies (docker-proxy) name, where no
+    DNAT rule for the port can be seen."""
+    from netcheck.probes.firewall import Flow
+
+    opts = server_options(ctx)
+    flows: list[Any] = []
     for proxy in (await container_proxies(ctx, socks)).values():
         ip, port = proxy.get("container_ip"), proxy.get("container_port")
         if not ip or not isinstance(port, int):
@@ -323,11 +350,11 @@ async def inbound_flows(ctx: Context) -> Inbound:
         family = ipaddress.ip_address(ip).version
         if fam is not None and family != fam:
             continue
-        oif, _local = await towards(ip)
-        found.flows_fwd.append(Flow(family, proxy.get("proto", opts.proto), ip, port,
-                                    saddr=opts.client, sport=CLIENT_PORTS,
-                                    iifname=iif_to_client, oifname=oif, hook="forward"))
-    return found
+        oif, _local = await _route_towards(ctx, names, ip)
+        flows.append(Flow(family, proxy.get("proto", opts.proto), ip, port,
+                          saddr=opts.client, sport=CLIENT_PORTS,
+                          iifname=iif_to_client, oifname=oif, hook="forward"))
+    return flows
 
 
 def inbound(ctx: Context) -> asyncio.Task[tuple[list[Any], Inbound]]:
