@@ -11,7 +11,7 @@ within a bound on the answers under way (reached: 503 at once). Every connection
 request and closes, so nothing after it — a body, a pipelined request — is ever read as
 another request. Should the process still run out of descriptors (EMFILE), the cap is
 lowered to what is open, one line says so, and accepting pauses a moment instead of
-spinning.
+spinning. Closing after an answer, so no reset destroys it, is :mod:`netcheck.exporter.closing`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Optional
 
+from netcheck.exporter.closing import _close, _close_async, _recv_now
 from netcheck.redact import shown
 
 # A whole request (head and body) must arrive within this many seconds of the connection:
@@ -436,73 +437,3 @@ class ConnectionServer:
             pass
         with self._lock:
             self._pending.pop(sock, None)
-
-
-def _recv_now(sock: socket.socket) -> Optional[bytes]:
-    """What a non-blocking socket has (b"" at its end or on an error), None for nothing yet."""
-    try:
-        return sock.recv(65536)
-    except (BlockingIOError, InterruptedError):
-        return None
-    except OSError:
-        return b""
-
-
-async def _close_async(loop: asyncio.AbstractEventLoop, sock: socket.socket,
-                       linger: float) -> None:
-    """:func:`_close` on the event loop: the client's last bytes are waited for without a
-    thread (a reader callback and a timer, no task)."""
-    done = loop.create_future()
-    got = 0
-
-    def finish() -> None:
-        if not done.done():
-            done.set_result(None)
-
-    def readable() -> None:
-        nonlocal got
-        data = _recv_now(sock)
-        if data is None:
-            return
-        got += len(data)
-        if not data or got >= 65536:
-            finish()
-
-    try:
-        sock.shutdown(socket.SHUT_WR)
-        loop.add_reader(sock.fileno(), readable)
-    except (OSError, ValueError):
-        sock.close()
-        return
-    timer = loop.call_later(linger, finish)
-    try:
-        await done
-    finally:
-        timer.cancel()
-        loop.remove_reader(sock.fileno())
-        sock.close()
-
-
-def _close(sock: socket.socket, linger: float) -> None:
-    """Close after an answer: end our side, read what the client still sends (up to
-    ``linger`` seconds, 64 KiB) so unread bytes do not turn the close into a reset that
-    could destroy the answer on its way."""
-    try:
-        sock.shutdown(socket.SHUT_WR)
-        until = time.monotonic() + linger
-        got = 0
-        sock.setblocking(linger > 0)
-        while got < 65536:
-            left = until - time.monotonic()
-            if linger > 0:
-                if left <= 0:
-                    break
-                sock.settimeout(left)
-            data = sock.recv(65536)
-            if not data:
-                break
-            got += len(data)
-    except OSError:
-        pass
-    finally:
-        sock.close()
