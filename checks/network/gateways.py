@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 from netcheck.checks.network.addressing import _address_claimed
 from netcheck.checks.network.common import _manager
 from netcheck.checks.network.judging import OK, GatewayFacts, judge_gateway, judge_gateways
 from netcheck.checks.network.routing import _router_note, _router_on_link
-from netcheck.checks.network.view import _egress_of, _l3_view, _route_lookups
+from netcheck.checks.network.view import L3View, _egress_of, _l3_view, _route_lookups
 from netcheck.checks.network.xfrm import _xfrm
 
 from netcheck import hints
@@ -45,18 +45,10 @@ async def gateway(ctx: Context) -> Result:
     for this host's address, an IPsec policy.
     """
     view = await _l3_view(ctx)
-    path = view.path
-    addr_ok, route_ok = view.address_states, view.route_states
-    fams = [f for f in view.flow.all if route_ok.get(f) == OK and addr_ok.get(f, OK) == OK]
-    hops = {}
-    for fam in fams:
-        lk = view.routes[fam].lookup
-        ifname, ifindex = _egress_of(ctx, path, lk)
-        if lk.gateway and ifindex is not None:
-            hops[fam] = (lk.gateway, ifname or "", ifindex, lk.prefsrc)
+    hops = _gateway_hops(ctx, view)
     if not hops:
         return passed(_("no gateway needed: the target is on the link of {ifname}").format(
-            ifname=path.interface), path=path.to_json())
+            ifname=view.path.interface), path=view.path.to_json())
     probed = await asyncio.gather(*(_probe_gateway(ctx, fam, *hop) for fam, hop in hops.items()))
     facts = {fam: g for fam, (g, _ev) in zip(hops, probed)}
     per = {fam: judge_gateway(g) for fam, g in facts.items()}
@@ -65,7 +57,6 @@ async def gateway(ctx: Context) -> Result:
     judged = judge_gateways(flow, per)
     fam = judged.family if judged.family in facts else next(
         (f for f in facts if per[f] == judged), next(iter(facts)))
-    g = facts[fam]
     evidence = dict(probed[list(hops).index(fam)][1])
     if len(hops) > 1:
         evidence["gateways"] = {addrfam.name(f): ev for f, (_g, ev) in zip(hops, probed)}
@@ -77,30 +68,69 @@ async def gateway(ctx: Context) -> Result:
         return skipped(judged.text, **evidence)
     assert judged.code is not None
     make = failed if judged.status is Status.FAIL else warned
+    hint = await _gateway_hint(ctx, judged.reason, facts[fam], fam)
+    return make(judged.code, judged.text, hint, **evidence)
+
+
+def _gateway_hops(ctx: Context, view: L3View) -> dict[int, tuple[str, str, int, Optional[str]]]:
+    """Per family whose address and route are fine: the route's gateway, the egress
+    interface's name and index, and the preferred source address (none on the link)."""
+    addr_ok, route_ok = view.address_states, view.route_states
+    fams = [f for f in view.flow.all if route_ok.get(f) == OK and addr_ok.get(f, OK) == OK]
+    hops = {}
+    for fam in fams:
+        lk = view.routes[fam].lookup
+        ifname, ifindex = _egress_of(ctx, view.path, lk)
+        if lk.gateway and ifindex is not None:
+            hops[fam] = (lk.gateway, ifname or "", ifindex, lk.prefsrc)
+    return hops
+
+
+async def _gateway_hint(ctx: Context, reason: Optional[str], g: GatewayFacts,
+                        fam: int) -> Hint:
+    """What to do about a gateway that fails, by the reason it was judged on."""
+    if reason == "rp_filter":
+        return Hint(_("The replies come back through another interface than the one the "
+                      "packets left by (asymmetric routing: a second uplink, a router "
+                      "sending the return traffic another way), and strict reverse-path "
+                      "filtering drops them. Make the return path the same, or filter "
+                      "loosely (rp_filter=2)."),
+                    # the larger of all's and the interface's value counts: 2 on each
+                    ["nstat -az TcpExtIPReversePathFilter",
+                     *(f"sysctl -w net.ipv4.conf.{i}.rp_filter=2" for i in g.rp_strict)])
     gw, ifname = g.gateway, g.ifname
-    if judged.reason == "rp_filter":
-        return make(judged.code, judged.text,
-                    Hint(_("The replies come back through another interface than the one the "
-                           "packets left by (asymmetric routing: a second uplink, a router "
-                           "sending the return traffic another way), and strict reverse-path "
-                           "filtering drops them. Make the return path the same, or filter "
-                           "loosely (rp_filter=2)."),
-                         # the larger of all's and the interface's value counts: 2 on each
-                         ["nstat -az TcpExtIPReversePathFilter",
-                          *(f"sysctl -w net.ipv4.conf.{i}.rp_filter=2" for i in g.rp_strict)]),
-                    **evidence)
-    if judged.reason == "static_neighbour":
-        return make(judged.code, judged.text,
-                    Hint(_("The neighbour table holds a static entry for {gateway} with "
-                           "{pinned}, but the gateway's MAC address is {mac}: frames go nowhere. "
-                           "Delete the entry so ARP finds the gateway again (or correct "
-                           "it).").format(gateway=gw, pinned=g.neigh_mac, mac=g.wire_mac),
-                         [f"ip neigh del {gw} dev {ifname}",
-                          f"ip neigh replace {gw} lladdr {g.wire_mac} dev {ifname} nud reachable",
-                          f"ip neigh show dev {ifname}"]), **evidence)
+    if reason == "static_neighbour":
+        return Hint(_("The neighbour table holds a static entry for {gateway} with "
+                      "{pinned}, but the gateway's MAC address is {mac}: frames go nowhere. "
+                      "Delete the entry so ARP finds the gateway again (or correct "
+                      "it).").format(gateway=gw, pinned=g.neigh_mac, mac=g.wire_mac),
+                    [f"ip neigh del {gw} dev {ifname}",
+                     f"ip neigh replace {gw} lladdr {g.wire_mac} dev {ifname} nud reachable",
+                     f"ip neigh show dev {ifname}"])
+    ip = f"ip {'-6 ' if ':' in gw else ''}"
+    fix, then = await _right_gateway(ctx, g, fam)
+    if reason == "not_on_link":
+        return Hint(_("The gateway {gateway} is outside every network of {ifname} "
+                      "({prefixes}): the kernel can only hand packets to a neighbour on "
+                      "the link, so the default route must name an address of {ifname}'s "
+                      "network (or the interface's address/prefix is wrong).").format(
+                          gateway=gw, ifname=ifname,
+                          prefixes=", ".join(g.prefixes) or _("none")) + then,
+                    [f"{ip}route del default via {gw}", *fix])
+    return Hint(_("The kernel asks on {ifname} who has {gateway} (ARP, neighbour "
+                  "discovery) and nobody answers: every packet for beyond the link waits "
+                  "for that answer and is dropped. The gateway address in the route is "
+                  "wrong, or the router is down.").format(gateway=gw, ifname=ifname)
+                + then,
+                [f"{ip}neigh show dev {ifname}", f"ping -c 3 {gw}", *fix])
+
+
+async def _right_gateway(ctx: Context, g: GatewayFacts, fam: int) -> tuple[list[str], str]:
+    """The commands that make the default route name the router that answers on the link
+    (or a placeholder when none does), and the sentence that says which."""
     mgr = await _manager(ctx)
-    v6 = ":" in gw
-    ip = f"ip {'-6 ' if v6 else ''}"
+    gw, ifname = g.gateway, g.ifname
+    ip = f"ip {'-6 ' if ':' in gw else ''}"
     router = await _router_on_link(ctx, ifname, fam, frozenset({gw}))
     if router is not None:
         fix = ["# " + _router_note(router, ifname),
@@ -111,23 +141,7 @@ async def gateway(ctx: Context) -> Result:
         fix = [f"{ip}route replace default via <the right gateway> dev {ifname}"]
         then = " " + _("No other router answered on the link: check that the router is on, "
                        "or ask the network's administrator which address it has.")
-    if judged.reason == "not_on_link":
-        return make(judged.code, judged.text,
-                    Hint(_("The gateway {gateway} is outside every network of {ifname} "
-                           "({prefixes}): the kernel can only hand packets to a neighbour on "
-                           "the link, so the default route must name an address of {ifname}'s "
-                           "network (or the interface's address/prefix is wrong).").format(
-                               gateway=gw, ifname=ifname,
-                               prefixes=", ".join(g.prefixes) or _("none")) + then,
-                         [f"{ip}route del default via {gw}", *fix]), **evidence)
-    return make(judged.code, judged.text,
-                Hint(_("The kernel asks on {ifname} who has {gateway} (ARP, neighbour "
-                       "discovery) and nobody answers: every packet for beyond the link waits "
-                       "for that answer and is dropped. The gateway address in the route is "
-                       "wrong, or the router is down.").format(gateway=gw, ifname=ifname)
-                + then,
-                     [f"{ip}neigh show dev {ifname}", f"ping -c 3 {gw}", *fix]),
-                **evidence)
+    return fix, then
 
 
 def _wire_answer(mac: Optional[str]) -> Optional[str]:
@@ -138,6 +152,18 @@ def _wire_answer(mac: Optional[str]) -> Optional[str]:
     return mac
 
 
+class _FirstAnswers(NamedTuple):
+    """What the gateway's probes sent at once met (those not waited for: none yet)."""
+
+    ping: icmp.PingResult
+    probed: bool  # our own ARP / neighbour solicitation went out
+    mac: Optional[str]  # who answered it (as shown)
+    neigh: neighbour.NeighbourResult
+    through: Optional[tuple[str, str]]  # what answered through the gateway: (role, address)
+    asked: bool  # anything beyond the gateway was asked
+    rp_before: Optional[int]  # reverse-path filter drops counted when the probes started
+
+
 async def _probe_gateway(ctx: Context, fam: int, gw: str, ifname: str, ifindex: int,
                          src: Optional[str]) -> tuple[GatewayFacts, dict[str, Any]]:
     """Ping, ARP / NDP from our own socket and the kernel's neighbour entry, at once; then,
@@ -146,26 +172,10 @@ async def _probe_gateway(ctx: Context, fam: int, gw: str, ifname: str, ifindex: 
     prefixes = [a.network for a in ctx.facts.addrs_of(ifindex)]
     on_link = gw_ip.is_link_local or any(gw_ip in p for p in prefixes)
     link = ctx.facts.link(index=ifindex)
-    # What answers through the gateway (the target, a name server) is proof too, and the
-    # target's probes start now: nobody waits twice.
-    through_t = asyncio.ensure_future(_answered_through(ctx, fam, gw))
-    ping_t = shared.ping(ctx, gw)
-    wire_t = ctx.blocking(neighbour.probe_on_wire, ifname, ifindex,
-                          link.mac if link else None, src, gw, ctx.timeout)
-    neigh_t = ctx.blocking(neighbour.resolve, gw, ifindex, ctx.timeout)
-    rp_before = _rp_filter_drops(ctx)
-    pending: set[asyncio.Future[Any]] = {ping_t, wire_t, neigh_t, through_t}
-    while pending:  # stop at the first proof of IP both ways instead of every timeout
-        _done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-        if (ping_t.done() and ping_t.result().state == "reply") or (
-                through_t.done() and through_t.result()[0]):
-            break
-    ping_res = ping_t.result() if ping_t.done() else icmp.PingResult(gw, "not waited for")
-    probed, mac = wire_t.result() if wire_t.done() else (True, None)
-    mac = _wire_answer(mac)
-    neigh = neigh_t.result() if neigh_t.done() else neighbour.NeighbourResult(
-        gw, ifindex, "not waited for")
-    through, asked = through_t.result() if through_t.done() else (None, False)
+    first = await _first_answers(ctx, fam, gw, ifindex, ifname, src,
+                                 link.mac if link else None)
+    ping_res, probed, mac, neigh, through = (first.ping, first.probed, first.mac, first.neigh,
+                                             first.through)
     evidence: dict[str, Any] = {"gateway": gw, "interface": ifname, "on_link": on_link,
                                 "prefixes": [str(p) for p in prefixes],
                                 "neighbour": neigh.to_json(), "ping": ping_res.to_json()}
@@ -177,30 +187,10 @@ async def _probe_gateway(ctx: Context, fam: int, gw: str, ifname: str, ifindex: 
         evidence["answered_through"] = {"role": through[0], "address": through[1]}
     facts = GatewayFacts(gw, ifname, on_link, tuple(str(p) for p in prefixes), ping_res.state,
                          probed, mac, neigh.state, neigh.lladdr, through,
-                         beyond_silent=asked and through_t.done() and not through)
+                         beyond_silent=first.asked and not through)
     if mac and ping_res.state != "reply" and not through:
-        # Only the link answered: look for what swallows the IP replies, and whether the
-        # gateway handles this host's packets at all (its "time exceeded").
-        rp_after = _rp_filter_drops(ctx)
-        input_block, conflict, policy, ttl_hop = await asyncio.gather(
-            _input_drops_reply(ctx, gw, src, ifname),
-            _own_address_claimed(ctx, fam, ifname, link.mac if link else None, src),
-            _ipsec_takes(ctx, src, gw, fam, ifindex),
-            _gateway_hop(ctx, gw, fam) if facts.beyond_silent else _nothing())
-        rp_dropped = rp_after - rp_before if rp_before is not None and rp_after is not None \
-            else 0
-        facts = dataclasses.replace(facts, input_block=input_block, own_conflict=conflict,
-                                    ipsec=policy, rp_dropped=rp_dropped,
-                                    rp_strict=_rp_strict(ctx), ttl_hop=ttl_hop)
-        if ttl_hop is not None:
-            evidence["ttl_1_probe"] = "time exceeded" if ttl_hop else "no answer"
-        if rp_dropped:
-            evidence["rp_filter"] = {"dropped": rp_dropped, "strict": list(facts.rp_strict)}
-        evidence["state"] = "link_only"
-        for key, value in (("input_block", input_block), ("address_conflict", conflict),
-                           ("ipsec", policy)):
-            if value:
-                evidence[key] = value
+        facts = await _why_only_the_link(ctx, fam, facts, src, ifindex,
+                                         link.mac if link else None, first.rp_before, evidence)
     elif probed and not mac and ":" in gw and ping_res.state != "reply" and not through:
         # IPv6 neighbour discovery is ICMPv6 and goes through the input chains, untracked.
         advert = await _input_drops_reply(ctx, gw, src, ifname, advert=True)
@@ -208,6 +198,65 @@ async def _probe_gateway(ctx: Context, fam: int, gw: str, ifname: str, ifindex: 
             facts = dataclasses.replace(facts, input_block=advert)
             evidence["input_block"] = advert
     return facts, evidence
+
+
+async def _first_answers(ctx: Context, fam: int, gw: str, ifindex: int, ifname: str,
+                         src: Optional[str], mac: Optional[str]) -> _FirstAnswers:
+    """Ping, our own ARP / NDP probe, the kernel's neighbour entry and what answers through
+    the gateway, sent at once and waited for until the first proof of IP both ways (or
+    until every one has ended)."""
+    # What answers through the gateway (the target, a name server) is proof too, and the
+    # target's probes start now: nobody waits twice.
+    through_t = asyncio.ensure_future(_answered_through(ctx, fam, gw))
+    ping_t = shared.ping(ctx, gw)
+    wire_t = ctx.blocking(neighbour.probe_on_wire, ifname, ifindex, mac, src, gw, ctx.timeout)
+    neigh_t = ctx.blocking(neighbour.resolve, gw, ifindex, ctx.timeout)
+    rp_before = _rp_filter_drops(ctx)
+    pending: set[asyncio.Future[Any]] = {ping_t, wire_t, neigh_t, through_t}
+    while pending:  # stop at the first proof of IP both ways instead of every timeout
+        _done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        if (ping_t.done() and ping_t.result().state == "reply") or (
+                through_t.done() and through_t.result()[0]):
+            break
+    ping_res = ping_t.result() if ping_t.done() else icmp.PingResult(gw, "not waited for")
+    probed, answer = wire_t.result() if wire_t.done() else (True, None)
+    neigh = neigh_t.result() if neigh_t.done() else neighbour.NeighbourResult(
+        gw, ifindex, "not waited for")
+    # Not waited for: nothing beyond was asked yet (so it is not called silent).
+    through, asked = through_t.result() if through_t.done() else (None, False)
+    return _FirstAnswers(ping_res, probed, _wire_answer(answer), neigh, through, asked,
+                         rp_before)
+
+
+async def _why_only_the_link(ctx: Context, fam: int, facts: GatewayFacts, src: Optional[str],
+                             ifindex: int, mac: Optional[str], rp_before: Optional[int],
+                             evidence: dict[str, Any]) -> GatewayFacts:
+    """The gateway's facts (and evidence) once what swallows the IP replies is looked for:
+    this host's input chain, a host on our own address, an IPsec policy, the reverse-path
+    filter, and whether the gateway handles this host's packets at all (its "time
+    exceeded")."""
+    gw, ifname = facts.gateway, facts.ifname
+    rp_after = _rp_filter_drops(ctx)
+    input_block, conflict, policy, ttl_hop = await asyncio.gather(
+        _input_drops_reply(ctx, gw, src, ifname),
+        _own_address_claimed(ctx, fam, ifname, mac, src),
+        _ipsec_takes(ctx, src, gw, fam, ifindex),
+        _gateway_hop(ctx, gw, fam) if facts.beyond_silent else _nothing())
+    rp_dropped = rp_after - rp_before if rp_before is not None and rp_after is not None \
+        else 0
+    facts = dataclasses.replace(facts, input_block=input_block, own_conflict=conflict,
+                                ipsec=policy, rp_dropped=rp_dropped,
+                                rp_strict=_rp_strict(ctx), ttl_hop=ttl_hop)
+    if ttl_hop is not None:
+        evidence["ttl_1_probe"] = "time exceeded" if ttl_hop else "no answer"
+    if rp_dropped:
+        evidence["rp_filter"] = {"dropped": rp_dropped, "strict": list(facts.rp_strict)}
+    evidence["state"] = "link_only"
+    for key, value in (("input_block", input_block), ("address_conflict", conflict),
+                       ("ipsec", policy)):
+        if value:
+            evidence[key] = value
+    return facts
 
 
 def _rp_filter_drops(ctx: Context) -> Optional[int]:
