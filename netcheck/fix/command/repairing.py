@@ -53,104 +53,20 @@ def repair(args: argparse.Namespace, diagnose: Callable[[], Any], out: IO[str], 
 
     o = Output(args.format, out, err)
     session = Session()
-    if os.geteuid() != 0 and not args.plan:
-        raise Refused(_("netcheck fix changes this host's network and needs root (sudo "
-                        "netcheck fix ...); --plan shows the plan without it"))
-    if os.geteuid() == 0:
-        for stale in left_behind():
-            if not stale.lock():
-                raise Refused(_("the repair of journal {path} is still running (pid {pid})"
-                                ).format(path=stale.path, pid=stale.start.get("pid")))
-            stale.unlock()
-            raise Refused(_("a repair of {time} was neither kept nor undone (journal {path}): "
-                            "run netcheck fix --rollback first").format(
-                                time=stale.start.get("time"), path=stale.path))
-    before = current = report_document(diagnose())
+    _refuse_to_start(args)
+    before = report_document(diagnose())
     session.before = before
     o.line(_("Diagnosis: {line}").format(line=summary_line(before)))
     state = _Applying()
     previous_term = signal.getsignal(signal.SIGTERM)
     try:
-        for round_no in range(1, MAX_ROUNDS + 1):
-            host, proofs = asyncio.run(_gather(current, f"netcheck-fix-{secrets.token_hex(3)}",
-                                               server))
-            made = planning.build(current, host, proofs)
-            if isinstance(made, Advice):
-                if round_no == 1:
-                    session.advice = made
-                    session.outcome = "nothing_to_repair" if made.code is None else "no_plan"
-                    if made.code is None:
-                        o.line(made.reason)
-                    else:
-                        show_advice(o, made)
-                    return _finish(session, o, EXIT_NOTHING)
-                o.line(_("No repair for it here: {reason}").format(reason=made.reason))
-                break
-            show_plan(o, made, start=state.next_step)
-            session.plans.append(made)
-            if args.plan:
-                session.outcome = "planned"
-                return _finish(session, o, EXIT_NOTHING)
-            if not _agreed(args, made, o, err):
-                if state.journal is None:
-                    session.outcome = "declined"
-                    return _finish(session, o, EXIT_NOTHING)
-                session.plans.pop()
-                break
-            if state.journal is None:
-                state.journal = _open_journal(before, made, o)
-                session.journal = str(state.journal.path)
-                signal.signal(signal.SIGTERM, _raise_interrupt)
-            session.applied = True
-            first = state.next_step
-            ok, started = apply_plan(made, state.journal, first, o)
-            state.next_step += started
-            if not ok:
-                session.error = _("a step failed")
-                o.line(_("A step failed: undoing everything, last step first."))
-                session.outcome = "failed"
-                undo_all(state.journal, session, o)
-                return _finish(session, o, EXIT_ROLLED_BACK)
-            o.line(_("Diagnosing again..."))
-            after = report_document(diagnose())
-            o.line(_("Diagnosis: {line}").format(line=summary_line(after)))
-            if not planning.improved(current, after, made.code):
-                if round_no > 1:  # this round did not help: only its own steps go
-                    o.line(_("That did not help: undoing its steps."))
-                    undo_all(state.journal, session, o, first)
-                    session.plans.pop()
-                    session.rolled_back = False
-                else:
-                    current = after
-                break
-            current = after
-            if current.get("verdict") == "ok":
-                break
+        ended, current = _rounds(args, diagnose, before, state, session, o, err, server)
+        if ended is not None:
+            return ended
         session.after = current
         journal = state.journal
         assert journal is not None
-        journal.add({"type": "state", "state": "applied"})
-        if not planning.improved(before, current, session.plans[0].code):
-            o.line(_("The verdict did not improve: undoing everything, last step first."))
-            return _give_up(session, journal, o)
-        if args.yes:
-            session.confirmed_by = "--yes"
-        elif _is_terminal(sys.stdin):
-            answer = ask(_("The verdict improved. Keep the change? [y/N] (undone in {s} s "
-                           "otherwise)").format(s=f"{args.confirm_timeout:g}"),
-                         args.confirm_timeout, err)
-            if not answer:
-                o.line(_("Not confirmed: undoing everything, last step first."))
-                return _give_up(session, journal, o)
-            session.confirmed_by = "terminal"
-        else:
-            o.line(_("Nobody can confirm (no terminal, no --yes): undoing everything."))
-            return _give_up(session, journal, o)
-        journal.add({"type": "state", "state": "kept"})
-        session.kept = True
-        session.outcome = "repaired"
-        o.line(_("Kept. The journal of this repair is {path}.").format(path=journal.path))
-        return _finish(session, o, EXIT_KEPT)
+        return _keep_or_undo(args, before, current, journal, session, o, err)
     except (_Interrupted, KeyboardInterrupt):
         journal = state.journal
         if journal is not None and journal.state not in ("kept", "rolled_back"):
@@ -170,6 +86,140 @@ def repair(args: argparse.Namespace, diagnose: Callable[[], Any], out: IO[str], 
         signal.signal(signal.SIGTERM, previous_term)
         if state.journal is not None:
             state.journal.unlock()
+
+
+def _refuse_to_start(args: argparse.Namespace) -> None:
+    """Refused without root (but for --plan), or while an earlier repair's journal is still
+    running or was neither kept nor undone."""
+    if os.geteuid() != 0 and not args.plan:
+        raise Refused(_("netcheck fix changes this host's network and needs root (sudo "
+                        "netcheck fix ...); --plan shows the plan without it"))
+    if os.geteuid() == 0:
+        for stale in left_behind():
+            if not stale.lock():
+                raise Refused(_("the repair of journal {path} is still running (pid {pid})"
+                                ).format(path=stale.path, pid=stale.start.get("pid")))
+            stale.unlock()
+            raise Refused(_("a repair of {time} was neither kept nor undone (journal {path}): "
+                            "run netcheck fix --rollback first").format(
+                                time=stale.start.get("time"), path=stale.path))
+
+
+def _rounds(args: argparse.Namespace, diagnose: Callable[[], Any], before: dict[str, Any],
+            state: _Applying, session: Session, o: Output, err: IO[str],
+            server: Optional[dict[str, Any]]) -> tuple[Optional[int], dict[str, Any]]:
+    """Plan, ask, apply and diagnose again, up to MAX_ROUNDS times while each round helps.
+
+    Returns the exit code where the session ends here (nothing to repair, --plan, declined,
+    a step failed), else None: steps were applied and the change is to be kept or undone;
+    with the last diagnosis.
+    """
+    from netcheck.render.json import report_document
+
+    current = before
+    for round_no in range(1, MAX_ROUNDS + 1):
+        host, proofs = asyncio.run(_gather(current, f"netcheck-fix-{secrets.token_hex(3)}",
+                                           server))
+        made = planning.build(current, host, proofs)
+        if isinstance(made, Advice):
+            if round_no == 1:
+                return _nothing_to_repair(made, session, o), current
+            o.line(_("No repair for it here: {reason}").format(reason=made.reason))
+            break
+        show_plan(o, made, start=state.next_step)
+        session.plans.append(made)
+        if args.plan:
+            session.outcome = "planned"
+            return _finish(session, o, EXIT_NOTHING), current
+        if not _agreed(args, made, o, err):
+            if state.journal is None:
+                session.outcome = "declined"
+                return _finish(session, o, EXIT_NOTHING), current
+            session.plans.pop()
+            break
+        if state.journal is None:
+            state.journal = _start_journal(before, made, session, o)
+        first = state.next_step
+        if not _apply_round(made, state.journal, state, session, o):
+            return _finish(session, o, EXIT_ROLLED_BACK), current
+        o.line(_("Diagnosing again..."))
+        after = report_document(diagnose())
+        o.line(_("Diagnosis: {line}").format(line=summary_line(after)))
+        if not planning.improved(current, after, made.code):
+            if round_no > 1:  # this round did not help: only its own steps go
+                o.line(_("That did not help: undoing its steps."))
+                undo_all(state.journal, session, o, first)
+                session.plans.pop()
+                session.rolled_back = False
+            else:
+                current = after
+            break
+        current = after
+        if current.get("verdict") == "ok":
+            break
+    return None, current
+
+
+def _nothing_to_repair(made: Advice, session: Session, o: Output) -> int:
+    """The first round found no plan: nothing wrong, or advice instead of a repair."""
+    session.advice = made
+    session.outcome = "nothing_to_repair" if made.code is None else "no_plan"
+    if made.code is None:
+        o.line(made.reason)
+    else:
+        show_advice(o, made)
+    return _finish(session, o, EXIT_NOTHING)
+
+
+def _start_journal(before: dict[str, Any], made: Plan, session: Session, o: Output) -> Journal:
+    """The journal opens before the first step; from then on SIGTERM undoes everything."""
+    journal = _open_journal(before, made, o)
+    session.journal = str(journal.path)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    return journal
+
+
+def _apply_round(made: Plan, journal: Journal, state: _Applying, session: Session,
+                 o: Output) -> bool:
+    """Apply one round's steps, numbered on from the last round's; False when a step failed
+    and everything was undone."""
+    session.applied = True
+    ok, started = apply_plan(made, journal, state.next_step, o)
+    state.next_step += started
+    if not ok:
+        session.error = _("a step failed")
+        o.line(_("A step failed: undoing everything, last step first."))
+        session.outcome = "failed"
+        undo_all(journal, session, o)
+    return ok
+
+
+def _keep_or_undo(args: argparse.Namespace, before: dict[str, Any], current: dict[str, Any],
+                  journal: Journal, session: Session, o: Output, err: IO[str]) -> int:
+    """Keep the change when the verdict improved and someone confirms it (--yes, or a yes
+    on the terminal in time); else undo everything, last step first."""
+    journal.add({"type": "state", "state": "applied"})
+    if not planning.improved(before, current, session.plans[0].code):
+        o.line(_("The verdict did not improve: undoing everything, last step first."))
+        return _give_up(session, journal, o)
+    if args.yes:
+        session.confirmed_by = "--yes"
+    elif _is_terminal(sys.stdin):
+        answer = ask(_("The verdict improved. Keep the change? [y/N] (undone in {s} s "
+                       "otherwise)").format(s=f"{args.confirm_timeout:g}"),
+                     args.confirm_timeout, err)
+        if not answer:
+            o.line(_("Not confirmed: undoing everything, last step first."))
+            return _give_up(session, journal, o)
+        session.confirmed_by = "terminal"
+    else:
+        o.line(_("Nobody can confirm (no terminal, no --yes): undoing everything."))
+        return _give_up(session, journal, o)
+    journal.add({"type": "state", "state": "kept"})
+    session.kept = True
+    session.outcome = "repaired"
+    o.line(_("Kept. The journal of this repair is {path}.").format(path=journal.path))
+    return _finish(session, o, EXIT_KEPT)
 
 
 @dataclass
