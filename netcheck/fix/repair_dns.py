@@ -3,10 +3,11 @@ resolv.conf; a stale /etc/hosts line commented out."""
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 from netcheck.fix import actions, owners
 from netcheck.fix.model import NO_SUCH, Host, Local, Proofs, Step
+from netcheck.fix.owners import Owner
 from netcheck.i18n import _
 
 
@@ -22,19 +23,9 @@ def resolver_servers(check: dict[str, Any]) -> tuple[list[str], list[str]]:
 def resolver(doc: dict[str, Any], check: dict[str, Any], host: Host,
               proofs: Proofs) -> Union[list[Step], str]:
     configured, dead = resolver_servers(check)
-    ev = check.get("evidence") or {}
-    sources = (ev.get("nsswitch") or {}).get("sources")
-    if check.get("code") == "DNS_NO_RESOLVER" and isinstance(sources, list) \
-            and not {"dns", "resolve"} & set(sources):
-        return Local(_("name servers are not asked at all: the hosts: line of "
-                       "/etc/nsswitch.conf is '{line}'; add dns to it (hosts: files dns)").format(
-                           line=" ".join(str(x) for x in sources)))
-    local = [s for s in dead if s.startswith(("127.", "::1"))]
-    if local and len(local) == len(dead):
-        # Restarting a service is no change that can be undone: said, not done.
-        return Local(_("the local resolver {server} does not answer: it is a service of this "
-                       "host (systemd-resolved, dnsmasq...); start it again (systemctl restart "
-                       "systemd-resolved)").format(server=local[0]))
+    said = _fault_of_this_host(check, dead)
+    if said is not None:
+        return said
     good = [r for r in proofs.resolvers if r.proven]
     if not good:
         tried = "; ".join(f"{r.address} ({r.source}): {r.rcode or r.error}"
@@ -53,30 +44,50 @@ def resolver(doc: dict[str, Any], check: dict[str, Any], host: Host,
     else:
         why = _("no name server is configured; {why}").format(why=why)
     ifname = (doc.get("host") or {}).get("egress_interface")
-    owner = host.owner(ifname if isinstance(ifname, str) else None)
+    return _resolver_steps(host, ifname if isinstance(ifname, str) else None, chosen, dead, why)
+
+
+def _fault_of_this_host(check: dict[str, Any], dead: list[str]) -> Optional[Local]:
+    """Name servers not asked at all (nsswitch.conf), or a local resolver down: said to this
+    host's administrator, not changed (None: neither)."""
+    ev = check.get("evidence") or {}
+    sources = (ev.get("nsswitch") or {}).get("sources")
+    if check.get("code") == "DNS_NO_RESOLVER" and isinstance(sources, list) \
+            and not {"dns", "resolve"} & set(sources):
+        return Local(_("name servers are not asked at all: the hosts: line of "
+                       "/etc/nsswitch.conf is '{line}'; add dns to it (hosts: files dns)").format(
+                           line=" ".join(str(x) for x in sources)))
+    local = [s for s in dead if s.startswith(("127.", "::1"))]
+    if local and len(local) == len(dead):
+        # Restarting a service is no change that can be undone: said, not done.
+        return Local(_("the local resolver {server} does not answer: it is a service of this "
+                       "host (systemd-resolved, dnsmasq...); start it again (systemctl restart "
+                       "systemd-resolved)").format(server=local[0]))
+    return None
+
+
+def _resolver_steps(host: Host, ifname: Optional[str], chosen: list[str], dead: list[str],
+                    why: str) -> Union[list[Step], str]:
+    """The ``chosen`` servers set through whoever writes resolv.conf: NetworkManager's
+    profile, systemd-resolved or resolvconf (runtime), a networkd drop-in, or the file."""
+    owner = host.owner(ifname)
     dns = host.dns
     if dns.kind == owners.NM and owner.via_nmcli:
-        steps = []
-        for fam in (4, 6):
-            mine = [s for s in chosen if (":" in s) == (fam == 6)]
-            if mine:
-                do, undo = owners.nm_modify(owner, str(ifname), f"ipv{fam}.dns", ",".join(mine))
-                steps.append(Step(do, undo, why, owners.NM, True))
-        return steps
-    if dns.kind == "systemd-resolved" and isinstance(ifname, str):
+        return _nm_dns_steps(owner, str(ifname), chosen, why)
+    if dns.kind == "systemd-resolved" and ifname is not None:
         old = dns.resolved_servers
-        undo = (["resolvectl", "dns", ifname, *old] if old else ["resolvectl", "revert", ifname])
+        revert = (["resolvectl", "dns", ifname, *old] if old else ["resolvectl", "revert", ifname])
         return [Step([actions.run(["resolvectl", "dns", ifname, *chosen])],
-                     [actions.run(undo)], why, "systemd-resolved",
+                     [actions.run(revert)], why, "systemd-resolved",
                      note=_("runtime only: systemd-resolved keeps it until the link is "
                             "reconfigured; DNS= in the link's network configuration keeps it"))]
-    if dns.kind == "resolvconf" and isinstance(ifname, str):
+    if dns.kind == "resolvconf" and ifname is not None:
         record = f"{ifname}.netcheck"
         body = "".join(f"nameserver {s}\n" for s in chosen)
         return [Step([actions.run(["resolvconf", "-a", record], input=body)],
                      [actions.run(["resolvconf", "-d", record], tolerate=NO_SUCH)], why,
                      "resolvconf", note=_("runtime only: resolvconf forgets it at reboot"))]
-    if owner.via_networkd and isinstance(ifname, str):
+    if owner.via_networkd and ifname is not None:
         path = owners.dropin_path(owner)
         do, undo = owners.networkd_dropin(owner, ifname, "Network",
                                           [f"DNS={s}" for s in chosen], host.dropins.get(path))
@@ -84,14 +95,31 @@ def resolver(doc: dict[str, Any], check: dict[str, Any], host: Host,
     if dns.kind != "file" or dns.text is None:
         return _("{path} is written by {owner}, which netcheck cannot change here").format(
             path=dns.path, owner=dns.link or dns.kind)
-    new = resolv_conf_with(dns.text, chosen, dead)
-    return [Step([actions.write(dns.path, new, dns.text, shown=_(
+    return [_resolv_conf_step(dns.path, dns.text, chosen, dead, why)]
+
+
+def _nm_dns_steps(owner: Owner, ifname: str, chosen: list[str], why: str) -> list[Step]:
+    """NetworkManager's profile: ipv4.dns and ipv6.dns, one step each family chosen."""
+    steps = []
+    for fam in (4, 6):
+        mine = [s for s in chosen if (":" in s) == (fam == 6)]
+        if mine:
+            do, undo = owners.nm_modify(owner, ifname, f"ipv{fam}.dns", ",".join(mine))
+            steps.append(Step(do, undo, why, owners.NM, True))
+    return steps
+
+
+def _resolv_conf_step(path: str, text: str, chosen: list[str], dead: list[str],
+                      why: str) -> Step:
+    """resolv.conf edited by hand (nobody else writes it), the old text kept to put back."""
+    new = resolv_conf_with(text, chosen, dead)
+    return Step([actions.write(path, new, text, shown=_(
         "edit {path}: nameserver {servers}{dropped}").format(
-            path=dns.path, servers=", ".join(chosen),
+            path=path, servers=", ".join(chosen),
             dropped=_(" (the silent ones commented out)") if dead else ""))],
-                 [actions.write(dns.path, dns.text, new, shown=_(
-                     "put {path} back as it was (kept in the journal)").format(path=dns.path))],
-                 why, "file", True)]
+                [actions.write(path, text, new, shown=_(
+                    "put {path} back as it was (kept in the journal)").format(path=path))],
+                why, "file", True)
 
 
 def resolv_conf_with(text: str, servers: list[str], dead: list[str]) -> str:
