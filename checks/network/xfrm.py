@@ -18,6 +18,7 @@ from netcheck.registry import check
 
 if TYPE_CHECKING:
     from netcheck import family as addrfam
+    from netcheck.probes.xfrm import XfrmVerdict
     from netcheck.runner import Context
 else:  # imported at first use: `netcheck checks` lists the checks without the probes
     addrfam = lazy("netcheck.family")
@@ -36,6 +37,8 @@ def _xfrm(ctx: Context) -> asyncio.Task[Any]:
 
 
 _PROTO_NUMBERS = {"tcp": 6, "udp": 17}
+# (family, protocol, destination, port, what the policies do to it) of one flow the run sends
+_JudgedFlow = tuple[int, str, str, int, "XfrmVerdict"]
 
 
 def _flows_of(ctx: Context, view: L3View) -> list[tuple[int, str, str, int, Any]]:
@@ -96,8 +99,6 @@ async def ipsec(ctx: Context) -> Result:
     security association (``ip xfrm state``), and without one — the tunnel never came up —
     the packets vanish. Needs root (CAP_NET_ADMIN) to read them.
     """
-    from netcheck.probes import xfrm
-
     if ctx.target is None:
         return skipped(_("no target"))
     view = await _l3_view(ctx)
@@ -108,34 +109,66 @@ async def ipsec(ctx: Context) -> Result:
         return skipped(_("cannot read the IPsec policies: {error}").format(error=found.error))
     if not any(p.direction == "out" for p in found.policies):
         return passed(_("no IPsec policy on this host"), policies=0)
-    judged = []
-    for fam, proto, dst, port, lk in _flows_of(ctx, view):
-        verdict = xfrm.judge(found, lk.prefsrc if lk else None, dst, _PROTO_NUMBERS[proto],
-                             port, lk.oif if lk and lk.oif else 0)
-        judged.append((fam, proto, dst, port, verdict))
+    judged = _judge_flows(found, _flows_of(ctx, view))
     evidence: dict[str, Any] = {
         "policies": len(found.policies), "states": len(found.states),
         "flows": [{"flow": f"{proto} {dst} port {port}", **v.to_json()}
                   for _f, proto, dst, port, v in judged]}
+    code, fam, _part, working = _combine(view.flow, _family_states(view, judged),
+                                         "IPSEC_NO_SA")
+    if code is None and ctx.target.is_name and not view.resolver:
+        # The name resolved, but the host still asks its name servers for every name: one
+        # family's servers cut off while the other's answer is that family lost.
+        code, fam, working = await _name_server_ipsec(ctx, found, judged, evidence)
+    if code is None:
+        return _ipsec_passed(judged, evidence)
+    return _ipsec_cuts(code, fam, working, judged, evidence)
+
+
+def _judge_flows(found: Any, flows: list[tuple[int, str, str, int, Any]]
+                 ) -> list[_JudgedFlow]:
+    """(family, protocol, destination, port, verdict) of each flow, matched against the
+    policies as the kernel matches them (from its route's source address and interface)."""
+    from netcheck.probes import xfrm
+
+    judged: list[_JudgedFlow] = []
+    for fam, proto, dst, port, lk in flows:
+        verdict = xfrm.judge(found, lk.prefsrc if lk else None, dst, _PROTO_NUMBERS[proto],
+                             port, lk.oif if lk and lk.oif else 0)
+        judged.append((fam, proto, dst, port, verdict))
+    return judged
+
+
+def _family_states(view: L3View, judged: list[_JudgedFlow]
+                   ) -> dict[int, str]:
+    """Per family of the flow: ok, or the code of a policy that cuts off every flow of it."""
     states: dict[int, str] = {}
     for fam in view.flow.all:
         mine = [v for f, _p, _d, _port, v in judged if f == fam]
         bad = [v for v in mine if v.outcome in ("block", "no_sa")]
         states[fam] = (OK if not mine or len(bad) < len(mine) else
                        "IPSEC_POLICY_BLOCK" if bad[0].outcome == "block" else "IPSEC_NO_SA")
-    code, fam, _part, working = _combine(view.flow, states, "IPSEC_NO_SA")
-    if code is None and ctx.target.is_name and not view.resolver:
-        # The name resolved, but the host still asks its name servers for every name: one
-        # family's servers cut off while the other's answer is that family lost.
-        code, fam, working = await _name_server_ipsec(ctx, found, judged, evidence)
-    if code is None:
-        protected = [(d, v) for _f, _p, d, _port, v in judged if v.outcome == "protected"]
-        if protected:
-            dst, v = protected[0]
-            return passed(_("the traffic to {address} goes through IPsec ({sa})").format(
-                address=dst, sa=v.sa.text() if v.sa else v.policy.text()), **evidence)
-        return passed(_("no IPsec policy covers the traffic to {addresses}").format(
-            addresses=", ".join(d for _f, _p, d, _port, _v in judged) or "-"), **evidence)
+    return states
+
+
+def _ipsec_passed(judged: list[_JudgedFlow],
+                  evidence: dict[str, Any]) -> Result:
+    """The flow gets out: through IPsec, or with no policy covering it."""
+    protected = [(d, v) for _f, _p, d, _port, v in judged if v.outcome == "protected"]
+    if protected:
+        dst, v = protected[0]
+        assert v.policy is not None  # a protected flow is protected by its policy
+        return passed(_("the traffic to {address} goes through IPsec ({sa})").format(
+            address=dst, sa=v.sa.text() if v.sa else v.policy.text()), **evidence)
+    return passed(_("no IPsec policy covers the traffic to {addresses}").format(
+        addresses=", ".join(d for _f, _p, d, _port, _v in judged) or "-"), **evidence)
+
+
+def _ipsec_cuts(code: str, fam: Optional[int], working: list[int],
+                judged: list[_JudgedFlow],
+                evidence: dict[str, Any]) -> Result:
+    """IPSEC_POLICY_BLOCK or IPSEC_NO_SA for the first flow of ``fam`` a policy cuts off (a
+    warning while another family works)."""
     fam_, proto, dst, port, v = next(x for x in judged if x[0] == fam
                                      and x[4].outcome in ("block", "no_sa"))
     assert v.policy is not None
