@@ -36,10 +36,12 @@ def family_of(address: str) -> Family:
 
     Anything that does not parse is judged by its colon, as the socket calls would.
     """
+    if ":" not in address:  # IPv4, or not an address at all: judged as IPv4 either way
+        return V4
     try:
         ip = ipaddress.ip_address(bare(address))
     except ValueError:
-        return V6 if ":" in address else V4
+        return V6
     if ip.version == 6 and ip.ipv4_mapped is None:  # type: ignore[union-attr]
         return V6
     return V4

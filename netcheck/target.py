@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from dataclasses import dataclass
 from typing import Optional, Union
 
@@ -83,14 +84,19 @@ class Target:
         }
 
 
+# One search each, in C: a batch reads ten thousand targets (str.isspace's white space).
+_WHITE_SPACE = re.compile(r"\s")
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
 def _check_text(text: str) -> None:
     if not text or not text.strip():
         raise TargetError("empty target: give a host name, an address or a URL")
     if len(text) > MAX_TARGET_LENGTH:
         raise TargetError(f"target too long ({len(text)} characters, at most {MAX_TARGET_LENGTH})")
-    if any(ch.isspace() for ch in text):
+    if _WHITE_SPACE.search(text):
         raise TargetError("target contains white space")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+    if _CONTROL.search(text):
         raise TargetError("target contains control characters")
 
 
@@ -107,6 +113,15 @@ def _show(text: str, limit: int = 40) -> str:
     """Quote user text safely in an error message: printable and short."""
     shown = text.encode("unicode_escape").decode("ascii")
     return repr(shown if len(shown) <= limit else shown[:limit] + "...")
+
+
+def _is_ipv4(text: str) -> bool:
+    """A dotted-quad IPv4 address as inet_pton reads it (no leading zeros, four parts)."""
+    try:
+        socket.inet_pton(socket.AF_INET, text)
+    except OSError:
+        return False
+    return True
 
 
 def normalize_host(host: str) -> str:
@@ -128,6 +143,8 @@ def normalize_host(host: str) -> str:
         except ValueError:
             raise TargetError(f"{_show(host)} is not a valid IPv6 address") from None
         return f"{ipaddress.IPv6Address(addr_part).compressed}%{zone}"
+    if _is_ipv4(bare):  # already its compressed form: the common case, without ipaddress
+        return bare
     try:
         return ipaddress.ip_address(bare).compressed
     except ValueError:

@@ -101,10 +101,10 @@ def read_target_lines(lines: Iterable[str], source: str = "<stdin>",
             text = re.split(r"\s#", text, maxsplit=1)[0].strip()
         if not text or text.startswith("#"):
             continue
-        label = _show(text)
         try:
             target = build_target(text, profile.defaults)
         except TargetError as exc:
+            label = _show(text)
             profile.entries.append(Entry(label, "", number, label, problem=shown(str(exc))))
             continue
         # Only a default scheme or port can make the target differ from the line as typed.
