@@ -115,7 +115,7 @@ def _show(text: str, limit: int = 40) -> str:
     return repr(shown if len(shown) <= limit else shown[:limit] + "...")
 
 
-def _is_ipv4(text: str) -> bool:
+def is_ipv4(text: str) -> bool:
     """A dotted-quad IPv4 address as inet_pton reads it (no leading zeros, four parts)."""
     try:
         socket.inet_pton(socket.AF_INET, text)
@@ -143,7 +143,7 @@ def normalize_host(host: str) -> str:
         except ValueError:
             raise TargetError(f"{_show(host)} is not a valid IPv6 address") from None
         return f"{ipaddress.IPv6Address(addr_part).compressed}%{zone}"
-    if _is_ipv4(bare):  # already its compressed form: the common case, without ipaddress
+    if is_ipv4(bare):  # already its compressed form: the common case, without ipaddress
         return bare
     try:
         return ipaddress.ip_address(bare).compressed

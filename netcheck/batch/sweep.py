@@ -40,6 +40,7 @@ from netcheck.model import CheckOutcome, Report, passed
 from netcheck.probes import shared, tcp
 from netcheck.runner import DEADLINE_MARGIN, choose_root_cause, run_blocking, verdict_of
 from netcheck.server.handshake import kernel_rtt_ms
+from netcheck.target import is_ipv4
 
 if TYPE_CHECKING:
     from netcheck.batch.profile import Entry
@@ -128,7 +129,7 @@ class Sweep:
         target = entry.target
         if target is None or not target.port:
             return None
-        if _ipv4(target.host):  # the common case, without parsing the address again
+        if is_ipv4(target.host):  # the common case, without parsing the address again
             return target.host if family in (None, 4) else None
         ip = target.ip
         if ip is None or (family is not None and ip.version != family):
@@ -352,14 +353,6 @@ def build_report(target: Target, outcome: CheckOutcome, facts: Any,
         started_at=started,
         duration_ms=(time.monotonic() - t0) * 1000, version=__version__,
         request_id=request_id if target.scheme in ("http", "https") else None)
-
-
-def _ipv4(host: str) -> bool:
-    try:
-        socket.inet_pton(socket.AF_INET, host)
-    except OSError:
-        return False
-    return True
 
 
 _clock: list[Any] = [None, ""]  # the last second asked for, and its timestamp
