@@ -13,7 +13,7 @@ from typing import IO, TYPE_CHECKING, Any, Optional
 
 from netcheck import __version__, defaults
 from netcheck.exporter.config import DEFAULT_MODULE, Config, Module
-from netcheck.exporter.connections import DROP_REASONS, connection_cap
+from netcheck.exporter.connections import connection_cap
 from netcheck.exporter.server.answers import (
     JSON_TYPE,
     TEXT_TYPE,
@@ -21,6 +21,7 @@ from netcheck.exporter.server.answers import (
     without_local_details,
 )
 from netcheck.exporter.server.loop import ProbeLoop, exchange_limit
+from netcheck.exporter.server.metrics import ExporterMetrics
 from netcheck.exporter.server.query import (
     Rejected,
     _decoded,
@@ -54,7 +55,7 @@ QUEUE_PER_SLOT = 4
 MAX_REMEMBERED_REQUESTS = 10_000
 
 
-class Exporter:
+class Exporter(ExporterMetrics):
     """The probing logic and the exporter's own metrics, apart from any HTTP plumbing.
 
     ``answer_*`` return ``(status, content type, body)``; :meth:`answer_probe_async` and
@@ -66,16 +67,6 @@ class Exporter:
                  sysroot: str = "/", log: Optional[IO[str]] = None,
                  expose_local_details: bool = False,
                  exchanges: Optional[int] = None) -> None:
-        from prometheus_client import (
-            CollectorRegistry,
-            Counter,
-            Gauge,
-            Histogram,
-            gc_collector,
-            platform_collector,
-            process_collector,
-        )
-
         from netcheck.exporter.config import resolve_checks
         from netcheck.hoststate import HostState
 
@@ -98,68 +89,8 @@ class Exporter:
         self._requests: dict[str, tuple[Target, Module, str]] = {}
         self._laddering = 0
         self._queued = 0
-        self.registry = CollectorRegistry()
-        process_collector.ProcessCollector(registry=self.registry)
-        platform_collector.PlatformCollector(registry=self.registry)
-        gc_collector.GCCollector(registry=self.registry)
-        Gauge("netcheck_exporter_build_info", "netcheck version", ["version"],
-              registry=self.registry).labels(__version__).set(1)
-        self.probes = Counter("netcheck_exporter_probes", "Probes run, by module and result",
-                              ["module", "result"], registry=self.registry)
-        self.rejections = Counter("netcheck_exporter_rejections",
-                                  "Probe requests refused before anything was sent, by reason",
-                                  ["reason"], registry=self.registry)
-        self.redirects_refused = Counter(
-            "netcheck_exporter_redirects_refused",
-            "Probes whose redirect led outside the allow-list (the hop was not requested)",
-            registry=self.registry)
         self._probing = 0
-        Gauge("netcheck_exporter_probes_in_flight", "Probes running now",
-              registry=self.registry).set_function(lambda: self._probing)
-        self.ladders = Counter("netcheck_exporter_ladders",
-                               "Diagnosis ladders run, by why: the exchange failed or warned "
-                               "(exchange), it was slow (slow), the module asks for it "
-                               "(module), format=json (json)", ["reason"],
-                               registry=self.registry)
-        self.exchange_results = Counter("netcheck_exporter_exchanges",
-                                        "Exchanges (the first phase), by result",
-                                        ["result"], registry=self.registry)
-        Gauge("netcheck_exporter_ladders_in_flight", "Diagnosis ladders running now",
-              registry=self.registry).set_function(lambda: self._laddering)
-        Gauge("netcheck_exporter_exchanges_in_flight", "Exchanges running now",
-              registry=self.registry).set_function(lambda: self._exchanging)
-        Gauge("netcheck_exporter_exchange_limit", "Exchanges allowed at once (from the "
-              "descriptor limit)", registry=self.registry).set(self.exchanges)
-        Gauge("netcheck_exporter_host_snapshots", "Netlink snapshots of this host taken so far "
-              "(shared by the probes of a few seconds)",
-              registry=self.registry).set_function(lambda: self.state.facts_reads)
-        self.connections = Gauge("netcheck_exporter_connections",
-                                 "HTTP connections open now", registry=self.registry)
-        self.dropped = Counter("netcheck_exporter_connections_dropped",
-                               "HTTP connections closed without a probe answer, by reason",
-                               ["reason"], registry=self.registry)
-        self.duration = Histogram("netcheck_exporter_probe_duration_seconds",
-                                  "How long probes took, by module", ["module"],
-                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5,
-                                           10, 15, 30, 60),
-                                  registry=self.registry)
-        Gauge("netcheck_exporter_concurrency_limit", "Diagnosis ladders allowed at once",
-              registry=self.registry).set(config.concurrency)
-        Gauge("netcheck_exporter_allowed_entries", "Entries of the allow-list plus named targets",
-              registry=self.registry).set(len(config.allow.networks) + len(config.allow.names)
-                                          + len(config.allow.suffixes) + len(config.targets))
-        for reason in ("bad_request", "not_allowed", "busy"):
-            self.rejections.labels(reason)
-        for reason in DROP_REASONS:
-            self.dropped.labels(reason)
-        for reason in ("exchange", "slow", "module", "json"):
-            self.ladders.labels(reason)
-        self._exchange_healthy = self.exchange_results.labels("healthy")
-        self._exchange_laddered = self.exchange_results.labels("ladder")
-        # The children looked up once (labels() takes a lock and hashes every time).
-        self._outcome = {(module, ok): self.probes.labels(module, "success" if ok else "failure")
-                         for module in config.modules for ok in (True, False)}
-        self._duration = {module: self.duration.labels(module) for module in config.modules}
+        self._register_metrics(config)
 
     @property
     def loop(self) -> ProbeLoop:
@@ -254,8 +185,8 @@ class Exporter:
         try:
             if why is not None:
                 reason = "json" if fmt == "json" else "module"
-                report = await self._ladder_when_free(target, module, start, until, reason)
-                return self._counted(report, None, module, start)
+                laddered = await self._ladder_when_free(target, module, start, until, reason)
+                return self._counted(laddered, None, module, start)
             report, ex = await self._two_phases(target, module, start, until)
             return self._counted(report, ex, module, start)
         finally:
@@ -465,13 +396,6 @@ class Exporter:
             body = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
             return 200, JSON_TYPE, body.encode("utf-8")
         return 200, content_type(), ladder_exposition(report).encode("utf-8")
-
-    def answer_metrics(self) -> tuple[int, str, bytes]:
-        from prometheus_client import generate_latest
-
-        from netcheck.render.prometheus import content_type
-
-        return 200, content_type(), generate_latest(self.registry)
 
     def answer_index(self) -> tuple[int, str, bytes]:
         modules = ", ".join(sorted(self.config.modules))
