@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
-from typing import IO
+from typing import IO, TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:
+    from netcheck.exporter.config import Config
+    from netcheck.exporter.server import Exporter, Server
 
 DEFAULT_LISTEN = "127.0.0.1:9115"
 FD_WANTED = 65536  # the soft descriptor limit is raised towards this (never past the hard one)
@@ -71,12 +75,44 @@ def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     import signal
     import threading
 
-    from netcheck import registry
     from netcheck.cli import UsageError
-    from netcheck.exporter import config as configs
-    from netcheck.exporter.server import Exporter, Server
+    from netcheck.exporter.server import Server
 
     host, port = parse_listen(args.listen)
+    config = _config(args)
+    max_connections = _max_connections(args)
+    from netcheck.batch.command import raise_fd_limit
+
+    # The exchanges are bounded by descriptors (exporter.server.exchange_limit): have them.
+    raise_fd_limit(FD_WANTED)
+    exporter = _exporter(args, config, err)
+    try:
+        server = Server((host, port), exporter, verbose=args.verbose,
+                        max_connections=max_connections)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {args.listen}: {exc.strerror or exc}") from None
+
+    def stop(signum: int, frame: object) -> None:
+        # shutdown() waits for serve_forever to return: never call it from its own thread.
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    _say_listening(config, exporter, server, err)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    err.write("netcheck serve: stopped\n")
+    return 0
+
+
+def _config(args: argparse.Namespace) -> Config:
+    """The config file with the command line's --allow, --concurrency and --deadline."""
+    from netcheck.cli import UsageError
+    from netcheck.exporter import config as configs
+
     try:
         config = configs.load(args.config)
         for entry in args.allow:
@@ -95,36 +131,39 @@ def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         if not 0 < deadline <= 3600:
             raise UsageError("--deadline must be between 0 and 3600 seconds")
         config.deadline = deadline
-    max_connections = None
-    if args.max_connections is not None:
-        text = str(args.max_connections)
-        if not text.isdigit() or not 1 <= int(text) <= 65536:
-            raise UsageError("--max-connections must be a number from 1 to 65536")
-        max_connections = int(text)
-    from netcheck.batch.command import raise_fd_limit
+    return config
 
-    # The exchanges are bounded by descriptors (exporter.server.exchange_limit): have them.
-    raise_fd_limit(FD_WANTED)
+
+def _max_connections(args: argparse.Namespace) -> Optional[int]:
+    from netcheck.cli import UsageError
+
+    if args.max_connections is None:
+        return None
+    text = str(args.max_connections)
+    if not text.isdigit() or not 1 <= int(text) <= 65536:
+        raise UsageError("--max-connections must be a number from 1 to 65536")
+    return int(text)
+
+
+def _exporter(args: argparse.Namespace, config: Config, err: IO[str]) -> Exporter:
+    """The Exporter over the diagnose checks (a broken plugin is a warning, not the end)."""
+    from netcheck import registry
+    from netcheck.cli import UsageError
+    from netcheck.exporter import config as configs
+    from netcheck.exporter.server import Exporter
+
     reg = registry.load()
     for warning in reg.warnings:
         registry.warn(warning)
     try:
-        exporter = Exporter(config, reg.for_mode("diagnose"), lang=args.lang or "en",
-                            sysroot=args.sysroot, log=err,
-                            expose_local_details=args.expose_local_details)
+        return Exporter(config, reg.for_mode("diagnose"), lang=args.lang or "en",
+                        sysroot=args.sysroot, log=err,
+                        expose_local_details=args.expose_local_details)
     except configs.ConfigError as exc:
         raise UsageError(str(exc)) from None
-    try:
-        server = Server((host, port), exporter, verbose=args.verbose,
-                        max_connections=max_connections)
-    except OSError as exc:
-        raise UsageError(f"cannot listen on {args.listen}: {exc.strerror or exc}") from None
 
-    def stop(signum: int, frame: object) -> None:
-        # shutdown() waits for serve_forever to return: never call it from its own thread.
-        threading.Thread(target=server.shutdown, daemon=True).start()
 
-    signal.signal(signal.SIGTERM, stop)
+def _say_listening(config: Config, exporter: Exporter, server: Server, err: IO[str]) -> None:
     if not config.allow and not config.targets:
         err.write("netcheck serve: warning: no --allow and no [targets] in a config: every "
                   "/probe will be refused (400)\n")
@@ -134,11 +173,3 @@ def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
               f"{config.concurrency} diagnoses at once; deadline {config.deadline:g} s; at "
               f"most {server.max_connections} connections)\n")
     err.flush()
-    try:
-        server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    err.write("netcheck serve: stopped\n")
-    return 0
