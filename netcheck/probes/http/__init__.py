@@ -16,8 +16,9 @@ Credentials in a proxy URL are used, and shown only as ``***``.
 
 The package, by concern: ``url`` (URLs taken apart, Location resolved, credentials masked),
 ``proxy`` (proxy URLs, ``no_proxy``, the choice of proxy), ``framing`` (HTTP/1.1 bytes: head,
-body framing, chunked decoding, the request), ``result`` (Hop, HttpResult), ``client`` (one
-fetch's sockets: connect, tunnel, TLS, read head and body), ``redirects`` (the chain of hops).
+body framing, chunked decoding, the request), ``result`` (Hop, HttpResult), ``reading`` (one
+response read off a stream within its bounds: head and body), ``client`` (one fetch's sockets:
+connect, tunnel, TLS, a connection kept alive), ``redirects`` (the chain of hops).
 Here: :func:`fetch`, and every name importable from ``netcheck.probes.http`` as before the split.
 """
 
@@ -27,14 +28,7 @@ import time
 from typing import Any, Collection, Mapping, Optional, Union
 
 from netcheck.lazy import asyncio
-from netcheck.probes.http.client import (
-    BODY_SAMPLE_BYTES,
-    MAX_INTERIM,
-    HopRefusal,
-    Resolver,
-    Tunnelled,
-    _Fetcher,
-)
+from netcheck.probes.http.client import HopRefusal, Resolver, Tunnelled, _Fetcher
 from netcheck.probes.http.framing import (
     MAX_HEADER_BYTES,
     REDIRECT_STATUSES,
@@ -63,6 +57,7 @@ from netcheck.probes.http.proxy import (
     proxy_for,
     proxy_variables,
 )
+from netcheck.probes.http.reading import BODY_SAMPLE_BYTES, MAX_INTERIM
 from netcheck.probes.http.redirects import _follow
 from netcheck.probes.http.result import Hop, HttpResult
 from netcheck.probes.http.url import (

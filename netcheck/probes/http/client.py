@@ -1,6 +1,7 @@
 """The client of one fetch, on raw sockets: resolving, the caller's hop policy, connecting
-(through a proxy's CONNECT, TLS to an https proxy, TLS to the server), reading the head and the
-body within their bounds, and keeping a connection alive between hops (:class:`_Fetcher`).
+(through a proxy's CONNECT, TLS to an https proxy, TLS to the server), and keeping a connection
+alive between hops (:class:`_Fetcher`); reading the head and the body within their bounds is
+:mod:`netcheck.probes.http.reading`'s.
 """
 
 from __future__ import annotations
@@ -11,18 +12,9 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Collection, Mapping,
 
 from netcheck.lazy import asyncio
 from netcheck.probes.banner import Stream, first_line, open_stream, os_error_name
-from netcheck.probes.http.framing import (
-    _HEAD_END,
-    REDIRECT_STATUSES,
-    ChunkedDecoder,
-    Head,
-    ProtocolError,
-    body_framing,
-    build_request,
-    could_be_http,
-    parse_head,
-)
+from netcheck.probes.http.framing import Head, ProtocolError, build_request
 from netcheck.probes.http.proxy import Proxy, choose_proxy
+from netcheck.probes.http.reading import _Fail, _ResponseReader
 from netcheck.probes.http.result import Hop
 from netcheck.probes.http.url import UrlParts
 from netcheck.redact import shown
@@ -31,27 +23,15 @@ if TYPE_CHECKING:
     import ssl
 
 
-MAX_INTERIM = 5  # 1xx responses skipped before the real one (100 Continue, 103 Early Hints)
-BODY_SAMPLE_BYTES = 2048  # kept to read an error page's <title>
-
 Resolver = Callable[[str], Awaitable[list[str]]]
 # Why a hop (host, port, scheme, path) may not be requested, or None when it may: the caller's
 # policy (the exporter's allow-list), asked before any packet goes to the hop.
 HopRefusal = Callable[[str, int, str, str], Optional[str]]
 
 
-class _Fail(Exception):
-    """Ends a hop: the outcome kind and what to tell."""
-
-    def __init__(self, outcome: str, detail: str, *, first: Optional[bytes] = None) -> None:
-        super().__init__(detail)
-        self.outcome = outcome
-        self.detail = detail
-        self.first = first
-
-
-class _Fetcher:
-    """State of one fetch: the deadline, the connection kept alive, the names resolved."""
+class _Fetcher(_ResponseReader):
+    """State of one fetch: the deadline, the connection kept alive, the names resolved; the
+    response is read as :class:`_ResponseReader` reads it."""
 
     def __init__(self, *, timeout: float, until: float, cafile: Optional[str],
                  cert: Optional[str], key: Optional[str], verify: bool, user_agent: str,
@@ -272,139 +252,6 @@ class _Fetcher:
             from netcheck.probes.tls import _chain_der
 
             hop.peer_chain = _chain_der(tls)
-
-    async def read_head(self, stream: Stream, hop: Hop, sent_at: float) -> Head:
-        """Read a status line and headers within ``timeout`` of the request; skip 1xx."""
-        head_until = min(self.until, sent_at + self.timeout)
-        buf = b""
-        scanned = 0  # where the search for the empty line resumes (no quadratic rescans)
-        got = 0  # bytes received in this phase (what a stall got as far as)
-        first_at: Optional[float] = None
-        last_at = sent_at
-        interim = 0
-        while True:
-            if buf[:1] in (b"\r", b"\n"):
-                buf = buf.lstrip(b"\r\n")
-                scanned = 0
-            end = _HEAD_END.search(buf, max(0, scanned - 3))
-            scanned = len(buf)
-            if end is not None:
-                try:
-                    head = parse_head(buf[:end.start()])
-                except ProtocolError as exc:
-                    raise _Fail("protocol_mismatch", str(exc), first=buf) from None
-                buf = buf[end.end():]
-                scanned = 0
-                if 100 <= head.status < 200 and head.status != 101 and interim < MAX_INTERIM:
-                    interim += 1  # 100 Continue, 103 Early Hints: the real answer follows
-                    continue
-                stream.buffer = buf + stream.buffer
-                hop.bytes_received = got - len(buf)  # the rest is the body's, counted there
-                return head
-            hop.bytes_received = got
-            if len(buf) > self.max_header:
-                raise _Fail("header_too_large", f"the response headers exceed "
-                                                f"{self.max_header // 1024} KiB", first=buf)
-            if not could_be_http(buf):
-                raise _Fail("protocol_mismatch", "the answer is not HTTP", first=buf)
-            try:
-                data = await stream.recv(head_until)
-            except asyncio.TimeoutError:
-                waited = time.monotonic() - sent_at
-                if first_at is None:
-                    raise _Fail("timeout", f"no answer within {waited:.1f} s of the "
-                                           "request") from None
-                still = time.monotonic() - last_at < 1.0
-                raise _Fail("stall", f"{got} bytes of the response in {waited:.1f} s, "
-                            + ("still trickling" if still else
-                               f"then nothing for {time.monotonic() - last_at:.1f} s")
-                            + "; the headers never completed", first=buf) from None
-            except (OSError, ConnectionError) as exc:
-                raise _Fail("closed", f"connection failed while reading the response: "
-                                      f"{os_error_name(exc)}", first=buf) from None
-            if not data:
-                if not got:
-                    raise _Fail("closed", "the server closed the connection without a "
-                                          "response (empty reply)")
-                raise _Fail("closed", f"the server closed the connection after {got} "
-                                      "bytes, in the middle of the headers", first=buf)
-            now = time.monotonic()
-            if first_at is None:
-                first_at = now
-                hop.ttfb_ms = (now - sent_at) * 1000
-            last_at = now
-            got += len(data)
-            buf += data
-
-    async def read_body(self, stream: Stream, hop: Hop, head: Head) -> bytes:
-        """Read (and count) the body within the byte and time bounds; a small sample kept.
-
-        A redirect's body is read only up to 64 KiB: beyond that the connection is not
-        worth keeping alive.
-        """
-        framing, length = body_framing(head.status, head.headers)
-        hop.content_length = length if framing == "length" else None
-        final = head.status not in REDIRECT_STATUSES or not head.headers.get("Location")
-        limit = self.max_body if final else min(self.max_body, 64 * 1024)
-        start = time.monotonic()
-        budget_end = min(self.until, start + self.transfer_timeout)
-        sample = b""
-        count = 0
-        decoder = ChunkedDecoder(self.max_header) if framing == "chunked" else None
-        complete = framing == "none" or (framing == "length" and length == 0)
-        last_at = start
-        while not complete:
-            if count >= limit:
-                hop.truncated = "size"
-                break
-            try:
-                data = await stream.recv(min(budget_end, time.monotonic() + self.timeout))
-            except asyncio.TimeoutError:
-                # Nothing for a whole timeout is a stall; bytes still coming when the
-                # transfer's time is up is only slow.
-                idle = time.monotonic() - last_at
-                hop.truncated = "stall" if idle >= self.timeout - 0.01 else "time"
-                break
-            except (OSError, ConnectionError):
-                hop.truncated = "reset"
-                break
-            if not data:
-                if framing == "close":
-                    complete = True
-                else:
-                    hop.truncated = "closed"
-                break
-            hop.bytes_received += len(data)
-            last_at = time.monotonic()
-            if decoder is not None:
-                try:
-                    pieces = decoder.feed(data)
-                except ProtocolError as exc:
-                    hop.truncated = "bad chunking"
-                    hop.error = str(exc)
-                    break
-                if decoder.done:
-                    stream.buffer = decoder.leftover
-                    complete = True
-            elif framing == "length":
-                assert length is not None
-                need = length - count
-                pieces = [data[:need]]
-                if len(data) >= need:
-                    stream.buffer = data[need:]
-                    complete = True
-            else:
-                pieces = [data]
-            for piece in pieces:
-                if len(sample) < BODY_SAMPLE_BYTES:
-                    sample += piece[:BODY_SAMPLE_BYTES - len(sample)]
-                count += len(piece)
-        hop.body_bytes = count
-        hop.transfer_ms = (time.monotonic() - start) * 1000 if framing != "none" else 0.0
-        connection = (head.headers.get("Connection") or "").lower()
-        hop.keep_alive = complete and hop.truncated is None and framing != "close" and (
-            "close" not in connection) and (head.version != "1.0" or "keep-alive" in connection)
-        return sample
 
     async def exchange(self, parts: UrlParts, hop: Hop) -> tuple[Head, bytes]:
         """One request on a kept-alive or new connection; the head and a body sample."""
