@@ -38,50 +38,16 @@ async def _follow(fetcher: _Fetcher, result: HttpResult, current: UrlParts, seen
             return
         except _Fail as fail:
             hop.total_ms = fetcher.ms_since(t0, overhead)
-            hop.error = fail.detail
-            result.outcome, result.detail = fail.outcome, fail.detail
-            result.bytes_received = hop.bytes_received
-            if fail.first:
-                result.first_line = first_line(fail.first)
-                result.heard = classify(fail.first)
-            if hop.status is not None:
-                _finish(result, hop)
+            _failed(result, hop, fail)
             return
         hop.total_ms = fetcher.ms_since(t0, overhead)
         hop.sample = sample[:512]
         hop.title = page_title(sample) if head.status >= 400 else None
         location = head.headers.get("Location")
         if head.status in REDIRECT_STATUSES and location:
-            # Masked before it is cut: a cut through a password would hide the '@' that
-            # shows where the password ends.
-            hop.location = first_line(mask_secrets(location).encode("latin-1", "replace"), 300)
-            target_url = resolve_location(current, location)
-            hop.next_url = shown(target_url, 300)
-            scheme = target_url.split(":", 1)[0].lower() if ":" in target_url else ""
-            if scheme not in DEFAULT_PORTS:
-                _finish(result, hop)
-                result.outcome = "redirect_refused"
-                result.detail = (f"redirect to {hop.next_url}: netcheck follows only http and "
-                                 "https redirects")
-                return
-            try:
-                following = split_url(target_url)
-            except UrlError as exc:
-                _finish(result, hop)
-                result.outcome = "redirect_refused"
-                result.detail = f"bad Location: {shown(str(exc))}"
-                return
-            if following.scheme != current.scheme:
-                hop.scheme_change = f"{current.scheme}->{following.scheme}"
-            if following.url in seen:
-                _finish(result, hop)
-                result.outcome = "redirect_loop"
-                result.detail = f"{following.url} was already visited: the redirects loop"
-                return
-            if n == max_redirects:
-                _finish(result, hop)
-                result.outcome = "too_many_redirects"
-                result.detail = f"more than {max_redirects} redirects"
+            following = _redirect(result, hop, current, location, seen, max_redirects,
+                                  last=n == max_redirects)
+            if following is None:
                 return
             seen.add(following.url)
             current = following
@@ -92,6 +58,56 @@ async def _follow(fetcher: _Fetcher, result: HttpResult, current: UrlParts, seen
             result.detail = (f"the body stalled after {hop.body_bytes} bytes"
                              + (f" of {hop.content_length}" if hop.content_length else ""))
         return
+
+
+def _failed(result: HttpResult, hop: Hop, fail: _Fail) -> None:
+    """End the fetch at a hop that failed: its outcome, and what little came back."""
+    hop.error = fail.detail
+    result.outcome, result.detail = fail.outcome, fail.detail
+    result.bytes_received = hop.bytes_received
+    if fail.first:
+        result.first_line = first_line(fail.first)
+        result.heard = classify(fail.first)
+    if hop.status is not None:
+        _finish(result, hop)
+
+
+def _redirect(result: HttpResult, hop: Hop, current: UrlParts, location: str, seen: set[str],
+              max_redirects: int, *, last: bool) -> Optional[UrlParts]:
+    """Where the redirect of ``hop`` leads, or None when the chain ends there (the outcome
+    says why: another scheme, a bad Location, a loop, or one redirect too many)."""
+    # Masked before it is cut: a cut through a password would hide the '@' that shows where
+    # the password ends.
+    hop.location = first_line(mask_secrets(location).encode("latin-1", "replace"), 300)
+    target_url = resolve_location(current, location)
+    hop.next_url = shown(target_url, 300)
+    scheme = target_url.split(":", 1)[0].lower() if ":" in target_url else ""
+    if scheme not in DEFAULT_PORTS:
+        _finish(result, hop)
+        result.outcome = "redirect_refused"
+        result.detail = (f"redirect to {hop.next_url}: netcheck follows only http and "
+                         "https redirects")
+        return None
+    try:
+        following = split_url(target_url)
+    except UrlError as exc:
+        _finish(result, hop)
+        result.outcome = "redirect_refused"
+        result.detail = f"bad Location: {shown(str(exc))}"
+        return None
+    if following.scheme != current.scheme:
+        hop.scheme_change = f"{current.scheme}->{following.scheme}"
+    if following.url in seen:
+        _finish(result, hop)
+        result.outcome = "redirect_loop"
+        result.detail = f"{following.url} was already visited: the redirects loop"
+        return None
+    if last:
+        _finish(result, hop)
+        result.outcome = "too_many_redirects"
+        result.detail = f"more than {max_redirects} redirects"
+        return None
+    return following
 
 
 def _refuse(result: HttpResult, parts: UrlParts, reason: str) -> None:
