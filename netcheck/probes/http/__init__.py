@@ -129,16 +129,8 @@ async def fetch(target: Union[str, UrlParts, Any], *, address: Optional[str] = N
     """
     start = time.monotonic()
     ua = user_agent or user_agent_for(request_id)
-    try:
-        current = parts_of(target)
-    except (UrlError, ValueError, AttributeError, TypeError) as exc:
-        return HttpResult(str(target)[:200], "error", f"bad URL: {exc}", user_agent=ua)
-    result = HttpResult(current.url, user_agent=ua)
-    explicit: Optional[Proxy] = None
-    try:
-        explicit = parse_proxy(proxy, "--proxy") if isinstance(proxy, str) else proxy
-    except UrlError as exc:
-        result.outcome, result.detail = "proxy_failed", str(exc)
+    result, current, explicit = _first_hop(target, ua, proxy)
+    if current is None:
         return result
     fetcher = _Fetcher(timeout=timeout, until=start + (15.0 if deadline is None else deadline),
                        cafile=cafile, cert=cert, key=key, verify=verify, user_agent=ua,
@@ -149,6 +141,32 @@ async def fetch(target: Union[str, UrlParts, Any], *, address: Optional[str] = N
                        hop_refusal=hop_refusal)
     if address is not None:
         fetcher.known[current.host] = [address]
+    await _run(fetcher, result, current, max_redirects, dns_ms, start)
+    return result
+
+
+def _first_hop(target: Union[str, UrlParts, Any], ua: str, proxy: Union[None, str, Proxy]
+               ) -> tuple[HttpResult, Optional[UrlParts], Optional[Proxy]]:
+    """The result to fill, the first hop and the proxy given; no hop when the target or the
+    proxy cannot be used (the result says why)."""
+    try:
+        current = parts_of(target)
+    except (UrlError, ValueError, AttributeError, TypeError) as exc:
+        return (HttpResult(str(target)[:200], "error", f"bad URL: {exc}", user_agent=ua),
+                None, None)
+    result = HttpResult(current.url, user_agent=ua)
+    try:
+        explicit = parse_proxy(proxy, "--proxy") if isinstance(proxy, str) else proxy
+    except UrlError as exc:
+        result.outcome, result.detail = "proxy_failed", str(exc)
+        return result, None, None
+    return result, current, explicit
+
+
+async def _run(fetcher: _Fetcher, result: HttpResult, current: UrlParts, max_redirects: int,
+               dns_ms: Optional[float], start: float) -> None:
+    """Follow the chain from ``current``; a bug in it becomes the result's error, never an
+    exception (only a cancellation passes)."""
     seen = {current.url}
     try:
         await _follow(fetcher, result, current, seen, max_redirects, dns_ms)
@@ -162,4 +180,3 @@ async def fetch(target: Union[str, UrlParts, Any], *, address: Optional[str] = N
         result.elapsed_ms = (time.monotonic() - start) * 1000
     if result.hops and not result.proxy:
         result.proxy = next((h.proxy for h in result.hops if h.proxy), None)
-    return result
