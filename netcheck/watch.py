@@ -229,67 +229,15 @@ def watch(target: Any, options: Any, checks: list[Any], args: argparse.Namespace
     import asyncio
 
     from netcheck.cliutil import Terminated, UsageError
-    from netcheck.locate import Memory
 
     if args.format not in FORMATS:
         raise UsageError("--watch prints a line per round (text) or a document per round "
                          f"(--format ndjson), not {args.format}")
-    interval = float(args.watch)
-    summary = Summary()
-    state: dict[str, Any] = {"last": None, "down_since": None}
-    memory = Memory()
-
-    async def rounds() -> None:
-        from netcheck.runner import diagnose
-
-        if args.format == "text" and not args.quiet:
-            with guard.writing():
-                emit(out, _("watching {target} every {seconds} s (Ctrl-C ends it with a "
-                            "summary)").format(target=shown(target.input),
-                                               seconds=f"{interval:g}") + "\n")
-        while True:
-            started, t0 = time.time(), time.monotonic()
-            opts = replace(options, started=t0, request_id=os.urandom(6).hex(), locate=memory)
-            try:
-                report = await asyncio.wait_for(diagnose(target, opts, checks),
-                                                max(0.1, options.deadline - 0.05))
-            except asyncio.TimeoutError:
-                from netcheck.render.json import error_report
-
-                report = error_report(target.input, _("no result within the deadline "
-                                                      "({seconds} s)").format(
-                                                          seconds=f"{options.deadline:g}"))
-            rnd = round_of(report, started)
-            _show_round(report, rnd, state["last"], started, time.monotonic() - t0)
-            summary.add(rnd)
-            state["last"] = rnd
-            if rnd.verdict is Verdict.OK:
-                state["down_since"] = None
-            elif state["down_since"] is None:
-                state["down_since"] = started
-            if guard.pending:  # a SIGTERM that came while a line was written
-                raise Terminated()
-            await asyncio.sleep(max(0.0, interval - (time.monotonic() - t0)))
-
-    def _show_round(report: Report, rnd: Round, before: Optional[Round], started: float,
-                    duration: float) -> None:
-        text = ""
-        if args.format == "ndjson":
-            from netcheck.render.json import render_json
-
-            text = render_json(report, indent=None) + "\n"
-        else:
-            if not args.quiet:
-                text = round_line(report, started, duration) + "\n"
-            if changed(before, rnd):
-                text += "\n".join(change_block(before, report, started,
-                                               state["down_since"])) + "\n"
-        with guard.writing():
-            emit(out, text)
-
+    watcher = _Watcher(target, options, checks, args, out, guard)
+    summary = watcher.summary
     heading = _("watch interrupted: summary")
     try:
-        asyncio.run(rounds())
+        asyncio.run(watcher.rounds())
     except Terminated:
         heading = _("watch ended by SIGTERM: summary")
     except KeyboardInterrupt:
@@ -300,3 +248,83 @@ def watch(target: Any, options: Any, checks: list[Any], args: argparse.Namespace
         emit(sink, ("\n" if sink is out else "") + heading + "\n"
              + "".join(f"  {line}\n" for line in summary.lines()))
     return summary.worst().exit_code if summary.rounds else 3
+
+
+class _Watcher:
+    """The rounds of one watch: what stays valid between them, what the last one found."""
+
+    def __init__(self, target: Any, options: Any, checks: list[Any], args: argparse.Namespace,
+                 out: IO[str], guard: Any) -> None:
+        from netcheck.locate import Memory
+
+        self.target, self.options, self.checks = target, options, checks
+        self.args, self.out, self.guard = args, out, guard
+        self.interval = float(args.watch)
+        self.summary = Summary()
+        self.memory = Memory()
+        self.last: Optional[Round] = None
+        self.down_since: Optional[float] = None
+
+    async def rounds(self) -> None:
+        """A round every interval (at once after one that took longer) until stopped."""
+        import asyncio
+
+        from netcheck.cliutil import Terminated
+
+        if self.args.format == "text" and not self.args.quiet:
+            with self.guard.writing():
+                emit(self.out, _("watching {target} every {seconds} s (Ctrl-C ends it with a "
+                                 "summary)").format(target=shown(self.target.input),
+                                                    seconds=f"{self.interval:g}") + "\n")
+        while True:
+            started, t0 = time.time(), time.monotonic()
+            report = await self._diagnose(t0)
+            rnd = round_of(report, started)
+            self._show_round(report, rnd, started, time.monotonic() - t0)
+            self._note(rnd, started)
+            if self.guard.pending:  # a SIGTERM that came while a line was written
+                raise Terminated()
+            await asyncio.sleep(max(0.0, self.interval - (time.monotonic() - t0)))
+
+    async def _diagnose(self, t0: float) -> Report:
+        """One whole diagnosis within the deadline, with a fresh request id."""
+        import asyncio
+
+        from netcheck.runner import diagnose
+
+        options = self.options
+        opts = replace(options, started=t0, request_id=os.urandom(6).hex(), locate=self.memory)
+        try:
+            return await asyncio.wait_for(diagnose(self.target, opts, self.checks),
+                                          max(0.1, options.deadline - 0.05))
+        except asyncio.TimeoutError:
+            from netcheck.render.json import error_report
+
+            return error_report(self.target.input, _("no result within the deadline "
+                                                     "({seconds} s)").format(
+                                                         seconds=f"{options.deadline:g}"))
+
+    def _note(self, rnd: Round, started: float) -> None:
+        """The round counted, and when the outage it belongs to began."""
+        self.summary.add(rnd)
+        self.last = rnd
+        if rnd.verdict is Verdict.OK:
+            self.down_since = None
+        elif self.down_since is None:
+            self.down_since = started
+
+    def _show_round(self, report: Report, rnd: Round, started: float,
+                    duration: float) -> None:
+        text = ""
+        if self.args.format == "ndjson":
+            from netcheck.render.json import render_json
+
+            text = render_json(report, indent=None) + "\n"
+        else:
+            if not self.args.quiet:
+                text = round_line(report, started, duration) + "\n"
+            if changed(self.last, rnd):
+                text += "\n".join(change_block(self.last, report, started,
+                                               self.down_since)) + "\n"
+        with self.guard.writing():
+            emit(self.out, text)
