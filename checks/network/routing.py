@@ -5,11 +5,17 @@ the routers on the link that could be the missing gateway.
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING, Any, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 
 from netcheck.checks.network.common import _loopback, _manager
-from netcheck.checks.network.judging import OK, UNUSED, judge_route
-from netcheck.checks.network.view import _egress_of, _family_evidence, _l3_view, _route_text
+from netcheck.checks.network.judging import OK, UNUSED, FamilyRoute, Judged, judge_route
+from netcheck.checks.network.view import (
+    L3View,
+    _egress_of,
+    _family_evidence,
+    _l3_view,
+    _route_text,
+)
 
 from netcheck import hints
 from netcheck.i18n import _
@@ -37,18 +43,11 @@ async def route(ctx: Context) -> Result:
     that throws the packets away (unreachable, blackhole, prohibit).
     """
     view = await _l3_view(ctx)
-    path = view.path
     if not view.routes:
         return skipped(_("nothing to look a route up for"))
-    # A family whose address already failed was judged there: not twice.
-    addr_ok = view.address_states
-    per = {f: fr for f, fr in view.routes.items() if addr_ok.get(f, OK) in (OK, UNUSED)}
-    flow = addrfam.FlowFamilies(
-        tuple(f for f in view.flow.target if f in per) or view.flow.target,
-        tuple(f for f in view.flow.resolver if f in per))
-    per = per or view.routes
+    flow, per = _routes_to_judge(view)
     judged = judge_route(flow, per, view.resolver)
-    evidence: dict[str, Any] = {"path": path.to_json(), **_family_evidence(judged.family)}
+    evidence: dict[str, Any] = {"path": view.path.to_json(), **_family_evidence(judged.family)}
     defaults = [_default_text(ctx, r) for f in flow.all for r in ctx.facts.defaults(f, None)]
     if defaults:  # which one the lookup took, and which it did not, as `ip route` says
         evidence["defaults"] = defaults
@@ -58,42 +57,72 @@ async def route(ctx: Context) -> Result:
         return Result(Status.ERROR, judged.text, evidence=evidence)
     assert judged.family is not None and judged.code is not None
     fr = per[judged.family]
-    lk = fr.lookup
     make = failed if judged.status is Status.FAIL else warned
-    ifname, _ifindex = _egress_of(ctx, path, lk)
-    ifname = ifname or "<interface>"
-    v6 = judged.family == addrfam.V6
-    if judged.code == "ROUTE_UNREACHABLE" and judged.reason.startswith("rule:"):
-        ip = f"ip {'-6 ' if v6 else ''}"
+    if judged.code == "ROUTE_UNREACHABLE":
+        return _route_discards(judged, fr, make, evidence)
+    if judged.reason == "other_table":
+        return make(judged.code, judged.text, _other_table_hint(fr, judged.family),
+                    rules=[r.text() for r in ctx.facts.rules_of(judged.family)], **evidence)
+    ifname, _ifindex = _egress_of(ctx, view.path, fr.lookup)
+    hint = await _no_default_hint(ctx, judged.family, fr.lookup.destination,
+                                  ifname or "<interface>")
+    return make("ROUTE_NO_DEFAULT", judged.text, hint, **evidence)
+
+
+def _routes_to_judge(view: L3View) -> tuple[addrfam.FlowFamilies, dict[int, FamilyRoute]]:
+    """The flow's families and their route lookups, less a family whose address already
+    failed (all of them when every family's did)."""
+    # A family whose address already failed was judged there: not twice.
+    addr_ok = view.address_states
+    per = {f: fr for f, fr in view.routes.items() if addr_ok.get(f, OK) in (OK, UNUSED)}
+    flow = addrfam.FlowFamilies(
+        tuple(f for f in view.flow.target if f in per) or view.flow.target,
+        tuple(f for f in view.flow.resolver if f in per))
+    return flow, per or view.routes
+
+
+def _route_discards(judged: Judged, fr: FamilyRoute, make: Callable[..., Result],
+                    evidence: dict[str, Any]) -> Result:
+    """ROUTE_UNREACHABLE: a policy rule or a route throws the packets away."""
+    assert judged.code is not None
+    ip = f"ip {'-6 ' if judged.family == addrfam.V6 else ''}"
+    if judged.reason.startswith("rule:"):
         return make(judged.code, judged.text,
                     Hint(_("Remove the policy rule that throws the traffic away (a lockdown "
                            "or VPN script may have left it)."),
                          [f"{ip}rule show", f"{ip}rule del pref {judged.reason[5:]}",
-                          f"ip route get {lk.destination}"]), rule=fr.culprit, **evidence)
-    if judged.code == "ROUTE_UNREACHABLE":
-        shown = judged.reason
-        return make(judged.code, judged.text,
-                    Hint(_("Remove the route that throws the traffic away."),
-                         [f"ip {'-6 ' if v6 else ''}route del {shown}",
-                          f"ip route get {lk.destination}"]), route=shown, **evidence)
-    if judged.reason == "other_table":
-        rules = [r.text() for r in ctx.facts.rules_of(judged.family)]
-        return make(judged.code, judged.text,
-                    Hint(_("A default route exists in table {tables}, but no policy rule sends "
-                           "this traffic there: check the rules (a VPN client that went down "
-                           "may have left them half removed).").format(
-                               tables=", ".join(fr.other_tables)),
-                         [f"ip {'-6 ' if v6 else ''}rule show",
-                          f"ip {'-6 ' if v6 else ''}route show table {fr.other_tables[0]}",
-                          f"ip route get {lk.destination}"]), rules=rules, **evidence)
+                          f"ip route get {fr.lookup.destination}"]), rule=fr.culprit,
+                    **evidence)
+    shown = judged.reason
+    return make(judged.code, judged.text,
+                Hint(_("Remove the route that throws the traffic away."),
+                     [f"{ip}route del {shown}", f"ip route get {fr.lookup.destination}"]),
+                route=shown, **evidence)
+
+
+def _other_table_hint(fr: FamilyRoute, family: int) -> Hint:
+    """A default route sits in a table no policy rule leads this traffic to."""
+    ip = f"ip {'-6 ' if family == addrfam.V6 else ''}"
+    return Hint(_("A default route exists in table {tables}, but no policy rule sends "
+                  "this traffic there: check the rules (a VPN client that went down "
+                  "may have left them half removed).").format(
+                      tables=", ".join(fr.other_tables)),
+                [f"{ip}rule show", f"{ip}route show table {fr.other_tables[0]}",
+                 f"ip route get {fr.lookup.destination}"])
+
+
+async def _no_default_hint(ctx: Context, family: int, destination: str, ifname: str) -> Hint:
+    """No route to the destination: what the table holds, and the default route to add
+    (through the router that answers on the link, when one does)."""
+    ip = f"ip {'-6 ' if family == addrfam.V6 else ''}"
     mgr = await _manager(ctx)
-    router = (await _router_on_link(ctx, ifname, judged.family)
+    router = (await _router_on_link(ctx, ifname, family)
               if ctx.facts.link(name=ifname) is not None else None)
-    known = _routes_text(ctx, judged.family)
+    known = _routes_text(ctx, family)
     text = _("The kernel has no route to {destination}: its {family} routing table holds "
              "only {routes}, and no default route (the default gateway, the router that "
              "takes everything beyond the local networks).").format(
-                 destination=lk.destination, family=addrfam.label(judged.family),
+                 destination=destination, family=addrfam.label(family),
                  routes="; ".join(known) if known else _("no route at all"))
     if router is not None:
         text += " " + _("Add a default route through {gateway}; the next run checks that it "
@@ -103,9 +132,8 @@ async def route(ctx: Context) -> Result:
     else:
         text += " " + _("No router answered on {ifname}'s link: ask the network's "
                         "administrator which address the gateway has.").format(ifname=ifname)
-        cmds = [f"ip {'-6 ' if v6 else ''}route add default via <gateway> dev {ifname}"]
-    return make("ROUTE_NO_DEFAULT", judged.text,
-                Hint(text, [*cmds, f"ip {'-6 ' if v6 else ''}route"]), **evidence)
+        cmds = [f"{ip}route add default via <gateway> dev {ifname}"]
+    return Hint(text, [*cmds, f"{ip}route"])
 
 
 def _routes_text(ctx: Context, family: int) -> list[str]:
@@ -198,12 +226,15 @@ async def _forward_destinations(ctx: Context, family: int) -> list[tuple[str, Op
     does not resolve, the name servers (port 53); never a documentation address."""
     assert ctx.target is not None
     port = ctx.target.port if ctx.target.scheme != "dns" else 53
-    found = [(a, port) for a in addrfam.of_family(await ctx.addresses(), family)][:2]
-    if not found and ctx.target.is_name:
+    targets: list[tuple[str, Optional[int]]] = [
+        (a, port) for a in addrfam.of_family(await ctx.addresses(), family)]
+    if not targets and ctx.target.is_name:
         cfg = await ctx.blocking(dns.parse_resolv_conf, ctx.options.resolv_conf)
-        found = [(addrfam.bare(a), 53) for a in cfg.nameservers
-                 if addrfam.family_of(a) == family and not _loopback(a)][:2]
-    return found
+        servers: list[tuple[str, Optional[int]]] = [
+            (addrfam.bare(a), 53) for a in cfg.nameservers
+            if addrfam.family_of(a) == family and not _loopback(a)]
+        return servers[:2]
+    return targets[:2]
 
 
 def _router_note(router: Router, ifname: str) -> str:
