@@ -59,7 +59,7 @@ async def path_mtu(ctx: Context) -> Result:
     # One address of each family the target answers on: a router may drop the "too big"
     # of one family only (ICMPv6's packet-too-big and ICMP's fragmentation-needed are two
     # rules), so the flow's other family can meet a black hole the first does not.
-    first = {}
+    first: dict[int, str] = {}
     for a in sorted(answering, key=lambda a: addrfam.family_of(a) != path.family):
         first.setdefault(addrfam.family_of(a), a)
     assert target is not None
@@ -102,18 +102,7 @@ async def _path_mtu_to(ctx: Context, target: Result, link: Any, addr: str) -> Re
         return passed(_("{mtu}-byte packets reach {address} unfragmented").format(
             mtu=mtu, address=addr), path_mtu=mtu, **evidence)
     if full.mtu and full.mtu < mtu:
-        evidence["path_mtu"] = full.mtu
-        summary = (_("path MTU to {address} is {path_mtu}, {ifname}'s MTU is {mtu} ({router} "
-                     "says fragmentation needed)") if full.icmp_from
-                   else _("path MTU to {address} is {path_mtu}, {ifname}'s MTU is {mtu} (the "
-                          "kernel knows fragmentation needed)"))
-        return warned("MTU_MISMATCH",
-                      summary.format(address=addr, path_mtu=full.mtu, ifname=link.name, mtu=mtu,
-                                     router=full.icmp_from),
-                      Hint(_("Path MTU discovery works here, so traffic flows; matching the "
-                             "interface MTU to the path avoids the extra round trip."),
-                           [f"ip link set dev {link.name} mtu {full.mtu}",
-                            hints.mtu_probe(addr, mtu)]), **evidence)
+        return _mtu_mismatch(addr, link.name, mtu, full, evidence)
     small_back = small.received / small.sent if small.sent else 0.0
     if not small.received or (1.0 - small_back) ** max(1, full.sent) > 0.01:
         # Full-size silence that the small packets' own loss explains is loss, not MTU.
@@ -129,6 +118,30 @@ async def _path_mtu_to(ctx: Context, target: Result, link: Any, addr: str) -> Re
     if found is None:
         return passed(_("full-size packets were lost once, then passed: plain packet loss"),
                       **evidence)
+    return await _blackhole(ctx, target, addr, link.name, mtu, found, evidence)
+
+
+def _mtu_mismatch(addr: str, ifname: str, mtu: int, full: icmp.BurstResult,
+                  evidence: dict[str, object]) -> Result:
+    """MTU_MISMATCH: the path's MTU is below the interface's, and path MTU discovery works
+    (a router's "fragmentation needed", or the kernel's cached path MTU)."""
+    evidence["path_mtu"] = full.mtu
+    summary = (_("path MTU to {address} is {path_mtu}, {ifname}'s MTU is {mtu} ({router} "
+                 "says fragmentation needed)") if full.icmp_from
+               else _("path MTU to {address} is {path_mtu}, {ifname}'s MTU is {mtu} (the "
+                      "kernel knows fragmentation needed)"))
+    return warned("MTU_MISMATCH",
+                  summary.format(address=addr, path_mtu=full.mtu, ifname=ifname, mtu=mtu,
+                                 router=full.icmp_from),
+                  Hint(_("Path MTU discovery works here, so traffic flows; matching the "
+                         "interface MTU to the path avoids the extra round trip."),
+                       [f"ip link set dev {ifname} mtu {full.mtu}",
+                        hints.mtu_probe(addr, mtu)]), **evidence)
+
+
+async def _blackhole(ctx: Context, target: Result, addr: str, ifname: str, mtu: int,
+                     found: int, evidence: dict[str, object]) -> Result:
+    """PMTU_BLACKHOLE: packets over ``found`` bytes vanish with no ICMP 'too big'."""
     # Broken only when the flow's own transfer stalls on it; a handshake and small exchanges
     # pass a black hole (their packets are small): then it is a warning of what big
     # transfers will meet.
@@ -137,7 +150,7 @@ async def _path_mtu_to(ctx: Context, target: Result, link: Any, addr: str) -> Re
                  "too big' (path MTU {path_mtu}, {ifname} MTU {mtu})") if ":" in addr
                else _("packets over {path_mtu} bytes to {address} vanish with no ICMP "
                       "'fragmentation needed' (path MTU {path_mtu}, {ifname} MTU {mtu})")).format(
-                          path_mtu=found, address=addr, ifname=link.name, mtu=mtu)
+                          path_mtu=found, address=addr, ifname=ifname, mtu=mtu)
     if stalled is not None:
         evidence["transfer"] = stalled
         summary += " " + _("and the transfer from {address} stalls").format(address=addr)
@@ -150,7 +163,7 @@ async def _path_mtu_to(ctx: Context, target: Result, link: Any, addr: str) -> Re
                          "messages are dropped by a firewall: big transfers stall. Lower "
                          "this host's MTU (or clamp the TCP MSS on the router) and let ICMP "
                          "type 3 code 4 / ICMPv6 type 2 through."),
-                       [f"ip link set dev {link.name} mtu {found}",
+                       [f"ip link set dev {ifname} mtu {found}",
                         "iptables -t mangle -A FORWARD -p tcp --tcp-flags SYN,RST SYN "
                         "-j TCPMSS --clamp-mss-to-pmtu   # " + _("on the router"),
                         hints.mtu_probe(addr, mtu)]), **evidence)
