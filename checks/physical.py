@@ -8,7 +8,7 @@ path is reported in the evidence, never made the root cause.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from netcheck.i18n import _, ngettext
 from netcheck.lazy import lazy
@@ -88,6 +88,23 @@ async def nic_present(ctx: Context) -> Result:
     show them; fails only when the host has no interface but loopback and the packets to
     the target would have to leave it (a loopback target needs no device: it is skipped).
     """
+    devices = await _network_devices(ctx)
+    interfaces = _interface_names(ctx)
+    physical = hardware.physical_interfaces(ctx.facts)
+    unbound = [d for d in devices if d.driver is None]
+    evidence = {
+        "interfaces": interfaces,
+        "physical_interfaces": physical,
+        "devices": [d.to_json() for d in devices],
+        "without_driver": [d.label for d in unbound],
+    }
+    if not interfaces:
+        return await _no_interface(ctx, devices, unbound, evidence)
+    return passed(_devices_summary(interfaces, physical, devices, unbound), **evidence)
+
+
+async def _network_devices(ctx: Context) -> list[NetDevice]:
+    """The PCI and USB network devices, each with its driver module's description."""
     facts = ctx.facts
     # The hardware does not change between the runs of a batch: looked at once.
     devices = await ctx.memo_shared("hardware", lambda: ctx.blocking(
@@ -97,38 +114,40 @@ async def nic_present(ctx: Context) -> Result:
         hardware.module_descriptions, modules, facts.sysroot, min(ctx.timeout, 2.0)))
     for dev in devices:
         dev.description = descriptions.get(dev.module or dev.driver or "")
-    interfaces = _interface_names(ctx)
-    physical = hardware.physical_interfaces(facts)
-    unbound = [d for d in devices if d.driver is None]
-    evidence = {
-        "interfaces": interfaces,
-        "physical_interfaces": physical,
-        "devices": [d.to_json() for d in devices],
-        "without_driver": [d.label for d in unbound],
-    }
-    if not interfaces:
-        loopback = await _stays_on_host(ctx)
-        if loopback is not None:
-            return skipped(_("the target is on this host: its packets stay on {ifname} "
-                             "(loopback), no network device is needed (there is none but "
-                             "{ifname})").format(ifname=loopback), **evidence)
-        if unbound:
-            first = unbound[0]
-            release = facts.read_sys("proc/sys/kernel/osrelease") or "?"
-            return failed(
-                "NIC_NO_DRIVER",
-                _("no network interface but loopback: {kind} device {device} "
-                  "has no driver").format(kind=first.kind, device=first.label),
-                _no_driver_hint(first, release), **evidence)
-        bound = ", ".join(f"{d.label} ({d.driver})" for d in devices)
-        summary = _("no network device other than loopback")
-        if bound:
-            summary += " " + _("(devices bound without an interface: {devices})").format(
-                devices=bound)
-        return failed("NIC_MISSING", summary, Hint(
-            _("This host has no network device: add (or enable) a network adapter, e.g. in "
-              "the virtual machine's settings, then look again."),
-            ["lspci -nnk", "lsusb", "ip -br link"]), **evidence)
+    return devices
+
+
+async def _no_interface(ctx: Context, devices: list[NetDevice], unbound: list[NetDevice],
+                        evidence: dict[str, Any]) -> Result:
+    """No interface but loopback: skipped when the packets stay on this host, else
+    NIC_NO_DRIVER (a device without its driver) or NIC_MISSING."""
+    loopback = await _stays_on_host(ctx)
+    if loopback is not None:
+        return skipped(_("the target is on this host: its packets stay on {ifname} "
+                         "(loopback), no network device is needed (there is none but "
+                         "{ifname})").format(ifname=loopback), **evidence)
+    if unbound:
+        first = unbound[0]
+        release = ctx.facts.read_sys("proc/sys/kernel/osrelease") or "?"
+        return failed(
+            "NIC_NO_DRIVER",
+            _("no network interface but loopback: {kind} device {device} "
+              "has no driver").format(kind=first.kind, device=first.label),
+            _no_driver_hint(first, release), **evidence)
+    bound = ", ".join(f"{d.label} ({d.driver})" for d in devices)
+    summary = _("no network device other than loopback")
+    if bound:
+        summary += " " + _("(devices bound without an interface: {devices})").format(
+            devices=bound)
+    return failed("NIC_MISSING", summary, Hint(
+        _("This host has no network device: add (or enable) a network adapter, e.g. in "
+          "the virtual machine's settings, then look again."),
+        ["lspci -nnk", "lsusb", "ip -br link"]), **evidence)
+
+
+def _devices_summary(interfaces: list[str], physical: list[str], devices: list[NetDevice],
+                     unbound: list[NetDevice]) -> str:
+    """The interfaces (physical ones with their drivers) and the devices without a driver."""
     if not physical:
         n = len(interfaces)
         summary = ngettext("{n} interface, no physical NIC (virtual)",
@@ -146,4 +165,4 @@ async def nic_present(ctx: Context) -> Result:
         summary += "; " + ngettext("also: {n} network device without a driver ({devices})",
                                    "also: {n} network devices without a driver ({devices})",
                                    n).format(n=n, devices=labels)
-    return passed(summary, **evidence)
+    return summary
