@@ -33,12 +33,14 @@ With ``--tls-cert`` every listener speaks TLS first (https, pop3s, imaps). Every
 logged to stderr with the client's User-Agent, as an access log would, so a test (or a student)
 can find netcheck's request id in the server's log. Everything is bounded: at most
 MAX_CONNECTIONS at once, idle connections closed, hostile routes stop after HOLD_SECONDS.
+
+The client connection is :mod:`netcheck.lab.appconn`, the mail, SSH and odd greeters
+:mod:`netcheck.lab.greeters`; here are the web site, the reset and the server itself.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import selectors
 import socket
@@ -48,6 +50,16 @@ import threading
 import time
 from typing import Any, Callable, Optional
 
+from netcheck.lab.appconn import HOLD_SECONDS, Conn
+from netcheck.lab.greeters import SSH_VERSION as SSH_VERSION  # re-exported
+from netcheck.lab.greeters import (
+    _serve_binary,
+    _serve_imap,
+    _serve_pop3,
+    _serve_silent,
+    _serve_smtp,
+    _serve_ssh,
+)
 from netcheck.lab.servers import _log as log
 from netcheck.lab.servers import _write_ready as write_ready
 
@@ -55,12 +67,10 @@ MODES = ("http", "smtp", "smtp-reject", "pop3", "pop3-reject", "imap", "imap-bye
          "binary", "silent", "reset")
 MAX_CONNECTIONS = 64
 IDLE_TIMEOUT = 10.0  # a client that says nothing for this long is dropped
-HOLD_SECONDS = 60.0  # how long a hostile route keeps the client busy at most
 MAX_REQUEST_BYTES = 16 * 1024
 MAX_REQUESTS_PER_CONNECTION = 100
 BIG_BODY_BYTES = 1 << 20
 HUGE_HEADER_BYTES = 1 << 20
-SSH_VERSION = b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3 netcheck-lab\r\n"
 SERVER_HEADER = "netcheck-lab-app/1.0"
 
 PAGE = ("<!doctype html>\n<html><head><title>{title}</title></head>\n"
@@ -92,70 +102,6 @@ def parse_listen(text: str) -> list[tuple[str, int]]:
     if not found:
         raise ValueError("no listen address given")
     return found
-
-
-class Conn:
-    """A client connection with a line/until reader bounded in bytes."""
-
-    def __init__(self, sock: socket.socket, peer: str, starttls: Any = None) -> None:
-        self.sock = sock
-        self.peer = peer
-        self.pending = b""
-        self.starttls = starttls  # an ssl.SSLContext when STARTTLS is offered
-        self.upgraded = False
-
-    @property
-    def can_starttls(self) -> bool:
-        return self.starttls is not None and not self.upgraded
-
-    def start_tls(self) -> bool:
-        """Upgrade to TLS after the protocol's go-ahead (STARTTLS, STLS)."""
-        if not self.can_starttls or self.pending:
-            return False  # bytes sent before the handshake must not survive it (RFC 3207)
-        try:
-            self.sock = self.starttls.wrap_socket(self.sock, server_side=True)
-        except (OSError, ValueError) as exc:
-            log(f"starttls {self.peer} handshake failed: {exc}")
-            return False
-        self.upgraded = True
-        log(f"starttls {self.peer} now {self.sock.version()}")  # type: ignore[attr-defined]
-        return True
-
-    def send(self, data: bytes) -> bool:
-        try:
-            self.sock.sendall(data)
-            return True
-        except OSError:
-            return False
-
-    def read_until(self, marker: bytes, limit: int) -> Optional[bytes]:
-        """Bytes up to and including ``marker``; None at close, timeout or over ``limit``."""
-        while marker not in self.pending:
-            if len(self.pending) > limit:
-                return None
-            try:
-                chunk = self.sock.recv(4096)
-            except OSError:
-                return None
-            if not chunk:
-                return None
-            self.pending += chunk
-        end = self.pending.index(marker) + len(marker)
-        data, self.pending = self.pending[:end], self.pending[end:]
-        return data
-
-    def hold(self, seconds: float = HOLD_SECONDS) -> None:
-        """Keep the connection open, saying nothing, until the client leaves or time is up."""
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            self.sock.settimeout(max(0.05, min(1.0, end - time.monotonic())))
-            try:
-                if not self.sock.recv(4096):
-                    return
-            except socket.timeout:
-                continue
-            except OSError:
-                return
 
 
 # -- http ----------------------------------------------------------------------------------
@@ -301,115 +247,7 @@ def _drip(conn: Conn, response: bytes) -> None:
         time.sleep(1.0)
 
 
-# -- greeters ------------------------------------------------------------------------------
-
-def _serve_smtp(conn: Conn, name: str, reject: bool) -> None:
-    if reject:
-        conn.send(f"554 5.7.1 {name} ESMTP: no SMTP service here for {conn.peer}\r\n"
-                  .encode("ascii"))
-    else:
-        conn.send(f"220 {name} ESMTP netcheck-lab\r\n".encode("ascii"))
-    for _ in range(20):
-        line = conn.read_until(b"\n", 1024)
-        if line is None:
-            return
-        text = line.decode("latin-1").strip()
-        verb = text.split(" ", 1)[0].upper()
-        log(f"smtp {conn.peer} {text[:100]!r}")
-        if verb == "QUIT":
-            conn.send(b"221 2.0.0 Bye\r\n")
-            return
-        if reject:
-            conn.send(b"503 5.5.1 Bad sequence of commands: only QUIT now\r\n")
-        elif verb == "EHLO":
-            starttls = "250-STARTTLS\r\n" if conn.can_starttls else ""
-            conn.send(f"250-{name} greets {text[5:60]}\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n"
-                      f"{starttls}250-8BITMIME\r\n250 SMTPUTF8\r\n".encode("latin-1"))
-        elif verb == "STARTTLS" and conn.can_starttls:
-            conn.send(b"220 2.0.0 Ready to start TLS\r\n")
-            if not conn.start_tls():
-                return
-        elif verb == "HELO":
-            conn.send(f"250 {name}\r\n".encode("ascii"))
-        elif verb == "NOOP":
-            conn.send(b"250 2.0.0 OK\r\n")
-        else:
-            conn.send(b"502 5.5.2 Command not implemented in the lab\r\n")
-
-
-def _serve_pop3(conn: Conn, reject: bool) -> None:
-    if reject:
-        conn.send(b"-ERR [SYS/PERM] POP3 access is disabled for your address\r\n")
-        log(f"pop3 {conn.peer} rejected")
-        return
-    conn.send(b"+OK netcheck-lab POP3 server ready\r\n")
-    for _ in range(20):
-        line = conn.read_until(b"\n", 1024)
-        if line is None:
-            return
-        verb = line.decode("latin-1").strip().split(" ", 1)[0].upper()
-        log(f"pop3 {conn.peer} {verb[:20]!r}")
-        if verb == "QUIT":
-            conn.send(b"+OK bye\r\n")
-            return
-        if verb == "CAPA":
-            stls = b"STLS\r\n" if conn.can_starttls else b""
-            conn.send(b"+OK capability list follows\r\nUSER\r\n" + stls + b".\r\n")
-        elif verb == "STLS" and conn.can_starttls:
-            conn.send(b"+OK Begin TLS negotiation\r\n")
-            if not conn.start_tls():
-                return
-        else:
-            conn.send(b"-ERR not in the lab\r\n")
-
-
-def _serve_imap(conn: Conn, bye: bool) -> None:
-    if bye:
-        conn.send(b"* BYE netcheck-lab: too many connections from your address\r\n")
-        log(f"imap {conn.peer} sent BYE")
-        return
-    caps = "IMAP4rev1 STARTTLS LOGINDISABLED" if conn.can_starttls else "IMAP4rev1"
-    conn.send(f"* OK [CAPABILITY {caps}] netcheck-lab IMAP ready\r\n".encode("ascii"))
-    for _ in range(20):
-        line = conn.read_until(b"\n", 1024)
-        if line is None:
-            return
-        words = line.decode("latin-1").strip().split()
-        tag, verb = (words + ["*", ""])[:2]
-        log(f"imap {conn.peer} {verb.upper()[:20]!r}")
-        if verb.upper() == "LOGOUT":
-            conn.send(f"* BYE logging out\r\n{tag} OK LOGOUT completed\r\n".encode("latin-1"))
-            return
-        if verb.upper() == "CAPABILITY":
-            caps = "IMAP4rev1 STARTTLS" if conn.can_starttls else "IMAP4rev1"
-            conn.send(f"* CAPABILITY {caps}\r\n{tag} OK done\r\n".encode("latin-1"))
-            continue
-        if verb.upper() == "STARTTLS" and conn.can_starttls:
-            conn.send(f"{tag} OK Begin TLS negotiation now\r\n".encode("latin-1"))
-            if not conn.start_tls():
-                return
-            continue
-        conn.send(f"{tag} BAD not in the lab\r\n".encode("latin-1"))
-
-
-def _serve_ssh(conn: Conn) -> None:
-    conn.send(SSH_VERSION)
-    line = conn.read_until(b"\n", 255)
-    log(f"ssh {conn.peer} client {line.strip()[:100]!r}" if line else f"ssh {conn.peer} left")
-
-
-def _serve_binary(conn: Conn) -> None:
-    # NUL and 0xff first: whatever the random bytes are, this never looks like a text protocol.
-    conn.send(b"\x00\xff\xfe" + os.urandom(253))
-    log(f"binary {conn.peer} sent 256 random bytes")
-    conn.sock.settimeout(2.0)
-    conn.read_until(b"\n", 4096)
-
-
-def _serve_silent(conn: Conn) -> None:
-    log(f"silent {conn.peer} accepted; saying nothing")
-    conn.hold()
-
+# -- reset ---------------------------------------------------------------------------------
 
 def _reset(sock: socket.socket, peer: str) -> None:
     """Close at once with an RST (SO_LINGER 0), before reading or sending a byte."""
