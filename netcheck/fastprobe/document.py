@@ -129,4 +129,3 @@ def _http_outcome(r: HttpResult, outcome: Callable[..., Optional[CheckOutcome]]
     evidence["timings"] = timings
     evidence["chain"] = [hop.wget_line() for hop in r.hops]
     return outcome("http.response", text, evidence, total)
-

@@ -100,4 +100,3 @@ def healthy(ex: Exchange) -> Health:
             code, text = problems[0]
             return Health(False, "tls.certificate", f"{code}: {text}")
     return Health(True)
-

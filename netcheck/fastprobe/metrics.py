@@ -151,5 +151,3 @@ def _label(text: str) -> str:
     from netcheck.redact import shown
 
     return shown(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
