@@ -8,7 +8,7 @@ import socket
 import time
 from typing import Any, Optional
 
-from netcheck.lab.servers import _log as log
+from netcheck.lab.serving import _log as log
 
 HOLD_SECONDS = 60.0  # how long a hostile route keeps the client busy at most
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 from netcheck.lab.appconn import Conn
-from netcheck.lab.servers import _log as log
+from netcheck.lab.serving import _log as log
 
 SSH_VERSION = b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3 netcheck-lab\r\n"
 

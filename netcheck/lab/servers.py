@@ -26,13 +26,15 @@ Four servers, each started by :class:`netcheck.lab.topology.Lab` with
 Both write a *ready file* once every socket is bound and listening, so the lab can wait for
 them without probing the network. They log one line per request to stderr (the lab sends it to
 a file in its state directory).
+
+``tcp`` and ``dns`` are here; ``forward`` and ``delay`` are :mod:`netcheck.lab.relays`, and what
+every lab server shares (the log line, the ready file, the listeners) :mod:`netcheck.lab.serving`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import selectors
 import socket
 import sys
@@ -41,9 +43,29 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
+from netcheck.lab.relays import (  # noqa: F401 - every name of the relays re-exported
+    FORWARD_MODES,
+    FORWARD_TIMEOUT,
+    IFF_NO_PI,
+    IFF_TUN,
+    TUNSETIFF,
+    _conf_servers,
+    _forward_one,
+    _servfail,
+    serve_delay,
+    serve_forward,
+)
+from netcheck.lab.serving import (  # noqa: F401 - the helpers re-exported (other servers use them)
+    IP_FREEBIND,
+    IPV6_FREEBIND,
+    _close_gracefully,
+    _listeners,
+    _log,
+    _recv_until,
+    _write_ready,
+)
+
 DNS_MODES = ("normal", "refused", "servfail", "slow")
-IP_FREEBIND = 15  # linux/in.h
-IPV6_FREEBIND = 78  # linux/in6.h
 DEFAULT_SLOW_MS = 800
 ZONE = "lab.test."
 TTL = 60
@@ -65,72 +87,6 @@ HTTP_BODY = (
     b"<body><h1>It works</h1><p>Served by the netcheck lab server.</p></body></html>\n"
 )
 SSH_BANNER = b"SSH-2.0-OpenSSH_9.2p1 netcheck-lab\r\n"
-
-
-def _log(message: str) -> None:
-    """One line per event on stderr; flushed so a crash still leaves the log complete."""
-    sys.stderr.write(f"{time.strftime('%H:%M:%S')} {message}\n")
-    sys.stderr.flush()
-
-
-def _write_ready(path: Optional[str]) -> None:
-    """Create the ready file atomically (write + rename) so the lab never reads half a file."""
-    if not path:
-        return
-    from netcheck.safefile import open_for_write
-
-    with open_for_write(path, 0o644) as fh:  # as root: a new file, renamed, never a link's
-        fh.write(f"{os.getpid()}\n".encode("ascii"))
-
-
-def _listeners(port: int, kind: int,
-               hosts: tuple[str, ...] = ("0.0.0.0", "::")) -> list[socket.socket]:
-    """Bind a socket per address (one IPv4, one IPv6-only by default: the wildcards)."""
-    socks = []
-    for host in hosts:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, kind)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        # The lab starts its servers while it still adds their addresses: bind anyway.
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_FREEBIND, 1)
-        else:
-            sock.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
-        if family == socket.AF_INET6:
-            # Separate v4 and v6 sockets: each family shows up in `ss` as a real server would.
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind((host, port))
-        if kind == socket.SOCK_STREAM:
-            sock.listen(128)
-        socks.append(sock)
-    return socks
-
-
-def _recv_until(conn: socket.socket, marker: bytes, limit: int = 65536) -> bytes:
-    """Read until ``marker`` appears, the peer closes, ``limit`` bytes or the socket timeout."""
-    data = b""
-    try:
-        while marker not in data and len(data) < limit:
-            chunk = conn.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-    except OSError:
-        pass
-    return data
-
-
-def _close_gracefully(conn: socket.socket) -> None:
-    """Send FIN, drain briefly, then close: closing with unread data would send an RST."""
-    try:
-        conn.shutdown(socket.SHUT_WR)
-        conn.settimeout(1.0)
-        while conn.recv(4096):
-            pass
-    except OSError:
-        pass
-    finally:
-        conn.close()
 
 
 def _handle_tcp(conn: socket.socket, peer: tuple, port: int) -> None:
@@ -363,120 +319,6 @@ def serve_dns(port: int, control: Optional[str], ready: Optional[str]) -> None:
     _log(f"dns server for {ZONE} listening on port {port}")
     for thread in threads:
         thread.join()
-
-
-FORWARD_MODES = ("normal", "servfail")
-FORWARD_TIMEOUT = 1.5  # then SERVFAIL, as systemd-resolved answers when upstreams are silent
-
-
-def _conf_servers(path: str) -> list[str]:
-    """``server=ADDR`` lines of a dnsmasq-style configuration file."""
-    found = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        key, _, value = line.split("#", 1)[0].strip().partition("=")
-        if key == "server" and value and not value.startswith("/"):
-            found.append(value.strip())
-    return found
-
-
-def _servfail(query: bytes) -> Optional[bytes]:
-    import dns.exception
-    import dns.message
-    import dns.rcode
-
-    try:
-        msg = dns.message.from_wire(query)
-    except dns.exception.DNSException:
-        return None
-    response = dns.message.make_response(msg)
-    response.set_rcode(dns.rcode.SERVFAIL)
-    return response.to_wire()
-
-
-def _forward_one(query: bytes, upstreams: list[str], mode: str) -> Optional[bytes]:
-    """The upstream's answer to one query (SERVFAIL when it is silent, or in servfail mode)."""
-    if mode == "servfail" or not upstreams:
-        return _servfail(query)
-    for upstream in upstreams:
-        family = socket.AF_INET6 if ":" in upstream else socket.AF_INET
-        with socket.socket(family, socket.SOCK_DGRAM) as up:
-            up.settimeout(FORWARD_TIMEOUT / len(upstreams))
-            try:
-                up.connect((upstream, 53))
-                up.send(query)
-                while True:
-                    data = up.recv(65535)
-                    if data[:2] == query[:2]:
-                        return data
-            except OSError:
-                continue
-    return _servfail(query)
-
-
-def serve_forward(listen: str, upstreams: list[str], mode: str, ready: Optional[str]) -> None:
-    """A stub resolver on ``listen``:53 (UDP) that forwards every query to its upstreams,
-    as systemd-resolved's stub or a dnsmasq on loopback does."""
-    (sock,) = _listeners(53, socket.SOCK_DGRAM, (listen,))
-
-    def relay(data: bytes, peer: tuple) -> None:
-        out = _forward_one(data, upstreams, mode)
-        _log(f"forward {peer[0]} -> {','.join(upstreams) or '-'} mode={mode}: "
-             f"{'answered' if out else 'dropped'}")
-        if out is not None:
-            try:
-                sock.sendto(out, peer)
-            except OSError as exc:
-                _log(f"forward reply to {peer[0]} failed: {exc}")
-
-    _write_ready(ready)
-    _log(f"stub forwarder on {listen}:53 -> {upstreams} mode={mode}")
-    while True:
-        data, peer = sock.recvfrom(65535)
-        threading.Thread(target=relay, args=(data, peer), daemon=True).start()
-
-
-TUNSETIFF = 0x400454CA  # linux/if_tun.h
-IFF_TUN, IFF_NO_PI = 0x0001, 0x1000
-
-
-def serve_delay(dev: str, delay_ms: float, jitter_ms: float, ready: Optional[str]) -> None:
-    """Hold every packet routed into tun device ``dev`` for ``delay_ms`` ± ``jitter_ms``
-    (uniform), then hand it back to the kernel through the same device.
-
-    This kernel has no ``tc netem``: a router sends the traffic to be delayed into the tun
-    device (policy routing), and it comes back out of it after the wait, to be forwarded on.
-    """
-    import fcntl
-    import heapq
-    import random
-    import struct
-
-    fd = os.open("/dev/net/tun", os.O_RDWR)
-    fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", dev.encode(), IFF_TUN | IFF_NO_PI))
-    os.set_blocking(fd, False)
-    held: list[tuple[float, int, bytes]] = []
-    count = 0
-    _write_ready(ready)
-    _log(f"delay on {dev}: {delay_ms} ms +- {jitter_ms} ms")
-    sel = selectors.DefaultSelector()
-    sel.register(fd, selectors.EVENT_READ)
-    while True:
-        wait = max(0.0, held[0][0] - time.monotonic()) if held else None
-        if sel.select(wait):
-            while True:
-                try:
-                    packet = os.read(fd, 65535)
-                except BlockingIOError:
-                    break
-                count += 1
-                hold = max(0.0, delay_ms + random.uniform(-jitter_ms, jitter_ms)) / 1000
-                heapq.heappush(held, (time.monotonic() + hold, count, packet))
-        now = time.monotonic()
-        while held and held[0][0] <= now:
-            try:
-                os.write(fd, heapq.heappop(held)[2])
-            except OSError as exc:
-                _log(f"delay: write failed: {exc}")
 
 
 def main(argv: Optional[list[str]] = None) -> int:
