@@ -237,28 +237,11 @@ def render_config(site: Site, folder: Path, certificate: Optional[Issued], ca_fi
     """The whole nginx.conf of one site: nothing outside ``folder`` but the certificates."""
     if site.https and certificate is None:
         raise LabError(f"site {site.name} speaks TLS: it needs a certificate")
-    v4, v6 = site.addresses
     q = _quote
-    listens = []
-    if site.http:
-        listens += [f"listen {v4}:80;", f"listen [{v6}]:80;"]
-    if site.https:
-        listens += [f"listen {v4}:443 ssl;", f"listen [{v6}]:443 ssl;"]
-    if site.plain_on_443:
-        listens += [f"listen {v4}:443;", f"listen [{v6}]:443;"]
-    tls: list[str] = []
-    if certificate is not None and site.https:
-        tls = [f"ssl_certificate {q(certificate.cert)};",
-               f"ssl_certificate_key {q(certificate.key)};",
-               "ssl_protocols TLSv1.2 TLSv1.3;",
-               "ssl_session_cache off;"]
-        if site.client_cert_required:
-            # nginx asks for a certificate in the handshake and refuses the request (400)
-            # when none came: what a campus intranet with mutual TLS does.
-            tls += [f"ssl_client_certificate {q(ca_file)};", "ssl_verify_client on;"]
     temp = "\n".join(f"    {kind}_temp_path {q(folder / 'tmp' / kind)};" for kind in TEMP_PATHS)
-    server = "\n".join(f"        {line}" for line in [*listens, f"server_name {site.fqdn};",
-                                                      f"root {q(folder / 'html')};", *tls])
+    server = "\n".join(f"        {line}" for line in [
+        *_listens(site), f"server_name {site.fqdn};", f"root {q(folder / 'html')};",
+        *_tls_directives(site, certificate, ca_file)])
     return f"""# nginx for {site.fqdn}, written by netcheck.lab.nginx (nothing from /etc/nginx).
 daemon off;
 master_process on;
@@ -299,6 +282,35 @@ http {{
     }}
 }}
 """
+
+
+def _listens(site: Site) -> list[str]:
+    """The site's listen lines: port 80, 443 with TLS, or 443 without it (a misconfiguration)."""
+    v4, v6 = site.addresses
+    listens = []
+    if site.http:
+        listens += [f"listen {v4}:80;", f"listen [{v6}]:80;"]
+    if site.https:
+        listens += [f"listen {v4}:443 ssl;", f"listen [{v6}]:443 ssl;"]
+    if site.plain_on_443:
+        listens += [f"listen {v4}:443;", f"listen [{v6}]:443;"]
+    return listens
+
+
+def _tls_directives(site: Site, certificate: Optional[Issued], ca_file: Path) -> list[str]:
+    """The certificate, the protocols and, when asked for, client certificates."""
+    if certificate is None or not site.https:
+        return []
+    q = _quote
+    tls = [f"ssl_certificate {q(certificate.cert)};",
+           f"ssl_certificate_key {q(certificate.key)};",
+           "ssl_protocols TLSv1.2 TLSv1.3;",
+           "ssl_session_cache off;"]
+    if site.client_cert_required:
+        # nginx asks for a certificate in the handshake and refuses the request (400)
+        # when none came: what a campus intranet with mutual TLS does.
+        tls += [f"ssl_client_certificate {q(ca_file)};", "ssl_verify_client on;"]
+    return tls
 
 
 def _write_site_files(site: Site, folder: Path) -> None:
