@@ -15,8 +15,11 @@ capture) and keeps, per TCP session, what Wireshark's TCP analysis would say abo
   :mod:`netcheck.pcap.payload`, segment by segment.
 
 This module is the TCP state machine and the packet loop; the session it keeps is
-:mod:`netcheck.pcap.tcpsession`'s, and everything but TCP (DNS, UDP flows, IKE, ESP, ICMP,
-what was not decoded) is counted by :mod:`netcheck.pcap.traffic`.
+:mod:`netcheck.pcap.tcpsession`'s, the state machine's rarer steps are
+:mod:`netcheck.pcap.tcpstate`'s, everything but TCP (DNS, UDP flows, IKE, ESP, ICMP, what was
+not decoded) is counted by :mod:`netcheck.pcap.traffic`, and the document of a finished
+analysis is built by :mod:`netcheck.pcap.document` (:func:`build_document` and
+:func:`capture_facts` are importable from here as before).
 
 Sessions are numbered from 1 in the order their first packet appears, and a new SYN with
 another ISN on the same addresses and ports starts a new session, as Wireshark's
@@ -44,6 +47,7 @@ from netcheck.pcap.decode import (
     TUNNEL_PROTOS,
     locate,
 )
+from netcheck.pcap.document import build_document, capture_facts
 from netcheck.pcap.filters import Filter
 from netcheck.pcap.payload import MAX_DIALOGUE, MAX_HTTP, TEXT_BUDGET, Payloads
 from netcheck.pcap.tcpsession import (
@@ -60,7 +64,14 @@ from netcheck.pcap.tcpsession import (
     Session,
     flag_letters,
 )
-from netcheck.pcap.tcpstate import ack_role, control, record, retransmission
+from netcheck.pcap.tcpstate import (
+    ack_role,
+    analysis_flags,
+    captured_again,
+    control,
+    record,
+    retransmission,
+)
 from netcheck.pcap.traffic import MAX_DNS, MAX_FLOWS, MAX_KINDS, MAX_TEXT, DnsLog, OtherTraffic
 
 # The names other modules and the tests know this module by, wherever they now live.
@@ -85,6 +96,9 @@ WELL_KNOWN_APPS = {80: "http", 8080: "http", 443: "tls", 8443: "tls", 25: "smtp"
 
 _seg = struct.Struct(">IIBBHH").unpack_from  # seq, ack, data offset, flags, window, sum
 _u16 = struct.Struct(">H").unpack_from
+# From the EtherType on: EtherType, IPv4 version and header length, total length, ID, flags and
+# fragment offset, protocol (TOS and TTL skipped).
+_eth_ipv4 = struct.Struct(">HBxHHHxB").unpack_from
 
 
 class Analyzer:
@@ -130,21 +144,21 @@ class Analyzer:
         try:
             for t, link, buf, off, caplen, wirelen, n in packets:
                 count += 1
-                if link == 1 and caplen >= 54 and buf[off + 14] == 0x45 \
-                        and buf[off + 12] == 8 and buf[off + 13] == 0:
+                if link == 1 and caplen >= 54:
                     # Fast path: Ethernet, IPv4 without options, TCP, not a fragment (nearly
-                    # every packet of a real capture). Addresses and ports are contiguous:
-                    # one 12-byte slice is the session key.
-                    ip = off + 14
-                    if buf[ip + 9] == 6 and not (buf[ip + 6] & 0x1F) | buf[ip + 7] \
-                            and flt is None:
-                        total = buf[ip + 2] << 8 | buf[ip + 3]
+                    # every packet of a real capture). One unpack reads the header fields
+                    # (half the time of indexing the bytes one by one); addresses and ports
+                    # are contiguous: one 12-byte slice is the session key.
+                    ethertype, vhl, total, ipid, frag, proto = _eth_ipv4(buf, off + 12)
+                    if vhl == 0x45 and ethertype == 0x0800 and proto == 6 \
+                            and not frag & 0x1FFF and flt is None:
+                        ip = off + 14
                         key = buf[ip + 12:ip + 24]
                         entry = table.get(key)
                         if entry is None:
                             entry = self._tcp_new(key[:4], key[4:8], t, n, buf, ip + 20)
                         tcp(entry, t, n, buf, ip + 20, (total or wirelen - 14) - 20,
-                            off + caplen, buf[ip + 4] << 8 | buf[ip + 5])
+                            off + caplen, ipid)
                         continue
                 loc = locate(link, buf, off, caplen, wirelen)
                 if loc is None:
@@ -292,8 +306,9 @@ class Analyzer:
         """One TCP segment of a known 5-tuple: Wireshark's sequence analysis, in short.
 
         This runs for every TCP packet: locals instead of repeated attribute loads, and the
-        rare cases (SYN, FIN, RST, events to record) in their own methods. ``end`` is the end
-        of the captured bytes: nothing at or past it is read.
+        rare cases (SYN, FIN, RST, copies, events to record) in their own functions. Here the
+        session and direction, copies, the handshake and the close; then :meth:`_sequence`.
+        ``end`` is the end of the captured bytes: nothing at or past it is read.
         """
         s, c2s = entry
         seq, ack, doff, flags, win, csum = _seg(buf, l4 + 4)
@@ -312,26 +327,16 @@ class Analyzer:
             s, c2s = self._reopen(s, c2s, t, n, buf, l4)
             fwd = s.c
             rev = s.s
-        # A frame captured twice (a capture on two interfaces, a mirror port that copies both
-        # ways): the same IP ID and the very same TCP header (checksum included, so the same
-        # payload), right after the first copy. Wireshark counts the copy as a retransmission
-        # or a duplicate ACK, and so do the counts here; the explanation says what it is.
-        # (The TCP checksum covers ports, numbers, flags, window, options and payload.)
+        # A frame captured twice: the same IP ID and the very same TCP header (checksum
+        # included, so the same payload) right after the first copy (see captured_again).
         sig = (c2s, seq, csum, ipid, seglen)
         dup = sig == s.last_sig and t - s.last_t <= DUP_WINDOW
-        if dup and ipid <= 0 and not seglen and not flags & 7 and not s.dups:
-            # Two identical pure ACKs with no IP ID to tell them apart (IPv6, or a stack that
-            # sends 0) may be two duplicate ACKs sent back to back: a copy only once this
-            # capture has shown copies of other frames of the session.
-            dup = False
         s.last_sig = sig
         fwd.packets += 1
         s.last_t = t
         tags: Optional[list[tuple]] = None if s.events is None else []
         if dup:
-            s.dups += 1
-            if tags is not None:
-                tags.append(("dup", ipid))
+            dup = captured_again(s, ipid, seglen, flags, tags)
         if l4 + thl + seglen > end:
             s.cut += 1  # the snap length cut options or payload: they are unknown, not read
             if tags is not None:
@@ -350,46 +355,27 @@ class Analyzer:
                     tags)
         elif flags & 16 and (not s.hs_done or tags is not None):
             ack_role(s, fwd, rev, c2s, ack, tags)
+        self._sequence(s, fwd, rev, c2s, t, flags, seq, ack, win, seglen, buf, l4 + thl, end,
+                       dup, tags)
+        if tags is not None:
+            record(s, fwd, rev, c2s, n, t, flags, seq, ack, win, seglen, buf, l4, thl, end,
+                   tags, self.max_events)
 
-        # -- Wireshark's analysis flags, in its order --
+    def _sequence(self, s: Session, fwd: Flow, rev: Flow, c2s: bool, t: float, flags: int,
+                  seq: int, ack: int, win: int, seglen: int, buf: bytes, data: int, end: int,
+                  dup: bool, tags: Optional[list[tuple]]) -> None:
+        """The middle of :meth:`_tcp`: Wireshark's analysis flags, in its order, the next
+        sequence number expected each way, and the data (at ``data`` in ``buf``: counted,
+        handed to the protocols)."""
         nextseq = fwd.nextseq
-        keepalive = zwp = gap = False
-        if seglen == 1 and seq == nextseq and rev.window == 0:
-            zwp = True
-            if tags is not None:
-                tags.append(("zwp",))
-        elif nextseq >= 0:
-            if win == 0 and not flags & 7:
-                s.zerowin += 1
-                if tags is not None:
-                    tags.append(("zerowin",))
-            if seq != nextseq:
-                if (seq - nextseq) & MASK < HALF:
-                    if not flags & 4:
-                        s.lost += 1
-                        gap = True
-                        if tags is not None:
-                            tags.append(("lost",))
-                elif seglen <= 1 and seq == (nextseq - 1) & MASK and not flags & 7:
-                    keepalive = True
-                    s.keepalives += 1
-                    if tags is not None:
-                        tags.append(("keepalive",))
-            elif seglen == 0 and win and win == fwd.window and ack == fwd.lastack \
-                    and not flags & 7 and not (rev.keepalive_last or rev.zwp_last):
-                # (the ACK of a keep-alive or of a window probe is not a duplicate)
-                fwd.dupacknum += 1
-                s.dupacks += 1
-                s.dup_acks += dup
-                if tags is not None:
-                    # The receiver waits for a missing segment only if the peer did send
-                    # beyond what it acknowledges: otherwise the capture cannot tell.
-                    waiting = rev.nextseq >= 0 and 0 < (rev.nextseq - ack) & MASK < HALF
-                    tags.append(("dupack", fwd.dupacknum, waiting))
-        elif win == 0 and not flags & 7:
-            s.zerowin += 1
-            if tags is not None:
-                tags.append(("zerowin",))
+        if seq == nextseq and win and (seglen > 1 or not seglen and (
+                ack != fwd.lastack or win != fwd.window)):
+            # Nearly every segment: in order, no window probe, not a repeated ACK. None of
+            # the flags can apply, so the chain that looks for them is not even entered.
+            keepalive = zwp = gap = False
+        else:
+            keepalive, zwp, gap = analysis_flags(s, fwd, rev, flags, seq, ack, win, seglen,
+                                                 dup, tags)
         if ack != fwd.lastack:
             fwd.dupacknum = 0
 
@@ -421,7 +407,6 @@ class Analyzer:
             fwd.lastack = ack
             fwd.lastack_t = t
 
-        # -- data --
         if seglen:
             # Data each way is the sequence space covered (what the application sent): a
             # segment lost before the capture point still counts once its successor is seen,
@@ -434,13 +419,9 @@ class Analyzer:
                 # A retransmitted request is one request, not two: Wireshark does not hand
                 # retransmitted bytes to HTTP, SMTP or DNS either. (The TLS follower keeps
                 # its own place in the stream and skips bytes it has seen.)
-                self._app(s, fwd, c2s, seq, seglen, buf, l4 + thl, end, tags, gap)
+                self._app(s, fwd, c2s, seq, seglen, buf, data, end, tags, gap)
         elif tags is not None and flags == 16 and not tags:
             tags.append(("ack",))
-
-        if tags is not None:
-            record(s, fwd, rev, c2s, n, t, flags, seq, ack, win, seglen, buf, l4, thl, end,
-                   tags, self.max_events)
 
     def _reopen(self, old: Session, c2s: bool, t: float, n: int, buf: bytes,
                 l4: int) -> tuple[Session, bool]:
@@ -483,82 +464,3 @@ class Analyzer:
     def other(self) -> list[dict[str, Any]]:
         """The netcheck-pcap/1 ``other`` list: IKE, ESP/AH, UDP flows, ICMP, non-IP."""
         return self.traffic.other()
-
-
-def build_document(analyzer: Analyzer, file: Optional[str], truncated: bool,
-                   warnings: list[str], lang: str = "en",
-                   detail: Optional[int] = None) -> dict[str, Any]:
-    """The netcheck-pcap/1 document of a finished analysis.
-
-    detail: the session whose events to include; then ``sessions`` holds that session only.
-    Without it, a capture with a single TCP session gets that session's events anyway.
-    """
-    from netcheck.pcap import SCHEMA
-
-    analyzer.finish()
-    if detail is not None:
-        chosen = analyzer.session(detail)
-        picked = [chosen] if chosen else []
-    else:
-        picked = list(analyzer.sessions)
-    single = detail is not None or (analyzer.total_sessions() == 1
-                                    and len(analyzer.sessions) == 1)
-    sessions = [s.to_json(single, lang) for s in picked]
-    _add_context(analyzer, picked, sessions)
-    warnings = list(warnings)
-    if analyzer.dns.dropped:
-        warnings.append(f"only the first {analyzer.dns.limit} DNS exchanges are listed "
-                        f"({analyzer.dns.dropped} more)")
-    doc: dict[str, Any] = {
-        "schema": SCHEMA, "file": file, "packets": analyzer.packets, "truncated": truncated,
-        "sessions": sessions, "dns": analyzer.dns.entries, "other": analyzer.other(),
-    }
-    if analyzer.beyond.sessions or detail is not None:
-        doc["sessions_total"] = analyzer.total_sessions()
-    if analyzer.beyond.sessions:
-        doc["sessions_beyond_cap"] = analyzer.beyond.to_json()
-    if analyzer.not_followed:
-        doc["sessions_not_followed"] = analyzer.not_followed
-    seen = capture_facts(analyzer)
-    if seen:
-        doc["capture"] = seen
-    not_decoded = analyzer.not_decoded()
-    if not_decoded:
-        doc["not_decoded"] = not_decoded
-    if warnings:
-        doc["warnings"] = warnings
-    return doc
-
-
-def _add_context(analyzer: Analyzer, picked: list[Session],
-                 sessions: list[dict[str, Any]]) -> None:
-    """What a session's story needs from the rest of the capture: does the capture hold
-    packets *to* its client at all (else a missing answer may simply not have been
-    captured), and how long the capture went on after its last packet."""
-    receivers = set(analyzer.traffic.receivers)
-    for s in analyzer.sessions:
-        if s.s.packets:
-            receivers.add(s.caddr)
-        if s.c.packets:
-            receivers.add(s.saddr)
-    for s, out in zip(picked, sessions):
-        cap = out["capture"]
-        cap["capture_ends_after_s"] = round(max(0.0, analyzer.last_t - s.last_t), 6)
-        cap["return_traffic"] = s.caddr in receivers
-
-
-def capture_facts(analyzer: Analyzer) -> dict[str, Any]:
-    """What the capture as a whole can and cannot show, before any session is explained
-    (over the listed sessions): how many were captured one way only, with proof in the ACKs
-    of the side seen that the other side did send; how many frames are copies."""
-    listed = analyzer.sessions
-    one_way = sum(1 for s in listed if not (s.c.packets and s.s.packets)
-                  and (s.c.lastack >= 0 if s.c.packets else s.s.lastack >= 0))
-    copies = sum(s.dups for s in listed)
-    facts: dict[str, Any] = {}
-    if one_way:
-        facts["one_way_sessions"] = one_way
-        facts["sessions"] = len(listed)
-    if copies:
-        facts["frames_captured_again"] = copies
-    return facts

@@ -5,7 +5,8 @@ the handshake (SYN, SYN-ACK and its options, retries, a SYN-ACK with a new ISN),
 detail was asked for.
 
 :meth:`netcheck.pcap.sessions.Analyzer._tcp` runs for every segment and calls these only
-when a segment needs them; they change the :class:`~netcheck.pcap.tcpsession.Session` and
+when a segment needs them (a copy of the frame before, Wireshark's analysis flags when one may
+apply); they change the :class:`~netcheck.pcap.tcpsession.Session` and
 its :class:`~netcheck.pcap.tcpsession.Flow` s in place and append the event tags.
 """
 
@@ -21,6 +22,76 @@ def _ns(seconds: float) -> int:
     """A time difference in whole nanoseconds, as Wireshark compares them: in floats a gap
     equal to the iRTT (both 155 µs on the wire) may come out a hair smaller or larger."""
     return round(seconds * 1e9)
+
+
+def captured_again(s: Session, ipid: int, seglen: int, flags: int,
+                   tags: Optional[list[tuple]]) -> bool:
+    """A frame that looks captured twice (the same IP ID and TCP header as the one just
+    before, within DUP_WINDOW): count it as a copy and say so; False if it may be a real
+    packet after all.
+
+    A capture on two interfaces, a mirror port that copies both ways: the same IP ID and the
+    very same TCP header (checksum included, so the same payload), right after the first
+    copy. Wireshark counts the copy as a retransmission or a duplicate ACK, and so do the
+    counts here; the explanation says what it is. (The TCP checksum covers ports, numbers,
+    flags, window, options and payload.)
+    """
+    if ipid <= 0 and not seglen and not flags & 7 and not s.dups:
+        # Two identical pure ACKs with no IP ID to tell them apart (IPv6, or a stack that
+        # sends 0) may be two duplicate ACKs sent back to back: a copy only once this
+        # capture has shown copies of other frames of the session.
+        return False
+    s.dups += 1
+    if tags is not None:
+        tags.append(("dup", ipid))
+    return True
+
+
+def analysis_flags(s: Session, fwd: Flow, rev: Flow, flags: int, seq: int, ack: int,
+                   win: int, seglen: int, dup: bool,
+                   tags: Optional[list[tuple]]) -> tuple[bool, bool, bool]:
+    """Wireshark's analysis flags of a segment, in its order: zero window probe, zero
+    window, lost segment (a gap before it), keep-alive, duplicate ACK. Returns (keep-alive,
+    window probe, gap). The caller skips this for a segment none of them can apply to."""
+    nextseq = fwd.nextseq
+    keepalive = zwp = gap = False
+    if seglen == 1 and seq == nextseq and rev.window == 0:
+        zwp = True
+        if tags is not None:
+            tags.append(("zwp",))
+    elif nextseq >= 0:
+        if win == 0 and not flags & 7:
+            s.zerowin += 1
+            if tags is not None:
+                tags.append(("zerowin",))
+        if seq != nextseq:
+            if (seq - nextseq) & MASK < HALF:
+                if not flags & 4:
+                    s.lost += 1
+                    gap = True
+                    if tags is not None:
+                        tags.append(("lost",))
+            elif seglen <= 1 and seq == (nextseq - 1) & MASK and not flags & 7:
+                keepalive = True
+                s.keepalives += 1
+                if tags is not None:
+                    tags.append(("keepalive",))
+        elif seglen == 0 and win and win == fwd.window and ack == fwd.lastack \
+                and not flags & 7 and not (rev.keepalive_last or rev.zwp_last):
+            # (the ACK of a keep-alive or of a window probe is not a duplicate)
+            fwd.dupacknum += 1
+            s.dupacks += 1
+            s.dup_acks += dup
+            if tags is not None:
+                # The receiver waits for a missing segment only if the peer did send
+                # beyond what it acknowledges: otherwise the capture cannot tell.
+                waiting = rev.nextseq >= 0 and 0 < (rev.nextseq - ack) & MASK < HALF
+                tags.append(("dupack", fwd.dupacknum, waiting))
+    elif win == 0 and not flags & 7:
+        s.zerowin += 1
+        if tags is not None:
+            tags.append(("zerowin",))
+    return keepalive, zwp, gap
 
 
 def retransmission(s: Session, fwd: Flow, rev: Flow, t: float, seq: int,
