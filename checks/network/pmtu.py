@@ -23,8 +23,54 @@ else:  # imported at first use: `netcheck checks` lists the checks without the p
                     for name in ("icmp", "shared"))
 
 
+def _start_full_size_probes(ctx: Context) -> None:
+    """The rung's first bursts leave with the path's own (``Check.starts``): on a healthy
+    path the full-size replies are back while ``network.target`` still counts its echoes,
+    and the rung only reads them. They prove the size passes or nothing: any other outcome
+    is probed again once the target's answers are known (its round trip sets the wait)."""
+    if ctx.target is not None and ctx.facts.privileged:  # raw sockets: bursts in ms
+        ctx.memo("pmtu-early", lambda: _early_bursts(ctx))
+
+
+async def _early_bursts(ctx: Context) -> dict[tuple[str, int], Any]:
+    """(address, MTU) -> the small and full-size DF bursts, for the first address of each
+    family of the target, as :func:`path_mtu` picks them."""
+    addrs, path = await ctx.addresses(), await ctx.path()
+    link = ctx.facts.link(index=path.ifindex) if path.ifindex else None
+    if link is None or link.mtu <= 0 or link.is_loopback:
+        return {}
+    first: dict[int, str] = {}
+    for a in sorted(addrs, key=lambda a: addrfam.family_of(a) != path.family):
+        first.setdefault(addrfam.family_of(a), a)
+    bursts = {}
+    for fam, addr in first.items():
+        mtu = _egress_link(ctx, path, fam, link).mtu
+        bursts[(addr, mtu)] = _df_bursts(addr, min(ctx.timeout, EARLY_WAIT), mtu)
+    found = await asyncio.gather(*bursts.values())
+    return dict(zip(bursts, found))
+
+
+def _df_bursts(addr: str, timeout: float, mtu: int) -> Any:
+    """The small and the full-size DF bursts to ``addr``, sent together."""
+    return asyncio.gather(
+        icmp.burst(addr, timeout, PMTU_PROBES, PMTU_INTERVAL, 56, df=True),
+        icmp.burst(addr, timeout, PMTU_PROBES, PMTU_INTERVAL, mtu - _header_bytes(addr),
+                   df=True))
+
+
+async def _early(ctx: Context, addr: str, mtu: int) -> Optional[Any]:
+    """The early (small, full-size) bursts of ``addr`` at ``mtu``, None when none left."""
+    task = ctx.started("pmtu-early")
+    if task is None:
+        return None
+    try:
+        return (await task).get((addr, mtu))
+    except Exception:  # the early bursts failed: the rung sends its own
+        return None
+
+
 @check("network.pmtu", Layer.NETWORK, requires=("network.target",),
-       codes=("PMTU_BLACKHOLE", "MTU_MISMATCH"))
+       codes=("PMTU_BLACKHOLE", "MTU_MISMATCH"), starts=_start_full_size_probes)
 async def path_mtu(ctx: Context) -> Result:
     """Full-size packets get through.
 
@@ -34,7 +80,9 @@ async def path_mtu(ctx: Context) -> Result:
     vanish with no such answer — more of them than the path's loss explains — the path is
     a black hole for big transfers (handshakes work, downloads stall): broken when the
     flow's own transfer stalls on it (an HTTP download), a warning while the exchange asked
-    for still works.
+    for still works. With root, the first bursts leave with the path's echo bursts, before
+    the target is known to answer: full-size replies back by then are the proof; anything
+    else is probed again, as described, once the target's round trip is known.
     """
     target = ctx.result("network.target")
     answering = list(target.evidence.get("answering_ping", [])) if target else []
@@ -93,11 +141,14 @@ async def _path_mtu_to(ctx: Context, target: Result, link: Any, addr: str) -> Re
     # The target answered ping already: a probe silent for many of its round trips is lost.
     rtt_ms = float(target.evidence.get("rtt_ms") or 100.0)
     t = min(ctx.timeout, max(0.3, rtt_ms * 8 / 1000))
-    small, full = await asyncio.gather(
-        icmp.burst(addr, t, PMTU_PROBES, PMTU_INTERVAL, 56, df=True),
-        icmp.burst(addr, t, PMTU_PROBES, PMTU_INTERVAL, mtu - hdr, df=True))
+    early = await _early(ctx, addr, mtu)
+    if early is not None and early[1].received:
+        small, full = early
+    else:
+        small, full = await _df_bursts(addr, t, mtu)
     evidence: dict[str, object] = {"interface": link.name, "local_mtu": mtu, "address": addr,
-                                   "small": small.to_json(), "full": full.to_json()}
+                                   "small": small.to_json(), "full": full.to_json(),
+                                   "sent_early": full is (early or (None, None))[1]}
     if full.received:
         return passed(_("{mtu}-byte packets reach {address} unfragmented").format(
             mtu=mtu, address=addr), path_mtu=mtu, **evidence)
@@ -108,7 +159,9 @@ async def _path_mtu_to(ctx: Context, target: Result, link: Any, addr: str) -> Re
         # Full-size silence that the small packets' own loss explains is loss, not MTU.
         return passed(_("small packets were lost too: packet loss, not an MTU problem"),
                       **evidence)
-    sizes: list[tuple[int, int]] = [(mtu, _attempts(full))]
+    # The early full-size probes went too, and a link that refuses them counts them.
+    sizes: list[tuple[int, int]] = [(mtu, _attempts(full) + (_attempts(early[1]) if early
+                                                             else 0))]
     found = await _search_path_mtu(addr, hdr, mtu, t, sizes)
     evidence["path_mtu"] = found
     if found is not None:
@@ -236,6 +289,9 @@ async def _pmtu_by_http(ctx: Context, target: Result) -> Optional[Result]:
 # with 40 % of packets lost each way (0.64^16 < 0.1 %); the search rounds use fewer.
 PMTU_PROBES = 16
 PMTU_INTERVAL = 0.005
+# How long the early bursts wait for replies (the target's round trip is not known yet): a
+# full-size reply later than this proves nothing early, and the rung probes again.
+EARLY_WAIT = 0.3
 SEARCH_PROBES = 4
 
 

@@ -175,6 +175,11 @@ class Context:
             self._memo[key] = task
         return task
 
+    def started(self, key: Any) -> Optional[asyncio.Task[Any]]:
+        """The memo task of ``key`` when something started it (an early probe a check may
+        use), else None: nothing is started."""
+        return self._memo.get(key)
+
     def blocking(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Run a blocking call without holding up the other checks."""
         return run_blocking(fn, *args)
