@@ -14,6 +14,7 @@ were:
 - ``routing``: ``network.route``;
 - ``xfrm``: ``network.ipsec``;
 - ``gateways``: ``network.gateway``;
+- ``nameservers``: the name servers' records and the pure judging of ``dns.servers``;
 - ``resolver``: ``dns.config``, ``dns.servers``;
 - ``resolution``: ``dns.resolution``, ``dns.hosts_file``;
 - ``path``: loss and latency on the path (judged for ``network.target``);

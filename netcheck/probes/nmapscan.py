@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 SEARCH_PATH = "/usr/bin:/usr/local/bin:/usr/sbin:/bin"
 
-# ServiceScan.error: why there is no port line, as a code (checks/transport.py words it);
+# ServiceScan.error: why there is no port line, as a code (checks/transport/service.py words it);
 # the facts stay beside it: error_detail (nmap's own message) and time_limit_s.
 NMAP_MISSING = "nmap_missing"  # no nmap binary
 PYTHON_NMAP_MISSING = "python_nmap_missing"  # the python-nmap module is not installed

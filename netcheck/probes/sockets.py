@@ -67,7 +67,7 @@ class SocketInfo:
         return out
 
 
-# Snapshot.error: reason codes, not sentences (checks/transport.py words them).
+# Snapshot.error: reason codes, not sentences (checks/transport/connections.py words them).
 NO_PSUTIL = "no_psutil"  # psutil is not installed
 OWNERS_UNREADABLE = "owners_unreadable"  # psutil.net_connections raised OSError
 

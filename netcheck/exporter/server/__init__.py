@@ -29,8 +29,9 @@ and ``format=json`` leaves this host's socket table and process names out unless
 
 The package, by concern: ``query`` (what a /probe query asks for, Rejected, text from a request
 as it may be shown), ``answers`` (the ladder's report as metrics, the JSON without local
-details), ``loop`` (the probes' event loop, how many exchanges at once), ``probing`` (the
-Exporter: the request checked, its two phases, the counters), ``handler`` (Handler, Server, the
+details), ``loop`` (the probes' event loop, how many exchanges at once), ``metrics`` (the
+exporter's own metrics and /metrics, the Exporter's base), ``probing`` (the Exporter: the
+request checked, its two phases, the counters), ``handler`` (Handler, Server, the
 plain scrape's fast path, start). Every name is importable from ``netcheck.exporter.server`` as
 before the split.
 """
