@@ -28,7 +28,7 @@ import gzip
 import os
 import struct
 import zlib
-from typing import IO, Iterator, Optional
+from typing import IO, Any, Iterator, Optional
 
 CHUNK = 1 << 20  # bytes read at a time; the chunk is the decode buffer, never a copy per packet
 # No real link layer captures frames this big (Wireshark's own limit for most link types is
@@ -209,6 +209,31 @@ class Capture:
             self.truncated = True
             self.problem = f"{why}: results cover the first {self.packets_read} packets"
 
+    def _refill(self, data: bytes, pos: int, need: int, n: int) -> tuple[bytes, bool]:
+        """What is left of ``data`` from ``pos`` on, followed by the next chunk of the file
+        (at least ``need`` bytes if the file has them); True once the file has no more."""
+        self.packets_read = n  # what a read failure message counts
+        more = self._read(max(CHUNK, need))
+        return data[pos:] + more, not more
+
+    def _done(self, n: int, cut: int) -> None:
+        """The iterator ends (all read, reading stopped, or its consumer let it go)."""
+        self.packets_read = n
+        self.cut_packets = cut
+        self.close()
+
+    def _corrupt(self, n: int, what: str) -> None:
+        """A header that cannot be right after ``n`` packets: reading stops there."""
+        self.packets_read = n
+        self._stop(f"{what} (corrupt file); reading stopped")
+
+    def _ended(self, n: int, left: int, where: str) -> None:
+        """The end of the file after ``n`` packets, ``left`` bytes of ``where`` unread."""
+        self.packets_read = n
+        if left > 0:
+            self._stop(f"the file ends in the middle of {where} ({left} bytes left over: "
+                       "truncated capture)")
+
     def packets(self) -> Iterator[Packet]:
         """An iterator of ``(t, linktype, buf, offset, caplen, wirelen, n)``, one per packet.
 
@@ -234,11 +259,7 @@ class Capture:
         try:
             while True:
                 if len(data) - pos < need and not eof:
-                    self.packets_read = n  # what a read failure message counts
-                    more = self._read(max(CHUNK, need))
-                    if not more:
-                        eof = True
-                    data = data[pos:] + more
+                    data, eof = self._refill(data, pos, need, n)
                     pos = 0
                     continue
                 end = len(data)
@@ -248,9 +269,8 @@ class Capture:
                     nxt = start + caplen
                     if nxt > end:
                         if caplen > MAX_PACKET:
-                            self.packets_read = n
-                            self._stop(f"packet {n + 1} claims {caplen} captured bytes, "
-                                       "which is impossible (corrupt file); reading stopped")
+                            self._corrupt(n, f"packet {n + 1} claims {caplen} captured bytes, "
+                                             "which is impossible")
                             return
                         need = 16 + caplen
                         break
@@ -266,131 +286,96 @@ class Capture:
                 else:
                     need = 16
                 if eof:
-                    self.packets_read = n
-                    if pos < len(data):
-                        self._stop(f"the file ends in the middle of packet {n + 1} "
-                                   f"({len(data) - pos} bytes left over: truncated capture)")
+                    self._ended(n, len(data) - pos, f"packet {n + 1}")
                     return
         finally:
-            self.packets_read = n
-            self.cut_packets = cut
-            self.close()
+            self._done(n, cut)
 
     # -- pcapng ------------------------------------------------------------------------------
 
     def _pcapng(self) -> Iterator[Packet]:
         data = self._head
-        pos = 0
-        n = 0
-        cut = 0
-        base: Optional[float] = None  # first packet's time (s since the epoch, int part)
+        pos = n = cut = 0
+        base: Optional[int] = None  # first packet's time (s since the epoch, int part)
         frac_base = 0.0
         endian = "<"
         # Per interface of the current section: (linktype, ticks per second, offset s, snaplen)
         ifaces: list[tuple[int, int, int, int]] = []
-        u32 = struct.Struct("<I").unpack_from
-        epb = struct.Struct("<IIIII").unpack_from
+        head, epb = _pcapng_structs(endian)
         eof = False
         need = 12
         try:
             while True:
                 if len(data) - pos < need and not eof:
-                    self.packets_read = n  # what a read failure message counts
-                    more = self._read(max(CHUNK, need))
-                    if not more:
-                        eof = True
-                    data = data[pos:] + more
+                    data, eof = self._refill(data, pos, need, n)
                     pos = 0
                     continue
                 end = len(data)
                 need = 12
                 while pos + 12 <= end:
-                    btype = data[pos:pos + 4]
-                    if btype == PCAPNG_SHB:
-                        # A new section: its own byte order and interface list.
-                        magic = data[pos + 8:pos + 12]
-                        if magic == b"\x4d\x3c\x2b\x1a":
-                            endian = "<"
-                        elif magic == b"\x1a\x2b\x3c\x4d":
-                            endian = ">"
-                        else:
-                            self.packets_read = n
-                            self._stop(f"a pcapng section header after packet {n} has no valid "
-                                       "byte-order magic (corrupt file); reading stopped")
+                    btype, blen = head(data, pos)
+                    if btype == SHB_TYPE:  # a new section: its own byte order and interfaces
+                        endian = self._section_order(data, pos, n)
+                        if not endian:
                             return
-                        u32 = struct.Struct(endian + "I").unpack_from
-                        epb = struct.Struct(endian + "IIIII").unpack_from
+                        head, epb = _pcapng_structs(endian)
+                        btype, blen = head(data, pos)
                         ifaces = []
-                        blen = u32(data, pos + 4)[0]
-                    else:
-                        blen = u32(data, pos + 4)[0]
                     if blen < 12 or blen % 4 or blen > MAX_BLOCK:
-                        self.packets_read = n
-                        self._stop(f"a pcapng block after packet {n} has an impossible length "
-                                   f"{blen} (corrupt file); reading stopped")
+                        self._corrupt(n, f"a pcapng block after packet {n} has an impossible "
+                                         f"length {blen}")
                         return
                     if pos + blen > end:
                         need = blen
                         break
-                    btype_n = u32(data, pos)[0]
-                    if btype_n == 6 and pos + 28 <= end:  # enhanced packet block
+                    if btype == 6 and pos + 28 <= end:  # enhanced packet block
                         if_id, hi, lo, caplen, wirelen = epb(data, pos + 8)
-                        start = pos + 28
-                        if caplen > blen - 32:
-                            caplen = max(0, blen - 32)
-                        if if_id >= len(ifaces):
-                            pos += blen
-                            continue  # a packet of an undeclared interface cannot be decoded
-                        link, tps, offset, _snap = ifaces[if_id]
-                        ticks = (hi << 32) | lo
-                        sec = ticks // tps + offset
-                        frac = (ticks % tps) / tps
-                        n += 1
-                        if base is None:
-                            base, frac_base = sec, frac
-                            self.first_time = base + frac_base
-                        if caplen < wirelen:
-                            cut += 1
-                        yield (sec - base) + (frac - frac_base), link, data, start, caplen, \
-                            wirelen, n
-                    elif btype_n == 1:  # interface description block
-                        ifaces.append(self._idb(data, pos, blen, endian))
-                    elif btype_n == 3 and ifaces:  # simple packet block: interface 0, no time
-                        wirelen = u32(data, pos + 8)[0]
-                        link, _tps, _off, snap = ifaces[0]
-                        caplen = min(wirelen, blen - 16, snap or wirelen)
-                        n += 1
-                        if caplen < wirelen:
-                            cut += 1
-                        yield 0.0, link, data, pos + 12, caplen, wirelen, n
-                    elif btype_n == 2 and pos + 28 <= end:  # obsolete packet block
-                        o16 = struct.unpack_from(endian + "HHIIII", data, pos + 8)
-                        if_id, _drops, hi, lo, caplen, wirelen = o16
+                        # (a packet of an undeclared interface cannot be decoded: skipped)
                         if if_id < len(ifaces):
                             link, tps, offset, _snap = ifaces[if_id]
-                            caplen = min(caplen, max(0, blen - 32))
                             ticks = (hi << 32) | lo
                             sec = ticks // tps + offset
                             frac = (ticks % tps) / tps
                             n += 1
                             if base is None:
                                 base, frac_base = sec, frac
+                                self.first_time = base + frac_base
+                            if caplen > blen - 32:
+                                caplen = max(0, blen - 32)
                             if caplen < wirelen:
                                 cut += 1
                             yield (sec - base) + (frac - frac_base), link, data, pos + 28, \
                                 caplen, wirelen, n
+                    elif btype == 1:  # interface description block
+                        ifaces.append(self._idb(data, pos, blen, endian))
+                    elif btype == 2 or btype == 3:  # obsolete or simple packet block
+                        old = _older_packet(btype, data, pos, blen, end, ifaces, endian, base,
+                                            frac_base)
+                        if old is not None:
+                            t, base, frac_base, link, start, caplen, wirelen = old
+                            n += 1
+                            if caplen < wirelen:
+                                cut += 1
+                            yield t, link, data, start, caplen, wirelen, n
                     # Other blocks (name resolution, statistics, secrets, custom) carry no packet.
                     pos += blen
                 if eof:
-                    self.packets_read = n
-                    if pos < len(data):
-                        self._stop(f"the file ends in the middle of a block after packet {n} "
-                                   f"({len(data) - pos} bytes left over: truncated capture)")
+                    self._ended(n, len(data) - pos, f"a block after packet {n}")
                     return
         finally:
-            self.packets_read = n
-            self.cut_packets = cut
-            self.close()
+            self._done(n, cut)
+
+    def _section_order(self, data: bytes, pos: int, n: int) -> str:
+        """The byte order of the section whose header block starts at ``pos`` (``<`` or
+        ``>``); empty, and reading stopped, if its byte-order magic is not valid."""
+        magic = data[pos + 8:pos + 12]
+        if magic == b"\x4d\x3c\x2b\x1a":
+            return "<"
+        if magic == b"\x1a\x2b\x3c\x4d":
+            return ">"
+        self._corrupt(n, f"a pcapng section header after packet {n} has no valid byte-order "
+                         "magic")
+        return ""
 
     def _idb(self, data: bytes, pos: int, blen: int,
              endian: str) -> tuple[int, int, int, int]:
@@ -418,3 +403,46 @@ class Capture:
             opt += 4 + olen + (-olen % 4)
         self.interfaces.append((link, name))
         return link, tps, offset, snap
+
+
+# -- pcapng blocks --------------------------------------------------------------------------
+
+# A section header block's type reads the same in either byte order (0a0d0d0a).
+SHB_TYPE = 0x0A0D0D0A
+
+
+def _pcapng_structs(endian: str) -> tuple[Any, Any]:
+    """The unpackers of a pcapng section in this byte order: a block's type and length, and
+    the five words that follow them in an enhanced packet block."""
+    return struct.Struct(endian + "II").unpack_from, struct.Struct(endian + "IIIII").unpack_from
+
+
+def _older_packet(btype: int, data: bytes, pos: int, blen: int, end: int,
+                  ifaces: list[tuple[int, int, int, int]], endian: str,
+                  base: Optional[int], frac_base: float
+                  ) -> Optional[tuple[float, Optional[int], float, int, int, int, int]]:
+    """The packet of a simple (type 3) or obsolete (type 2) packet block, rare in files
+    written today: ``(t, base, frac_base, linktype, offset, caplen, wirelen)``, with the time
+    base set by an obsolete block if it is the first packet; None if there is none to decode.
+
+    A simple block has no time (t is 0.0) and stands for interface 0. (Unlike an enhanced
+    block's, an obsolete block's time does not set :attr:`Capture.first_time`.)
+    """
+    if btype == 3 and ifaces:
+        wirelen = struct.unpack_from(endian + "I", data, pos + 8)[0]
+        link, _tps, _off, snap = ifaces[0]
+        caplen = min(wirelen, blen - 16, snap or wirelen)
+        return 0.0, base, frac_base, link, pos + 12, caplen, wirelen
+    if btype == 2 and pos + 28 <= end:
+        if_id, _drops, hi, lo, caplen, wirelen = struct.unpack_from(endian + "HHIIII", data,
+                                                                    pos + 8)
+        if if_id < len(ifaces):
+            link, tps, offset, _snap = ifaces[if_id]
+            ticks = (hi << 32) | lo
+            sec = ticks // tps + offset
+            frac = (ticks % tps) / tps
+            if base is None:
+                base, frac_base = sec, frac
+            return ((sec - base) + (frac - frac_base), base, frac_base, link, pos + 28,
+                    min(caplen, max(0, blen - 32)), wirelen)
+    return None
