@@ -19,11 +19,28 @@ def session_story(s: dict[str, Any], lang: str = "en") -> list[str]:
     names a cause (a firewall, an answer that never came) is said only when the capture holds
     the evidence for it; otherwise the story says what is missing from the capture.
     """
-    lines: list[str] = []
     cap = s.get("capture") or {}
     hs = s["handshake"]
     seen = cap.get("seen", "both")
     acked = cap.get("acked") or {}
+    lines = _capture_story(cap, lang)
+    lines.extend(_handshake_story(s, hs, cap, seen, acked, lang))
+    if s.get("icmp"):
+        lines.append(t("story_icmp", lang, text=s["icmp"]))
+    lines.extend(_data_story(s, seen, acked, lang))
+    lines.extend(_payload_story(s, lang))
+    close = _close_story(s, hs, seen, lang)
+    if close is not None:
+        lines.append(close)
+    problems = _problems(s, cap, lang)
+    if problems:
+        lines.append(t("story_problems", lang, items=", ".join(problems)))
+    return lines
+
+
+def _capture_story(cap: dict[str, Any], lang: str) -> list[str]:
+    """What the capture itself did to the session: frames captured twice, cut, missing."""
+    lines: list[str] = []
     if cap.get("duplicates"):
         lines.append(t("story_dups", lang, n=cap["duplicates"]))
     if cap.get("cut"):
@@ -32,9 +49,13 @@ def session_story(s: dict[str, Any], lang: str = "en") -> list[str]:
         more = (t("story_gaps_acked", lang, n=cap["acked_unseen"])
                 if cap.get("acked_unseen") else "")
         lines.append(t("story_gaps", lang, g=cap.get("gaps", 0), acked=more))
-    lines.extend(_handshake_story(s, hs, cap, seen, acked, lang))
-    if s.get("icmp"):
-        lines.append(t("story_icmp", lang, text=s["icmp"]))
+    return lines
+
+
+def _data_story(s: dict[str, Any], seen: str, acked: dict[str, Any],
+                lang: str) -> list[str]:
+    """The bytes each way, counted from the side(s) the capture holds."""
+    lines: list[str] = []
     if seen == "client" and s["bytes"]["client"]:
         lines.append(t("story_bytes_client", lang, c=s["bytes"]["client"]))
     elif seen == "server" and s["bytes"]["server"]:
@@ -44,6 +65,12 @@ def session_story(s: dict[str, Any], lang: str = "en") -> list[str]:
     if seen == "server" and acked.get("client"):
         lines.append(t("story_peer_acked", lang, side=t("server", lang), n=acked["client"],
                        peer=t("client", lang)))
+    return lines
+
+
+def _payload_story(s: dict[str, Any], lang: str) -> list[str]:
+    """What the application said: the TLS handshake, HTTP exchanges, a mail/SSH dialogue."""
+    lines: list[str] = []
     tls = s.get("tls")
     if tls:
         sni = t("story_sni", lang, sni=tls["sni"]) if tls.get("sni") else ""
@@ -75,18 +102,30 @@ def session_story(s: dict[str, Any], lang: str = "en") -> list[str]:
         if s.get("dialogue_omitted"):
             lines.append(t("story_dialogue_cut", lang, m=len(s["dialogue"]),
                            n=s["dialogue_omitted"]))
+    return lines
+
+
+def _close_story(s: dict[str, Any], hs: dict[str, Any], seen: str,
+                 lang: str) -> Optional[str]:
+    """How the session ended, as far as the capture shows it (None: nothing to say)."""
     detail = s.get("close_detail") or s["close"]
     who = t(s["closed_by"], lang) if s.get("closed_by") else "?"
     key = f"close_{detail}"
     unanswered = seen == "client" and hs.get("syn_seen") and not hs.get("synack_acked")
     if unanswered and detail == "none":
-        pass  # nothing was opened, so nothing to close
-    elif seen != "both" and detail in ("half", "none"):
+        return None  # nothing was opened, so nothing to close
+    if seen != "both" and detail in ("half", "none"):
         # What the unseen side did to close is not in the capture: say that, not "open".
-        lines.append(t("close_one_way_fin" if detail == "half" else "close_one_way", lang,
-                       who=who, side=t(seen, lang)))
-    elif key in TEXTS and TEXTS[key][0]:
-        lines.append(t(key, lang, who=who))
+        return t("close_one_way_fin" if detail == "half" else "close_one_way", lang,
+                 who=who, side=t(seen, lang))
+    if key in TEXTS and TEXTS[key][0]:
+        return t(key, lang, who=who)
+    return None
+
+
+def _problems(s: dict[str, Any], cap: dict[str, Any], lang: str) -> list[str]:
+    """Retransmissions, duplicate ACKs, zero windows, out of order: how many of each, and
+    how many of them are frames captured twice."""
     problems = []
     dup_retrans = cap.get("duplicates_as_retransmissions", 0)
     for field, code in (("retransmissions", "p_retrans"), ("dup_acks", "p_dupacks"),
@@ -98,9 +137,7 @@ def session_story(s: dict[str, Any], lang: str = "en") -> list[str]:
             if of_dups:
                 text += t("p_of_dups", lang, n=of_dups)
             problems.append(text)
-    if problems:
-        lines.append(t("story_problems", lang, items=", ".join(problems)))
-    return lines
+    return problems
 
 
 def _handshake_story(s: dict[str, Any], hs: dict[str, Any], cap: dict[str, Any], seen: str,
