@@ -152,11 +152,42 @@ def event_rows(events: Sequence[dict[str, Any]]) -> list[list[str]]:
     return rows
 
 
+Lines = list[tuple[str, Optional[str]]]  # (line, style for rich: None = plain)
+
+
 def render_lines(doc: dict[str, Any], lang: str = "en", verbose: bool = False
                  ) -> list[tuple[str, Optional[str]]]:
     """The whole text output as ``(line, style)`` pairs (style for rich, None = plain)."""
-    out: list[tuple[str, Optional[str]]] = []
     sessions = doc.get("sessions", [])
+    out = _heading_lines(doc, sessions, lang)
+    out.extend(_session_table_lines(doc, sessions, lang, verbose))
+    dns = doc.get("dns", [])
+    if dns:
+        out.append(("", None))
+        out.append((t("h_dns", lang), "bold"))
+        rows = [[f"{d['t']:.6f}", f"0x{d['id']:04x}", d.get("query") or "?",
+                 d.get("type") or "?", d.get("rcode") or "(no answer)",
+                 f"{d['rtt_ms']:.3f}" if d.get("rtt_ms") is not None else "-",
+                 ", ".join(d.get("answers", []))]
+                for d in (dns if verbose else dns[:MAX_ROWS])]
+        for line in table(("Time", "ID", "query", "type", "rcode", "ms", "answers"), rows):
+            out.append((line, None))
+    other = doc.get("other", [])
+    if other:
+        out.append(("", None))
+        out.append((t("h_other", lang), "bold"))
+        for item in other[:MAX_ROWS] if not verbose else other:
+            out.append(("  " + _other_text(item), None))
+    out.extend(_detail_lines(sessions, lang))
+    # Names, request lines, banners and file names come from the capture (or whoever made
+    # it): no control character reaches the terminal raw, whatever field it came in.
+    return [(printable(line), style) for line, style in out]
+
+
+def _heading_lines(doc: dict[str, Any], sessions: list[dict[str, Any]], lang: str) -> Lines:
+    """What the capture holds in one line, the trace's outcome, then the warnings and notes
+    about the capture as a whole."""
+    out: Lines = []
     total = doc.get("sessions_total", len(sessions))
     name = doc.get("file") or doc.get("trace", {}).get("target") or "capture"
     out.append((t("packets_line", lang, file=name, packets=doc.get("packets", 0),
@@ -183,6 +214,13 @@ def render_lines(doc: dict[str, Any], lang: str = "en", verbose: bool = False
     if doc.get("sessions_not_followed"):
         out.append((t("warning", lang, text=t("not_followed", lang,
                                                n=doc["sessions_not_followed"])), "yellow"))
+    return out
+
+
+def _session_table_lines(doc: dict[str, Any], sessions: list[dict[str, Any]], lang: str,
+                         verbose: bool) -> Lines:
+    """The summary table of the TCP sessions, and the ones beyond the cap counted together."""
+    out: Lines = []
     if sessions:
         out.append(("", None))
         out.append((t("h_sessions", lang), "bold"))
@@ -196,23 +234,13 @@ def render_lines(doc: dict[str, Any], lang: str = "en", verbose: bool = False
         out.append((t("beyond", lang, n=beyond["sessions"], cap=len(sessions),
                       pkts=beyond["packets"], retr=beyond["retransmissions"],
                       inc=beyond["handshake_incomplete"]), "dim"))
-    dns = doc.get("dns", [])
-    if dns:
-        out.append(("", None))
-        out.append((t("h_dns", lang), "bold"))
-        rows = [[f"{d['t']:.6f}", f"0x{d['id']:04x}", d.get("query") or "?",
-                 d.get("type") or "?", d.get("rcode") or "(no answer)",
-                 f"{d['rtt_ms']:.3f}" if d.get("rtt_ms") is not None else "-",
-                 ", ".join(d.get("answers", []))]
-                for d in (dns if verbose else dns[:MAX_ROWS])]
-        for line in table(("Time", "ID", "query", "type", "rcode", "ms", "answers"), rows):
-            out.append((line, None))
-    other = doc.get("other", [])
-    if other:
-        out.append(("", None))
-        out.append((t("h_other", lang), "bold"))
-        for item in other[:MAX_ROWS] if not verbose else other:
-            out.append(("  " + _other_text(item), None))
+    return out
+
+
+def _detail_lines(sessions: list[dict[str, Any]], lang: str) -> Lines:
+    """The story and timeline of each session whose events are in the document (else, with
+    several sessions, how to ask for one)."""
+    out: Lines = []
     detailed = [s for s in sessions if "events" in s]
     for s in detailed:
         out.append(("", None))
@@ -228,9 +256,7 @@ def render_lines(doc: dict[str, Any], lang: str = "en", verbose: bool = False
     if not detailed and len(sessions) > 1:
         out.append(("", None))
         out.append((t("hint_session", lang), "dim"))
-    # Names, request lines, banners and file names come from the capture (or whoever made
-    # it): no control character reaches the terminal raw, whatever field it came in.
-    return [(printable(line), style) for line, style in out]
+    return out
 
 
 def _trace_line(trace: dict[str, Any], lang: str) -> str:
