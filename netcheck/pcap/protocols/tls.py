@@ -224,31 +224,34 @@ class TlsFollower:
             length = header[3] << 8 | header[4]
             if ctype == 22 and not self.encrypted:
                 if length:
-                    self._start_record(length)
+                    self._start_record(length)  # collected whole: its messages are read
                 continue
-            if ctype == 20:
-                name = "ChangeCipherSpec"
-                self.encrypted = True
-            elif ctype == 21:
-                if not self.encrypted and length == 2 and size - pos >= 2:
-                    level = "fatal" if data[pos] == 2 else "warning"
-                    desc = ALERT_DESCRIPTIONS.get(data[pos + 1], str(data[pos + 1]))
-                    name = "Alert"
-                    if len(self.info.alerts) < MAX_ALERTS:
-                        self.info.alerts.append(f"{level}:{desc}")
-                else:
-                    name = "EncryptedAlert"
-            elif ctype == 22:
-                name = "EncryptedHandshakeMessage"
-            elif ctype == 23:
-                name = "ApplicationData"
-            else:
-                name = "Heartbeat"
+            name = self._record_name(ctype, length, data, pos, size)
             if length <= size - pos:
                 self._add(out, name)
             else:
-                self.pending = name
+                self.pending = name  # named at its end, or where the snap length cut it
             self.skip = length
+
+    def _record_name(self, ctype: int, length: int, data: bytes, pos: int, size: int) -> str:
+        """The name of a record that is skipped, not collected (anything but a plaintext
+        handshake record), whose body starts at ``data[pos]``; a plaintext alert is kept."""
+        if ctype == 20:
+            self.encrypted = True
+            return "ChangeCipherSpec"
+        if ctype == 21:
+            if not self.encrypted and length == 2 and size - pos >= 2:
+                level = "fatal" if data[pos] == 2 else "warning"
+                desc = ALERT_DESCRIPTIONS.get(data[pos + 1], str(data[pos + 1]))
+                if len(self.info.alerts) < MAX_ALERTS:
+                    self.info.alerts.append(f"{level}:{desc}")
+                return "Alert"
+            return "EncryptedAlert"
+        if ctype == 22:
+            return "EncryptedHandshakeMessage"
+        if ctype == 23:
+            return "ApplicationData"
+        return "Heartbeat"
 
     def _add(self, out: list[str], name: str) -> None:
         out.append(name)
