@@ -96,8 +96,6 @@ def choose_capture(method: str, family: int, lport: int,
 
 def run_trace(args: argparse.Namespace, lang: str) -> tuple[dict[str, Any], int]:
     """The whole trace; returns the netcheck-pcap/1 document and the exit code."""
-    from netcheck.pcap.reader import LINKTYPE_LINUX_SLL2 as SLL2
-    from netcheck.pcap.sessions import Analyzer, build_document
     from netcheck.target import TargetError, parse_target
 
     start = time.monotonic()
@@ -107,6 +105,29 @@ def run_trace(args: argparse.Namespace, lang: str) -> tuple[dict[str, Any], int]
     except TargetError as exc:
         raise PcapError(str(exc)) from None
     packet_filter = make_filter(args.filter)
+    _check_files(args)
+    family, address = resolve(target.host, target.port, args.family)
+    iface = egress_interface(address)
+    talk = Conversation(target, family, address, args.timeout, deadline, args.cafile,
+                        args.insecure)
+    capture = _start_capture(args.capture, family, talk, iface)
+    try:
+        talk.run()
+        time.sleep(max(0.0, min(LINGER, deadline - time.monotonic())))
+    finally:
+        packets = capture.stop()
+    mine = [p for p in packets if _ours(p, talk.lport, target.port)]
+    doc = _explain(mine, packet_filter, args.write, lang)
+    doc["trace"] = {
+        "target": target.input, "scheme": target.scheme, "address": address,
+        "port": target.port, "local_port": talk.lport, "capture": capture.method,
+        "interface": iface[1] if iface else None, **talk.result,
+    }
+    return doc, EXIT_OK if talk.result["outcome"] == "ok" else EXIT_FAILED
+
+
+def _check_files(args: argparse.Namespace) -> None:
+    """Refuse the files named on the command line before any packet: PcapError says why."""
     if args.write:
         # Refused before any packet (a symlink, a directory, another user's file): the
         # capture runs as root, and -w must not become a way to clobber a file.
@@ -119,12 +140,14 @@ def run_trace(args: argparse.Namespace, lang: str) -> tuple[dict[str, Any], int]
     for path in (args.cafile,):
         if path and not os.path.isfile(path):
             raise PcapError(f"--cafile {path[:60]!r}: no such file")
-    family, address = resolve(target.host, target.port, args.family)
-    iface = egress_interface(address)
-    talk = Conversation(target, family, address, args.timeout, deadline, args.cafile,
-                        args.insecure)
+
+
+def _start_capture(method: str, family: int, talk: Conversation,
+                   iface: Optional[tuple[int, str]]) -> Any:
+    """The capture, started on the conversation's local port before it connects (its
+    socket is closed if no capture can start)."""
     try:
-        capture = choose_capture(args.capture, family, talk.lport, iface)
+        capture = choose_capture(method, family, talk.lport, iface)
         try:
             capture.start()
         except (PermissionError, OSError) as exc:
@@ -133,12 +156,16 @@ def run_trace(args: argparse.Namespace, lang: str) -> tuple[dict[str, Any], int]
     except BaseException:
         talk.sock.close()
         raise
-    try:
-        talk.run()
-        time.sleep(max(0.0, min(LINGER, deadline - time.monotonic())))
-    finally:
-        packets = capture.stop()
-    mine = [p for p in packets if _ours(p, talk.lport, target.port)]
+    return capture
+
+
+def _explain(mine: list[Packet], packet_filter: Any, write: Optional[str],
+             lang: str) -> dict[str, Any]:
+    """The connection's packets through the analyzer, as ``netcheck pcap`` reads a file
+    (Linux cooked v2 frames), saved too with ``-w``: the netcheck-pcap/1 document."""
+    from netcheck.pcap.reader import LINKTYPE_LINUX_SLL2 as SLL2
+    from netcheck.pcap.sessions import Analyzer, build_document
+
     analyzer = Analyzer(want_session=1, packet_filter=packet_filter, record_first=False)
     base = mine[0].ts if mine else 0.0
     frames = [p.sll2() for p in mine]
@@ -148,16 +175,10 @@ def run_trace(args: argparse.Namespace, lang: str) -> tuple[dict[str, Any], int]
     warnings = []
     if not mine:
         warnings.append("no packet of the connection was captured")
-    if args.write:
-        _save(args.write, mine, frames)
-    doc = build_document(analyzer, os.path.basename(args.write) if args.write else None, False,
-                         warnings, lang, detail)
-    doc["trace"] = {
-        "target": target.input, "scheme": target.scheme, "address": address,
-        "port": target.port, "local_port": talk.lport, "capture": capture.method,
-        "interface": iface[1] if iface else None, **talk.result,
-    }
-    return doc, EXIT_OK if talk.result["outcome"] == "ok" else EXIT_FAILED
+    if write:
+        _save(write, mine, frames)
+    return build_document(analyzer, os.path.basename(write) if write else None, False,
+                          warnings, lang, detail)
 
 
 def _ours(p: Packet, lport: int, rport: int) -> bool:
