@@ -11,7 +11,7 @@ from netcheck.pcap.explain.texts import t
 
 
 def note(event: tuple, lang: str = "en") -> str:
-    """The sentence for one recorded event (see ``Analyzer._record``)."""
+    """The sentence for one recorded event (see :func:`netcheck.pcap.tcpstate.record`)."""
     n, _t, c2s, flags, _seq, rel_ack, _win, seglen, _opts, tags, _abs = event
     side = t("client" if c2s else "server", lang)
     client, server = t("client", lang), t("server", lang)
