@@ -208,6 +208,18 @@ def _probe_packet(own: bytes, wanted: bytes) -> bytes:
                        wanted)
 
 
+def _claimant(arp: bytes, wanted: bytes) -> Optional[str]:
+    """The MAC of another host an ARP packet shows holding ``wanted``: it answers for it or
+    announces it (sender IP ``wanted``), or probes for it right now (sender 0.0.0.0)."""
+    op = struct.unpack("!H", arp[6:8])[0]
+    sender_mac, sender_ip, target_ip = arp[8:14], arp[14:18], arp[24:28]
+    if sender_ip == wanted and op in (1, 2):
+        return _mac_text(sender_mac)
+    if op == 1 and sender_ip == b"\0" * 4 and target_ip == wanted:
+        return _mac_text(sender_mac)
+    return None
+
+
 def is_wireless(ifname: str) -> bool:
     """A Wi-Fi interface (cfg80211's sysfs entries): its dozing stations hear broadcasts only
     at the access point's DTIM beacons, hundreds of milliseconds apart."""
@@ -238,12 +250,13 @@ def arp_conflict_probe(ifname: str, own_mac: str, address: str, timeout: float,
         reference = None
     with socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ARP)) as sock:
         sock.bind((ifname, ETH_P_ARP))
+        broadcast = (ifname, ETH_P_ARP, 0, 1, b"\xff" * 6)
         start = time.monotonic()
-        sock.sendto(_probe_packet(own, wanted), (ifname, ETH_P_ARP, 0, 1, b"\xff" * 6))
+        sock.sendto(_probe_packet(own, wanted), broadcast)
         sent = 1
         ref = socket.inet_aton(reference) if reference is not None else None
         if ref is not None:
-            sock.sendto(_probe_packet(own, ref), (ifname, ETH_P_ARP, 0, 1, b"\xff" * 6))
+            sock.sendto(_probe_packet(own, ref), broadcast)
         ref_rtt: Optional[float] = None
         deadline = start + timeout
         next_probe = start + interval
@@ -254,7 +267,7 @@ def arp_conflict_probe(ifname: str, own_mac: str, address: str, timeout: float,
         while True:
             now = time.monotonic()
             if sent < probes and now >= next_probe:
-                sock.sendto(_probe_packet(own, wanted), (ifname, ETH_P_ARP, 0, 1, b"\xff" * 6))
+                sock.sendto(_probe_packet(own, wanted), broadcast)
                 sent += 1
                 next_probe = now + interval
             if now >= deadline:
@@ -265,19 +278,12 @@ def arp_conflict_probe(ifname: str, own_mac: str, address: str, timeout: float,
                 data, where = sock.recvfrom(128)
             except socket.timeout:
                 continue
-            if len(data) < 28 or where[2] == socket.PACKET_OUTGOING:
+            if len(data) < 28 or where[2] == socket.PACKET_OUTGOING or data[8:14] == own:
                 continue
-            op = struct.unpack("!H", data[6:8])[0]
-            sender_mac, sender_ip, target_ip = data[8:14], data[14:18], data[24:28]
-            if sender_mac == own:
-                continue
-            if sender_ip == wanted and op in (1, 2):
-                # an answer, or its own announcement
-                return watched(_mac_text(sender_mac), time.monotonic())
-            if op == 1 and sender_ip == b"\0" * 4 and target_ip == wanted:
-                # another host probing for it right now
-                return watched(_mac_text(sender_mac), time.monotonic())
-            if op == 2 and ref is not None and sender_ip == ref and ref_rtt is None:
+            claimant = _claimant(data, wanted)
+            if claimant is not None:
+                return watched(claimant, time.monotonic())
+            if data[6:8] == b"\0\2" and ref is not None and data[14:18] == ref and ref_rtt is None:
                 now = time.monotonic()
                 ref_rtt = now - start
                 next_probe = now  # the retry leaves now, answered as fast
