@@ -131,69 +131,81 @@ def _unquote(token: str, lineno: int) -> str:
 def parse_po(text: str) -> list[dict[str, object]]:
     """The entries of a .po file: dicts with msgid, msgid_plural, msgstr (list), msgctxt,
     fuzzy and obsolete. Raises :class:`PoError` on anything malformed."""
-    entries: list[dict[str, object]] = []
-    entry: dict[str, object] = {}
-    field: Optional[tuple[str, int]] = None  # (keyword, plural index or -1)
-    flags: set[str] = set()
-
-    def finish() -> None:
-        nonlocal entry, flags, field
-        if entry:
-            if "msgid" not in entry or not entry.get("msgstr"):
-                raise PoError(f"entry {entry.get('msgid', '?')!r}: msgid and msgstr needed")
-            entry["fuzzy"] = "fuzzy" in flags
-            entries.append(entry)
-        entry, flags, field = {}, set(), None
-
+    reader = _PoReader()
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
-        if not line:
-            continue
-        if line.startswith("#~"):  # an obsolete entry: kept by some tools, never used
+        if not line or line.startswith("#~"):  # obsolete entries: kept by tools, never used
             continue
         if line.startswith("#"):
-            if "msgstr" in entry:  # a comment starts the next entry
-                finish()
-            if line.startswith("#,"):
-                flags |= {f.strip() for f in line[2:].split(",")}
-            continue
-        if line.startswith('"'):
-            if field is None:
-                raise PoError(f"line {lineno}: a string outside any entry")
-            key, index = field
-            piece = _unquote(line, lineno)
-            if index < 0:
-                entry[key] = str(entry[key]) + piece
-            else:
-                strs = entry["msgstr"]
-                assert isinstance(strs, dict)
-                strs[index] += piece
-            continue
+            reader.comment(line)
+        elif line.startswith('"'):
+            reader.continued(line, lineno)
+        else:
+            reader.keyword(line, lineno)
+    reader.finish()
+    for e in reader.entries:
+        strs = e["msgstr"]
+        assert isinstance(strs, dict)
+        e["msgstr"] = [strs[i] for i in sorted(strs)]
+    return reader.entries
+
+
+class _PoReader:
+    """The entry being read, its flags and the string a continuation line extends."""
+
+    def __init__(self) -> None:
+        self.entries: list[dict[str, object]] = []
+        self.entry: dict[str, object] = {}
+        self.field: Optional[tuple[str, int]] = None  # (keyword, plural index or -1)
+        self.flags: set[str] = set()
+
+    def finish(self) -> None:
+        if self.entry:
+            if "msgid" not in self.entry or not self.entry.get("msgstr"):
+                raise PoError(f"entry {self.entry.get('msgid', '?')!r}: msgid and msgstr "
+                              "needed")
+            self.entry["fuzzy"] = "fuzzy" in self.flags
+            self.entries.append(self.entry)
+        self.entry, self.flags, self.field = {}, set(), None
+
+    def comment(self, line: str) -> None:
+        if "msgstr" in self.entry:  # a comment starts the next entry
+            self.finish()
+        if line.startswith("#,"):
+            self.flags |= {f.strip() for f in line[2:].split(",")}
+
+    def continued(self, line: str, lineno: int) -> None:
+        if self.field is None:
+            raise PoError(f"line {lineno}: a string outside any entry")
+        key, index = self.field
+        piece = _unquote(line, lineno)
+        if index < 0:
+            self.entry[key] = str(self.entry[key]) + piece
+        else:
+            strs = self.entry["msgstr"]
+            assert isinstance(strs, dict)
+            strs[index] += piece
+
+    def keyword(self, line: str, lineno: int) -> None:
         keyword, _sep, rest = line.partition(" ")
         m = _PLURAL_MSGSTR.fullmatch(keyword) if keyword.startswith("msgstr[") else None
-        if keyword in ("msgctxt", "msgid") and ("msgstr" in entry):
-            finish()
+        if keyword in ("msgctxt", "msgid") and ("msgstr" in self.entry):
+            self.finish()
         if keyword in ("msgctxt", "msgid", "msgid_plural"):
-            if keyword in entry:
+            if keyword in self.entry:
                 raise PoError(f"line {lineno}: {keyword} twice in one entry")
-            entry[keyword] = _unquote(rest.strip(), lineno)
-            field = (keyword, -1)
+            self.entry[keyword] = _unquote(rest.strip(), lineno)
+            self.field = (keyword, -1)
         elif keyword == "msgstr" or m:
             index = int(m.group(1)) if m else 0
-            strs = entry.setdefault("msgstr", {})
+            strs = self.entry.setdefault("msgstr", {})
             assert isinstance(strs, dict)
             if index in strs:
                 raise PoError(f"line {lineno}: msgstr[{index}] twice in one entry")
             strs[index] = _unquote(rest.strip(), lineno)
-            field = ("msgstr", index)
+            self.field = ("msgstr", index)
         else:
             raise PoError(f"line {lineno}: unexpected {keyword[:30]!r}")
-    finish()
-    for e in entries:
-        strs = e["msgstr"]
-        assert isinstance(strs, dict)
-        e["msgstr"] = [strs[i] for i in sorted(strs)]
-    return entries
 
 
 def placeholders(text: str) -> list[str]:

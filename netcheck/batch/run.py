@@ -226,6 +226,38 @@ async def _ladder(entry: Entry, run: Run, options: Any) -> Report:
         return await diagnose(entry.target, options, run.checks, facts=facts, shared=run.state)
 
 
+class _Window:
+    """Entries start only while fewer than ``size`` places after the first unfinished one
+    (None: no bound), so an output that prints in profile order buffers at most ``size``."""
+
+    def __init__(self, size: Optional[int]) -> None:
+        self.size = size
+        self.low = 0  # the first index not finished yet
+        self.done: set[int] = set()
+        self.moved = asyncio.Condition()
+
+    def admitted(self, index: int) -> bool:
+        return self.size is None or index < self.low + self.size
+
+    async def turn(self, index: int) -> None:
+        """Until entry ``index`` may start."""
+        if not self.admitted(index):
+            async with self.moved:
+                await self.moved.wait_for(functools.partial(self.admitted, index))
+
+    async def finished(self, index: int) -> None:
+        """Entry ``index`` is done: the window moves when it was the first unfinished."""
+        if self.size is None:
+            return
+        self.done.add(index)
+        if index == self.low:
+            while self.low in self.done:
+                self.done.discard(self.low)
+                self.low += 1
+            async with self.moved:
+                self.moved.notify_all()
+
+
 async def run_profile(profile: Profile, settings: Settings, checks: list[Check],
                       on_done: Callable[[Done], None],
                       on_start: Optional[Callable[[Entry], None]] = None,
@@ -252,32 +284,17 @@ async def run_profile(profile: Profile, settings: Settings, checks: list[Check],
     if settings.ladder == "on-failure":
         run.ladders = asyncio.Semaphore(min(settings.concurrency, LADDER_CONCURRENCY))
     queue = iter(enumerate(profile.entries))
-    finished: set[int] = set()
-    low = 0  # the first index not finished yet
-    moved = asyncio.Condition()
-
-    def admitted(index: int) -> bool:
-        return window is None or index < low + window
+    order = _Window(window)
 
     async def worker() -> None:
-        nonlocal low
         for index, entry in queue:  # one shared iterator: each entry goes to one worker
-            if not admitted(index):
-                async with moved:
-                    await moved.wait_for(functools.partial(admitted, index))
+            await order.turn(index)
             if on_start is not None and entry.runnable:
                 on_start(entry)
             report = await diagnose_entry(entry, run)
             summary.add(report.verdict)
             on_done(Done(index, entry, report))
-            if window is not None:
-                finished.add(index)
-                if index == low:
-                    while low in finished:
-                        finished.discard(low)
-                        low += 1
-                    async with moved:
-                        moved.notify_all()
+            await order.finished(index)
 
     n = max(1, min(settings.concurrency, MAX_CONCURRENCY, len(profile.entries) or 1))
     workers = [asyncio.ensure_future(worker()) for _ in range(n)]
