@@ -223,7 +223,7 @@ async def _restore_after_down(ctx: Context, name: str, link: Link) -> tuple[str,
     of the addresses it kept come back. A DHCP lease names the router that was lost; without
     one, the next run finds the router on the link (network.route).
     """
-    from netcheck.fix.prove import leases
+    from netcheck.probes.leases import leases
 
     kept = [f"{a.address}/{a.prefixlen}" for a in ctx.facts.addrs_of(link.index)
             if not a.link_local]

@@ -107,7 +107,7 @@ async def _families_meant(ctx: Context, path: PathInfo) -> set[int]:
     them are gone (a lease expired): those of the name servers it is told to ask beyond
     itself (resolv.conf's, a local stub's upstreams), and IPv4 when a DHCP client keeps a
     lease for the egress interface (dhclient, NetworkManager, systemd-networkd)."""
-    from netcheck.fix import prove
+    from netcheck.probes import leases
 
     found: set[int] = set()
     if ctx.target is not None and ctx.target.is_name:
@@ -115,7 +115,7 @@ async def _families_meant(ctx: Context, path: PathInfo) -> set[int]:
         found |= {addrfam.family_of(a) for a in [*cfg.nameservers, *cfg.upstreams]
                   if not _loopback(addrfam.bare(a))}
     if addrfam.V4 not in found and path.interface and path.ifindex is not None:
-        if await ctx.blocking(prove.leases, path.interface, path.ifindex):
+        if await ctx.blocking(leases.leases, path.interface, path.ifindex):
             found.add(addrfam.V4)
     return found
 

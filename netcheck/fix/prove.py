@@ -28,8 +28,14 @@ import socket
 import struct
 import time
 from dataclasses import dataclass
-from glob import glob
 from typing import Any, Optional
+
+from netcheck.probes.leases import (  # noqa: F401 - the repair planner's names, as before
+    Lease,
+    leases,
+    parse_dhclient_leases,
+    parse_key_value_lease,
+)
 
 ETH_P_IP, ETH_P_IPV6 = 0x0800, 0x86DD
 PACKET_OUTGOING = 4
@@ -38,95 +44,6 @@ NEEDS_ROOT = "needs root, or CAP_NET_RAW"
 
 
 # -- where candidates come from --------------------------------------------------------------
-
-@dataclass
-class Lease:
-    """What a DHCP lease file says about one interface."""
-
-    file: str
-    routers: list[str]
-    dns: list[str]
-
-
-def _read_small(path: str) -> Optional[str]:
-    from netcheck.fix.actions import read_text
-
-    try:
-        return read_text(path)
-    except OSError:
-        return None
-
-
-def _addresses(words: list[str]) -> list[str]:
-    found = []
-    for word in words:
-        word = word.strip().strip(",;\"")
-        try:
-            found.append(str(ipaddress.ip_address(word)))
-        except ValueError:
-            continue
-    return found
-
-
-def parse_key_value_lease(text: str) -> tuple[list[str], list[str]]:
-    """systemd-networkd's (and NetworkManager's internal client's) lease: ``ROUTER=``,
-    ``DNS=``; returns (routers, name servers)."""
-    routers: list[str] = []
-    dns: list[str] = []
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if not sep:
-            continue
-        if key.strip() == "ROUTER":
-            routers += _addresses(value.split())
-        elif key.strip() == "DNS":
-            dns += _addresses(value.split())
-    return routers, dns
-
-
-def parse_dhclient_leases(text: str, ifname: str) -> tuple[list[str], list[str]]:
-    """ISC dhclient's lease file: the last ``lease { ... }`` of the interface; returns
-    (``option routers``, ``option domain-name-servers``)."""
-    routers: list[str] = []
-    dns: list[str] = []
-    for block in text.split("lease {")[1:]:
-        body = block.split("}")[0]
-        statements = [s.strip() for s in body.split(";")]
-        iface = next((s.split(None, 1)[1].strip('"') for s in statements
-                      if s.startswith("interface ") and len(s.split(None, 1)) == 2), None)
-        if iface is not None and iface != ifname:
-            continue
-        for s in statements:
-            words = s.replace(",", " ").split()
-            if words[:2] == ["option", "routers"]:
-                routers = _addresses(words[2:])
-            elif words[:2] == ["option", "domain-name-servers"]:
-                dns = _addresses(words[2:])
-    return routers, dns
-
-
-def leases(ifname: str, ifindex: int) -> list[Lease]:
-    """The DHCP leases this host keeps for an interface (networkd, NetworkManager, dhclient)."""
-    found: list[Lease] = []
-    key_value = [f"/run/systemd/netif/leases/{ifindex}",
-                 *sorted(glob(f"/var/lib/NetworkManager/internal-*-{ifname}.lease"))]
-    for path in key_value:
-        text = _read_small(path)
-        if text:
-            routers, dns = parse_key_value_lease(text)
-            if routers or dns:
-                found.append(Lease(path, routers, dns))
-    dhclient = [*sorted(glob("/var/lib/dhcp/dhclient*.leases")),
-                *sorted(glob("/var/lib/dhclient/*.lease*")),
-                *sorted(glob(f"/var/lib/NetworkManager/dhclient-*-{ifname}.lease"))]
-    for path in dhclient:
-        text = _read_small(path)
-        if text:
-            routers, dns = parse_dhclient_leases(text, ifname)
-            if routers or dns:
-                found.append(Lease(path, routers, dns))
-    return found
-
 
 def usual_router_addresses(network: Any) -> list[str]:
     """The first and last host address of a prefix (IPv6: ``prefix::1``)."""
