@@ -16,7 +16,9 @@ uses it to split the text as well as to bound it.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from dataclasses import dataclass
 from typing import IO, Iterator, Optional
 
@@ -240,3 +242,17 @@ def read_bounded(stream: IO[str], source: str, limits: Limits = DEFAULT_LIMITS) 
     if len(text) > limits.max_bytes:
         raise UntrustedTextError(source, 0, f"larger than {_kib(limits.max_bytes)}")
     return text
+
+
+def read_regular(path: str, limit: int) -> Optional[bytes]:
+    """At most ``limit + 1`` bytes of a regular file, opened without following a link (the
+    caller tells "over the limit" by the length); None when it does not exist. Raises
+    OSError when it is not a regular file or cannot be read."""
+    try:  # O_NONBLOCK: a FIFO in the file's place would hold the open until a writer came
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise OSError(21, "not a regular file")
+        return fh.read(limit + 1)

@@ -197,14 +197,11 @@ def _run(action: Action) -> Outcome:
 
 def read_text(path: str) -> Optional[str]:
     """A file's text (None: it does not exist), read without following a link."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
+    from netcheck.untrusted import read_regular
+
+    data = read_regular(path, MAX_FILE)
+    if data is None:
         return None
-    with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-            raise OSError(21, "not a regular file")
-        data = fh.read(MAX_FILE + 1)
     if len(data) > MAX_FILE:
         raise OSError(27, "too large to edit")
     return data.decode("utf-8", "surrogateescape")
@@ -246,7 +243,7 @@ def store(path: str, content: str, mode: Optional[int] = None) -> None:
         current, bits = None, (mode if mode is not None else 0o644)
         os.makedirs(os.path.dirname(os.path.abspath(path)), 0o755, exist_ok=True)
     if current is not None and is_mount_point(path):
-        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise OSError(21, "not a regular file")

@@ -237,7 +237,7 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
     A journal's undos are run as root, so one that is not a regular file of this user, or
     that others may write, is refused: it could hold anybody's commands.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     with os.fdopen(fd, "rb") as fh:
         info = os.fstat(fh.fileno())
         if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() \

@@ -9,8 +9,6 @@ came from whatever DHCP server answered.
 from __future__ import annotations
 
 import ipaddress
-import os
-import stat
 from dataclasses import dataclass
 from glob import glob
 from typing import Optional
@@ -29,15 +27,15 @@ class Lease:
 
 def _read_small(path: str) -> Optional[str]:
     """A regular file's text, read without following a link; None when it cannot be."""
+    from netcheck.untrusted import read_regular
+
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        data = read_regular(path, MAX_LEASE_BYTES)
     except OSError:
         return None
-    with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-            return None
-        data = fh.read(MAX_LEASE_BYTES + 1)
-    return None if len(data) > MAX_LEASE_BYTES else data.decode("utf-8", "surrogateescape")
+    if data is None or len(data) > MAX_LEASE_BYTES:
+        return None
+    return data.decode("utf-8", "surrogateescape")
 
 
 def _addresses(words: list[str]) -> list[str]:
