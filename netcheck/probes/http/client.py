@@ -140,12 +140,12 @@ class _Fetcher(_ResponseReader):
     def tls_context(self, host: str) -> ssl.SSLContext:
         verify = self.verify and host.lower() not in self.unverified_hosts
         if verify not in self._tls_contexts:
-            from netcheck.probes.tls import client_context
+            from netcheck.probes.tls.context import shared_context
 
             t0 = time.monotonic()
             try:
-                self._tls_contexts[verify] = client_context(
-                    self.cafile, self.cert, self.key, verify=verify, alpn=("http/1.1",))
+                self._tls_contexts[verify] = shared_context(
+                    self.cafile, self.cert, self.key, verify, ("http/1.1",))
             except (OSError, ValueError) as exc:
                 raise _Fail("tls_failed", f"cannot set up TLS: {exc}") from None
             finally:

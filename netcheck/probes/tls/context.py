@@ -75,10 +75,11 @@ def _file_stamp(path: Optional[str]) -> Optional[tuple[str, int]]:
         return path, -1
 
 
-def _shared_context(cafile: Optional[str], cert: Optional[str], key: Optional[str],
+def shared_context(cafile: Optional[str], cert: Optional[str], key: Optional[str],
                     verify: bool, alpn: Sequence[str]) -> ssl.SSLContext:
-    """One context per settings, shared by every address and attempt of a run (loading the
-    system CAs costs ~30 ms each time). Its message callback dispatches to the attempt that
+    """One context per settings, shared by every address and attempt of a run, and by the
+    runs of a batch or an exporter (loading the system CAs costs ~30 ms each time where the
+    whole bundle is read). Its message callback dispatches to the attempt that
     owns each connection."""
     settings = (_file_stamp(cafile), _file_stamp(cert), _file_stamp(key), verify, tuple(alpn))
     now = time.monotonic()
@@ -92,3 +93,6 @@ def _shared_context(cafile: Optional[str], cert: Optional[str], key: Optional[st
         del _contexts[stale]
     _contexts[settings] = (now, ctx)
     return ctx
+
+
+_shared_context = shared_context  # the name the TLS probe has always used
