@@ -38,12 +38,17 @@ SILENT = frozenset({"TARGET_UNREACHABLE", "TCP_FILTERED", "DNS_RESOLVER_UNREACHA
                     "PMTU_BLACKHOLE"})
 ANSWERED = frozenset({"TCP_REFUSED", "TCP_ADMIN_PROHIBITED"})
 LOCATABLE = SILENT | ANSWERED
-# A connect (or a resolution) silent this long is suspect: start tracing meanwhile.
-SUSPECT_AFTER = 0.4
+# A connect (or a resolution) silent this long is suspect: start tracing meanwhile. The
+# transport check's own probe gives up on a SYN after as long (shared.TCP_STAGGER).
+SUSPECT_AFTER = 0.25
 MAX_HOPS = 16
 ROUNDS = 3
 ROUND_INTERVAL = 0.3
 PROBE_WAIT = 1.0
+# A trace's probes wait SILENCE_FACTOR times the target's slowest echo reply, at least
+# MIN_PROBE_WAIT, when the target answered echoes (Locator._probe_wait).
+SILENCE_FACTOR = 8
+MIN_PROBE_WAIT = 0.25
 # Kept back from the deadline besides the runner's own margin: the judgement and the report.
 RESERVE = 0.1
 IPV4_HEADERS, IPV6_HEADERS = 28, 48
@@ -101,11 +106,27 @@ class Locator:
             qname = ctx.target.host if ctx.target is not None and ctx.target.is_name else ""
             task = asyncio.ensure_future(hops.trace(
                 address, method, port=port, max_hops=MAX_HOPS, rounds=ROUNDS,
-                interval=ROUND_INTERVAL, wait=min(PROBE_WAIT, ctx.options.timeout),
+                interval=ROUND_INTERVAL, wait=self._probe_wait(address),
                 budget=self._budget(), size=size, qname=qname,
                 privileged=ctx.facts.privileged))
             self.traces[key] = task
         return task
+
+    def _probe_wait(self, address: str) -> float:
+        """How long each probe of a trace to ``address`` waits for its answer: the run's
+        timeout (at most PROBE_WAIT), or, once the target's own echo burst is back,
+        SILENCE_FACTOR times its slowest reply (at least MIN_PROBE_WAIT) — a router on the
+        way answers from its slow path, rarely slower than that. Silence then costs what
+        the path shows, not a second a round."""
+        wait = min(PROBE_WAIT, self.ctx.options.timeout)
+        bursts = self.ctx.started("path-bursts")
+        if bursts is None or not bursts.done() or bursts.cancelled() or bursts.exception():
+            return wait
+        burst = bursts.result()["targets"].get(address)
+        rtts = list(getattr(burst, "rtts_ms", None) or [])
+        if not rtts:
+            return wait
+        return min(wait, max(MIN_PROBE_WAIT, SILENCE_FACTOR * max(rtts) / 1000))
 
     def reference(self, address: str) -> asyncio.Future[hops.Trace]:
         """How far the target is: echo requests, or UDP to a closed port without ICMP (a

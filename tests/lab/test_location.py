@@ -183,3 +183,19 @@ def test_a_healthy_run_sends_no_ttl_limited_probe(lab: ComposedLab) -> None:
     p2.drop_port(lab, p2.R2, 22)
     run_netcheck(lab, TARGET, "-4")
     assert time_exceeded_sent(lab) > 0
+
+
+def test_the_probes_wait_what_the_path_shows(lab: ComposedLab) -> None:
+    # The target answers echoes in well under a millisecond: a probe's silence is sure after
+    # locate.MIN_PROBE_WAIT, not after the run's whole timeout, and the hop is still found.
+    from netcheck import locate
+
+    p2.drop_port(lab, p2.R2, 22)
+    run = run_netcheck(lab, TARGET, "-4", "--timeout", "2")
+    assert (location(run)["last_hop"], location(run)["address"]) == (2, R2_V4)
+    assert path_trace(run)["flow"]["wait_ms"] == locate.MIN_PROBE_WAIT * 1000
+    # A target that answers no echo leaves nothing to size the wait by: the whole timeout
+    # (at most locate.PROBE_WAIT), and the hop is found all the same.
+    p2.drop_host(lab, p2.R2)
+    run = run_netcheck(lab, TARGET, "-4", "--timeout", "2")
+    assert path_trace(run)["flow"]["wait_ms"] == locate.PROBE_WAIT * 1000, run.explain()

@@ -105,6 +105,7 @@ class Trace:
     limits: list[Limit] = field(default_factory=list)  # what could not be done, and why
     duration_ms: float = 0.0
     complete: bool = True  # False: the budget ended before every round was sent
+    wait_ms: float = 0.0  # how long each probe waited for its answer
 
     def hop(self, ttl: int) -> Optional[Hop]:
         return next((h for h in self.hops if h.ttl == ttl), None)
@@ -138,7 +139,8 @@ class Trace:
         reached = self.reached
         out: dict[str, Any] = {"address": self.address, "method": self.method,
                                "hops": [h.to_json() for h in self.hops if h.probes],
-                               "reached": None, "duration_ms": round(self.duration_ms, 1)}
+                               "reached": None, "duration_ms": round(self.duration_ms, 1),
+                               "wait_ms": round(self.wait_ms, 1)}
         if self.port is not None:
             out["port"] = self.port
         if reached is not None:

@@ -54,7 +54,7 @@ async def trace(address: str, method: str, *, port: Optional[int] = None, max_ho
     loop = asyncio.get_running_loop()
     start = time.monotonic()
     end = start + max(0.0, budget)
-    result = Trace(address, method, port)
+    result = Trace(address, method, port, wait_ms=wait * 1000)
     if method in (ICMP, ICMP_DF) and icmp.available_method(family) not in ("dgram", "raw"):
         result.limits.append(Limit(ECHO_NEEDS_PRIVILEGE))
         return result
