@@ -179,9 +179,11 @@ class Locator:
 
     async def _watch_connect(self, address: str, port: int) -> None:
         key = ("tcp", address, port)
-        while key not in self.ctx._memo:  # the checks' own connect: never one of ours
+        task = self.ctx.started(key)
+        while task is None:  # the checks' own connect: never one of ours
             await asyncio.sleep(0.02)
-        done, _pending = await asyncio.wait({self.ctx._memo[key]}, timeout=SUSPECT_AFTER)
+            task = self.ctx.started(key)
+        done, _pending = await asyncio.wait({task}, timeout=SUSPECT_AFTER)
         if not done:
             self._flow(address, port)
 
@@ -296,7 +298,7 @@ def _traceable(address: str) -> bool:
 
 
 def _on_link(ctx: Context, address: str) -> bool:
-    task = ctx._memo.get("path")
+    task = ctx.started("path")
     if task is None or not task.done() or task.cancelled() or task.exception():
         return False
     lookups = [lk for lk in task.result().lookups if lk.destination == address]

@@ -39,9 +39,7 @@ async def _early_bursts(ctx: Context) -> dict[tuple[str, int], Any]:
     link = ctx.facts.link(index=path.ifindex) if path.ifindex else None
     if link is None or link.mtu <= 0 or link.is_loopback:
         return {}
-    first: dict[int, str] = {}
-    for a in sorted(addrs, key=lambda a: addrfam.family_of(a) != path.family):
-        first.setdefault(addrfam.family_of(a), a)
+    first = _first_of_each_family(addrs, path)
     bursts = {}
     for fam, addr in first.items():
         mtu = _egress_link(ctx, path, fam, link).mtu
@@ -107,9 +105,7 @@ async def path_mtu(ctx: Context) -> Result:
     # One address of each family the target answers on: a router may drop the "too big"
     # of one family only (ICMPv6's packet-too-big and ICMP's fragmentation-needed are two
     # rules), so the flow's other family can meet a black hole the first does not.
-    first: dict[int, str] = {}
-    for a in sorted(answering, key=lambda a: addrfam.family_of(a) != path.family):
-        first.setdefault(addrfam.family_of(a), a)
+    first = _first_of_each_family(answering, path)
     assert target is not None
     found = await asyncio.gather(*(_path_mtu_to(ctx, target, _egress_link(ctx, path, fam, link),
                                                 addr) for fam, addr in first.items()))
@@ -125,6 +121,14 @@ async def path_mtu(ctx: Context) -> Result:
             worst.evidence["family"] = addrfam.name(addrfam.family_of(
                 str(worst.evidence["address"])))
     return worst
+
+
+def _first_of_each_family(addresses: list[str], path: PathInfo) -> dict[int, str]:
+    """family -> the first of ``addresses`` in it, the path's own family first."""
+    first: dict[int, str] = {}
+    for a in sorted(addresses, key=lambda a: addrfam.family_of(a) != path.family):
+        first.setdefault(addrfam.family_of(a), a)
+    return first
 
 
 def _egress_link(ctx: Context, path: PathInfo, family: int, default: Any) -> Any:

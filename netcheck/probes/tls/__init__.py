@@ -40,7 +40,7 @@ from netcheck.probes.tls.attempt import (
 )
 from netcheck.probes.tls.certs import CertSummary, hostname_matches, summarize_der, summarize_pem
 from netcheck.probes.tls.conn import ALERTS, MAX_HANDSHAKE_BYTES, _Attempt
-from netcheck.probes.tls.context import CONTEXT_TTL, _shared_context, client_context
+from netcheck.probes.tls.context import CONTEXT_TTL, client_context, shared_context
 from netcheck.probes.tls.plaintext import (
     MAX_BANNER_CHARS,
     _printable,
@@ -155,8 +155,8 @@ async def handshake(address: str, port: int, server_name: str, *,
     result = TlsResult(address, port, server_name if sni else None,
                        alpn_offered=list(alpn), cert_sent=bool(cert), starttls=starttls)
     try:
-        verifying = _shared_context(cafile, cert, key, True, alpn)
-        plain = _shared_context(cafile, cert, key, False, alpn)
+        verifying = shared_context(cafile, cert, key, True, alpn)
+        plain = shared_context(cafile, cert, key, False, alpn)
     except (OSError, ssl.SSLError, ValueError) as exc:
         result.state = "setup_error"
         result.error_text = _printable(f"{type(exc).__name__}: {exc}")

@@ -93,6 +93,3 @@ def shared_context(cafile: Optional[str], cert: Optional[str], key: Optional[str
         del _contexts[stale]
     _contexts[settings] = (now, ctx)
     return ctx
-
-
-_shared_context = shared_context  # the name the TLS probe has always used
