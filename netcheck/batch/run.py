@@ -19,7 +19,6 @@ Nothing here prints: results go to ``on_done`` as each target finishes.
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence
@@ -138,6 +137,25 @@ def _options(entry: Entry, settings: Settings, started: Optional[float] = None) 
                          scan=settings.scan, started=started, expect=entry.expect)
 
 
+def _shared_options(settings: Settings) -> Callable[[Entry], Any]:
+    """``_options`` for the light sweep: entries with the same options and expectation
+    share one Options (the lines of stdin all have the command line's; the sweep reads only
+    the timeouts, family, language and expectation; a fallback to the check builds its own)."""
+    shared: dict[Any, Any] = {}
+
+    def options_for(entry: Entry) -> Any:
+        try:
+            key = (entry.expect, *sorted(entry.options.items()))
+            found = shared.get(key)
+        except TypeError:  # an unhashable value: this entry's own
+            return _options(entry, settings)
+        if found is None:
+            found = shared[key] = _options(entry, settings)
+        return found
+
+    return options_for
+
+
 @dataclass
 class Run:
     """What every entry of one batch shares: the host state, the checks, the ladder's bound.
@@ -158,19 +176,25 @@ class Run:
         return self.facts if self.facts is not None else await self.state.facts()
 
 
-async def diagnose_entry(entry: Entry, run: Run) -> Report:
+async def diagnose_entry(entry: Entry, run: Run, started: Optional[float] = None,
+                         sweep: bool = True) -> Report:
     """One entry's report: the exchange when it is healthy (``--ladder on-failure``), else the
-    diagnosis (its expectation judged by the transport check); never an exception."""
+    diagnosis (its expectation judged by the transport check); never an exception.
+
+    ``started``: when the entry started (its deadline counts from then); ``sweep=False``:
+    the light sweep already tried this entry, the check runs.
+    """
     from netcheck.redact import shown
     from netcheck.render.json import error_report
 
     if not entry.runnable:
         return problem_report(entry, run.source)
     assert entry.target is not None
-    started = time.monotonic()
+    started = time.monotonic() if started is None else started
     options = _options(entry, run.settings, started)
     try:
-        address = run.sweep.address(entry, options.family) if run.sweep is not None else None
+        address = run.sweep.address(entry, options.family) \
+            if run.sweep is not None and sweep else None
         if address is not None:
             swept = await run.sweep.report(entry, address, options)
             if swept is not None:
@@ -234,18 +258,19 @@ class _Window:
         self.size = size
         self.low = 0  # the first index not finished yet
         self.done: set[int] = set()
-        self.moved = asyncio.Condition()
+        self.waiters: list[asyncio.Future[None]] = []
 
     def admitted(self, index: int) -> bool:
         return self.size is None or index < self.low + self.size
 
     async def turn(self, index: int) -> None:
         """Until entry ``index`` may start."""
-        if not self.admitted(index):
-            async with self.moved:
-                await self.moved.wait_for(functools.partial(self.admitted, index))
+        while not self.admitted(index):
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self.waiters.append(waiter)
+            await waiter
 
-    async def finished(self, index: int) -> None:
+    def finished(self, index: int) -> None:
         """Entry ``index`` is done: the window moves when it was the first unfinished."""
         if self.size is None:
             return
@@ -254,8 +279,10 @@ class _Window:
             while self.low in self.done:
                 self.done.discard(self.low)
                 self.low += 1
-            async with self.moved:
-                self.moved.notify_all()
+            waiters, self.waiters = self.waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
 
 async def run_profile(profile: Profile, settings: Settings, checks: list[Check],
@@ -286,18 +313,29 @@ async def run_profile(profile: Profile, settings: Settings, checks: list[Check],
     queue = iter(enumerate(profile.entries))
     order = _Window(window)
 
+    def finish(index: int, entry: Entry, report: Report) -> None:
+        summary.add(report.verdict)
+        on_done(Done(index, entry, report))
+        order.finished(index)
+
     async def worker() -> None:
         for index, entry in queue:  # one shared iterator: each entry goes to one worker
             await order.turn(index)
             if on_start is not None and entry.runnable:
                 on_start(entry)
-            report = await diagnose_entry(entry, run)
-            summary.add(report.verdict)
-            on_done(Done(index, entry, report))
-            await order.finished(index)
+            finish(index, entry, await diagnose_entry(entry, run))
 
     n = max(1, min(settings.concurrency, MAX_CONCURRENCY, len(profile.entries) or 1))
-    workers = [asyncio.ensure_future(worker()) for _ in range(n)]
+    if run.sweep is not None:  # the light sweep: one driver, no task a target
+        from netcheck.batch.driver import Driver
+
+        driver = Driver(
+            run.sweep, queue, n, _shared_options(settings),
+            lambda entry, t0: diagnose_entry(entry, run, started=t0, sweep=False),
+            order.admitted, finish, on_start)
+        workers = [asyncio.ensure_future(driver.run())]
+    else:
+        workers = [asyncio.ensure_future(worker()) for _ in range(n)]
     try:
         await asyncio.gather(*workers)
     except asyncio.CancelledError:

@@ -5,7 +5,8 @@ pays for a whole diagnosis' setup to send one SYN: a Context, a route lookup in 
 its own, the transport check's view of the layers below it. Here, for a target written as an
 address, the transport check's connect probe runs batched (:class:`Connects`: the probe's
 steps and classification, every socket of the sweep in one epoll set that the batch's event
-loop watches as one reader; the batch's workers bound how many at once), and the route
+loop watches as one reader; :class:`~netcheck.batch.driver.Driver` starts them from callbacks,
+within the batch's concurrency and output window, no task a target), and the route
 lookups that name each target's egress interface go to the kernel in rounds, one netlink
 socket and one thread per round (:class:`Routes`).
 
@@ -28,11 +29,12 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import heapq
 import select
 import socket
 import time
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from netcheck import __version__, i18n
 from netcheck.checks.transport import judge_connects, judge_expectation
@@ -71,16 +73,22 @@ class Routes:
 
     def __init__(self, names: dict[int, str]) -> None:
         self.names = names
-        self.pending: dict[str, list[asyncio.Future[Optional[RouteLookup]]]] = {}
+        self.pending: dict[str, list[Callable[[Optional[RouteLookup]], None]]] = {}
         self.scheduled = False
 
-    def lookup(self, address: str) -> asyncio.Future[Optional[RouteLookup]]:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Optional[RouteLookup]] = loop.create_future()
-        self.pending.setdefault(address, []).append(future)
+    def ask(self, address: str, answer: Callable[[Optional[RouteLookup]], None]) -> None:
+        """``answer(lookup)`` once the round that asks for ``address`` is back (None: no
+        egress interface to name)."""
+        self.pending.setdefault(address, []).append(answer)
         if not self.scheduled:
             self.scheduled = True
-            loop.call_soon(self._round)
+            asyncio.get_running_loop().call_soon(self._round)
+
+    def lookup(self, address: str) -> asyncio.Future[Optional[RouteLookup]]:
+        """The lookup for ``address`` as a future (one target at a time: :meth:`Sweep.report`)."""
+        future: asyncio.Future[Optional[RouteLookup]] = \
+            asyncio.get_running_loop().create_future()
+        self.ask(address, functools.partial(_settle, future))
         return future
 
     def _round(self) -> None:
@@ -91,7 +99,8 @@ class Routes:
                 del self.pending[address]
             asyncio.ensure_future(self._ask(batch))
 
-    async def _ask(self, batch: dict[str, list[asyncio.Future[Optional[RouteLookup]]]]) -> None:
+    async def _ask(self, batch: dict[str, list[Callable[[Optional[RouteLookup]], None]]]
+                   ) -> None:
         from netcheck.facts import route_get
 
         try:
@@ -99,10 +108,9 @@ class Routes:
         except Exception:  # no egress interface to name: the report says null
             found = []
         by_address = {lk.destination: lk for lk in found}
-        for address, futures in batch.items():
-            for future in futures:
-                if not future.done():
-                    future.set_result(by_address.get(address))
+        for address, answers in batch.items():
+            for answer in answers:
+                answer(by_address.get(address))
 
 
 class Sweep:
@@ -140,7 +148,7 @@ class Sweep:
         """The entry's report when its connect completed the handshake, else None (the
         check must run: see the module's docstring)."""
         assert entry.target is not None
-        started = _utc_now()
+        started = utc_now()
         t0 = time.monotonic()
         timeout = max(0.05, min(options.timeout, options.deadline - DEADLINE_MARGIN))
         if self.connects is None:
@@ -152,6 +160,12 @@ class Sweep:
         if self.routes is None:
             self.routes = Routes({lk.index: lk.name for lk in facts.links})
         lookup = await self.routes.lookup(address)
+        return self.judged(entry, options, result, facts, lookup, started, t0)
+
+    def judged(self, entry: Entry, options: Any, result: TcpResult, facts: Any,
+               lookup: Optional[RouteLookup], started: str, t0: float) -> Report:
+        """The report of a completed handshake, judged by the check's own functions."""
+        assert entry.target is not None
         with i18n.language(options.lang):
             outcome = connect_outcome(self.check, entry.target, result, options.expect,
                                       (time.monotonic() - t0) * 1000)
@@ -185,17 +199,26 @@ class Connects:
 
     def connect(self, address: str, port: int, timeout: float
                 ) -> asyncio.Future[Optional[TcpResult]]:
+        """The connect's answer as a future (see :meth:`start`)."""
+        future: asyncio.Future[Optional[TcpResult]] = \
+            asyncio.get_running_loop().create_future()
+        self.start(address, port, timeout, functools.partial(_settle, future))
+        return future
+
+    def start(self, address: str, port: int, timeout: float,
+              done: Callable[[Optional[TcpResult]], None]) -> None:
+        """Start a connect; ``done(result)`` gets the class's answer (called at once when
+        the connect cannot even start)."""
         loop = asyncio.get_running_loop()
         if self.loop is None:
             self.loop = loop
             loop.add_reader(self.epoll.fileno(), self._events)
-        future: asyncio.Future[Optional[TcpResult]] = loop.create_future()
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
         try:
             sock = socket.socket(family, socket.SOCK_STREAM)
         except OSError:
-            future.set_result(None)
-            return future
+            done(None)
+            return
         start = time.monotonic()
         try:
             sock.setblocking(False)
@@ -208,14 +231,13 @@ class Connects:
             rc = -1
         if rc not in (0, errno.EINPROGRESS):  # refused before a packet left: the check's
             sock.close()
-            future.set_result(None)
-            return future
+            done(None)
+            return
         fd = sock.fileno()
-        self.pending[fd] = _Connect(sock, future, tcp.TcpResult(address, port, "timeout"),
+        self.pending[fd] = _Connect(sock, done, tcp.TcpResult(address, port, "timeout"),
                                     start, timeout)
         self.epoll.register(fd, select.EPOLLOUT)
         self._at(start + min(timeout, shared.TCP_STAGGER), fd)
-        return future
 
     def _at(self, when: float, fd: int) -> None:
         self.sequence += 1
@@ -296,8 +318,7 @@ class Connects:
         except OSError:
             pass
         c.sock.close()
-        if not c.future.done():
-            c.future.set_result(result)
+        c.done(result)
 
     def close(self) -> None:
         if self.loop is not None:
@@ -310,13 +331,13 @@ class Connects:
 
 
 class _Connect:
-    __slots__ = ("sock", "future", "result", "start", "timeout", "open", "watch_start",
+    __slots__ = ("sock", "done", "result", "start", "timeout", "open", "watch_start",
                  "until")
 
-    def __init__(self, sock: socket.socket, future: asyncio.Future[Optional[TcpResult]],
+    def __init__(self, sock: socket.socket, done: Callable[[Optional[TcpResult]], None],
                  result: TcpResult, start: float, timeout: float) -> None:
         self.sock = sock
-        self.future = future
+        self.done = done
         self.result = result
         self.start = start
         self.timeout = timeout
@@ -358,10 +379,15 @@ def build_report(target: Target, outcome: CheckOutcome, facts: Any,
 _clock: list[Any] = [None, ""]  # the last second asked for, and its timestamp
 
 
-def _utc_now() -> str:
+def utc_now() -> str:
     """The report's ``started_at`` (the runner's format), written once a second."""
     now = int(time.time())
     if _clock[0] != now:
         _clock[0] = now
         _clock[1] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
     return str(_clock[1])
+
+
+def _settle(future: asyncio.Future[Any], value: Any) -> None:
+    if not future.done():
+        future.set_result(value)

@@ -19,7 +19,7 @@ from typing import Any, Optional
 import pytest
 
 from netcheck import registry
-from netcheck.batch import sweep
+from netcheck.batch import driver, sweep
 from netcheck.batch.profile import Entry, read_target_lines
 from netcheck.batch.run import Settings, _options
 from netcheck.facts import Facts
@@ -229,3 +229,72 @@ def test_route_lookups_are_asked_in_rounds(monkeypatch: pytest.MonkeyPatch) -> N
 
     assert asyncio.run(go()) == [None] * 39
     assert rounds == [[f"192.0.2.{i}" for i in range(1, 40)]]
+
+
+# -- the driver: a sweep's entries from callbacks, in the batch's bounds ---------------------
+
+def run_sweep(profile_text: str, concurrency: int, window: Any = None,
+              on_done: Any = None) -> tuple[list[Any], list[int], int]:
+    """run_profile with the light sweep over ``profile_text``: (done, start order, peak).
+
+    Each start also asserts the window: an entry starts only fewer than ``window`` places
+    after the first one not finished.
+    """
+    from netcheck.batch.run import run_profile
+
+    profile = read_target_lines(io.StringIO(profile_text))
+    done: list[Any] = []
+    started: list[int] = []
+    peak = [0]
+    real_start = driver.Driver._start
+
+    def counting_start(self: driver.Driver, index: int, entry: Entry) -> None:
+        peak[0] = max(peak[0], self.in_flight)
+        started.append(index)
+        if window is not None:
+            finished = {d.index for d in done}
+            first_open = next(i for i in range(len(profile.entries)) if i not in finished)
+            assert index < first_open + window
+        real_start(self, index, entry)
+
+    settings = Settings(concurrency=concurrency, timeout=1, deadline=5,
+                        only=("transport.tcp",))
+    mp = pytest.MonkeyPatch()
+    mp.setattr(driver.Driver, "_start", counting_start)
+    try:
+        asyncio.run(run_profile(profile, settings, [tcp_check()], on_done or done.append,
+                                window=window, facts=Facts()))
+    finally:
+        mp.undo()
+    return done, started, peak[0]
+
+
+def test_the_driver_sweeps_falls_back_and_keeps_its_bounds() -> None:
+    port, refused = listener("closed"), free_port()
+    lines = [f"tcp://127.0.0.1:{port}/{i}" for i in range(30)]
+    lines[5] = f"tcp://127.0.0.1:{refused}"  # no handshake: the check itself judges it
+    lines[9] = "not a target"  # a problem line: unknown, at its place
+    done, started, peak = run_sweep("\n".join(lines) + "\n", concurrency=4, window=6)
+    by_index = {d.index: d.report for d in done}
+    assert sorted(by_index) == list(range(30)) and len(done) == 30  # every entry, once
+    assert started == list(range(30))
+    assert peak <= 4
+    assert by_index[5].root_cause is not None
+    assert by_index[5].root_cause.result.code == "TCP_REFUSED"
+    assert by_index[9].verdict.value == "unknown"
+    for i, report in by_index.items():
+        if i not in (5, 9):
+            assert report.verdict.value == "ok", report.to_json()
+            assert [c.id for c in report.checks] == ["transport.tcp"]
+            validate_report(report.to_json())
+
+
+def test_an_output_that_fails_ends_the_sweep_with_its_error() -> None:
+    port = listener("closed")
+
+    def broken_pipe(done: Any) -> None:
+        raise BrokenPipeError("stdout closed")
+
+    text = "".join(f"tcp://127.0.0.1:{port}/{i}\n" for i in range(10))
+    with pytest.raises(BrokenPipeError):
+        run_sweep(text, concurrency=4, on_done=broken_pipe)
