@@ -8,7 +8,8 @@ steps and classification, every socket of the sweep in one epoll set that the ba
 loop watches as one reader; :class:`~netcheck.batch.driver.Driver` starts them from callbacks,
 within the batch's concurrency and output window, no task a target), and the route
 lookups that name each target's egress interface go to the kernel in rounds, one netlink
-socket and one thread per round (:class:`Routes`).
+socket a round, asked from the event loop itself (:class:`Routes`: a thread would cost more
+than the lookups, the loop and it taking turns at the interpreter lock).
 
 A completed handshake is judged as the transport check judges it, by its own functions:
 :func:`~netcheck.checks.transport.judge_connects`, then
@@ -40,7 +41,7 @@ from netcheck import __version__, i18n
 from netcheck.checks.transport import judge_connects, judge_expectation
 from netcheck.model import CheckOutcome, Report, passed
 from netcheck.probes import shared, tcp
-from netcheck.runner import DEADLINE_MARGIN, choose_root_cause, run_blocking, verdict_of
+from netcheck.runner import DEADLINE_MARGIN, choose_root_cause, verdict_of
 from netcheck.server.handshake import kernel_rtt_ms
 from netcheck.target import is_ipv4
 
@@ -52,7 +53,8 @@ if TYPE_CHECKING:
     from netcheck.target import Target
 
 CHECK_ID = "transport.tcp"
-# Route lookups asked for in one netlink round (one thread): the workers' connects finish
+# Route lookups asked for in one netlink round (about 15 us each, the loop waits for them:
+# half a millisecond per 32 connects finished): the connects finish
 # together, so a batch holds about as many as run at once.
 ROUTE_BATCH = 512
 
@@ -97,14 +99,13 @@ class Routes:
             batch = dict(list(self.pending.items())[:ROUTE_BATCH])
             for address in batch:
                 del self.pending[address]
-            asyncio.ensure_future(self._ask(batch))
+            self._ask(batch)
 
-    async def _ask(self, batch: dict[str, list[Callable[[Optional[RouteLookup]], None]]]
-                   ) -> None:
+    def _ask(self, batch: dict[str, list[Callable[[Optional[RouteLookup]], None]]]) -> None:
         from netcheck.facts import route_get
 
         try:
-            found: list[Any] = await run_blocking(route_get, list(batch), None, self.names)
+            found: list[Any] = route_get(list(batch), None, self.names)
         except Exception:  # no egress interface to name: the report says null
             found = []
         by_address = {lk.destination: lk for lk in found}
