@@ -241,7 +241,7 @@ def bench(n: int = N_TARGETS, repeats: int = REPEATS, n_full: int = FULL_TARGETS
     figures.row(f"netcheck batch, full diagnosis ({n_full} addresses, concurrency "
                 f"{FULL_CONCURRENCY})",
                 f"{full_run.seconds:.2f} s = {fu_rate:.0f}/s, {fu_ok}/{fu_total} ok", "reported",
-                None, f"{fu_rate / nm_rate:.2f}x nmap")
+                None, f"{fu_rate / nm_rate:.3f}x nmap")
     figures.row("netcheck batch, full diagnosis: peak RSS", f"{full_run.rss_mb or 0:.0f} MB",
                 f"< {TARGET_RSS_MB:.0f} MB", (full_run.rss_mb or 0) < TARGET_RSS_MB)
     figures.raw = {

@@ -69,13 +69,18 @@ async def _build_l3_view(ctx: Context) -> L3View:
     if ctx.target is not None and ctx.target.is_name and not target_addrs:
         res = await ctx.resolution()
         servers = [addrfam.bare(s) for s in res.servers]
-        if all(_loopback(s) for s in servers):
+        stub = all(_loopback(s) for s in servers)
+        if stub:
             # A local stub answers from this host: the path the name needs is its
             # upstreams' (when they are known), not loopback's.
             servers = [addrfam.bare(u) for u in res.config.upstreams]
         # A name the servers answered for (NXDOMAIN, no record) did resolve as far as the
-        # path goes: they are reachable, only the name is missing.
-        resolved = any(a.rcode is not None for a in res.answers) or res.source == "hosts"
+        # path goes: they are reachable, only the name is missing. A stub's SERVFAIL or
+        # REFUSED is made on this host, most often because its upstreams did not answer: it
+        # proves nothing of their path (their own answers, asked directly, do).
+        resolved = res.source == "hosts" or any(
+            a.rcode is not None and (not stub or a.rcode in ("NOERROR", "NXDOMAIN"))
+            for a in res.answers) or any(a.rcode is not None for a in res.upstream_answers)
     flow = addrfam.flow_families(target_addrs, servers, ctx.families, resolved)
     resolver = tuple(servers) if flow.resolver else ()
     addresses: dict[int, FamilyAddresses] = {}

@@ -160,8 +160,11 @@ def _ipsec_passed(judged: list[_JudgedFlow],
         assert v.policy is not None  # a protected flow is protected by its policy
         return passed(_("the traffic to {address} goes through IPsec ({sa})").format(
             address=dst, sa=v.sa.text() if v.sa else v.policy.text()), **evidence)
+    # Name servers a policy cuts off while the flow does not need them (the name resolved)
+    # stay in the evidence, not in this sentence.
+    free = [d for _f, _p, d, _port, v in judged if v.outcome not in ("block", "no_sa")]
     return passed(_("no IPsec policy covers the traffic to {addresses}").format(
-        addresses=", ".join(d for _f, _p, d, _port, _v in judged) or "-"), **evidence)
+        addresses=", ".join(dict.fromkeys(free)) or "-"), **evidence)
 
 
 def _ipsec_cuts(code: str, fam: Optional[int], working: list[int],

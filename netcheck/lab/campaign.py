@@ -48,6 +48,7 @@ from netcheck.lab.faults import (  # noqa: F401 - the catalogue's names, re-expo
     DEADLINE_SLACK,
     DEFAULT_DEADLINE,
     FAMILY_NAME,
+    FOUND_SEEDS,
     NAME,
     OK,
     Case,

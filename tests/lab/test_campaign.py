@@ -17,6 +17,7 @@ import pytest
 from netcheck.lab.campaign import (
     CI_SEEDS,
     DEFAULT_DEADLINE,
+    FOUND_SEEDS,
     Result,
     failure_line,
     false_alarms,
@@ -74,6 +75,20 @@ def test_pass_rate_is_at_least_98_percent(results: list[Result]) -> None:
 
 
 @pytest.mark.usefixtures("lab_up_turn")  # `lab down` removes every lab `lab up` left
+def test_cases_found_by_wider_campaigns_stay_fixed() -> None:
+    problem = support_problem()
+    if problem:
+        if lab_required():
+            pytest.fail(f"campaigns are required here but cannot run: {problem}", pytrace=False)
+        pytest.skip(f"campaign skipped: {problem}")
+    seeds = [seed for seed, _fault in FOUND_SEEDS]
+    assert [generate(seed).fault.name for seed in seeds] == [f for _s, f in FOUND_SEEDS], \
+        "the catalogue grew: these seeds name other entries now (find the cases' new seeds)"
+    found = run_campaign(seeds, jobs=2)
+    failed = [r for r in found if not r.passed]
+    assert not failed, _listing(failed)
+
+
 def test_up_case_rebuilds_a_case_and_check_grades_it() -> None:
     prefix = "not built"
     # A case whose network is broken: `check` must say it is not fixed.
