@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 from netcheck.checks.network.addressing import _address_claimed
 from netcheck.checks.network.common import _manager
-from netcheck.checks.network.judging import OK, GatewayFacts, judge_gateway, judge_gateways
+from netcheck.checks.network.judging import (
+    OK,
+    STATIC_NUD,
+    GatewayFacts,
+    judge_gateway,
+    judge_gateways,
+)
 from netcheck.checks.network.routing import _router_note, _router_on_link
 from netcheck.checks.network.view import L3View, _egress_of, _l3_view, _route_lookups
 from netcheck.checks.network.xfrm import _xfrm
@@ -107,6 +113,8 @@ async def _gateway_hint(ctx: Context, reason: Optional[str], g: GatewayFacts,
                     [f"ip neigh del {gw} dev {ifname}",
                      f"ip neigh replace {gw} lladdr {g.wire_mac} dev {ifname} nud reachable",
                      f"ip neigh show dev {ifname}"])
+    if reason == "no_ip":
+        return _no_ip_hint(g)
     ip = f"ip {'-6 ' if ':' in gw else ''}"
     fix, then = await _right_gateway(ctx, g, fam)
     if reason == "not_on_link":
@@ -123,6 +131,29 @@ async def _gateway_hint(ctx: Context, reason: Optional[str], g: GatewayFacts,
                   "wrong, or the router is down.").format(gateway=gw, ifname=ifname)
                 + then,
                 [f"{ip}neigh show dev {ifname}", f"ping -c 3 {gw}", *fix])
+
+
+def _no_ip_hint(g: GatewayFacts) -> Hint:
+    """Nothing comes back from a gateway this host could not ARP-probe (no root)."""
+    gw, ifname = g.gateway, g.ifname
+    check = (f"arping -I {ifname} -c 3 {gw}   # " + _("as root: who has it now")
+             if ":" not in gw else f"ndisc6 {gw} {ifname}   # " + _("as root: who has it now"))
+    text = _("Nothing comes back from {gateway}: no ping reply, no answer from beyond it, no "
+             "'time exceeded'. The router is down, or the frames never reach it.").format(
+                 gateway=gw)
+    commands = [f"ip neigh show {gw} dev {ifname}", check]
+    if g.neigh_state in STATIC_NUD:
+        text += " " + _("Its neighbour entry ({state}, {mac}) is never checked by the kernel: "
+                        "a static entry, or ARP switched off on {ifname}, sends every frame "
+                        "to that MAC address whether the gateway has it or not. Compare it "
+                        "with the gateway's real address; delete a wrong static entry, "
+                        "switch ARP back on.").format(state=g.neigh_state, mac=g.neigh_mac,
+                                                       ifname=ifname)
+        commands += [f"ip -d link show {ifname}   # " + _("NOARP: ARP is off"),
+                     f"ip neigh del {gw} dev {ifname}"]
+        if g.neigh_state == "NOARP":
+            commands.append(f"ip link set dev {ifname} arp on")
+    return Hint(text, commands)
 
 
 async def _right_gateway(ctx: Context, g: GatewayFacts, fam: int) -> tuple[list[str], str]:
@@ -191,6 +222,16 @@ async def _probe_gateway(ctx: Context, fam: int, gw: str, ifname: str, ifindex: 
     if mac and ping_res.state != "reply" and not through:
         facts = await _why_only_the_link(ctx, fam, facts, src, ifindex,
                                          link.mac if link else None, first.rp_before, evidence)
+    elif not probed and ping_res.state != "reply" and not through and facts.beyond_silent \
+            and neigh.state in neighbour.RESOLVED:
+        # Without root no ARP probe: the neighbour entry is all the link shows, and a static
+        # one (or one learnt long ago) proves nothing of now. Whether the gateway handles
+        # this host's packets is asked as without the link's answer: a probe whose TTL runs
+        # out there (a TCP SYN or a DNS query; no root needed).
+        hop = await _gateway_hop(ctx, gw, fam)
+        facts = dataclasses.replace(facts, ttl_hop=hop)
+        if hop is not None:
+            evidence["ttl_1_probe"] = "time exceeded" if hop else "no answer"
     elif probed and not mac and ":" in gw and ping_res.state != "reply" and not through:
         # IPv6 neighbour discovery is ICMPv6 and goes through the input chains, untracked.
         advert = await _input_drops_reply(ctx, gw, src, ifname, advert=True)

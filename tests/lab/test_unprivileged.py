@@ -61,3 +61,39 @@ def test_no_icmp_and_a_silent_port_is_not_blamed_on_the_host(lab: Lab) -> None:
     assert "root" in target["summary"]
     rc = run.root_cause
     assert rc is not None and rc["code"] == "TCP_FILTERED", run.explain()
+
+
+def test_a_stale_static_neighbour_is_found_without_root(lab: Lab) -> None:
+    # No ARP probe without root: the static entry (the old router's MAC) is never checked by
+    # the kernel, so only IP can tell, and nothing comes back from or through the gateway,
+    # not even the "time exceeded" of a probe whose TTL runs out there.
+    scenario = SCENARIOS["gateway_static_neighbour"]
+    scenario.apply(lab)
+    run = run_netcheck(lab, *scenario.netcheck_argv(), user=NOBODY)
+    rc = run.root_cause
+    assert rc is not None and rc["code"] == "GATEWAY_UNREACHABLE", run.explain()
+    gateway = run.check("network.gateway")
+    assert gateway is not None and gateway["evidence"]["ttl_1_probe"] == "no answer"
+    assert "PERMANENT" in rc["summary"] and "needs root" in rc["summary"], run.explain()
+    assert any(c.startswith("ip neigh del 198.18.1.1") for c in rc["hint"]["commands"])
+
+
+def test_arp_switched_off_is_found_without_root(lab: Lab) -> None:
+    lab.ip("client", "link", "set", "dev", "eth0", "arp", "off")
+    run = run_netcheck(lab, "tcp://198.18.2.10:22", user=NOBODY)
+    rc = run.root_cause
+    assert rc is not None and rc["code"] == "GATEWAY_UNREACHABLE", run.explain()
+    assert "NOARP" in rc["summary"], run.explain()
+    assert "ip link set dev eth0 arp on" in rc["hint"]["commands"], run.explain()
+
+
+def test_a_gateway_that_drops_ping_is_not_blamed_without_root(lab: Lab) -> None:
+    # The other side of the same rule: the gateway answers nothing itself, but routes the
+    # packets (the target answers through it).
+    lab.exec("router", ["nft", "-f", "-"], check=True, input=(
+        "table inet nc_noping {\n  chain input {\n    type filter hook input priority 0;\n"
+        "    icmp type echo-request drop\n  }\n}\n"))
+    run = run_netcheck(lab, "tcp://198.18.2.10:22", user=NOBODY)
+    assert run.verdict in ("ok", "degraded"), run.explain()
+    gateway = run.check("network.gateway")
+    assert gateway is not None and gateway["status"] == "pass", run.explain()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import socket
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -404,3 +404,20 @@ def _silent_connect(syns: int) -> TcpResult:
 def test_silent_syns_are_loss_only_as_often_as_loss_explains(received: int, syns: int,
                                                               lost_to_loss: bool) -> None:
     assert net_path._syns_lost_to_loss([_silent_connect(syns)], _burst(received)) is lost_to_loss
+
+
+@pytest.mark.parametrize("state", ["PERMANENT", "NOARP", "STALE"])
+def test_without_root_a_neighbour_entry_is_no_proof_once_ip_says_otherwise(state: str) -> None:
+    # Not probed (no root): the neighbour entry alone. Nothing back from or through the
+    # gateway, and no "time exceeded" from it: it fails; a "time exceeded": it routes.
+    silent = net.GatewayFacts("198.18.1.1", "eth0", probed=False, neigh_state=state,
+                          neigh_mac="02:00:5e:10:00:01", beyond_silent=True, ttl_hop=False)
+    judged = net.judge_gateway(silent)
+    assert (judged.status, judged.code, judged.reason) == (
+        Status.FAIL, "GATEWAY_UNREACHABLE", "no_ip")
+    assert state in judged.text
+    routes = net.judge_gateway(replace(silent, ttl_hop=True))
+    assert (routes.status, routes.reason) == (Status.PASS, "ttl_hop")
+    # Nothing beyond was asked, or no probe could be sent: the entry stands, as before.
+    unknown = net.judge_gateway(replace(silent, ttl_hop=None))
+    assert unknown.status is Status.PASS
