@@ -157,8 +157,10 @@ class Context:
 
     @property
     def timeout(self) -> float:
-        """The per-probe timeout, shortened when the deadline is closer."""
-        return max(0.05, min(self.options.timeout, self.time_left() - DEADLINE_MARGIN))
+        """The per-probe timeout, shortened when the deadline is closer: at most half the
+        time left, so that a rung whose probe went unanswered still has time for what it
+        does next (the probes that say why) and the rungs above it for theirs."""
+        return max(0.05, min(self.options.timeout, (self.time_left() - DEADLINE_MARGIN) / 2))
 
     def time_left(self) -> float:
         return self.options.deadline - (time.monotonic() - self._start)

@@ -15,7 +15,7 @@ from netcheck.i18n import _
 from netcheck.model import CheckOutcome, Result, Status, Verdict
 from netcheck.registry import Check
 from netcheck.runner.context import Context, PathInfo, run_blocking
-from netcheck.runner.schedule import _not_tried
+from netcheck.runner.schedule import UNFINISHED, _not_tried
 
 
 def top_down(outcomes: list[CheckOutcome], checks: list[Check]) -> list[CheckOutcome]:
@@ -29,7 +29,11 @@ def top_down(outcomes: list[CheckOutcome], checks: list[Check]) -> list[CheckOut
     the network manager, the loopback, other interfaces) is then off this flow's path: it
     becomes a warning, never the root cause of a failure. Findings about the path itself
     stay what they are: a handshake does not prove that full-size packets pass. Each demoted
-    finding keeps its code and hint and names its proof in ``evidence.top_down``.
+    finding keeps its code and hint and names its proof in ``evidence.top_down``. A check
+    the deadline cut short that the proof covers — one about the host as a whole, or a rung
+    of the path's reachability (``path_part``) — cannot be why the flow fails either: it is
+    a skip saying so (an ``error`` would make the verdict ``unknown``). One that measures the
+    path (loss, the MTU, interface errors) stays an error: nothing proved it.
 
     Through a proxy (the proof's ``evidence.proxy``), the flow goes to the proxy, not to the
     target: the rungs that test the target directly (its ping, its port, its TLS, its name)
@@ -49,6 +53,12 @@ def top_down(outcomes: list[CheckOutcome], checks: list[Check]) -> list[CheckOut
         chk = declared.get(o.id)
         host_scoped = chk is not None and chk.scope == "host"
         off_path = chk is not None and (host_scoped or bool(proxy) and not chk.path_part)
+        covered = chk is not None and (host_scoped or bool(chk.path_part))
+        if o.status is Status.ERROR and UNFINISHED in o.result.evidence and covered \
+                and o.layer <= proof.layer:
+            o = replace(o, result=replace(o.result, status=Status.SKIP, summary=_(
+                "{summary}; {check} proved the flow works").format(
+                    summary=o.result.summary, check=proof.id)))
         if o.status is Status.FAIL and off_path and o.layer < proof.layer:
             note = (_("(off the path of this flow: it goes through the proxy {proxy}, which "
                       "carries it)").format(proxy=proxy) if proxy and not host_scoped

@@ -14,6 +14,9 @@ from netcheck.model import CheckOutcome, Result, Status
 from netcheck.registry import Check
 from netcheck.runner.context import DEADLINE_MARGIN, Context
 
+# The evidence key of a check the deadline cut short (its value: the deadline, seconds).
+UNFINISHED = "unfinished_at_deadline_s"
+
 
 def _not_tried(blocker: Optional[CheckOutcome], blocker_id: str) -> str:
     """A blocked check's summary: what failed below it, in that check's own words."""
@@ -125,7 +128,8 @@ async def run_checks(ctx: Context, checks: list[Check]) -> list[CheckOutcome]:
         if out is None:
             out = CheckOutcome(chk.id, chk.layer, chk.title, Result(
                 Status.ERROR, _("not finished within the deadline ({seconds} s)").format(
-                    seconds=f"{ctx.options.deadline:g}")))
+                    seconds=f"{ctx.options.deadline:g}"),
+                evidence={UNFINISHED: ctx.options.deadline}))
         outcomes.append(out)
     return outcomes
 

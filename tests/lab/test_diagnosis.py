@@ -175,3 +175,23 @@ def test_frames_dropped_on_a_cut_cable_show_as_link_errors(lab: Lab) -> None:
     assert errors is not None and errors["status"] == "warn", run.explain()
     assert errors["code"] == "LINK_ERRORS"
     assert run.root_cause is not None and run.root_cause["code"] == "LINK_NO_CARRIER"
+
+
+def test_a_tight_deadline_still_finds_the_cause(lab: Lab) -> None:
+    # Each probe waits at most half the time left: the gateway rung's unanswered ping leaves
+    # time for the probes that say why, instead of the deadline ending the run unknown.
+    lab.ip("client", "neigh", "replace", "198.18.1.1", "lladdr", "02:00:5e:10:00:01",
+           "dev", "eth0", "nud", "permanent")  # the old router's MAC, pinned
+    run = run_netcheck(lab, "tcp://198.18.2.10:22", "-4", "--deadline", "2")
+    rc = run.root_cause
+    assert rc is not None and rc["code"] == "GATEWAY_UNREACHABLE", run.explain()
+    assert run.doc is not None and run.doc["duration_ms"] <= 2000, run.explain()
+
+
+def test_a_gateway_that_drops_ping_is_ok_within_a_tight_deadline(lab: Lab) -> None:
+    # A trap: the gateway answers no echo (its burst waits for nothing), the flow works.
+    lab.nft("router", "table inet noping {\n chain i {\n type filter hook input priority 0;\n"
+            " icmp type echo-request drop\n }\n}\n")
+    run = run_netcheck(lab, "tcp://198.18.2.10:22", "-4", "--deadline", "2")
+    assert run.verdict == "ok", run.explain()
+    assert run.doc is not None and run.doc["duration_ms"] <= 2000, run.explain()

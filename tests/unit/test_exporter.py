@@ -315,8 +315,9 @@ def test_busy_exporter_answers_503_within_the_deadline(serve: Any) -> None:
     silent = SilentPort()
     try:
         # The one ladder slot is taken at once (a silent port's exchange would give it up
-        # only when it fails): the second probe finds it busy.
-        base = serve("[exporter]\nconcurrency = 1\ndeadline = 2\n"
+        # only when it fails, its probes waiting at most half the 4 s left): the second
+        # probe finds it busy.
+        base = serve("[exporter]\nconcurrency = 1\ndeadline = 4\n"
                      "[modules.default]\nladder = \"always\"\n", "127.0.0.1")
         url = f"{base}/probe?target=tcp://127.0.0.1:{silent.port}"
         first = threading.Thread(target=get, args=(url,))

@@ -113,3 +113,39 @@ def test_builtin_declarations() -> None:
     hosts = {c for c, k in checks.items() if k.scope == "host"}
     assert {"physical.nic", "network.service", "network.loopback", "link.others"} <= hosts
     assert not hosts & {"network.pmtu", "network.gateway", "link.carrier", "network.route"}
+
+
+def test_what_the_deadline_cut_short_below_a_proof_is_a_skip_only_where_the_proof_covers_it(
+        ) -> None:
+    from netcheck.model import CheckOutcome, Result
+    from netcheck.runner import top_down
+    from netcheck.runner.schedule import UNFINISHED
+
+    def cut(chk: Check) -> CheckOutcome:
+        return CheckOutcome(chk.id, chk.layer, chk.title, Result(
+            Status.ERROR, "not finished within the deadline (2 s)", evidence={UNFINISHED: 2.0}))
+
+    gateway = replace(make("gateway", Layer.NETWORK), path_part="gateway")
+    pmtu = make("pmtu", Layer.NETWORK)  # measures the path: a handshake does not prove it
+    banner = make("banner", Layer.APPLICATION)  # above the proof: the exchange is not done
+    proof = prover(Layer.TRANSPORT)
+    checks = [gateway, pmtu, proof, banner]
+    proved = CheckOutcome(proof.id, proof.layer, proof.title, passed("connected"))
+    out = {o.id: o for o in top_down([cut(gateway), cut(pmtu), proved, cut(banner)], checks)}
+    assert out[gateway.id].status is Status.SKIP
+    assert "transport.proof proved the flow works" in out[gateway.id].result.summary
+    assert out[pmtu.id].status is Status.ERROR
+    assert out[banner.id].status is Status.ERROR
+    # Without a proof, nothing changes.
+    alone = top_down([cut(gateway), cut(pmtu)], [gateway, pmtu])
+    assert [o.status for o in alone] == [Status.ERROR, Status.ERROR]
+
+
+def test_the_probe_timeout_leaves_half_the_time_left() -> None:
+    from netcheck.facts import Facts
+    from netcheck.runner import Context, Options
+
+    ctx = Context(None, Options(timeout=2.0, deadline=2.0), Facts())
+    assert ctx.timeout <= (2.0 - 0.25) / 2 + 0.01
+    roomy = Context(None, Options(timeout=2.0, deadline=15.0), Facts())
+    assert roomy.timeout == 2.0
