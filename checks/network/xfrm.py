@@ -87,8 +87,37 @@ async def _name_server_ipsec(ctx: Context, found: Any, judged: list[Any],
     return ("IPSEC_POLICY_BLOCK" if first.outcome == "block" else "IPSEC_NO_SA"), cut[0], working
 
 
+# The kernel's counters of what its xfrm layer discarded on the way out
+# (/proc/net/xfrm_stat, readable without root): no SA for a policy's template, a block policy.
+_DROP_COUNTERS = {"XfrmOutNoStates": "IPSEC_NO_SA", "XfrmOutPolBlock": "IPSEC_POLICY_BLOCK"}
+
+
+def _xfrm_counters(ctx: Context) -> Optional[dict[str, int]]:
+    text = ctx.facts.read_sys("proc", "net", "xfrm_stat")
+    if not text:
+        return None
+    found: dict[str, int] = {}
+    for line in text.splitlines():
+        name, _sep, value = line.partition(" ")
+        if name in _DROP_COUNTERS and value.strip().isdigit():
+            found[name] = int(value.strip())
+    return found or None
+
+
+def _count_before(ctx: Context) -> None:
+    """The xfrm drop counters before this run's probes leave (``Check.starts``): without
+    root the policies cannot be read, but what they discard of the flow is counted."""
+    if ctx.target is not None and not ctx.facts.privileged:
+        counted = _xfrm_counters(ctx)
+
+        async def before() -> Optional[dict[str, int]]:
+            return counted
+
+        ctx.memo(("xfrm", "counters-before"), before)
+
+
 @check("network.ipsec", Layer.NETWORK, requires=("network.route",),
-       codes=("IPSEC_NO_SA", "IPSEC_POLICY_BLOCK"))
+       codes=("IPSEC_NO_SA", "IPSEC_POLICY_BLOCK"), starts=_count_before)
 async def ipsec(ctx: Context) -> Result:
     """IPsec policies let the traffic out.
 
@@ -97,14 +126,17 @@ async def ipsec(ctx: Context) -> Result:
     the name does not resolve), direction out, as the kernel matches them: a covering policy
     with ``action block`` discards the flow; one with a template sends it only through a
     security association (``ip xfrm state``), and without one — the tunnel never came up —
-    the packets vanish. Needs root (CAP_NET_ADMIN) to read them.
+    the packets vanish. Reading them needs root (CAP_NET_ADMIN); without it, when the
+    flow's own probes go unanswered, the kernel's drop counters (``/proc/net/xfrm_stat``:
+    XfrmOutNoStates, XfrmOutPolBlock), read before and after them, say whether IPsec
+    discarded its packets.
     """
     if ctx.target is None:
         return skipped(_("no target"))
     view = await _l3_view(ctx)
     found = await _xfrm(ctx)
     if found is None:
-        return skipped(_("needs root (CAP_NET_ADMIN) to read the IPsec policies"))
+        return await _counted_drops(ctx)
     if not found.readable:
         return skipped(_("cannot read the IPsec policies: {error}").format(error=found.error))
     if not any(p.direction == "out" for p in found.policies):
@@ -199,3 +231,47 @@ def _ipsec_cuts(code: str, fam: Optional[int], working: list[int],
                        "(UDP 500 and 4500) reaches {peer}; remove the policy if the tunnel is "
                        "no longer wanted.").format(address=dst, peer=peer),
                      ["ip xfrm state", "ip xfrm policy", *tools, delete]), **evidence)
+
+
+async def _counted_drops(ctx: Context) -> Result:
+    """Without CAP_NET_ADMIN: what the kernel's xfrm layer discarded while this run's own
+    probes of the flow went unanswered (its counters, before and after them). The probes are
+    the ones the target's and the port's rungs judge: nothing more is sent."""
+    from netcheck.probes import shared
+
+    assert ctx.target is not None
+    needs_root = _("needs root (CAP_NET_ADMIN) to read the IPsec policies")
+    task = ctx.started(("xfrm", "counters-before"))
+    before = await task if task is not None else None
+    if before is None:
+        return skipped(needs_root)
+    addrs = addrfam.used(ctx.facts, (await ctx.addresses())[:8])
+    if addrs:
+        conns = await shared.tcp_all(ctx, addrs, ctx.target.port)
+        if any(c.answered or c.handshake for c in conns):
+            return skipped(needs_root + "; " + _("the flow's packets get through"))
+    after = _xfrm_counters(ctx) or {}
+    grown = {name: after.get(name, 0) - before.get(name, 0) for name in _DROP_COUNTERS}
+    evidence = {"xfrm_stat": {name: n for name, n in grown.items() if n > 0},
+                "policies": "needs root (CAP_NET_ADMIN)"}
+    if grown["XfrmOutNoStates"] > 0:
+        return failed("IPSEC_NO_SA", _(
+            "the kernel dropped {n} packets of this run for want of an IPsec security "
+            "association (XfrmOutNoStates): a policy sends the flow through a tunnel that is "
+            "not up (reading the policy needs root)").format(n=grown["XfrmOutNoStates"]),
+            Hint(_("An IPsec policy covers this traffic and requires a tunnel that has no "
+                   "security association: the packets are dropped before they leave. As "
+                   "root, find the policy and the missing tunnel; bring the tunnel up with "
+                   "the IKE daemon, or remove the policy if it is not wanted."),
+                 ["ip xfrm policy", "ip xfrm state", "nstat -az | grep -i xfrm",
+                  "cat /proc/net/xfrm_stat"]), **evidence)
+    if grown["XfrmOutPolBlock"] > 0:
+        return failed("IPSEC_POLICY_BLOCK", _(
+            "the kernel discarded {n} packets of this run by an IPsec policy with action "
+            "block (XfrmOutPolBlock; reading the policy needs root)").format(
+                n=grown["XfrmOutPolBlock"]),
+            Hint(_("An IPsec policy with action block covers this traffic: the kernel "
+                   "discards it before it leaves. As root, find the policy and delete it (or "
+                   "narrow its selector) if it is not wanted."),
+                 ["ip xfrm policy", "cat /proc/net/xfrm_stat"]), **evidence)
+    return skipped(needs_root, **evidence)

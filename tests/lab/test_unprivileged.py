@@ -97,3 +97,22 @@ def test_a_gateway_that_drops_ping_is_not_blamed_without_root(lab: Lab) -> None:
     assert run.verdict in ("ok", "degraded"), run.explain()
     gateway = run.check("network.gateway")
     assert gateway is not None and gateway["status"] == "pass", run.explain()
+
+
+def test_an_ipsec_tunnel_that_is_not_up_is_found_without_root(lab: Lab) -> None:
+    # The policies need CAP_NET_ADMIN to be read; what they drop of the flow is counted in
+    # /proc/net/xfrm_stat for anyone (a policy whose tunnel has no SA: XfrmOutNoStates).
+    lab.ip("client", "xfrm", "policy", "add", "src", "198.18.1.2/32", "dst", "198.18.2.0/24",
+           "dir", "out", "tmpl", "src", "198.18.1.2", "dst", "198.18.1.1", "proto", "esp",
+           "mode", "tunnel")
+    run = run_netcheck(lab, "tcp://198.18.2.10:22", user=NOBODY)
+    rc = run.root_cause
+    assert rc is not None and rc["code"] == "IPSEC_NO_SA", run.explain()
+    assert "XfrmOutNoStates" in rc["summary"] and "ip xfrm state" in rc["hint"]["commands"]
+
+
+def test_ipsec_counters_blame_nothing_when_the_flow_works_without_root(lab: Lab) -> None:
+    run = run_netcheck(lab, "tcp://198.18.2.10:22", user=NOBODY)
+    ipsec = run.check("network.ipsec")
+    assert ipsec is not None and ipsec["status"] == "skip", run.explain()
+    assert "needs root" in ipsec["summary"] and run.verdict == "ok", run.explain()
