@@ -303,14 +303,9 @@ async def _why_only_the_link(ctx: Context, fam: int, facts: GatewayFacts, src: O
 def _rp_filter_drops(ctx: Context) -> Optional[int]:
     """The kernel's count of IPv4 packets reverse-path filtering dropped (TcpExt
     IPReversePathFilter in /proc/net/netstat, this namespace's), or None."""
-    text = ctx.facts.read_sys("proc", "net", "netstat") or ""
-    lines = [line.split() for line in text.splitlines()]
-    for names, values in zip(lines, lines[1:]):
-        if names and names[0] == "TcpExt:" and values and values[0] == "TcpExt:" \
-                and "IPReversePathFilter" in names:
-            i = names.index("IPReversePathFilter")
-            return int(values[i]) if i < len(values) and values[i].isdigit() else None
-    return None
+    from netcheck.probes import netstat
+
+    return netstat.counter(ctx.facts, "TcpExt", "IPReversePathFilter")
 
 
 def _rp_strict(ctx: Context) -> tuple[str, ...]:

@@ -32,12 +32,14 @@ else:  # imported at first use: `netcheck checks` lists the checks without the p
 
 
 def _local_block(r: TcpResult, own: set[str], eperm_pings: set[str],
-                 fw: Optional[firewall.LocalFirewall]) -> Optional[str]:
+                 fw: Optional[firewall.LocalFirewall], retrans_failed: int = 0) -> Optional[str]:
     """Why a failed connect was stopped by this host itself (None: it was not, as far as known).
 
     EPERM/EACCES from connect(), an ICMP error whose sender is this host's own address (its
     output chain's ``reject``), a rule of its output chains that matches, or a silent SYN to
-    an address this host even refuses to ping (EPERM).
+    an address this host even refuses to ping (EPERM), or, when the rules cannot be read, SYN
+    retransmissions the kernel failed to send while the connects waited (``retrans_failed``:
+    TcpExt TCPRetransFail grown; a remote drop lets them leave).
     """
     if r.handshake:
         return None
@@ -53,6 +55,10 @@ def _local_block(r: TcpResult, own: set[str], eperm_pings: set[str],
                  "it").format(sender=sender, icmp=r.icmp_name)
     if r.state == "timeout" and r.address in eperm_pings:
         return _("even its pings are refused with EPERM")
+    if r.state == "timeout" and retrans_failed > 0 and (fw is None or not fw.readable):
+        return _("its SYN retransmissions failed on this host: the kernel counted {n} failed "
+                 "retransmissions (TCPRetransFail) while the connects waited").format(
+                     n=retrans_failed)
     return None
 
 
@@ -136,7 +142,33 @@ async def _local_blocks(ctx: Context, judged: Sequence[TcpResult]
         # Already read by transport.firewall in parallel: only the wait for it is shared.
         fw = await firewall.for_target(ctx)
     own = _own_addresses(ctx)
-    return {r.address: _local_block(r, own, eperm, fw) for r in judged}, fw
+    failed_here = await _retransmissions_failed(ctx) if silent else 0
+    return {r.address: _local_block(r, own, eperm, fw, failed_here) for r in judged}, fw
+
+
+def _count_retransmissions(ctx: Context) -> None:
+    """TCPRetransFail before this run's connects (``Check.starts``): without root the output
+    rules cannot be read, but a SYN they drop fails its retransmission in the kernel."""
+    from netcheck.probes import netstat
+
+    if ctx.target is not None:
+        before = netstat.counter(ctx.facts, "TcpExt", "TCPRetransFail")
+
+        async def counted() -> Optional[int]:
+            return before
+
+        ctx.memo(("tcp", "retrans-fail-before"), counted)
+
+
+async def _retransmissions_failed(ctx: Context) -> int:
+    """How many TCP retransmissions the kernel failed to send since the run started (0: none,
+    or not counted)."""
+    from netcheck.probes import netstat
+
+    task = ctx.started(("tcp", "retrans-fail-before"))
+    before = await task if task is not None else None
+    after = netstat.counter(ctx.facts, "TcpExt", "TCPRetransFail")
+    return after - before if before is not None and after is not None else 0
 
 
 def _connect_evidence(port: int, results: Sequence[TcpResult], judged: Sequence[TcpResult],
@@ -171,7 +203,7 @@ def _connect_result(verdict: Judgement, local: dict[str, Optional[str]],
 
 
 @check("transport.tcp", Layer.TRANSPORT, requires=("network.target",), proves_flow=True,
-       codes=(*CLOSED_CODES, OPEN_UNEXPECTED))
+       codes=(*CLOSED_CODES, OPEN_UNEXPECTED), starts=_count_retransmissions)
 async def tcp_connect(ctx: Context) -> Result:
     """Port accepts TCP connections.
 
@@ -181,7 +213,9 @@ async def tcp_connect(ctx: Context) -> Result:
     trips without sending anything: the server speaks first, closes, resets before any byte
     (a TCP-wrappers or fail2ban-style block: the application rung's finding), or waits.
     What this host stops itself (EPERM, a reject from its own address, a rule of its output
-    chains) is its own firewall's doing; one address family failing while the other works
+    chains; without root to read them, SYN retransmissions the kernel failed to send, its
+    TCPRetransFail counter) is its own firewall's doing; one address family failing while
+    the other works
     is a warning naming the family. A port expected closed (batch profile, exporter module:
     ``expect = "closed"``) passes when it refuses, drops or rejects the connection and fails
     when it accepts it.

@@ -184,13 +184,17 @@ def test_unprivileged_local_reject_is_told_by_its_sender(lab: Lab) -> None:
     assert "198.18.1.2" in rc["summary"]
 
 
-def test_unprivileged_silent_local_drop_is_filtered_and_says_root_would_tell(lab: Lab) -> None:
+def test_unprivileged_silent_local_drop_is_found_and_says_root_would_name_the_rule(
+        lab: Lab) -> None:
+    # Without root the rule cannot be read (this was TCP_FILTERED, "needs root" to tell), but
+    # the SYN retransmissions it drops fail inside the kernel: TcpExt TCPRetransFail grows.
     SCENARIOS["local_output_drop_port"].apply(lab)
     run = run_netcheck(lab, *SCENARIOS["local_output_drop_port"].netcheck_argv(), user="nobody")
     assert "Traceback" not in run.stderr, run.explain()
     rc = run.root_cause
-    assert rc is not None and rc["code"] == "TCP_FILTERED", run.explain()
-    assert "needs root" in rc["hint"]["text"]
+    assert rc is not None and rc["code"] == "FW_LOCAL_OUTPUT_BLOCK", run.explain()
+    assert "TCPRetransFail" in rc["summary"]
+    assert "as root" in rc["hint"]["text"]
     fw = run.check("transport.firewall")
     assert fw is not None and fw["status"] == "skip" and "needs root" in fw["summary"]
 

@@ -116,3 +116,15 @@ def test_ipsec_counters_blame_nothing_when_the_flow_works_without_root(lab: Lab)
     ipsec = run.check("network.ipsec")
     assert ipsec is not None and ipsec["status"] == "skip", run.explain()
     assert "needs root" in ipsec["summary"] and run.verdict == "ok", run.explain()
+
+
+def test_a_local_output_drop_is_found_without_root(lab: Lab) -> None:
+    # The output rules need CAP_NET_ADMIN to be read; a SYN they drop fails its
+    # retransmission inside the kernel (TcpExt TCPRetransFail), which anyone can read.
+    lab.nft("client", "table inet t {\n chain o {\n type filter hook output priority 0;\n"
+            " tcp dport 22 drop\n }\n}\n")
+    run = run_netcheck(lab, "tcp://198.18.2.10:22", user=NOBODY)
+    rc = run.root_cause
+    assert rc is not None and rc["code"] == "FW_LOCAL_OUTPUT_BLOCK", run.explain()
+    assert "TCPRetransFail" in rc["summary"], run.explain()
+
