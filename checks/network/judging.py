@@ -389,22 +389,22 @@ def _link_silent(g: GatewayFacts, values: dict[str, Any]) -> Judged:
             "gateway {gateway} on {ifname}: no neighbour advertisement gets in, this host's "
             "input chain drops it ({rule}); see transport.input_firewall").format(
                 rule=g.input_block, **values), reason="input_block")
-    if not g.probed and g.neigh_state == "REACHABLE":
-        return Judged(Status.PASS, None, _("gateway {gateway} on {ifname} is in the neighbour "
-                                           "table as REACHABLE ({mac})").format(**values),
-                      reason="cache")
     if not g.probed and g.neigh_state in neighbour.RESOLVED and g.beyond_silent \
             and g.ttl_hop is False:
         return Judged(Status.FAIL, "GATEWAY_UNREACHABLE", _(
             "gateway {gateway} on {ifname}: no IP packet comes back from it or through it "
             "(no ping reply, nothing beyond it answers, and a probe whose TTL runs out there "
-            "gets no 'time exceeded'); its neighbour entry ({state}, {mac}) was not checked "
-            "(an ARP probe needs root)").format(**values), reason="no_ip")
+            "gets no 'time exceeded'); its neighbour entry ({state}, {mac}) proves the link at "
+            "most (an ARP probe of our own needs root)").format(**values), reason="no_ip")
     if not g.probed and g.neigh_state in neighbour.RESOLVED and g.ttl_hop:
         return Judged(Status.PASS, None, _(
             "gateway {gateway} on {ifname} routes this host's packets (a probe whose TTL runs "
             "out there gets its 'time exceeded'), but sends no ping reply").format(**values),
                       reason="ttl_hop")
+    if not g.probed and g.neigh_state == "REACHABLE":
+        return Judged(Status.PASS, None, _("gateway {gateway} on {ifname} is in the neighbour "
+                                           "table as REACHABLE ({mac})").format(**values),
+                      reason="cache")
     if not g.probed and g.neigh_state in neighbour.RESOLVED:
         return Judged(Status.PASS, None, _(
             "gateway {gateway} on {ifname} is known on the link ({state}, {mac}) but did not "

@@ -192,3 +192,45 @@ def test_judge_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resolv: s
     assert got[:2] == (status, code)
     for word in words:
         assert word in got[2]
+
+
+
+def _proc(root: Path, processes: dict[int, list[str]]) -> str:
+    root.mkdir(exist_ok=True)
+    for pid, argv in processes.items():
+        d = root / str(pid)
+        d.mkdir()
+        (d / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
+    (root / "self").mkdir()  # not a PID: skipped
+    return str(root)
+
+
+def test_without_root_the_stubs_dnsmasq_is_found_by_its_listen_address(tmp_path: Path) -> None:
+    from netcheck.probes.dns.resolvconf import _dnsmasq_listening_on
+
+    proc = _proc(tmp_path / "proc", {
+        41: ["/usr/sbin/dnsmasq", "--listen-address=127.0.0.53", "--server=198.18.3.53"],
+        42: ["/usr/sbin/dnsmasq", "-a", "192.168.122.1", "--server=192.0.2.9"],  # elsewhere
+        43: ["/usr/bin/sleep", "100"],
+    })
+    found = _dnsmasq_listening_on("127.0.0.53", proc)
+    assert found is not None and found[0] == 41
+    assert _dnsmasq_listening_on("127.0.0.54", proc) is None
+
+
+def test_dnsmasqs_on_the_same_address_that_disagree_give_no_upstreams(tmp_path: Path) -> None:
+    # Two network namespaces, each with its stub on 127.0.0.53: which one is ours cannot be
+    # told without root; forwarding to different servers, neither is taken.
+    from netcheck.probes.dns.resolvconf import _dnsmasq_listening_on
+
+    disagree = _proc(tmp_path / "a", {
+        7: ["dnsmasq", "-a127.0.0.53", "-S", "198.18.3.53"],
+        8: ["dnsmasq", "--listen-address", "127.0.0.1,127.0.0.53", "--server=203.0.113.5"],
+    })
+    assert _dnsmasq_listening_on("127.0.0.53", disagree) is None
+    agree = _proc(tmp_path / "b", {
+        7: ["dnsmasq", "-a127.0.0.53", "-S", "198.18.3.53"],
+        8: ["dnsmasq", "--listen-address", "127.0.0.1,127.0.0.53", "--server=198.18.3.53"],
+    })
+    found = _dnsmasq_listening_on("127.0.0.53", agree)
+    assert found is not None and found[0] in (7, 8)

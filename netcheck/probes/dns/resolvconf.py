@@ -20,6 +20,7 @@ DNSMASQ_CONF = "/etc/dnsmasq.conf"
 DNSMASQ_DIR = "/etc/dnsmasq.d"
 UNBOUND_CONF = "/etc/unbound/unbound.conf"
 MAX_FILE_BYTES = 1 << 20  # a resolv.conf or hosts file larger than this is not a real one
+MAX_CMDLINE_BYTES = 1 << 16  # another process's command line is read this far at most
 # glibc's defaults and limits for `options attempts:N timeout:N` (resolv.conf(5)).
 GLIBC_ATTEMPTS, GLIBC_MAX_ATTEMPTS = 2, 5
 GLIBC_TIMEOUT, GLIBC_MAX_TIMEOUT = 5, 30
@@ -108,7 +109,7 @@ def parse_resolv_conf(path: str) -> ResolverConfig:
         elif words[0] == "options":
             _options(cfg, words[1:])
     if cfg.stub is not None and path != RESOLVED_UPSTREAMS:
-        listener = _stub_listener(cfg.stub)
+        listener = _stub_listener(cfg.stub) or _dnsmasq_listening_on(cfg.stub)
         if listener is not None:
             cfg.stub_program = os.path.basename(listener[1][0])
         cfg.upstreams, cfg.upstream_source = find_upstreams(cfg.stub_kind or "local", listener)
@@ -181,6 +182,43 @@ def _udp_inode(address: str, port: int = 53) -> Optional[str]:
         if len(fields) > 9 and fields[1] == wanted:
             return fields[9]
     return None
+
+
+def _dnsmasq_listening_on(stub: str, proc: str = "/proc") -> Optional[tuple[int, list[str]]]:
+    """Without the right to see who holds the stub's socket (not root): the dnsmasq whose
+    command line says it listens on the stub's address (``--listen-address``, ``-a``),
+    (PID, command line). Another network namespace's dnsmasq may say the same address: when
+    such command lines give different upstreams, none (not knowing beats a wrong server)."""
+    stub = stub.split("%")[0]
+    found: list[tuple[int, list[str]]] = []
+    try:
+        entries = [e.name for e in os.scandir(proc) if e.name.isdigit()]
+    except OSError:
+        return None
+    for pid in entries:
+        try:
+            with open(f"{proc}/{pid}/cmdline", "rb") as fh:
+                raw = fh.read(MAX_CMDLINE_BYTES)
+        except OSError:
+            continue
+        argv = [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+        if argv and os.path.basename(argv[0]) == "dnsmasq" and stub in _listen_addresses(argv):
+            found.append((int(pid), argv))
+    upstreams = {tuple(_listener_upstreams(pid, argv)[0]) for pid, argv in found}
+    return found[0] if len(upstreams) == 1 else None
+
+
+def _listen_addresses(argv: list[str]) -> list[str]:
+    """The addresses a dnsmasq command line tells it to listen on."""
+    out: list[str] = []
+    for i, arg in enumerate(argv[1:], 1):
+        if arg.startswith("--listen-address="):
+            out += arg.partition("=")[2].split(",")
+        elif arg in ("-a", "--listen-address") and i + 1 < len(argv):
+            out += argv[i + 1].split(",")
+        elif arg.startswith("-a") and len(arg) > 2:
+            out += arg[2:].split(",")
+    return [a.strip() for a in out]
 
 
 def _socket_owner(inode: str) -> Optional[int]:
