@@ -375,8 +375,8 @@ async def _through_gateway(ctx: Context, addresses: list[str], gw: str) -> list[
 async def _gateway_hop(ctx: Context, gw: str, fam: int) -> Optional[bool]:
     """Does the gateway handle this host's IP packets? Probes of the flow (a SYN to the
     target's port, an echo) whose TTL runs out at the gateway: a router that forwards
-    answers "time exceeded" even when it drops ping to itself. True / False, or None when
-    no probe could be sent."""
+    answers "time exceeded" even when it drops ping to itself. True / False (silence), or
+    None when no probe could be sent or an ICMP error answered instead."""
     from netcheck.probes import hops
 
     assert ctx.target is not None
@@ -397,9 +397,11 @@ async def _gateway_hop(ctx: Context, gw: str, fam: int) -> Optional[bool]:
     probes.append(hops.icmp_probe(targets[0], 1, wait))
     found = await asyncio.gather(*probes, return_exceptions=True)
     done = [p for p in found if not isinstance(p, BaseException) and p.state != "error"]
-    if not done:
-        return None
-    return any(p.state == "hop" for p in done)
+    if any(p.state == "hop" for p in done):
+        return True
+    # Silence only: an ICMP error instead (this host's own output rules rejecting the probe
+    # among them) settles nothing about the gateway.
+    return False if done and all(p.state == "timeout" for p in done) else None
 
 
 def _beyond_link(ctx: Context, address: str) -> bool:
