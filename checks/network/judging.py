@@ -389,27 +389,8 @@ def _link_silent(g: GatewayFacts, values: dict[str, Any]) -> Judged:
             "gateway {gateway} on {ifname}: no neighbour advertisement gets in, this host's "
             "input chain drops it ({rule}); see transport.input_firewall").format(
                 rule=g.input_block, **values), reason="input_block")
-    if not g.probed and g.neigh_state in neighbour.RESOLVED and g.beyond_silent \
-            and g.ttl_hop is False:
-        return Judged(Status.FAIL, "GATEWAY_UNREACHABLE", _(
-            "gateway {gateway} on {ifname}: no IP packet comes back from it or through it "
-            "(no ping reply, nothing beyond it answers, and a probe whose TTL runs out there "
-            "gets no 'time exceeded'); its neighbour entry ({state}, {mac}) proves the link at "
-            "most (an ARP probe of our own needs root)").format(**values), reason="no_ip")
-    if not g.probed and g.neigh_state in neighbour.RESOLVED and g.ttl_hop:
-        return Judged(Status.PASS, None, _(
-            "gateway {gateway} on {ifname} routes this host's packets (a probe whose TTL runs "
-            "out there gets its 'time exceeded'), but sends no ping reply").format(**values),
-                      reason="ttl_hop")
-    if not g.probed and g.neigh_state == "REACHABLE":
-        return Judged(Status.PASS, None, _("gateway {gateway} on {ifname} is in the neighbour "
-                                           "table as REACHABLE ({mac})").format(**values),
-                      reason="cache")
     if not g.probed and g.neigh_state in neighbour.RESOLVED:
-        return Judged(Status.PASS, None, _(
-            "gateway {gateway} on {ifname} is known on the link ({state}, {mac}) but did not "
-            "confirm it (no ping reply; an ARP probe needs root)").format(**values),
-                      reason="cache")
+        return _neighbour_entry_only(g, values)
     if g.probed:
         why = (_("gateway {gateway} answers neither ARP nor ping on {ifname}") if v4
                else _("gateway {gateway} answers neither neighbour solicitation nor ping on "
@@ -421,6 +402,31 @@ def _link_silent(g: GatewayFacts, values: dict[str, Any]) -> Judged:
         why = _("gateway {gateway} does not answer on {ifname} (neighbour {state})").format(
             **values)
     return Judged(Status.FAIL, "GATEWAY_UNREACHABLE", why, reason="silent")
+
+
+def _neighbour_entry_only(g: GatewayFacts, values: dict[str, Any]) -> Judged:
+    """Without our own ARP / NDP probe (no root) and no IP reply: the kernel's neighbour
+    entry, the link at most, weighed against what IP says (a probe whose TTL runs out at the
+    gateway, when nothing answered through it)."""
+    if g.beyond_silent and g.ttl_hop is False:
+        return Judged(Status.FAIL, "GATEWAY_UNREACHABLE", _(
+            "gateway {gateway} on {ifname}: no IP packet comes back from it or through it "
+            "(no ping reply, nothing beyond it answers, and a probe whose TTL runs out there "
+            "gets no 'time exceeded'); its neighbour entry ({state}, {mac}) proves the link at "
+            "most (an ARP probe of our own needs root)").format(**values), reason="no_ip")
+    if g.ttl_hop:
+        return Judged(Status.PASS, None, _(
+            "gateway {gateway} on {ifname} routes this host's packets (a probe whose TTL runs "
+            "out there gets its 'time exceeded'), but sends no ping reply").format(**values),
+                      reason="ttl_hop")
+    if g.neigh_state == "REACHABLE":
+        return Judged(Status.PASS, None, _("gateway {gateway} on {ifname} is in the neighbour "
+                                           "table as REACHABLE ({mac})").format(**values),
+                      reason="cache")
+    return Judged(Status.PASS, None, _(
+        "gateway {gateway} on {ifname} is known on the link ({state}, {mac}) but did not "
+        "confirm it (no ping reply; an ARP probe needs root)").format(**values),
+                  reason="cache")
 
 
 def judge_gateways(flow: addrfam.FlowFamilies, per: dict[int, Judged]) -> Judged:

@@ -90,6 +90,7 @@ async def _name_server_ipsec(ctx: Context, found: Any, judged: list[Any],
 # The kernel's counters of what its xfrm layer discarded on the way out
 # (/proc/net/xfrm_stat, readable without root): no SA for a policy's template, a block policy.
 _DROP_COUNTERS = {"XfrmOutNoStates": "IPSEC_NO_SA", "XfrmOutPolBlock": "IPSEC_POLICY_BLOCK"}
+_BEFORE = ("xfrm", "counters-before")
 
 
 def _xfrm_counters(ctx: Context) -> Optional[dict[str, int]]:
@@ -108,12 +109,7 @@ def _count_before(ctx: Context) -> None:
     """The xfrm drop counters before this run's probes leave (``Check.starts``): without
     root the policies cannot be read, but what they discard of the flow is counted."""
     if ctx.target is not None and not ctx.facts.privileged:
-        counted = _xfrm_counters(ctx)
-
-        async def before() -> Optional[dict[str, int]]:
-            return counted
-
-        ctx.memo(("xfrm", "counters-before"), before)
+        ctx.value(_BEFORE, lambda: _xfrm_counters(ctx))
 
 
 @check("network.ipsec", Layer.NETWORK, requires=("network.route",),
@@ -241,8 +237,7 @@ async def _counted_drops(ctx: Context) -> Result:
 
     assert ctx.target is not None
     needs_root = _("needs root (CAP_NET_ADMIN) to read the IPsec policies")
-    task = ctx.started(("xfrm", "counters-before"))
-    before = await task if task is not None else None
+    before: Optional[dict[str, int]] = ctx.value(_BEFORE, lambda: None)
     if before is None:
         return skipped(needs_root)
     addrs = addrfam.used(ctx.facts, (await ctx.addresses())[:8])

@@ -142,8 +142,11 @@ async def _local_blocks(ctx: Context, judged: Sequence[TcpResult]
         # Already read by transport.firewall in parallel: only the wait for it is shared.
         fw = await firewall.for_target(ctx)
     own = _own_addresses(ctx)
-    failed_here = await _retransmissions_failed(ctx) if silent else 0
+    failed_here = _retransmissions_failed(ctx) if silent else 0
     return {r.address: _local_block(r, own, eperm, fw, failed_here) for r in judged}, fw
+
+
+_RETRANS_BEFORE = ("tcp", "retrans-fail-before")
 
 
 def _count_retransmissions(ctx: Context) -> None:
@@ -152,21 +155,15 @@ def _count_retransmissions(ctx: Context) -> None:
     from netcheck.probes import netstat
 
     if ctx.target is not None:
-        before = netstat.counter(ctx.facts, "TcpExt", "TCPRetransFail")
-
-        async def counted() -> Optional[int]:
-            return before
-
-        ctx.memo(("tcp", "retrans-fail-before"), counted)
+        ctx.value(_RETRANS_BEFORE, lambda: netstat.counter(ctx.facts, "TcpExt", "TCPRetransFail"))
 
 
-async def _retransmissions_failed(ctx: Context) -> int:
+def _retransmissions_failed(ctx: Context) -> int:
     """How many TCP retransmissions the kernel failed to send since the run started (0: none,
     or not counted)."""
     from netcheck.probes import netstat
 
-    task = ctx.started(("tcp", "retrans-fail-before"))
-    before = await task if task is not None else None
+    before: Optional[int] = ctx.value(_RETRANS_BEFORE, lambda: None)
     after = netstat.counter(ctx.facts, "TcpExt", "TCPRetransFail")
     return after - before if before is not None and after is not None else 0
 

@@ -176,13 +176,12 @@ class Run:
         return self.facts if self.facts is not None else await self.state.facts()
 
 
-async def diagnose_entry(entry: Entry, run: Run, started: Optional[float] = None,
-                         sweep: bool = True) -> Report:
+async def diagnose_entry(entry: Entry, run: Run, started: Optional[float] = None) -> Report:
     """One entry's report: the exchange when it is healthy (``--ladder on-failure``), else the
     diagnosis (its expectation judged by the transport check); never an exception.
 
-    ``started``: when the entry started (its deadline counts from then); ``sweep=False``:
-    the light sweep already tried this entry, the check runs.
+    ``started``: when the entry started (its deadline counts from then). The light sweep's
+    entries come here only when the sweep did not take them (its driver, not a worker).
     """
     from netcheck.redact import shown
     from netcheck.render.json import error_report
@@ -193,12 +192,6 @@ async def diagnose_entry(entry: Entry, run: Run, started: Optional[float] = None
     started = time.monotonic() if started is None else started
     options = _options(entry, run.settings, started)
     try:
-        address = run.sweep.address(entry, options.family) \
-            if run.sweep is not None and sweep else None
-        if address is not None:
-            swept = await run.sweep.report(entry, address, options)
-            if swept is not None:
-                return swept
         if run.settings.ladder == "on-failure":
             healthy = await _healthy_exchange(entry, run, options)
             if healthy is not None:
@@ -331,7 +324,7 @@ async def run_profile(profile: Profile, settings: Settings, checks: list[Check],
 
         driver = Driver(
             run.sweep, queue, n, _shared_options(settings),
-            lambda entry, t0: diagnose_entry(entry, run, started=t0, sweep=False),
+            lambda entry, t0: diagnose_entry(entry, run, started=t0),
             order.admitted, finish, on_start)
         workers = [asyncio.ensure_future(driver.run())]
     else:

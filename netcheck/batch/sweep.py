@@ -146,8 +146,10 @@ class Sweep:
         return target.host
 
     async def report(self, entry: Entry, address: str, options: Any) -> Optional[Report]:
-        """The entry's report when its connect completed the handshake, else None (the
-        check must run: see the module's docstring)."""
+        """One entry's report when its connect completed the handshake, else None (the
+        check must run: see the module's docstring). A batch goes through
+        :class:`~netcheck.batch.driver.Driver`, which does the same from callbacks; this is
+        the one-target form the tests hold beside the check's own report."""
         assert entry.target is not None
         started = utc_now()
         t0 = time.monotonic()

@@ -148,7 +148,7 @@ class Context:
         self.shared = shared
         self.results: dict[str, Result] = {}
         self._memo: dict[Any, asyncio.Task[Any]] = {}
-        self._values: dict[Any, Any] = {}
+        self._values: dict[Any, Any] = {}  # this run's plain values (and a batch's, alone)
         self._start = time.monotonic()
         self.others_done: Optional[asyncio.Event] = None
         # Called when a check starts (outcome None) and ends: a live display, never logic.
@@ -227,6 +227,13 @@ class Context:
             task = self.shared[key] = asyncio.ensure_future(factory())
         # Shielded: the end of this run cancels its own memo, never the other runs' probe.
         return self.memo(key, lambda: asyncio.shield(task))
+
+    def value(self, key: Any, factory: Callable[[], T]) -> T:
+        """A plain value of this run, computed once: by the first caller (a ``Check.starts``
+        hook taking a kernel counter before the probes leave), later callers read it."""
+        if key not in self._values:
+            self._values[key] = factory()
+        return self._values[key]  # type: ignore[no-any-return]
 
     def value_shared(self, key: Any, factory: Callable[[], T]) -> T:
         """A plain value computed once per batch (or once per run outside a batch)."""

@@ -210,7 +210,7 @@ def test_without_root_the_stubs_dnsmasq_is_found_by_its_listen_address(tmp_path:
 
     proc = _proc(tmp_path / "proc", {
         41: ["/usr/sbin/dnsmasq", "--listen-address=127.0.0.53", "--server=198.18.3.53"],
-        42: ["/usr/sbin/dnsmasq", "-a", "192.168.122.1", "--server=192.0.2.9"],  # elsewhere
+        42: ["/usr/sbin/dnsmasq", "-a", "198.18.122.1", "--server=198.18.3.9"],  # elsewhere
         43: ["/usr/bin/sleep", "100"],
     })
     found = _dnsmasq_listening_on("127.0.0.53", proc)
@@ -225,7 +225,7 @@ def test_dnsmasqs_on_the_same_address_that_disagree_give_no_upstreams(tmp_path: 
 
     disagree = _proc(tmp_path / "a", {
         7: ["dnsmasq", "-a127.0.0.53", "-S", "198.18.3.53"],
-        8: ["dnsmasq", "--listen-address", "127.0.0.1,127.0.0.53", "--server=203.0.113.5"],
+        8: ["dnsmasq", "--listen-address", "127.0.0.1,127.0.0.53", "--server=198.18.4.5"],
     })
     assert _dnsmasq_listening_on("127.0.0.53", disagree) is None
     agree = _proc(tmp_path / "b", {

@@ -196,12 +196,7 @@ def _dnsmasq_listening_on(stub: str, proc: str = "/proc") -> Optional[tuple[int,
     except OSError:
         return None
     for pid in entries:
-        try:
-            with open(f"{proc}/{pid}/cmdline", "rb") as fh:
-                raw = fh.read(MAX_CMDLINE_BYTES)
-        except OSError:
-            continue
-        argv = [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+        argv = _argv(int(pid), proc)
         if argv and os.path.basename(argv[0]) == "dnsmasq" and stub in _listen_addresses(argv):
             found.append((int(pid), argv))
     upstreams = {tuple(_listener_upstreams(pid, argv)[0]) for pid, argv in found}
@@ -244,12 +239,18 @@ def _stub_listener(stub: str) -> Optional[tuple[int, list[str]]]:
     pid = _socket_owner(inode) if inode and inode != "0" else None
     if pid is None:
         return None
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            argv = [a.decode(errors="replace") for a in fh.read(65536).split(b"\0") if a]
-    except OSError:
-        return None
+    argv = _argv(pid)
     return (pid, argv) if argv else None
+
+
+def _argv(pid: int, proc: str = "/proc") -> list[str]:
+    """A process's command line (read this far at most; empty when it cannot be read)."""
+    try:
+        with open(f"{proc}/{pid}/cmdline", "rb") as fh:
+            raw = fh.read(MAX_CMDLINE_BYTES)
+    except OSError:
+        return []
+    return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
 
 
 def _listener_upstreams(pid: int, argv: list[str]) -> tuple[list[str], Optional[str]]:
